@@ -1,0 +1,207 @@
+"Dedup: planted duplicates per method, keep-best, cross-set checks, the CLI, and the embedding cache."
+import json, subprocess, sys
+import numpy as np
+import pandas as pd
+import pytest
+from synthbench.core import make_table
+from synthbench.dedup import (check_copying, check_leakage, cross_duplicates, dedup, dedup_summary, dup_groups,
+                              dup_groups_html, minhash_pairs, minhash_signatures, shingles, similar_pairs)
+
+SENTENCES = [
+    "My package was marked as delivered on Friday but it never arrived at my front door.",
+    "The mobile app crashes every time I try to upload a profile picture from my gallery.",
+    "I was charged twice for the annual plan and would like one of the payments refunded.",
+    "Can you explain how to export all of my project data to a spreadsheet file?",
+    "Our team needs single sign-on with Okta before we can roll the tool out company-wide.",
+    "The password reset email takes more than an hour to arrive in my inbox.",
+    "Please add a dark mode to the dashboard because the white background hurts my eyes.",
+    "How many users can I invite to a workspace on the basic subscription tier?",
+    "The search results page shows items that were deleted from the catalogue last week.",
+    "I would like to change the billing address on my company account to our new office.",
+    "Notifications stopped working on my Android phone after the latest update was installed.",
+    "Is there an API endpoint for creating invoices programmatically from our accounting system?",
+]
+
+
+def table(texts, **cols):
+    return make_table([{'text': t, 'label': 'x', **{k: v[i] for k, v in cols.items()}} for i, t in enumerate(texts)], source='generated')
+
+
+def groups_of(df):
+    "Set of frozensets of row positions in each duplicate group."
+    ids = df['id'].tolist(); out = {}
+    for k, (i, d) in enumerate(zip(ids, df['dup_of'])):
+        out.setdefault(d or i, set()).add(k)
+    return {frozenset(g) for g in out.values() if len(g) > 1}
+
+
+def test_exact_planted():
+    texts = SENTENCES + ['  ' + SENTENCES[3].upper() + ' ', SENTENCES[7].replace(' ', '   ')]
+    d = dedup(table(texts), 'exact')
+    assert groups_of(d) == {frozenset({3, 12}), frozenset({7, 13})}
+    assert set(d['dup_method']) == {'', 'exact'} and d.loc[d['dup_of'] != '', 'dup_sim'].tolist() == [1.0, 1.0]
+
+
+@pytest.mark.parametrize('shingle', ['word', 'char'])
+def test_minhash_planted(shingle):
+    long = [s + ' ' + SENTENCES[(k + 5) % len(SENTENCES)] for k, s in enumerate(SENTENCES)]  # ~30 words each
+    edited = long[2].replace('twice', 'two times'), long[9].replace('new office', 'new offices')
+    d = dedup(table(long + list(edited)), 'minhash', minhash_threshold=0.7, shingle=shingle)
+    assert groups_of(d) == {frozenset({2, 12}), frozenset({9, 13})}
+    assert (d.loc[d['dup_of'] != '', 'dup_sim'] >= 0.7).all()
+
+
+def test_minhash_datasketch_fallback_agrees(monkeypatch):
+    sets = [shingles(s) for s in SENTENCES[:4]] + [shingles(SENTENCES[0].replace('Friday', 'Monday'))]
+    D1 = minhash_signatures(sets, 256)
+    monkeypatch.setitem(sys.modules, 'rensa', None)  # import rensa -> ImportError: datasketch path
+    D2 = minhash_signatures(sets, 256)
+    j1, j2 = (D1[0] == D1[4]).mean(), (D2[0] == D2[4]).mean()
+    a, b = set(sets[0]), set(sets[4]); true = len(a & b) / len(a | b)
+    assert abs(j1 - true) < 0.12 and abs(j2 - true) < 0.12
+
+
+def test_char_hash_path_matches_string_shingles():
+    "The numpy char-window hashing gives the same Jaccard as the string shingle sets."
+    from synthbench.dedup import char_shingle_hashes, minhash_signatures_from_hashes
+    a, b = SENTENCES[0], SENTENCES[0].replace('Friday', 'Thursday').replace('front door', 'door')
+    fl, off = char_shingle_hashes([a, b, 'ab', ''])
+    assert np.diff(off.astype(int)).tolist()[2:] == [1, 0]
+    sa, sb = set(shingles(a, 'char')), set(shingles(b, 'char'))
+    assert np.diff(off.astype(int))[0] == len(a) - 4   # one hash per 5-character window (a is already normalised-length)
+    assert len(set(fl[:int(off[1])].tolist())) == len(sa)
+    D = minhash_signatures_from_hashes(fl, off, 512)
+    assert abs((D[0] == D[1]).mean() - len(sa & sb) / len(sa | sb)) < 0.08
+
+
+def test_minhash_no_false_positives_on_distinct():
+    i, j, s, _ = minhash_pairs(SENTENCES * 1 + [s[::-1] for s in SENTENCES], threshold=0.5)
+    assert len(i) == 0
+
+
+def test_embedding_planted_and_cache(tmp_path):
+    from synthbench.embed import get_embedder
+    texts = SENTENCES + ['The app crashes whenever I try to upload a profile photo from my gallery.',
+                         'I got charged two times for the yearly plan; please refund one of the payments.']
+    e = get_embedder(); n0 = e.n_computed
+    d = dedup(table(texts), 'embedding', embedding_threshold=0.85, cache_dir=tmp_path, progress=False)
+    assert groups_of(d) == {frozenset({1, 12}), frozenset({2, 13})}
+    assert e.n_computed - n0 == 14
+    d2 = dedup(table(texts), 'embedding', embedding_threshold=0.85, cache_dir=tmp_path, progress=False)
+    assert e.n_computed - n0 == 14, 'second run must come entirely from the cache'
+    assert d2['dup_of'].tolist() == d['dup_of'].tolist()
+
+
+def test_embedding_ann_paths_match_exact():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((3000, 64)).astype(np.float32)
+    src = rng.choice(2900, 60, replace=False)
+    X[2940:] = X[src] + 0.1 * rng.standard_normal((60, 64)).astype(np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    df = table([f'row {k}' for k in range(3000)])
+    a = dedup(df, 'embedding', embeddings=X, embedding_threshold=0.95)
+    assert len(groups_of(a)) == 60
+    for ann in ('ivf', 'usearch'):
+        b = dedup(df, 'embedding', embeddings=X, embedding_threshold=0.95, exact_max=1000, ann=ann)
+        assert groups_of(a) == groups_of(b), ann
+    with pytest.raises(ValueError, match='embeddings has 5 rows'): dedup(df, 'embedding', embeddings=X[:5])
+
+
+def test_keep_best_by_judge_score_and_validity():
+    texts = [SENTENCES[0], SENTENCES[0].lower(), SENTENCES[0] + ' ', SENTENCES[1]]
+    d = dedup(table(texts, judge_overall=[2, 5, 4, 1]), 'exact')
+    assert d['dup_of'].tolist() == [d.loc[1, 'id'], '', d.loc[1, 'id'], '']
+    d = dedup(table(texts, judge_overall=[2, 5, 4, 1], valid=[True, False, True, True]), 'exact')
+    assert d['dup_of'].tolist()[1] != '' and d.loc[2, 'dup_of'] == '', 'an invalid row is never kept over a valid twin'
+    d = dedup(table(texts), 'exact')  # no score column: the first is kept
+    assert d.loc[0, 'dup_of'] == '' and (d.loc[1:2, 'dup_of'] == d.loc[0, 'id']).all()
+    g = dup_groups(d)
+    assert g['kept'].tolist() == [True, False, False] and g['group'].nunique() == 1
+    s = dedup_summary(d)
+    assert (s.n_rows, s.n_kept, s.by_method['exact'], s.n_groups, s.largest) == (4, 2, 2, 1, [3])
+    assert '<table>' in s._repr_html_()
+
+
+def test_chat_rows_and_roles():
+    mk = lambda u, a: {'messages': [{'role': 'user', 'content': u}, {'role': 'assistant', 'content': a}]}
+    df = make_table([mk(SENTENCES[0], 'Sorry, let me check.'), mk(SENTENCES[0], 'We will refund you.')])
+    assert (dedup(df, 'exact')['dup_of'] == '').all()
+    assert (dedup(df, 'exact', roles=['user'])['dup_of'] != '').sum() == 1
+
+
+def test_dup_groups_html_escapes():
+    d = dedup(table(['<img src=x onerror=alert(1)> hi', '<IMG src=x onerror=alert(1)> HI']), 'exact')
+    h = dup_groups_html(d)
+    assert '<img' not in h.lower() and '&lt;img' in h.lower()
+
+
+def test_cross_set_copying_and_leakage(tmp_path):
+    seeds = table(SENTENCES[:6])
+    gen = table([SENTENCES[0].upper(),                                          # exact copy
+                 SENTENCES[1].replace('every time', 'each time'),               # near copy (chars)
+                 'The app crashes whenever I try to upload a profile photo from my gallery.',  # paraphrase
+                 SENTENCES[8], SENTENCES[9]])                                    # new
+    r = check_copying(gen, seeds, minhash_threshold=0.5, shingle='char', embedding_threshold=0.85, cache_dir=tmp_path, progress=False)
+    p = r.pairs
+    assert p['a_id'].tolist() == gen['id'][:3].tolist()
+    assert p['b_id'].tolist() == [seeds['id'][0], seeds['id'][1], seeds['id'][1]]
+    assert p['method'].tolist() == ['exact', 'minhash', 'embedding']
+    assert p['sim'].iloc[0] == 1.0 and (p['sim'] >= 0.5).all()
+    assert r.n_flagged == 3 and abs(r.rate - 0.6) < 1e-9 and 'copying' in repr(r).lower()
+    # leakage: one table with a split column
+    both = pd.concat([gen.assign(split='train'), seeds.assign(split='eval')], ignore_index=True)
+    lk = check_leakage(both, methods=['exact', 'minhash'], minhash_threshold=0.5, shingle='char')
+    assert (lk.n_a, lk.n_b, lk.n_flagged) == (5, 6, 2)
+    assert len(cross_duplicates(table(['nothing alike here at all']), seeds, methods=['exact', 'minhash'])) == 0
+
+
+def test_cross_set_html_escapes():
+    a, b = table(['<script>x()</script> hello']), table(['<SCRIPT>x()</SCRIPT> HELLO'])
+    h = check_leakage(a, b, methods='exact')._repr_html_()
+    assert '<script>' not in h.lower() and '&lt;script&gt;' in h.lower()
+
+
+def _write_jsonl(path, rows):
+    path.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+
+
+def test_cli_dedup(tmp_path):
+    rows = [{'text': t, 'label': 'x', 'judge_score': k} for k, t in enumerate(SENTENCES)]
+    rows += [{'text': SENTENCES[4].lower(), 'label': 'x', 'judge_score': 99},
+             {'text': SENTENCES[5] + ' ' + SENTENCES[6], 'label': 'x'}, {'text': SENTENCES[5] + ' ' + SENTENCES[6] + '!!', 'label': 'x'}]
+    inp = tmp_path / 'in.jsonl'; _write_jsonl(inp, rows)
+    r = subprocess.run(['synthbench', 'dedup', str(inp), '-o', str(tmp_path / 'out.parquet'), '--method', 'minhash', '--threshold', '0.9'],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert 'minhash: 2' in r.stdout and '15 rows, 13 kept' in r.stdout  # the lower-cased copy is a MinHash twin too
+    o = pd.read_parquet(tmp_path / 'out.parquet')
+    assert sorted(o.loc[o['dup_of'] != '', 'text']) == [SENTENCES[4], SENTENCES[5] + ' ' + SENTENCES[6] + '!!']
+    r = subprocess.run(['synthbench', 'dedup', str(inp), '-o', str(tmp_path / 'out.jsonl'), '--method', 'exact'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert 'exact: 1' in r.stdout
+    out = [json.loads(l) for l in (tmp_path / 'out.jsonl').read_text().splitlines()]
+    assert len(out) == 15 and all('dup_of' in o and 'dup_sim' in o for o in out)
+    marked = [o for o in out if o['dup_of']]
+    assert len(marked) == 1 and marked[0]['text'] == SENTENCES[4] and marked[0]['dup_method'] == 'exact'  # the 99-scored copy is kept
+    r = subprocess.run(['synthbench', 'dedup', str(inp), '-o', str(tmp_path / 'kept.jsonl'), '--method', 'exact', '--drop'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and len((tmp_path / 'kept.jsonl').read_text().splitlines()) == 14
+    # bad input: clear error naming the file, non-zero exit
+    bad = tmp_path / 'bad.jsonl'; bad.write_text('{"text": "ok"}\n{not json\n')
+    r = subprocess.run(['synthbench', 'dedup', str(bad), '-o', str(tmp_path / 'o.jsonl')], capture_output=True, text=True, timeout=300)
+    assert r.returncode != 0 and 'bad.jsonl' in r.stderr
+    r = subprocess.run(['synthbench', 'dedup', str(inp), '-o', str(tmp_path / 'o.jsonl'), '--threshold', '0.5'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and '--method minhash or embedding' in r.stderr
+    r = subprocess.run(['synthbench', 'dedup', '--help'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and 'dup_of' in r.stdout and '--drop' in r.stdout
+
+
+@pytest.mark.slow
+def test_cli_dedup_all_with_embeddings(tmp_path, monkeypatch):
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'cache'))
+    rows = [{'text': t, 'label': 'x'} for t in SENTENCES] + [{'text': 'The app crashes whenever I try to upload a profile photo from my gallery.', 'label': 'x'}]
+    inp = tmp_path / 'in.jsonl'; _write_jsonl(inp, rows)
+    r = subprocess.run(['synthbench', 'dedup', str(inp), '-o', str(tmp_path / 'out.jsonl'), '--embedding-threshold', '0.85', '--no-progress'],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert 'embedding: 1' in r.stdout
+    assert (tmp_path / 'cache' / 'embeddings' / 'embeddings.sqlite').exists()
