@@ -1,0 +1,86 @@
+"TSTR on real embedded data (chatterbot-corpus topics, all-MiniLM-L6-v2): sanity, CLI JSON, errors."
+import json, os, subprocess
+import numpy as np, pandas as pd, pytest
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+from synthbench.tstr import tstr, chatterbot_topics, _stratified_split, TSTRResult
+from synthbench.cli import main
+
+@pytest.fixture(scope='module')
+def split():
+    "A third of the real topic set plays 'synthetic'; two thirds are the real test data."
+    real = chatterbot_topics()
+    a, b = _stratified_split(real['label'].tolist(), 2/3, seed=3)
+    return real.iloc[a].reset_index(drop=True), real.iloc[b].reset_index(drop=True)
+
+@pytest.fixture(scope='module')
+def files(split, tmp_path_factory):
+    d = tmp_path_factory.mktemp('tstr')
+    syn, real = split
+    syn[['text', 'label']].to_json(d/'syn.jsonl', orient='records', lines=True)
+    real[['text', 'label']].to_csv(d/'real.csv', index=False)
+    real[['text', 'label']].rename(columns={'text': 'utterance', 'label': 'intent'}).to_parquet(d/'real.parquet')
+    return d
+
+def test_real_subset_matches_reference(split):
+    syn, real = split
+    r = tstr(syn, real)
+    assert isinstance(r, TSTRResult)
+    assert r.accuracy > 0.7 and r.reference['accuracy'] > 0.7
+    assert abs(r.macro_f1 - r.reference['macro_f1']) < 0.12, r
+    # reference and test parts are disjoint parts of the real data
+    assert r.n_test + r.reference['n_train'] <= len(real)
+    assert int(r.confusion.values.sum()) == r.n_test
+    assert list(r.mix['real_share']) == [0, 0.25, 0.5, 0.75, 1.0]
+    assert (r.mix['n_real'] + r.mix['n_synthetic']).nunique() == 1  # one fixed size across the sweep
+    h = r._repr_html_()
+    assert 'macro-F1' in h and 'confusion' in h
+
+def test_wrong_labels_score_low(split):
+    syn, real = split
+    good = tstr(syn, real, ratios=None)
+    bad = tstr(syn.assign(label=np.random.default_rng(1).permutation(syn['label'].values)), real, ratios=None)
+    assert bad.macro_f1 < good.macro_f1 - 0.3
+    assert bad.ci['gap'][0] > 0.2 and good.ci['gap'][0] < 0 < good.ci['gap'][1] + 0.05
+    # the reference does not depend on the synthetic labels
+    assert bad.reference['macro_f1'] == pytest.approx(good.reference['macro_f1'])
+
+def test_chat_rows_use_user_turns(split):
+    syn, real = split
+    chat = pd.DataFrame({'messages': [[{'role': 'user', 'content': t}, {'role': 'assistant', 'content': 'ok'}] for t in syn['text']],
+                         'category': syn['label']})
+    r = tstr(chat, real[['text', 'label']].rename(columns={'label': 'category'}), label_col='category', ratios=None)
+    assert r.accuracy == pytest.approx(tstr(syn, real, ratios=None).accuracy)
+    with pytest.raises(ValueError, match="--label-col category"): tstr(chat, real)
+
+def test_cli_json(files):
+    p = subprocess.run(['synthbench', 'tstr', '--train', str(files/'syn.jsonl'), '--test', str(files/'real.csv'), '--ratios', '0,1'],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr
+    out = json.loads(p.stdout)
+    for k in ('accuracy', 'macro_f1', 'per_class_f1', 'confusion', 'reference', 'mix', 'ci'):
+        assert k in out
+    assert 0 <= out['accuracy'] <= 1 and set(out['per_class_f1']) == {'ai', 'coding', 'emotion', 'psychology', 'trivia'}
+    assert [m['real_share'] for m in out['mix']] == [0, 1]
+
+def test_cli_missing_column(files, capsys):
+    rc = main(['tstr', '--train', str(files/'syn.jsonl'), '--test', str(files/'real.parquet'), '--text-col', 'utterance',
+               '--label-col', 'intent', '--no-reference', '--out', str(files/'r.json')])
+    # the synthetic file has 'text'/'label', not 'utterance'/'intent': clear error, not a crash
+    err = capsys.readouterr().err
+    assert rc == 2 and 'syn.jsonl' in err and "'intent'" in err and '--label-col' in err
+
+def test_cli_unknown_label(files, split, tmp_path, capsys):
+    syn, _ = split
+    syn[syn.label != 'emotion'][['text', 'label']].to_json(tmp_path/'syn.jsonl', orient='records', lines=True)
+    rc = main(['tstr', '--train', str(tmp_path/'syn.jsonl'), '--test', str(files/'real.csv')])
+    err = capsys.readouterr().err
+    assert rc == 2 and "['emotion']" in err and 'real.csv' in err and 'on-unseen' in err
+    rc = main(['tstr', '--train', str(tmp_path/'syn.jsonl'), '--test', str(files/'real.csv'), '--on-unseen', 'drop', '--ratios', '', '--out', str(tmp_path/'o.json')])
+    out = json.loads((tmp_path/'o.json').read_text())
+    assert rc == 0 and 'emotion' not in out['per_class_f1'] and any('unseen' in n for n in out['notes'])
+
+def test_cli_missing_file(files, capsys):
+    rc = main(['tstr', '--train', str(files/'nope.jsonl'), '--test', str(files/'real.csv')])
+    err = capsys.readouterr().err
+    assert rc == 2 and 'nope.jsonl' in err and 'no such file' in err
