@@ -16,7 +16,7 @@ def aug_responder(body):
     "Structured answers that show what they were asked (language, context, variant number); the parent check fails variant 1."
     p = next(m['content'] for m in body['messages'] if m['role'] == 'user')
     name = (body.get('response_format') or {}).get('json_schema', {}).get('name')
-    m = re.search(r'(?:Original request:|Text:)\n<<<\n(.*?)\n>>>', p, re.S)
+    m = re.search(r'(?:Original request:|Text:)\n<input>\n(.*?)\n</input>', p, re.S)
     txt = m[1] if m else p
     if name == 'Variants':
         n = int(re.search(r'in (\d+) different', p)[1])
