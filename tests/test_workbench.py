@@ -143,13 +143,14 @@ def test_demo_end_to_end_local_model(tmp_path):
     assert (d/'manifest.json').exists(), r.stderr[-3000:]
     m = json.loads((d/'manifest.json').read_text())
     names = [s['name'] for s in m['stages']]
-    assert names == ['generate', 'augment', 'validate', 'judge', 'dedup', 'audit', 'export']
+    assert names == ['generate', 'augment', 'add_seeds', 'validate', 'judge', 'dedup', 'audit', 'export']
     assert 'synthbench demo' in r.stdout and str(d) in r.stdout
     for s in m['stages']:
         assert s['status'] in ('ok', 'failed')
         if s['status'] == 'failed': assert s['name'] in r.stdout and s['error'] in r.stdout   # reported, not swallowed
     st = {s['name']: s for s in m['stages']}
     assert st['generate']['status'] == 'ok' and st['generate']['calls'] > 0 and st['generate']['rows_out'] > 0
+    assert st['add_seeds']['rows_out'] == st['add_seeds']['rows_in'] + 20   # the 20 hand-written seeds join the table
     assert (d/'dataset.jsonl').exists() and (d/'dataset.parquet').exists()
     if st['audit']['status'] == 'ok': assert (d/'report.html').exists() and 'report.html' in r.stdout
     assert not re.search(r'\bsk-[A-Za-z0-9_-]{16,}', (d/'manifest.json').read_text())   # no key-shaped string
