@@ -7,17 +7,17 @@ Docs: https://synthbench.github.io/synthbench/formats.html.md"""
 
 # %% ../nbs/02_formats.ipynb #6fe64fa0
 from __future__ import annotations
-import csv, difflib, io, json, math, re, warnings
-from collections.abc import Iterable, Mapping
+import csv, difflib, io, json, math, os, re, warnings
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 import pandas as pd
 from .core import make_table, order_columns, _is_missing, COLUMNS
 
 # %% auto #0
-__all__ = ['ROLES', 'SHAREGPT_TO_ROLE', 'ROLE_TO_SHAREGPT', 'FORMATS', 'SAVE_FORMATS', 'DEFAULT_KEEP', 'InputError',
-           'detect_format', 'from_chatml', 'to_chatml', 'record_to_example', 'read_records', 'from_records',
-           'load_examples', 'to_sharegpt', 'to_alpaca', 'example_to_record', 'save_table', 'load_table',
-           'save_examples']
+__all__ = ['ROLES', 'SHAREGPT_TO_ROLE', 'ROLE_TO_SHAREGPT', 'FORMATS', 'SAVE_FORMATS', 'DEFAULT_KEEP', 'TABLE_SUFFIXES',
+           'InputError', 'detect_format', 'from_chatml', 'to_chatml', 'record_to_example', 'read_records',
+           'from_records', 'load_examples', 'to_sharegpt', 'to_alpaca', 'example_to_record', 'save_table', 'load_table',
+           'save_examples', 'check_output_path']
 
 # %% ../nbs/02_formats.ipynb #22e84873
 class InputError(ValueError):
@@ -429,4 +429,24 @@ def save_examples(df:pd.DataFrame,                  # example table
     if p.suffix.lower() == '.json': p.write_text(json.dumps(recs, ensure_ascii=False, indent=1), encoding='utf-8')
     elif p.suffix.lower() == '.parquet': save_table(pd.DataFrame(recs), p)
     else: p.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
+    return p
+
+# %% ../nbs/02_formats.ipynb #1e554b44
+TABLE_SUFFIXES = ('.jsonl', '.json', '.csv', '.parquet')
+
+def check_output_path(path:str|Path,                     # where a command will write
+                      suffixes:Sequence[str]=TABLE_SUFFIXES, # the suffixes it can write
+                      what:str='output',                 # what the file is, for the message
+                     ) -> Path:
+    "`path` as a Path, after checking its suffix and that its folder can be written (an `InputError` otherwise)."
+    p = Path(path)
+    if p.suffix.lower() not in suffixes:
+        raise InputError(p, f"cannot write the {what} as {p.suffix or '(no suffix)'!r}", f"use a file name ending in {' or '.join(suffixes)}")
+    if p.is_dir(): raise InputError(p, f"the {what} path is a folder", "give a file name inside it")
+    parent = p.parent if str(p.parent) else Path('.')
+    try: parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e: raise InputError(p, f"cannot create the folder {str(parent)!r} ({e.strerror or e})", "write somewhere you can create files") from None
+    probe = parent/f'.{p.name}.synthbench-probe'
+    try: probe.touch(); probe.unlink()
+    except OSError as e: raise InputError(p, f"cannot write files in {str(parent)!r} ({e.strerror or e})", "write somewhere you can create files") from None
     return p
