@@ -19,7 +19,7 @@ from .embedmap import embedding_map, EmbeddingMap, hover_text
 # %% auto #0
 __all__ = ['FILTER_COLUMNS', 'TABS', 'audit_embeddings', 'AuditReport', 'audit', 'fig_balance', 'fig_length', 'fig_length_box',
            'fig_rounds', 'fig_openings', 'fig_sentiment', 'fig_terms', 'fig_real', 'table_html', 'report_sections',
-           'to_html', 'dashboard', 'cli_audit']
+           'to_html', 'dashboard', 'cli_audit', 'audit_stage']
 
 # %% ../nbs/42_audit.ipynb #9699b7be
 def audit_embeddings(df:pd.DataFrame, real:pd.DataFrame|None=None, embed:str='auto', progress:bool=True) -> tuple:
@@ -523,3 +523,21 @@ def cli_audit(argv:list[str]|None=None) -> int:
         print(f'synthbench audit: {rep.metrics["n"]} examples, {len(rep.findings)} finding(s):', file=sys.stderr)
         for f in rep.findings: print(f'  - {f}', file=sys.stderr)
     return 0
+
+# %% ../nbs/42_audit.ipynb #bf5dc714
+def audit_stage(df:pd.DataFrame, *, ctx,
+                name:str='report',            # file stem of the HTML report in the run folder
+                projection:str='pca',         # map: 'pca' (instant) | 'umap' (compiles for 20-40 s the first time) | 'auto'
+                real:str|None=None,           # a file of real examples to compare with
+                embed:str='auto',             # 'auto' | 'model' | 'tfidf'
+                k:int|None=None,              # clusters (default: sqrt(n/2), at most 20)
+                sample:int=2000,              # rows for the quadratic measures
+               ):
+    "Audit `df`, write `<name>.html` into the run folder; the table passes through unchanged."
+    from synthbench.stage import StageResult, StageError
+    if projection not in ('pca', 'umap', 'auto'): raise StageError('config', f"audit: projection {projection!r} is not pca, umap or auto")
+    if not len(df): return StageResult(df, status='failed', error_kind='input', reason='audit: the table is empty; an earlier stage left no rows (see its dropped rows)')
+    r = _load(real, 'real') if real else None
+    rep = audit(df, real=r, spec=ctx.spec, projection=projection, embed=embed, k=k, sample=sample, progress=False)
+    path = ctx.path(f'{name}.html'); to_html(rep, path)
+    return StageResult(df, report={'findings': list(rep.findings), 'metrics': rep.metrics}, files={'html': str(path)})

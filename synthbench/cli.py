@@ -6,10 +6,10 @@ Docs: https://synthbench.github.io/synthbench/cli.html.md"""
 
 # %% ../nbs/90_cli.ipynb #b21d259b
 from __future__ import annotations
-import importlib, sys
+import importlib, os, sys
 
 # %% auto #0
-__all__ = ['COMMANDS', 'main']
+__all__ = ['COMMANDS', 'main', 'error_line']
 
 # %% ../nbs/90_cli.ipynb #6c9858d8
 COMMANDS = {
@@ -48,3 +48,19 @@ def main(argv:list[str]|None=None) -> int:
     try: return int(fn(rest) or 0)
     except KeyboardInterrupt:
         print(f"synthbench {cmd}: interrupted; finished model calls are cached, re-run to resume.", file=sys.stderr); return 130
+    except SystemExit: raise
+    except Exception as e:
+        if os.environ.get('SYNTHBENCH_DEBUG'): raise
+        code, line = error_line(e)
+        print(f"synthbench {cmd}: {line}", file=sys.stderr); return code
+
+def error_line(e:BaseException) -> tuple[int, str]:
+    "(exit code, one line) for an error that reached the command line: 2 for bad input or arguments, 1 for a failure."
+    from synthbench.stage import StageError
+    from synthbench.formats import InputError
+    from synthbench.spec import SpecError
+    one = lambda s: ' '.join(str(s).split())
+    if isinstance(e, StageError): return (2 if e.kind in ('config', 'input') else 1), f"failed ({e.kind}): {e.reason}"
+    if isinstance(e, (InputError, SpecError)) or type(e).__name__ == 'PipelineError': return 2, one(e)
+    if isinstance(e, OSError): return 2, f"{e.strerror or one(e)}" + (f": {e.filename}" if e.filename else '')
+    return 1, f"internal error: {type(e).__name__}: {one(e)[:300]} (a bug: set SYNTHBENCH_DEBUG=1 for the traceback and report it)"
