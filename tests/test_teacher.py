@@ -179,3 +179,56 @@ def test_cli_ready_and_records(tmp_path):
     recs = load_records(rec)
     assert len(recs) >= 20
     assert (truth_of(recs, df) != 'unknown').all()
+
+
+def test_augment_evol_and_calibration(tmp_path):
+    from synthbench import augment as A
+    from synthbench.evol import evolve
+    from synthbench.judge import calibrate
+    for task in ('task_api', 'support_tickets'):
+        spec = load_spec(seeds_path(task))
+        seeds = spec.seeds()
+        with ScriptedTeacher(task) as t:
+            llm = _llm(t, tmp_path / task)
+            p = A.paraphrase(seeds.head(4), llm, n=2, spec=spec)
+            assert len(p) == 8 and (p['valid'] == True).all()
+            assert len(A.back_translate(seeds.head(2), llm, spec=spec)) == 2
+            ev = evolve(seeds.head(3), spec, llm, rounds=1)
+            assert len(ev) == 3
+            cal = calibrate(seeds, llm, spec=spec)
+            assert cal.catch_rate >= 0.9 and cal.false_rejection_rate <= 0.05
+
+
+def test_json_object_mode_and_repair():
+    from synthbench.llm import _Format
+    from synthbench.generate import plan_generation, ChatExamples
+    spec = load_spec(seeds_path('task_api'))
+    msgs = plan_generation(spec, 20).batches[0].messages
+    t = ScriptedTeacher('task_api')
+    jm, rf = _Format(ChatExamples).json_mode(msgs)
+    st, _, payload = t.respond({'model': 'm', 'messages': jm, 'response_format': rf})
+    ChatExamples.model_validate_json(payload['choices'][0]['message']['content'])
+    repair = msgs + [{'role': 'assistant', 'content': '{"examples": ['}, {'role': 'user', 'content': 'That reply is not valid: x. Reply with only the corrected JSON object.'}]
+    st, _, payload = t.respond({'model': 'm', 'messages': repair, 'response_format': {'type': 'json_schema', 'json_schema': {'name': 'ChatExamples', 'schema': ChatExamples.model_json_schema()}}})
+    assert len(ChatExamples.model_validate_json(payload['choices'][0]['message']['content']).examples) >= 1
+
+
+def test_concurrency_and_usage(tmp_path):
+    with ScriptedTeacher('task_api', latency=0.2) as t:
+        llm = _llm(t, tmp_path)
+        t0 = time.time()
+        res = llm.chat_many([f'Add task: buy item {i}' for i in range(128)])
+        assert time.time() - t0 < 3 and t.stats['max_in_flight'] >= 32
+        assert all(r.error is None and r.usage.prompt_tokens > 0 and r.usage.completion_tokens > 0 for r in res)
+        assert llm.stats['usd'] > 0
+
+
+def test_truth_of_alpaca_export(tmp_path):
+    from synthbench.generate import generate
+    from synthbench.formats import to_alpaca
+    spec = load_spec(seeds_path('policy_qa'))
+    with ScriptedTeacher('policy_qa', seed=3) as t:
+        df = generate(spec, n=30, llm=_llm(t, tmp_path), k=10)
+        al = pd.DataFrame([to_alpaca(m) for m in df['messages']])
+        assert 'instruction' in al and 'messages' not in al
+        assert list(t.truth(al)) == list(t.truth(df))
