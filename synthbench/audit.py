@@ -524,7 +524,7 @@ def cli_audit(argv:list[str]|None=None) -> int:
         for f in rep.findings: print(f'  - {f}', file=sys.stderr)
     return 0
 
-# %% ../nbs/42_audit.ipynb #bf5dc714
+# %% ../nbs/42_audit.ipynb #ce97fa60
 def audit_stage(df:pd.DataFrame, *, ctx,
                 name:str='report',            # file stem of the HTML report in the run folder
                 projection:str='pca',         # map: 'pca' (instant) | 'umap' (compiles for 20-40 s the first time) | 'auto'
