@@ -567,8 +567,10 @@ def dedup_stage(df:pd.DataFrame, *, ctx,
         else: embed_threshold = threshold
     mt, et = _check_threshold('minhash_threshold', minhash_threshold), _check_threshold('embed_threshold', embed_threshold, -1.0)
     if shingle not in ('char', 'word'): raise StageError('config', f"dedup: shingle={shingle!r}: use 'char' or 'word'")
-    try: check_table(df, 'dedup'); score_column(df, score_col)
-    except ValueError as e: raise StageError('input' if score_col is None else 'config', str(e)) from None
+    try: check_table(df, 'dedup')
+    except ValueError as e: raise StageError('input', str(e)) from None
+    try: score_column(df, score_col)
+    except ValueError as e: raise StageError('config', str(e)) from None
     texts, ignored = compare_texts(df, roles, shared_share, shared_min)
     kw = {'model': embed_model} if embed_model else {}
     try:
@@ -581,7 +583,6 @@ def dedup_stage(df:pd.DataFrame, *, ctx,
               'groups': s.n_groups, 'largest': s.largest, 'methods': ms,
               'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms}, 'ignored': ignored}
     return StageResult(out, report=report)
-
 
 # %% ../nbs/32_dedup.ipynb #e7a25b78
 def cross_duplicates(a:pd.DataFrame,                    # rows to check (generated / training)
