@@ -329,7 +329,7 @@ def scaffold_turns(records:Sequence[Mapping],   # rows (dicts with `messages`, o
                    share:float=SHARED_SHARE,    # a turn in at least this share of the chat rows ...
                    min_rows:int=SHARED_MIN      # ... and in at least this many different examples
                   ) -> list[dict]:
-    "Non-system turns (role + normalised content) so many different chat rows carry that they are the task's scaffolding, not the example."
+    "Non-system turns (role + normalised content) so many different chat rows carry that they may be the task's scaffolding, not the example."
     rows, seen, cnt = 0, {}, Counter()
     for r in records:
         ts = _turns(r.get('messages'))
@@ -358,17 +358,21 @@ def compare_texts(records:Sequence[Mapping]|pd.DataFrame,  # rows (or a table)
         return [example_text(r, roles) for r in records], {'roles': roles}
     shared = scaffold_turns(records, share, min_rows)
     skip = {(s['role'], s['text']) for s in shared}
-    texts, n_sys, n_fallback = [], 0, 0
+    used, texts, n_sys, n_whole = Counter(), [], 0, 0
     for r in records:
         ts = _turns(r.get('messages'))
         if not ts: texts.append(example_text(r)); continue
         n_sys += any(m.get('role') == 'system' for m in ts)
-        keep = [m for m in ts if m.get('role') != 'system' and _turn_key(m) not in skip]
-        if not keep: keep = [m for m in ts if m.get('role') != 'system'] or ts; n_fallback += 1
+        body = [m for m in ts if m.get('role') != 'system'] or ts
+        keep = [m for m in body if _turn_key(m) not in skip]
+        if len(keep) < len(body):
+            if {'user', 'assistant'} <= {m.get('role') for m in keep}: used.update({_turn_key(m) for m in body} & skip)
+            else: keep, n_whole = body, n_whole + 1   # the shared turn is this example's own question or answer: compare it
         texts.append('\n'.join(f"{m.get('role')}: {m.get('content') or ''}" for m in keep))
     ign = {'roles': 'auto', 'system_turn_rows': n_sys,
-           'shared_turns': [{**s, 'text': s['text'][:120]} for s in shared], 'rule': f'same turn in >= {share:.0%} of chat rows and >= {min_rows} examples'}
-    if n_fallback: ign['rows_compared_whole'] = n_fallback   # every turn was scaffolding: compared on all non-system turns
+           'shared_turns': [{'role': s['role'], 'text': s['text'][:120], 'rows': used[(s['role'], s['text'])]} for s in shared if used[(s['role'], s['text'])]],
+           'rule': f'a non-system turn in >= {share:.0%} of chat rows and >= {min_rows} different examples, where the row keeps a user turn and a reply without it'}
+    if n_whole: ign['rows_compared_whole'] = n_whole   # rows whose shared turns were their own question or answer
     return texts, ign
 
 # %% ../nbs/32_dedup.ipynb #3f5d6a07

@@ -264,6 +264,11 @@ def test_shared_turn_rule():
     copies = [{'messages': qa('same question', 'same answer')}] * 6 + recs[:2]
     assert scaffold_turns(copies) == []                                     # copies of one example are not scaffolding
     assert (dedup(make_table(copies), 'exact', progress=False)['dup_of'] != '').sum() == 5
+    # the same single-turn question with different answers is mode collapse, not scaffolding: still compared
+    same_q = [{'messages': qa(SENTENCES[0], f'We will look into it, ticket {k}.')} for k in range(4)] + recs[3:6]
+    texts, ign = compare_texts(same_q)
+    assert texts[0].startswith(f'user: {SENTENCES[0]}') and ign['shared_turns'] == [] and ign['rows_compared_whole'] == 4
+    assert (dedup(make_table(same_q), 'minhash', progress=False)['dup_of'] != '').sum() == 3
     # a few-shot preamble shared by every row no longer makes rows look alike
     d = dedup(make_table(recs), ['exact', 'minhash'], minhash_threshold=0.5, progress=False)
     assert (d['dup_of'] == '').all()
