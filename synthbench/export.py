@@ -425,7 +425,7 @@ def cli_export(argv:list[str]) -> int:
         return err(f"--keep: {e.reason}" if 'drop rule' in e.reason else e.reason)
     except (InputError, ValueError) as e: return err(e)
     r = res.report
-    where = f"(nothing written to {a.out}" if res.status == 'failed' else f"to {a.out}"
+    where = f"(nothing written to {a.out})" if res.status == 'failed' else f"to {a.out}"
     print(f"Exported {r['written']}/{r['rows_in']} rows as {r['format']} {where}" + (f"; left out {r['left_out']}: {r['left_out_by']}" if r['left_out'] else ''))
     if r['left_out']:
         for why, n in res.dropped['drop_reason'].map(lambda s: s.split(' (')[0] if s.startswith('judge rejected') else s).value_counts().head(5).items():
