@@ -7,19 +7,23 @@ Docs: https://synthbench.github.io/synthbench/dedup.html.md"""
 
 # %% ../nbs/32_dedup.ipynb #1bddb2b3
 from __future__ import annotations
-import argparse, html, re, sys, time, unicodedata
-from collections.abc import Iterable, Sequence
+import argparse, difflib, html, re, sys, time, unicodedata
+from collections import Counter
+from pathlib import Path
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from .core import check_table, example_text, normalize_text, _is_missing
+from .stage import StageError, StageResult
 
 # %% auto #0
-__all__ = ['METHODS', 'NEAR_DUP_COSINE', 'SEMANTIC_COSINE', 'SCORE_COLUMNS', 'connected_groups', 'shingles', 'minhash_signatures',
-           'minhash_similarity', 'char_shingle_hashes', 'minhash_signatures_from_hashes', 'lsh_params', 'minhash_pairs',
-           'similar_pairs', 'score_column', 'keep_order', 'dedup', 'dup_groups', 'dup_groups_html', 'show_dup_groups',
-           'DedupSummary', 'dedup_summary', 'cross_duplicates', 'CrossSetReport', 'check_copying', 'check_leakage',
-           'cli_dedup']
+__all__ = ['METHODS', 'NEAR_DUP_COSINE', 'SEMANTIC_COSINE', 'SCORE_COLUMNS', 'SHARED_SHARE', 'SHARED_MIN', 'connected_groups',
+           'shingles', 'minhash_signatures', 'minhash_similarity', 'char_shingle_hashes',
+           'minhash_signatures_from_hashes', 'lsh_params', 'minhash_pairs', 'similar_pairs', 'score_column',
+           'keep_order', 'scaffold_turns', 'compare_texts', 'dedup', 'dup_groups', 'dup_groups_html', 'show_dup_groups',
+           'DedupSummary', 'dedup_summary', 'check_methods', 'dedup_stage', 'cross_duplicates', 'CrossSetReport',
+           'check_copying', 'check_leakage', 'cli_dedup']
 
 # %% ../nbs/32_dedup.ipynb #bb405c98
 METHODS = ('exact', 'minhash', 'embedding')
@@ -312,12 +316,73 @@ def keep_order(df:pd.DataFrame, score_col:str|None=None) -> np.ndarray:
     rank = np.empty(n, np.int64); rank[order] = np.arange(n)
     return rank
 
+# %% ../nbs/32_dedup.ipynb #f40488c9
+SHARED_SHARE, SHARED_MIN = 0.5, 3   # a turn in >= half of the chat rows, and in >= 3 different examples, is scaffolding
+
+def _turns(msgs) -> list:
+    if _is_missing(msgs) or isinstance(msgs, str): return []
+    return [m for m in msgs if isinstance(m, Mapping)]
+
+def _turn_key(m:Mapping) -> tuple[str, str]: return str(m.get('role')), _fast_normalize(m.get('content') or '')
+
+def scaffold_turns(records:Sequence[Mapping],   # rows (dicts with `messages`, or `text`)
+                   share:float=SHARED_SHARE,    # a turn in at least this share of the chat rows ...
+                   min_rows:int=SHARED_MIN      # ... and in at least this many different examples
+                  ) -> list[dict]:
+    "Non-system turns (role + normalised content) so many different chat rows carry that they may be the task's scaffolding, not the example."
+    rows, seen, cnt = 0, {}, Counter()
+    for r in records:
+        ts = _turns(r.get('messages'))
+        if not ts: continue
+        rows += 1
+        full = hash(tuple(_turn_key(m) for m in ts))
+        for k in dict.fromkeys(_turn_key(m) for m in ts if m.get('role') != 'system'):   # in turn order
+            if not k[1]: continue
+            cnt[k] += 1
+            s = seen.setdefault(k, set())
+            if len(s) < min_rows: s.add(full)
+    need = max(min_rows, share * rows)
+    return [{'role': k[0], 'text': k[1], 'rows': c} for k, c in cnt.most_common() if c >= need and len(seen[k]) >= min_rows]
+
+def compare_texts(records:Sequence[Mapping]|pd.DataFrame,  # rows (or a table)
+                  roles:str|Iterable[str]|None=None,       # None: leave out scaffolding; 'all': every turn; or the roles to compare
+                  share:float=SHARED_SHARE, min_rows:int=SHARED_MIN
+                 ) -> tuple[list[str], dict]:
+    "The text dedup compares for each row, and what it left out: by default system turns and `scaffold_turns`."
+    if isinstance(records, pd.DataFrame):
+        records = records[[c for c in ('messages', 'text') if c in records.columns]].to_dict('records')
+    if isinstance(roles, str) and roles != 'all': roles = [x.strip() for x in roles.split(',') if x.strip()]
+    if roles == 'all': return [example_text(r) for r in records], {'roles': 'all'}
+    if roles is not None:
+        roles = list(roles)
+        return [example_text(r, roles) for r in records], {'roles': roles}
+    shared = scaffold_turns(records, share, min_rows)
+    skip = {(s['role'], s['text']) for s in shared}
+    used, texts, n_sys, n_whole = Counter(), [], 0, 0
+    for r in records:
+        ts = _turns(r.get('messages'))
+        if not ts: texts.append(example_text(r)); continue
+        n_sys += any(m.get('role') == 'system' for m in ts)
+        body = [m for m in ts if m.get('role') != 'system'] or ts
+        keep = [m for m in body if _turn_key(m) not in skip]
+        if len(keep) < len(body):
+            if {'user', 'assistant'} <= {m.get('role') for m in keep}: used.update({_turn_key(m) for m in body} & skip)
+            else: keep, n_whole = body, n_whole + 1   # the shared turn is this example's own question or answer: compare it
+        texts.append('\n'.join(f"{m.get('role')}: {m.get('content') or ''}" for m in keep))
+    ign = {'roles': 'auto', 'system_turn_rows': n_sys,
+           'shared_turns': [{'role': s['role'], 'text': s['text'][:120], 'rows': used[(s['role'], s['text'])]} for s in shared if used[(s['role'], s['text'])]],
+           'rule': f'a non-system turn in >= {share:.0%} of chat rows and >= {min_rows} different examples, where the row keeps a user turn and a reply without it'}
+    if n_whole: ign['rows_compared_whole'] = n_whole   # rows whose shared turns were their own question or answer
+    return texts, ign
+
 # %% ../nbs/32_dedup.ipynb #3f5d6a07
 def _methods(methods) -> list[str]:
     if methods in (None, 'all'): return list(METHODS)
     ms = [methods] if isinstance(methods, str) else list(methods)
     bad = [m for m in ms if m not in METHODS]
-    if bad: raise ValueError(f"dedup: unknown method(s) {bad}; use any of {list(METHODS)} or 'all'.")
+    if bad:
+        hint = ''.join(f" ({b!r}: did you mean {c[0]!r}?)" for b in bad if (c := difflib.get_close_matches(str(b), [*METHODS, 'all'], 1, 0.5)))
+        raise ValueError(f"dedup: unknown method(s) {bad}{hint}; use any of {list(METHODS)} or 'all'.")
     return [m for m in METHODS if m in ms]
 
 def _row_texts(df, roles) -> list[str]:
@@ -336,10 +401,11 @@ def dedup(df:pd.DataFrame,                         # example table
           embeddings:np.ndarray|None=None,          # precomputed L2-normalised embeddings, one per row
           exact_max:int=20_000,                     # exact cosine search up to this many rows, ANN beyond
           ann:str='ivf',                            # ANN beyond `exact_max`: 'ivf' or 'usearch' (see `similar_pairs`)
-          roles:Iterable[str]|None=None,            # compare only these chat roles (e.g. ['user']); None: all turns
+          roles:str|Iterable[str]|None=None,        # None: every turn but system turns and shared scaffolding; 'all'; or roles (e.g. ['user'])
           score_col:str|None=None,                  # judge score column for keeping the best row
           drop:bool=False,                          # return only the kept rows
           progress:bool=True,                       # progress bars
+          texts:Sequence[str]|None=None,            # the compared text of each row (default: `compare_texts(df, roles)`)
           **embed_kw                                # `embed.embed_texts` options (model, cache_dir, base_url, ...)
          ) -> pd.DataFrame:
     "Mark duplicates: `dup_of` (kept row's id, '' if kept), `dup_sim`, `dup_method`; best row of each group kept."
@@ -347,7 +413,8 @@ def dedup(df:pd.DataFrame,                         # example table
     ms, n = _methods(methods), len(df)
     if embeddings is not None and len(embeddings) != n:
         raise ValueError(f"dedup: embeddings has {len(embeddings)} rows but the table has {n}; pass one row per example (embed.embed_table(df)).")
-    texts = _row_texts(df, roles)
+    texts = list(texts) if texts is not None else compare_texts(df, roles)[0]
+    if len(texts) != n: raise ValueError(f"dedup: texts has {len(texts)} items but the table has {n} rows.")
     rank = keep_order(df, score_col)
     parent = np.full(n, -1, np.int64); psim = np.full(n, np.nan); pmeth = np.array([''] * n, dtype=object)
     active = np.arange(n)
@@ -462,6 +529,65 @@ def dedup_summary(df:pd.DataFrame) -> DedupSummary:
     sizes = df.loc[dups, 'dup_of'].value_counts() + 1
     return DedupSummary(len(df), int((~dups).sum()), by, int(len(sizes)), sizes.head(5).tolist())
 
+# %% ../nbs/32_dedup.ipynb #fc424a12
+def check_methods(methods:str|Iterable[str]) -> list[str]:
+    "`methods` ('all', a name, 'a,b' or a list) as a list in run order; an unknown name is a `StageError` of kind `config` naming the closest."
+    ms = [x.strip() for x in methods.split(',') if x.strip()] if isinstance(methods, str) else list(methods or [])
+    if not ms or 'all' in ms: return list(METHODS)
+    bad = [m for m in ms if m not in METHODS]
+    if bad:
+        hint = ''.join(f" ({b!r}: did you mean {c[0]!r}?)" for b in bad if (c := difflib.get_close_matches(str(b), [*METHODS, 'all'], 1, 0.5)))
+        raise StageError('config', f"dedup: unknown method(s) {bad}{hint}; use any of {list(METHODS)} or 'all'")
+    return [m for m in METHODS if m in ms]
+
+def _check_threshold(name, v, lo=0.0):
+    if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v <= 1:
+        raise StageError('config', f"dedup: {name}={v!r}: use a similarity in (0, 1], e.g. 0.8")
+    return float(v)
+
+def dedup_stage(df:pd.DataFrame, *, ctx,
+                methods:str|Sequence[str]=('exact', 'minhash', 'embedding'), # detectors to run, in this order ('all' = every one)
+                roles:str|Sequence[str]|None=None,     # None: leave out system turns and shared scaffolding; 'all'; or roles to compare
+                threshold:float|None=None,             # threshold of the one similarity method chosen (minhash or embedding)
+                minhash_threshold:float=0.7,           # estimated Jaccard of character shingles
+                embed_threshold:float=NEAR_DUP_COSINE, # cosine of the embeddings (`SEMANTIC_COSINE` for same-meaning rows)
+                shingle:str='char',                    # MinHash shingles: 'char' k-grams or 'word' n-grams
+                ngram:int|None=None,                   # shingle size (default 5 chars / 3 words)
+                num_perm:int=128,                      # MinHash permutations
+                score_col:str|None=None,               # judge score column for picking the kept row (default judge_score/judge_overall)
+                shared_share:float=SHARED_SHARE,       # scaffolding rule: a turn in at least this share of the chat rows ...
+                shared_min:int=SHARED_MIN,             # ... and in at least this many different examples
+                embed_model:str|None=None,             # embedding model (default all-MiniLM-L6-v2, local)
+                exact_max:int=20_000,                  # exact cosine search up to this many rows, ANN beyond
+                progress:bool=False,                   # progress bars
+               ) -> StageResult:
+    "Mark duplicates (`dup_of`, `dup_sim`, `dup_method`) comparing the examples, not their scaffolding; report = counts per method and what was left out."
+    ms = check_methods(methods)
+    if threshold is not None:
+        sim = [m for m in ms if m != 'exact']
+        if len(sim) != 1: raise StageError('config', f"dedup: threshold applies to one similarity method, and methods are {ms}; "
+                                                     "set minhash_threshold / embed_threshold instead")
+        if sim[0] == 'minhash': minhash_threshold = threshold
+        else: embed_threshold = threshold
+    mt, et = _check_threshold('minhash_threshold', minhash_threshold), _check_threshold('embed_threshold', embed_threshold, -1.0)
+    if shingle not in ('char', 'word'): raise StageError('config', f"dedup: shingle={shingle!r}: use 'char' or 'word'")
+    try: check_table(df, 'dedup')
+    except ValueError as e: raise StageError('input', str(e)) from None
+    try: score_column(df, score_col)
+    except ValueError as e: raise StageError('config', str(e)) from None
+    texts, ignored = compare_texts(df, roles, shared_share, shared_min)
+    kw = {'model': embed_model} if embed_model else {}
+    try:
+        out = dedup(df, ms, minhash_threshold=mt, num_perm=num_perm, shingle=shingle, ngram=ngram, embedding_threshold=et,
+                    exact_max=exact_max, score_col=score_col, texts=texts, progress=progress, **kw)
+    except ImportError as e: raise StageError('config', f"dedup: {e}; install it, or run methods: [exact, minhash]") from None
+    s = dedup_summary(out)
+    out.attrs = {}
+    report = {'rows': s.n_rows, 'kept': s.n_kept, 'duplicates': s.n_dup, 'by_method': {m: s.by_method.get(m, 0) for m in ms},
+              'groups': s.n_groups, 'largest': s.largest, 'methods': ms,
+              'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms}, 'ignored': ignored}
+    return StageResult(out, report=report)
+
 # %% ../nbs/32_dedup.ipynb #e7a25b78
 def cross_duplicates(a:pd.DataFrame,                    # rows to check (generated / training)
                      b:pd.DataFrame,                    # rows to check against (seeds / eval)
@@ -469,10 +595,12 @@ def cross_duplicates(a:pd.DataFrame,                    # rows to check (generat
                      minhash_threshold:float=0.7, num_perm:int=128, shingle:str='char', ngram:int|None=None,
                      embedding_threshold:float=NEAR_DUP_COSINE,
                      embeddings_a:np.ndarray|None=None, embeddings_b:np.ndarray|None=None, exact_max:int=20_000, ann:str='ivf',
-                     roles:Iterable[str]|None=None, progress:bool=True, **embed_kw) -> pd.DataFrame:
+                     roles:str|Iterable[str]|None=None, progress:bool=True, **embed_kw) -> pd.DataFrame:
     "Rows of `a` that duplicate a row of `b`: `a_id`, `b_id`, `method`, `sim`, `a_text`, `b_text` (best match per `a` row)."
     ms = _methods(methods)
-    ta, tb = _row_texts(a, roles), _row_texts(b, roles)
+    rec = lambda d: d[[c for c in ('messages', 'text') if c in d.columns]].to_dict('records')
+    both_texts = compare_texts(rec(a) + rec(b), roles)[0]          # scaffolding is judged over both sets
+    ta, tb = both_texts[:len(a)], both_texts[len(a):]
     cols = ['a_id', 'b_id', 'method', 'sim', 'a_text', 'b_text']
     found = {}   # a position -> (b position, method, sim)
     for m in ms:
@@ -546,58 +674,53 @@ def check_leakage(train:pd.DataFrame, eval:pd.DataFrame|None=None, **kw) -> Cros
 # %% ../nbs/32_dedup.ipynb #d863ef15
 def _dedup_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='synthbench dedup', description='Mark exact, MinHash and embedding near-duplicates. '
-        'Reads a dataset (JSONL/JSON/CSV/Parquet) and writes it with dup_of (kept twin id, empty for kept rows), dup_sim and dup_method columns.')
+        'Reads a dataset (JSONL/JSON/CSV/Parquet) and writes it with dup_of (kept twin id, empty for kept rows), dup_sim and dup_method columns. '
+        'Chat rows are compared without their system turn and without turns (nearly) every row shares; --roles all compares everything.')
     p.add_argument('input', help='input dataset file (.jsonl, .json, .csv or .parquet)')
     p.add_argument('-o', '--out', required=True, help='output file (.jsonl or .parquet keeps every column)')
-    p.add_argument('--method', default='all', choices=['exact', 'minhash', 'embedding', 'all'], help='which detector(s) to run (default: all, in order exact, minhash, embedding)')
+    p.add_argument('--method', '--methods', dest='methods', default='all', help="detector(s) to run: exact, minhash, embedding, a comma list of them, or all (default; in that order)")
     p.add_argument('--threshold', type=float, default=None, help='threshold of the chosen method (minhash: Jaccard, default 0.7; embedding: cosine, default 0.95)')
     p.add_argument('--minhash-threshold', type=float, default=0.7, help='Jaccard threshold for minhash when --method all (default 0.7)')
     p.add_argument('--embedding-threshold', type=float, default=NEAR_DUP_COSINE, help='cosine threshold for embedding when --method all (default 0.95; 0.85 for semantic)')
     p.add_argument('--shingle', default='char', choices=['char', 'word'], help='MinHash shingles: char k-grams (default) or word n-grams')
     p.add_argument('--ngram', type=int, default=None, help='shingle size (default 3 words / 5 chars)')
     p.add_argument('--num-perm', type=int, default=128, help='MinHash permutations (default 128)')
-    p.add_argument('--roles', default=None, help='comma-separated chat roles to compare (e.g. user); default all turns')
+    p.add_argument('--roles', default=None, help="comma-separated chat roles to compare (e.g. user,assistant), or 'all'; default: every turn but system turns and shared scaffolding")
     p.add_argument('--score-col', default=None, help='judge score column for picking the kept row (default judge_score/judge_overall if present)')
     p.add_argument('--drop', action='store_true', help='write only the kept rows')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
     return p
 
-def _read_any(path):
-    try: from synthbench.formats import load_table
-    except ImportError: load_table = None
-    if load_table is not None: return load_table(path)
-    from synthbench.core import make_table
-    return make_table(pd.read_parquet(path) if str(path).endswith('.parquet') else pd.read_json(path, lines=True))
-
-def _write_any(df, path):
-    try: from synthbench.formats import save_table
-    except ImportError: save_table = None
-    if save_table is not None: return save_table(df, path)
-    return df.to_parquet(path) if str(path).endswith('.parquet') else df.to_json(path, orient='records', lines=True, force_ascii=False)
-
 def cli_dedup(argv:list[str]) -> int:
-    "`synthbench dedup IN -o OUT [--method ...] [--threshold T] [--drop]`."
+    "`synthbench dedup IN -o OUT [--method ...] [--threshold T] [--roles ...] [--drop]`: exit 0 done, 1 failed, 2 bad input or arguments."
+    from synthbench.formats import load_table, save_table, check_output_path, InputError
+    from synthbench.stage import RunContext
     a = _dedup_parser().parse_args(argv)
-    from pathlib import Path
-    if not Path(a.input).is_file():
-        print(f"synthbench dedup: input file {a.input!r} not found; pass a .jsonl/.json/.csv/.parquet dataset.", file=sys.stderr); return 2
-    if Path(a.out).suffix.lower() not in ('.jsonl', '.ndjson', '.json', '.csv', '.parquet'):
-        print(f"synthbench dedup: output {a.out!r}: use a .jsonl, .json, .csv or .parquet file name.", file=sys.stderr); return 2
-    mt, et = a.minhash_threshold, a.embedding_threshold
-    if a.threshold is not None:
-        if a.method == 'minhash': mt = a.threshold
-        elif a.method == 'embedding': et = a.threshold
-        else: print("synthbench dedup: --threshold needs --method minhash or embedding; with --method all use --minhash-threshold/--embedding-threshold.", file=sys.stderr); return 2
+    err = lambda msg: (print(f"synthbench dedup: {msg}", file=sys.stderr), 2)[1]
     try:
-        df = _read_any(a.input)
-        t0 = time.time()
-        out = dedup(df, a.method, minhash_threshold=mt, num_perm=a.num_perm, shingle=a.shingle, ngram=a.ngram, embedding_threshold=et,
-                    roles=a.roles.split(',') if a.roles else None, score_col=a.score_col, progress=not a.no_progress)
-    except (ValueError, TypeError) as e:
-        print(f"synthbench dedup: {a.input}: {e}", file=sys.stderr); return 2
-    s = dedup_summary(out)
-    _write_any(out[out['dup_of'] == ''].reset_index(drop=True) if a.drop else out, a.out)
-    print(f"{s.n_rows} rows, {s.n_kept} kept, {s.n_dup} duplicates in {s.n_groups} groups ({time.time() - t0:.1f}s)")
-    for m, c in s.by_method.items(): print(f"  {m}: {c}")
-    print(f"wrote {s.n_kept if a.drop else s.n_rows} rows to {a.out}")
-    return 0
+        ms = check_methods(a.methods)
+        check_output_path(a.out)
+    except StageError as e: return err(e.reason)
+    except InputError as e: return err(e)
+    if a.threshold is not None and len([m for m in ms if m != 'exact']) != 1:
+        return err("--threshold needs --method minhash or embedding; with --method all use --minhash-threshold/--embedding-threshold.")
+    if not Path(a.input).is_file(): return err(f"input file {a.input!r} not found; pass a .jsonl/.json/.csv/.parquet dataset.")
+    try: df = load_table(a.input)
+    except (InputError, ValueError) as e: return err(e if isinstance(e, InputError) else f"{a.input}: {e}")
+    t0 = time.time()
+    try:
+        res = dedup_stage(df, ctx=RunContext(), methods=ms, roles=a.roles, threshold=a.threshold, minhash_threshold=a.minhash_threshold,
+                          embed_threshold=a.embedding_threshold, shingle=a.shingle, ngram=a.ngram, num_perm=a.num_perm,
+                          score_col=a.score_col, progress=not a.no_progress)
+    except StageError as e:
+        print(f"synthbench dedup: {a.input}: {e.reason}", file=sys.stderr); return 2 if e.kind in ('config', 'input') else 1
+    out, r = res.table, res.report
+    save_table(out[out['dup_of'] == ''].reset_index(drop=True) if a.drop else out, a.out)
+    print(f"{r['rows']} rows, {r['kept']} kept, {r['duplicates']} duplicates in {r['groups']} groups ({time.time() - t0:.1f}s)")
+    for m, c in r['by_method'].items(): print(f"  {m}: {c}")
+    ig = r['ignored']
+    if ig.get('roles') == 'auto' and (ig['system_turn_rows'] or ig['shared_turns']):
+        shared = '; '.join(f"{s['role']} {s['text'][:40]!r} ({s['rows']} rows)" for s in ig['shared_turns'][:3])
+        print(f"  compared without: system turns ({ig['system_turn_rows']} rows)" + (f", shared turns: {shared}" if shared else '') + " (--roles all compares them)")
+    print(f"wrote {r['kept'] if a.drop else r['rows']} rows to {a.out}")
+    return 0 if res.ok else 1

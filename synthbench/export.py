@@ -6,20 +6,22 @@ Docs: https://synthbench.github.io/synthbench/export.html.md"""
 
 # %% ../nbs/04_export.ipynb #4cb88f1d
 from __future__ import annotations
-import argparse, html, json, sys
+import argparse, difflib, html, json, sys
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from .core import make_table, check_table, concat_tables, _is_missing
-from .formats import (load_examples, save_examples, save_table, to_chatml, InputError, _clean)
+from .formats import (load_examples, save_examples, save_table, to_chatml, InputError, _clean, check_output_path)
+from .stage import StageError, StageResult, DROP_RULES, DEFAULT_DROP, check_drop_rules
 
 # %% auto #0
 __all__ = ['OPENAI_ROLES', 'OPENAI_MESSAGE_KEYS', 'OPENAI_TOP_KEYS', 'EXPORT_FORMATS', 'FormatIssue', 'check_openai_jsonl',
-           'ExportReport', 'export_dataset', 'lineage_roots', 'train_eval_split', 'MixReport', 'mix_real_synthetic',
-           'DatasetCard', 'dataset_card', 'cli_export']
+           'incomplete_reason', 'exportable', 'ExportReport', 'export_dataset', 'lineage_roots', 'train_eval_split',
+           'MixReport', 'mix_real_synthetic', 'DatasetCard', 'dataset_card', 'export_rows', 'export_stage',
+           'cli_export']
 
 # %% ../nbs/04_export.ipynb #47c81f03
 @dataclass
@@ -73,6 +75,55 @@ def check_openai_jsonl(source:str|Path|Iterable[dict]  # a .jsonl file, or parse
 EXPORT_FORMATS = {'sharegpt': 'sharegpt', 'alpaca': 'alpaca', 'openai': 'messages', 'messages': 'messages', 'chatml': 'chatml',
                   'text': 'text', 'parquet': 'table', 'table': 'table'}
 
+def incomplete_reason(row:Mapping) -> str:
+    "Why `row` is no training example in any format ('' if it is one): a chat needs a user turn and an assistant reply, and no turn without content; a text row needs its text and label."
+    msgs = row.get('messages')
+    if not _is_missing(msgs):
+        if isinstance(msgs, str) or not hasattr(msgs, '__len__') or not len(msgs): return 'incomplete: no messages'
+        for i, m in enumerate(msgs):
+            if not isinstance(m, Mapping): return f'incomplete: message {i} is not a {{role, content}} object'
+            c = m.get('content')
+            if c is None or (isinstance(c, str) and not c.strip()):
+                if not m.get('tool_calls'): return f"incomplete: message {i} ({m.get('role')}) has no content"
+            elif not isinstance(c, str): return f"incomplete: message {i} ({m.get('role')}) content is a {type(c).__name__}, not text"
+        if not any(m.get('role') == 'user' for m in msgs): return 'incomplete: no user turn'
+        if not any(m.get('role') == 'assistant' and isinstance(m.get('content'), str) for m in msgs): return 'incomplete: no assistant reply'
+        return ''
+    text, label = row.get('text'), row.get('label')
+    if _is_missing(text) or not str(text).strip(): return 'incomplete: no text'
+    if _is_missing(label) or not str(label).strip(): return 'incomplete: no label'
+    return ''
+
+def _not_validated(v) -> bool: return not isinstance(v, (bool, np.bool_)) and _is_missing(v)
+
+def _left_out_why(r:Mapping, drop:Sequence[str], only_valid:bool, split:str|None) -> tuple[str, str]:
+    "(reason, rule) a row is left out for; ('', '') when it is written."
+    if split is not None and r.get('split') != split: return f'split is not {split!r}', f'split is not {split!r}'
+    v = r.get('valid')
+    if only_valid and _not_validated(v): return 'not validated', 'not_validated'
+    if only_valid and v is not True and v is not np.True_: return f"invalid: {r.get('invalid_reason') or 'valid is not True'}", 'invalid'
+    for n in drop:
+        col, test, reason = DROP_RULES[n]
+        if col in r and test(r[col]): return reason(r), n
+    inc = incomplete_reason(r)
+    return (inc, 'incomplete') if inc else ('', '')
+
+def exportable(df:pd.DataFrame,                      # example table
+               drop:Sequence[str]|str=DEFAULT_DROP,  # drop rules (`synthbench.stage.DROP_RULES`) to apply
+               only_valid:bool=False,                # also leave out rows never validated
+               split:str|None=None,                  # keep only rows of this split
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    "(rows to write, rows left out with `drop_reason` and `drop_rule`): split, then validity, the drop rules, and rows lacking a required turn (always)."
+    drop, why, rule = check_drop_rules(drop), [], []
+    for r in df.to_dict('records'):
+        w, n = _left_out_why(r, drop, only_valid, split)
+        why.append(w); rule.append(n)
+    why, rule = pd.Series(why, index=df.index, dtype=object), pd.Series(rule, index=df.index, dtype=object)
+    keep = df[why == ''].reset_index(drop=True)
+    left = df[why != ''].assign(drop_reason=why[why != ''], drop_rule=rule[why != '']).reset_index(drop=True)
+    keep.attrs, left.attrs = {}, {}
+    return keep, left
+
 @dataclass
 class ExportReport:
     "What `export_dataset` wrote and what it left out (and why)."
@@ -82,6 +133,7 @@ class ExportReport:
     written: int
     excluded: dict = field(default_factory=dict)      # reason -> rows left out
     issues: list = field(default_factory=list)        # FormatIssue list (OpenAI format check)
+    left_out: pd.DataFrame|None = None                # the rows left out, with `drop_reason`
     def __repr__(self):
         s = f"Exported {self.written}/{self.total} rows as {self.format} to {self.path}"
         if self.excluded: s += f"; excluded: {self.excluded}"
@@ -97,29 +149,20 @@ class ExportReport:
 def export_dataset(df:pd.DataFrame,                  # example table
                    path:str|Path,                    # output file (.jsonl / .json; .parquet for 'parquet')
                    format:str='openai',              # 'sharegpt', 'alpaca', 'openai', 'chatml', 'text' (text/label) or 'parquet' (lossless)
-                   only_valid:bool=False,            # leave out rows whose `valid` is not True (counted as invalid / not_validated)
+                   only_valid:bool=False,            # also leave out rows whose `valid` is not True (counted as invalid / not_validated)
                    split:str|None=None,              # keep only rows of this split ('train' / 'eval')
-                   keep:Iterable[str]|str|None=None  # extra columns to write (see `save_examples`)
+                   keep:Iterable[str]|str|None=None, # extra columns to write (see `save_examples`)
+                   drop:Sequence[str]|str=DEFAULT_DROP # rows these drop rules mark are left out (invalid, duplicate, unjudged, rejected); () keeps them
                   ) -> ExportReport:
-    "Write `df` in `format`; rows left out by `only_valid`/`split` are counted in the report by reason."
+    "Write the rows of `df` the pipeline kept in `format`; rows left out are counted in the report by reason. Rows lacking a required turn are never written."
     check_table(df, 'export')
     fmt = format.lower()
     if fmt not in EXPORT_FORMATS: raise ValueError(f"export: unknown format {format!r}; use one of {list(EXPORT_FORMATS)}")
-    mask, excluded = pd.Series(True, index=df.index), Counter()
-    if split is not None:
-        col = df['split'] if 'split' in df.columns else pd.Series(None, index=df.index)
-        other = col.astype(object).ne(split)
-        excluded[f'split is not {split!r}'] += int((mask & other).sum()); mask &= ~other
-    if only_valid:
-        v = df['valid'] if 'valid' in df.columns else pd.Series(None, index=df.index)
-        unchecked = v.map(lambda x: not isinstance(x, (bool, np.bool_)) and _is_missing(x))
-        invalid = ~unchecked & ~v.map(lambda x: x is True or x is np.True_)
-        excluded['invalid'] += int((mask & invalid).sum()); excluded['not_validated'] += int((mask & unchecked).sum())
-        mask &= ~invalid & ~unchecked
-    out = df[mask]
+    out, left = exportable(df, drop, only_valid, split)
     p = save_examples(out, path, EXPORT_FORMATS[fmt], keep=keep)
     issues = check_openai_jsonl(p) if EXPORT_FORMATS[fmt] == 'messages' and p.suffix == '.jsonl' and len(out) else []
-    return ExportReport(str(p), fmt, len(df), len(out), {k: v for k, v in excluded.items() if v}, issues)
+    excluded = dict(Counter(left['drop_rule'])) if len(left) else {}
+    return ExportReport(str(p), fmt, len(df), len(out), excluded, issues, left)
 
 # %% ../nbs/04_export.ipynb #5682f62d
 def _default_by(df:pd.DataFrame) -> str|None:
@@ -283,33 +326,113 @@ def dataset_card(df:pd.DataFrame,            # example table
         L += ['', '| model | tokens in | tokens out | USD |', '|---|---|---|---|'] + [f'| {_md(m)} | {int(r.tokens_in):,} | {int(r.tokens_out):,} | {r.cost_usd:.4f} |' for m, r in by.iterrows()]
     return DatasetCard('\n'.join(L) + '\n')
 
+# %% ../nbs/04_export.ipynb #4fd9fa1b
+def _keep_rules(keep:Sequence[str]|str|None) -> list[str]:
+    "The drop rules `keep` names ('all' = every rule), checked against `DROP_RULES`."
+    ks = [x.strip() for x in keep.split(',') if x.strip()] if isinstance(keep, str) else list(keep or [])
+    return list(DROP_RULES) if 'all' in ks else check_drop_rules(ks)
+
+def _default_format(df:pd.DataFrame) -> str:
+    chat = 'messages' in df.columns and bool(df['messages'].map(lambda m: not _is_missing(m)).any())
+    return 'openai' if chat else 'text'
+
+def export_rows(df:pd.DataFrame,                 # example table
+                path:str|Path,                   # the training file (.jsonl / .json; .parquet for 'parquet')
+                format:str|None=None,            # openai, sharegpt, alpaca, chatml, text, parquet (default: openai for chat rows, text for text/label)
+                keep:Sequence[str]|str=(),       # marked rows to ship anyway: drop rules (invalid, duplicate, unjudged, rejected) or 'all'
+                parquet:str|Path|None=None,      # also write the written rows with every column here
+                only_valid:bool=False,           # also leave out rows never validated
+                split:str|None=None,             # write only rows of this split
+                columns:Iterable[str]|str|None=None, # extra columns in the training file (see `save_examples`)
+               ) -> StageResult:
+    "Write the rows the pipeline kept: the work of `export_stage` and `synthbench export`. Nothing written from a non-empty table is a failed export."
+    try: check_table(df, 'export')
+    except ValueError as e: raise StageError('input', str(e)) from None
+    kept = _keep_rules(keep)
+    fmt = str(format or _default_format(df)).lower()
+    if fmt not in EXPORT_FORMATS:
+        close = difflib.get_close_matches(fmt, list(EXPORT_FORMATS), 1)
+        raise StageError('config', f"export: unknown format {format!r}" + (f" (did you mean {close[0]!r}?)" if close else '') + f"; use one of {list(EXPORT_FORMATS)}")
+    out, left = exportable(df, [r for r in DEFAULT_DROP if r not in kept], only_valid, split)
+    by = dict(Counter(left['drop_rule']).most_common()) if len(left) else {}
+    report = {'rows_in': len(df), 'written': len(out), 'left_out': len(left), 'left_out_by': by, 'format': fmt, 'kept_marked': kept, 'issues': []}
+    if len(df) and not len(out):
+        lead = ', '.join(f'{k} ({v})' for k, v in list(by.items())[:3])
+        return StageResult(out, left, report, status='failed', error_kind='target',
+                           reason=f"nothing to export: all {len(df)} rows were left out: {lead}; fix them, or ship them with keep=[...] (CLI: --keep RULES or --keep-all)")
+    try: rep = export_dataset(out, path, fmt, keep=columns, drop=())
+    except ValueError as e: raise StageError('config', str(e)) from None
+    files = {'parquet' if EXPORT_FORMATS[fmt] == 'table' else 'jsonl': rep.path}
+    if parquet is not None: files['parquet'] = str(save_table(out, parquet))
+    issues = [str(i) for i in rep.issues]
+    report.update(issues=issues[:20], n_issues=len(issues))
+    if issues:
+        return StageResult(out, left, report, 'partial', 'target', f"{len(issues)} format issue(s) in {rep.path}, first: {issues[0]}", files)
+    return StageResult(out, left, report, files=files)
+
+def export_stage(df:pd.DataFrame, *, ctx,
+                 format:str|None=None,        # openai, sharegpt, alpaca, chatml, text, parquet (default: openai for chat rows, text for text/label)
+                 name:str='dataset',          # file stem in the run folder
+                 keep:Sequence[str]=(),       # marked rows to ship anyway: invalid, duplicate, unjudged, rejected (or 'all')
+                ) -> StageResult:
+    "Write `ctx.run_dir/<name>.jsonl` (in `format`) and `<name>.parquet` (every column) from the rows the pipeline kept; the rest go to `dropped` with their reason."
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise StageError('config', f"export: name={name!r}: give a plain file stem such as 'dataset'")
+    if format is not None and EXPORT_FORMATS.get(str(format).lower()) == 'table':
+        return export_rows(df, ctx.path(f'{name}.parquet'), format, keep)
+    return export_rows(df, ctx.path(f'{name}.jsonl'), format, keep, parquet=ctx.path(f'{name}.parquet'))
+
+
 # %% ../nbs/04_export.ipynb #d984820d
-def cli_export(argv:list[str]) -> int:
-    "`synthbench export IN -o OUT --format ...`: write a dataset as ShareGPT / Alpaca / OpenAI chat / ChatML / Parquet."
-    ap = argparse.ArgumentParser(prog='synthbench export', description='Convert a dataset (JSONL/JSON/CSV/Parquet in any supported form) to a training format. '
-                                 'Rows left out by --only-valid / --split are counted and reported.')
+def _export_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog='synthbench export', description='Write the rows a pipeline kept in a training format. Rows marked invalid, duplicate '
+                                 '(dup_of), unjudged (judge_error) or judge-rejected (judge_pass false) are left out unless --keep/--keep-all says otherwise; '
+                                 'rows without a user turn or an assistant reply (or text rows without text/label) are never written. Every left-out row is counted by reason.')
     ap.add_argument('input', help='dataset file (.jsonl, .json, .csv, .parquet), e.g. the output of synthbench validate/judge/dedup')
-    ap.add_argument('-o', '--out', required=True, help='output file (.jsonl; .parquet for --format parquet)')
-    ap.add_argument('--format', default='openai', choices=sorted(EXPORT_FORMATS), help='output format (default: openai)')
-    ap.add_argument('--only-valid', action='store_true', help="leave out rows whose 'valid' is not true (counted in the report)")
+    ap.add_argument('-o', '--out', required=True, help='output file (.jsonl or .json; .parquet for --format parquet)')
+    ap.add_argument('--format', default=None, choices=sorted(EXPORT_FORMATS), help='output format (default: openai for chat rows, text for text/label rows; parquet for a .parquet output)')
+    ap.add_argument('--keep', default='', help=f"comma-separated marks to ship anyway: {', '.join(DROP_RULES)} (default: leave them all out)")
+    ap.add_argument('--keep-all', action='store_true', help='ship every marked row (rows lacking a required turn are still left out)')
+    ap.add_argument('--only-valid', action='store_true', help="also leave out rows never validated (no 'valid' value)")
     ap.add_argument('--split', help="write only rows of this split (train / eval); see --eval-frac")
     ap.add_argument('--eval-frac', type=float, help='make a stratified train/eval split first with this eval share')
     ap.add_argument('--seed', type=int, default=0, help='seed for --eval-frac')
-    ap.add_argument('--keep', help="comma-separated extra columns to write, or 'all'")
+    ap.add_argument('--columns', help="comma-separated extra columns to write, or 'all'")
     ap.add_argument('--spec', help='task.yaml (for the card)')
-    ap.add_argument('--card', help='also write a markdown dataset card here')
-    a = ap.parse_args(argv)
+    ap.add_argument('--card', help='also write a markdown dataset card (.md) of the written rows here')
+    return ap
+
+def cli_export(argv:list[str]) -> int:
+    "`synthbench export IN -o OUT [--format F] [--keep RULES | --keep-all]`: exit 0 done, 1 nothing to write or format issues, 2 bad input or arguments."
+    a = _export_parser().parse_args(argv)
+    err = lambda msg: (print(f"synthbench export: {msg}", file=sys.stderr), 2)[1]
+    fmt = a.format or ('parquet' if Path(a.out).suffix.lower() == '.parquet' else None)
     try:
+        if 'all' in [k.strip() for k in a.keep.split(',')]:
+            return err("--keep all: use --keep-all to ship every marked row (extra columns are --columns)")
+        keep = list(DROP_RULES) if a.keep_all else _keep_rules(a.keep)
+        check_output_path(a.out, ('.parquet',) if fmt == 'parquet' else ('.jsonl', '.json'), 'export')
+        if a.card: check_output_path(a.card, ('.md',), 'dataset card')
+        spec = None
+        if a.spec:
+            from synthbench.spec import load_spec
+            spec = load_spec(a.spec)
         df = load_examples(a.input)
         if a.eval_frac is not None: df = train_eval_split(df, a.eval_frac, seed=a.seed)
-        keep = None if a.keep is None else ('all' if a.keep == 'all' else [c.strip() for c in a.keep.split(',') if c.strip()])
-        rep = export_dataset(df, a.out, a.format, only_valid=a.only_valid, split=a.split, keep=keep)
-        if a.card:
-            from synthbench.spec import load_spec
-            dataset_card(df, Path(a.input).stem, load_spec(a.spec) if a.spec else None).save(a.card)
-    except (InputError, ValueError) as e:
-        print(f"synthbench export: {e}", file=sys.stderr); return 2
-    print(rep)
-    for i in rep.issues[:20]: print(f"  {i}", file=sys.stderr)
-    if a.card: print(f"wrote card {a.card}")
-    return 1 if rep.issues else 0
+        columns = None if a.columns is None else ('all' if a.columns == 'all' else [c.strip() for c in a.columns.split(',') if c.strip()])
+        res = export_rows(df, a.out, fmt, keep, only_valid=a.only_valid, split=a.split, columns=columns)
+    except StageError as e:
+        return err(f"--keep: {e.reason}" if 'drop rule' in e.reason else e.reason)
+    except (InputError, ValueError) as e: return err(e)
+    r = res.report
+    where = f"(nothing written to {a.out})" if res.status == 'failed' else f"to {a.out}"
+    print(f"Exported {r['written']}/{r['rows_in']} rows as {r['format']} {where}" + (f"; left out {r['left_out']}: {r['left_out_by']}" if r['left_out'] else ''))
+    if r['left_out']:
+        for why, n in res.dropped['drop_reason'].map(lambda s: s.split(' (')[0] if s.startswith('judge rejected') else s).value_counts().head(5).items():
+            print(f"  {n} x {why}")
+    if res.status == 'failed':
+        print(f"synthbench export: {res.reason}", file=sys.stderr); return 1
+    for i in r['issues']: print(f"  {i}", file=sys.stderr)
+    if a.card:
+        dataset_card(res.table, Path(a.input).stem, spec).save(a.card); print(f"wrote card {a.card}")
+    return 0 if res.ok else 1

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 import pandas as pd
 from .core import make_table, check_table, _is_missing
 from .spec import TaskSpec, load_spec, SpecError
-from .formats import load_examples, save_table, InputError, ROLES
+from .formats import load_examples, save_table, check_output_path, InputError, ROLES
+from .stage import RunContext, StageError, StageResult
 
 # %% auto #0
 __all__ = ['REASONS', 'check_messages', 'Rules', 'check_example', 'split_reasons', 'reason_codes', 'validate',
-           'ValidationSummary', 'validation_summary', 'cli_validate']
+           'ValidationSummary', 'validation_summary', 'validate_stage', 'cli_validate']
 
 # %% ../nbs/03_validate.ipynb #0fd4a80f
 REASONS = {
@@ -213,9 +214,25 @@ def validation_summary(df:pd.DataFrame) -> ValidationSummary:
     valid = int(df['valid'].map(lambda v: v is True or v is not None and not _is_missing(v) and bool(v)).sum())
     return ValidationSummary(len(df), valid, dict(cnt.most_common()), ex, unchecked)
 
+# %% ../nbs/03_validate.ipynb #461552b5
+def validate_stage(df:pd.DataFrame, *, ctx,
+                   keep_other_reasons:bool=True,  # keep reasons other stages set (codes not in `REASONS`)
+                  ) -> StageResult:
+    "`validate` in the stage contract: marks `valid`/`invalid_reason` by `ctx.spec`'s rules (structure only without a spec); report = the summary."
+    spec = getattr(ctx, 'spec', None)
+    try: check_table(df, 'validate')
+    except ValueError as e: raise StageError('input', str(e)) from None
+    try: rules = Rules(spec)
+    except Exception as e: raise StageError('config', f"validate: the task spec's output rules cannot be compiled ({e})") from None
+    out = validate(df, spec, keep_other_reasons)
+    s = validation_summary(out)
+    out.attrs = {}
+    return StageResult(out, report={**s.to_dict(), 'examples': {c: str(d) for c, (_, d) in s.examples.items()}})
+
+
 # %% ../nbs/03_validate.ipynb #591b0d45
 def cli_validate(argv:list[str]) -> int:
-    "`synthbench validate IN --spec task.yaml -o OUT`: rule-validate a dataset; prints the summary."
+    "`synthbench validate IN --spec task.yaml -o OUT`: rule-validate a dataset; prints the summary. Exit 0 done, 1 invalid rows with --fail-on-invalid, 2 bad input."
     ap = argparse.ArgumentParser(prog='synthbench validate', description='Rule-validate a dataset (structure, output regex/JSON schema, labels, axes, lengths) against a task spec. '
                                  'Input: JSONL/JSON/CSV/Parquet in ShareGPT, Alpaca, OpenAI messages or text/label form. Output: the table with valid/invalid_reason columns.')
     ap.add_argument('input', help='dataset file (.jsonl, .json, .csv, .parquet)')
@@ -226,17 +243,20 @@ def cli_validate(argv:list[str]) -> int:
     ap.add_argument('--fail-on-invalid', action='store_true', help='exit 1 if any row is invalid')
     ap.add_argument('--json', action='store_true', help='print the summary as JSON')
     a = ap.parse_args(argv)
+    err = lambda msg: (print(f"synthbench validate: {msg}", file=sys.stderr), 2)[1]
     try:
+        if a.out: check_output_path(a.out, what='validated table')
         spec = load_spec(a.spec) if a.spec else None
         import warnings
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter('always')
             df = load_examples(a.input, format=a.format, lenient=a.lenient)
         for x in w: print(f"synthbench validate: {x.message}", file=sys.stderr)
-    except (InputError, SpecError, ValueError) as e:
-        print(f"synthbench validate: {e}", file=sys.stderr); return 2
-    out = validate(df, spec)
-    s = validation_summary(out)
-    if a.out: save_table(out, a.out)
+        res = validate_stage(df, ctx=RunContext(spec=spec))
+    except (InputError, SpecError, ValueError) as e: return err(e)
+    except StageError as e: return err(f"{a.input}: {e.reason}")
+    r = res.report
+    if a.out: save_table(res.table, a.out)
+    s = ValidationSummary(r['total'], r['valid'], r['reasons'], unchecked=r['unchecked'])
     print(json.dumps(s.to_dict(), ensure_ascii=False) if a.json else str(s) + (f"\nwrote {a.out}" if a.out else ''))
     return 1 if a.fail_on_invalid and s.invalid else 0

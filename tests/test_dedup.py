@@ -205,3 +205,94 @@ def test_cli_dedup_all_with_embeddings(tmp_path, monkeypatch):
     assert r.returncode == 0, r.stderr
     assert 'embedding: 1' in r.stdout
     assert (tmp_path / 'cache' / 'embeddings' / 'embeddings.sqlite').exists()
+
+
+# ---------- the example, not the scaffolding ----------
+
+from synthbench.stage import RunContext, StageError, check_params
+from synthbench.dedup import compare_texts, dedup_stage, scaffold_turns
+from pathlib import Path
+
+SEEDS = Path(__file__).parent.parent/'seeds'
+
+
+def _task_api_with_system():
+    from synthbench.spec import load_spec
+    spec = load_spec(SEEDS/'task_api'); s = spec.seeds()
+    sysm = {'role': 'system', 'content': spec.system_prompt}
+    return spec, s.assign(messages=[[sysm, *m] for m in s['messages']])
+
+
+_EDITS = [lambda t: t.lower(), lambda t: t + ' please', lambda t: t.replace(' ', '  ', 1), lambda t: t.rstrip('?.!') + '!', lambda t: 'Hi, ' + t]
+
+
+def _near_copies(df):
+    "One light edit of each row's user turn (new ids)."
+    msgs = [[{**x, 'content': _EDITS[k % 5](x['content'])} if x['role'] == 'user' else x for x in m] for k, m in enumerate(df['messages'])]
+    return make_table([{'messages': m, 'category': c} for m, c in zip(msgs, df['category'])], source='generated')
+
+
+def test_system_prompt_is_not_compared_by_default():
+    spec, df = _task_api_with_system()
+    assert len(df) == 20 and len(spec.system_prompt) > 300
+    assert (dedup(df, ['exact', 'minhash'], roles='all', progress=False)['dup_of'] != '').sum() >= 15   # the bug: 18 of 20 "near-copies"
+    assert (dedup(df, ['exact', 'minhash'], progress=False)['dup_of'] == '').all()
+    r = dedup_stage(df, ctx=RunContext(spec=spec))            # all three methods, embeddings included
+    assert r.ok and r.report['duplicates'] == 0 and r.report['by_method'] == {'exact': 0, 'minhash': 0, 'embedding': 0}
+    assert r.report['ignored']['system_turn_rows'] == 20 and r.report['ignored']['shared_turns'] == []
+    assert not r.table.attrs
+
+
+def test_near_copies_with_system_prompt_are_still_flagged():
+    _, df = _task_api_with_system()
+    near = _near_copies(df)
+    both = pd.concat([df, near], ignore_index=True)
+    d = dedup_stage(both, ctx=RunContext(), methods='exact,minhash').table
+    assert (d['dup_of'][:20] == '').all()                                     # no original is taken for a copy of another
+    pairs = [d['dup_of'][20 + k] == d['id'][k] or d['dup_of'][k] == d['id'][20 + k] for k in range(20)]
+    assert sum(pairs) == 20                                                   # recall 20/20, each to its own seed
+
+
+def test_shared_turn_rule():
+    pre = [{'role': 'user', 'content': 'Example: add milk'}, {'role': 'assistant', 'content': 'Created: milk'}]
+    qa = lambda q, a: [{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}]
+    recs = [{'messages': pre + qa(f'{SENTENCES[k]}', f'Done {k}.')} for k in range(6)]
+    assert [s['text'] for s in scaffold_turns(recs)] == ['example: add milk', 'created: milk']
+    texts, ign = compare_texts(recs)
+    assert texts[0] == f'user: {SENTENCES[0]}\nassistant: Done 0.' and len(ign['shared_turns']) == 2
+    assert scaffold_turns(recs[:2]) == []                                   # fewer than 3 examples: nothing is scaffolding
+    copies = [{'messages': qa('same question', 'same answer')}] * 6 + recs[:2]
+    assert scaffold_turns(copies) == []                                     # copies of one example are not scaffolding
+    assert (dedup(make_table(copies), 'exact', progress=False)['dup_of'] != '').sum() == 5
+    # the same single-turn question with different answers is mode collapse, not scaffolding: still compared
+    same_q = [{'messages': qa(SENTENCES[0], f'We will look into it, ticket {k}.')} for k in range(4)] + recs[3:6]
+    texts, ign = compare_texts(same_q)
+    assert texts[0].startswith(f'user: {SENTENCES[0]}') and ign['shared_turns'] == [] and ign['rows_compared_whole'] == 4
+    assert (dedup(make_table(same_q), 'minhash', progress=False)['dup_of'] != '').sum() == 3
+    # a few-shot preamble shared by every row no longer makes rows look alike
+    d = dedup(make_table(recs), ['exact', 'minhash'], minhash_threshold=0.5, progress=False)
+    assert (d['dup_of'] == '').all()
+
+
+def test_dedup_stage_parameters_are_checked():
+    df = table(SENTENCES[:4])
+    assert check_params(dedup_stage, {'method': 'exact'}) == [('method', "stage 'dedup_stage' has no parameter 'method'; did you mean 'methods'?")]
+    with pytest.raises(StageError, match="did you mean 'minhash'") as e: dedup_stage(df, ctx=RunContext(), methods=['minhsh'])
+    assert e.value.kind == 'config'
+    with pytest.raises(StageError, match='threshold applies to one'): dedup_stage(df, ctx=RunContext(), threshold=0.8)
+    with pytest.raises(StageError, match='minhash_threshold=1.5'): dedup_stage(df, ctx=RunContext(), methods='minhash', minhash_threshold=1.5)
+    r = dedup_stage(df, ctx=RunContext(), methods='minhash', threshold=0.9)
+    assert r.report['thresholds'] == {'minhash': 0.9} and r.report['methods'] == ['minhash']
+
+
+def test_cli_dedup_leaves_out_the_system_prompt(tmp_path):
+    from synthbench.formats import save_table
+    _, df = _task_api_with_system()
+    inp = tmp_path/'sys.jsonl'; save_table(df, inp)
+    r = subprocess.run(['synthbench', 'dedup', str(inp), '-o', str(tmp_path/'o.jsonl'), '--method', 'exact,minhash'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert '20 rows, 20 kept, 0 duplicates' in r.stdout and 'compared without: system turns (20 rows)' in r.stdout
+    r = subprocess.run(['synthbench', 'dedup', str(inp), '-o', str(tmp_path/'o.jsonl'), '--method', 'exakt'], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "did you mean 'exact'" in r.stderr and 'Traceback' not in r.stderr
+    r = subprocess.run(['synthbench', 'dedup', str(inp), '-o', str(tmp_path/'o.txt')], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'o.txt' in r.stderr and 'Traceback' not in r.stderr

@@ -51,3 +51,55 @@ def test_full_branch_against_fake_server(name, n, tmp_path):
     assert {'fake-gen', 'fake-judge'} <= models, models     # generator and a different judge both called
     assert len(srv.requests) >= n // 20 + 2
     assert not any('test-key-not-real' in f.read_text(errors='ignore') for f in (tmp_path/'cache').rglob('*') if f.is_file())
+
+
+# ---------- the tutorials run after the README's install command (`pip install -e ".[all]"`) ----------
+
+def _dist_name(req:str) -> str:
+    return re.split(r'[\s\[<>=!~;@]', req.strip(), maxsplit=1)[0].lower().replace('_', '-').replace('.', '-')
+
+def declared_for_extra(extra:str='all') -> set[str]:
+    "Distribution names (normalised) the base dependencies and `extra` declare, `synthbench[...]` self-references expanded."
+    import tomllib
+    proj = tomllib.loads((ROOT/'pyproject.toml').read_text(encoding='utf-8'))['project']
+    extras, out, todo, seen = proj.get('optional-dependencies', {}), {_dist_name(r) for r in proj.get('dependencies', [])}, [extra], set()
+    while todo:
+        e = todo.pop()
+        if e in seen: continue
+        seen.add(e)
+        assert e in extras, f"pyproject.toml has no extra {e!r}"
+        for r in extras[e]:
+            m = re.match(r'\s*synthbench\[([^\]]+)\]', r)
+            if m: todo += [x.strip() for x in m.group(1).split(',')]
+            else: out.add(_dist_name(r))
+    return out
+
+def notebook_imports(path:Path) -> set[str]:
+    "Top-level module names a notebook's code cells import (magics and shell lines skipped)."
+    import ast
+    nb, mods = json.loads(path.read_text(encoding='utf-8')), set()
+    for c in nb['cells']:
+        if c['cell_type'] != 'code': continue
+        src = '\n'.join(l for l in ''.join(c['source']).splitlines() if not l.lstrip().startswith(('%', '!')))
+        for node in ast.walk(ast.parse(src)):
+            if isinstance(node, ast.Import): mods |= {a.name.split('.')[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level: mods.add(node.module.split('.')[0])
+    return mods
+
+TUTORIALS = sorted((ROOT/'nbs'/'tutorials').glob('*.ipynb'))
+
+def test_declared_for_extra_expands_self_references():
+    d = declared_for_extra('all')
+    assert {'pandas', 'sentence-transformers', 'rensa', 'plotly', 'jupyterlab', 'fastcore'} <= d and 'nbdev' not in d
+    assert 'nbdev' in declared_for_extra('dev')
+
+@pytest.mark.parametrize('nb', TUTORIALS, ids=lambda p: p.stem)
+def test_tutorial_imports_are_declared_by_the_all_extra(nb):
+    import importlib.metadata as md
+    dists, declared = md.packages_distributions(), declared_for_extra('all')
+    missing = {}
+    for mod in sorted(notebook_imports(nb) - set(sys.stdlib_module_names) - {'synthbench'}):
+        names = {_dist_name(d) for d in dists.get(mod, [])}
+        assert names, f"{nb.name}: imports {mod!r}, which no installed distribution provides"
+        if not names & declared: missing[mod] = sorted(names)
+    assert not missing, f"{nb.name} imports {missing} (module: distributions), not declared by `pip install -e \".[all]\"`: add them to the [all] extra in pyproject.toml"

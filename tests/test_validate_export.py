@@ -233,3 +233,108 @@ def test_split_keeps_lineage_together_and_survives_cycles():
     assert all(s[f's{i}'] == s[f'p{i}'] for i in range(20))
     loose = train_eval_split(df, eval_frac=0.25, keep_lineage=False, seed=5).set_index('id')['split']
     assert any(loose[f's{i}'] != loose[f'p{i}'] for i in range(20))  # a plain split would leak paraphrases
+
+
+# ---------- the stages; export ships only what the pipeline kept ----------
+
+from synthbench.stage import RunContext, StageError, check_params
+from synthbench.validate import validate_stage
+from synthbench.export import export_stage, export_rows, incomplete_reason
+
+
+def _marked(spec, n_rejected=10, n_dup=19):
+    "The 20 validated task seeds, the first `n_rejected` judge-rejected and the last `n_dup` marked duplicates."
+    v = validate(spec.seeds(), spec)
+    return v.assign(judge_pass=[k >= n_rejected for k in range(20)], judge_overall=3.0,
+                    dup_of=[''] * (20 - n_dup) + [v['id'].iloc[0]] * n_dup)
+
+
+def test_cli_export_leaves_out_marked_rows_by_default(tmp_path, spec, capsys):
+    inp = tmp_path/'m.parquet'; save_table(_marked(spec), inp)
+    out = tmp_path/'o.jsonl'
+    assert main(['export', str(inp), '-o', str(out), '--only-valid']) == 1          # was "Exported 20/20 rows"
+    err = capsys.readouterr().err
+    assert 'nothing to export: all 20 rows were left out: duplicate (19), rejected (1)' in err and not out.exists()
+    assert main(['export', str(inp), '-o', str(out), '--keep', 'duplicate']) == 0
+    printed = capsys.readouterr().out
+    assert 'Exported 10/20 rows as openai' in printed and "left out 10: {'rejected': 10}" in printed
+    assert len(out.read_text(encoding='utf-8').splitlines()) == 10
+    assert main(['export', str(inp), '-o', str(out), '--keep-all']) == 0 and 'Exported 20/20' in capsys.readouterr().out
+    assert main(['export', str(inp), '-o', str(out), '--keep', 'duplicates']) == 2
+    assert "did you mean 'duplicate'" in capsys.readouterr().err
+    assert main(['export', str(inp), '-o', str(out), '--keep', 'all']) == 2 and '--keep-all' in capsys.readouterr().err
+
+
+def test_export_leaves_out_unjudged_and_invalid(tmp_path, spec):
+    v = validate(spec.seeds(), spec).assign(judge_error=[''] * 18 + ['HTTP 500: boom', None], judge_pass=[True] * 18 + [None, None])
+    v.loc[0, 'valid'] = False; v.loc[0, 'invalid_reason'] = 'format_mismatch: x'
+    rep = export_dataset(v, tmp_path/'o.jsonl')
+    assert rep.written == 18 and rep.excluded == {'invalid': 1, 'unjudged': 1}
+    assert rep.left_out['drop_reason'].tolist() == ['invalid: format_mismatch: x', 'not judged: HTTP 500: boom']
+    assert export_dataset(v, tmp_path/'o.jsonl', drop=()).written == 20
+
+
+INCOMPLETE = [
+    ([u('add x'), {'role': 'assistant', 'content': None}], 'message 1 (assistant) has no content'),
+    ([u('add x')], 'no assistant reply'),
+    ([a(GOOD)], 'no user turn'),
+    ([u('  '), a(GOOD)], 'message 0 (user) has no content'),
+    ([], 'no messages'),
+]
+
+
+@pytest.mark.parametrize('fmt', ['sharegpt', 'alpaca', 'openai', 'chatml', 'parquet'])
+def test_rows_lacking_a_required_turn_are_never_written(tmp_path, validated, fmt):
+    bad = make_table([{'messages': m} for m, _ in INCOMPLETE], source='generated')
+    df = pd.concat([validated.iloc[:3], bad], ignore_index=True)
+    path = tmp_path/('o.parquet' if fmt == 'parquet' else 'o.jsonl')
+    rep = export_dataset(df, path, fmt)
+    assert rep.written == 3 and rep.excluded == {'incomplete': len(INCOMPLETE)}
+    assert [r.split(': ', 1)[1] for r in rep.left_out['drop_reason']] == [w for _, w in INCOMPLETE]
+    if fmt != 'parquet': assert 'null' not in path.read_text(encoding='utf-8')
+    assert len(load_examples(path)) == 3
+
+
+def test_text_rows_without_text_or_label_are_never_written(tmp_path):
+    df = make_table([{'text': 'refund please', 'label': 'billing'}, {'text': 'where is it', 'label': None}, {'text': ' ', 'label': 'x'}])
+    rep = export_dataset(df, tmp_path/'t.jsonl', 'text')
+    assert rep.written == 1 and rep.left_out['drop_reason'].tolist() == ['incomplete: no label', 'incomplete: no text']
+    assert incomplete_reason({'text': 'a', 'label': 'b'}) == ''
+
+
+def test_export_stage_contract(tmp_path, spec):
+    df = _marked(spec, n_rejected=4, n_dup=6)
+    r = export_stage(df, ctx=RunContext(run_dir=tmp_path/'run'))
+    assert r.ok and len(r.table) == 10 and r.n_dropped == 10 and set(r.dropped['drop_rule']) == {'rejected', 'duplicate'}
+    assert r.files == {'jsonl': str(tmp_path/'run'/'dataset.jsonl'), 'parquet': str(tmp_path/'run'/'dataset.parquet')}
+    assert r.report['left_out_by'] == {'duplicate': 6, 'rejected': 4} and r.report['format'] == 'openai' and r.report['issues'] == []
+    assert len(load_table(r.files['parquet'])) == 10 and not r.table.attrs
+    assert export_stage(df, ctx=RunContext(run_dir=tmp_path/'run'), keep=['rejected', 'duplicate'], name='all').report['written'] == 20
+    text = make_table([{'text': 't1', 'label': 'a'}, {'text': 't2', 'label': 'b'}])
+    assert export_stage(text, ctx=RunContext(run_dir=tmp_path/'t')).report['format'] == 'text'
+    failed = export_stage(df.assign(judge_pass=False), ctx=RunContext(run_dir=tmp_path/'f'))
+    assert (failed.status, failed.error_kind, len(failed.table), failed.n_dropped) == ('failed', 'target', 0, 20)
+    assert 'rejected (14), duplicate (6)' in failed.reason and failed.files == {}
+    assert check_params(export_stage, {'only_unmarked': True})[0][0] == 'only_unmarked'
+    with pytest.raises(StageError, match="did you mean 'alpaca'"): export_stage(df, ctx=RunContext(run_dir=tmp_path), format='alpacca')
+
+
+def test_validate_stage_contract(spec):
+    df = make_table([{'messages': [u('add x'), a(GOOD)]}, {'messages': [u('add y'), a('')]}])
+    r = validate_stage(df, ctx=RunContext(spec=spec))
+    assert r.ok and r.n_dropped == 0 and r.table['valid'].tolist() == [True, False]
+    assert (r.report['total'], r.report['valid'], r.report['invalid'], r.report['reasons']) == (2, 1, 1, {'empty_turn': 1})
+    assert r.report['examples']['empty_turn'].startswith('empty_turn: message 1') and not r.table.attrs
+    assert validate_stage(df, ctx=RunContext()).report['reasons'] == {'empty_turn': 1}     # no spec: structure only
+    assert check_params(validate_stage, {'keep_other_reason': True})[0][1].endswith("did you mean 'keep_other_reasons'?")
+
+
+@pytest.mark.parametrize('cmd', ['validate', 'export', 'dedup'])
+def test_cli_bad_input_is_one_line(tmp_path, cmd):
+    bad = tmp_path/'bad.jsonl'; bad.write_text('{"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}]}\n{not json\n')
+    r = subprocess.run(['synthbench', cmd, str(bad), '-o', str(tmp_path/'o.jsonl')], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+    line = r.stderr.strip().splitlines()[-1]
+    assert 'bad.jsonl' in line and 'line 2' in line, r.stderr
+    r = subprocess.run(['synthbench', cmd, str(SEEDS/'task_api/seeds.jsonl'), '-o', str(tmp_path/'o.txt')], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'Traceback' not in r.stderr and 'o.txt' in r.stderr and not (tmp_path/'o.txt').exists()
