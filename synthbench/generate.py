@@ -774,10 +774,10 @@ def generation_outcome(g:Mapping,          # `df.attrs['generation']` of a `gene
                       ) -> tuple[str, str|None, str|None]:
     "(status, error_kind, reason) of a generation run: `failed` when the calls failed or the budget ran out, `partial`/'target' when it missed `n`."
     valid, n, calls = g.get('valid', 0), g.get('target', 0), g.get('calls', 0)
+    if valid >= n: return 'ok', None, None
     if g.get('stop_reason') == 'budget':
         first = next((o.error for o in outcomes if o.error_kind == 'budget'), '')
         return 'failed', 'budget', ' '.join(f'the budget ran out: stopped at {valid} of {n} rows after {calls} call(s): {first}'.split())[:400]
-    if valid >= n: return 'ok', None, None
     status, kind, reason = calls_outcome(outcomes, 'generation')
     if status == 'failed' or (outcomes and all(o.error is not None for o in outcomes)): return 'failed', kind, reason
     why = _STOP_WHY.get(g.get('stop_reason'), g.get('stop_reason'))
@@ -813,7 +813,7 @@ def generate_stage(df:pd.DataFrame,                  # seed examples shown in th
         out = generate(spec, n, llm, k=k, template=template, axes=axes, rotate_axes=rotate_axes, seed_rotation=seed_rotation, n_seeds=n_seeds,
                        unlike=unlike, waves=waves, temperature=temperature, max_calls=max_calls, max_rounds=max_rounds, oversample=oversample,
                        seeds=pool, document=document, chunk_chars=chunk_chars, axis_notes=axis_notes, validator=None if validate else False,
-                       split=split, exclude_ids=list(df['id']) if len(df) and 'id' in df else (), max_tokens_per_example=max_tokens_per_example,
+                       split=split, exclude_ids=sorted(set(df['id']) - set(pool['id'])) if len(df) else (), max_tokens_per_example=max_tokens_per_example,
                        rng_seed=ctx.seed)
     except ValueError as e: raise StageError('config', f'generate: {e}') from None
     g = dict(out.attrs.get('generation', {}))
@@ -1038,10 +1038,10 @@ def cli_generate(argv:list[str]) -> int:
     except StageError as e: return _fail('generate', f'{e.kind}: {e.reason}')
     g, t = res.report, res.table
     valid = int((t['valid'] == True).sum()) if len(t) else 0
-    if valid:
+    if len(t):   # invalid rows are written too, marked; a run that made no row writes nothing
         from synthbench.formats import save_examples
         save_examples(t, a.out, format=a.format)
         print(f"wrote {len(t)} rows ({valid} valid of {a.n} wanted) to {a.out}; stopped: {g['stop_reason']} after {g['rounds']} round(s), "
               f"{g['calls']} call(s) ({g['failed_calls']} failed), ${g['cost_usd']:.4f}", file=sys.stderr)
-    else: print(f"synthbench generate: no valid rows after {g.get('calls', 0)} call(s); nothing written to {a.out}", file=sys.stderr)
+    else: print(f"synthbench generate: no rows after {g.get('calls', 0)} call(s); nothing written to {a.out}", file=sys.stderr)
     return _stage_exit('generate', res)
