@@ -948,8 +948,8 @@ def _llm_from_args(a):
     budget = getattr(a, 'budget_usd', None)
     return LLM(model=a.model, base_url=a.base_url, api_key=key, **({'budget_usd': budget} if budget is not None else {}))
 
-_MODEL_HELP = ('model name (default: $SYNTHBENCH_MODEL; with --base-url and no model, the model the endpoint serves; '
-               'with no model, endpoint or key configured, the embedded local model)')
+_MODEL_HELP = ('model name (default: $SYNTHBENCH_MODEL, else the one model --base-url serves; '
+               'with no endpoint and no key configured: the embedded local model)')
 
 def _add_llm_args(p:argparse.ArgumentParser):
     p.add_argument('--model', help=_MODEL_HELP)

@@ -713,8 +713,8 @@ def _parser() -> argparse.ArgumentParser:
                                 'Exit status: 0 done, 1 judge calls failed (the line says why), 2 bad input or arguments.')
     p.add_argument('input', metavar='IN', help='examples to judge')
     p.add_argument('-o', '--output', metavar='OUT', required=True, help='judged table (.parquet or .jsonl)')
-    p.add_argument('--model', help='judge model (default: $SYNTHBENCH_MODEL; with --base-url and no model, the model the endpoint serves; '
-                                    'with no model, endpoint or key configured, the embedded local model)')
+    p.add_argument('--model', help='judge model (default: $SYNTHBENCH_MODEL, else the one model --base-url serves; '
+                                    'with no endpoint and no key configured: the embedded local model)')
     p.add_argument('--base-url', help='OpenAI-compatible endpoint of the judge')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--threshold', type=float, help='pass when the mean score >= T (default 3.5, or the calibrated suggestion with --calibrate)')

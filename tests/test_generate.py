@@ -384,3 +384,17 @@ def test_evolve_stage_adds_rows_and_fails_on_refused_calls(spec, tmp_path):
     with FakeOpenAIServer(responder=lambda b: {'status': 401, 'error': 'Incorrect API key provided'}) as srv:
         res = evolve_stage(easy, ctx=RunContext(spec=spec, llms={'main': _llm(srv, tmp_path)}), rounds=1)
     assert res.status == 'failed' and res.reason.startswith('2 of 2 evolution call(s) failed: HTTP 401'), res.reason
+
+
+def test_cli_generate_missed_target_exits_1_and_writes_what_it_made(tmp_path):
+    from synthbench.formats import load_table
+    out = tmp_path / 'out.jsonl'
+    def bad(body, p): return int(hashlib.md5(p.encode()).hexdigest(), 16) % 2 == 0
+    with FakeOpenAIServer(responder=gen_responder(bad)) as srv:
+        r = _cli(['generate', str(TASK_API), '-n', '40', '-o', str(out), '--model', 'fake-model', '--base-url', srv.base_url, '--k', '5', '--max-calls', '8'],
+                 {'cache': tmp_path / 'c'})
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    line = [l for l in r.stderr.splitlines() if l.startswith('synthbench generate: partial (target): got ')]
+    assert len(line) == 1 and 'of 40 valid rows after 8 call(s) (max_calls)' in line[0], r.stderr
+    df = load_table(out)
+    assert 0 < int((df['valid'] == True).sum()) < 40
