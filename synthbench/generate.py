@@ -171,9 +171,8 @@ def axis_targets(axes:Mapping[str, Mapping[str, float]], # axis name -> {value: 
                  n:int                                    # total rows wanted
                 ) -> dict[tuple, int]:
     "Whole-number target count per axis combination, summing to `n`: categories first (each one covered once `n` allows), then each further axis spread within them."
-    out = {c: 0 for c in axis_combinations(axes)}
     if not axes: return {(): max(0, n)}
-    order = _axis_order(axes)
+    out, order = {c: 0 for c in axis_combinations(axes)}, _axis_order(axes)
     cells = [((), n)]
     for i, a in enumerate(order): cells = _split_cells(cells, axes[a], cover=(i == 0))
     pos = [order.index(a) for a in axes]
@@ -754,11 +753,11 @@ def call_log(df:pd.DataFrame) -> pd.DataFrame:
 class _CallRecorder:
     "An LLM wrapper that notes every answer's `error` and `error_kind`, so a stage can judge its model calls (`calls_outcome`)."
     def __init__(self, llm): self.llm, self.outcomes = llm, []
-    def __getattr__(self, name): return getattr(self.__dict__['llm'], name)
+    def __getattr__(self, name):   # everything else is the wrapped client's (model, estimate, cost, ...)
+        if name == 'llm': raise AttributeError(name)
+        return getattr(self.llm, name)
     def _note(self, results):
-        for r in results:
-            err = getattr(r, 'error', None)
-            self.outcomes.append(SimpleNamespace(error=err, error_kind=(getattr(r, 'error_kind', None) or 'internal') if err is not None else None))
+        self.outcomes += [SimpleNamespace(error=getattr(r, 'error', None), error_kind=_kind(r)) for r in results]
         return results
     def chat_many(self, *args, **kw): return self._note(self.llm.chat_many(*args, **kw))
     def chat(self, *args, **kw): return self._note([self.llm.chat(*args, **kw)])[0]
