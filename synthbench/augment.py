@@ -13,12 +13,14 @@ import pandas as pd
 from pydantic import BaseModel
 from .core import make_table, check_table, concat_tables, prompt_text, response_text, normalize_text, _is_missing
 from .generate import (PromptTemplate, task_section, salvage_json_items, EDGE_TYPES, _validate, _llm_from_args,
-                                 _add_llm_args, _fail)
+                                 _add_llm_args, _fail, _stage_exit, _CallRecorder)
+from .stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
 
 # %% auto #0
 __all__ = ['PARAPHRASE', 'TRANSLATE', 'CONTEXT', 'EDGE', 'CHECK', 'LANGUAGES', 'CONTEXTS', 'RULE_EDGE_TYPES', 'AUGMENT_OPS',
            'set_input', 'set_reply', 'first_input', 'child_row', 'Variants', 'Translation', 'Rewrite', 'SameIntent',
-           'paraphrase', 'back_translate', 'vary_context', 'edge_variants', 'check_augmented', 'augment', 'cli_augment']
+           'paraphrase', 'back_translate', 'vary_context', 'edge_variants', 'check_augmented', 'augment',
+           'augment_stage', 'cli_augment']
 
 # %% ../nbs/22_augment.ipynb #7f5023f5
 _STAGE_PREFIX = ('judge_', 'dup_', 'aug_', 'gen_error', 'evol_fail')
@@ -416,14 +418,63 @@ def augment(df:pd.DataFrame, # rows to augment
     if op == 'edge': return edge_variants(df, llm=llm, **kw)
     return AUGMENT_OPS[op](df, llm, **kw)
 
+# %% ../nbs/22_augment.ipynb #614aab81
+def _op_params(op:str, n:int, pivots, contexts, types, seed:int) -> dict:
+    "The operation's own parameters from the stage's shared ones (`n`: variants, contexts or edge types per row)."
+    if op == 'paraphrase': return dict(n=n)
+    if op == 'back_translate': return dict(pivots=list(pivots or ['de']))
+    if op == 'context': return dict(per_row=n, contexts=contexts)
+    return dict(per_row=n, types=list(types or RULE_EDGE_TYPES), rng_seed=seed)
+
+def augment_stage(df:pd.DataFrame,                     # the table to add augmented rows to
+                  *,
+                  ctx:RunContext,                      # the run: LLM 'main', task spec (prompt rules, validation), seed
+                  op:str='paraphrase',                 # paraphrase, back_translate, context or edge
+                  rows:int|None=None,                  # augment only the first `rows` valid source rows (None: all)
+                  from_seeds:bool=False,               # augment the task's seeds instead of the table's rows
+                  n:int=1,                             # paraphrase: variants per row; context / edge: contexts / edge types per row
+                  pivots:list[str]|None=None,          # back_translate: pivot languages (default ['de'])
+                  contexts:list[str]|None=None,        # context: contexts (default `CONTEXTS`)
+                  types:list[str]|None=None,           # edge: edge types (default the rule-made ones)
+                  check:str='none',                    # check each new row keeps its parent's intent: 'none', 'llm' or 'embedding'
+                  temperature:float|None=None,         # sampling temperature (default: the operation's)
+                  max_tokens:int=600,                  # completion budget per call
+                 ) -> StageResult:
+    "`df` plus new rows made by `op` from its valid rows (or the seeds): lineage kept, rows whose id is already in `df` left out."
+    if op not in AUGMENT_OPS: raise StageError('config', f'augment: unknown op {op!r}; use one of {list(AUGMENT_OPS)}')
+    if check not in ('none', 'llm', 'embedding'): raise StageError('config', f"augment: check must be 'none', 'llm' or 'embedding', got {check!r}")
+    base = ctx.require_spec().seeds() if from_seeds else df
+    src = base[marked_rows(base, ['invalid']) == ''] if len(base) else base
+    if rows: src = src.head(rows)
+    keep = df.copy(); keep.attrs = {}
+    if not len(src): return StageResult(keep, report={'op': op, 'source_rows': 0, 'new_rows': 0, 'note': 'no valid rows to augment'})
+    kw = _op_params(op, n, pivots, contexts, types, ctx.seed)
+    needs = op != 'edge' or check == 'llm' or any(EDGE_TYPES[t].rule is None for t in kw.get('types', []) if t in EDGE_TYPES)
+    llm = _CallRecorder(ctx.llm()) if needs else (_CallRecorder(ctx.llms['main']) if ctx.llms.get('main') is not None else None)
+    if temperature is not None: kw['temperature'] = temperature
+    try: new = augment(src, op, llm, spec=ctx.spec, max_tokens=max_tokens, **kw)
+    except ValueError as e: raise StageError('config', f'augment: {e}') from None
+    info = dict(new.attrs.get('augment', {}))
+    if check != 'none' and len(new): new = check_augmented(new, src, llm, method=check)
+    new = new.copy(); new.attrs = {}
+    same = new['id'].isin(set(df['id'])) if len(new) and len(df) else pd.Series(False, index=new.index)
+    dropped = new[same].assign(drop_reason='same as a row already in the table').reset_index(drop=True)
+    report = {'op': op, 'source_rows': len(src), 'new_rows': int((~same).sum()), 'same_as_existing_dropped': int(same.sum()),
+              'failed': int((new['valid'] == False).sum()) if len(new) else 0, 'skipped_identical': info.get('skipped_identical', 0)}
+    if 'aug_check' in new: report['checks'] = {str(k): int(v) for k, v in new['aug_check'].value_counts().items()}
+    status, kind, reason = calls_outcome(llm.outcomes, 'augmentation') if llm is not None else ('ok', None, None)
+    return StageResult(concat_tables(keep, new[~same]), dropped=dropped if len(dropped) else None, report=report,
+                       status=status, error_kind=kind, reason=reason)
+
 # %% ../nbs/22_augment.ipynb #52c0fb92
 def cli_augment(argv:list[str]) -> int:
     "`synthbench augment IN -o OUT --op OP ...`"
     p = argparse.ArgumentParser(prog='synthbench augment', description='Augment a dataset: paraphrase, back-translate, vary context or make edge-case variants. '
                                 'Reads JSONL/JSON/CSV/Parquet (ShareGPT, Alpaca, messages, text/label); writes the input rows and the new rows '
-                                '(source=augmented, parent_id, op, aug_* columns, aug_check) with every column.')
+                                '(source=augmented, parent_id, op, aug_* columns, aug_check) with every column. '
+                                'Exit status: 0 done, 1 the model calls failed (the line says why), 2 bad input or arguments.')
     p.add_argument('input', help='dataset file to augment')
-    p.add_argument('-o', '--out', required=True, help='output file (.jsonl or .parquet)')
+    p.add_argument('-o', '--out', required=True, help='output file (.jsonl, .json, .csv or .parquet)')
     p.add_argument('--op', required=True, choices=list(AUGMENT_OPS), help='augmentation operation')
     p.add_argument('--n', type=int, default=2, help='paraphrase: variants per row; context: contexts per row; edge: edge types per row (default 2)')
     p.add_argument('--pivots', default='de', help='back_translate: comma-separated pivot languages (default de)')
@@ -435,8 +486,12 @@ def cli_augment(argv:list[str]) -> int:
     p.add_argument('--estimate', action='store_true', help='print planned calls, tokens and dollars; spend nothing')
     _add_llm_args(p)
     a = p.parse_args(argv)
-    from synthbench.formats import load_examples, save_examples
+    from synthbench.formats import load_examples, save_examples, check_output_path, InputError
+    from synthbench.stage import RunContext, StageError
+    if a.n < 1: return _fail('augment', f'--n must be >= 1, got {a.n}.')
     if not Path(a.input).exists(): return _fail('augment', f'input file {a.input!r} not found.')
+    try: check_output_path(a.out)
+    except InputError as e: return _fail('augment', str(e))
     try: df = load_examples(a.input)
     except (ValueError, KeyError, TypeError) as e: return _fail('augment', str(e))
     spec = None
@@ -445,20 +500,25 @@ def cli_augment(argv:list[str]) -> int:
         try: spec = load_spec(a.spec)
         except (ValueError, FileNotFoundError) as e: return _fail('augment', str(e))
     split = lambda s: [x.strip() for x in s.split(',') if x.strip()] if s else None
-    kw = {'paraphrase': dict(n=a.n), 'back_translate': dict(pivots=split(a.pivots) or ['de']), 'context': dict(per_row=a.n, contexts=split(a.contexts)),
-          'edge': dict(per_row=a.n, **({'types': split(a.types)} if a.types else {}))}[a.op]
-    needs_llm = a.op != 'edge' or any(EDGE_TYPES[t].rule is None for t in kw.get('types', []) if t in EDGE_TYPES) or a.check == 'llm' or spec is not None
-    llm = _llm_from_args(a) if needs_llm else None
-    try: new = augment(df, a.op, llm, spec=spec, estimate=a.estimate, **kw)
-    except ValueError as e: return _fail('augment', str(e))
+    types = split(a.types)
+    if types and (bad := [t for t in types if t not in EDGE_TYPES]): return _fail('augment', f'unknown edge type(s) {bad}; choose from {list(EDGE_TYPES)}.')
+    needs_llm = a.op != 'edge' or any(EDGE_TYPES[t].rule is None for t in types or []) or a.check == 'llm' or spec is not None
+    try: llm = _llm_from_args(a) if needs_llm else None
+    except (ValueError, OSError, RuntimeError) as e: return _fail('augment', f'cannot set up the model: {e}')
     if a.estimate:
-        print(f'plan: {new.calls} calls, ~{new.tokens_in} tokens in, <= {new.tokens_out} tokens out, ~${float(new.usd or 0):.4f}' if new is not None else 'plan: no model calls')
+        kw = _op_params(a.op, a.n, split(a.pivots), split(a.contexts), types, 0); kw.pop('rng_seed', None)
+        try: est = augment(df, a.op, llm, spec=spec, estimate=True, **kw)
+        except ValueError as e: return _fail('augment', str(e))
+        print(f'plan: {est.calls} calls, ~{est.tokens_in} tokens in, <= {est.tokens_out} tokens out, ~${float(est.usd or 0):.4f}' if est is not None else 'plan: no model calls')
         return 0
-    if a.check != 'none' and len(new): new = check_augmented(new, df, llm, method=a.check)
-    out = new if a.only_new else concat_tables(df, new, drop_duplicate_ids=True)
+    ctx = RunContext(spec=spec, llms={'main': llm} if llm is not None else {})
+    try: res = augment_stage(df, ctx=ctx, op=a.op, n=a.n, pivots=split(a.pivots), contexts=split(a.contexts), types=types, check=a.check)
+    except StageError as e: return _fail('augment', f'{e.kind}: {e.reason}')
+    if res.status == 'failed':   # nothing worth writing: say why, leave OUT alone
+        print(f'synthbench augment: failed ({res.error_kind}): {res.reason}', file=sys.stderr); return 1
+    out = res.table[~res.table['id'].isin(set(df['id']))] if a.only_new else res.table
     save_examples(out, a.out, format='table')
-    info = new.attrs.get('augment', {})
-    checks = new['aug_check'].value_counts().to_dict() if 'aug_check' in new.columns else {}
-    print(f"wrote {len(out)} rows ({len(new)} new, {info.get('failed', 0)} failed, {info.get('skipped_identical', 0)} identical to their parent skipped) "
-          f"to {a.out}; checks: {checks}", file=sys.stderr)
-    return 0
+    r = res.report
+    print(f"wrote {len(out)} rows ({r.get('new_rows', 0)} new, {r.get('failed', 0)} failed, {r.get('skipped_identical', 0)} identical to their parent skipped) "
+          f"to {a.out}; checks: {r.get('checks', {})}", file=sys.stderr)
+    return _stage_exit('augment', res)

@@ -11,14 +11,15 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 import pandas as pd
 from pydantic import BaseModel
-from .core import make_table, check_table, prompt_text, normalize_text, _is_missing
+from .core import make_table, check_table, concat_tables, prompt_text, normalize_text, _is_missing
 from .generate import (PromptTemplate, text_hash, task_section, salvage_json_items, _validate, EDGE_TYPES, _axes_of,
-                                 _match_label)
+                                 _match_label, _CallRecorder)
+from .stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
 
 # %% auto #0
 __all__ = ['LEVELS', 'DEPTH_METHODS', 'DEPTH_OPS', 'BREADTH_OP', 'EDGE_OP', 'MODEL_EDGE_TYPES', 'EVOL_DEPTH', 'EVOL_BREADTH',
            'EVOL_EDGE', 'EVOL_TEMPLATES', 'next_op', 'EvolvedPrompt', 'evol_messages', 'evol_failure', 'evolve',
-           'evol_summary']
+           'evol_summary', 'evolve_stage']
 
 # %% ../nbs/21_evol.ipynb #6738676e
 LEVELS = ['simple', 'moderate', 'complex', 'edge_case']
@@ -244,3 +245,38 @@ def evol_summary(df:pd.DataFrame) -> pd.DataFrame:
     g['kept'] = g['attempted'] - g['failed']
     g['reasons'] = d[d['failed']].groupby(['evol_level', 'evol_level_name', 'evol_op'])['reason'].agg(lambda s: dict(Counter(s)))
     return g.reset_index()
+
+# %% ../nbs/21_evol.ipynb #f6e9ae43
+def evolve_stage(df:pd.DataFrame,                    # the table whose rows are evolved
+                 *,
+                 ctx:RunContext,                     # the run: LLM 'main', task spec, seed
+                 rounds:int=3,                       # evolution rounds (3 takes simple rows to edge cases)
+                 rows:int|None=None,                 # evolve only the first `rows` valid rows (None: all)
+                 ops:list[str]|None=None,            # in-depth operations (default `DEPTH_OPS`)
+                 breadth_share:float=0.25,           # share of in-breadth mutations
+                 edge_types:list[str]|None=None,     # edge types for the last level (default `MODEL_EDGE_TYPES`)
+                 temperature:float=1.0,              # temperature of the rewriting calls
+                 answer_temperature:float=0.7,       # temperature of the answers
+                 max_tokens:int=400,                 # completion budget per call
+                 max_similarity:float=0.95,          # above this an evolved prompt counts as unchanged
+                 validate:bool=True,                 # validate evolved rows against the spec's rules
+                ) -> StageResult:
+    "`df` plus its evolved rows (failed evolutions kept, invalid, with `evol_fail_reason`); status from the model calls."
+    spec, llm = ctx.require_spec(), _CallRecorder(ctx.llm())
+    src = df[marked_rows(df, ['invalid']) == ''] if len(df) else df
+    if rows: src = src.head(rows)
+    keep = df.copy(); keep.attrs = {}
+    if not len(src): return StageResult(keep, report={'source_rows': 0, 'new_rows': 0, 'note': 'no valid rows to evolve'})
+    try: new = evolve(src, spec, llm, rounds=rounds, ops=list(ops or DEPTH_OPS), breadth_share=breadth_share, edge_types=list(edge_types or MODEL_EDGE_TYPES),
+                      temperature=temperature, answer_temperature=answer_temperature, max_tokens=max_tokens, max_similarity=max_similarity,
+                      validator=None if validate else False, rng_seed=ctx.seed)
+    except ValueError as e: raise StageError('config', f'evolve: {e}') from None
+    new = new.copy(); new.attrs = {}
+    same = new['id'].isin(set(df['id'])) if len(new) and len(df) else pd.Series(False, index=new.index)
+    dropped = new[same].assign(drop_reason='same as a row already in the table').reset_index(drop=True)
+    summ = evol_summary(new)
+    report = {'source_rows': len(src), 'new_rows': int((~same).sum()), 'failed': int((new['evol_fail_reason'] != '').sum()) if len(new) else 0,
+              'same_as_existing_dropped': int(same.sum()),
+              'levels': json.loads(summ.drop(columns=['reasons'], errors='ignore').to_json(orient='records')) if len(summ) else []}
+    status, kind, reason = calls_outcome(llm.outcomes, 'evolution')
+    return StageResult(concat_tables(keep, new[~same]), dropped=dropped if len(dropped) else None, report=report, status=status, error_kind=kind, reason=reason)

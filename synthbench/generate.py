@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib, json, math, random, re, string, sys, argparse
 from collections import deque, Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 from .core import make_table, content_id, prompt_text, response_text, normalize_text, examples_html, show_examples, _is_missing
+from .stage import RunContext, StageResult, StageError, FATAL_KINDS, calls_outcome, marked_rows
 
 # %% auto #0
 __all__ = ['GENERATE_CHAT', 'GENERATE_CLASSIFY', 'TEMPLATES', 'TEMPERATURES', 'EDGE_TYPES', 'text_hash', 'PromptTemplate', 'Turn',
@@ -22,9 +24,10 @@ __all__ = ['GENERATE_CHAT', 'GENERATE_CLASSIFY', 'TEMPLATES', 'TEMPERATURES', 'E
            'axis_targets', 'plan_batches', 'SeedRotation', 'unlike_section', 'temperature_for', 'chunk_document',
            'task_section', 'seed_json', 'focus_section', 'mixed_focus_section', 'document_section',
            'salvage_json_items', 'normalize_item', 'parse_answer', 'Batch', 'Plan', 'plan_generation', 'generate',
-           'generation_summary', 'call_log', 'uniform_axes', 'generate_eval_set', 'check_split_isolation', 'edge_typos',
-           'edge_unicode', 'edge_truncate', 'edge_very_short', 'edge_missing_fields', 'edge_injection', 'EdgeType',
-           'edge_catalogue', 'generate_edge_cases', 'cli_generate']
+           'generation_summary', 'call_log', 'generation_outcome', 'generate_stage', 'uniform_axes',
+           'generate_eval_set', 'check_split_isolation', 'edge_typos', 'edge_unicode', 'edge_truncate',
+           'edge_very_short', 'edge_missing_fields', 'edge_injection', 'EdgeType', 'edge_catalogue',
+           'generate_edge_cases', 'cli_generate']
 
 # %% ../nbs/20_generate.ipynb #dcfc19ec
 _ph = re.compile(r'\{(\w+)\}')
@@ -122,6 +125,18 @@ def _apportion(weights:Mapping, n:int) -> dict:
     for k in sorted(raw, key=lambda k: -(raw[k] - out[k]))[:rest]: out[k] += 1
     return out
 
+def _cover(weights:Mapping, n:int) -> dict:
+    "`_apportion`, but every value with a positive weight gets a row once `n` allows it (else the `n` largest get one each)."
+    pos = [k for k, w in weights.items() if w > 0]
+    if n <= len(pos):
+        top = set(sorted(pos, key=lambda k: -weights[k])[:max(0, n)])
+        return {k: int(k in top) for k in weights}
+    out, tot = _apportion(weights, n), sum(weights[k] for k in pos)
+    for z in [k for k in pos if out[k] == 0]:
+        give = max((k for k in pos if out[k] > 1), key=lambda k: out[k] - n * weights[k] / tot)
+        out[give] -= 1; out[z] = 1
+    return out
+
 def axis_combinations(axes:Mapping[str, Mapping[str, float]]) -> dict[tuple, float]:
     "Every combination of axis values (tuples in `axes` order) with its target share."
     combos = {(): 1.0}
@@ -130,11 +145,39 @@ def axis_combinations(axes:Mapping[str, Mapping[str, float]]) -> dict[tuple, flo
         combos = {c + (v,): s * w / tot for c, s in combos.items() for v, w in vals.items() if w > 0}
     return combos
 
+def _axis_order(axes:Mapping) -> list[str]:
+    "The order axes are apportioned in: the category (or label) axis, then difficulty, then the rest as given."
+    first = [a for a in ('category', 'label') if a in axes][:1] or list(axes)[:1]
+    return first + [a for a in axes if a == 'difficulty' and a not in first] + [a for a in axes if a not in first and a != 'difficulty']
+
+def _split_cells(cells:Sequence[tuple[tuple, int]], # (values so far, rows) per cell
+                 vals:Mapping[str, float],          # the next axis: value -> share
+                 cover:bool=False                   # the first axis: every value gets a row when there are enough
+                ) -> list[tuple[tuple, int]]:
+    "Each cell's rows spread over `vals`, keeping each value's running total within a row of its share of the rows so far."
+    tot = sum(w for w in vals.values() if w > 0) or 1
+    share = {v: w / tot for v, w in vals.items() if w > 0}
+    done, seen, out = Counter(), 0, []
+    for prefix, m in cells:
+        if m <= 0: continue
+        seen += m
+        got = _cover(share, m) if cover else _apportion({v: max(0.0, seen * s - done[v]) + 1e-9 * s for v, s in share.items()}, m)
+        for v, c in got.items():
+            done[v] += c
+            if c: out.append((prefix + (v,), c))
+    return out
+
 def axis_targets(axes:Mapping[str, Mapping[str, float]], # axis name -> {value: target share}
                  n:int                                    # total rows wanted
                 ) -> dict[tuple, int]:
-    "Whole-number target count per axis combination, summing to `n`."
-    return _apportion(axis_combinations(axes), n)
+    "Whole-number target count per axis combination, summing to `n`: categories first (each one covered once `n` allows), then each further axis spread within them."
+    if not axes: return {(): max(0, n)}
+    out, order = {c: 0 for c in axis_combinations(axes)}, _axis_order(axes)
+    cells = [((), n)]
+    for i, a in enumerate(order): cells = _split_cells(cells, axes[a], cover=(i == 0))
+    pos = [order.index(a) for a in axes]
+    for c, m in cells: out[tuple(c[p] for p in pos)] += m
+    return out
 
 # %% ../nbs/20_generate.ipynb #6e8de304
 def plan_batches(needed:Mapping[tuple, int], # combination -> rows still needed
@@ -373,6 +416,7 @@ class Batch:
     "One generation call: its focus, seeds, temperature and rendered prompt."
     idx:int; round:int; parts:list; seed_ids:list; temperature:float
     messages:list; prompt_id:str; max_tokens:int; chunk:dict|None=None; unlike:list=field(default_factory=list)
+    fill:dict=field(default_factory=dict, repr=False)   # the template fields, to re-render with another "unlike" list
     @property
     def sample_id(self) -> str: return f'{self.prompt_id}:r{self.round}:b{self.idx}'
     @property
@@ -423,10 +467,17 @@ class _Controls:
     k:int=20; rotate_axes:bool=True; seed_rotation:bool=True; n_seeds:int=3; unlike:int=10
     temperature:Any=1.0; max_tokens_per_example:int=300; axis_notes:dict|None=None
 
+def _unlike_for(pool:Sequence[str], j:int, n:int) -> list[str]:
+    "The `n` recent outputs shown to batch `j`: a window over `pool` that moves on with each batch."
+    if not n or not pool: return []
+    pool = list(pool)
+    if len(pool) <= n: return pool
+    s = (j * n) % len(pool)
+    return (pool[s:] + pool[:s])[:n]
+
 def _make_batches(spec, template:PromptTemplate, needed:Mapping[tuple, int], axis_names:Sequence[str], seeds:pd.DataFrame,
                   rot:SeedRotation, chunks:list, chunk_pos:list, recent:Sequence[str], c:_Controls, rnd:int, start:int) -> list[Batch]:
     by_id = {r['id']: r for r in seeds.to_dict('records')} if len(seeds) else {}
-    unl = list(recent)[-c.unlike:] if c.unlike else []
     sys_msg = [{'role': 'system', 'content': 'You are a careful writer of training data. You follow the requested JSON format exactly.'}]
     out = []
     for j, parts_t in enumerate(plan_batches(needed, c.k)):
@@ -438,14 +489,20 @@ def _make_batches(spec, template:PromptTemplate, needed:Mapping[tuple, int], axi
         sids = rot.next()
         chunk = None
         if chunks: chunk = chunks[chunk_pos[0] % len(chunks)]; chunk_pos[0] += 1
-        body = template.render(task=task_section(spec), count=count,
-                               seeds='\n'.join(seed_json(by_id[s]) for s in sids) or '(no examples given)',
-                               focus=focus, unlike=unlike_section(unl, c.unlike),
-                               document=document_section(chunk))
-        out.append(Batch(idx=i, round=rnd, parts=parts, seed_ids=sids,
-                         temperature=temperature_for(c.temperature, i, combo), messages=sys_msg + [{'role': 'user', 'content': body}],
-                         prompt_id=template.id, max_tokens=min(16000, 80 + c.max_tokens_per_example * count), chunk=chunk, unlike=unl))
+        fill = dict(task=task_section(spec), count=count, seeds='\n'.join(seed_json(by_id[s]) for s in sids) or '(no examples given)',
+                    focus=focus, document=document_section(chunk))
+        unl = _unlike_for(recent, j, c.unlike)
+        out.append(Batch(idx=i, round=rnd, parts=parts, seed_ids=sids, temperature=temperature_for(c.temperature, i, combo),
+                         messages=sys_msg + [{'role': 'user', 'content': template.render(**fill, unlike=unlike_section(unl, c.unlike))}],
+                         prompt_id=template.id, max_tokens=min(16000, 80 + c.max_tokens_per_example * count), chunk=chunk, unlike=unl, fill=fill))
     return out
+
+def _with_unlike(b:Batch, template:PromptTemplate, recent:Sequence[str], j:int, n:int) -> Batch:
+    "Batch `b` re-rendered with an \"unlike these\" list from `recent` (unchanged when there is nothing to list)."
+    unl = _unlike_for(recent, j, n)
+    if not unl or not b.fill: return b
+    body = template.render(**b.fill, unlike=unlike_section(unl, n))
+    return replace(b, messages=b.messages[:-1] + [{'role': 'user', 'content': body}], unlike=unl)
 
 # %% ../nbs/20_generate.ipynb #6d80fd3a
 def _resolve(spec, template, axes, rotate_axes, seeds, document, chunk_chars):
@@ -547,6 +604,26 @@ def _run_calls(llm, batches:list[Batch], schema, desc:str) -> list:
 
 def _combo_of(row:Mapping, names:Sequence[str]) -> tuple: return tuple(row.get(a) for a in names)
 
+def _wave_sizes(n_batches:int, waves:int) -> list[int]:
+    "Batches per wave of one round: a small first wave (about 15%), the rest spread evenly over the later waves."
+    if n_batches <= 0: return []
+    if waves <= 1 or n_batches < 2: return [n_batches]
+    first = max(1, math.ceil(0.15 * n_batches))
+    rest = n_batches - first; w = min(waves - 1, rest)
+    return [first] + [rest // w + (i < rest % w) for i in range(w)]
+
+def _kind(res) -> str|None:
+    "The engine's error kind of one answer (None when it has no error)."
+    if res is None or getattr(res, 'error', None) is None: return None
+    return getattr(res, 'error_kind', None) or 'internal'
+
+def _fatal(results:Sequence) -> str|None:
+    "Why generation must stop after these answers: 'budget' when the budget ran out, a fatal kind when every call failed with one."
+    kinds = [_kind(r) for r in results]
+    if 'budget' in kinds: return 'budget'
+    if kinds and all(k in FATAL_KINDS for k in kinds): return kinds[0]
+    return None
+
 def generate(spec,                           # task spec (`synthbench.spec.load_spec`)
              n:int,                          # valid rows wanted
              llm=None,                       # `synthbench.llm.LLM` (default: `LLM()`, the local model when nothing is configured)
@@ -557,6 +634,7 @@ def generate(spec,                           # task spec (`synthbench.spec.load_
              seed_rotation:bool=True,        # seed rotation on/off
              n_seeds:int=3,                  # seeds shown per batch
              unlike:int=10,                  # recent outputs listed as "unlike these" (0: off)
+             waves:int=3,                    # send each round in this many waves; later waves list outputs of earlier ones (1: one wave)
              temperature:Any=1.0,            # temperature schedule: float, list per batch, {axis value: t}, fn(i, combo)
              max_calls:int|None=None,        # cap on calls (default 3x the first round's)
              max_rounds:int=5,               # cap on rounds
@@ -590,7 +668,7 @@ def generate(spec,                           # task spec (`synthbench.spec.load_
     seen = set(seeds['id']) | set(exclude_ids) if len(seeds) else set(exclude_ids)
     excluded = set(exclude_ids)
     schema, model_name = answer_model(spec), getattr(llm, 'model', None)
-    tables, calls, recent, chunk_pos = [], [], deque(maxlen=max(1, unlike)), [0]
+    tables, calls, recent, chunk_pos = [], [], deque(maxlen=max(1, 5 * unlike)), [0]
     valid_n, stop, rnd, n_calls, stale, dups, n_excl = Counter(), None, 0, 0, 0, 0, 0
     cap = None
     while True:
@@ -603,34 +681,41 @@ def generate(spec,                           # task spec (`synthbench.spec.load_
         if cap is None: cap = max_calls or _default_max_calls(len(batches))
         if n_calls >= cap: stop = 'max_calls'; rnd -= 1; break
         batches = batches[:cap - n_calls]
-        results = _run_calls(llm, batches, schema, f'generate round {rnd}')
-        n_calls += len(batches)
-        new = []
-        for b, res in zip(batches, results):
-            rows, err = _rows_from(b, res, spec, model_name, op, 'generated', split, label_axis)
-            kept = 0
-            for r in rows:
-                r = make_table([r]).iloc[0].to_dict()
-                if r['id'] in seen:
-                    if r['id'] in excluded: n_excl += 1
-                    else: dups += 1
-                    continue
-                seen.add(r['id']); new.append(r); kept += 1
-            u = getattr(res, 'usage', None)
-            calls.append({'round': rnd, 'batch': b.idx, 'focus': b.focus, 'asked': b.count, 'rows': kept, 'duplicates': len(rows) - kept,
-                          'temperature': b.temperature, 'error': err, 'cached': getattr(res, 'cached', None),
-                          'tokens_in': getattr(u, 'prompt_tokens', 0) if u else 0, 'tokens_out': getattr(u, 'completion_tokens', 0) if u else 0,
-                          'cost_usd': float(getattr(res, 'cost_usd', 0) or 0)})
-        budget_hit = any('budget' in str(getattr(r, 'error', '') or '').lower() for r in results)
-        if new:
-            t = _validate(make_table(new), spec, validator)
-            tables.append(t)
-            good = t[t['valid'] == True]
-            for r in good.to_dict('records'): valid_n[_combo_of(r, names)] += 1
-            recent.extend(prompt_text(r) for r in good.to_dict('records'))
-            stale = 0 if len(good) else stale + 1
-        else: stale += 1
-        if budget_hit: stop = 'budget'; break
+        got, pos, fatal = 0, 0, None
+        for w, size in enumerate(_wave_sizes(len(batches), waves)):
+            wave = batches[pos:pos + size]
+            if w: wave = [_with_unlike(b, template, list(recent), pos + j, unlike) for j, b in enumerate(wave)]
+            pos += size
+            results = _run_calls(llm, wave, schema, f'generate round {rnd}')
+            n_calls += len(wave)
+            new = []
+            for b, res in zip(wave, results):
+                rows, err = _rows_from(b, res, spec, model_name, op, 'generated', split, label_axis)
+                kept = 0
+                for r in rows:
+                    r = make_table([r]).iloc[0].to_dict()
+                    if r['id'] in seen:
+                        if r['id'] in excluded: n_excl += 1
+                        else: dups += 1
+                        continue
+                    seen.add(r['id']); new.append(r); kept += 1
+                u = getattr(res, 'usage', None)
+                calls.append({'round': rnd, 'wave': w + 1, 'batch': b.idx, 'focus': b.focus, 'asked': b.count, 'rows': kept, 'duplicates': len(rows) - kept,
+                              'unlike': len(b.unlike), 'temperature': b.temperature, 'error': err, 'error_kind': _kind(res) or ('parse' if err and not rows else None),
+                              'cached': getattr(res, 'cached', None),
+                              'tokens_in': getattr(u, 'prompt_tokens', 0) if u else 0, 'tokens_out': getattr(u, 'completion_tokens', 0) if u else 0,
+                              'cost_usd': float(getattr(res, 'cost_usd', 0) or 0)})
+            if new:
+                t = _validate(make_table(new), spec, validator)
+                tables.append(t)
+                good = t[t['valid'] == True]
+                for r in good.to_dict('records'): valid_n[_combo_of(r, names)] += 1
+                recent.extend(prompt_text(r) for r in good.to_dict('records'))
+                got += len(good)
+            fatal = _fatal(results)
+            if fatal: break
+        if fatal: stop = 'budget' if fatal == 'budget' else 'calls_failed'; break
+        stale = 0 if got else stale + 1
         if stale >= 2: stop = 'no_progress'; break
     df = pd.concat(tables, ignore_index=True) if tables else make_table([])
     df, trimmed = _trim_surplus(df, targets, names)
@@ -638,7 +723,9 @@ def generate(spec,                           # task spec (`synthbench.spec.load_
     df.attrs['generation'] = {'stop_reason': stop, 'target': n, 'valid': int((df['valid'] == True).sum()) if len(df) else 0,
                               'rows': len(df), 'rounds': rnd, 'calls': n_calls, 'max_calls': cap, 'duplicates_skipped': dups, 'excluded_skipped': n_excl,
                               'surplus_trimmed': trimmed, 'prompt_id': template.id, 'cost_usd': float(log['cost_usd'].sum()) if len(log) else 0.0,
-                              'failed_calls': int((log['error'] != '').sum()) if len(log) else 0, 'call_log': calls}
+                              'failed_calls': int((log['error'] != '').sum()) if len(log) else 0,
+                              'failed_by_kind': {str(k): int(v) for k, v in log['error_kind'].value_counts().items()} if len(log) else {},
+                              'waves': waves, 'with_unlike': int((log['unlike'] > 0).sum()) if len(log) else 0, 'call_log': calls}
     return df
 
 def _trim_surplus(df:pd.DataFrame, targets:Mapping[tuple, int], names:Sequence[str]) -> tuple[pd.DataFrame, int]:
@@ -661,6 +748,77 @@ def generation_summary(df:pd.DataFrame) -> pd.DataFrame:
 def call_log(df:pd.DataFrame) -> pd.DataFrame:
     "One row per generation call of the run that made `df`: round, focus, asked, rows kept, duplicates, error, tokens, cost."
     return pd.DataFrame(df.attrs.get('generation', {}).get('call_log', []))
+
+# %% ../nbs/20_generate.ipynb #06e970e1
+class _CallRecorder:
+    "An LLM wrapper that notes every answer's `error` and `error_kind`, so a stage can judge its model calls (`calls_outcome`)."
+    def __init__(self, llm): self.llm, self.outcomes = llm, []
+    def __getattr__(self, name):   # everything else is the wrapped client's (model, estimate, cost, ...)
+        if name == 'llm': raise AttributeError(name)
+        return getattr(self.llm, name)
+    def _note(self, results):
+        self.outcomes += [SimpleNamespace(error=getattr(r, 'error', None), error_kind=_kind(r)) for r in results]
+        return results
+    def chat_many(self, *args, **kw): return self._note(self.llm.chat_many(*args, **kw))
+    def chat(self, *args, **kw): return self._note([self.llm.chat(*args, **kw)])[0]
+
+def _plain(obj):
+    "`obj` as plain JSON values (numbers, strings, lists, dicts)."
+    return json.loads(json.dumps(obj, default=lambda v: v.item() if hasattr(v, 'item') else str(v)))
+
+_STOP_WHY = {'max_calls': 'max_calls', 'max_rounds': 'max_rounds', 'no_progress': 'no valid rows in two rounds', 'calls_failed': 'the calls failed'}
+
+def generation_outcome(g:Mapping,          # `df.attrs['generation']` of a `generate` run
+                       outcomes:Sequence,  # the answers of its calls (objects with `error`, `error_kind`)
+                      ) -> tuple[str, str|None, str|None]:
+    "(status, error_kind, reason) of a generation run: `failed` when the calls failed or the budget ran out, `partial`/'target' when it missed `n`."
+    valid, n, calls = g.get('valid', 0), g.get('target', 0), g.get('calls', 0)
+    if valid >= n: return 'ok', None, None
+    if g.get('stop_reason') == 'budget':
+        first = next((o.error for o in outcomes if o.error_kind == 'budget'), '')
+        return 'failed', 'budget', ' '.join(f'the budget ran out: stopped at {valid} of {n} rows after {calls} call(s): {first}'.split())[:400]
+    status, kind, reason = calls_outcome(outcomes, 'generation')
+    if status == 'failed' or (outcomes and all(o.error is not None for o in outcomes)): return 'failed', kind, reason
+    why = _STOP_WHY.get(g.get('stop_reason'), g.get('stop_reason'))
+    return 'partial', 'target', f'got {valid} of {n} valid rows after {calls} call(s) ({why})' + (f'; {reason}' if reason else '')
+
+def generate_stage(df:pd.DataFrame,                  # seed examples shown in the prompts (the runner passes the task's seeds); empty: `spec.seeds()`
+                   *,
+                   ctx:RunContext,                   # the run: task spec, LLM 'main', seed
+                   n:int,                            # valid rows wanted
+                   k:int=20,                         # examples per call
+                   max_rounds:int=5,                 # cap on rounds
+                   max_calls:int|None=None,          # cap on calls (default 3x the first round's)
+                   template:str|None=None,           # prompt template text with {placeholders} (default per task type)
+                   temperature:float|list[float]|dict[str, float]=1.0, # temperature schedule (see `temperature_for`)
+                   rotate_axes:bool=True,            # axis rotation on/off
+                   axes:dict[str, dict[str, float]]|None=None, # axes to rotate (default: the spec's)
+                   axis_notes:dict[str, str]|None=None, # extra instruction per axis value
+                   seed_rotation:bool=True,          # seed rotation on/off
+                   n_seeds:int=3,                    # seeds shown per call
+                   unlike:int=10,                    # recent outputs listed as "unlike these" (0: off)
+                   waves:int=3,                      # waves per round (later waves see earlier outputs)
+                   oversample:float=1.0,             # ask for this many times the missing rows each round
+                   document:str|bool|None=None,      # text or .md/.txt path to ground examples in (None: the spec's context; False: none)
+                   chunk_chars:int=1500,             # chunk size for `document`
+                   max_tokens_per_example:int=300,   # completion budget per example asked for
+                   validate:bool=True,               # validate rows against the spec's rules (False: keep all as valid)
+                   split:str='train',                # value of the `split` column
+                  ) -> StageResult:
+    "Generate `n` valid rows for the run's task: the new rows (not `df`'s) as the table, the generation summary as the report."
+    spec, llm = ctx.require_spec(), _CallRecorder(ctx.llm())
+    pool = df[marked_rows(df, ['invalid']) == ''] if len(df) else None
+    try:
+        out = generate(spec, n, llm, k=k, template=template, axes=axes, rotate_axes=rotate_axes, seed_rotation=seed_rotation, n_seeds=n_seeds,
+                       unlike=unlike, waves=waves, temperature=temperature, max_calls=max_calls, max_rounds=max_rounds, oversample=oversample,
+                       seeds=pool, document=document, chunk_chars=chunk_chars, axis_notes=axis_notes, validator=None if validate else False,
+                       split=split, exclude_ids=sorted(set(df['id']) - set(pool['id'])) if len(df) else (), max_tokens_per_example=max_tokens_per_example,
+                       rng_seed=ctx.seed)
+    except ValueError as e: raise StageError('config', f'generate: {e}') from None
+    g = dict(out.attrs.get('generation', {}))
+    out = out.copy(); out.attrs = {}
+    status, kind, reason = generation_outcome(g, llm.outcomes)
+    return StageResult(out, report=_plain(g), status=status, error_kind=kind, reason=reason)
 
 # %% ../nbs/20_generate.ipynb #4d36a5e6
 def uniform_axes(spec, names:Sequence[str]=('category', 'difficulty')) -> dict:
@@ -782,19 +940,30 @@ def generate_edge_cases(spec,                      # task spec
 
 # %% ../nbs/20_generate.ipynb #a54f647e
 def _llm_from_args(a):
-    "The `LLM` named by `--model` / `--base-url` / `--api-key-env` (local model when none is configured)."
+    "The `LLM` named by `--model` / `--base-url` / `--api-key-env` / `--budget-usd` (the local model when none is configured)."
     import os
     from synthbench.llm import LLM
     key = os.environ.get(a.api_key_env) if a.api_key_env else None
-    return LLM(model=a.model, base_url=a.base_url, api_key=key)
+    budget = getattr(a, 'budget_usd', None)
+    return LLM(model=a.model, base_url=a.base_url, api_key=key, **({'budget_usd': budget} if budget is not None else {}))
+
+_MODEL_HELP = ('model name (default: $SYNTHBENCH_MODEL, else the one model --base-url serves; '
+               'with no endpoint and no key configured: the embedded local model)')
 
 def _add_llm_args(p:argparse.ArgumentParser):
-    p.add_argument('--model', help='model name (default: $OPENAI_MODEL, else the embedded local model)')
+    p.add_argument('--model', help=_MODEL_HELP)
     p.add_argument('--base-url', help='OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL)')
     p.add_argument('--api-key-env', default='OPENAI_API_KEY', help='environment variable holding the API key (never pass a key on the command line)')
+    p.add_argument('--budget-usd', type=float, help='stop spending at this many dollars (the stage then fails with kind budget)')
 
 def _fail(cmd:str, msg:str) -> int:
     print(f'synthbench {cmd}: {msg}', file=sys.stderr); return 2
+
+def _stage_exit(cmd:str, res) -> int:
+    "Exit code of a command that ran stage result `res`: 0 ok, else 1 after one line naming the status, kind and reason."
+    if res.status == 'ok': return 0
+    print(f'synthbench {cmd}: {res.status} ({res.error_kind}): {res.reason}', file=sys.stderr)
+    return 1
 
 def _document_of(spec, folder:Path) -> str|None:
     "The grounding document of a seed folder: `spec.context` (the task's `context:` file), else a `*.md`/`*.txt` file next to task.yaml."
@@ -803,13 +972,22 @@ def _document_of(spec, folder:Path) -> str|None:
     files = [f for f in sorted(folder.glob('*')) if f.suffix in ('.md', '.txt') and f.stem.lower() != 'readme']
     return files[0].read_text() if files else None
 
-def cli_generate(argv:list[str]) -> int:
-    "`synthbench generate SEED_DIR -n N -o OUT.jsonl ...`"
+def _check_out(cmd:str, out:str, format:str='table') -> str|None:
+    "Why `out` cannot be written in `format` (None when it can): checked before any model call."
+    from synthbench.formats import check_output_path, InputError, _canon_format
+    try: fmt = None if format == 'table' else _canon_format(format)
+    except ValueError as e: return str(e)
+    try: check_output_path(out, ('.jsonl', '.json', '.csv', '.parquet') if fmt is None else ('.jsonl', '.json', '.parquet'))
+    except InputError as e: return str(e)
+    return None
+
+def _gen_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='synthbench generate', description='Generate N examples from a seed folder (task.yaml + seeds). '
-                                'Writes a JSONL/Parquet table with every column: id, messages or text/label, source, op, round, model, prompt_id, lineage, valid, invalid_reason.')
+                                'Writes a JSONL/Parquet table with every column: id, messages or text/label, source, op, round, model, prompt_id, lineage, valid, invalid_reason. '
+                                'Exit status: 0 done, 1 the model calls failed or fewer than N valid rows were made, 2 bad input or arguments.')
     p.add_argument('seed_dir', help='folder with task.yaml and its seeds file (or the task.yaml itself)')
     p.add_argument('-n', type=int, required=True, help='number of valid examples wanted')
-    p.add_argument('-o', '--out', help='output file (.jsonl or .parquet); required unless --estimate')
+    p.add_argument('-o', '--out', help='output file (.jsonl, .json, .csv or .parquet); required unless --estimate')
     _add_llm_args(p)
     p.add_argument('--k', type=int, default=20, help='examples per call (default 20)')
     p.add_argument('--max-calls', type=int, help='cap on model calls (default 3x the first round)')
@@ -817,26 +995,52 @@ def cli_generate(argv:list[str]) -> int:
     p.add_argument('--format', default='table', help="output format: table (all columns, default), messages, sharegpt, alpaca, text")
     p.add_argument('--no-document', action='store_true', help='do not ground examples in a document found in the seed folder')
     p.add_argument('--estimate', action='store_true', help='print planned calls, tokens and dollars; spend nothing')
-    a = p.parse_args(argv)
+    return p
+
+def _load_task(cmd:str, path:str):
+    "(spec, seeds, error line): the task spec and its seeds, or the one-line reason they cannot be used."
+    from synthbench.spec import load_spec, SpecError
+    from synthbench.formats import InputError
+    src = Path(path)
+    if not src.exists(): return None, None, f"seed folder {str(src)!r} not found: give a folder with task.yaml and seeds.jsonl (see seeds/task_api)."
+    try:
+        spec = load_spec(src)
+        return spec, spec.seeds(), None
+    except (SpecError, InputError) as e: return None, None, str(e)
+    except (ValueError, FileNotFoundError, KeyError, TypeError) as e: return None, None, f'{src}: {e}'
+
+def cli_generate(argv:list[str]) -> int:
+    "`synthbench generate SEED_DIR -n N -o OUT.jsonl ...`"
+    from synthbench.stage import RunContext, StageError
+    a = _gen_parser().parse_args(argv)
     if a.n < 1: return _fail('generate', f'-n must be >= 1, got {a.n}.')
+    if a.k < 1: return _fail('generate', f'--k must be >= 1, got {a.k}.')
     if not a.estimate and not a.out: return _fail('generate', 'give an output file with -o OUT.jsonl (or use --estimate).')
-    src = Path(a.seed_dir)
-    if not src.exists(): return _fail('generate', f"seed folder {str(src)!r} not found: give a folder with task.yaml and seeds.jsonl (see seeds/task_api).")
-    from synthbench.spec import load_spec
-    try: spec = load_spec(src)
-    except (ValueError, FileNotFoundError, KeyError, TypeError) as e: return _fail('generate', str(e))
-    folder = src if src.is_dir() else src.parent
+    if a.out and (why := _check_out('generate', a.out, a.format)): return _fail('generate', why)
+    spec, seeds, why = _load_task('generate', a.seed_dir)
+    if why: return _fail('generate', why)
+    folder = Path(a.seed_dir) if Path(a.seed_dir).is_dir() else Path(a.seed_dir).parent
     doc = False if a.no_document else _document_of(spec, folder)
-    llm = _llm_from_args(a)
-    res = generate(spec, a.n, llm, k=a.k, max_calls=a.max_calls, max_rounds=a.max_rounds, document=doc, estimate=a.estimate)
+    try: llm = _llm_from_args(a)
+    except (ValueError, OSError, RuntimeError) as e:
+        if not a.estimate: return _fail('generate', f'cannot set up the model: {e}')
+        plan = plan_generation(spec, a.n, None, k=a.k, max_calls=a.max_calls, document=doc, seeds=seeds)
+        print(f'plan: {plan.calls} calls (cap {plan.max_calls}); to price them pass --model M (or set $SYNTHBENCH_MODEL) [{e}]')
+        return 0
     if a.estimate:
+        res = plan_generation(spec, a.n, llm, k=a.k, max_calls=a.max_calls, document=doc, seeds=seeds)
         e, m = res.estimate, res.estimate_max
         print(f'plan: {res.calls} calls, ~{e.tokens_in} tokens in, <= {e.tokens_out} tokens out, ~${float(e.usd or 0):.4f}; '
               f'cap {res.max_calls} calls: ~${m["usd"]:.4f}')
         return 0
-    from synthbench.formats import save_examples
-    save_examples(res, a.out, format=a.format)
-    g = res.attrs['generation']
-    print(f"wrote {len(res)} rows ({g['valid']} valid of {a.n} wanted) to {a.out}; stopped: {g['stop_reason']} after {g['rounds']} round(s), "
-          f"{g['calls']} call(s) ({g['failed_calls']} failed), ${g['cost_usd']:.4f}", file=sys.stderr)
-    return 0
+    try: res = generate_stage(seeds, ctx=RunContext(spec=spec, llms={'main': llm}), n=a.n, k=a.k, max_calls=a.max_calls, max_rounds=a.max_rounds, document=doc)
+    except StageError as e: return _fail('generate', f'{e.kind}: {e.reason}')
+    g, t = res.report, res.table
+    valid = int((t['valid'] == True).sum()) if len(t) else 0
+    if len(t):   # invalid rows are written too, marked; a run that made no row writes nothing
+        from synthbench.formats import save_examples
+        save_examples(t, a.out, format=a.format)
+        print(f"wrote {len(t)} rows ({valid} valid of {a.n} wanted) to {a.out}; stopped: {g['stop_reason']} after {g['rounds']} round(s), "
+              f"{g['calls']} call(s) ({g['failed_calls']} failed), ${g['cost_usd']:.4f}", file=sys.stderr)
+    else: print(f"synthbench generate: no rows after {g.get('calls', 0)} call(s); nothing written to {a.out}", file=sys.stderr)
+    return _stage_exit('generate', res)

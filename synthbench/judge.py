@@ -10,16 +10,18 @@ import argparse, html, json, math, random, re, sys, warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 from .core import check_table, content_id, make_table, prompt_text, response_text, _is_missing
+from .stage import RunContext, StageResult, StageError, calls_outcome
 
 # %% auto #0
 __all__ = ['JUDGE_SYSTEM', 'CORRUPTIONS', 'Criterion', 'default_criteria', 'criteria_from_spec', 'make_criteria',
            'judgement_model', 'example_block', 'judge_messages', 'parse_judgement', 'overall_score', 'decide',
            'apply_threshold', 'judge', 'JudgeSummary', 'judge_summary', 'corrupt', 'calibration_set', 'known_good',
            'known_bad', 'confusion_matrix', 'cohens_kappa', 'threshold_sweep', 'suggest_threshold', 'Calibration',
-           'calibration_report', 'calibrate', 'cli_judge']
+           'calibration_report', 'calibrate', 'judge_stage', 'cli_judge']
 
 # %% ../nbs/31_judge.ipynb #5ab0101c
 @dataclass
@@ -233,7 +235,7 @@ def apply_threshold(df:pd.DataFrame,             # a judged table (judge() outpu
                     bottom_pct:float|None=None,  # or reject the lowest X% of judged rows instead of `threshold`
                     criteria=None                # criteria names (default: from df.attrs / judge_* columns)
                    ) -> pd.DataFrame:
-    "Re-decide `judge_pass` / `judge_reason` from stored scores (no model calls)."
+    "Re-decide `judge_pass` / `judge_reason` from stored scores (no model calls); `judge_pass` is None (NA) for rows not judged."
     names = _crit_names(df, criteria)
     missing = [f'judge_{n}' for n in names if f'judge_{n}' not in df.columns] + [c for c in ('judge_overall', 'judge_error') if c not in df.columns]
     if missing: raise ValueError(f'apply_threshold: columns {missing} are missing; run judge(df) first.')
@@ -249,7 +251,8 @@ def apply_threshold(df:pd.DataFrame,             # a judged table (judge() outpu
         elif err[i]: reasons.append(f'judge failed: {err[i]}')
         elif passed[i]: reasons.append(f"pass: overall {df.at[i, 'judge_overall']:.2f}" + (f' ({summ[i]})' if summ[i] else ''))
         else: reasons.append('rejected: ' + reason[i] + (f' ({summ[i]})' if summ[i] else ''))
-    df['judge_pass'] = (passed & (err == '') & ~skipped).astype(bool)
+    judged = df['judge_overall'].notna() & (err == '') & ~skipped
+    df['judge_pass'] = pd.Series([bool(p) if j else None for p, j in zip(passed, judged)], index=df.index, dtype=object)
     df['judge_reason'] = reasons
     df.attrs = {**df.attrs, 'judge': {**df.attrs.get('judge', {}), 'threshold': None if bottom_pct is not None else threshold,
                                        'min_score': min_score, 'bottom_pct': bottom_pct}}
@@ -276,6 +279,47 @@ def _ids_or_index(df:pd.DataFrame) -> list[str]:
     return [str(x) for x in (df['id'] if 'id' in df.columns else df.index)]
 
 # %% ../nbs/31_judge.ipynb #689ab3b9
+def _judge_rows(df, llm, crits, spec, threshold, min_score, bottom_pct, calibration, skip_invalid, desc, temperature, max_tokens, **params
+               ) -> tuple[pd.DataFrame, list]:
+    "The judged table and one outcome (`error`, `error_kind`) per judge call."
+    check_table(df, 'judge')
+    if threshold is None: threshold = calibration.suggested_threshold if calibration is not None and bottom_pct is None else 3.5
+    out = df.drop(columns=[c for c in df.columns if c.startswith('judge_')]).reset_index(drop=True)
+    send = ~(out['valid'].map(lambda v: v is False or v == False)) if skip_invalid and 'valid' in out else pd.Series(True, index=out.index)
+    idx = [i for i in out.index if send[i]]
+    recs = out.to_dict('records')
+    results = llm.chat_many([judge_messages(recs[i], crits, spec) for i in idx], response_format=judgement_model(crits),
+                            desc=desc, temperature=temperature, max_tokens=max_tokens, **params) if idx else []
+    cols = {c: [None] * len(out) for c in _judge_cols([c.name for c in crits])}
+    cols['judge_error'] = [''] * len(out)
+    outcomes = []
+    for i in out.index:
+        if not send[i]:
+            cols['judge_reason'][i] = f"not judged: failed validation ({recs[i].get('invalid_reason') or 'valid == False'})"
+    for i, res in zip(idx, results):
+        cols['judge_model'][i] = getattr(res, 'model', None) or getattr(llm, 'model', None)
+        err = getattr(res, 'error', None)
+        if err:
+            cols['judge_error'][i] = ' '.join(str(err).split())
+            outcomes.append(SimpleNamespace(error=cols['judge_error'][i], error_kind=getattr(res, 'error_kind', None) or 'internal')); continue
+        try: j = parse_judgement(res.parsed if getattr(res, 'parsed', None) is not None else res.text, crits)
+        except (ValueError, TypeError) as e:
+            cols['judge_error'][i] = ' '.join(f'unusable judge answer: {e}'.split())
+            outcomes.append(SimpleNamespace(error=cols['judge_error'][i], error_kind='parse')); continue
+        outcomes.append(SimpleNamespace(error=None, error_kind=None))
+        for c in crits: cols[f'judge_{c.name}'][i], cols[f'judge_{c.name}_reason'][i] = j[c.name], j[f'{c.name}_reason']
+        cols['judge_comment'][i] = j['summary']
+    for c in crits: out[f'judge_{c.name}'] = pd.array(cols.pop(f'judge_{c.name}'), dtype='Int64')
+    for k, v in cols.items():
+        if k not in ('judge_overall', 'judge_pass'): out[k] = pd.Series(v, dtype=object)
+    out['judge_overall'] = overall_score(out[[f'judge_{c.name}' for c in crits]].rename(columns=lambda c: c[6:]), crits).round(3)
+    out['judge_pass'] = None
+    out = out[[c for c in out.columns if not c.startswith('judge_')] + _judge_cols([c.name for c in crits])]
+    out.attrs = {**df.attrs, 'judge': {'criteria': [dict(name=c.name, description=c.description, weight=c.weight) for c in crits],
+                                       'model': getattr(llm, 'model', None),
+                                       'calibration': calibration.summary() if calibration is not None else None}}
+    return apply_threshold(out, threshold, min_score, bottom_pct, crits), outcomes
+
 def judge(df:pd.DataFrame,               # example table
           llm=None,                      # synthbench.llm.LLM doing the judging (default: LLM(), i.e. configured or local)
           criteria=None,                 # criteria (default: from `spec`, else the 4 defaults)
@@ -291,48 +335,17 @@ def judge(df:pd.DataFrame,               # example table
           max_tokens:int=800,            # room for the reasons
           **params                       # more chat parameters (seed, ...)
          ) -> pd.DataFrame:
-    "Score each row of `df` on `criteria` with an LLM judge and decide `judge_pass`."
-    check_table(df, 'judge')
+    "Score each row of `df` on `criteria` with an LLM judge and decide `judge_pass` (None, i.e. NA, where the call failed or the row was not sent)."
     crits = make_criteria(criteria, spec)
     llm = _default_llm(llm)
     _warn_same_model(df, getattr(llm, 'model', None))
-    if threshold is None: threshold = calibration.suggested_threshold if calibration is not None and bottom_pct is None else 3.5
-    out = df.drop(columns=[c for c in df.columns if c.startswith('judge_')]).reset_index(drop=True)
-    send = ~(out['valid'].map(lambda v: v is False or v == False)) if skip_invalid and 'valid' in out else pd.Series(True, index=out.index)
-    idx = [i for i in out.index if send[i]]
-    recs = out.to_dict('records')
-    results = llm.chat_many([judge_messages(recs[i], crits, spec) for i in idx], response_format=judgement_model(crits),
-                            desc=desc, temperature=temperature, max_tokens=max_tokens, **params) if idx else []
-    cols = {c: [None] * len(out) for c in _judge_cols([c.name for c in crits])}
-    cols['judge_error'] = [''] * len(out)
-    for i in out.index:
-        if not send[i]:
-            cols['judge_reason'][i] = f"not judged: failed validation ({recs[i].get('invalid_reason') or 'valid == False'})"
-    for i, res in zip(idx, results):
-        cols['judge_model'][i] = getattr(res, 'model', None) or getattr(llm, 'model', None)
-        err = getattr(res, 'error', None)
-        if err: cols['judge_error'][i] = str(err); continue
-        try: j = parse_judgement(res.parsed if getattr(res, 'parsed', None) is not None else res.text, crits)
-        except (ValueError, TypeError) as e:
-            cols['judge_error'][i] = f'unusable judge answer: {e}'; continue
-        for c in crits: cols[f'judge_{c.name}'][i], cols[f'judge_{c.name}_reason'][i] = j[c.name], j[f'{c.name}_reason']
-        cols['judge_comment'][i] = j['summary']
-    for c in crits: out[f'judge_{c.name}'] = pd.array(cols.pop(f'judge_{c.name}'), dtype='Int64')
-    for k, v in cols.items():
-        if k not in ('judge_overall', 'judge_pass'): out[k] = pd.Series(v, dtype=object)
-    out['judge_overall'] = overall_score(out[[f'judge_{c.name}' for c in crits]].rename(columns=lambda c: c[6:]), crits).round(3)
-    out['judge_pass'] = False
-    out = out[[c for c in out.columns if not c.startswith('judge_')] + _judge_cols([c.name for c in crits])]
-    out.attrs = {**df.attrs, 'judge': {'criteria': [dict(name=c.name, description=c.description, weight=c.weight) for c in crits],
-                                       'model': getattr(llm, 'model', None),
-                                       'calibration': calibration.summary() if calibration is not None else None}}
-    out = apply_threshold(out, threshold, min_score, bottom_pct, crits)
+    out, outcomes = _judge_rows(df, llm, crits, spec, threshold, min_score, bottom_pct, calibration, skip_invalid, desc, temperature, max_tokens, **params)
     n_err = int((out['judge_error'] != '').sum())
-    if n_err: warnings.warn(f'judge: {n_err} of {len(idx)} judge call(s) failed; those rows are kept with judge_error and judge_pass=False. Re-run to retry them (answered calls are cached).', stacklevel=2)
+    if n_err: warnings.warn(f'judge: {n_err} of {len(outcomes)} judge call(s) failed; those rows are kept with judge_error and judge_pass=None (not judged). Re-run to retry them (answered calls are cached).', stacklevel=2)
     if calibration is not None and not calibration.ok:
         warnings.warn(f'judge: the calibration caught only {_pct(calibration.catch_rate)} of known-bad examples (target {calibration.target_catch:.0%}); '
                       'do not trust this filter yet: try a stronger judge model, sharper criteria or a higher threshold.', stacklevel=2)
-    return out[out['judge_pass']].reset_index(drop=True) if drop else out
+    return out[out['judge_pass'] == True].reset_index(drop=True) if drop else out
 
 # %% ../nbs/31_judge.ipynb #71d93dd8
 def _bars(counts:Mapping[int, int], total:int) -> str:
@@ -393,7 +406,8 @@ def judge_summary(df:pd.DataFrame, calibration=None) -> JudgeSummary:
     if not meta: rule = 'rule not recorded (table reloaded; re-decide with apply_threshold)'
     else: rule = f"bottom {meta['bottom_pct']:g}%" if meta.get('bottom_pct') is not None else f"overall >= {meta.get('threshold')}"
     if meta.get('min_score') is not None: rule += f", every criterion >= {meta['min_score']}"
-    return JudgeSummary(len(df), int(df['judge_pass'].sum()), int((~df['judge_pass'] & ~err & ~nj).sum()), int(err.sum()), int(nj.sum()),
+    jp = df['judge_pass']
+    return JudgeSummary(len(df), int((jp == True).sum()), int(((jp == False) & ~err & ~nj).sum()), int(err.sum()), int(nj.sum()),
                         rule, meta.get('model'), pd.DataFrame.from_dict(rows, orient='index'), df['judge_overall'],
                         calibration if calibration is not None else meta.get('calibration'))
 
@@ -618,8 +632,8 @@ def calibration_report(judged:pd.DataFrame,            # a calibration set after
     meta = judged.attrs.get('judge', {})
     names = _crit_names(judged, criteria)
     err = judged['judge_error'].fillna('').astype(str) != ''
-    d = judged[~err]
-    eb, rej = (d['calib_expected'] == 'bad').to_numpy(), (~d['judge_pass'].astype(bool)).to_numpy()
+    d = judged[~err & judged['judge_pass'].notna()]
+    eb, rej = (d['calib_expected'] == 'bad').to_numpy(), (d['judge_pass'] != True).to_numpy()
     conf = confusion_matrix(eb, rej)
     per_kind = (d[eb].assign(caught=rej[eb]).groupby('calib_kind')['caught'].agg(['size', 'sum'])
                 .rename(columns={'size': 'n', 'sum': 'caught'}).rename_axis('kind'))
@@ -632,7 +646,7 @@ def calibration_report(judged:pd.DataFrame,            # a calibration set after
         lab = load_review_labels(labels) if isinstance(labels, (str, Path)) else labels
         m = d.reset_index(drop=True).merge(lab[['id', 'decision']], on='id')
         nh = len(m)
-        if nh: kh = cohens_kappa(list(m['decision'] == 'reject'), list(~m['judge_pass'].astype(bool)))
+        if nh: kh = cohens_kappa(list(m['decision'] == 'reject'), list(m['judge_pass'] != True))
     nb, ng = int(eb.sum()), int((~eb).sum())
     return Calibration(judged, meta.get('threshold'), meta.get('min_score'), conf, conf.iloc[1, 1] / nb if nb else float('nan'),
                        int(conf.iloc[0, 1]), conf.iloc[0, 1] / ng if ng else float('nan'), per_kind,
@@ -662,13 +676,45 @@ def calibrate(calib:pd.DataFrame,          # calibration_set(...) output, or kno
                                    f'suggested threshold {cal.suggested_threshold}.', stacklevel=2)
     return cal
 
+# %% ../nbs/31_judge.ipynb #c52e05f2
+def _summary_report(s:JudgeSummary) -> dict:
+    "A `JudgeSummary` as plain JSON values (for a stage report)."
+    scores = {n: {k: (None if isinstance(v, float) and v != v else (float(v) if k == 'mean' else int(v))) for k, v in r.items()} for n, r in s.scores.iterrows()}
+    return dict(rows=s.n, passed=s.passed, rejected=s.rejected, errors=s.errors, not_judged=s.not_judged, rule=s.rule, model=s.model, scores=scores)
+
+def judge_stage(df:pd.DataFrame,                   # example table
+                *,
+                ctx:RunContext,                    # the run: LLM 'main' (the judge), task spec (context, labels, guideline criteria)
+                threshold:float|None=None,         # pass when judge_overall >= threshold (default 3.5)
+                min_score:int|None=2,              # ... and no criterion below min_score (None: no floor)
+                bottom_share:float|None=None,      # instead of `threshold`: reject this share (0-1) of the judged rows, lowest first
+                criteria:list[str]|dict[str, str]|None=None, # criterion names or {name: what to check} (default: from the spec)
+                skip_invalid:bool=True,            # do not send rows with valid == False
+                temperature:float=0.0,             # judge sampling temperature
+                max_tokens:int=800,                # room for the reasons
+               ) -> StageResult:
+    "`judge` in the stage contract: every row scored and marked (`judge_pass` None where the call failed), the summary as the report."
+    if threshold is not None and bottom_share is not None: raise StageError('config', 'judge: give `threshold` or `bottom_share`, not both')
+    if bottom_share is not None and not 0 <= bottom_share <= 1: raise StageError('config', f'judge: bottom_share is a share of rows from 0 to 1, got {bottom_share}')
+    try: crits = make_criteria(criteria, ctx.spec)
+    except ValueError as e: raise StageError('config', f'judge: {e}') from None
+    llm = ctx.llm()
+    out, outcomes = _judge_rows(df, llm, crits, ctx.spec, threshold, min_score, None if bottom_share is None else 100 * bottom_share,
+                                None, skip_invalid, 'judge', temperature, max_tokens)
+    report = _summary_report(judge_summary(out))
+    out = out.copy(); out.attrs = {}
+    status, kind, reason = calls_outcome(outcomes, 'judge')
+    return StageResult(out, report=report, status=status, error_kind=kind, reason=reason)
+
 # %% ../nbs/31_judge.ipynb #e60f71e7
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='synthbench judge', description='Score examples with an LLM judge and filter. Reads IN (JSONL/JSON/CSV/Parquet, any supported format); '
-                                'writes OUT with judge_* columns (lossless table: .parquet or .jsonl). API key: OPENAI_API_KEY.')
+                                'writes OUT with judge_* columns (lossless table: .parquet or .jsonl). API key: OPENAI_API_KEY. '
+                                'Exit status: 0 done, 1 judge calls failed (the line says why), 2 bad input or arguments.')
     p.add_argument('input', metavar='IN', help='examples to judge')
     p.add_argument('-o', '--output', metavar='OUT', required=True, help='judged table (.parquet or .jsonl)')
-    p.add_argument('--model', help='judge model (default: configured or the embedded local model)')
+    p.add_argument('--model', help='judge model (default: $SYNTHBENCH_MODEL, else the one model --base-url serves; '
+                                    'with no endpoint and no key configured: the embedded local model)')
     p.add_argument('--base-url', help='OpenAI-compatible endpoint of the judge')
     g = p.add_mutually_exclusive_group()
     g.add_argument('--threshold', type=float, help='pass when the mean score >= T (default 3.5, or the calibrated suggestion with --calibrate)')
@@ -683,9 +729,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--cache-dir', help='LLM cache folder (re-runs are free)')
     return p
 
-def _print_summary(s:JudgeSummary, file=sys.stdout):
-    print(f'judged {s.n} rows ({s.model}; {s.rule}): {s.passed} passed, {s.rejected} rejected, {s.errors} judge errors, {s.not_judged} not judged', file=file)
-    for n, r in s.scores.iterrows():
+def _print_summary(s:Mapping, file=sys.stdout):
+    "Print a judge stage's report: counts, then each criterion's mean and score counts."
+    print(f"judged {s['rows']} rows ({s['model']}; {s['rule']}): {s['passed']} passed, {s['rejected']} rejected, {s['errors']} judge errors, {s['not_judged']} not judged", file=file)
+    for n, r in s['scores'].items():
+        if r.get('mean') is None: continue
         print(f"  {n:<24} mean {r['mean']:.2f}  " + ' '.join(f"{k}:{int(r[str(k)])}" for k in range(1, 6)), file=file)
 
 def _print_calibration(c:Calibration, file=sys.stdout):
@@ -721,11 +769,16 @@ def cli_judge(argv:list[str]|None=None) -> int:
         return _cli_judge(a)
 
 def _cli_judge(a) -> int:
-    from synthbench.formats import load_examples, save_table
+    from synthbench.formats import load_examples, save_table, check_output_path, InputError
     from synthbench.llm import LLM
+    from synthbench.generate import _CallRecorder
     inp = Path(a.input)
     if not inp.exists(): print(f'synthbench judge: input file {inp} does not exist.', file=sys.stderr); return 2
+    try: check_output_path(a.output, ('.parquet', '.jsonl', '.json', '.csv'))
+    except InputError as e: print(f'synthbench judge: {e}', file=sys.stderr); return 2
+    if a.bottom_pct is not None and not 0 <= a.bottom_pct <= 100: print(f'synthbench judge: --bottom-pct must be 0-100, got {a.bottom_pct}.', file=sys.stderr); return 2
     try: df = load_examples(inp)
+    except InputError as e: print(f'synthbench judge: {e}', file=sys.stderr); return 2
     except (ValueError, KeyError, OSError) as e: print(f'synthbench judge: cannot read {inp}: {e}', file=sys.stderr); return 2
     spec = None
     if a.spec:
@@ -741,17 +794,25 @@ def _cli_judge(a) -> int:
     labels = Path(a.labels) if a.labels else review_path(inp)
     labels = labels if labels.exists() else None
     if a.labels and labels is None: print(f'synthbench judge: label file {a.labels} does not exist.', file=sys.stderr); return 2
-    cal = None
+    threshold = a.threshold
     if a.calibrate:
         good, why = _known_good_for_cli(a, df, spec, labels)
         if good is None: print(f'synthbench judge: {why}', file=sys.stderr); return 2
         print(f'calibrating on {len(good)} known-good rows ({why}) and their corruptions', file=sys.stderr)
         bad = known_bad(df, labels) if labels is not None else None
-        cal = calibrate(calibration_set(good, spec=spec, extra_bad=bad), llm, spec=spec, threshold=a.threshold or 3.5, min_score=min_score, labels=labels)
+        rec = _CallRecorder(llm)
+        cal = calibrate(calibration_set(good, spec=spec, extra_bad=bad), rec, spec=spec, threshold=a.threshold or 3.5, min_score=min_score, labels=labels)
+        status, kind, reason = calls_outcome(rec.outcomes, 'calibration judge')
+        if status == 'failed': print(f'synthbench judge: failed ({kind}): {reason}', file=sys.stderr); return 1
         _print_calibration(cal)
-    out = judge(df, llm, spec=spec, threshold=a.threshold, min_score=min_score, bottom_pct=a.bottom_pct, calibration=cal)
-    _print_summary(judge_summary(out))
-    if a.drop: out = out[out['judge_pass']].reset_index(drop=True)
+        if threshold is None and a.bottom_pct is None: threshold = cal.suggested_threshold
+    res = judge_stage(df, ctx=RunContext(spec=spec, llms={'main': llm}), threshold=threshold, min_score=min_score,
+                      bottom_share=None if a.bottom_pct is None else a.bottom_pct / 100)
+    if res.status == 'failed':   # nothing judged worth writing: say why, leave OUT alone
+        print(f'synthbench judge: failed ({res.error_kind}): {res.reason}', file=sys.stderr); return 1
+    _print_summary(res.report)
+    out = res.table
+    if a.drop: out = out[out['judge_pass'] == True].reset_index(drop=True)
     save_table(out, a.output)
     print(f'wrote {len(out)} rows to {a.output}')
-    return 0
+    return 0 if res.ok else (print(f'synthbench judge: {res.status} ({res.error_kind}): {res.reason}', file=sys.stderr) or 1)

@@ -119,3 +119,52 @@ def test_cli_augment(tmp_path):
     assert set(load_table(out)['edge_type'].dropna()) == {'typos', 'unicode'}
     r = subprocess.run(['synthbench', 'augment', str(tmp_path / 'missing.jsonl'), '-o', str(out), '--op', 'paraphrase'], capture_output=True, text=True, env=env)
     assert r.returncode == 2 and 'not found' in r.stderr
+
+
+# --- the stage contract and loud failures ---
+
+from synthbench.llm import ChatResult
+from synthbench.stage import RunContext, check_params
+from synthbench.augment import augment_stage
+
+HAS_KINDS = 'error_kind' in getattr(ChatResult, '__dataclass_fields__', {})   # the engine labels its errors (after the engine change)
+
+
+def test_augment_stage_adds_rows_keeps_lineage_and_drops_known_ids(seeds, tmp_path):
+    spec = load_spec(TASK_API)
+    with FakeOpenAIServer(responder=aug_responder) as srv:
+        ctx = RunContext(spec=spec, llms={'main': _llm(srv, tmp_path)}, seed=3)
+        res = augment_stage(seeds, ctx=ctx, op='paraphrase', n=2, rows=2)
+        assert res.status == 'ok' and res.table.attrs == {} and json.dumps(res.report)
+        t = res.table
+        assert len(t) == 3 + 4 and t['id'].is_unique and t['id'].tolist()[:3] == seeds['id'].tolist()
+        new = t[t['source'] == 'augmented']
+        assert new['parent_id'].tolist() == [i for i in seeds['id'][:2] for _ in range(2)] and set(new['op']) == {'paraphrase'}
+        assert res.report == {'op': 'paraphrase', 'source_rows': 2, 'new_rows': 4, 'same_as_existing_dropped': 0, 'failed': 0, 'skipped_identical': 0}
+        again = augment_stage(t, ctx=ctx, op='paraphrase', n=2, from_seeds=True, rows=2)   # the same variants again: already in the table
+        assert len(again.table) == len(t) and again.report['same_as_existing_dropped'] == 4 and again.n_dropped == 4
+        assert set(again.dropped['drop_reason']) == {'same as a row already in the table'}
+    assert "has no parameter 'per_row'" in check_params(augment_stage, {'per_row': 2})[0][1]
+
+
+def test_augment_stage_refused_calls_fail_the_stage(seeds, tmp_path):
+    with FakeOpenAIServer(responder=lambda b: {'status': 401, 'error': 'Incorrect API key provided'}) as srv:
+        res = augment_stage(seeds, ctx=RunContext(llms={'main': _llm(srv, tmp_path)}), op='paraphrase')
+    assert res.status == 'failed' and res.reason.startswith('3 of 3 augmentation call(s) failed: HTTP 401'), res.reason   # was: 3 invalid rows, success
+    if HAS_KINDS: assert res.error_kind == 'auth'
+
+
+def test_cli_augment_wrong_key_and_bad_output(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ('OPENAI_API_KEY', 'OPENAI_BASE_URL')}
+    env.update(SYNTHBENCH_CACHE_DIR=str(tmp_path / 'c'), HF_HUB_OFFLINE='1')
+    src = TASK_API / 'seeds.jsonl'
+    out = tmp_path / 'aug.jsonl'
+    with FakeOpenAIServer(responder=lambda b: {'status': 401, 'error': 'Incorrect API key provided'}) as srv:
+        base = ['synthbench', 'augment', str(src), '--op', 'paraphrase', '--model', 'fake-model', '--base-url', srv.base_url]
+        r = subprocess.run([*base, '-o', str(tmp_path / 'aug.txt')], capture_output=True, text=True, env=env, timeout=300)
+        assert r.returncode == 2 and "cannot write the output as '.txt'" in r.stderr and len(srv.requests) == 0, r.stderr
+        r = subprocess.run([*base, '-o', str(out)], capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    line = [l for l in r.stderr.splitlines() if l.startswith('synthbench augment: failed')]
+    assert len(line) == 1 and 'augmentation call(s) failed: HTTP 401' in line[0], r.stderr
+    assert not out.exists()

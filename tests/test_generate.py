@@ -233,7 +233,7 @@ def test_cli_generate_local_model(tmp_path):
     from synthbench.formats import load_table
     out = tmp_path / 'local.jsonl'
     r = _cli(['generate', str(TASK_API), '-n', '3', '-o', str(out), '--k', '3', '--max-calls', '2'], {'cache': tmp_path / 'c'})
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0 or (r.returncode == 1 and 'synthbench generate: partial (target): got' in r.stderr), r.stderr[-2000:]   # 135M rarely makes 3 valid rows
     assert 'stopped:' in r.stderr
     df = load_table(out)
     assert len(df) >= 1, r.stderr[-2000:]
@@ -241,3 +241,160 @@ def test_cli_generate_local_model(tmp_path):
     for col in ('id', 'source', 'op', 'round', 'prompt_id', 'gen_seed_ids', 'valid'):
         assert df[col].notna().all(), col
     assert (df.loc[df['valid'] == False, 'invalid_reason'].str.len() > 0).all()   # invalid rows are marked
+
+
+# --- balanced pilots, "unlike these" in first-round prompts, the stage contract, loud failures ---
+
+from synthbench.llm import ChatResult
+from synthbench.stage import RunContext, check_params
+from synthbench.generate import generate_stage
+
+HAS_KINDS = 'error_kind' in getattr(ChatResult, '__dataclass_fields__', {})   # the engine labels its errors (after the engine change)
+
+
+def _marginals(df, spec):
+    return {a: Counter(df[a]) for a in spec.axes}
+
+
+@pytest.mark.parametrize('n', [4, 8, 50])
+def test_pilot_runs_cover_every_category_and_keep_axis_shares(spec, tmp_path, n):
+    with FakeOpenAIServer(responder=gen_responder()) as srv:
+        df = generate(spec, n, _llm(srv, tmp_path), k=10)
+    assert int((df['valid'] == True).sum()) == n
+    cats = spec.axes['category']
+    assert df['category'].nunique() == min(n, len(cats))          # was: n=8 -> all 'create'
+    if n >= len(cats):
+        for a, vals in spec.axes.items():
+            tot = sum(vals.values())
+            got = Counter(df[a])
+            for v, w in vals.items(): assert abs(got[v] - n * w / tot) <= 1, (n, a, v, got[v], n * w / tot)   # was: n=50 -> no 'delete'
+
+
+def test_unlike_list_reaches_first_round_prompts(spec, tmp_path):
+    with FakeOpenAIServer(responder=gen_responder()) as srv:
+        df = generate(spec, 500, _llm(srv, tmp_path), k=20, max_rounds=1)
+        prompts = [next(m['content'] for m in r['messages'] if m['role'] == 'user') for r in srv.requests]
+    assert len(prompts) == 25 and int((df['valid'] == True).sum()) == 500
+    with_unlike = sum('## Already written' in p for p in prompts)
+    assert with_unlike >= 20, with_unlike                           # was: 0 of 25 in a one-round run
+    assert df.attrs['generation']['with_unlike'] == with_unlike
+
+
+def test_generate_stage_contract(spec, tmp_path):
+    with FakeOpenAIServer(responder=gen_responder()) as srv:
+        ctx = RunContext(spec=spec, llms={'main': _llm(srv, tmp_path)}, seed=7)
+        res = generate_stage(spec.seeds(), ctx=ctx, n=12, k=5)
+    assert res.status == 'ok' and len(res.table) == 12 and res.table.attrs == {}
+    assert res.report['stop_reason'] == 'target_reached' and res.report['calls'] == 3 and json.dumps(res.report)
+    assert not set(res.table['id']) & set(spec.seeds()['id'])
+    assert check_params(generate_stage, {'n': 1, 'k': 2, 'max_round': 3})[0][1].endswith("did you mean 'max_rounds'?")
+    assert check_params(generate_stage, {'rng_seed': 1})   # the run's seed comes from ctx.seed
+
+
+def test_generate_stage_missed_target_is_partial(spec, tmp_path):
+    def bad(body, p): return int(hashlib.md5(p.encode()).hexdigest(), 16) % 2 == 0   # about half the calls answer garbage
+    with FakeOpenAIServer(responder=gen_responder(bad)) as srv:
+        res = generate_stage(spec.seeds(), ctx=RunContext(spec=spec, llms={'main': _llm(srv, tmp_path)}), n=40, k=5, max_calls=8)
+    got = int((res.table['valid'] == True).sum())
+    assert res.status == 'partial' and res.error_kind == 'target' and got < 40
+    assert res.reason.startswith(f'got {got} of 40 valid rows after 8 call(s) (max_calls)'), res.reason
+
+
+class _FakeLLM:
+    "An LLM-like object: good answers for the first `ok_calls` calls, then `error`/`error_kind` results."
+    model = 'fake'
+    def __init__(self, ok_calls, error, kind): self.ok_calls, self.error, self.kind, self.calls = ok_calls, error, kind, 0
+    def chat_many(self, msgs, response_format=None, **kw):
+        from types import SimpleNamespace
+        out = []
+        for m in msgs:
+            self.calls += 1
+            if self.calls > self.ok_calls:
+                out.append(SimpleNamespace(error=self.error, error_kind=self.kind, parsed=None, text=None, usage=None, cost_usd=0.0, model='fake')); continue
+            body = {'messages': m, 'response_format': {'json_schema': {'name': response_format.__name__}}}
+            txt = gen_responder()(body)
+            out.append(SimpleNamespace(error=None, error_kind=None, parsed=response_format.model_validate_json(txt), text=txt, usage=None, cost_usd=0.0, model='fake'))
+        return out
+
+
+def test_budget_running_out_fails_the_stage_and_says_how_far(spec):
+    llm = _FakeLLM(ok_calls=2, error='budget of $0.05 reached: request not sent', kind='budget')
+    res = generate_stage(spec.seeds(), ctx=RunContext(spec=spec, llms={'main': llm}), n=100, k=10)
+    assert res.status == 'failed' and res.error_kind == 'budget'                     # was: stop_reason 'budget' in attrs only
+    assert res.reason.startswith('the budget ran out: stopped at 20 of 100 rows after'), res.reason
+    assert llm.calls < 10                                                             # it stopped at once
+
+
+def test_all_calls_refused_fail_the_stage(spec):
+    llm = _FakeLLM(ok_calls=0, error='HTTP 401: Incorrect API key provided', kind='auth')
+    res = generate_stage(spec.seeds(), ctx=RunContext(spec=spec, llms={'main': llm}), n=100, k=10)
+    assert (res.status, res.error_kind, len(res.table)) == ('failed', 'auth', 0)
+    assert res.reason == f'{llm.calls} of {llm.calls} generation call(s) failed: HTTP 401: Incorrect API key provided' and llm.calls <= 2
+
+
+def test_cli_generate_refuses_bad_output_and_seeds_before_spending(tmp_path):
+    with FakeOpenAIServer(responder=gen_responder()) as srv:
+        base = ['generate', str(TASK_API), '-n', '5', '--model', 'fake-model', '--base-url', srv.base_url]
+        for out, what in [(tmp_path / 'out.txt', "cannot write the output as '.txt'"), ('/proc/x/out.jsonl', 'cannot create the folder')]:
+            r = _cli([*base, '-o', str(out)], {'cache': tmp_path / 'c'})
+            assert r.returncode == 2 and what in r.stderr and 'Traceback' not in r.stderr, r.stderr
+        r = _cli([*base, '-o', str(tmp_path / 'o.jsonl'), '--format', 'nope'], {'cache': tmp_path / 'c'})
+        assert r.returncode == 2 and 'unknown format' in r.stderr and 'Traceback' not in r.stderr
+        bad = tmp_path / 'task'; bad.mkdir()
+        (bad / 'task.yaml').write_text((TASK_API / 'task.yaml').read_text())
+        lines = (TASK_API / 'seeds.jsonl').read_text().splitlines()
+        lines[6] = lines[6][:-5]                                                          # line 7 cut short
+        (bad / 'seeds.jsonl').write_text('\n'.join(lines) + '\n')
+        r = _cli(['generate', str(bad), '-n', '5', '-o', str(tmp_path / 'o.jsonl'), '--model', 'fake-model', '--base-url', srv.base_url], {'cache': tmp_path / 'c'})
+        assert r.returncode == 2 and 'Traceback' not in r.stderr, r.stderr
+        assert 'seeds.jsonl' in r.stderr and 'line 7' in r.stderr and 'Fix:' in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+        assert len(srv.requests) == 0
+
+
+def test_cli_generate_wrong_key_exits_1_and_writes_nothing(tmp_path):
+    out = tmp_path / 'out.jsonl'
+    with FakeOpenAIServer(responder=lambda b: {'status': 401, 'error': 'Incorrect API key provided'}) as srv:
+        r = _cli(['generate', str(TASK_API), '-n', '12', '-o', str(out), '--model', 'fake-model', '--base-url', srv.base_url, '--k', '5'],
+                 {'cache': tmp_path / 'c'})
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    line = [l for l in r.stderr.splitlines() if l.startswith('synthbench generate: failed')]
+    assert len(line) == 1 and 'generation call(s) failed' in line[0] and '401' in line[0], r.stderr
+    if HAS_KINDS: assert 'failed (auth)' in line[0]
+    assert not out.exists()
+
+
+def test_cli_generate_estimate_and_help_say_the_truth(tmp_path):
+    # with a key but no model (and no $SYNTHBENCH_MODEL) the plan is printed and names what to pass; no traceback
+    env = {'cache': tmp_path / 'c', 'MYKEY': 'sk-test'}
+    r = _cli(['generate', str(TASK_API), '-n', '100', '--estimate', '--api-key-env', 'MYKEY'], env)
+    assert r.returncode == 0 and 'Traceback' not in r.stderr, r.stderr
+    assert 'plan: 5 calls' in r.stdout and ('--model' in r.stdout or '$' in r.stdout), r.stdout
+    h = _cli(['generate', '--help'])
+    assert h.returncode == 0 and '$SYNTHBENCH_MODEL' in h.stdout and 'OPENAI_MODEL' not in h.stdout
+
+
+def test_evolve_stage_adds_rows_and_fails_on_refused_calls(spec, tmp_path):
+    from synthbench.evol import evolve_stage
+    easy = spec.seeds()
+    easy = easy[easy['difficulty'] == 'easy'].head(2)
+    with FakeOpenAIServer(responder=gen_responder()) as srv:
+        res = evolve_stage(easy, ctx=RunContext(spec=spec, llms={'main': _llm(srv, tmp_path)}), rounds=1, breadth_share=0)
+    assert res.status == 'ok' and len(res.table) == 4 and res.report['new_rows'] == 2 and json.dumps(res.report)
+    assert set(res.table['parent_id'].dropna()) <= set(easy['id'])
+    with FakeOpenAIServer(responder=lambda b: {'status': 401, 'error': 'Incorrect API key provided'}) as srv:
+        res = evolve_stage(easy, ctx=RunContext(spec=spec, llms={'main': _llm(srv, tmp_path)}), rounds=1)
+    assert res.status == 'failed' and res.reason.startswith('2 of 2 evolution call(s) failed: HTTP 401'), res.reason
+
+
+def test_cli_generate_missed_target_exits_1_and_writes_what_it_made(tmp_path):
+    from synthbench.formats import load_table
+    out = tmp_path / 'out.jsonl'
+    def bad(body, p): return int(hashlib.md5(p.encode()).hexdigest(), 16) % 2 == 0
+    with FakeOpenAIServer(responder=gen_responder(bad)) as srv:
+        r = _cli(['generate', str(TASK_API), '-n', '40', '-o', str(out), '--model', 'fake-model', '--base-url', srv.base_url, '--k', '5', '--max-calls', '8'],
+                 {'cache': tmp_path / 'c'})
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    line = [l for l in r.stderr.splitlines() if l.startswith('synthbench generate: partial (target): got ')]
+    assert len(line) == 1 and 'of 40 valid rows after 8 call(s) (max_calls)' in line[0], r.stderr
+    df = load_table(out)
+    assert 0 < int((df['valid'] == True).sum()) < 40

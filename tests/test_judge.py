@@ -144,7 +144,7 @@ def test_failed_judge_calls_are_recorded_never_passed(tmp_path):
         with pytest.warns(UserWarning, match='3 of 5 judge call'):
             out = judge(df, llm_for(srv, tmp_path, max_retries=0))
     assert len(out) == 5
-    assert out.judge_pass.tolist() == [True, False, False, False, True]
+    assert out.judge_pass.tolist() == [True, None, None, None, True]   # a failed call is not a rejection (was: False)
     assert 'context length exceeded' in out.judge_error[1] and 'parse failed' in out.judge_error[2] and 'accuracy' in out.judge_error[3]
     assert out.judge_reason[1].startswith('judge failed:') and pd.isna(out.judge_accuracy[1]) and np.isnan(out.judge_overall[1])
     s = judge_summary(out)
@@ -159,7 +159,7 @@ def test_invalid_rows_not_sent_and_same_model_warning(tmp_path):
         with pytest.warns(UserWarning, match="judge model 'gen-model' also generated"):
             out = judge(df, llm)
         assert len(srv.requests) == 2
-    assert out.judge_pass.tolist() == [True, False, True]
+    assert out.judge_pass.tolist() == [True, None, True]   # not sent: no verdict
     assert out.judge_reason[1] == 'not judged: failed validation (too short)'
     assert judge_summary(out).not_judged == 1
 
@@ -286,3 +286,58 @@ def test_classification_spec_calibration(tmp_path):
     assert cal.catch_rate == 1 and cal.false_rejections == 0 and cal.kappa == 1
     assert 'Allowed labels: billing, shipping' in seen[0] and 'tickets_read_like' in seen[0]
     assert 'Label correctness' in seen[0]
+
+
+# --- the stage contract and loud failures ---
+
+from types import SimpleNamespace
+from synthbench.llm import ChatResult
+from synthbench.stage import RunContext, check_params
+from synthbench.judge import judge_stage
+
+HAS_KINDS = 'error_kind' in getattr(ChatResult, '__dataclass_fields__', {})   # the engine labels its errors (after the engine change)
+
+
+def test_judge_stage_wrong_key_fails_never_rejects(tmp_path):
+    df = seeds(4)
+    with FakeOpenAIServer(responder=lambda b: {'status': 401, 'error': 'Incorrect API key provided'}) as srv:
+        res = judge_stage(df, ctx=RunContext(llms={'main': llm_for(srv, tmp_path)}))
+    assert res.status == 'failed' and res.reason.startswith('4 of 4 judge call(s) failed: HTTP 401'), res.reason
+    if HAS_KINDS: assert res.error_kind == 'auth'
+    t = res.table
+    assert t.judge_pass.tolist() == [None] * 4 and t.judge_overall.isna().all() and t.judge_error.str.contains('401').all()
+    assert res.report['rejected'] == 0 and res.report['errors'] == 4
+
+
+def test_unparseable_judge_answers_are_parse_errors():
+    class Chatty:   # answers in prose: no structure the judge can use
+        model = 'chatty'
+        def chat_many(self, msgs, **kw): return [SimpleNamespace(error=None, parsed=None, text='Looks great to me!', model='chatty') for _ in msgs]
+    res = judge_stage(seeds(3), ctx=RunContext(llms={'main': Chatty()}))
+    assert (res.status, res.error_kind) == ('failed', 'parse') and 'unusable judge answer' in res.reason
+    assert res.table.judge_pass.tolist() == [None] * 3
+
+
+def test_judge_stage_ok_report_and_params(tmp_path):
+    df = seeds(4)
+    with FakeOpenAIServer(responder=rule_responder(lambda b: {'accuracy': 1} if 'milk' in b else {})) as srv:
+        res = judge_stage(df, ctx=RunContext(llms={'main': llm_for(srv, tmp_path)}), criteria=['accuracy', 'format'], max_tokens=200)
+    assert res.status == 'ok' and res.table.attrs == {} and json.dumps(res.report)
+    assert (res.report['passed'], res.report['rejected'], res.report['errors']) == (3, 1, 0)
+    assert res.table.judge_pass.tolist() == [False, True, True, True]
+    assert check_params(judge_stage, {'treshold': 3})[0][1].endswith("did you mean 'threshold'?")
+
+
+def test_cli_judge_wrong_key_and_bad_output(tmp_path):
+    src = tmp_path / 'data.jsonl'
+    src.write_text(''.join(json.dumps({'messages': m}) + '\n' for m in seeds(3).messages))
+    with FakeOpenAIServer(responder=lambda b: {'status': 401, 'error': 'Incorrect API key provided'}) as srv:
+        r = _cli(src, '-o', tmp_path / 'out.txt', '--model', 'judge-model', '--base-url', srv.base_url, '--cache-dir', tmp_path / 'c')
+        assert r.returncode == 2 and "cannot write the output as '.txt'" in r.stderr and len(srv.requests) == 0, r.stderr
+        out = tmp_path / 'judged.parquet'
+        r = _cli(src, '-o', out, '--model', 'judge-model', '--base-url', srv.base_url, '--cache-dir', tmp_path / 'c')
+    assert r.returncode == 1 and 'Traceback' not in r.stderr, r.stderr
+    line = [l for l in r.stderr.splitlines() if l.startswith('synthbench judge: failed')]
+    assert len(line) == 1 and '3 of 3 judge call(s) failed: HTTP 401' in line[0], r.stderr
+    if HAS_KINDS: assert line[0].startswith('synthbench judge: failed (auth)')
+    assert not out.exists()
