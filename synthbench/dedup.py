@@ -545,6 +545,22 @@ def _check_threshold(name, v, lo=0.0):
         raise StageError('config', f"dedup: {name}={v!r}: use a similarity in (0, 1], e.g. 0.8")
     return float(v)
 
+def _mark_seed_copies(out:pd.DataFrame, spec, ms, mt, et, num_perm, shingle, ngram, roles, exact_max, kw) -> int:
+    "Mark (in place) rows of `out` that copy one of `spec`'s seeds that is not itself in `out`: `dup_of` = the seed's id. Returns how many."
+    if spec is None: return 0
+    seeds = spec.seeds()
+    seeds = seeds[~seeds['id'].isin(set(out['id']))]
+    todo = out[out['dup_of'].map(lambda v: v is None or v != v or v == '')]
+    if not len(seeds) or not len(todo): return 0
+    hits = cross_duplicates(todo, seeds, ms, minhash_threshold=mt, num_perm=num_perm, shingle=shingle, ngram=ngram,
+                            embedding_threshold=et, exact_max=exact_max, roles=roles, progress=False, **kw)
+    if not len(hits): return 0
+    pos = {v: i for i, v in enumerate(out['id'].astype(str))}
+    for h in hits.to_dict('records'):
+        i = out.index[pos[h['a_id']]]
+        out.at[i, 'dup_of'], out.at[i, 'dup_sim'], out.at[i, 'dup_method'] = h['b_id'], h['sim'], f"{h['method']} (seed)"
+    return len(hits)
+
 def dedup_stage(df:pd.DataFrame, *, ctx,
                 methods:str|Sequence[str]=('exact', 'minhash', 'embedding'), # detectors to run, in this order ('all' = every one)
                 roles:str|Sequence[str]|None=None,     # None: leave out system turns and shared scaffolding; 'all'; or roles to compare
@@ -560,6 +576,7 @@ def dedup_stage(df:pd.DataFrame, *, ctx,
                 embed_model:str|None=None,             # embedding model (default all-MiniLM-L6-v2, local)
                 exact_max:int=20_000,                  # exact cosine search up to this many rows, ANN beyond
                 progress:bool=False,                   # progress bars
+                against_seeds:bool=True,               # also mark rows that copy one of the task's seeds (seeds not in the table)
                ) -> StageResult:
     "Mark duplicates (`dup_of`, `dup_sim`, `dup_method`) comparing the examples, not their scaffolding; report = counts per method and what was left out."
     ms = check_methods(methods)
@@ -581,11 +598,13 @@ def dedup_stage(df:pd.DataFrame, *, ctx,
         out = dedup(df, ms, minhash_threshold=mt, num_perm=num_perm, shingle=shingle, ngram=ngram, embedding_threshold=et,
                     exact_max=exact_max, score_col=score_col, texts=texts, progress=progress, **kw)
     except ImportError as e: raise StageError('config', f"dedup: {e}; install it, or run methods: [exact, minhash]") from None
+    seed_copies = _mark_seed_copies(out, ctx.spec, ms, mt, et, num_perm, shingle, ngram, roles, exact_max, kw) if against_seeds else 0
     s = dedup_summary(out)
     out.attrs = {}
     report = {'rows': s.n_rows, 'kept': s.n_kept, 'duplicates': s.n_dup, 'by_method': {m: s.by_method.get(m, 0) for m in ms},
               'groups': s.n_groups, 'largest': s.largest, 'methods': ms,
-              'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms}, 'ignored': ignored}
+              'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms}, 'ignored': ignored,
+              'copies_of_seeds': seed_copies}
     return StageResult(out, report=report)
 
 # %% ../nbs/32_dedup.ipynb #e7a25b78

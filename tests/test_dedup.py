@@ -296,3 +296,20 @@ def test_cli_dedup_leaves_out_the_system_prompt(tmp_path):
     assert r.returncode == 2 and "did you mean 'exact'" in r.stderr and 'Traceback' not in r.stderr
     r = subprocess.run(['synthbench', 'dedup', str(inp), '-o', str(tmp_path/'o.txt')], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and 'o.txt' in r.stderr and 'Traceback' not in r.stderr
+
+def test_dedup_stage_marks_copies_of_seeds_not_in_the_table():
+    "A light edit of a hand-written seed is a copy even when the seeds are not in the table (they join later, or never)."
+    from synthbench.spec import load_spec
+    from synthbench.stage import RunContext
+    from synthbench.core import make_table
+    from synthbench.dedup import dedup_stage
+    spec = load_spec(Path(__file__).resolve().parents[1]/'seeds'/'task_api'); seeds = spec.seeds()
+    msgs = [dict(m) for m in seeds.iloc[0]['messages']]
+    u = next(m for m in msgs if m['role'] == 'user'); u['content'] = u['content'] + ' thanks'
+    other = [{'role': 'user', 'content': 'remind me to repot the fern in the garden shed next weekend'},
+             {'role': 'assistant', 'content': "Created task: 'Repot the fern' | Priority: medium | Due: 2025-01-18 (Saturday)"}]
+    gen = make_table([{'messages': msgs, 'source': 'generated'}, {'messages': other, 'source': 'generated'}])
+    res = dedup_stage(gen, ctx=RunContext(spec=spec), methods=['exact', 'minhash'])
+    assert res.table['dup_of'].fillna('').tolist() == [seeds.iloc[0]['id'], ''] and res.report['copies_of_seeds'] == 1
+    assert res.table['dup_method'].iloc[0].endswith('(seed)')
+    assert dedup_stage(gen, ctx=RunContext(spec=spec), methods=['exact', 'minhash'], against_seeds=False).report['copies_of_seeds'] == 0

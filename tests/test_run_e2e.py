@@ -42,8 +42,9 @@ def _env(monkeypatch, tmp_path):
 
 def figures(teacher, run_dir:Path, spec) -> dict:
     "Yield and leak figures of a finished run, from the teacher's ground truth."
-    gen = pd.read_parquet(run_dir/'01_generate.parquet')
-    out = pd.read_parquet(run_dir/'dataset.parquet')
+    from synthbench.formats import load_table
+    gen = load_table(run_dir/'01_generate.parquet')
+    out = load_table(run_dir/'dataset.parquet')
     tg, to = teacher.truth(gen), teacher.truth(out)
     exported_gen = to[out['source'].eq('generated').values]
     clean_gen = int(tg.isna().sum())
@@ -57,8 +58,8 @@ def figures(teacher, run_dir:Path, spec) -> dict:
     from synthbench.core import example_text
     texts = [example_text({**r, 'messages': [m for m in r['messages'] if m['role'] != 'system']} if r.get('messages') is not None else r)
              for r in out.to_dict('records')]
-    pairs = minhash_pairs(texts, threshold=0.8)
-    f['near-dup share'] = len({int(j) for _, j in pairs}) / max(len(out), 1)
+    i, j, sim, _ = minhash_pairs(texts, threshold=0.8)
+    f['near-dup share'] = len({int(x) for x in j}) / max(len(out), 1)
     axis = 'label' if spec.task_type == 'classification' else 'category'
     targets = (spec.axes or {}).get('category') or {l: 1 / len(spec.labels) for l in spec.labels or []}
     shares = out[out['source'].eq('generated')][axis].value_counts(normalize=True) if len(out) else pd.Series(dtype=float)
