@@ -179,7 +179,7 @@ class _Bucket:
 
 class _Gate:
     "Admission control: concurrency cap, rpm/tpm buckets, and the engine-wide slow-down while the server keeps answering 429."
-    SATURATED = 1/3     # share of recent responses that are 429s at which the whole engine slows down
+    SATURATED = 0.5     # share of recent responses that are 429s at which the whole engine slows down
     FAILING = 0.5       # share of recent failed responses at which retries back off exponentially from 0.5 s
     def __init__(self, max_concurrency:int, rpm:float|None=None, tpm:float|None=None):
         self.max = self.limit = self.min_limit = max(1, int(max_concurrency)); self.in_flight = 0
@@ -225,14 +225,14 @@ class _Gate:
             if not f.done(): f.set_result(None); n -= 1
 
     def share(self, outcome:int) -> float:
-        "Share of the recent responses (at least 4 seen) with `outcome` (1: failures incl. 429s, 2: 429s)."
+        "Share of the recent responses (at least 10 seen) with `outcome` (1: failures incl. 429s, 2: 429s)."
         r = self._recent
-        if len(r) < 4: return 0.0
+        if len(r) < min(10, self.max): return 0.0
         return sum(x >= outcome for x in r) / len(r)
 
     def retry_base(self) -> tuple[float, float]:
         "(first delay, cap) of retry backoff: short while most requests succeed (isolated faults), from 0.5 s while most fail."
-        return (0.05, 2.0) if self.share(1) < self.FAILING else (0.5, 30.0)
+        return (0.05, 0.25) if self.share(1) < self.FAILING else (0.5, 30.0)
 
     def on_429(self, wait:float):
         "A 429 asking for `wait` s. When 429s are a large share of recent answers: halve the limit and pause everyone for `wait` s."
