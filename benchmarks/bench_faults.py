@@ -61,7 +61,7 @@ SYNTHBENCH_WORKER = textwrap.dedent('''
 CURATOR_WORKER = textwrap.dedent('''
     import json, os, sys, time, logging
     a = json.loads(sys.argv[1])
-    os.environ.setdefault('CURATOR_CACHE_DIR', a['cache'])
+    os.environ['CURATOR_CACHE_DIR'] = a['cache']; os.environ['TELEMETRY_ENABLED'] = 'false'
     logging.disable(logging.WARNING)
     from bespokelabs import curator
     class Echo(curator.LLM):
@@ -70,6 +70,7 @@ CURATOR_WORKER = textwrap.dedent('''
     llm = Echo(model_name='fake-model', backend='openai',
                backend_params={'base_url': a['url'], 'api_key': 'bench', 'max_retries': a['retries'], 'request_timeout': 60,
                                'max_requests_per_minute': 10_000_000, 'max_tokens_per_minute': 10_000_000_000,
+                               'max_concurrent_requests': a['conc'], 'seconds_to_pause_on_rate_limit': 1,   # its shortest pause
                                'require_all_responses': False})
     rows = [{'q': f"{a['tag']} request number {i}"} for i in range(a['n'])]
     t0, c0 = time.perf_counter(), time.process_time()
@@ -104,7 +105,20 @@ def synthbench_run(root, n, conc, latency, share, tag, retries=8, rerun=False, f
         return r
 
 
+def tiktoken_cache() -> str:
+    "A TIKTOKEN_CACHE_DIR holding the encodings bpe_openai ships (curator's tiktoken would download them; offline here)."
+    import gzip, hashlib, importlib.util
+    d = tempfile.mkdtemp(prefix='tiktoken_')
+    data = os.path.join(os.path.dirname(importlib.util.find_spec('bpe_openai').origin), 'data')
+    for name in ('cl100k_base', 'o200k_base'):
+        url = f'https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken'
+        with gzip.open(os.path.join(data, f'{name}.tiktoken.gz'), 'rb') as f, open(os.path.join(d, hashlib.sha1(url.encode()).hexdigest()), 'wb') as g:
+            g.write(f.read())
+    return d
+
+
 def curator_run(python, n, conc, latency, share, tag, retries=8):
+    os.environ.setdefault('TIKTOKEN_CACHE_DIR', tiktoken_cache())
     with FakeOpenAIServer(latency=latency, process=True, record=False, faults=FAULTS(share), retry_after_ms=200) as srv:
         return worker(python, CURATOR_WORKER, dict(url=srv.base_url, n=n, conc=conc, tag=tag, retries=retries,
                                                    cache=tempfile.mkdtemp(prefix='bench_curator_')))
@@ -150,6 +164,8 @@ def main():
             rps = n / r['wall']; ratio = rps / (n / ref['wall']) if 'failed' not in ref else None
             print(f"{name:<44}{r['wall']:>8.2f}{rps:>8.0f}{r['errors']:>8}{1000 * r['cpu'] / n:>12.3f}{'-' if ratio is None else f'{ratio:.2f}':>15}")
         if not a.curator_python: print('bespokelabs-curator: skipped (pass --curator-python PATH: a python with bespokelabs-curator installed)')
+        else: print("curator pauses all requests after a 429 for seconds_to_pause_on_rate_limit (an int, set here to its least, 1 s); "
+                    "synthbench waits what the server asks (200 ms) for that request only")
     if 'c' not in a.skip:
         n, conc, lat = (1000, 100, 0.02) if a.quick else (3000, 100, 0.02)
         print(f'\n(c) response cache writer: {n} requests, {conc} concurrent, {lat}s latency, no faults')

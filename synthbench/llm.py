@@ -587,6 +587,7 @@ async def _send(self, item, session, run):
             if why is not None:
                 item.result = ChatResult(error=why, error_kind='budget', status=status, model=item.model, attempts=attempt); return
         await gate.acquire(item.tin)
+        if run.fatal: gate.release(False, 0); run.unreserve(item); continue   # the run stopped while this one waited
         status = headers = None; malformed = False
         try: status, headers, data = await self._post(session, item)
         except asyncio.CancelledError: gate.release(False); run.unreserve(item); raise
@@ -762,7 +763,7 @@ async def _send_all(self, todo, run):
             except asyncio.CancelledError: raise
             except Exception as e: item.result = ChatResult(error=f'internal error: {type(e).__name__}: {e}', error_kind='server', model=item.model)
             run.done(item.result)
-    try: await asyncio.gather(*(worker() for _ in range(min(self.max_concurrency, len(todo)))))
+    try: await asyncio.gather(*(worker() for _ in range(min(2 * self.max_concurrency, len(todo)))))   # spare workers send while others wait to retry
     finally:
         if session is not None and asyncio.get_running_loop() is not _bg['loop']:
             await session.close(); self._sessions.pop(asyncio.get_running_loop(), None)
