@@ -192,13 +192,15 @@ class _Gate:
     @property
     def fast(self) -> bool: return self.rpm is None and self.tpm is None and self.pause_until == 0.0
 
-    async def acquire(self, tokens:int=0):
-        "Wait until one more request may go out."
+    async def acquire(self, tokens:int=0, first:bool=False):
+        "Wait until one more request may go out (`first`: ahead of those waiting, e.g. a retry)."
         if self.in_flight < self.limit and self.rpm is None and self.tpm is None and self.pause_until == 0.0:
             self.in_flight += 1; return
         while True:
             if self.in_flight >= self.limit:
-                fut = asyncio.get_running_loop().create_future(); self._waiters.append(fut)
+                fut = asyncio.get_running_loop().create_future()
+                if first: self._waiters.appendleft(fut)
+                else: self._waiters.append(fut)
                 await fut; continue
             now = time.monotonic()
             if self.pause_until:
@@ -232,7 +234,7 @@ class _Gate:
 
     def retry_base(self) -> tuple[float, float]:
         "(first delay, cap) of retry backoff: short while most requests succeed (isolated faults), from 0.5 s while most fail."
-        return (0.05, 0.25) if self.share(1) < self.FAILING else (0.5, 30.0)
+        return (0.02, 0.2) if self.share(1) < self.FAILING else (0.5, 30.0)
 
     def on_429(self, wait:float):
         "A 429 asking for `wait` s. When 429s are a large share of recent answers: halve the limit and pause everyone for `wait` s."
@@ -586,7 +588,7 @@ async def _send(self, item, session, run):
             why = await run.reserve(item)
             if why is not None:
                 item.result = ChatResult(error=why, error_kind='budget', status=status, model=item.model, attempts=attempt); return
-        await gate.acquire(item.tin)
+        await gate.acquire(item.tin, attempt > 0)   # a retry goes ahead of fresh requests: the run's tail stays short
         if run.fatal: gate.release(False, 0); run.unreserve(item); continue   # the run stopped while this one waited
         status = headers = None; malformed = False
         try: status, headers, data = await self._post(session, item)
