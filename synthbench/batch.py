@@ -7,7 +7,7 @@ Docs: https://synthbench.github.io/synthbench/batch.html.md"""
 # %% ../nbs/14_batch.ipynb #883380f8
 from __future__ import annotations
 import asyncio, json, time
-from .llm import LLM, ChatResult, ChatResults, read_completion, run_sync
+from .llm import LLM, ChatResult, ChatResults, read_completion, run_sync, _kind_for_status
 
 BATCH_DISCOUNT = 0.5        # Batch API price relative to the real-time price
 MAX_BATCH_REQUESTS = 50_000 # OpenAI's limit per batch
@@ -38,7 +38,8 @@ def read_batch_line(line:dict, model:str|None, prices=None) -> tuple[ChatResult,
     if isinstance(body, dict) and isinstance(body.get('error'), dict): msg = f"HTTP {status}: {body['error'].get('message')}"
     elif isinstance(err, dict): msg = f"{err.get('code')}: {err.get('message')}"
     else: msg = f'HTTP {status}: {str(body)[:200]}'
-    return ChatResult(error=f'batch request failed: {msg}', model=model), None
+    return ChatResult(error=f'batch request failed: {msg}', error_kind=_kind_for_status(status) if isinstance(status, int) else 'server',
+                      status=status if isinstance(status, int) else None, model=model), None
 
 # %% ../nbs/14_batch.ipynb #c45af4c8
 async def _wait_and_collect(llm:LLM, batch_id:str, by_key:dict, poll_interval:float, bar=None) -> dict:
@@ -63,7 +64,7 @@ async def _wait_and_collect(llm:LLM, batch_id:str, by_key:dict, poll_interval:fl
             if body is not None and llm.cache is not None: llm.cache.put(key, res.model, json.dumps(body))
             out[key] = res
     for key in set(by_key.values()) - set(out):
-        out[key] = ChatResult(error=f'batch {batch_id} ended {b.status!r} without an answer for this request', model=llm.model)
+        out[key] = ChatResult(error=f'batch {batch_id} ended {b.status!r} without an answer for this request', error_kind='server', model=llm.model)
     if llm.cache is not None:
         llm.cache.flush(); llm.cache.set_job_status(batch_id, b.status)
     return out
@@ -92,16 +93,17 @@ async def abatch_many(llm:LLM,
             if set(job['keys'].values()) & set(missing):
                 got = await _wait_and_collect(llm, job['batch_id'], job['keys'], poll_interval)
                 for k, r in got.items():
-                    if k in missing and r.error is None: by_key_results[k] = r; llm.stats['usd'] += r.cost_usd; llm.stats['batch_calls'] += 1
+                    if k in missing and r.error is None: by_key_results[k] = r; llm._book(r.cost_usd); llm.stats['batch_calls'] += 1
         missing = {k: it for k, it in missing.items() if k not in by_key_results}
     todo = list(missing.values())
     if llm.budget_usd is not None:
-        room, fit = llm.budget_usd - llm.stats['usd'], []
+        spent = llm.spent_usd
+        room, fit = llm.budget_usd - spent, []
         for it in todo:
             w = it.worst * BATCH_DISCOUNT
             if w <= room: room -= w; fit.append(it)
-            else: by_key_results[it.key] = ChatResult(error=f"budget exceeded: ${llm.stats['usd']:.4f} spent of budget_usd=${llm.budget_usd:.4f}; "
-                                                              f'this batch request could cost up to ${w:.4f}', model=it.model)
+            else: by_key_results[it.key] = ChatResult(error=f"budget exceeded: ${spent:.6f} spent of budget_usd=${llm.budget_usd:.6f} under budget scope "
+                                                              f"{llm.budget_scope!r}; this batch request could cost up to ${w:.6f}", error_kind='budget', model=it.model)
         todo = fit
     show = (llm.progress if progress is None else progress) and len(todo) >= 1
     for start in range(0, len(todo), MAX_BATCH_REQUESTS):
@@ -121,7 +123,7 @@ async def abatch_many(llm:LLM,
             if bar is not None: bar.n = len(chunk); bar.close()
         for k, r in got.items():
             by_key_results[k] = r
-            if r.error is None: llm.stats['usd'] += r.cost_usd; llm.stats['batch_calls'] += 1; llm.stats['calls'] += 1
+            if r.error is None: llm._book(r.cost_usd); llm.stats['batch_calls'] += 1; llm.stats['calls'] += 1
             else: llm.stats['failed'] += 1
             llm.stats['tokens_in'] += r.usage.prompt_tokens; llm.stats['tokens_out'] += r.usage.completion_tokens
     for it in items:

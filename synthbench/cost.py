@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PRICES', 'price_for', 'cost_usd', 'encoding_name', 'count_tokens', 'count_message_tokens', 'Estimate', 'estimate',
-           'prompt_side', 'cli_estimate']
+__all__ = ['PRICES', 'FT_PRICES', 'price_for', 'cost_usd', 'encoding_name', 'count_tokens', 'count_message_tokens', 'Estimate',
+           'estimate', 'prompt_side', 'cli_estimate']
 
 # %% ../nbs/11_cost.ipynb #1e250611
 PRICES: dict[str, tuple[float, float]] = {
@@ -22,7 +22,7 @@ PRICES: dict[str, tuple[float, float]] = {
     'gpt-5': (1.25, 10.0), 'gpt-5-mini': (0.25, 2.0), 'gpt-5-nano': (0.05, 0.40), 'gpt-5-pro': (15.0, 120.0),
     'gpt-5-chat-latest': (1.25, 10.0),
     'gpt-4.1': (2.0, 8.0), 'gpt-4.1-mini': (0.40, 1.60), 'gpt-4.1-nano': (0.10, 0.40),
-    'gpt-4o': (2.50, 10.0), 'gpt-4o-mini': (0.15, 0.60), 'chatgpt-4o-latest': (5.0, 15.0),
+    'gpt-4o': (2.50, 10.0), 'gpt-4o-2024-05-13': (5.0, 15.0), 'gpt-4o-mini': (0.15, 0.60), 'chatgpt-4o-latest': (5.0, 15.0),
     'o1': (15.0, 60.0), 'o1-mini': (1.10, 4.40), 'o1-pro': (150.0, 600.0),
     'o3': (2.0, 8.0), 'o3-mini': (1.10, 4.40), 'o3-pro': (20.0, 80.0), 'o4-mini': (1.10, 4.40),
     'gpt-4-turbo': (10.0, 30.0), 'gpt-4': (30.0, 60.0), 'gpt-3.5-turbo': (0.50, 1.50),
@@ -47,49 +47,76 @@ PRICES: dict[str, tuple[float, float]] = {
     # Local / embedded: free
     'smollm2-135m-instruct': (0.0, 0.0), 'local': (0.0, 0.0), 'fake-model': (0.0, 0.0),
 }
-# Other spellings of the same models (Anthropic's API uses dashes where OpenRouter uses dots, etc.)
-_ALIASES = {'claude-3-5-sonnet': 'claude-3.5-sonnet', 'claude-3-7-sonnet': 'claude-3.7-sonnet',
-            'claude-3-5-haiku': 'claude-3.5-haiku', 'claude-opus-4-1': 'claude-opus-4.1',
-            'claude-sonnet-4-5': 'claude-sonnet-4.5', 'claude-haiku-4-5': 'claude-haiku-4.5',
-            'claude-opus-4-5': 'claude-opus-4.5',
-            'qwen2.5-7b-instruct': 'qwen-2.5-7b-instruct', 'qwen2.5-72b-instruct': 'qwen-2.5-72b-instruct',
-            'meta-llama-3.1-8b-instruct': 'llama-3.1-8b-instruct', 'gpt-35-turbo': 'gpt-3.5-turbo'}
+# Other spellings of the same models, listed one by one: dated snapshots, Anthropic's dashes for OpenRouter's dots, ...
+# A name that is neither in PRICES nor here has no price (no prefix guessing: `gpt-4o-mini-realtime` is not `gpt-4o-mini`).
+_ALIASES = {
+    # OpenAI dated snapshots
+    'gpt-4o-mini-2024-07-18': 'gpt-4o-mini', 'gpt-4o-2024-08-06': 'gpt-4o', 'gpt-4o-2024-11-20': 'gpt-4o',
+    'gpt-4.1-2025-04-14': 'gpt-4.1', 'gpt-4.1-mini-2025-04-14': 'gpt-4.1-mini', 'gpt-4.1-nano-2025-04-14': 'gpt-4.1-nano',
+    'gpt-5-2025-08-07': 'gpt-5', 'gpt-5-mini-2025-08-07': 'gpt-5-mini', 'gpt-5-nano-2025-08-07': 'gpt-5-nano',
+    'gpt-5-pro-2025-10-06': 'gpt-5-pro',
+    'o1-2024-12-17': 'o1', 'o1-mini-2024-09-12': 'o1-mini', 'o1-pro-2025-03-19': 'o1-pro', 'o3-2025-04-16': 'o3',
+    'o3-mini-2025-01-31': 'o3-mini', 'o3-pro-2025-06-10': 'o3-pro', 'o4-mini-2025-04-16': 'o4-mini',
+    'gpt-4-turbo-2024-04-09': 'gpt-4-turbo', 'gpt-4-0125-preview': 'gpt-4-turbo', 'gpt-4-1106-preview': 'gpt-4-turbo',
+    'gpt-4-turbo-preview': 'gpt-4-turbo', 'gpt-4-0613': 'gpt-4', 'gpt-3.5-turbo-0125': 'gpt-3.5-turbo', 'gpt-35-turbo': 'gpt-3.5-turbo',
+    # OpenAI variants priced per token like their base (OpenRouter / search names)
+    'gpt-4o-mini-search-preview': 'gpt-4o-mini', 'gpt-4o-mini-search-preview-2025-03-11': 'gpt-4o-mini',
+    'gpt-4o-search-preview': 'gpt-4o', 'o3-mini-high': 'o3-mini', 'o4-mini-high': 'o4-mini',
+    # Anthropic API names and snapshots
+    'claude-3-5-sonnet': 'claude-3.5-sonnet', 'claude-3-5-sonnet-20241022': 'claude-3.5-sonnet',
+    'claude-3-5-sonnet-20240620': 'claude-3.5-sonnet', 'claude-3-5-sonnet-latest': 'claude-3.5-sonnet',
+    'claude-3-7-sonnet': 'claude-3.7-sonnet', 'claude-3-7-sonnet-20250219': 'claude-3.7-sonnet', 'claude-3-7-sonnet-latest': 'claude-3.7-sonnet',
+    'claude-3-5-haiku': 'claude-3.5-haiku', 'claude-3-5-haiku-20241022': 'claude-3.5-haiku', 'claude-3-5-haiku-latest': 'claude-3.5-haiku',
+    'claude-3-haiku-20240307': 'claude-3-haiku', 'claude-3-opus-20240229': 'claude-3-opus', 'claude-3-opus-latest': 'claude-3-opus',
+    'claude-sonnet-4-20250514': 'claude-sonnet-4', 'claude-sonnet-4-0': 'claude-sonnet-4',
+    'claude-opus-4-20250514': 'claude-opus-4', 'claude-opus-4-0': 'claude-opus-4',
+    'claude-opus-4-1': 'claude-opus-4.1', 'claude-opus-4-1-20250805': 'claude-opus-4.1',
+    'claude-sonnet-4-5': 'claude-sonnet-4.5', 'claude-sonnet-4-5-20250929': 'claude-sonnet-4.5',
+    'claude-haiku-4-5': 'claude-haiku-4.5', 'claude-haiku-4-5-20251001': 'claude-haiku-4.5',
+    'claude-opus-4-5': 'claude-opus-4.5', 'claude-opus-4-5-20251101': 'claude-opus-4.5',
+    # Google and open models
+    'gemini-2.0-flash': 'gemini-2.0-flash-001', 'gemini-2.0-flash-lite': 'gemini-2.0-flash-lite-001',
+    'qwen2.5-7b-instruct': 'qwen-2.5-7b-instruct', 'qwen2.5-72b-instruct': 'qwen-2.5-72b-instruct',
+    'meta-llama-3.1-8b-instruct': 'llama-3.1-8b-instruct',
+}
+
+# Fine-tuned models (`ft:BASE:org:name:id`) are billed at their base model's fine-tuned inference rates.
+# USD per 1M tokens (in, out), from OpenAI's pricing page as quoted in issue 10; written 2026-12-01 (check before relying on them).
+FT_PRICES: dict[str, tuple[float, float]] = {
+    'gpt-4o-mini': (0.30, 1.20), 'gpt-4o': (3.75, 15.0), 'gpt-3.5-turbo': (3.0, 6.0),
+    'gpt-4.1-mini': (0.80, 3.20), 'gpt-4.1': (3.0, 12.0),
+}
 
 # %% ../nbs/11_cost.ipynb #4370d4d0
-_SNAPSHOT = re.compile(r'(-\d{4}-\d{2}-\d{2}|-\d{8}|-\d{4}|-\d{6}|-latest|-preview|-v\d+(:\d+)?)$')
-
 def _name_variants(model:str) -> list[str]:
-    "Spellings of `model` to try, most specific first."
+    "Exact spellings of `model` to look up: as given, lower case, without an OpenRouter provider path / tag, then their aliases."
     m = model.strip()
     out = [m, m.lower()]
-    base = m.lower().rsplit('/', 1)[-1]          # 'openai/gpt-4o-mini' -> 'gpt-4o-mini'
-    base = base.split(':', 1)[0]                 # 'llama-3.1-8b-instruct:free' -> 'llama-3.1-8b-instruct'
-    out.append(base)
-    while (s := _SNAPSHOT.sub('', base)) != base: base = s; out.append(base)
+    if '/' in m:                                    # 'openai/gpt-4o-mini', 'meta-llama/llama-3.1-8b-instruct:nitro'
+        base = m.lower().rsplit('/', 1)[-1]
+        out += [base, base.split(':', 1)[0]]
     out += [_ALIASES[v] for v in out if v in _ALIASES]
     return list(dict.fromkeys(out))
 
-def _longest_prefix(name:str, table:Mapping) -> str|None:
-    keys = [k for k in table if name.startswith(k.lower() + '-') or name.startswith(k.lower() + '.')]
-    return max(keys, key=len) if keys else None
+def _lookup(names:list, tables:list) -> tuple|None:
+    for t in tables:
+        for v in names:
+            if v in t: return tuple(map(float, t[v]))
+    return None
 
 def price_for(model:str|None,                            # model name as sent to the API
               prices:Mapping[str, tuple]|None=None        # overrides: model -> (usd_in_per_1M, usd_out_per_1M)
              ) -> tuple[float, float]|None:
-    "`(usd_in_per_1M, usd_out_per_1M)` for `model`: overrides, exact, snapshot/prefix match; None if unknown."
+    "`(usd_in_per_1M, usd_out_per_1M)` for `model`: overrides, then the table, exact names and listed aliases only; None if unknown."
     if not model: return None
-    if model.lower().endswith(':free'): return (0.0, 0.0)   # OpenRouter free variants
-    tables = [t for t in (prices, PRICES) if t]
-    variants = _name_variants(model)
-    for t in tables:
-        for v in variants:
-            if v in t: return tuple(map(float, t[v]))
-    for t in tables:
-        for v in variants:
-            k = _longest_prefix(v, t)
-            if k is not None: return tuple(map(float, t[k]))
-            if v in _ALIASES and _ALIASES[v] in t: return tuple(map(float, t[_ALIASES[v]]))
-    return None
+    low = model.strip().lower()
+    if low.endswith(':free'): return (0.0, 0.0)   # OpenRouter free variants
+    if low.startswith('ft:'):                      # fine-tuned: 'ft:gpt-4o-mini-2024-07-18:org:name:id'
+        p = _lookup([model.strip(), low], [prices] if prices else [])
+        if p is not None: return p
+        base = low.split(':')[1] if low.count(':') >= 1 else ''
+        return _lookup([base, _ALIASES.get(base, base)], [FT_PRICES])
+    return _lookup(_name_variants(model), [t for t in (prices, PRICES) if t])
 
 # %% ../nbs/11_cost.ipynb #83ea52bf
 def cost_usd(model:str|None,                         # model name as sent to the API

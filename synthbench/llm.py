@@ -11,16 +11,16 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from .llmcache import ResponseCache, default_cache_dir, body_json, request_key
+from .llmcache import ResponseCache, BudgetLedger, default_cache_dir, body_json, request_key
 
 try: import orjson
 except ImportError: orjson = None
 _loads = orjson.loads if orjson else json.loads
 
 # %% auto #0
-__all__ = ['DEFAULT_WORST_TOKENS', 'Usage', 'ChatResult', 'read_completion', 'parse_retry_after', 'backoff_delay', 'mask_key',
-           'parse_duration', 'run_sync', 'LLM', 'achat_many', 'chat_many', 'chat', 'achat', 'batch_many',
-           'UsageSummary', 'ChatResults', 'usage_summary', 'estimate']
+__all__ = ['ERROR_KINDS', 'DEFAULT_WORST_TOKENS', 'Usage', 'ChatResult', 'read_completion', 'parse_retry_after', 'server_wait',
+           'backoff_delay', 'mask_key', 'failure_summary', 'parse_duration', 'run_sync', 'LLM', 'achat_many',
+           'chat_many', 'chat', 'achat', 'batch_many', 'UsageSummary', 'ChatResults', 'usage_summary', 'estimate']
 
 # %% ../nbs/10_llm.ipynb #12aec689
 @dataclass(slots=True)
@@ -30,6 +30,8 @@ class Usage:
     completion_tokens: int = 0
     @property
     def total_tokens(self) -> int: return self.prompt_tokens + self.completion_tokens
+
+ERROR_KINDS = ('auth', 'rate_limit', 'budget', 'parse', 'server', 'timeout', 'network', 'bad_request')
 
 @dataclass(slots=True)
 class ChatResult:
@@ -43,6 +45,8 @@ class ChatResult:
     cached: bool = False             # served from the cache (no new request)
     finish_reason: str|None = None
     attempts: int = 0                # HTTP requests made for it in this run (retries included)
+    error_kind: str|None = None      # with an error: one of `ERROR_KINDS` (decide on this, never on the error text)
+    status: int|None = None          # last HTTP status seen for it (None: no response, or from the cache)
 
     @property
     def ok(self) -> bool: return self.error is None
@@ -52,7 +56,7 @@ class ChatResult:
     def tokens_out(self) -> int: return self.usage.completion_tokens
     def __str__(self): return self.text if self.error is None else f'[error] {self.error}'
     def _repr_markdown_(self):
-        head = f'**error:** {html.escape(self.error)}\n\n' if self.error else ''
+        head = f'**error ({self.error_kind}):** {html.escape(self.error)}\n\n' if self.error else ''
         body = html.escape(self.text) if self.text is not None else '*(no text)*'
         return f'{head}{body}\n\n<small>{self.model} · {self.usage.prompt_tokens}+{self.usage.completion_tokens} tokens · ${self.cost_usd:.6f}{" · cached" if self.cached else ""}</small>'
 
@@ -66,18 +70,15 @@ def _price(model:str|None, prices=None) -> tuple|None:
         _prices_seen[k] = (price_for(model, prices), prices)   # keep `prices` alive so its id stays unique
     return _prices_seen[k][0]
 
-def read_completion(data:bytes|str|dict,   # the response body
-                    model:str|None=None,    # the model asked (used when the body names none)
-                    prices=None,            # price overrides for `synthbench.cost.cost_usd`
-                    cached:bool=False
-                   ) -> tuple[ChatResult, bool]:
-    "Parse a chat-completion body into a `ChatResult`; also say whether it may be cached."
+def _read_body(data, model=None, prices=None, cached=False) -> tuple[ChatResult, bool, bool]:
+    "`read_completion`, and whether the body was malformed (not JSON, truncated, no `choices`): a server fault to retry."
     try:
         d = data if isinstance(data, dict) else _loads(data)
         ch = d['choices'][0]; msg = ch.get('message') or {}
+        if not isinstance(msg, dict): raise TypeError('message is not an object')
     except Exception as e:
         snippet = (data if isinstance(data, str) else bytes(data).decode('utf-8', 'replace'))[:200] if not isinstance(data, dict) else str(data)[:200]
-        return ChatResult(error=f'malformed response ({type(e).__name__}): {snippet!r}', model=model, cached=cached), False
+        return ChatResult(error=f'malformed response ({type(e).__name__}): {snippet!r}', error_kind='server', model=model, cached=cached), False, True
     u = d.get('usage') or {}
     usage = Usage(int(u.get('prompt_tokens') or 0), int(u.get('completion_tokens') or 0))
     m = model or d.get('model')
@@ -85,11 +86,19 @@ def read_completion(data:bytes|str|dict,   # the response body
     p = _price(m, prices)
     res = ChatResult(text=text, usage=usage, cost_usd=(usage.prompt_tokens * p[0] + usage.completion_tokens * p[1]) / 1e6 if p else 0.0,
                      model=d.get('model') or model, cached=cached, finish_reason=fr)
-    if msg.get('refusal'): res.error = f"refused: {msg['refusal']}"
-    elif fr == 'length': res.error = 'truncated: finish_reason=length (the answer hit max_tokens; raise max_tokens)'
-    elif fr == 'content_filter': res.error = 'refused: finish_reason=content_filter'
-    elif text is None and not msg.get('tool_calls'): res.error = 'empty answer: the message has no content'
-    return res, res.error is None or fr == 'length'
+    if msg.get('refusal'): res.error, res.error_kind = f"refused: {msg['refusal']}", 'bad_request'
+    elif fr == 'length': res.error, res.error_kind = 'truncated: finish_reason=length (the answer hit max_tokens; raise max_tokens)', 'bad_request'
+    elif fr == 'content_filter': res.error, res.error_kind = 'refused: finish_reason=content_filter', 'bad_request'
+    elif text is None and not msg.get('tool_calls'): res.error, res.error_kind = 'empty answer: the message has no content', 'server'
+    return res, res.error is None or fr == 'length', False
+
+def read_completion(data:bytes|str|dict,   # the response body
+                    model:str|None=None,    # the model asked (used when the body names none)
+                    prices=None,            # price overrides for `synthbench.cost.cost_usd`
+                    cached:bool=False
+                   ) -> tuple[ChatResult, bool]:
+    "Parse a chat-completion body into a `ChatResult`; also say whether it may be cached."
+    return _read_body(data, model, prices, cached)[:2]
 
 # %% ../nbs/10_llm.ipynb #f011334b
 def parse_retry_after(headers) -> float|None:
@@ -105,6 +114,16 @@ def parse_retry_after(headers) -> float|None:
     except ValueError: pass
     try: return max(0.0, email.utils.parsedate_to_datetime(ra).timestamp() - time.time())
     except (TypeError, ValueError): return None
+
+def server_wait(headers) -> float|None:
+    "What a 429 asks for: `parse_retry_after`, else the `x-ratelimit-reset-*` of the exhausted limit (or the longest given), else None."
+    ra = parse_retry_after(headers)
+    if ra is not None or not headers: return ra
+    resets = {k: headers.get(f'x-ratelimit-reset-{k}') for k in ('requests', 'tokens')}
+    resets = {k: parse_duration(v) for k, v in resets.items() if v}
+    if not resets: return None
+    empty = [v for k, v in resets.items() if (headers.get(f'x-ratelimit-remaining-{k}') or '').strip() == '0']
+    return min(max(empty or resets.values()), 120.0)
 
 def backoff_delay(attempt:int,                # 0 for the first retry
                   retry_after:float|None=None, # what the server asked for
@@ -123,6 +142,27 @@ def mask_key(key:str|None) -> str:
     key = str(key)
     return '***' if len(key) < 12 else f'{key[:3]}...{key[-4:]}'
 
+# %% ../nbs/10_llm.ipynb #fa11a5e1
+_key_like = re.compile(r'\b(sk|rk|pk)[-_][A-Za-z0-9_\-]{8,}|\bkey-[A-Za-z0-9]{12,}')
+_bearer = re.compile(r'(?i)(bearer\s+)\S{6,}')
+
+def _scrub_keys(text:str) -> str:
+    "`text` with anything that looks like an API key masked."
+    return _bearer.sub(r'\1***', _key_like.sub(lambda m: mask_key(m.group(0)), text))
+
+def failure_summary(results) -> dict|None:
+    "None if no result in `results` failed, else {'failed', 'total', 'kind', 'reason', 'by_kind'} (most common kind, its first message)."
+    results = list(results)
+    bad = [r for r in results if r.error is not None]
+    if not bad: return None
+    by_kind = {}
+    for r in bad: by_kind[r.error_kind or 'server'] = by_kind.get(r.error_kind or 'server', 0) + 1
+    kind = max(by_kind, key=by_kind.get)          # ties: the kind seen first
+    first = next(r for r in bad if (r.error_kind or 'server') == kind)
+    reason = ' '.join(_scrub_keys(first.error).split())   # one line; HTTP errors' messages start with 'HTTP <status>:'
+    if len(reason) > 200: reason = reason[:199] + '…'
+    return {'failed': len(bad), 'total': len(results), 'kind': kind, 'reason': reason, 'by_kind': by_kind}
+
 # %% ../nbs/10_llm.ipynb #d09af5cd
 class _Bucket:
     "Token bucket: `per_minute` refilled continuously, bursts up to one second's worth."
@@ -138,24 +178,29 @@ class _Bucket:
         return (need - self.level) / self.rate
 
 class _Gate:
-    "Admission control: concurrency cap, rpm/tpm buckets, pause and slow-down after 429."
+    "Admission control: concurrency cap, rpm/tpm buckets, and the engine-wide slow-down while the server keeps answering 429."
+    SATURATED = 0.5     # share of recent responses that are 429s at which the whole engine slows down
+    FAILING = 0.5       # share of recent failed responses at which retries back off exponentially from 0.5 s
     def __init__(self, max_concurrency:int, rpm:float|None=None, tpm:float|None=None):
-        self.max = self.limit = max(1, int(max_concurrency)); self.in_flight = 0
+        self.max = self.limit = self.min_limit = max(1, int(max_concurrency)); self.in_flight = 0
         self.rpm = _Bucket(rpm) if rpm else None
         self.tpm = _Bucket(tpm) if tpm else None
-        self.pause_until = 0.0; self._last_cut = 0.0; self._succ = 0
+        self.pause_until = 0.0; self._hold_until = 0.0
         self._waiters = deque(); self.n_429 = 0
+        self._recent = deque(maxlen=20)   # outcomes of the last responses: 0 ok, 1 failed, 2 a 429
 
     @property
     def fast(self) -> bool: return self.rpm is None and self.tpm is None and self.pause_until == 0.0
 
-    async def acquire(self, tokens:int=0):
-        "Wait until one more request may go out."
+    async def acquire(self, tokens:int=0, first:bool=False):
+        "Wait until one more request may go out (`first`: ahead of those waiting, e.g. a retry)."
         if self.in_flight < self.limit and self.rpm is None and self.tpm is None and self.pause_until == 0.0:
             self.in_flight += 1; return
         while True:
             if self.in_flight >= self.limit:
-                fut = asyncio.get_running_loop().create_future(); self._waiters.append(fut)
+                fut = asyncio.get_running_loop().create_future()
+                if first: self._waiters.appendleft(fut)
+                else: self._waiters.append(fut)
                 await fut; continue
             now = time.monotonic()
             if self.pause_until:
@@ -170,22 +215,36 @@ class _Gate:
                     await asyncio.sleep(w); continue
             self.in_flight += 1; return
 
-    def release(self, ok:bool=True):
-        "A request finished."
+    def release(self, ok:bool=True, outcome:int|None=None):
+        "A request finished (`outcome`: 0 ok, 1 failed, 2 answered 429)."
         self.in_flight -= 1
-        if ok and self.limit < self.max:
-            self._succ += 1
-            if self._succ >= self.limit: self.limit += 1; self._succ = 0
-        while self._waiters and self.in_flight < self.limit:
+        self._recent.append((0 if ok else 1) if outcome is None else outcome)
+        if ok and self.limit < self.max and time.monotonic() >= self._hold_until:
+            self.limit += 1                  # slow start: one more per success, full speed again within a few round trips
+        n = self.limit - self.in_flight
+        while self._waiters and n > 0:
             f = self._waiters.popleft()
-            if not f.done(): f.set_result(None); break
+            if not f.done(): f.set_result(None); n -= 1
+
+    def share(self, outcome:int) -> float:
+        "Share of the recent responses (at least 10 seen) with `outcome` (1: failures incl. 429s, 2: 429s)."
+        r = self._recent
+        if len(r) < min(10, self.max): return 0.0
+        return sum(x >= outcome for x in r) / len(r)
+
+    def retry_base(self) -> tuple[float, float]:
+        "(first delay, cap) of retry backoff: short while most requests succeed (isolated faults), from 0.5 s while most fail."
+        return (0.02, 0.2) if self.share(1) < self.FAILING else (0.5, 30.0)
 
     def on_429(self, wait:float):
-        "Pause everyone for `wait` s and halve the concurrency limit (at most once a second)."
+        "A 429 asking for `wait` s. When 429s are a large share of recent answers: halve the limit and pause everyone for `wait` s."
         self.n_429 += 1
+        if self.share(2) < self.SATURATED: return    # an isolated 429: only that request waits
         now = time.monotonic()
         self.pause_until = max(self.pause_until, now + wait)
-        if now - self._last_cut > 1.0: self.limit = max(1, self.limit // 2); self._last_cut = now; self._succ = 0
+        if now >= self._hold_until:                   # cut at most once per pause, hold while it lasts
+            self.limit = max(1, self.limit // 2); self.min_limit = min(self.min_limit, self.limit)
+        self._hold_until = max(self._hold_until, now + wait)
 
     def learn(self, headers):
         "Adopt rpm/tpm from `x-ratelimit-*` headers; pause when the server says nothing is left."
@@ -298,12 +357,20 @@ _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 _FATAL_STATUS = {401, 403, 404}
 DEFAULT_WORST_TOKENS = 4096   # completion tokens reserved against the budget when max_tokens is not given
 
+def _kind_for_status(status:int) -> str:
+    "The `ChatResult.error_kind` of an HTTP error `status`."
+    if status in (401, 403): return 'auth'
+    if status == 429: return 'rate_limit'
+    if status == 408: return 'timeout'
+    if 400 <= status < 500 and status not in _RETRY_STATUS: return 'bad_request'
+    return 'server'
+
 class _Item:
     "One request of a run."
-    __slots__ = ('i', 'key', 'data', 'model', 'messages', 'tin', 'worst', 'fmt', 'result', 'body')
+    __slots__ = ('i', 'key', 'data', 'model', 'messages', 'tin', 'worst', 'fmt', 'result', 'body', 'flip')
     def __init__(self, i, key, data, model, messages, body, fmt):
         self.i, self.key, self.data, self.model, self.messages, self.body, self.fmt = i, key, data, model, messages, body, fmt
-        self.tin = 0; self.worst = 0.0; self.result = None
+        self.tin = 0; self.worst = 0.0; self.result = None; self.flip = False
 
 def _as_messages(p) -> list:
     if isinstance(p, str): return [{'role': 'user', 'content': p}]
@@ -332,6 +399,7 @@ class LLM:
                  api_version:str|None=None,        # Azure OpenAI API version
                  transport:str='aiohttp',          # 'aiohttp' (fast) or 'sdk' (plain openai SDK calls)
                  progress_min:int=20,              # smallest run that shows a progress bar
+                 budget_scope:str|None=None,       # what `budget_usd` caps, shared via the cache (default: endpoint + model)
                  **params):                        # default request params (temperature, max_tokens, seed, ...)
         self._local = None
         env_key, env_url = os.environ.get('OPENAI_API_KEY'), os.environ.get('OPENAI_BASE_URL')
@@ -353,9 +421,10 @@ class LLM:
         self._gate = _Gate(max_concurrency, rpm, tpm)
         self.max_concurrency = max_concurrency
         self.cache = None if cache_dir is None else ResponseCache(Path(default_cache_dir() if cache_dir == 'default' else cache_dir) / 'llm_cache.sqlite')
+        self.ledger = BudgetLedger(self.cache.path if self.cache is not None else None, budget_scope or f'{self.endpoint} {model}')
         self._templates, self._sessions = {}, {}
-        self._json_schema_ok = True
-        self.stats = dict(calls=0, cached=0, failed=0, retries=0, tokens_in=0, tokens_out=0, usd=0.0, batch_calls=0)
+        self._json_schema_ok, self._json_schema_seen_ok = True, False
+        self.stats = dict(calls=0, cached=0, failed=0, retries=0, tokens_in=0, tokens_out=0, usd=0.0, batch_calls=0, ledger_usd=self.ledger.spent())
         if budget_usd is not None: self._check_price(model)
 
     def _make_client(self, base_url, api_key, azure_endpoint, api_version):
@@ -388,8 +457,8 @@ class LLM:
     def _check_price(self, model):
         from synthbench.cost import price_for
         if price_for(model, self.prices) is None:
-            raise ValueError(f'LLM: budget_usd is set but no price is known for model {model!r}; pass '
-                             f'prices={{{model!r}: (usd_in_per_1M, usd_out_per_1M)}} so the budget can be enforced.')
+            raise ValueError(f'LLM: budget_usd is set but no price is known for model {model!r} (names are looked up exactly, '
+                             f'with listed aliases only); pass prices={{{model!r}: (usd_in_per_1M, usd_out_per_1M)}} so the budget can be enforced.')
 
     @property
     def api_key_masked(self) -> str: return mask_key(getattr(self._client, 'api_key', None))
@@ -399,8 +468,19 @@ class LLM:
         return text.replace(k, mask_key(k)) if k and len(k) >= 8 and k in text else text
     @property
     def cost(self) -> float:
-        "Dollars spent by this client (cached answers cost nothing)."
+        "Dollars spent by this client in this session (cached answers cost nothing)."
         return self.stats['usd']
+    @property
+    def spent_usd(self) -> float:
+        "Dollars booked in the budget ledger under `budget_scope` by every run and process sharing this cache."
+        if self.cache is not None: self.cache.flush()
+        self.stats['ledger_usd'] = self.ledger.spent()
+        return self.stats['ledger_usd']
+    @property
+    def budget_scope(self) -> str: return self.ledger.scope
+    def _book(self, usd:float):
+        "Book `usd` spent without a reservation (this session and the ledger)."
+        self.stats['usd'] += usd; self.ledger.book(usd, self.cache)
 
     def close(self):
         "Close this client's HTTP sessions and commit the cache (also done when it is garbage collected)."
@@ -485,57 +565,77 @@ async def _post_sdk(self, item):
 LLM._template, LLM._session, LLM._post, LLM._post_sdk = _template, _session, _post, _post_sdk
 
 # %% ../nbs/10_llm.ipynb #e13f89c1
+def _error_obj(data:bytes) -> dict:
+    "The `error` object of an OpenAI-style error body ({} when there is none)."
+    try: e = _loads(data)['error']
+    except Exception: return {}
+    return e if isinstance(e, dict) else {'message': str(e)}
+
 def _error_message(status:int, data:bytes) -> str:
-    try: msg = _loads(data)['error']['message']
-    except Exception: msg = bytes(data[:200]).decode('utf-8', 'replace')
+    msg = _error_obj(data).get('message')
+    if msg is None: msg = bytes(data[:200]).decode('utf-8', 'replace')
     return f'HTTP {status}: {msg}'
 
 async def _send(self, item, session, run):
-    "Get an answer for `item` (or record why not)."
-    gate, last = self._gate, None
+    "Get an answer for `item` (or record why not, with its kind)."
+    gate, last, kind, status = self._gate, None, None, None
     attempt = 0
     while attempt <= self.max_retries:
-        if run.fatal: item.result = ChatResult(error=f'not sent: {run.fatal}', model=item.model); return
-        if self.budget_usd is not None and not await run.reserve(item):
-            item.result = ChatResult(error=f'budget exceeded: ${self.stats["usd"]:.4f} spent of budget_usd=${self.budget_usd:.4f}; '
-                                           f'this request could cost up to ${item.worst:.4f}', model=item.model)
+        if run.fatal:
+            item.result = ChatResult(error=f'not sent: {run.fatal}', error_kind=run.fatal_kind, status=run.fatal_status, model=item.model, attempts=attempt)
             return
-        await gate.acquire(item.tin)
-        status = headers = None
+        if self.budget_usd is not None:
+            why = await run.reserve(item)
+            if why is not None:
+                item.result = ChatResult(error=why, error_kind='budget', status=status, model=item.model, attempts=attempt); return
+        await gate.acquire(item.tin, attempt > 0)   # a retry goes ahead of fresh requests: the run's tail stays short
+        if run.fatal: gate.release(False, 0); run.unreserve(item); continue   # the run stopped while this one waited
+        status = headers = None; malformed = False
         try: status, headers, data = await self._post(session, item)
         except asyncio.CancelledError: gate.release(False); run.unreserve(item); raise
-        except (asyncio.TimeoutError, TimeoutError) : last = f'timeout after {self.timeout:g}s'
-        except Exception as e: last = self._scrub(f'connection error: {type(e).__name__}: {e}'[:300])
-        ok = status is not None and 200 <= status < 300
-        gate.release(ok)
+        except (asyncio.TimeoutError, TimeoutError): last, kind = f'timeout after {self.timeout:g}s', 'timeout'
+        except Exception as e: last, kind = self._scrub(f'connection error: {type(e).__name__}: {e}'[:300]), 'network'
         attempt += 1
-        if ok:
-            if not gate.fast or 'x-ratelimit-limit-requests' in headers: gate.learn(headers)
-            res, cacheable = read_completion(data, item.model, self.prices)
-            if res.usage.prompt_tokens == 0 and res.usage.completion_tokens == 0 and self.budget_usd is not None:
-                res.cost_usd = item.worst   # no usage reported: count the worst case
-            res.attempts = attempt; self.stats['calls'] += 1
-            run.unreserve(item, res.cost_usd)
-            if cacheable and self.cache is not None: self.cache.put(item.key, item.model, data)
-            item.result = res; return
+        if status is not None and 200 <= status < 300:
+            res, cacheable, malformed = _read_body(data, item.model, self.prices)
+            if not malformed:
+                gate.release(True)
+                if not gate.fast or 'x-ratelimit-limit-requests' in headers: gate.learn(headers)
+                if res.usage.prompt_tokens == 0 and res.usage.completion_tokens == 0 and self.budget_usd is not None:
+                    res.cost_usd = item.worst   # no usage reported: count the worst case
+                res.attempts, res.status = attempt, status; self.stats['calls'] += 1
+                run.unreserve(item, res.cost_usd)
+                if cacheable and self.cache is not None: self.cache.put(item.key, item.model, data)
+                if item.body.get('response_format', {}).get('type') == 'json_schema': self._json_schema_seen_ok = True
+                if item.flip: self._json_schema_ok = False   # JSON mode worked where json_schema got a 500: use it from now on
+                item.result = res; return
+            last, kind = self._scrub(f'HTTP {status}: {res.error}'), 'server'   # a 200 with a broken body: retried like a 5xx
+        gate.release(False, 2 if status == 429 else 1)
         run.unreserve(item)
-        if status is not None:
-            last = self._scrub(_error_message(status, data))
-            if _rejects_json_schema(status, last) and item.fmt is not None and item.body.get('response_format', {}).get('type') == 'json_schema':
-                self._json_schema_ok = False; self._to_json_mode(item); attempt -= 1; continue
-            if status in _FATAL_STATUS: run.fatal = last; break
+        if status is not None and not malformed:
+            last, kind = self._scrub(_error_message(status, data)), _kind_for_status(status)
+            if item.fmt is not None and item.body.get('response_format', {}).get('type') == 'json_schema' \
+               and _rejects_json_schema(status, _error_obj(data), self._json_schema_seen_ok):
+                if status == 500: item.flip = True                    # maybe a transient 500: switch for good only if JSON mode works
+                else: self._json_schema_ok = False
+                self._to_json_mode(item); attempt -= 1; continue
+            if status in _FATAL_STATUS: run.fatal, run.fatal_kind, run.fatal_status = last, kind, status; break
             if status not in _RETRY_STATUS and status < 500: break
         if attempt > self.max_retries: break
-        ra = parse_retry_after(headers) if headers is not None else None
-        if status == 429: gate.on_429(ra if ra is not None else backoff_delay(attempt - 1))
+        wait = server_wait(headers) if headers is not None else None
+        if status == 429:
+            if 'x-ratelimit-remaining-requests' in headers or 'x-ratelimit-remaining-tokens' in headers: gate.learn(headers)
+            gate.on_429(wait if wait is not None else backoff_delay(attempt - 1))
         self.stats['retries'] += 1
-        await asyncio.sleep(backoff_delay(attempt - 1, ra))
-    item.result = ChatResult(error=f'{last} (after {attempt} attempt{"s" if attempt != 1 else ""})', model=item.model, attempts=attempt)
+        base, cap = gate.retry_base()
+        await asyncio.sleep(backoff_delay(attempt - 1, wait if status == 429 else parse_retry_after(headers), base=base, cap=cap))
+    item.result = ChatResult(error=f'{last} (after {attempt} attempt{"s" if attempt != 1 else ""})', error_kind=kind, status=status,
+                             model=item.model, attempts=attempt)
 
-def _rejects_json_schema(status:int, message:str) -> bool:
-    "Did the server refuse `response_format` json_schema? 400/422 always; a 500 that names it (raw llama-cpp-python servers answer so)."
+def _rejects_json_schema(status:int, error:dict, seen_ok:bool=False) -> bool:
+    "Did the server refuse `response_format` json_schema? 400/422 always; a 500 from a server that never took one, or whose error names it."
     if status in (400, 422): return True
-    return status == 500 and bool(re.search(r'response_format|json_schema|json_object', message or ''))
+    return status == 500 and (not seen_ok or 'response_format' in (error.get('param'), error.get('code')))
 
 def _to_json_mode(self, item):
     "Rewrite `item` for a server without json_schema support (its cache key stays the same)."
@@ -549,27 +649,34 @@ LLM._send, LLM._to_json_mode = _send, _to_json_mode
 class _Run:
     "Shared state of one batch of requests."
     def __init__(self, llm, total:int, desc:str|None, progress:bool):
-        self.llm, self.fatal, self.reserved = llm, None, 0.0
+        self.llm, self.fatal, self.fatal_kind, self.fatal_status, self.reserved = llm, None, None, None, 0.0
         self._ev = None; self.failed = 0; self._t = 0.0
         self.bar = None
         if progress and total:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=total, desc=desc or f'{llm.model}', unit='req', mininterval=0.5, smoothing=0.05, dynamic_ncols=True)
 
-    async def reserve(self, item) -> bool:
-        "Reserve `item.worst` dollars; wait while in-flight requests may free some; False if it can never fit."
-        llm = self.llm
+    async def reserve(self, item) -> str|None:
+        "Reserve `item.worst` dollars in the ledger; wait while requests in flight may free some; else say why it can never fit."
+        llm, ledger = self.llm, self.llm.ledger
         while True:
-            if llm.stats['usd'] + self.reserved + item.worst <= llm.budget_usd + 1e-12:
-                self.reserved += item.worst; return True
-            if self.reserved <= 1e-15: return False
-            if self._ev is None: self._ev = asyncio.Event()
-            await self._ev.wait()
+            ok, spent, others = ledger.try_reserve(item.worst, llm.budget_usd)
+            if ok: self.reserved += item.worst; return None
+            if ledger.reserved > 1e-15:                       # this client's requests in flight will settle
+                if self._ev is None: self._ev = asyncio.Event()
+                try: await asyncio.wait_for(self._ev.wait(), 0.5)
+                except asyncio.TimeoutError: pass
+            elif others > 1e-15: await asyncio.sleep(0.2)     # another process's requests in flight
+            else:
+                return (f'budget exceeded: ${spent:.6f} spent of budget_usd=${llm.budget_usd:.6f} under budget scope {ledger.scope!r} '
+                        f'(${ledger.session_usd:.6f} by this session); this request could cost up to ${item.worst:.6f}')
 
     def unreserve(self, item, spent:float=0.0):
         "Release `item`'s reservation and book what it really cost."
-        self.llm.stats['usd'] += spent
-        if self.llm.budget_usd is None: return
+        llm = self.llm
+        llm.stats['usd'] += spent
+        if llm.budget_usd is None: llm.ledger.book(spent, llm.cache); return
+        llm.ledger.settle(item.worst, spent)
         self.reserved = max(0.0, self.reserved - item.worst)
         if self._ev is not None: self._ev.set(); self._ev = None
 
@@ -656,13 +763,14 @@ async def _send_all(self, todo, run):
         for item in it_todo:
             try: await self._send(item, session, run)
             except asyncio.CancelledError: raise
-            except Exception as e: item.result = ChatResult(error=f'internal error: {type(e).__name__}: {e}', model=item.model)
+            except Exception as e: item.result = ChatResult(error=f'internal error: {type(e).__name__}: {e}', error_kind='server', model=item.model)
             run.done(item.result)
-    try: await asyncio.gather(*(worker() for _ in range(min(self.max_concurrency, len(todo)))))
+    try: await asyncio.gather(*(worker() for _ in range(min(2 * self.max_concurrency, len(todo)))))   # spare workers send while others wait to retry
     finally:
         if session is not None and asyncio.get_running_loop() is not _bg['loop']:
             await session.close(); self._sessions.pop(asyncio.get_running_loop(), None)
         if self.cache is not None: await asyncio.to_thread(self.cache.flush)
+        self.stats['ledger_usd'] = self.ledger.spent()
 
 async def _drive_async(self, flow):
     "Run a `_flow` generator on the running loop."
@@ -707,16 +815,19 @@ def _repair_flow(self, items, results, fmt, sample_ids, params, desc, progress):
     fix_ids = None if sample_ids is None else [sample_ids[it.i] for it, _, _ in bad]
     fix_items, _ = self._prepare(fix_prompts, fmt.wire if fmt.model is None else fmt.model, fix_ids, params)
     fixed = yield from self._items_flow(fix_items, (desc or self.model) + ' (repair)', progress)
-    for (it, r, err), f in zip(bad, fixed):
+    forget = []
+    for (it, r, err), f, fi in zip(bad, fixed, fix_items):
         u = Usage(r.usage.prompt_tokens + f.usage.prompt_tokens, r.usage.completion_tokens + f.usage.completion_tokens)
         out = ChatResult(text=r.text, usage=u, cost_usd=r.cost_usd + f.cost_usd, model=r.model, cached=r.cached and f.cached,
-                         finish_reason=r.finish_reason, attempts=r.attempts + f.attempts)
+                         finish_reason=r.finish_reason, attempts=r.attempts + f.attempts, status=f.status)
         if f.error is None:
             try: out.parsed, out.text, out.finish_reason = fmt.parse(f.text), f.text, f.finish_reason
-            except ValueError as e2: out.text, out.error = f.text, f'parse failed after 1 repair: {e2} (first answer: {err})'
-        else: out.error = f'parse failed: {err}; repair request failed: {f.error}'
+            except ValueError as e2: out.text, out.error, out.error_kind = f.text, f'parse failed after 1 repair: {e2} (first answer: {err})', 'parse'
+        else: out.error, out.error_kind = f'parse failed: {err}; repair request failed: {f.error}', f.error_kind or 'parse'
+        if out.error is not None: forget += [it.key, fi.key]   # not a final answer: a re-run asks again
         if out.error and f.error is None: self.stats['failed'] += 1
         results[it.i] = out
+    if forget and self.cache is not None: self.cache.delete(dict.fromkeys(forget)); self.cache.flush()
     return results
 
 async def _parse_and_repair(self, items, results, fmt, sample_ids, params, desc, progress):
@@ -755,12 +866,13 @@ LLM.chat_many, LLM.chat, LLM.achat, LLM.batch_many = chat_many, chat, achat, bat
 # %% ../nbs/10_llm.ipynb #2455bd89
 class UsageSummary:
     "Calls, cached answers, failures, tokens and dollars; displays itself."
-    def __init__(self, calls=0, cached=0, failed=0, tokens_in=0, tokens_out=0, usd=0.0, budget_usd=None, model=None, retries=0):
+    def __init__(self, calls=0, cached=0, failed=0, tokens_in=0, tokens_out=0, usd=0.0, budget_usd=None, model=None, retries=0, ledger_usd=None):
         self.calls, self.cached, self.failed, self.tokens_in, self.tokens_out, self.usd = calls, cached, failed, tokens_in, tokens_out, usd
-        self.budget_usd, self.model, self.retries = budget_usd, model, retries
+        self.budget_usd, self.model, self.retries, self.ledger_usd = budget_usd, model, retries, ledger_usd
     def _rows(self):
         rows = [('model', self.model), ('calls', f'{self.calls:,}'), ('cached', f'{self.cached:,}'), ('failed', f'{self.failed:,}'),
                 ('retries', f'{self.retries:,}'), ('tokens in', f'{self.tokens_in:,}'), ('tokens out', f'{self.tokens_out:,}'), ('USD', f'${self.usd:.4f}')]
+        if self.ledger_usd is not None: rows.append(('USD, all runs (ledger)', f'${self.ledger_usd:.4f}'))
         if self.budget_usd is not None: rows.append(('budget', f'${self.budget_usd:.4f}'))
         return rows
     def __repr__(self): return 'UsageSummary(' + ', '.join(f'{k}={v}' for k, v in self._rows()) + ')'
@@ -789,10 +901,10 @@ class ChatResults(list):
         return (self.summary._repr_html_() + '<table><tr><th>#</th><th>text</th><th>error</th><th>cached</th></tr>' + rows + '</table>' + more)
 
 def usage_summary(self) -> UsageSummary:
-    "Everything this client did: calls, cached, failed, tokens, dollars spent."
+    "Everything this client did: calls, cached, failed, tokens, dollars spent (this session, and in the ledger over all runs)."
     s = self.stats
     return UsageSummary(calls=s['calls'], cached=s['cached'], failed=s['failed'], tokens_in=s['tokens_in'], tokens_out=s['tokens_out'],
-                        usd=s['usd'], budget_usd=self.budget_usd, model=self.model, retries=s['retries'])
+                        usd=s['usd'], budget_usd=self.budget_usd, model=self.model, retries=s['retries'], ledger_usd=self.spent_usd)
 
 def estimate(self, prompts:list, max_tokens:int|None=None, n:int=1, **kw):
     "Calls, tokens and dollars for sending `prompts` (see `synthbench.cost.estimate`)."

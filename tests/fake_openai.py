@@ -20,16 +20,22 @@
     drop           True: close the connection without an answer
     raw            a raw response body (str) sent as is with status 200 (malformed JSON)
 
+Injected faults (any responder, also in process mode): `faults={'429': 0.1, '500': 0.1, 'truncated': 0.1}` answers
+that share of chat requests (drawn at random, `fault_seed`) with a 429 carrying `retry-after-ms: retry_after_ms` and
+`Retry-After` (whole seconds, rounded up, as OpenAI sends both), a 500, or a 200 whose JSON body is cut in half.
+`n_answered` counts well-formed 200 answers (and `answer_times` their monotonic times, in-process only).
+
 Besides chat completions it serves /v1/models, /v1/files (upload, retrieve, content) and /v1/batches
 (create, retrieve, cancel, list) so the OpenAI Batch API path can be tested: a batch completes
 `batch_delay` seconds after creation, each line answered by the same `responder`.
 
 Process mode (for benchmarks, so client and server don't share one event loop):
     with FakeOpenAIServer(latency=0.5, process=True) as srv: ...   # default echo responder only
-or  python tests/fake_openai.py --latency 0.5   (prints the base URL on stdout, stops after --lifetime s)
+or  python tests/fake_openai.py --latency 0.5 [--faults 429=0.1,500=0.1,truncated=0.1 --retry-after-ms 200]
+    (prints the base URL on stdout, stops after --lifetime s)
 """
 from __future__ import annotations
-import asyncio, json, os, subprocess, sys, threading, time, uuid
+import asyncio, json, math, os, random, subprocess, sys, threading, time, uuid
 
 __all__ = ['FakeOpenAIServer', 'echo_responder']
 
@@ -83,8 +89,15 @@ class FakeOpenAIServer:
                  lifetime: float = 600.0,    # the server stops itself after this many seconds
                  record: bool = True,        # keep received bodies in `.requests`
                  process: bool = False,      # run in a child process (echo responder only; for benchmarks)
-                 port: int = 0):             # 0: a free port
+                 port: int = 0,              # 0: a free port
+                 faults: dict | None = None, # share of chat requests answered with a fault: {'429': p, '500': p, 'truncated': p}
+                 retry_after_ms: int = 200,  # what an injected 429 asks the client to wait
+                 fault_seed: int = 0):
         if process and responder is not None: raise ValueError('process=True supports only the default echo responder')
+        bad = set(faults or {}) - {'429', '500', 'truncated'}
+        if bad: raise ValueError(f'unknown fault kinds {sorted(bad)}; use 429, 500, truncated')
+        self.faults, self.retry_after_ms, self._rng = dict(faults or {}), retry_after_ms, random.Random(fault_seed)
+        self.n_answered = 0; self.n_faults = {k: 0 for k in self.faults}; self.answer_times: list[float] = []
         self.responder, self.latency, self.batch_delay, self.lifetime = responder or echo_responder, latency, batch_delay, lifetime
         if ratelimit_headers is True:
             ratelimit_headers = {'x-ratelimit-limit-requests': '10000', 'x-ratelimit-remaining-requests': '9999',
@@ -151,6 +164,7 @@ class FakeOpenAIServer:
         args = [sys.executable, os.path.abspath(__file__), '--latency', str(self.latency), '--lifetime', str(self.lifetime),
                 '--port', str(self.port), '--parent', str(os.getpid())]
         if not self.record: args.append('--no-record')
+        if self.faults: args += ['--faults', ','.join(f'{k}={v}' for k, v in self.faults.items()), '--retry-after-ms', str(self.retry_after_ms)]
         self._proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         line = self._proc.stdout.readline().strip()
         if not line.startswith('http://127.0.0.1:'):
@@ -173,13 +187,41 @@ class FakeOpenAIServer:
 
     def stats(self) -> dict:
         "Request counters (works in process mode too)."
-        if self._proc is None: return {'n_requests': self.n_requests, 'n_batches': len(self.batches), 'max_in_flight': self.max_in_flight}
+        if self._proc is None: return self._stats_dict()
         import urllib.request
         with urllib.request.urlopen(self.base_url.replace('/v1', '/__stats'), timeout=5) as r: return json.loads(r.read())
 
     def reset(self):
         "Forget recorded requests."
-        with self._lock: self.requests.clear(); self.batch_requests.clear(); self.n_requests = self.max_in_flight = 0
+        with self._lock:
+            self.requests.clear(); self.batch_requests.clear(); self.n_requests = self.max_in_flight = self.n_answered = 0
+            self.answer_times.clear(); self.n_faults = {k: 0 for k in self.faults}
+
+    def _stats_dict(self) -> dict:
+        return {'n_requests': self.n_requests, 'n_batches': len(self.batches), 'max_in_flight': self.max_in_flight,
+                'n_answered': self.n_answered, 'n_faults': dict(self.n_faults)}
+
+    def _fault(self):
+        "An injected fault kind for this request, or None."
+        x = self._rng.random()
+        for k, p in self.faults.items():
+            if x < p: self.n_faults[k] += 1; return k
+            x -= p
+        return None
+
+    def _fault_response(self, kind, body):
+        from aiohttp import web
+        if kind == '429':
+            hdr = {'retry-after-ms': str(self.retry_after_ms), 'Retry-After': str(max(1, math.ceil(self.retry_after_ms / 1000)))}
+            return web.json_response(_error_body(429, 'Rate limit reached (injected fault)'), status=429, headers=hdr)
+        if kind == '500': return web.json_response(_error_body(500, 'The server had an error (injected fault)'), status=500)
+        text = json.dumps(_completion(body, echo_responder(body), self.n_requests))
+        return web.Response(text=text[:len(text) // 2], status=200, content_type='application/json')
+
+    def _answered(self, response):
+        self.n_answered += 1
+        if self.record: self.answer_times.append(time.monotonic())
+        return response
 
     # ---- chat completions
     async def _chat(self, request):
@@ -196,10 +238,14 @@ class FakeOpenAIServer:
         self.n_requests += 1
         if self.record:
             with self._lock: self.requests.append(body)
+        fault = self._fault() if self.faults else None
+        if fault is not None:
+            if self.latency: await asyncio.sleep(self.latency)
+            return self._fault_response(fault, body)
         if self.responder is echo_responder and not self.ratelimit_headers:   # fast path for benchmarks
             if self.latency: await asyncio.sleep(self.latency)
-            return web.Response(body=json.dumps(_completion(body, echo_responder(body), self.n_requests)),
-                                content_type='application/json')
+            return self._answered(web.Response(body=json.dumps(_completion(body, echo_responder(body), self.n_requests)),
+                                               content_type='application/json'))
         try: spec = self.responder(body)
         except Exception as e: spec = {'status': 500, 'error': f'responder raised {type(e).__name__}: {e}'}
         if not isinstance(spec, dict): spec = {'content': spec}
@@ -218,7 +264,7 @@ class FakeOpenAIServer:
         status = int(spec.get('status', 200))
         if 'raw' in spec: return web.Response(text=spec['raw'], status=status, content_type='application/json', headers=headers)
         if status != 200: return web.json_response(_error_body(status, spec.get('error')), status=status, headers=headers)
-        return web.json_response(_completion(body, spec, self.n_requests), headers=headers)
+        return self._answered(web.json_response(_completion(body, spec, self.n_requests), headers=headers))
 
     async def _models(self, request):
         from aiohttp import web
@@ -226,7 +272,7 @@ class FakeOpenAIServer:
 
     async def _stats(self, request):
         from aiohttp import web
-        return web.json_response({'n_requests': self.n_requests, 'n_batches': len(self.batches), 'max_in_flight': self.max_in_flight})
+        return web.json_response(self._stats_dict())
 
     # ---- files
     def _file_obj(self, fid):
@@ -330,8 +376,13 @@ def _main(argv=None):
     p.add_argument('--port', type=int, default=0)
     p.add_argument('--parent', type=int, default=0, help='exit when this process id is gone')
     p.add_argument('--no-record', action='store_true')
+    p.add_argument('--faults', default='', help="injected faults, e.g. '429=0.1,500=0.1,truncated=0.1'")
+    p.add_argument('--retry-after-ms', type=int, default=200)
+    p.add_argument('--seed', type=int, default=0)
     a = p.parse_args(argv)
-    srv = FakeOpenAIServer(latency=a.latency, lifetime=a.lifetime, port=a.port, record=not a.no_record).start()
+    faults = {k: float(v) for k, v in (kv.split('=') for kv in a.faults.split(',') if kv)}
+    srv = FakeOpenAIServer(latency=a.latency, lifetime=a.lifetime, port=a.port, record=not a.no_record, faults=faults,
+                           retry_after_ms=a.retry_after_ms, fault_seed=a.seed).start()
     print(srv.base_url, flush=True)
     t_end = time.time() + a.lifetime
     while time.time() < t_end and srv._thread.is_alive():

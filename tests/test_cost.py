@@ -25,10 +25,27 @@ def test_every_price_is_a_pair_of_non_negative_numbers():
 def test_price_matching(name, base):
     assert price_for(name) == PRICES[base]
 
-def test_prefix_match_prefers_longest_entry():
-    assert price_for('gpt-4o-mini-search-preview') == PRICES['gpt-4o-mini']   # not gpt-4o
-    assert price_for('o3-mini-high') == PRICES['o3-mini']                     # not o3
+def test_listed_aliases_not_prefixes():
+    assert price_for('gpt-4o-mini-search-preview') == PRICES['gpt-4o-mini']   # listed alias, not gpt-4o
+    assert price_for('o3-mini-high') == PRICES['o3-mini']                     # listed alias, not o3
     assert price_for('gpt-4o') != price_for('gpt-4o-mini')
+
+
+@pytest.mark.parametrize('name', ['gpt-4o-mini-realtime', 'gpt-4o-mini-realtime-preview-2024-12-17', 'gpt-4o-mini-tts',
+                                  'gpt-4o-mini-2099-01-01', 'o3-deep-research', 'gpt-4.1-mini-whatever', 'ft:davinci-002:org::x'])
+def test_exact_lookup_no_prefix_guess(name):
+    assert price_for(name) is None                      # before: priced as gpt-4o-mini / o3 / gpt-4.1-mini by prefix
+
+
+def test_fine_tuned_prices():
+    from synthbench.cost import FT_PRICES
+    assert price_for('ft:gpt-4o-mini:my-org::abc123') == FT_PRICES['gpt-4o-mini'] == (0.30, 1.20)
+    assert price_for('ft:gpt-4o-mini-2024-07-18:my-org:custom-suffix:abc123') == (0.30, 1.20)
+    assert price_for('ft:gpt-4o-2024-08-06:org::x') == (3.75, 15.0) and price_for('ft:gpt-3.5-turbo-0125:org::x') == (3.0, 6.0)
+    assert price_for('ft:gpt-4.1-mini-2025-04-14:org::x') == (0.80, 3.20) and price_for('ft:gpt-4.1:org::x') == (3.0, 12.0)
+    assert cost_usd('ft:gpt-4o-mini:o::x', 10**6, 10**6) == pytest.approx(1.5)
+    assert price_for('ft:gpt-4o-mini:o::x', prices={'ft:gpt-4o-mini:o::x': (1, 2)}) == (1.0, 2.0)
+    assert price_for('gpt-4o-2024-05-13') == (5.0, 15.0)                # a snapshot with its own price
 
 def test_unknown_model_is_none_not_zero():
     assert price_for('totally-new-model') is None

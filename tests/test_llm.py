@@ -1,9 +1,9 @@
 "Integration tests of the LLM engine against the fake OpenAI server."
-import asyncio, json, os, sqlite3, subprocess, sys, textwrap, threading, time
+import asyncio, json, os, random, sqlite3, subprocess, sys, textwrap, threading, time
 import pytest
 from pydantic import BaseModel
 from fake_openai import FakeOpenAIServer
-from synthbench.llm import LLM, ChatResult
+from synthbench.llm import LLM, ChatResult, failure_summary
 
 KEY = 'sk-' + 'test-SECRETKEY-0123456789abcd'   # a fake key, split so secret scanners don't flag it
 
@@ -79,7 +79,12 @@ def test_faults_every_item_ends_with_text_or_error(tmp_path):
         for k in ['fine', 'r429', 'r500', 'drop', 'hang']: assert by[k].text == f'ok {k} x' and by[k].error is None, (k, by[k])
         assert by['r503always'].text is None and 'HTTP 503' in by['r503always'].error and '4 attempts' in by['r503always'].error
         assert seen['r503always x'] == 4                                   # 1 + max_retries, no more
-        assert by['raw'].error.startswith('malformed response')
+        assert 'malformed response' in by['raw'].error and seen['raw x'] == 4        # a broken 200 is retried like a 5xx
+        assert (by['raw'].error_kind, by['raw'].status) == ('server', 200)
+        assert (by['r503always'].error_kind, by['r503always'].status) == ('server', 503)
+        assert by['bad400'].error_kind == 'bad_request' and by['bad400'].status == 400
+        assert by['trunc'].error_kind == 'bad_request' and by['refuse'].error_kind == 'bad_request'
+        assert all(r.error_kind is None for r in res if r.error is None)
         assert by['trunc'].text == 'half an ans' and by['trunc'].error.startswith('truncated')
         assert by['refuse'].error == 'refused: I will not do that'
         assert 'HTTP 400: messages too long' in by['bad400'].error and seen['bad400 x'] == 1   # not retried
@@ -103,7 +108,8 @@ def test_429_slows_engine_and_honours_retry_after(tmp_path):
         t0 = time.monotonic(); res = llm.chat_many(prompts(16)); dt = time.monotonic() - t0
         assert all(r.text == 'ok' for r in res)
         assert dt >= 0.5                                                   # waited as the server asked
-        assert llm._gate.limit < 16                                        # the whole engine slowed down
+        assert llm._gate.min_limit < 16                                    # the whole engine slowed down
+        assert llm._gate.limit == 16                                       # ... and recovered afterwards
         assert llm.stats['retries'] == 16
 
 
@@ -114,6 +120,10 @@ def test_auth_error_stops_run(tmp_path):
         assert all(r.error and 'bad key sk-...abcd' in r.error for r in res)   # an echoed key is masked
         assert not any(KEY in r.error for r in res)
         assert len(srv.requests) <= 2
+        assert all(r.error_kind == 'auth' and r.status == 401 for r in res)
+        fs = failure_summary(res)
+        assert fs['failed'] == fs['total'] == 20 and fs['kind'] == 'auth' and fs['by_kind'] == {'auth': 20}
+        assert 'HTTP 401' in fs['reason'] and KEY not in fs['reason'] and len(fs['reason']) <= 200
 
 
 def test_learns_rate_limits_from_headers(tmp_path):
@@ -147,7 +157,8 @@ def test_budget_never_exceeded(tmp_path):
         sent = [r for r in res if r.error is None]
         assert llm.cost <= 0.5 + 1e-9 and abs(llm.cost - sum(r.cost_usd for r in sent)) < 1e-9
         assert len(srv.requests) == len(sent) >= 10                       # it spent most of the budget, then stopped
-        assert all(r.error.startswith('budget exceeded') for r in res if r.error)
+        assert all(r.error.startswith('budget exceeded') and r.error_kind == 'budget' for r in res if r.error)
+        assert '0.500000' in next(r.error for r in res if r.error)
         assert len(sent) < 60
         assert 'budget' in llm.usage_summary()._repr_html_()
     with pytest.raises(ValueError, match=r"prices=\{'mystery-model'"):
@@ -185,9 +196,11 @@ def test_structured_output_parse_and_repair(tmp_path):
         assert res[0].parsed == Todo(title='milk', priority=2) and res[0].error is None
         assert res[1].parsed == Todo(title='fixed', priority=1) and res[1].error is None
         assert res[2].parsed is None and res[2].text == 'still not json' and 'parse failed after 1 repair' in res[2].error
+        assert res[2].error_kind == 'parse' and res[0].error_kind is None
         assert len(srv.requests) == 5
         llm.chat_many(['good one', 'fixable one', 'hopeless one'], response_format=Todo)   # cached, repairs too
-        assert len(srv.requests) == 5
+        assert len(srv.requests) == 7                                       # ... but a parse failure is asked again (2 requests)
+        assert {b['messages'][0]['content'] for b in srv.requests[5:]} == {'hopeless one'}
 
 
 def test_json_schema_rejected_falls_back_to_json_mode(tmp_path):
@@ -324,3 +337,120 @@ def test_real_local_model(tmp_path):
     res = llm.chat_many(['Name a fruit.', 'Say hello.'], max_tokens=16, temperature=0)
     assert all(r.error is None or r.error.startswith('truncated') for r in res) and all(r.text for r in res)
     assert all(r.cached for r in llm.chat_many(['Name a fruit.', 'Say hello.'], max_tokens=16, temperature=0))
+
+
+# ---- issue 10: error kinds, the budget ledger, broken bodies, 429s, durable answers, faults
+
+def test_failure_summary_and_kinds():
+    assert failure_summary([ChatResult(text='ok')]) is None and failure_summary([]) is None
+    rs = [ChatResult(text='a'), ChatResult(error='HTTP 503: down (after 6 attempts)', error_kind='server', status=503),
+          ChatResult(error='HTTP 429: slow down, key ' + KEY + ' (after 6 attempts)', error_kind='rate_limit', status=429),
+          ChatResult(error='HTTP 429: again\nand again ' + 'x' * 300, error_kind='rate_limit', status=429)]
+    fs = failure_summary(rs)
+    assert fs['failed'] == 3 and fs['total'] == 4 and fs['kind'] == 'rate_limit' and fs['by_kind'] == {'server': 1, 'rate_limit': 2}
+    assert fs['reason'].startswith('HTTP 429: slow down, key sk-...') and KEY not in fs['reason'] and len(fs['reason']) <= 200
+
+
+def test_network_error_kind(tmp_path):
+    llm = LLM(model='fake-model', base_url='http://127.0.0.1:9/v1', api_key=KEY, cache_dir=None, progress=False, max_retries=1)
+    r = llm.chat('hi')
+    assert r.error_kind == 'network' and r.status is None and r.attempts == 2
+
+
+def test_budget_ledger_persists_across_runs(tmp_path):
+    "budget_usd=0.002 run twice on one cache: the second run does not get a fresh $0.002."
+    prices = {'pricey': (10.0, 10.0)}                                      # 20 tokens = $0.0002 per answer
+    with FakeOpenAIServer(lambda b: {'content': 'ok', 'usage': {'prompt_tokens': 10, 'completion_tokens': 10}}) as srv:
+        a = make(srv, tmp_path, model='pricey', prices=prices, budget_usd=0.002, max_concurrency=4)
+        r1 = a.chat_many(prompts(30, 'first'), max_tokens=10)
+        n1 = sum(r.ok for r in r1)
+        assert 5 <= n1 <= 10 and a.spent_usd <= 0.002 + 1e-12
+        b = make(srv, tmp_path, model='pricey', prices=prices, budget_usd=0.002, max_concurrency=4)   # a re-run (new session)
+        assert abs(b.spent_usd - a.spent_usd) < 1e-12 and b.cost == 0
+        r2 = b.chat_many(prompts(30, 'second'), max_tokens=10)
+        assert b.spent_usd <= 0.002 + 1e-12 and b.cost <= 0.002 - a.cost + 1e-12
+        assert sum(r.ok for r in r2) <= 10 - n1 + 1
+        bad = [r for r in r2 if not r.ok]
+        assert bad and all(r.error_kind == 'budget' and 'budget' in r.error and '0.002000' in r.error for r in bad)
+        again = b.chat_many(prompts(30, 'first'), max_tokens=10)            # cached answers cost nothing new
+        assert sum(r.cached for r in again) == n1
+        other = make(srv, tmp_path, model='pricey', prices=prices, budget_usd=0.002, budget_scope='another project')
+        assert other.spent_usd == 0 and other.chat('x', max_tokens=10).ok
+        s = b.usage_summary(); assert s.ledger_usd == b.spent_usd and 'ledger' in repr(s)
+
+
+def test_budget_needs_an_exact_price(tmp_path):
+    with pytest.raises(ValueError, match=r"gpt-4o-mini-realtime.*prices="):
+        LLM(model='gpt-4o-mini-realtime', base_url='http://127.0.0.1:9/v1', api_key='x', budget_usd=1, cache_dir=None)
+    assert LLM(model='ft:gpt-4o-mini:org::abc', base_url='http://127.0.0.1:9/v1', api_key='x', budget_usd=1, cache_dir=None).budget_usd == 1
+
+
+def test_truncated_and_choiceless_200s_are_retried_not_answers(tmp_path):
+    seen = {}
+    def responder(body):
+        c = body['messages'][-1]['content']; k = seen[c] = seen.get(c, 0) + 1
+        if k == 1 and c.startswith('cut'): return {'raw': '{"id": "x", "choices": [{"message": {"role": "assis'}
+        if k == 1 and c.startswith('nochoice'): return {'raw': '{"id": "x", "object": "chat.completion"}'}
+        return f'ok {c}'
+    with FakeOpenAIServer(responder) as srv:
+        llm = make(srv, tmp_path)
+        res = llm.chat_many(['cut 1', 'nochoice 2', 'fine 3'])
+        assert res.texts == ['ok cut 1', 'ok nochoice 2', 'ok fine 3'] and all(r.ok for r in res)
+        assert res[0].attempts == 2 and res[1].attempts == 2 and llm.stats['retries'] == 2
+
+
+def test_isolated_429s_do_not_slow_the_run_and_a_burst_recovers(tmp_path):
+    n_seen = [0]
+    def responder(body):
+        n_seen[0] += 1
+        if n_seen[0] <= 16: return {'status': 429, 'retry_after_ms': 100}    # a burst at the start
+        return 'ok'
+    with FakeOpenAIServer(responder, latency=0.01) as srv:
+        llm = make(srv, tmp_path, max_concurrency=16)
+        t0 = time.monotonic(); res = llm.chat_many(prompts(400)); dt = time.monotonic() - t0
+        assert all(r.ok for r in res) and llm._gate.min_limit < 16
+        assert llm._gate.limit == 16 and dt < 3.0                          # slowed for what the server asked, then full speed
+
+
+FAULT_KW = dict(faults={'429': 0.1, '500': 0.1, 'truncated': 0.1}, retry_after_ms=100)
+
+
+def test_faults_small_run_no_errors_and_rerun_sends_nothing(tmp_path):
+    with FakeOpenAIServer(latency=0.02, **FAULT_KW) as srv:
+        llm = make(srv, tmp_path, max_concurrency=25, max_retries=8)
+        t0 = time.monotonic(); res = llm.chat_many(prompts(200)); dt = time.monotonic() - t0
+        assert failure_summary(res) is None, failure_summary(res)
+        assert sum(srv.n_faults.values()) > 20 and dt < 10
+        n = srv.n_requests
+        again = make(srv, tmp_path, max_concurrency=25).chat_many(prompts(200))
+        assert all(r.cached for r in again) and srv.n_requests == n
+
+
+KILL_BIG = textwrap.dedent('''
+    import sys
+    from synthbench.llm import LLM
+    llm = LLM(model='fake-model', base_url=sys.argv[1], api_key='k', cache_dir=sys.argv[2], max_concurrency=16, progress=False)
+    res = llm.chat_many([[{'role': 'user', 'content': f'p {i}'}] for i in range(int(sys.argv[3]))])
+    print(sum(r.error is None for r in res))
+''')
+
+
+def test_kill9_loses_at_most_the_last_100ms(tmp_path):
+    "kill -9 after ~300 of 1,000 answers: the re-run sends only what was not answered (+ the last ~100 ms)."
+    n = 1000
+    script = tmp_path / 'run.py'; script.write_text(KILL_BIG)
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.environ.get('PYTHONPATH', '')])}
+    with FakeOpenAIServer(latency=0.02) as srv:
+        p = subprocess.Popen([sys.executable, str(script), srv.base_url, str(tmp_path / 'cache'), str(n)], env=env)
+        kill_at = 300 + random.Random().randrange(120)                      # anywhere in the writer's commit cycle
+        while srv.n_answered < kill_at and p.poll() is None: time.sleep(0.002)
+        t_kill = time.monotonic(); p.kill(); p.wait()
+        answered = srv.n_answered
+        last_100ms = sum(1 for t in srv.answer_times if t > t_kill - 0.1)
+        assert 300 <= answered < n
+        before = srv.n_requests
+        out = subprocess.run([sys.executable, str(script), srv.base_url, str(tmp_path / 'cache'), str(n)], capture_output=True, text=True, env=env)
+        assert out.stdout.strip() == str(n), out.stderr
+        resent = srv.n_requests - before
+        print(f"kill -9 after {answered} answers: re-run sent {resent} (unanswered {n - answered}, answered in the last 100 ms {last_100ms})")
+        assert resent <= n - answered + last_100ms + 5, (resent, n - answered, last_100ms)
