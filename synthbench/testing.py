@@ -764,6 +764,7 @@ class ScriptedTeacher:
         self.seed_keys = {row_key(r) for r in self.seed_rows}
         self._recs, self._by_key, self._by_prompt, self._trans = [], {}, {}, {}
         self._lock = threading.Lock()
+        self._history = {}   # focus -> shingle sets of the clean examples so far (see `_diverse`)
         self._frng = random.Random(f'faults:{seed}')
         self._occ = Counter()
         self.stats = {'requests': 0, 'by_endpoint': Counter(), 'by_kind': Counter(), 'faults': Counter(), 'answers': 0, 'unauthorized': 0,
@@ -785,9 +786,27 @@ def _pick_defect(self, rng) -> str|None:
     if rng.random() >= self.defect_rate or not self.defects: return None
     ks = list(self.defects); return rng.choices(ks, [self.defects[k] for k in ks])[0]
 
+def _shingles(msgs, k:int=5) -> set:
+    t = re.sub(r'\s+', ' ', ' '.join(m['content'] for m in msgs if m.get('role') != 'system').lower())
+    return {t[i:i + k] for i in range(max(1, len(t) - k + 1))}
+
+def _jaccard(a:set, b:set) -> float: return len(a & b) / max(1, len(a | b))
+
+def _diverse(self, make, focus, rng, tries:int=12, limit:float=0.55):
+    "A capable model does not repeat itself: of up to `tries` candidates from `make()`, the first whose char-5-gram Jaccard with every earlier clean example of the same focus is under `limit` (else the least similar)."
+    hist = self._history.setdefault(str(focus.get('category') or focus.get('label') or ''), [])
+    best = None
+    for _ in range(tries):
+        msgs = make(); sh = _shingles(msgs)
+        sim = max((_jaccard(sh, h) for h in hist[-300:]), default=0.0)
+        if best is None or sim < best[0]: best = (sim, msgs, sh)
+        if sim < limit: break
+    hist.append(best[2])
+    return best[1]
+
 def _clean_chat(self, focus, rng, sections):
-    if self.task == 'task_api': return task_api_example(focus, rng)[0]
-    if self.task == 'policy_qa': return policy_example(focus, rng, sections)[0]
+    if self.task == 'task_api': return self._diverse(lambda: task_api_example(focus, rng)[0], focus, rng)
+    if self.task == 'policy_qa': return self._diverse(lambda: policy_example(focus, rng, sections)[0], focus, rng)
     src = rng.choice(self.seed_rows) if self.seed_rows else {'messages': [{'role': 'user', 'content': 'Hello'}, {'role': 'assistant', 'content': 'Hello! How can I help?'}]}
     msgs = [dict(m) for m in (src.get('messages') or []) if m.get('role') != 'system']
     msgs[0]['content'] = f"{msgs[0]['content']} ({', '.join(map(str, focus.values())) or 'variant'} #{rng.randrange(10**6)})"
@@ -832,6 +851,7 @@ def _text_item(self, focus, rng, earlier):
     elif d == 'truncated_item': text = truncate(text, rng)
     return text, label, d, src, true
 
+ScriptedTeacher._diverse = _diverse
 ScriptedTeacher._pick_defect, ScriptedTeacher._clean_chat, ScriptedTeacher._chat_item, ScriptedTeacher._text_item = _pick_defect, _clean_chat, _chat_item, _text_item
 
 # %% ../nbs/95_testing.ipynb #80bb5589
