@@ -124,7 +124,7 @@ def test_pipeline_errors(tmp_path, capsys):
     p = tmp_path/'bad.yaml'
     p.write_text('stages:\n  - generate: {n: 3}\n  - judge:\n      threshold: [\n')
     assert main(['run', str(p)]) == 2
-    assert 'bad.yaml: line' in capsys.readouterr().err
+    assert 'bad.yaml, line 5: YAML: not valid YAML' in capsys.readouterr().err
     p.write_text('llm: {model: gpt-4o-mini, api_key: sk-abc}\nstages: [generate]\n')
     with pytest.raises(PipelineError, match='api_key_env'): load_pipeline(p)
     p.write_text('stages: [generate, dedupe]\n')
