@@ -626,9 +626,9 @@ def find_seeds(name:str='task_api', seeds_dir:str|Path|None=None) -> Path:
 def demo_pipeline(n:int=12, seeds:str|Path|None=None) -> dict:
     "The demo pipeline: generate -> augment -> (+ seeds) -> validate -> judge -> dedup -> audit -> export on task_api with the local model (bounded calls)."
     task = find_seeds('task_api', seeds)
-    k = 4
+    k = 2   # the 135M model breaks long JSON answers: small batches, so most calls parse
     return {'name': 'demo', 'task': str(task), 'llm': 'local', 'on_error': 'continue', 'seed': 0,
-            'stages': [{'generate': {'n': n, 'k': k, 'max_rounds': 1, 'max_calls': -(-n // k), 'max_tokens_per_example': 120}},
+            'stages': [{'generate': {'n': n, 'k': k, 'max_rounds': 1, 'max_calls': -(-n // k), 'max_tokens_per_example': 150}},
                        {'augment': {'op': 'paraphrase', 'from_seeds': True, 'rows': max(1, n // 2), 'n': 1, 'max_tokens': 200}},
                        'add_seeds',
                        'validate',
