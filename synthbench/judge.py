@@ -204,7 +204,7 @@ def overall_score(scores:pd.DataFrame, criteria:Sequence[Criterion]) -> pd.Serie
 def decide(overall:pd.Series,               # judge_overall per row (NaN = not judged)
            lowest:pd.Series,                # lowest criterion score per row
            threshold:float|None=3.5,        # pass when overall >= threshold
-           min_score:int|None=2,            # ... and every criterion >= min_score
+           min_score:int|None=3,            # ... and every criterion >= min_score
            bottom_pct:float|None=None       # instead of `threshold`: reject the lowest X% of judged rows
           ) -> tuple[pd.Series, pd.Series]:
     "(passed, reason) per row for the given rule."
@@ -231,7 +231,7 @@ def decide(overall:pd.Series,               # judge_overall per row (NaN = not j
 # %% ../nbs/31_judge.ipynb #a45c64fc
 def apply_threshold(df:pd.DataFrame,             # a judged table (judge() output)
                     threshold:float|None=3.5,    # pass when judge_overall >= threshold
-                    min_score:int|None=2,        # ... and no criterion below min_score
+                    min_score:int|None=3,        # ... and no criterion below min_score
                     bottom_pct:float|None=None,  # or reject the lowest X% of judged rows instead of `threshold`
                     criteria=None                # criteria names (default: from df.attrs / judge_* columns)
                    ) -> pd.DataFrame:
@@ -325,7 +325,7 @@ def judge(df:pd.DataFrame,               # example table
           criteria=None,                 # criteria (default: from `spec`, else the 4 defaults)
           spec=None,                     # TaskSpec: task context, labels, format and guideline criteria
           threshold:float|None=None,     # pass when judge_overall >= threshold (default: calibration's suggestion, else 3.5)
-          min_score:int|None=2,          # ... and no criterion below min_score
+          min_score:int|None=3,          # ... and no criterion below min_score
           bottom_pct:float|None=None,    # reject the lowest X% instead of using a threshold
           calibration=None,              # a `Calibration` (from `calibrate`) shown in the summary, warned on if weak
           skip_invalid:bool=True,        # do not send rows with valid == False (they are marked and fail)
@@ -546,7 +546,7 @@ def cohens_kappa(a:Sequence, b:Sequence) -> float:
 
 # %% ../nbs/31_judge.ipynb #bec38ff4
 def threshold_sweep(overall:Sequence[float], lowest:Sequence[float], expected_bad:Sequence[bool],
-                    min_score:int|None=2, thresholds:Sequence[float]|None=None) -> pd.DataFrame:
+                    min_score:int|None=3, thresholds:Sequence[float]|None=None) -> pd.DataFrame:
     "Catch rate, false-rejection rate and balanced accuracy per threshold (rows with NaN scores left out)."
     ov, lo, e = np.asarray(overall, float), np.asarray(lowest, float), np.asarray(expected_bad, bool)
     ok = ~np.isnan(ov); ov, lo, e = ov[ok], lo[ok], e[ok]
@@ -658,7 +658,7 @@ def calibrate(calib:pd.DataFrame,          # calibration_set(...) output, or kno
               criteria=None,               # judge criteria
               spec=None,                   # TaskSpec
               threshold:float=3.5,         # the rule being calibrated
-              min_score:int|None=2,        # ... and its per-criterion floor
+              min_score:int|None=3,        # ... and its per-criterion floor
               labels=None,                 # review labels (path or table): kappa vs humans
               target_catch:float=0.8,      # catch rate to aim for
               seed:int=0,                  # for the corruptions when `calib` has no calib_expected column
@@ -686,7 +686,7 @@ def judge_stage(df:pd.DataFrame,                   # example table
                 *,
                 ctx:RunContext,                    # the run: LLM 'main' (the judge), task spec (context, labels, guideline criteria)
                 threshold:float|None=None,         # pass when judge_overall >= threshold (default 3.5)
-                min_score:int|None=2,              # ... and no criterion below min_score (None: no floor)
+                min_score:int|None=3,              # ... and no criterion below min_score (None: no floor)
                 bottom_share:float|None=None,      # instead of `threshold`: reject this share (0-1) of the judged rows, lowest first
                 criteria:list[str]|dict[str, str]|None=None, # criterion names or {name: what to check} (default: from the spec)
                 skip_invalid:bool=True,            # do not send rows with valid == False

@@ -177,7 +177,8 @@ def test_guideline_criteria_from_spec_in_schema(tmp_path):
     with FakeOpenAIServer(responder=responder) as srv:
         out = judge(seeds(1), llm_for(srv, tmp_path), spec=Spec())
     assert out.judge_never_reveal_personal[0] == 2 and out.judge_overall[0] == pytest.approx(4.4)
-    assert out.judge_pass[0] == True   # 2 is not below min_score 2
+    assert out.judge_pass[0] == False  # a 2 ('major problem') on any criterion is below the default min_score 3
+    assert apply_threshold(out, threshold=3.5, min_score=2).judge_pass[0] == True
 
 
 def test_calibration_with_human_labels(tmp_path):
@@ -248,7 +249,7 @@ def test_summary_figure_and_reloaded_table(tmp_path):
     save_table(out, tmp_path / 'j.parquet')
     back = load_table(tmp_path / 'j.parquet')              # attrs are gone: criteria come from the judge_* columns
     assert apply_threshold(back, threshold=4.5).judge_pass.tolist() == [False] * 3
-    assert apply_threshold(back, threshold=4.0).judge_pass.tolist() == [True] * 3
+    assert apply_threshold(back, threshold=4.0, min_score=2).judge_pass.tolist() == [True] * 3
     assert judge_summary(back).scores.index.tolist() == CRITS
 
 
