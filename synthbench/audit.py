@@ -52,6 +52,11 @@ def _e(v) -> str: return html.escape(str(v))
 # what each number measures, which direction is bad, and a healthy range (rough guides for chat data, not laws)
 METRIC_HELP = {
     'copies': ('exact copies', 'rows whose text is word for word the same as another row', 'higher is worse', '0; dedup removes them'),
+    'ttr': ('type-token ratio', 'distinct words / words over the whole set (falls as a set grows; compare like sizes)', 'lower is worse', 'depends on size'),
+    'distinct_1': ('distinct-1', 'distinct words / all words over the set', 'lower is worse', 'depends on size; compare rounds'),
+    'distinct_3': ('distinct-3', 'distinct word triples / all word triples', 'lower is worse', '> 0.6'),
+    'top_opening': ('top opening', 'the most common first three words of the responses', '', ''),
+    'words': ('words', 'words in the group', '', ''),
     'mattr': ('MATTR', 'moving-average type-token ratio: distinct words / words in 100-word windows', 'lower is worse (repetitive wording)', '≈ 0.6–0.8 for varied chat'),
     'distinct_2': ('distinct-2', 'distinct word pairs / all word pairs over the set', 'lower is worse', '> 0.5; < 0.3 means stock phrases'),
     'compression_ratio': ('compression ratio', 'raw bytes / gzip bytes of all texts', 'higher is worse (more repetitive)', '≈ 2–3.5; > 4 is repetitive'),
@@ -76,12 +81,20 @@ METRIC_HELP = {
     'sentiment': ('sentiment', 'VADER compound score of responses (−1 negative … +1 positive)', 'big gaps between groups are worse', 'groups within ±0.3 of overall'),
 }
 
+def _split_side(key:str) -> tuple[str, str]:
+    "('mattr', ' (synthetic)') for 'mattr_synthetic'; (key, '') otherwise."
+    for side in ('_synthetic', '_real'):
+        if key.endswith(side) and key[:-len(side)] in METRIC_HELP: return key[:-len(side)], f' ({side[1:]})'
+    return key, ''
+
 def metric_label(key:str) -> str:
-    "Readable name of metric `key` (the key itself when unknown)."
-    return METRIC_HELP.get(key, (key,))[0]
+    "Readable name of metric `key` ('mattr_real' -> 'MATTR (real)'; the key itself when unknown)."
+    base, side = _split_side(key)
+    return METRIC_HELP[base][0] + side if base in METRIC_HELP else key
 
 def metric_help(key:str) -> str:
     "One line: what `key` measures, which direction is bad, a healthy range."
+    key = _split_side(key)[0]
     if key not in METRIC_HELP: return ''
     name, what, bad, ok = METRIC_HELP[key]
     return f'{name}: {what}' + (f'; {bad}' if bad else '') + (f'; healthy: {ok}' if ok else '')
@@ -512,7 +525,7 @@ def _sec_bias(report:AuditReport, color:str='cluster') -> list:
 def _sec_real(report:AuditReport, color:str='cluster') -> list:
     if report.real is None: return ['<p>No real examples given: pass <code>real=</code> (or <code>--real</code>) to compare.</p>']
     rc = report.metrics.get('real_vs_synthetic') or {}
-    t = pd.DataFrame([(k, v, metric_help(k)) for k, v in rc.items()], columns=['measure', 'value', 'meaning']).set_index('measure')
+    t = pd.DataFrame([(metric_label(k), v, metric_help(k)) for k, v in rc.items()], columns=['measure', 'value', 'meaning']).set_index('measure')
     return [fig_real(report), table_html(t)]
 
 SECTIONS = dict(zip(TABS, (_sec_balance, _sec_length, _sec_vocabulary, _sec_map, _sec_bias, _sec_real)))
@@ -731,7 +744,7 @@ def cli_audit(argv:list[str]|None=None) -> int:
         if a.spec:
             from synthbench.spec import load_spec
             spec = load_spec(a.spec)
-        rep = audit(df, real=real, spec=spec, embed=a.embed, projection=a.projection, progress=not a.quiet)
+        rep = audit(df, real=real, spec=spec, embed=a.embed, projection=a.projection, progress=not a.quiet, source=a.input)
     except (FileNotFoundError, ValueError, KeyError) as e:
         print(f'synthbench audit: {e}', file=sys.stderr); return 2
     if a.html: rep.to_html(a.html); print(f'synthbench audit: wrote {a.html}', file=sys.stderr)
@@ -755,6 +768,6 @@ def audit_stage(df:pd.DataFrame, *, ctx,
     if projection not in ('pca', 'umap', 'auto'): raise StageError('config', f"audit: projection {projection!r} is not pca, umap or auto")
     if not len(df): return StageResult(df, status='failed', error_kind='input', reason='audit: the table is empty; an earlier stage left no rows (see its dropped rows)')
     r = _load(real, 'real') if real else None
-    rep = audit(df, real=r, spec=ctx.spec, projection=projection, embed=embed, k=k, sample=sample, progress=False)
+    rep = audit(df, real=r, spec=ctx.spec, projection=projection, embed=embed, k=k, sample=sample, progress=False, source=f'run folder {ctx.path("")}')
     path = ctx.path(f'{name}.html'); to_html(rep, path)
     return StageResult(df, report={'findings': list(rep.findings), 'metrics': rep.metrics}, files={'html': str(path)})

@@ -40,7 +40,7 @@ def project_2d(emb,                        # embeddings (n, d)
     import warnings
     t0 = time.time()
     if progress:
-        msg = '' if _umap_warm else ' (first UMAP call in this process: numba JIT-compiles for 20-40 s)'
+        msg = '' if _umap_warm else ' (first UMAP call in this process: numba JIT-compiles for 20-40 s; warm_umap() does it ahead of time)'
         print(f'UMAP: projecting {n} points{msg}...', file=sys.stderr, flush=True)
     import umap
     z, note = x, 'UMAP projection (cosine)'
@@ -181,13 +181,13 @@ def _figure(self, color:str='cluster', mask=None, max_points:int=20_000, title:s
     fig = go.Figure(); b = self.bounds()
     if density and len(p) >= 10:
         xs, ys, z = map_density(p['x'], p['y'], bounds=b)
-        fig.add_trace(go.Contour(x=xs, y=ys, z=z, colorscale=[[0, 'rgba(255,255,255,0)'], [1, 'rgba(60,60,60,0.55)']], showscale=False, ncontours=10,
+        fig.add_trace(go.Contour(x=xs.tolist(), y=ys.tolist(), z=z.tolist(), colorscale=[[0, 'rgba(255,255,255,0)'], [1, 'rgba(60,60,60,0.55)']], showscale=False, ncontours=10,
                                  contours=dict(coloring='fill', showlines=False), hoverinfo='skip', name='density (rows)', showlegend=True))
     def hov(q): return [(f'<b>×{n} copies</b><br>' if n > 1 else '') + h for n, h in zip(q['n'], q['hover'])]
     if _numeric(p, color):
         fig.add_trace(Scatter(x=a['x'], y=a['y'], mode='markers', customdata=a['row'], hovertext=hov(a), name=color,
                               hovertemplate='%{hovertext}<extra>' + html.escape(color) + ' %{marker.color}</extra>',
-                              marker=dict(color=a[color], colorscale='Viridis', showscale=True, size=_marker_size(a['n']), colorbar=dict(title=color),
+                              marker=dict(color=a[color], colorscale='Viridis', showscale=True, size=_marker_size(a['n']).tolist(), colorbar=dict(title=color),
                                           line=dict(width=0.5, color='white'))))
     else:
         names = self.cluster_names() if color == 'cluster' else {}
@@ -197,8 +197,8 @@ def _figure(self, color:str='cluster', mask=None, max_points:int=20_000, title:s
             name = html.escape(names.get(int(v), v) if color == 'cluster' else f'{color} {v}' if color == 'round' else v)
             fig.add_trace(Scatter(x=q['x'], y=q['y'], mode='markers', name=name, customdata=q['row'], hovertext=hov(q),
                                   hovertemplate='%{hovertext}<extra>' + name[:40] + '</extra>',
-                                  marker=dict(size=_marker_size(q['n']), color=cols[v], opacity=0.8, line=dict(width=0.5, color='white'))))
-    fig.update_layout(title=title or f'Embedding map ({self.method.upper()}), coloured by {html.escape(str(color))}: one point per distinct text, size = copies, grey = density',
+                                  marker=dict(size=_marker_size(q['n']).tolist(), color=cols[v], opacity=0.8, line=dict(width=0.5, color='white'))))
+    fig.update_layout(title=title or f'Embedding map ({self.method.upper()}) by {html.escape(str(color))}: size = copies, grey = density',
                       height=560, margin=dict(l=10, r=10, t=50, b=10), dragmode='lasso', legend=dict(itemsizing='constant'), template='plotly_white')
     fig.update_xaxes(showticklabels=False, title='', range=[b[0] - (b[1] - b[0]) * .06, b[1] + (b[1] - b[0]) * .06], showgrid=False, zeroline=False)
     fig.update_yaxes(showticklabels=False, title='', range=[b[2] - (b[3] - b[2]) * .06, b[3] + (b[3] - b[2]) * .06], showgrid=False, zeroline=False)

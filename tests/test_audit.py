@@ -236,3 +236,11 @@ def test_report_provenance_search_data_escaped(tmp_path):
     data = page[page.index('id="sb-rows">'):]; data = data[:data.index('</script>')]
     assert '<' not in data[len('id="sb-rows">'):] and '\\u003c/script\\u003e' in data
     assert 'innerHTML' not in page.split('id="sb-rows"')[1]
+
+def test_real_vs_synthetic_numbers_are_named_and_explained(demo):
+    from synthbench.audit import report_sections
+    real = make_demo_table(80, collapse=False, seed=5).assign(source='real')
+    rep = audit(demo, real=real, embed='tfidf', projection='pca', progress=False)
+    h = dict(report_sections(rep))['Real vs synthetic'][1]
+    assert '<td>classifier AUC</td>' in h and '<td>MMD²</td>' in h and '<td>MATTR (real)</td>' in h and '0.5 = indistinguishable' in h
+    assert '<td>classifier_auc</td>' not in h and '<td>mmd2</td>' not in h
