@@ -51,21 +51,6 @@ def run(n:int):
           f'full rebuild {full:5.2f} s | full/redraw x{full / redraw:4.1f} | target redraw <= 2 s: {"OK" if redraw <= 2 else "MISSED"} | '
           f'load average {os.getloadavg()[0]:.1f}', flush=True)
 
-if __name__ == '__main__':
-    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    ap.add_argument('--n', type=int, action='append', help='rows (repeatable; default 1000 and 10000)')
-    ap.add_argument('--browser', metavar='OLD_PYTHONPATH', help='also time redraws in JupyterLab + Chromium (600 rows), this checkout and the synthbench at OLD_PYTHONPATH side by side')
-    a = ap.parse_args()
-    print(f'synthbench from {os.path.dirname(A.__file__)}; cores: {os.cpu_count()}; python {sys.version.split()[0]} (shared machine: figures vary with load)')
-    t = time.perf_counter(); A.dashboard(A.audit(*[table(200)[0]], embed='tfidf', projection='pca', progress=False))
-    print(f'warm-up (imports: ipywidgets, plotly FigureWidget): {time.perf_counter() - t:.1f} s')
-    for n in a.n or [1000, 10_000]: run(n)
-    if a.browser:
-        here = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
-        new = browser_times(here, 'this checkout'); old = browser_times(a.browser, f'old ({a.browser})')
-        print(f'browser ratio old/new: colour change x{old[0] / new[0]:.1f}, filter change x{old[1] / new[1]:.1f}')
-
-
 # ---- in the browser: JupyterLab + headless Chromium, the time until the front end shows the redrawn map
 BROWSER_NB = ["import os; os.environ['TOKENIZERS_PARALLELISM'] = 'false'\nfrom synthbench.audit import audit\nfrom synthbench.metrics import make_collapsed_table",
               "rep = audit(make_collapsed_table(430, 170), embed='tfidf', projection='pca', progress=False)\nrep"]
@@ -110,3 +95,17 @@ def browser_times(pythonpath:str, label:str):
         return colour, filt
     finally:
         proc.terminate(); proc.wait(10)
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--n', type=int, action='append', help='rows (repeatable; default 1000 and 10000)')
+    ap.add_argument('--browser', metavar='OLD_PYTHONPATH', help='also time redraws in JupyterLab + Chromium (600 rows), this checkout and the synthbench at OLD_PYTHONPATH side by side')
+    a = ap.parse_args()
+    print(f'synthbench from {os.path.dirname(A.__file__)}; cores: {os.cpu_count()}; python {sys.version.split()[0]} (shared machine: figures vary with load)')
+    t = time.perf_counter(); A.dashboard(A.audit(*[table(200)[0]], embed='tfidf', projection='pca', progress=False))
+    print(f'warm-up (imports: ipywidgets, plotly FigureWidget): {time.perf_counter() - t:.1f} s')
+    for n in a.n or [1000, 10_000]: run(n)
+    if a.browser:
+        here = os.path.abspath(os.path.join(os.path.dirname(__file__), '..'))
+        new = browser_times(here, 'this checkout'); old = browser_times(a.browser, f'old ({a.browser})')
+        print(f'browser ratio old/new: colour change x{old[0] / new[0]:.1f}, filter change x{old[1] / new[1]:.1f}')

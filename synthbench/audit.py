@@ -608,8 +608,8 @@ def _filtered(report:AuditReport, mask:np.ndarray, tab:str) -> AuditReport:
     sub = AuditReport(df, r, T, report.metrics, report.findings, report.map, report.spec, report.real, report.real_rows)
     return sub
 
-def _tab_widgets(report:AuditReport, mask:np.ndarray, tab:str, color:str, show) -> list:
-    "The widgets of one tab for the rows in `mask`, wired so clicks/selections call `show(row_indices, description, groups)`."
+def _tab_widgets(report:AuditReport, mask:np.ndarray, tab:str, color:str, show, map_only:bool=False) -> list:
+    "The widgets of one tab for the rows in `mask`, wired so clicks/selections call `show(row_indices, description, groups)`; `map_only`: just the map figure."
     import ipywidgets as W, plotly.graph_objects as go
     sub = _filtered(report, mask, tab); idx_map = np.flatnonzero(mask)   # filtered positions -> full-table positions
     by = report.metrics.get('by', 'round')
@@ -632,7 +632,8 @@ def _tab_widgets(report:AuditReport, mask:np.ndarray, tab:str, color:str, show) 
     kinds = {'Balance': ['cell', 'cell'], 'Length': ['rows', 'rows'], 'Vocabulary': ['round', 'round', 'opening'], 'Embedding map': ['map', 'round'],
              'Bias': ['rows', 'none'], 'Real vs synthetic': ['rows']}[tab]
     out, ki = [], iter(kinds)
-    for it in SECTIONS[tab](sub, color) if tab != 'Embedding map' else _map_items(report, mask, color):
+    items = [report.map.figure(color, mask=mask)] if map_only else SECTIONS[tab](sub, color) if tab != 'Embedding map' else _map_items(report, mask, color)
+    for it in items:
         if isinstance(it, str): out.append(W.HTML(it)); continue
         kind = next(ki, 'none'); w = go.FigureWidget(it)
         for t in w.data:
@@ -686,10 +687,20 @@ def dashboard(report:AuditReport):
         status.value = f'<p>{int(m.sum())} of {len(r)} examples.</p>'
         t0 = time.time(); boxes[i].children = _tab_widgets(report, m, TABS[i], color.value, show); stale.discard(i)
         report._last_render_s = time.time() - t0
-    def on_filter(_): stale.update(range(len(TABS))); render(tab.selected_index or 0)
+    def swap_map():
+        "The map tab's other items do not depend on filters or colours: replace only its figure."
+        m = mask()
+        if not m.any(): status.value = '<p><b>No examples match these filters.</b></p>'; return
+        status.value = f'<p>{int(m.sum())} of {len(r)} examples.</p>'
+        t0 = time.time(); boxes[MAP].children = (*_tab_widgets(report, m, TABS[MAP], color.value, show, map_only=True), *boxes[MAP].children[1:])
+        report._last_render_s = time.time() - t0
+    def on_filter(_):
+        drawn = MAP not in stale; stale.update(range(len(TABS)))
+        if (tab.selected_index or 0) == MAP and drawn: swap_map(); stale.discard(MAP)
+        else: render(tab.selected_index or 0)
     def on_color(_):
-        stale.add(MAP)
-        if (tab.selected_index or 0) == MAP: render(MAP)
+        if (tab.selected_index or 0) != MAP or MAP in stale: stale.add(MAP); return
+        swap_map()
     def on_tab(ch):
         if ch['new'] is not None and ch['new'] in stale: render(ch['new'])
     for d in drops.values(): d.observe(on_filter, 'value')

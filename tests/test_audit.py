@@ -203,15 +203,16 @@ def test_outliers_are_a_compact_scrollable_table(collapsed):
 def test_dashboard_redraws_visible_tab_only_and_colour_keeps_tab(collapsed):
     import synthbench.audit as A
     calls = []; orig = A._tab_widgets
-    A._tab_widgets = lambda rep, m, tab, color, show: (calls.append(tab), orig(rep, m, tab, color, show))[1]
+    A._tab_widgets = lambda rep, m, tab, color, show, **kw: (calls.append(tab + (' (map figure)' if kw.get('map_only') else '')), orig(rep, m, tab, color, show, **kw))[1]
     try:
         d = dashboard(collapsed); tab = d.children[3]
         assert calls == ['Balance']
         tab.selected_index = 3; assert calls[-1] == 'Embedding map'
         colour = d.children[1].children[-1]; colour.value = 'category'
-        assert tab.selected_index == 3 and calls[-1] == 'Embedding map' and len(calls) == 3
+        assert tab.selected_index == 3 and calls[-1] == 'Embedding map (map figure)' and len(calls) == 3   # only the map figure is swapped
+        assert [t.name for t in tab.children[3].children[0].data if t.type == 'scatter'][0] != 'cluster 0'
         rd = [w for w in d.children[1].children if w.description == 'round'][0]; rd.value = '2'
-        assert calls[-1] == 'Embedding map' and len(calls) == 4                 # only the visible tab
+        assert calls[-1] == 'Embedding map (map figure)' and len(calls) == 4    # only the visible tab (on the map tab: its figure)
         tab.selected_index = 0; assert calls[-1] == 'Balance'                   # a stale tab redraws when shown
         mw = tab.children[3].children[0]
         assert sum(len(t.x) for t in mw.data if t.type == 'scatter') == 3      # round 2: three distinct texts
