@@ -233,6 +233,16 @@ def test_collapsed_round_shows_in_jupyterlab(lab):
             page.wait_for_selector('.synthbench-picked .synthbench-groups', timeout=30_000)
             picked = page.inner_text('.synthbench-picked')
             assert '×105' in picked and '105 example(s) in 1 distinct text(s)' in picked, picked[:300]
+            # lasso around the whole plot area: all 170 rows of round 2, listed as 3 groups with their counts
+            area = page.evaluate("""() => { const gd = [...document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot')].find(g => g.offsetParent !== null && g.data && g.data.some(t => t.type === 'contour'));
+                 const r = gd.querySelector('.nsewdrag').getBoundingClientRect(); return {x0: r.x + 4, y0: r.y + 4, x1: r.x + r.width - 4, y1: r.y + r.height - 4}; }""")
+            page.mouse.move(area['x0'], area['y0']); page.mouse.down()
+            for x, y in [(area['x1'], area['y0']), (area['x1'], area['y1']), (area['x0'], area['y1']), (area['x0'], area['y0'] + 2)]:
+                page.mouse.move(x, y, steps=8)
+            page.mouse.up()
+            page.wait_for_function("() => document.querySelector('.synthbench-picked').innerText.includes('170 example(s) in 3 distinct text(s)')", timeout=30_000)
+            picked = page.inner_text('.synthbench-picked')
+            assert '×105' in picked and '×45' in picked and '×20' in picked and picked.count('How do I fix my computer?') <= 2, picked[:400]
             # the Length tab (stale after the filter) redraws when shown; its outliers are a compact table
             _tab(page, 'Length')
             page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea-output .widget-tab .js-plotly-plot')].filter(g => g.offsetParent !== null).length >= 2", timeout=60_000)
