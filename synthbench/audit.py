@@ -14,8 +14,8 @@ from .metrics import (balance, cell_balance, length_table, length_outliers, leng
     vocabulary_stats, vocabulary_by, top_ngrams, top_openings, embedding_diversity, cluster_embeddings, diversity_by_round,
     collapse_findings, sentiment_scores, sentiment_by, term_frequencies, term_mentions, bias_skews, compare_real, real_findings,
     tfidf_embeddings, unit_rows, jsonable, DEMOGRAPHIC_TERMS, copy_groups, copy_summary, copy_finding, balance_skew, skew_findings,
-    term_contexts, copy_keys, spec_targets)
-from .embedmap import embedding_map, EmbeddingMap, hover_text, spread_by, palette_colors
+    term_contexts, spec_targets)
+from .embedmap import embedding_map, EmbeddingMap, hover_text, spread_by
 
 # %% auto #0
 __all__ = ['FILTER_COLUMNS', 'TABS', 'METRIC_HELP', 'SEVERITY', 'SECTIONS', 'audit_embeddings', 'metric_label', 'metric_help',

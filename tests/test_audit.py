@@ -104,7 +104,7 @@ def test_umap_and_model_path():
 
 # ---- "See collapse, imbalance and bias at a glance": 430 real chatterbot pairs + 170 collapsed rows from 3 templates
 from synthbench.metrics import make_collapsed_table
-from synthbench.audit import table_html, fig_length, fig_balance, dashboard, TABS as _TABS
+from synthbench.audit import table_html, fig_length, fig_balance, dashboard
 
 @pytest.fixture(scope='module')
 def collapsed(): return audit(make_collapsed_table(430, 170), embed='tfidf', projection='pca', progress=False)
