@@ -13,13 +13,15 @@ import numpy as np, pandas as pd
 from .core import check_table, example_text, prompt_text, _is_missing
 
 # %% auto #0
-__all__ = ['FIELDS', 'BALANCE_AXES', 'GROUP_COLUMNS', 'HIGHER_IS_DIVERSE', 'DEMOGRAPHIC_TERMS', 'ATTRIBUTE_COLUMNS',
-           'make_demo_table', 'field_texts', 'spec_targets', 'balance', 'cell_balance', 'count_tokens', 'length_table',
-           'length_summary', 'length_outliers', 'words', 'type_token_ratio', 'mattr', 'distinct_n', 'compression_ratio',
-           'top_ngrams', 'openings', 'top_openings', 'vocabulary_stats', 'vocabulary_by', 'unit_rows',
-           'mean_pairwise_distance', 'vendi_score', 'nearest_similarity', 'near_duplicate_rate', 'embedding_diversity',
-           'tfidf_embeddings', 'default_k', 'cluster_embeddings', 'diversity_by_round', 'collapse_findings',
-           'term_mentions', 'term_frequencies', 'sentiment_scores', 'sentiment_by', 'label_association', 'bias_skews',
+__all__ = ['FIELDS', 'BALANCE_AXES', 'GROUP_COLUMNS', 'HIGHER_IS_DIVERSE', 'DEMOGRAPHIC_TERMS', 'AMBIGUOUS_TERMS', 'PERSON_WORDS',
+           'ATTRIBUTE_COLUMNS', 'make_demo_table', 'chatterbot_pairs', 'make_collapsed_table', 'field_texts',
+           'copy_keys', 'copy_groups', 'copy_summary', 'copy_finding', 'spec_targets', 'balance', 'cell_balance',
+           'balance_skew', 'skew_findings', 'count_tokens', 'length_table', 'length_summary', 'length_outliers',
+           'words', 'type_token_ratio', 'mattr', 'distinct_n', 'compression_ratio', 'top_ngrams', 'openings',
+           'top_openings', 'vocabulary_stats', 'vocabulary_by', 'unit_rows', 'mean_pairwise_distance', 'vendi_score',
+           'nearest_similarity', 'near_duplicate_rate', 'embedding_diversity', 'tfidf_embeddings', 'default_k',
+           'cluster_embeddings', 'diversity_by_round', 'collapse_findings', 'term_mentions', 'term_frequencies',
+           'term_contexts', 'sentiment_scores', 'sentiment_by', 'label_association', 'benjamini_hochberg', 'bias_skews',
            'classifier_auc', 'mmd_rbf', 'coverage', 'compare_real', 'real_findings', 'jsonable']
 
 # %% ../nbs/40_metrics.ipynb #eee6a387
@@ -65,6 +67,36 @@ def make_demo_table(n:int=120,        # rows (split over rounds 0, 1, 2)
                      'judge_score': int(rng.integers(2, 6))})
     return make_table(recs)
 
+# %% ../nbs/40_metrics.ipynb #24c42f53
+_TEMPLATES = [("How do I fix my computer?", "Sure! Here's what you can do: open Settings, choose Help, and follow the steps there."),
+              ("My laptop screen is black, what now?", "Sure! Here's what you can do: restart the device and check for updates."),
+              ("Can you help me with a problem?", "Great question! The answer depends on your situation; please contact support.")]
+
+def chatterbot_pairs(lang:str='english') -> pd.DataFrame:
+    "(prompt, reply, category) of the first two turns of every conversation in `chatterbot-corpus` (category = the file's name)."
+    import yaml
+    from synthbench.tstr import _chatterbot_dir
+    recs = []
+    for f in sorted(_chatterbot_dir(lang).glob('*.yml')):
+        for conv in (yaml.safe_load(f.read_text(encoding='utf-8')) or {}).get('conversations') or []:
+            if len(conv) >= 2 and all(isinstance(c, str) for c in conv[:2]): recs.append((conv[0].strip(), conv[1].strip(), f.stem))
+    return pd.DataFrame(recs, columns=['prompt', 'reply', 'category'])
+
+def make_collapsed_table(n_real:int=430,     # real chatterbot pairs (rounds 0 and 1)
+                         n_collapsed:int=170, # collapsed round-2 rows from `_TEMPLATES` (mostly exact copies)
+                         seed:int=0           # random seed
+                        ) -> pd.DataFrame:
+    "Distinct real chat pairs (chatterbot-corpus) in rounds 0-1, plus a collapsed round 2 of templated, identical rows (`n_collapsed=0`: a diverse set)."
+    from synthbench.core import make_table
+    rng = np.random.default_rng(seed); pairs = chatterbot_pairs().drop_duplicates(['prompt', 'reply'])   # the real part has no copies
+    pairs = pairs.iloc[rng.choice(len(pairs), min(n_real, len(pairs)), replace=False)]   # shuffled: both rounds mix all topics
+    recs = [dict(messages=[{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}], category=c, round=int(i * 2 // max(len(pairs), 1)),
+                 source='seed' if i * 2 < len(pairs) else 'generated') for i, (q, a, c) in enumerate(pairs.itertuples(index=False))]
+    for i in range(n_collapsed):
+        q, a = _TEMPLATES[int(rng.choice(3, p=[0.6, 0.25, 0.15]))]
+        recs.append(dict(messages=[{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}], category='computers', round=2, source='generated'))
+    return make_table(recs)
+
 # %% ../nbs/40_metrics.ipynb #ed6fe1bc
 def _response(r:Mapping) -> str:
     msgs = r.get('messages')
@@ -87,6 +119,31 @@ def field_texts(df:pd.DataFrame, field:str='content') -> pd.Series:
         return pd.Series([FIELDS[field](r) for r in df[cols].to_dict('records')], index=df.index, dtype=object)
     if field not in df.columns: raise KeyError(f"field_texts: no field {field!r}; use one of {list(FIELDS)} or a column of the table ({list(df.columns)}).")
     return df[field].map(lambda v: '' if _is_missing(v) else str(v))
+
+# %% ../nbs/40_metrics.ipynb #8ad0678a
+def copy_keys(texts:Iterable[str]) -> pd.Series:
+    "A key per text that exact copies share (whitespace collapsed, case kept)."
+    return pd.Series([' '.join(str(t).split()) for t in texts], dtype=object)
+
+def copy_groups(texts:Iterable[str]) -> pd.DataFrame:
+    "Per text: `copy_group` (0, 1, … in order of first appearance) and `copies` (texts in its group; 1 = unique)."
+    g = pd.factorize(copy_keys(texts))[0]
+    return pd.DataFrame({'copy_group': g, 'copies': np.bincount(g)[g] if len(g) else np.zeros(0, int)})
+
+def copy_summary(texts:Sequence[str], top:int=5) -> dict:
+    "rows in groups of exact copies, the number of such groups, and the `top` largest (copies, text)."
+    texts = list(texts); cg = copy_groups(texts); dup = cg[cg['copies'] > 1]
+    sizes = dup.groupby('copy_group').size().sort_values(ascending=False, kind='stable')
+    first = {g: i for i, g in reversed(list(enumerate(cg['copy_group'])))}
+    return dict(rows=int(len(dup)), groups=int(len(sizes)), redundant=int(len(dup) - len(sizes)),
+                largest=[(int(n), ' '.join(str(texts[first[g]]).split())) for g, n in sizes.head(top).items()])
+
+def copy_finding(cs:Mapping, n:int) -> str|None:
+    "One sentence for `copy_summary` `cs` of `n` rows, or None when there are no copies."
+    if not cs['rows']: return None
+    n0, t0 = cs['largest'][0]
+    return (f"{cs['rows']} of {n} rows ({cs['rows'] / n:.0%}) are exact copies (in {cs['groups']} group{'s' * (cs['groups'] > 1)}; "
+            f"the largest ×{n0}: \"{t0[:80]}{'…' * (len(t0) > 80)}\"); {cs['redundant']} rows would go in dedup.")
 
 # %% ../nbs/40_metrics.ipynb #66524764
 BALANCE_AXES = ('label', 'category', 'difficulty')
@@ -140,6 +197,23 @@ def cell_balance(df:pd.DataFrame, a:str='category', b:str='difficulty', spec=Non
     out = pd.DataFrame(rows, columns=[a, b, 'count', 'expected'])   # no rows when either axis is empty (e.g. text/label tables)
     out['status'] = np.where((out['count'] < tolerance * out['expected']) & (out['expected'] >= min_expected), 'under', 'ok')
     return out
+
+# %% ../nbs/40_metrics.ipynb #f69eda2d
+def balance_skew(bal:pd.DataFrame) -> pd.DataFrame:
+    "Per axis of a `balance` table: values, max and min share, max/min ratio and normalised entropy (1 = even)."
+    rows = []
+    for ax, g in bal[bal['count'] > 0].groupby('axis', sort=False):
+        p = g['share'].to_numpy(float); k = len(p)
+        ent = float(-(p * np.log(p)).sum() / np.log(k)) if k > 1 else 1.0
+        rows.append(dict(axis=ax, values=k, max_value=g['value'].iloc[p.argmax()], max_share=p.max(), min_value=g['value'].iloc[p.argmin()],
+                         min_share=p.min(), ratio=p.max() / p.min(), entropy=ent))
+    return pd.DataFrame(rows, columns=['axis', 'values', 'max_value', 'max_share', 'min_value', 'min_share', 'ratio', 'entropy'])
+
+def skew_findings(skew:pd.DataFrame, ratio:float=5.0, entropy:float=0.8) -> list[str]:
+    "A warning per axis whose largest value has ≥ `ratio` × the rows of its smallest, or whose normalised entropy < `entropy`."
+    return [f"{r.axis} is imbalanced: '{r.max_value}' has {r.max_share:.1%} of the examples, '{r.min_value}' {r.min_share:.1%} "
+            f"({r.ratio:.0f}× fewer; normalised entropy {r.entropy:.2f}, 1 = even)."
+            for r in skew.itertuples() if r.values > 1 and (r.ratio >= ratio or r.entropy < entropy)]
 
 # %% ../nbs/40_metrics.ipynb #a52e9709
 _enc = None
@@ -389,13 +463,27 @@ DEMOGRAPHIC_TERMS = {
     'disability': ['disabled', 'disability', 'wheelchair', 'blind', 'deaf', 'autistic', 'autism', 'dyslexic'],
 }
 
-def _term_res(lexicon:Mapping[str, Sequence[str]]) -> dict:
-    return {g: re.compile(r'(?<![\w-])(?:' + '|'.join(re.escape(t) for t in sorted(ts, key=len, reverse=True)) + r')(?![\w-])', re.I)
-            for g, ts in lexicon.items()}
+# words with an everyday sense ("my laptop screen is black", "a blind spot", "the senior plan"): counted only before a word for people
+AMBIGUOUS_TERMS = {'black', 'white', 'blind', 'deaf', 'senior', 'seniors', 'older', 'young', 'temple', 'native american', 'indian', 'asian'}
+PERSON_WORDS = ('people', 'person', 'persons', 'man', 'men', 'woman', 'women', 'guy', 'guys', 'girl', 'girls', 'boy', 'boys', 'customer', 'customers',
+                'user', 'users', 'student', 'students', 'community', 'communities', 'family', 'families', 'folks', 'kid', 'kids', 'child', 'children',
+                'adult', 'adults', 'citizen', 'citizens', 'employee', 'employees', 'worker', 'workers', 'patient', 'patients', 'americans', 'neighbour',
+                'neighbor', 'neighbours', 'neighbors', 'friend', 'friends', 'colleague', 'colleagues', 'driver', 'drivers', 'applicant', 'applicants')
 
-def term_mentions(texts:Iterable[str], lexicon:Mapping[str, Sequence[str]]|None=None) -> pd.DataFrame:
-    "Count of words of each lexicon group in each text (rows = texts, columns = groups)."
-    res = _term_res(lexicon or DEMOGRAPHIC_TERMS); texts = list(texts)
+def _alt(ts) -> str: return '|'.join(re.escape(t) for t in sorted(ts, key=len, reverse=True))
+
+def _term_res(lexicon:Mapping[str, Sequence[str]], guard:bool=True) -> dict:
+    out = {}
+    for g, ts in lexicon.items():
+        amb = [t for t in ts if guard and t.lower() in AMBIGUOUS_TERMS]; plain = [t for t in ts if t not in amb]
+        parts = [f'(?:{_alt(plain)})'] if plain else []
+        if amb: parts.append(rf'(?:{_alt(amb)})\s+(?:{_alt(PERSON_WORDS)})')
+        out[g] = re.compile(r'(?<![\w-])(?:' + '|'.join(parts) + r')(?![\w-])', re.I)
+    return out
+
+def term_mentions(texts:Iterable[str], lexicon:Mapping[str, Sequence[str]]|None=None, guard:bool=True) -> pd.DataFrame:
+    "Count of words of each lexicon group in each text (rows = texts, columns = groups); `guard`: `AMBIGUOUS_TERMS` only before a person word."
+    res = _term_res(lexicon or DEMOGRAPHIC_TERMS, guard); texts = list(texts)
     return pd.DataFrame({g: [len(r.findall(t)) for t in texts] for g, r in res.items()})
 
 def term_frequencies(df:pd.DataFrame, by:str='label', field:str='content', lexicon=None) -> pd.DataFrame:
@@ -404,6 +492,15 @@ def term_frequencies(df:pd.DataFrame, by:str='label', field:str='content', lexic
     keys = _axis_values(df, by).to_numpy() if by in df.columns else np.array(['all'] * len(df))
     out = m.groupby(keys).mean(); out.index.name = by
     out.insert(0, 'n', m.groupby(keys).size())
+    return out
+
+def term_contexts(texts:Sequence[str], group:str, lexicon=None, n:int=3, width:int=40) -> list[str]:
+    "Up to `n` snippets (± `width` characters) of `texts` where a word of lexicon `group` was counted: what triggered a finding."
+    r = _term_res(lexicon or DEMOGRAPHIC_TERMS)[group]; out = []
+    for t in texts:
+        t = ' '.join(str(t).split()); m = r.search(t)
+        if m: out.append(('…' if m.start() > width else '') + t[max(0, m.start() - width):m.end() + width] + ('…' if m.end() + width < len(t) else ''))
+        if len(out) >= n: break
     return out
 
 # %% ../nbs/40_metrics.ipynb #e51665cb
@@ -428,23 +525,35 @@ def sentiment_by(df:pd.DataFrame, by:Sequence[str]=('category', 'label', 'person
     return pd.DataFrame(rows, columns=['column', 'value', 'n', 'mean', 'negative', 'positive'])
 
 # %% ../nbs/40_metrics.ipynb #353be7cd
-def label_association(labels:Sequence, attribute:Sequence) -> dict:
-    "Chi-square test of independence of `labels` and `attribute` (scipy), Cramér's V, and standardised residuals."
-    from scipy.stats import chi2_contingency
+def label_association(labels:Sequence, attribute:Sequence, min_expected:float=5.0) -> dict:
+    "Test of independence of `labels` and `attribute`: chi-square when every expected count ≥ `min_expected`, else Fisher's exact (2×2) or none (`test`='skipped', p = nan)."
+    from scipy.stats import chi2_contingency, fisher_exact
     ct = pd.crosstab(pd.Series(np.asarray(labels, dtype=object), name='label'), pd.Series(np.asarray(attribute, dtype=object), name='value'))
     ct = ct.loc[ct.sum(axis=1) > 0, ct.sum(axis=0) > 0]
-    if ct.shape[0] < 2 or ct.shape[1] < 2: return dict(chi2=0.0, p_value=1.0, dof=0, cramers_v=0.0, min_expected=float('nan'), residuals=pd.DataFrame())
+    if ct.shape[0] < 2 or ct.shape[1] < 2: return dict(chi2=0.0, p_value=1.0, dof=0, cramers_v=0.0, min_expected=float('nan'), test='none', residuals=pd.DataFrame())
     chi2, p, dof, exp = chi2_contingency(ct.to_numpy(), correction=False)
     n = ct.to_numpy().sum(); v = math.sqrt(chi2 / (n * (min(ct.shape) - 1)))
-    res = (ct - exp) / np.sqrt(exp)
-    return dict(chi2=float(chi2), p_value=float(p), dof=int(dof), cramers_v=float(v), min_expected=float(exp.min()),
+    res = (ct - exp) / np.sqrt(exp); test = 'chi2'
+    if exp.min() < min_expected:
+        if ct.shape == (2, 2): p, test = fisher_exact(ct.to_numpy())[1], 'fisher'
+        else: p, test = float('nan'), 'skipped'
+    return dict(chi2=float(chi2), p_value=float(p), dof=int(dof), cramers_v=float(v), min_expected=float(exp.min()), test=test,
                 residuals=res, observed=ct, expected=pd.DataFrame(exp, index=ct.index, columns=ct.columns))
+
+def benjamini_hochberg(p:Sequence[float]) -> np.ndarray:
+    "Benjamini–Hochberg adjusted p-values (q-values) of `p`; nan stays nan and does not count as a test."
+    p = np.asarray(p, dtype=float); q = np.full(len(p), np.nan); ok = np.flatnonzero(~np.isnan(p))
+    if not len(ok): return q
+    o = ok[np.argsort(p[ok])]; m = len(o)
+    adj = np.minimum.accumulate((p[o] * m / np.arange(1, m + 1))[::-1])[::-1]
+    q[o] = np.minimum(adj, 1.0)
+    return q
 
 ATTRIBUTE_COLUMNS = ('persona', 'topic', 'difficulty', 'category', 'source', 'language', 'tone', 'style')
 
 def bias_skews(df:pd.DataFrame, label:str|None=None, attributes:Sequence[str]|None=None, field:str='content',
                lexicon=None, top:int=10) -> tuple[pd.DataFrame, pd.DataFrame]:
-    "(tests: one chi-square row per attribute, skews: the `top` label × attribute cells most over-represented)."
+    "(tests: one row per attribute with its test, p and Benjamini–Hochberg q, skews: the `top` label × attribute cells most over-represented)."
     label = label or next((c for c in ('label', 'category') if c in df.columns and not df[c].map(_is_missing).all()), None)
     if label is None: return pd.DataFrame(), pd.DataFrame()
     labs = _axis_values(df, label).to_numpy()
@@ -455,15 +564,17 @@ def bias_skews(df:pd.DataFrame, label:str|None=None, attributes:Sequence[str]|No
     tests, skews = [], []
     for a, vals in attrs.items():
         r = label_association(labs, vals)
-        tests.append(dict(attribute=a, chi2=r['chi2'], dof=r['dof'], p_value=r['p_value'], cramers_v=r['cramers_v'], min_expected=r['min_expected']))
+        tests.append(dict(attribute=a, test=r['test'], chi2=r['chi2'], dof=r['dof'], p_value=r['p_value'], cramers_v=r['cramers_v'], min_expected=r['min_expected']))
         if r['dof'] == 0: continue
         st = r['residuals'].stack()
         for (l, v), z in st.items():
             if a.startswith('mentions') and v == 'no': continue
             skews.append(dict(label=l, attribute=a, value=v, observed=int(r['observed'].loc[l, v]), expected=float(r['expected'].loc[l, v]),
                               std_residual=float(z), p_value=r['p_value']))
-    tests = pd.DataFrame(tests).sort_values('p_value') if tests else pd.DataFrame()
+    tests = pd.DataFrame(tests) if tests else pd.DataFrame()
+    if len(tests): tests['q_value'] = benjamini_hochberg(tests['p_value']); tests = tests.sort_values('p_value', na_position='last')
     skews = pd.DataFrame(skews)
+    if len(skews): skews['q_value'] = skews['attribute'].map(dict(zip(tests['attribute'], tests['q_value'])))
     if len(skews): skews = skews.sort_values('std_residual', key=abs, ascending=False).head(top).reset_index(drop=True)
     return tests.reset_index(drop=True), skews
 

@@ -58,7 +58,9 @@ class Trial:
 
     def figures(self) -> dict:
         "The trial's headline numbers."
-        return {'rows': len(self.table), 'validity': self.validity, 'judge_mean': self.judge_mean, **self.diversity,
+        asked = self.params.get('n')
+        return {'rows': f'{len(self.table)} of {asked} asked' if asked is not None else len(self.table), 'validity': self.validity,
+                'judge_mean': self.judge_mean if self.judge_mean is not None else ('no judge scores' if self.params.get('judge') else 'not judged'), **self.diversity,
                 'cost_usd': round(self.cost, 6), 'calls': self.calls, 'tokens_in': self.tokens_in, 'tokens_out': self.tokens_out,
                 'seconds': round(self.seconds, 1), 'model': self.params.get('model'), 'temperature': self.params.get('temperature'),
                 'template_id': self.template_id}

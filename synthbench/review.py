@@ -14,7 +14,8 @@ import pandas as pd
 from .core import _is_missing, check_table
 
 # %% auto #0
-__all__ = ['DECISIONS', 'review_path', 'record_review', 'load_review_labels', 'apply_review', 'ReviewWidget', 'review']
+__all__ = ['DECISIONS', 'review_path', 'record_review', 'load_review_labels', 'apply_review', 'review_sample', 'ReviewWidget',
+           'review']
 
 # %% ../nbs/33_review.ipynb #26f19492
 DECISIONS = {'accept': 'accept', 'a': 'accept', 'reject': 'reject', 'r': 'reject'}
@@ -94,12 +95,36 @@ def _example_html(row:dict, cols:Sequence[str], show_judge:bool) -> str:
                  f'{"pass" if row.get("judge_pass") else "reject"} — {e(str(row.get("judge_reason") or ""))}</div>')
     return f'<div style="border:1px solid #ccc;padding:8px;max-height:400px;overflow:auto">{body}</div><div style="color:#555">{meta}</div>{judge}'
 
+def review_sample(df:pd.DataFrame,          # example table
+                  n:int|float|None=20,       # rows (int), a fraction of the table (0 < n < 1, e.g. 0.15), or None for all
+                  by:str|None=None,          # stratify: the same fraction of every value of this column (at least one row each)
+                  where:dict|None=None,      # keep only rows whose columns equal these values first, e.g. {'category': 'billing'}
+                  seed:int=0                 # sample seed
+                 ) -> list[int]:
+    "Positions of the rows to review: filtered by `where`, then a seeded (stratified) sample."
+    keep = pd.Series(True, index=range(len(df)))
+    for c, v in (where or {}).items():
+        if c not in df.columns: raise KeyError(f"review: cannot filter on {c!r}; the table has no such column (columns: {list(df.columns)}).")
+        keep &= (df[c].astype(str) == str(v)).to_numpy()
+    idx = list(keep[keep].index)
+    if n is None: return idx
+    k = int(round(n * len(idx))) if isinstance(n, float) and 0 < n < 1 else int(n)
+    if k >= len(idx): return idx
+    rng = random.Random(seed)
+    if not by: return sorted(rng.sample(idx, k))
+    if by not in df.columns: raise KeyError(f"review: cannot stratify by {by!r}; the table has no such column.")
+    groups = pd.Series(idx).groupby(df[by].astype(str).to_numpy()[idx]).apply(list)
+    out = [i for g in groups for i in rng.sample(g, min(len(g), max(1, int(round(k * len(g) / len(idx))))))]
+    return sorted(out)
+
 class ReviewWidget:
     "Accept / reject a sample of examples; each decision is appended to the label file at `path`."
     def __init__(self, df:pd.DataFrame,              # example table
                  path:str|Path,                      # label file (see `review_path`)
-                 n:int|None=20,                      # sample size (None: all rows)
+                 n:int|float|None=20,                # sample size, or a fraction such as 0.15 (None: all rows)
                  seed:int=0,                         # sample seed
+                 by:str|None=None,                   # stratify the sample by this column (e.g. 'category' or 'cluster')
+                 where:dict|None=None,               # review only rows matching, e.g. {'category': 'billing'}
                  reviewer:str|None=None,             # recorded with each decision
                  unreviewed_first:bool=True,         # put rows without a decision in the file first
                  show_judge:bool=True,               # show judge scores (False: blind review)
@@ -107,8 +132,7 @@ class ReviewWidget:
         import ipywidgets as W
         check_table(df, 'ReviewWidget')
         self.path, self.reviewer, self.cols, self.show_judge = Path(path), reviewer, list(cols), show_judge
-        idx = list(range(len(df)))
-        if n is not None and n < len(df): idx = sorted(random.Random(seed).sample(idx, n))
+        idx = review_sample(df, n, by, where, seed)
         self.rows = df.iloc[idx].to_dict('records')
         self.decisions = self._known()
         if unreviewed_first: self.rows.sort(key=lambda r: str(r['id']) in self.decisions)
@@ -129,7 +153,14 @@ class ReviewWidget:
         self._render()
 
     def _known(self) -> dict:
-        return dict(zip(*load_review_labels(self.path)[['id', 'decision']].values.T)) if self.path.exists() else {}
+        if not self.path.exists(): self.notes = {}; return {}
+        lab = load_review_labels(self.path); self.notes = dict(zip(lab['id'], lab['note']))
+        return dict(zip(lab['id'], lab['decision']))
+
+    def summary(self) -> dict:
+        "Decisions in this sample: accepted, rejected, left to review."
+        d = [self.decisions.get(str(r['id'])) for r in self.rows]
+        return dict(accept=d.count('accept'), reject=d.count('reject'), left=d.count(None))
 
     @property
     def current(self) -> dict|None:
@@ -140,8 +171,7 @@ class ReviewWidget:
         "Record `decision` for the current example (with the note field's text) and move on."
         if not self.rows: return None
         rec = record_review(self.path, self.current['id'], decision, self.note.value if note is None else note, self.reviewer)
-        self.decisions[rec['id']] = rec['decision']
-        self.note.value = ''
+        self.decisions[rec['id']] = rec['decision']; self.notes[rec['id']] = rec['note']
         if self.i < len(self.rows) - 1: self.i += 1
         self._render()
         return rec
@@ -162,8 +192,10 @@ class ReviewWidget:
         done = sum(str(r['id']) in self.decisions for r in self.rows)
         if not self.rows:
             self.status.value, self.html.value = '<b>nothing to review</b>', ''; return
-        cur = self.decisions.get(str(self.current['id']), 'not reviewed')
-        self.status.value = (f'<b>{self.i + 1} / {len(self.rows)}</b> · reviewed {done} · this one: <b>{html.escape(cur)}</b>'
+        cur = self.decisions.get(str(self.current['id']), 'not reviewed'); sm = self.summary()
+        self.note.value = self.notes.get(str(self.current['id']), '')   # a saved note shows again on revisit
+        self.status.value = (f'<b>{self.i + 1} / {len(self.rows)}</b> · reviewed {done} (accepted {sm["accept"]}, rejected {sm["reject"]}, left {sm["left"]})'
+                             f' · this one: <b>{html.escape(cur)}</b>'
                              f' · labels: <code>{html.escape(str(self.path))}</code>')
         self.html.value = _example_html(self.current, self.cols, self.show_judge)
 
@@ -171,6 +203,6 @@ class ReviewWidget:
         from IPython.display import display
         display(self.box)
 
-def review(df:pd.DataFrame, path:str|Path, n:int|None=20, seed:int=0, **kwargs) -> ReviewWidget:
-    "A `ReviewWidget` over a sample of `n` rows of `df`, writing to the label file `path`."
+def review(df:pd.DataFrame, path:str|Path, n:int|float|None=20, seed:int=0, **kwargs) -> ReviewWidget:
+    "A `ReviewWidget` over a sample of `n` rows (or a fraction) of `df`, writing to the label file `path`; a dashboard selection (`report.selection`) works as `df`."
     return ReviewWidget(df, path, n=n, seed=seed, **kwargs)

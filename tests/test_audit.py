@@ -100,3 +100,148 @@ def test_umap_and_model_path():
     assert any(x.startswith('Round 2') for x in rep.findings), rep.findings
     assert rep.rows[['x', 'y']].notna().all().all()
     assert len(rep.to_html()) > 1_000_000
+
+
+# ---- "See collapse, imbalance and bias at a glance": 430 real chatterbot pairs + 170 collapsed rows from 3 templates
+from synthbench.metrics import make_collapsed_table
+from synthbench.audit import table_html, fig_length, fig_balance, dashboard
+
+@pytest.fixture(scope='module')
+def collapsed(): return audit(make_collapsed_table(430, 170), embed='tfidf', projection='pca', progress=False)
+
+@pytest.fixture(scope='module')
+def diverse(): return audit(make_collapsed_table(430, 0), embed='tfidf', projection='pca', progress=False)
+
+def test_copies_counted_grouped_and_first(collapsed):
+    m = collapsed.metrics
+    assert (m['copies']['rows'], m['copies']['groups']) == (170, 3)
+    assert collapsed.findings[0].startswith('170 of 600 rows (28%) are exact copies (in 3 groups'), collapsed.findings[:2]
+    assert m['findings_ranked'][0]['severity'] == 'high'
+    sev = [r['severity'] for r in m['findings_ranked']]; order = {'high': 0, 'medium': 1, 'low': 2}
+    assert sev == sorted(sev, key=order.get)                                   # ranked by severity
+    assert 'exact copies' in collapsed.summary_html() and '170 in 3 groups' in collapsed.summary_html()
+
+def test_map_draws_copies_as_one_sized_point_over_density(collapsed):
+    fig = collapsed.map.figure('round')
+    assert fig.data[0].type == 'contour'
+    pts = [t for t in fig.data if t.type == 'scatter']
+    r2 = [t for t in pts if t.name == 'round 2'][0]
+    assert len(r2.x) == 3                                                     # 170 rows, 3 distinct texts: 3 markers
+    assert max(r2.marker.size) > 30 and any('×105 copies' in h for h in r2.hovertext)
+    assert max(np.atleast_1d(pts[0].marker.size)) == 6
+    sp = collapsed.tables['spread']
+    assert sp.loc['2', 'map_area_share'] < 0.1 < sp.loc['0', 'map_area_share'] and sp.loc['2', 'dense_share'] > 0.9
+    assert any(f.startswith('Round 2: its 170 rows (3 distinct) cover') for f in collapsed.findings)
+
+def test_diverse_set_shows_no_copies_or_collapse(diverse):
+    assert diverse.metrics['copies']['rows'] == 0
+    assert not any('exact copies' in f or 'collapse' in f or 'near-duplicate' in f or 'cover' in f for f in diverse.findings), diverse.findings
+    pts = [t for t in diverse.map.figure('round').data if t.type == 'scatter']
+    assert all(max(np.atleast_1d(t.marker.size)) == 6 for t in pts)
+
+def test_palette_has_distinct_colours_for_17_clusters():
+    df = make_collapsed_table(300, 0)
+    rep = audit(df, embed='tfidf', projection='pca', k=17, progress=False)
+    cols = [t.marker.color for t in rep.map.figure('cluster').data if t.type == 'scatter']
+    assert len(cols) == 17 and len(set(cols)) == 17
+    names = [t.name for t in rep.map.figure('cluster').data if t.type == 'scatter']
+    assert all(n.startswith('cluster ') and ': ' in n for n in names), names    # labelled by top terms (c-TF-IDF)
+
+def test_balance_without_spec_finds_imbalance_and_title_has_no_targets():
+    recs = [{'text': f'example number {i} about thing {i % 7}', 'label': 'a' if i < 216 else 'b' if i < 597 else 'c'} for i in range(600)]
+    rep = audit(make_table(recs), embed='tfidf', projection='pca', progress=False)
+    assert any("label is imbalanced: 'b' has 63.5%" in f and "'c' 0.5%" in f for f in rep.findings), rep.findings
+    assert 'target' not in fig_balance(rep.tables['balance']).layout.title.text
+
+def test_word_sense_guard_and_contexts():
+    recs = [{'messages': [{'role': 'user', 'content': f'My laptop screen is black again ({i})'}, {'role': 'assistant', 'content': 'Restart it.'}], 'category': 'tech'} for i in range(40)]
+    recs += [{'messages': [{'role': 'user', 'content': f'Where is my parcel {i}?'}, {'role': 'assistant', 'content': 'On its way.'}], 'category': 'shipping'} for i in range(40)]
+    rep = audit(make_table(recs), embed='tfidf', projection='pca', progress=False)
+    assert not any('ethnicity' in f for f in rep.findings), rep.findings
+    recs2 = [dict(r) for r in recs]
+    for r in recs2[:40]: r['messages'] = [{'role': 'user', 'content': r['messages'][0]['content'] + ' said the black woman'}, r['messages'][1]]
+    rep2 = audit(make_table(recs2), embed='tfidf', projection='pca', progress=False)
+    f = [x for x in rep2.findings if 'ethnicity' in x]
+    assert f and 'Triggered by: "' in f[0] and 'black woman' in f[0], rep2.findings
+
+def test_small_expected_counts_are_not_chi_square(collapsed):
+    t = collapsed.tables['association']
+    assert {'test', 'q_value'} <= set(t.columns)
+    assert (t.loc[t['test'] == 'chi2', 'min_expected'] >= 5).all()
+    assert t.loc[t['test'] == 'skipped', 'p_value'].isna().all()
+
+def test_sentiment_of_tiny_categories_not_reported():
+    recs = [{'messages': [{'role': 'user', 'content': f'q {i}'}, {'role': 'assistant', 'content': 'Fine, thanks.' if i >= 6 else 'This is terrible, awful, I hate it.'}],
+             'category': 'tiny' if i < 6 else 'big'} for i in range(80)]
+    rep = audit(make_table(recs), embed='tfidf', projection='pca', progress=False)
+    assert not any("Sentiment of category 'tiny'" in f for f in rep.findings), rep.findings
+
+def test_per_round_table_shows_the_round_column(demo_report):
+    h = table_html(demo_report.tables['by_round'])
+    assert '<th>round</th>' in h and '<th>MATTR</th>' in h and '<th>mattr</th>' not in h
+
+def test_length_histogram_not_split_by_a_one_value_column(demo_report):
+    r = demo_report.rows.assign(source='generated')
+    fig = fig_length(r)
+    assert len(fig.data) == 3 and [t.name for t in fig.data] == ['round 0', 'round 1', 'round 2']
+    one = fig_length(r.assign(round=1, category='x'))
+    assert len(one.data) == 1 and 'by' not in one.layout.title.text
+
+def test_every_metric_explained(collapsed):
+    page = collapsed.to_html()
+    for raw in ('<th>mattr</th>', '<th>distinct_2</th>', '<th>compression_ratio</th>', '<th>vendi_score</th>'):
+        assert raw not in page, raw
+    assert 'What the numbers mean' in page and 'higher is worse (more repetitive)' in page
+    assert 'title="MATTR: moving-average type-token ratio' in collapsed.summary_html()
+
+def test_outliers_are_a_compact_scrollable_table(collapsed):
+    from synthbench.audit import outliers_html
+    h = outliers_html(collapsed)
+    assert 'max-height:260px;overflow:auto' in h and h.count('<tr>') == (collapsed.rows['length_outlier'] != '').sum() + 1
+    assert 'synthbench-examples' not in h
+
+def test_dashboard_redraws_visible_tab_only_and_colour_keeps_tab(collapsed):
+    import synthbench.audit as A
+    calls = []; orig = A._tab_widgets
+    A._tab_widgets = lambda rep, m, tab, color, show, **kw: (calls.append(tab + (' (map figure)' if kw.get('map_only') else '')), orig(rep, m, tab, color, show, **kw))[1]
+    try:
+        d = dashboard(collapsed); tab = d.children[3]
+        assert calls == ['Balance']
+        tab.selected_index = 3; assert calls[-1] == 'Embedding map'
+        colour = d.children[1].children[-1]; colour.value = 'category'
+        assert tab.selected_index == 3 and calls[-1] == 'Embedding map (map figure)' and len(calls) == 3   # only the map figure is swapped
+        assert [t.name for t in tab.children[3].children[0].data if t.type == 'scatter'][0] != 'cluster 0'
+        rd = [w for w in d.children[1].children if w.description == 'round'][0]; rd.value = '2'
+        assert calls[-1] == 'Embedding map (map figure)' and len(calls) == 4    # only the visible tab (on the map tab: its figure)
+        tab.selected_index = 0; assert calls[-1] == 'Balance'                   # a stale tab redraws when shown
+        mw = tab.children[3].children[0]
+        assert sum(len(t.x) for t in mw.data if t.type == 'scatter') == 3      # round 2: three distinct texts
+    finally: A._tab_widgets = orig
+
+def test_map_selection_lists_groups_with_counts(collapsed):
+    from plotly.callbacks import Points
+    d = dashboard(collapsed); tab = d.children[3]; tab.selected_index = 3
+    d.children[1].children[-1].value = 'round'
+    mw = tab.children[3].children[0]
+    tr = [t for t in mw.data if t.name == 'round 2'][0]
+    tr._dispatch_on_selection(Points(list(range(len(tr.x))), [0]), None)
+    picked = d.children[4].value
+    assert 'in 3 distinct text(s)' in picked and '×105' in picked and picked.count('How do I fix my computer?') <= 3, picked[:500]
+    assert len(collapsed.selection) == 170
+
+def test_report_provenance_search_data_escaped(tmp_path):
+    recs = [{'messages': [{'role': 'user', 'content': f'</script><script>window.__pwned=1</script> q{i}'}, {'role': 'assistant', 'content': 'ok & <b>bold</b>'}], 'round': i % 2} for i in range(20)]
+    rep = audit(make_table(recs), embed='tfidf', projection='pca', progress=False, source='evil.jsonl')
+    page = rep.to_html(tmp_path / 'r.html')
+    assert 'Provenance' in page and 'evil.jsonl' in page and 'synthbench' in page and 'id="sb-search"' in page
+    data = page[page.index('id="sb-rows">'):]; data = data[:data.index('</script>')]
+    assert '<' not in data[len('id="sb-rows">'):] and '\\u003c/script\\u003e' in data
+    assert 'innerHTML' not in page.split('id="sb-rows"')[1]
+
+def test_real_vs_synthetic_numbers_are_named_and_explained(demo):
+    from synthbench.audit import report_sections
+    real = make_demo_table(80, collapse=False, seed=5).assign(source='real')
+    rep = audit(demo, real=real, embed='tfidf', projection='pca', progress=False)
+    h = dict(report_sections(rep))['Real vs synthetic'][1]
+    assert '<td>classifier AUC</td>' in h and '<td>MMD²</td>' in h and '<td>MATTR (real)</td>' in h and '0.5 = indistinguishable' in h
+    assert '<td>classifier_auc</td>' not in h and '<td>mmd2</td>' not in h

@@ -115,7 +115,7 @@ def test_dashboard_renders_in_jupyterlab(lab):
             assert '<script>window.__pwned=2</script>' in page.inner_text('.synthbench-picked') or 'example(s)' in page.inner_text('.synthbench-picked')
             # the Length tab lists the (very long) generated example as an outlier, its HTML shown as text
             page.locator('.jp-OutputArea-output .widget-tab .lm-TabBar-tab', has_text='Length').click()
-            page.wait_for_timeout(800)
+            page.wait_for_function("() => document.querySelector('.jp-OutputArea-output .widget-tab').innerText.includes('__pwned=2')", timeout=60_000)   # drawn when shown
             assert '<script>window.__pwned=2</script>' in page.locator('.jp-OutputArea-output .widget-tab').inner_text()
             # the map tab draws its scatter
             page.locator('.jp-OutputArea-output .widget-tab .lm-TabBar-tab', has_text='Embedding map').click()
@@ -156,3 +156,155 @@ def test_html_report_renders_as_file(tmp_path):
 def rep_to_html_count(rep) -> int:
     from synthbench.audit import report_sections
     return sum(not isinstance(it, str) for _, items in report_sections(rep) for it in items)
+
+
+# ---- collapse, copies and the lazy dashboard, seen in the browser
+COLLAPSED_CODE = [
+    "import os; os.environ['TOKENIZERS_PARALLELISM'] = 'false'\n"
+    "from synthbench.audit import audit\nfrom synthbench.metrics import make_collapsed_table",
+    "rep = audit(make_collapsed_table(430, 170), embed='tfidf', projection='pca', progress=False)\nrep",
+]
+
+_MAP_DATA = """() => { const gd = [...document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot')].find(g => g.offsetParent !== null && g.data && g.data.some(t => t.type === 'contour'));
+  if (!gd) return null;
+  const arr = v => (v && typeof v === 'object' && 'length' in v) ? Array.from(v) : [v];
+  const pts = gd.data.filter(t => t.type === 'scatter' || t.type === 'scattergl');
+  return {names: pts.map(t => t.name), sizes: pts.map(t => Math.max(...arr(t.marker.size))),
+          markers: pts.map(t => t.x.length), copies: pts.flatMap(t => (t.hovertext || []).filter(h => h.includes(' copies')).map(h => h.match(/×(\\d+) copies/)[1] | 0)),
+          density: gd.data.filter(t => t.type === 'contour').map(t => Math.max(...Array.from(t.z).flatMap(r => Array.from(r))))}; }"""
+
+def _open(page, url, token, name):
+    page.goto(f'{url}/lab/tree/{name}?token={token}', timeout=60_000)
+    page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=60_000)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+    _run_all(page)
+    page.wait_for_selector('.jp-OutputArea-output .widget-tab', timeout=180_000)
+    page.wait_for_selector('.jp-OutputArea-output .js-plotly-plot .main-svg', timeout=60_000)
+
+def _tab(page, name):
+    page.locator('.jp-OutputArea-output .widget-tab .lm-TabBar-tab', has_text=name).click()
+
+def _current_tab(page) -> str:
+    return page.locator('.jp-OutputArea-output .widget-tab .lm-TabBar-tab.lm-mod-current').inner_text().strip()
+
+def _select(page, label, value):
+    dd = page.locator('.jp-OutputArea-output .widget-dropdown', has=page.locator(f'label:text-is("{label}")'))
+    dd.locator('select').select_option(value)
+
+def test_collapsed_round_shows_in_jupyterlab(lab):
+    from playwright.sync_api import sync_playwright
+    url, token, tmp = lab
+    root = tmp / 'root'
+    cells = [dict(cell_type='code', metadata={}, execution_count=None, outputs=[], source=c) for c in COLLAPSED_CODE]
+    (root / 'collapsed.ipynb').write_text(json.dumps(dict(cells=cells, metadata=dict(kernelspec=dict(name='python3', display_name='Python 3', language='python')), nbformat=4, nbformat_minor=5)))
+    with sync_playwright() as p:
+        b = _browser(p); page = b.new_page(viewport={'width': 1400, 'height': 2400})
+        try:
+            _open(page, url, token, 'collapsed.ipynb')
+            # the summary: copies counted, and the top finding is the copies finding
+            head = page.locator('.jp-OutputArea-output .synthbench-audit').first
+            assert '170 in 3 groups' in head.inner_text()
+            first = page.locator('.jp-OutputArea-output .synthbench-findings li').first.inner_text()
+            assert first.startswith('high') and '170 of 600 rows (28%) are exact copies (in 3 groups' in first, first
+            # the map: copies as one big point each, a density layer
+            _tab(page, 'Embedding map')
+            page.wait_for_function(f'() => ({_MAP_DATA})() !== null', timeout=60_000)
+            m = page.evaluate(f'({_MAP_DATA})()')
+            assert max(m['sizes']) > 30 and max(m['copies']) == 105, m
+            assert m['density'] and m['density'][0] > 10, m['density']
+            page.screenshot(path=str(tmp / 'collapsed_map.png'), full_page=True)
+            # colour by round: the map is redrawn and the map tab stays shown
+            _select(page, 'colour by', 'round')
+            page.wait_for_function(f"() => {{ const m = ({_MAP_DATA})(); return m && m.names.includes('round 2'); }}", timeout=60_000)
+            assert _current_tab(page) == 'Embedding map'
+            m = page.evaluate(f'({_MAP_DATA})()')
+            assert m['markers'][m['names'].index('round 2')] == 3, m      # 170 rows, 3 distinct texts
+            # filter to round 2: status and map follow
+            _select(page, 'round', '2')
+            page.wait_for_function("() => document.querySelector('.synthbench-status').innerText.includes('170 of 600')", timeout=60_000)
+            page.wait_for_function(f"() => {{ const m = ({_MAP_DATA})(); return m && m.names.length === 1; }}", timeout=60_000)
+            assert _current_tab(page) == 'Embedding map'
+            # click the biggest point: its 105 copies are listed once with their count
+            box = page.evaluate("""() => { const gd = [...document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot')].find(g => g.offsetParent !== null && g.data && g.data.some(t => t.type === 'contour'));
+                 const ps = [...gd.querySelectorAll('.scatterlayer .point')]; let best = null, bs = 0;
+                 ps.forEach(p => { const r = p.getBoundingClientRect(); if (r.width > bs) { bs = r.width; best = r; } });
+                 return {x: best.x + best.width / 2, y: best.y + best.height / 2}; }""")
+            page.mouse.click(box['x'], box['y'])
+            page.wait_for_selector('.synthbench-picked .synthbench-groups', timeout=30_000)
+            picked = page.inner_text('.synthbench-picked')
+            assert '×105' in picked and '105 example(s) in 1 distinct text(s)' in picked, picked[:300]
+            # lasso around the whole plot area: all 170 rows of round 2, listed as 3 groups with their counts
+            area = page.evaluate("""() => { const gd = [...document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot')].find(g => g.offsetParent !== null && g.data && g.data.some(t => t.type === 'contour'));
+                 const r = gd.querySelector('.nsewdrag').getBoundingClientRect(); return {x0: r.x + 4, y0: r.y + 4, x1: r.x + r.width - 4, y1: r.y + r.height - 4}; }""")
+            page.mouse.move(area['x0'], area['y0']); page.mouse.down()
+            for x, y in [(area['x1'], area['y0']), (area['x1'], area['y1']), (area['x0'], area['y1']), (area['x0'], area['y0'] + 2)]:
+                page.mouse.move(x, y, steps=8)
+            page.mouse.up()
+            page.wait_for_function("() => document.querySelector('.synthbench-picked').innerText.includes('170 example(s) in 3 distinct text(s)')", timeout=30_000)
+            picked = page.inner_text('.synthbench-picked')
+            assert '×105' in picked and '×45' in picked and '×20' in picked and picked.count('How do I fix my computer?') <= 2, picked[:400]
+            # the Length tab (stale after the filter) redraws when shown; its outliers are a compact table
+            _tab(page, 'Length')
+            page.wait_for_function("() => [...document.querySelectorAll('.jp-OutputArea-output .widget-tab .js-plotly-plot')].filter(g => g.offsetParent !== null).length >= 2", timeout=60_000)
+            assert 'no length outliers' in page.locator('.jp-OutputArea-output .widget-tab').inner_text()   # round 2 alone: one length, no outliers
+            _select(page, 'round', '(all)')
+            page.wait_for_function("() => document.querySelector('.synthbench-status').innerText.includes('600 of 600')", timeout=60_000)
+            page.locator('.jp-OutputArea-output .synthbench-scroll').first.wait_for(timeout=60_000)   # all rows: the outliers as a compact scrollable table
+            assert page.locator('.jp-OutputArea-output .synthbench-scroll').first.bounding_box()['height'] <= 262
+            assert page.locator('[data-mime-type="application/vnd.jupyter.error"]').count() == 0
+        finally:
+            page.screenshot(path=str(tmp / 'collapsed_final.png'), full_page=True); b.close()
+
+def _report_page(p, path):
+    b = _browser(p); page = b.new_page(viewport={'width': 1300, 'height': 900})
+    errors = []; page.on('pageerror', lambda e: errors.append(str(e)))
+    page.goto(path.as_uri(), timeout=60_000); page.wait_for_selector('.js-plotly-plot .main-svg', timeout=60_000)
+    page.wait_for_function("document.readyState === 'complete'")
+    return b, page, errors
+
+def test_report_search_and_click_to_list(tmp_path):
+    _need_browser()
+    from playwright.sync_api import sync_playwright
+    from synthbench.audit import audit
+    from synthbench.metrics import make_collapsed_table
+    from synthbench.core import make_table, concat_tables
+    evil = make_table([{'messages': [{'role': 'user', 'content': 'computer ' + EVIL}, {'role': 'assistant', 'content': 'ok'}], 'category': 'computers', 'round': 1}])
+    import pandas as pd
+    rep = audit(pd.concat([make_collapsed_table(300, 120), evil], ignore_index=True), embed='tfidf', projection='pca', progress=False, source='collapsed.jsonl')
+    path = tmp_path / 'audit.html'; rep.to_html(path)
+    div = audit(make_collapsed_table(300, 0), embed='tfidf', projection='pca', progress=False)
+    dpath = tmp_path / 'diverse.html'; div.to_html(dpath)
+    with sync_playwright() as p:
+        b, page, errors = _report_page(p, path)
+        try:
+            assert 'collapsed.jsonl' in page.inner_text('.synthbench-provenance')
+            assert 'are exact copies' in page.locator('.synthbench-findings li').first.inner_text()
+            page.fill('#sb-search', 'fix my computer')
+            page.wait_for_selector('#sb-list .sb-results')
+            txt = page.inner_text('#sb-list')
+            assert 'example(s): containing "fix my computer"' in txt and '×' in txt
+            rows = page.locator('#sb-list .sb-results tr').count() - 1
+            assert rows == len({t for t in page.locator('#sb-list .sb-results tr td:last-child').all_inner_texts()})   # copies listed once
+            page.fill('#sb-search', 'pwned')
+            page.wait_for_selector('#sb-list .sb-results')
+            assert '<script>window.__pwned=2</script>' in page.inner_text('#sb-list')   # shown as text
+            assert page.evaluate('window.__pwned') is None
+            # click the biggest point on the map: its copies are listed with their count
+            page.locator('#embedding-map').scroll_into_view_if_needed()
+            box = page.evaluate("""() => { const gd = document.querySelector('#embedding-map .js-plotly-plot'); gd.scrollIntoView({block: 'center'});
+                 let best = null, bs = 0; gd.querySelectorAll('.scatterlayer .point').forEach(p => { const r = p.getBoundingClientRect(); if (r.width > bs) { bs = r.width; best = r; } });
+                 return {x: best.x + best.width / 2, y: best.y + best.height / 2, w: bs}; }""")
+            assert box['w'] > 30, box
+            page.mouse.click(box['x'], box['y'])
+            page.wait_for_function("() => document.querySelector('#sb-list').innerText.includes('clicked')", timeout=15_000)
+            assert '×' in page.inner_text('#sb-list')
+            assert not errors, errors
+            page.screenshot(path=str(tmp_path / 'report_search.png'), full_page=False)
+        finally: b.close()
+        b, page, errors = _report_page(p, dpath)
+        try:
+            sizes = page.evaluate("() => [...document.querySelectorAll('#embedding-map .js-plotly-plot')][0].data.filter(t => t.type === 'scatter').map(t => { const v = t.marker.size; return Math.max(...((v && typeof v === 'object') ? Array.from(v) : [v])); })")
+            assert sizes and max(sizes) == 6, sizes                     # a diverse set: no copies, no big points
+            assert 'exact copies' not in page.inner_text('.synthbench-findings')
+            assert not errors, errors
+        finally: b.close()

@@ -2,7 +2,7 @@
 import json
 import pytest
 from synthbench.core import make_table
-from synthbench.review import (ReviewWidget, apply_review, load_review_labels, record_review, review, review_path)
+from synthbench.review import (ReviewWidget, apply_review, load_review_labels, record_review, review, review_path, review_sample)
 
 
 @pytest.fixture
@@ -94,3 +94,25 @@ def test_widget_shows_judge_unless_blind(table, tmp_path):
 def test_empty_table(tmp_path):
     w = review(make_table([]), tmp_path / 'e.jsonl')
     assert w.current is None and w.decide('accept') is None and 'nothing to review' in w.status.value
+
+
+def test_saved_note_shown_on_revisit_and_summary(tmp_path, table):
+    p = tmp_path / 'd.review.jsonl'
+    w = ReviewWidget(table, p, n=None, reviewer='ann')
+    w.note.value = 'wrong tone'; w.decide('reject'); w.decide('accept')
+    assert w.summary() == dict(accept=1, reject=1, left=len(table) - 2)
+    assert 'accepted 1, rejected 1' in w.status.value
+    w.go(-2); assert w.note.value == 'wrong tone'
+    w2 = ReviewWidget(table, p, n=None, reviewer='ann', unreviewed_first=False)   # a new session over the same file
+    assert w2.note.value == 'wrong tone'
+
+
+def test_stratified_fraction_and_filter():
+    df = make_table([{'text': f't{i}', 'label': 'x', 'category': 'a' if i < 90 else 'b'} for i in range(100)])
+    s = review_sample(df, 0.1, by='category', seed=1)
+    assert len(s) == 10 and (df.iloc[s]['category'] == 'b').sum() == 1
+    assert review_sample(df, 0.1, by='category', seed=1) == s
+    assert set(df.iloc[review_sample(df, None, where={'category': 'b'})]['category']) == {'b'}
+    w = review(df, '/dev/null/x.jsonl', n=0.2, by='category')
+    assert len(w.rows) == 20
+    with pytest.raises(KeyError, match="cannot filter on 'nope'"): review_sample(df, 5, where={'nope': 1})
