@@ -171,7 +171,8 @@ def test_openai_job_runs_to_success(tmp_path):
         assert r.report['status'] == job['status'] == 'succeeded' and job['fine_tuned_model'].startswith('ft:gpt-4o-mini')
         assert r.student == job['fine_tuned_model'] and srv.jobs_created == 1 and srv.files_created == 1
         assert srv.polls[job['job_id']] == 4 and job['estimate']['usd'] > 0
-        assert ft.check_openai_jsonl(tmp_path/'train.jsonl') == [] if hasattr(ft, 'check_openai_jsonl') else True
+        from synthbench.export import check_openai_jsonl
+        assert check_openai_jsonl(tmp_path/'train.jsonl') == []     # the uploaded file passes OpenAI's format checks
 
 def test_openai_killed_run_polls_the_same_job(tmp_path):
     with FakeFinetuneServer(polls_to_finish=5) as srv:
@@ -214,6 +215,7 @@ def test_cost_estimate_scales_with_epochs():
 def test_recipe_configs_match_trl_and_axolotl(tmp_path):
     import yaml
     r = ft.finetune(load_spec(TASK).seeds(), 'meta-llama/Llama-3.1-8B-Instruct', 'recipe', tmp_path, spec=TASK, qlora=True)
+    assert r.backend == 'recipe' and r.report['qlora']
     sft = yaml.safe_load((tmp_path/'sft.yaml').read_text())
     assert sft['model_name_or_path'] == 'meta-llama/Llama-3.1-8B-Instruct' and sft['bf16'] and sft['use_peft'] and sft['load_in_4bit']
     assert sft['assistant_only_loss'] and sft['datasets'][0]['data_files'] == 'train.jsonl'
