@@ -24,6 +24,8 @@ COMMANDS = {
     'export':   ('synthbench.export',    'convert a dataset to ShareGPT / Alpaca / OpenAI chat / ChatML / Parquet'),
     'estimate': ('synthbench.cost',      'calls, tokens and dollars a run would cost'),
     'tstr':     ('synthbench.tstr',      'train on synthetic, test on real'),
+    'finetune': ('synthbench.finetune',  'fine-tune a student on an exported set (local LoRA, OpenAI job, or a GPU recipe)'),
+    'evaluate': ('synthbench.evaluate',  "score a student on the task's held-out real set (base vs fine-tuned)"),
 }
 
 def _usage() -> str:

@@ -17,7 +17,7 @@ from .core import _is_missing, normalize_text
 # %% auto #0
 __all__ = ['TASK_FIELDS', 'load_heldout', 'parse_task_reply', 'task_field_scores', 'weekdays_consistent', 'bootstrap_ci',
            'mean_ci', 'macro_f1', 'LocalStudent', 'student_llm', 'StudentEval', 'evaluate', 'StudentComparison',
-           'compare_students', 'cli_evaluate']
+           'compare_students', 'cli_evaluate', 'finetune_stage']
 
 # %% ../nbs/53_evaluate.ipynb #c76d3209
 def load_heldout(spec,                          # TaskSpec or task.yaml / seed folder path
@@ -334,3 +334,37 @@ def cli_evaluate(argv:list[str]) -> int:
     s = json.dumps(d, indent=1, default=str)
     if a.out: Path(a.out).write_text(s + '\n')
     print(s); return 0
+
+# %% ../nbs/53_evaluate.ipynb #d444d554
+def finetune_stage(df:pd.DataFrame, *, ctx,
+                   steps:int=20,                  # LoRA optimizer steps
+                   batch_size:int=8,              # chats per step
+                   max_len:int=128,               # tokens per chat at most
+                   lr:float=1e-3,                 # peak learning rate
+                   student:str='smollm2-135m',    # the local student
+                   limit:int|None=None,           # score only the first `limit` held-out rows (None: all)
+                   short_system_prompt:bool=True, # train and score with the first line of the spec's system prompt (the 135M model's context is short)
+                   max_new_tokens:int=64,         # room for each held-out reply
+                  ):
+    "Fine-tune the local student on `df`, then score base vs fine-tuned on the held-out set; the table passes through."
+    from synthbench.stage import StageResult, StageError
+    from synthbench.finetune import finetune, LoraSettings
+    spec = ctx.require_spec()
+    if not len(df): return StageResult(df, status='failed', error_kind='input', reason='finetune: no rows to train on; an earlier stage left none (see its dropped rows)')
+    sp = (spec.system_prompt or '').strip()
+    sp = sp.split('\n')[0] if short_system_prompt else sp
+    s = LoraSettings(max_steps=steps, batch_size=batch_size, max_len=max_len, lr=lr, seed=ctx.seed, save_every=max(steps, 1))
+    res = finetune(df, student=student, backend='local', out_dir=ctx.path('student'), settings=s, spec=spec, system_prompt=sp or None, progress=False)
+    report = {'training': {k: v for k, v in res.report.items() if k not in ('loss_curve', 'config')}, 'adapter': str(res.out_dir/'adapter')}
+    if spec.path is None or not (Path(spec.path).parent/'heldout.jsonl').exists():
+        report['evaluation'] = 'skipped: the task has no heldout.jsonl'
+        return StageResult(df, report=report, files={'adapter': str(res.out_dir/'adapter')})
+    cmp = compare_students({'base': student, 'fine-tuned': res.student}, spec=spec, system_prompt=sp or None, limit=limit,
+                           max_new_tokens=max_new_tokens, progress=False)
+    report['evaluation'] = cmp.to_dict()
+    v = cmp.values()
+    if 'format_compliance' in v.index:
+        b, f = v.loc['format_compliance', 'base'], v.loc['format_compliance', 'fine-tuned']
+        report['headline'] = f'held-out format compliance: base {b:.0%} -> fine-tuned {f:.0%}'
+        ctx.log(f"    {report['headline']}")
+    return StageResult(df, report=report, files={'adapter': str(res.out_dir/'adapter')})

@@ -33,6 +33,7 @@ STAGES = {
     'filter':    'synthbench.workbench:filter_stage',
     'audit':     'synthbench.audit:audit_stage',
     'export':    'synthbench.export:export_stage',
+    'finetune':  'synthbench.evaluate:finetune_stage',
 }
 
 def stage_function(name_or_path:str):
@@ -589,6 +590,12 @@ def run_figures(run:Run|str|Path) -> dict:
     for k in ('calls', 'cached', 'tokens_in', 'tokens_out'): d[k] = sum(s.get(k, 0) or 0 for s in done)
     d['cost_usd'] = round(sum(s.get('cost_usd', 0) or 0 for s in done), 6)
     d['seconds'] = round(sum(s.get('seconds', 0) or 0 for s in done), 1)
+    for s in r.stages:
+        ev = (s.get('report') or {}).get('evaluation') if s['name'] == 'finetune' else None
+        if isinstance(ev, Mapping):
+            for who, e in ev.items():
+                f = (e.get('figures') or {}).get('format_compliance')
+                if f: d[f'student {who}: held-out format compliance'] = round(f['value'], 4)
     try: fin = r.final
     except (KeyError, FileNotFoundError): return d
     d['rows final'] = len(fin)
@@ -623,19 +630,20 @@ def find_seeds(name:str='task_api', seeds_dir:str|Path|None=None) -> Path:
         if (c/'task.yaml').exists() or (c/'task.yml').exists(): return c
     raise FileNotFoundError(f"seed set {name!r} not found (looked in {[str(c) for c in cands]}); pass --seeds DIR, the folder holding {name}/task.yaml.")
 
-def demo_pipeline(n:int=12, seeds:str|Path|None=None) -> dict:
-    "The demo pipeline: generate -> augment -> (+ seeds) -> validate -> judge -> dedup -> audit -> export on task_api with the local model (bounded calls)."
+def demo_pipeline(n:int=12, seeds:str|Path|None=None, finetune_steps:int=20, heldout_rows:int|None=24) -> dict:
+    "The demo: generate -> augment -> (+ seeds) -> validate -> judge -> dedup -> audit -> export -> finetune (base vs fine-tuned on the held-out set) on task_api with the local model."
     task = find_seeds('task_api', seeds)
     k = 2   # the 135M model breaks long JSON answers: small batches, so most calls parse
-    return {'name': 'demo', 'task': str(task), 'llm': 'local', 'on_error': 'continue', 'seed': 0,
-            'stages': [{'generate': {'n': n, 'k': k, 'max_rounds': 1, 'max_calls': -(-n // k), 'max_tokens_per_example': 150}},
-                       {'augment': {'op': 'paraphrase', 'from_seeds': True, 'rows': max(1, n // 2), 'n': 1, 'max_tokens': 200}},
-                       'add_seeds',
-                       'validate',
-                       {'judge': {'criteria': ['relevance', 'format'], 'max_tokens': 250}},
-                       'dedup',
-                       'audit',
-                       {'export': {'format': 'sharegpt'}}]}
+    stages = [{'generate': {'n': n, 'k': k, 'max_rounds': 1, 'max_calls': -(-n // k), 'max_tokens_per_example': 150}},
+              {'augment': {'op': 'paraphrase', 'from_seeds': True, 'rows': max(1, n // 2), 'n': 1, 'max_tokens': 200}},
+              'add_seeds',
+              'validate',
+              {'judge': {'criteria': ['relevance', 'format'], 'max_tokens': 250}},
+              'dedup',
+              'audit',
+              {'export': {'format': 'sharegpt'}}]
+    if finetune_steps: stages.append({'finetune': {'steps': finetune_steps, 'limit': heldout_rows}})
+    return {'name': 'demo', 'task': str(task), 'llm': 'local', 'on_error': 'continue', 'seed': 0, 'stages': stages}
 
 def _summary(run:Run, cmd:str='synthbench run') -> str:
     lines, prev = [f"{cmd}: run {run.manifest.get('status')} in {run.path}"], {}
@@ -650,6 +658,8 @@ def _summary(run:Run, cmd:str='synthbench run') -> str:
     if run.manifest.get('not_run'): lines.append(f"  not run: {', '.join(run.manifest['not_run'])}")
     ex = next((s for s in reversed(run.stages) if s['name'] == 'export' and s.get('status') in ('ok', 'skipped')), None)
     if ex: lines.append(f"dataset: {ex.get('rows_out')} row(s) passed every check and were written ({', '.join(a for a in ex.get('artifacts', []) if a.startswith('dataset'))})")
+    ft = next((s for s in run.stages if s['name'] == 'finetune' and s.get('status') in ('ok', 'skipped')), None)
+    if ft and (ft.get('report') or {}).get('headline'): lines.append(f"student: {ft['report']['headline']} (held-out real set; figures with 95% intervals in {ft['file'].replace('.parquet', '.report.json')})")
     if (run.manifest.get('llms', {}).get('main') or {}).get('local'):
         lines.append('note: the embedded SmolLM2-135M only proves the path; most of what it writes fails the checks. Use a real model for real data.')
     arts = [a for s in run.stages for a in (s.get('artifacts') or [])]
@@ -670,13 +680,14 @@ def cli_demo(argv:list[str]) -> int:
     "`synthbench demo`: the embedded main job on seeds/task_api with the local model."
     p = argparse.ArgumentParser(prog='synthbench demo', description='Run generate -> augment -> validate -> judge -> dedup -> audit -> export '
         'on the task_api seeds with the embedded SmolLM2-135M model (no key, no network). Writes the dataset (JSONL + Parquet), '
-        'the HTML report and manifest.json into OUT/demo/ and prints where they are. Exit codes: 0 done, 1 a stage failed, 2 bad arguments.')
+        'the HTML report and manifest.json into OUT/demo/, fine-tunes the embedded student briefly on the dataset and prints base vs fine-tuned on the held-out set. Exit codes: 0 done, 1 a stage failed, 2 bad arguments.')
     p.add_argument('--out', default='runs', help='parent folder of the run folder (default: ./runs)')
     p.add_argument('-n', type=int, default=12, help='examples to generate (default 12; the local model is slow and weak)')
     p.add_argument('--seeds', default=None, help='folder holding task_api/ (default: ./seeds or the repo seeds/)')
     p.add_argument('--fresh', action='store_true', help='ignore finished stages of an earlier demo run')
+    p.add_argument('--finetune-steps', type=int, default=20, help='LoRA steps of the student at the end (0: stop after export; default 20, about a minute on 2 cores)')
     a = p.parse_args(argv)
-    try: cfg = demo_pipeline(a.n, a.seeds)
+    try: cfg = demo_pipeline(a.n, a.seeds, a.finetune_steps)
     except FileNotFoundError as e: print(f'synthbench demo: {e}', file=sys.stderr); return 2
     return _end(run_pipeline(cfg, runs_dir=a.out, resume=not a.fresh), 'synthbench demo')
 
