@@ -141,12 +141,12 @@ def test_demo_end_to_end_local_model(tmp_path):
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'TRANSFORMERS_OFFLINE': '1', 'SYNTHBENCH_CACHE_DIR': str(tmp_path/'cache')}
     env.pop('OPENAI_API_KEY', None); env.pop('OPENAI_BASE_URL', None)
     r = subprocess.run(['synthbench', 'demo', '--out', str(tmp_path/'runs'), '-n', '8', '--seeds', str(REPO/'seeds')],
-                       capture_output=True, text=True, timeout=480, env=env, cwd=tmp_path)
+                       capture_output=True, text=True, timeout=900, env=env, cwd=tmp_path)
     d = tmp_path/'runs'/'demo'
     assert (d/'manifest.json').exists(), r.stderr[-3000:]
     m = json.loads((d/'manifest.json').read_text())
     names = [s['name'] for s in m['stages']]
-    assert names == ['generate', 'augment', 'add_seeds', 'validate', 'judge', 'dedup', 'audit', 'export']
+    assert names == ['generate', 'augment', 'add_seeds', 'validate', 'judge', 'dedup', 'audit', 'export', 'finetune']
     assert 'synthbench demo' in r.stdout and str(d) in r.stdout
     for s in m['stages']:
         assert s['status'] in ('ok', 'partial', 'failed')
@@ -157,6 +157,11 @@ def test_demo_end_to_end_local_model(tmp_path):
     if st['generate']['status'] != 'ok': assert st['generate']['error_kind'] in ('target', 'parse')
     assert st['add_seeds']['rows_out'] == st['add_seeds']['rows_in'] + 20   # the 20 hand-written seeds join the table
     assert (d/'dataset.jsonl').exists() and (d/'dataset.parquet').exists()
+    # the loop is closed: the student trained on the dataset is scored against the base model on the held-out real set
+    if st['finetune']['status'] == 'ok':
+        assert re.search(r'student: held-out format compliance: base \d+% -> fine-tuned \d+%', r.stdout), r.stdout[-2000:]
+        ev = json.loads((d/'09_finetune.report.json').read_text())['evaluation']
+        assert set(ev) == {'base', 'fine-tuned'} and all('lo' in e['figures']['format_compliance'] for e in ev.values())
     if st['audit']['status'] == 'ok': assert (d/'report.html').exists() and 'report.html' in r.stdout
     assert not re.search(r'\bsk-[A-Za-z0-9_-]{16,}', (d/'manifest.json').read_text())   # no key-shaped string
     assert r.returncode == (0 if m['status'] in ('done', 'done_with_warnings') else 1)
