@@ -55,10 +55,22 @@ def synthetic_task_rows(n:int=300, seed:int=0) -> pd.DataFrame:
         rows.append({'messages': [{'role': 'user', 'content': u}, {'role': 'assistant', 'content': a}], 'category': kind, 'source': 'generated'})
     return make_table(rows)
 
+def teacher_rows(tmp_path, n:int=300) -> pd.DataFrame:
+    "What the pipeline keeps of `n` rows from the scripted capable teacher (20% planted defects), plus the seeds: the exported set."
+    from synthbench.testing import ScriptedTeacher
+    from synthbench.llm import LLM
+    from synthbench.workbench import run_pipeline
+    with ScriptedTeacher(TASK, defect_rate=0.2, seed=2) as t:
+        llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key='sk-' + 'teacher', cache_dir=tmp_path/'cache', progress=False)
+        cfg = {'name': 'ft-data', 'task': str(TASK), 'seed': 0,
+               'stages': [{'generate': {'n': n}}, 'validate', 'judge', {'dedup': {'methods': ['exact', 'minhash']}}, 'filter', 'add_seeds',
+                          {'export': {'format': 'openai'}}]}
+        run = run_pipeline(cfg, runs_dir=tmp_path/'runs', llm=llm, verbose=False)
+        assert run.ok, run.reason
+        return run.final
+
 def training_rows(n:int=300) -> pd.DataFrame:
-    try:
-        import synthbench.testing  # noqa: F401  (the scripted teacher; its data path is not wired in here yet)
-    except ImportError: pass
+    "Seeds plus template rows (the teacher-free path, for the fast tests)."
     return pd.concat([load_spec(TASK).seeds(), synthetic_task_rows(n)], ignore_index=True)
 
 def test_synthetic_rows_are_on_spec():
@@ -240,10 +252,13 @@ def test_cli_finetune_recipe_and_bad_input(tmp_path, capsys):
 
 # --- done when: the fine-tuned embedded student follows the format on held-out real requests far more often than the base ---
 @pytest.mark.slow
+@pytest.mark.timeout(2400)   # about 3 min alone on 2 cores; much longer while other jobs share them
 def test_finetuned_student_beats_base_on_heldout_format(tmp_path):
     from synthbench.evaluate import compare_students
     t0 = time.time()
-    r = ft.finetune(training_rows(300), 'smollm2-135m', 'local', tmp_path,
+    data = teacher_rows(tmp_path, 300)
+    assert len(data) >= 250
+    r = ft.finetune(data, 'smollm2-135m', 'local', tmp_path/'student',
                     ft.LoraSettings(max_steps=30, batch_size=8, max_len=128, lr=2e-3, save_every=10), system_prompt=SHORT, progress=False)
     t_train = time.time() - t0
     c = compare_students({'base': 'smollm2-135m', 'fine-tuned': r.student}, spec=TASK, system_prompt=SHORT, max_new_tokens=48, progress=False)
