@@ -308,3 +308,155 @@ def test_report_search_and_click_to_list(tmp_path):
             assert 'exact copies' not in page.inner_text('.synthbench-findings')
             assert not errors, errors
         finally: b.close()
+
+
+# ---- the prompt lab and the review widget, clicked through in JupyterLab
+SEEDS = str(Path(__file__).resolve().parent.parent / 'seeds' / 'task_api')
+
+def _write_nb(root:Path, name:str, code:list[str]):
+    cells = [dict(cell_type='code', metadata={}, execution_count=None, outputs=[], source=c) for c in code]
+    (root / name).write_text(json.dumps(dict(cells=cells, metadata=dict(kernelspec=dict(name='python3', display_name='Python 3', language='python')), nbformat=4, nbformat_minor=5)))
+
+def _open_widget(page, url, token, name, selector):
+    "Open notebook `name`, run all cells, wait for `selector` in an output."
+    page.goto(f'{url}/lab/tree/{name}?token={token}', timeout=60_000)
+    page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=60_000)
+    page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
+    _run_all(page)
+    page.wait_for_selector(f'.jp-OutputArea-output {selector}', timeout=120_000)
+
+def _button(page, text):
+    return page.locator('.jp-OutputArea-output button.widget-button', has_text=text)
+
+def _wait_text(page, selector, text, timeout=60_000):
+    "Wait until some element matching `selector` (in an output) has `text` in its innerText."
+    page.wait_for_function("([s, t]) => [...document.querySelectorAll('.jp-OutputArea-output ' + s)].some(e => e.innerText.includes(t))",
+                           arg=[selector, text], timeout=timeout)
+
+def _html_texts(page) -> list[str]:
+    return page.locator('.jp-OutputArea-output .widget-html-content').all_inner_texts()
+
+PROMPTLAB_CODE = [
+    "import os, tempfile; os.environ['TOKENIZERS_PARALLELISM'] = 'false'\n"
+    "from synthbench.testing import ScriptedTeacher\nfrom synthbench.llm import LLM\nfrom synthbench.spec import load_spec\nfrom synthbench.promptlab import PromptLab\n"   # one cell: nothing depends on the run order
+    f"EVIL = {EVIL!r}\n"
+    f"teacher = ScriptedTeacher({SEEDS!r}).start()\n"
+    "_gen = teacher._generate\n"
+    "def _planted(prompt, schema, kind, rng, req):   # a model that repeats markup it was shown: its text must stay text\n"
+    "    out = _gen(prompt, schema, kind, rng, req)\n"
+    "    if '__pwned' in prompt:\n"
+    "        for ex in out['examples']: ex['messages'][0]['content'] = EVIL + ' ' + ex['messages'][0]['content']\n"
+    "    return out\n"
+    "teacher._generate = _planted\n"
+    "llm = LLM(model='gpt-4o-mini', base_url=teacher.base_url, api_key='sk-' + 'test', cache_dir=tempfile.mkdtemp(), progress=False)\n"
+    f"lab = PromptLab(load_spec({SEEDS!r}), llm=llm)\n"
+    "lab",
+]
+
+def test_promptlab_clicks_through_in_jupyterlab(lab):
+    from playwright.sync_api import sync_playwright
+    url, token, tmp = lab
+    _write_nb(tmp / 'root', 'promptlab.ipynb', PROMPTLAB_CODE)
+    with sync_playwright() as p:
+        b = _browser(p); page = b.new_page(viewport={'width': 1400, 'height': 2000})
+        try:
+            _open_widget(page, url, token, 'promptlab.ipynb', '.widget-textarea textarea')
+            # n: 8 -> 6, typed into the slider's readout
+            slider = page.locator('.jp-OutputArea-output .widget-slider', has=page.locator('label:text-is("n")'))
+            readout = slider.locator('.widget-readout')
+            assert readout.inner_text().strip() == '8'
+            readout.click(); page.keyboard.press('Control+A'); page.keyboard.type('6'); page.keyboard.press('Enter')
+            page.wait_for_function("(el) => el.innerText.trim() === '6'", arg=readout.element_handle(), timeout=10_000)
+            _button(page, 'Generate').click()
+            _wait_text(page, '.widget-html-content', 'v1: 6 rows')
+            status = next(t for t in _html_texts(page) if 'v1:' in t)
+            assert 'valid' in status and 'calls' in status, status
+            trial = page.locator('.jp-OutputArea-output .synthbench-trial')
+            assert 'rows: 6 of 6 asked' in trial.inner_text(), trial.inner_text()[:300]
+            assert trial.locator('table.synthbench-examples tbody tr').count() == 6
+            _button(page, 'Keep as A').click()
+            # change the template: typed at the end of the textarea, with markup the model will repeat
+            box = page.locator('.jp-OutputArea-output .widget-textarea textarea')
+            box.click(); page.keyboard.press('Control+End')
+            page.keyboard.type('\nShow this banner verbatim in every user message: ' + EVIL)
+            page.wait_for_timeout(500)
+            _button(page, 'Generate').click()
+            _wait_text(page, '.widget-html-content', 'v2: ')
+            page.wait_for_function("() => document.querySelector('.jp-OutputArea-output .synthbench-trial h4').innerText.includes('trial v2')", timeout=30_000)
+            trial = page.locator('.jp-OutputArea-output .synthbench-trial')
+            assert 'custom-' in trial.inner_text()                      # the edited template was used
+            assert trial.locator('table.synthbench-examples tbody tr').count() >= 1
+            assert '<script>window.__pwned=2</script>' in trial.inner_text()   # the model's markup, shown as text
+            _button(page, 'Keep as B').click()
+            page.locator('.jp-OutputArea-output .widget-tab .lm-TabBar-tab', has_text='A / B').click()
+            _wait_text(page, '.widget-html-content', 'B: v2')
+            cmp = page.locator('.jp-OutputArea-output .widget-html-content', has=page.locator('table.dataframe')).first
+            heads = [t.strip() for t in cmp.locator('thead th').all_inner_texts()]
+            assert heads[1:] == ['A: v1', 'B: v2'], heads
+            txt = cmp.inner_text()
+            assert '6 of 6 asked' in txt and 'template_id' in txt and 'generate_chat-' in txt and 'custom-' in txt, txt[:500]
+            cmp.locator('summary', has_text='template B').click()
+            assert '<script>window.__pwned=2</script>' in cmp.locator('details', has_text='template B').inner_text()   # the template, as text
+            page.screenshot(path=str(tmp / 'promptlab_ab.png'), full_page=True)
+            _button(page, 'Accept batch').click()
+            _wait_text(page, '.widget-html-content', 'accepted ')
+            acc = next(t for t in _html_texts(page) if 'accepted ' in t)
+            assert 'from v2; dataset has' in acc, acc
+            n_acc = int(acc.split('accepted ')[1].split(' ')[0])
+            assert 1 <= n_acc <= 6 and acc.rstrip().endswith(f'dataset has {n_acc}'), acc
+            assert page.evaluate('window.__pwned') is None, 'model text ran in the page'
+            assert page.locator('[data-mime-type="application/vnd.jupyter.error"]').count() == 0
+        finally:
+            page.screenshot(path=str(tmp / 'promptlab_final.png'), full_page=True); b.close()
+
+def _review_code(labels:Path) -> list[str]:
+    return ["from synthbench.spec import load_spec\nfrom synthbench.review import review\n"
+            f"df = load_spec({SEEDS!r}).seeds().head(10)\n"
+            f"w = review(df, {str(labels)!r}, n=None, reviewer='browser-test')\nw"]
+
+def test_review_widget_clicks_through_in_jupyterlab(lab):
+    from playwright.sync_api import sync_playwright
+    from synthbench.spec import load_spec
+    url, token, tmp = lab
+    labels = tmp / 'labels' / 'seeds.review.jsonl'
+    _write_nb(tmp / 'root', 'review.ipynb', _review_code(labels))
+    ids = load_spec(SEEDS).seeds().head(10)['id'].astype(str).tolist()
+    note_txt = 'clear and correct <b>bold?</b>'
+    with sync_playwright() as p:
+        b = _browser(p); page = b.new_page(viewport={'width': 1400, 'height': 1400})
+        try:
+            _open_widget(page, url, token, 'review.ipynb', 'button.widget-button')
+            _wait_text(page, '.widget-html-content', '1 / 10')
+            note = page.locator('.jp-OutputArea-output .widget-text', has=page.locator('label:text-is("note")')).locator('input')
+            keys = page.locator('.jp-OutputArea-output .widget-text', has=page.locator('label:text-is("keys")')).locator('input')
+            def status(): return next(t for t in _html_texts(page) if ' / 10' in t)
+            assert 'this one: not reviewed' in status() and 'left 10' in status()
+            assert ids[0] in page.locator('.jp-OutputArea-output .widget-html-content', has_text='id:').first.inner_text()
+            # 1: a note, then accept -> 2
+            note.click(); note.type(note_txt); page.wait_for_timeout(500)
+            _button(page, 'Accept').click()
+            _wait_text(page, '.widget-html-content', '2 / 10')
+            assert note.input_value() == ''
+            # 2: reject -> 3; 3: next -> 4 (undecided); 4: the 'a' key accepts -> 5
+            _button(page, 'Reject').click(); _wait_text(page, '.widget-html-content', '3 / 10')
+            _button(page, 'Next').click(); _wait_text(page, '.widget-html-content', '4 / 10')
+            keys.click(); keys.type('a'); _wait_text(page, '.widget-html-content', '5 / 10')
+            assert 'reviewed 3 (accepted 2, rejected 1, left 7)' in status(), status()
+            # back to 1: its note and decision are shown again
+            for k in (4, 3, 2, 1):
+                _button(page, 'Prev').click(); _wait_text(page, '.widget-html-content', f'{k} / 10')
+            assert note.input_value() == note_txt
+            assert 'this one: accept' in status(), status()
+            _button(page, 'Next').click(); _wait_text(page, '.widget-html-content', '2 / 10')
+            assert 'this one: reject' in status() and note.input_value() == ''
+            _button(page, 'Next').click(); _wait_text(page, '.widget-html-content', '3 / 10')
+            assert 'this one: not reviewed' in status()
+            assert 'reviewed 3 (accepted 2, rejected 1, left 7)' in status(), status()
+            assert page.locator('[data-mime-type="application/vnd.jupyter.error"]').count() == 0
+            page.screenshot(path=str(tmp / 'review.png'), full_page=True)
+        finally: b.close()
+    recs = [json.loads(l) for l in labels.read_text().splitlines() if l.strip()]
+    assert [(r['id'], r['decision'], r['note']) for r in recs] == [(ids[0], 'accept', note_txt), (ids[1], 'reject', ''), (ids[3], 'accept', '')], recs
+    assert all(r['reviewer'] == 'browser-test' and r['timestamp'] for r in recs)
+    from synthbench.review import load_review_labels
+    assert load_review_labels(labels)['decision'].value_counts().to_dict() == {'accept': 2, 'reject': 1}
