@@ -353,6 +353,8 @@ def finetune_stage(df:pd.DataFrame, *, ctx,
     if not len(df): return StageResult(df, status='failed', error_kind='input', reason='finetune: no rows to train on; an earlier stage left none (see its dropped rows)')
     sp = (spec.system_prompt or '').strip()
     sp = sp.split('\n')[0] if short_system_prompt else sp
+    if sp and 'messages' in df:   # train with the prompt the student is scored with, not each row's own (long) system turn
+        df = df.assign(messages=[[m for m in ms if m.get('role') != 'system'] if isinstance(ms, list) else ms for ms in df['messages']])
     s = LoraSettings(max_steps=steps, batch_size=batch_size, max_len=max_len, lr=lr, seed=ctx.seed, save_every=max(steps, 1))
     res = finetune(df, student=student, backend='local', out_dir=ctx.path('student'), settings=s, spec=spec, system_prompt=sp or None, progress=False)
     report = {'training': {k: v for k, v in res.report.items() if k not in ('loss_curve', 'config')}, 'adapter': str(res.out_dir/'adapter')}
