@@ -90,6 +90,30 @@ def _run_all(page):
         except Exception:
             if attempt: raise
 
+_NB_STATE = """() => { const ps = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim());
+  return {prompts: ps, busy: ps.some(t => t.includes('*')), blank: ps.filter(t => !/\\d/.test(t)).length,
+          error: document.querySelectorAll('[data-mime-type="application/vnd.jupyter.error"]').length,
+          errtext: [...document.querySelectorAll('[data-mime-type="application/vnd.jupyter.error"]')].map(e => e.innerText.slice(-600)).join(' | ')}; }"""
+
+def _run_until(page, selector:str, timeout_s:float=300):
+    """Run all cells and wait until `selector` shows in an output. JupyterLab can swap the kernel while the session
+    starts (kernel started/shut down twice in lab.log), and a Run All issued then executes only some cells (cell 2 ran,
+    cell 1 never did: NameError). When the kernel settles with a cell not run or an error, Run All is issued again (twice
+    at most); a genuine error therefore still fails, with its text."""
+    deadline, st = time.time() + timeout_s, {}
+    for attempt in range(3):
+        _run_all(page); started = time.time()
+        while time.time() < deadline:
+            loc = page.locator(f'.jp-OutputArea-output {selector}')
+            if loc.count():
+                loc.first.wait_for(state='visible', timeout=60_000); return
+            st = page.evaluate(_NB_STATE)
+            if time.time() - started > 5 and not st['busy'] and (st['blank'] or st['error']): break
+            page.wait_for_timeout(1000)
+        else: break
+    pytest.fail(f'{selector!r} did not show after {attempt + 1} Run All(s) in {timeout_s:.0f} s; cell prompts {st.get("prompts")}, '
+                f'errors: {st.get("errtext") or "none"}')
+
 def test_dashboard_renders_in_jupyterlab(lab):
     from playwright.sync_api import sync_playwright
     url, token, tmp = lab
@@ -99,8 +123,7 @@ def test_dashboard_renders_in_jupyterlab(lab):
             page.goto(f'{url}/lab/tree/dash.ipynb?token={token}', timeout=60_000)
             page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=60_000)
             page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
-            _run_all(page)
-            page.wait_for_selector('.jp-OutputArea-output .widget-tab', timeout=120_000)
+            _run_until(page, '.widget-tab')
             page.wait_for_selector('.jp-OutputArea-output .js-plotly-plot .main-svg', timeout=60_000)
             page.wait_for_timeout(1500)
             assert page.locator('.jp-OutputArea-output .widget-tab .lm-TabBar-tab').count() == 6
@@ -177,8 +200,7 @@ def _open(page, url, token, name):
     page.goto(f'{url}/lab/tree/{name}?token={token}', timeout=60_000)
     page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=60_000)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
-    _run_all(page)
-    page.wait_for_selector('.jp-OutputArea-output .widget-tab', timeout=180_000)
+    _run_until(page, '.widget-tab')
     page.wait_for_selector('.jp-OutputArea-output .js-plotly-plot .main-svg', timeout=60_000)
 
 def _tab(page, name):
@@ -322,8 +344,7 @@ def _open_widget(page, url, token, name, selector):
     page.goto(f'{url}/lab/tree/{name}?token={token}', timeout=60_000)
     page.wait_for_selector('.jp-Notebook .jp-Cell', timeout=60_000)
     page.wait_for_selector('.jp-Notebook-ExecutionIndicator[data-status="idle"]', timeout=60_000)
-    _run_all(page)
-    page.wait_for_selector(f'.jp-OutputArea-output {selector}', timeout=120_000)
+    _run_until(page, selector)
 
 def _button(page, text):
     return page.locator('.jp-OutputArea-output button.widget-button', has_text=text)
