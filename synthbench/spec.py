@@ -27,7 +27,7 @@ class SpecError(ValueError):
 
 # %% ../nbs/01_spec.ipynb #0b9db1b0
 TOP_KEYS = {'name': str, 'description': str, 'task_type': str, 'system_prompt': str, 'seeds': str, 'seed_format': str, 'context': str,
-            'output': dict, 'labels': list, 'axes': dict, 'guidelines': (list, str)}
+            'output': dict, 'labels': list, 'axes': dict, 'guidelines': (list, str), 'turns': (dict, list), 'tools': list}
 OUTPUT_KEYS = {'format': str, 'regex': str, 'schema': (dict, str), 'min_chars': int, 'max_chars': int}
 TASK_TYPES = ('chat', 'classification')
 OUTPUT_FORMATS = ('text', 'json')
@@ -43,6 +43,10 @@ def _key_lines(text:str) -> dict:
             for k, v in node.value:
                 p = f'{prefix}.{k.value}' if prefix else str(k.value)
                 out[p] = k.start_mark.line + 1; walk(v, p)
+        elif isinstance(node, yaml.SequenceNode):   # list items as `key.0`, `key.1`, ... (the tools list)
+            for i, v in enumerate(node.value):
+                p = f'{prefix}.{i}'
+                out.setdefault(p, v.start_mark.line + 1); walk(v, p)
     try: walk(yaml.compose(text), '')
     except yaml.YAMLError: pass
     return out
@@ -98,6 +102,64 @@ def _parse_axis(name:str, spec, probs:_Problems) -> tuple[dict, str]:
     if tot <= 0: probs.add(fld, 'all shares are 0', 'give at least one value a share'); return {}, desc
     return {v: s / tot for v, s in shares.items()}, desc
 
+# %% ../nbs/01_spec.ipynb #7dcbd6ef
+def _parse_turns(spec, probs:_Problems) -> dict:
+    "{user turns: share} from `turns:` (mapping or list), shares summing to 1; problems recorded in `probs`."
+    fix = 'write e.g. turns: {1: 0.5, 2: 0.3, 3: 0.2} (user turns per conversation: share), or turns: [1, 2, 3]'
+    items = {v: None for v in spec} if isinstance(spec, list) else dict(spec)
+    if not items: probs.add('turns', 'is empty', fix); return {}
+    out, bad = {}, False
+    for k, s in items.items():
+        n = int(k) if isinstance(k, int) and not isinstance(k, bool) else int(k) if isinstance(k, str) and k.strip().isdigit() else None
+        if n is None or n < 1:
+            probs.add(f'turns.{k}' if isinstance(spec, Mapping) else 'turns', f"turn count {k!r} is not a positive whole number", fix); bad = True; continue
+        if n in out: probs.add('turns', f'repeats turn count {n}', 'list each turn count once'); bad = True; continue
+        out[n] = s
+    if bad: return {}
+    vals, _ = _parse_axis('turns', {str(k): s for k, s in out.items()}, _Renamed(probs))
+    return {int(k): s for k, s in sorted(vals.items(), key=lambda kv: int(kv[0]))}
+
+class _Renamed:
+    "Problems of `_parse_axis` reported under 'turns' instead of 'axes.turns'."
+    def __init__(self, probs): self.probs = probs
+    def add(self, fld, problem, fix=''):
+        self.probs.add(fld.replace('axes.turns', 'turns', 1), problem, fix.replace('turns: [a, b] or turns: {a: 0.5, b: 0.5}', 'turns: {1: 0.5, 2: 0.5}'))
+
+_TOOL_KEYS = ('name', 'description', 'parameters')
+_TOOL_NAME = re.compile(r'[A-Za-z0-9_-]{1,64}')
+
+def _parse_tools(spec:list, probs:_Problems) -> list[dict]:
+    "The declared tools (name, description, JSON-schema parameters), each checked; problems recorded in `probs`."
+    import jsonschema
+    out, names = [], set()
+    for i, t in enumerate(spec):
+        fld = f'tools.{i}'
+        if not isinstance(t, Mapping):
+            probs.add(fld, f'tool {i} must be a mapping with name, description and parameters, got {t!r:.60}', 'write - {name: ..., description: ..., parameters: {type: object, properties: {...}}}'); continue
+        extra = [k for k in t if k not in _TOOL_KEYS]
+        if extra:
+            close = difflib.get_close_matches(str(extra[0]), _TOOL_KEYS, 1, 0.6)
+            probs.add(f'{fld}.{extra[0]}', f"unknown key(s) {extra} in tool {i}" + (f" (did you mean '{close[0]}'?)" if close else ''), f"use only {list(_TOOL_KEYS)}")
+        name, desc, params = t.get('name'), t.get('description'), t.get('parameters')
+        ok = True
+        if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
+            probs.add(f'{fld}.name' if 'name' in t else fld, f'tool {i} needs a name of letters, digits, _ or - (at most 64), got {name!r}', 'write name: create_task'); ok = False
+        elif name in names: probs.add(f'{fld}.name', f'tool name {name!r} is declared twice', 'give each tool its own name'); ok = False
+        if not isinstance(desc, str) or not desc.strip():
+            probs.add(f'{fld}.description' if 'description' in t else fld, f'tool {name or i!r} needs a description (what it does, when to call it)', 'add description: ...'); ok = False
+        if not isinstance(params, Mapping):
+            probs.add(f'{fld}.parameters' if 'parameters' in t else fld, f'tool {name or i!r} needs parameters as a JSON schema mapping, got {params!r:.60}',
+                      'write parameters: {type: object, properties: {title: {type: string}}, required: [title]}'); ok = False
+        else:
+            try: jsonschema.validators.validator_for(params).check_schema(params)
+            except jsonschema.SchemaError as e:
+                probs.add(f'{fld}.parameters', f'tool {name!r}: parameters is not a valid JSON schema: {e.message[:160]}', 'see https://json-schema.org (types: string, integer, number, boolean, object, array)'); ok = False
+            else:
+                if params.get('type') != 'object':
+                    probs.add(f'{fld}.parameters', f"tool {name!r}: parameters must be a JSON schema of type object (the call's named arguments), got type {params.get('type')!r}", 'add type: object and list the arguments under properties:'); ok = False
+        if ok: names.add(name); out.append({'name': name, 'description': desc.strip(), 'parameters': dict(params)})
+    return out
+
 # %% ../nbs/01_spec.ipynb #bef616a8
 @dataclass
 class TaskSpec:
@@ -120,13 +182,29 @@ class TaskSpec:
     guidelines: list = field(default_factory=list)
     context_path: Path|None = None           # a document the examples are grounded in (e.g. policy.md)
     context: str = ''                        # its text
+    turns: dict = field(default_factory=dict)    # user turns per conversation -> share (empty: single-turn); see `_parse_turns`
+    tools: list = field(default_factory=list)    # declared tools: {'name', 'description', 'parameters' (JSON schema)}; see `_parse_tools`
 
     def seeds(self, **defaults) -> pd.DataFrame:
         "The seed examples as an example table (source='seed', op='seed')."
         from synthbench.formats import load_examples
         from synthbench.core import make_table
         if self.seeds_path is None: return make_table([])
-        return load_examples(self.seeds_path, format=self.seed_format, **{'source': 'seed', 'op': 'seed', **defaults})
+        df = load_examples(self.seeds_path, format=self.seed_format, **{'source': 'seed', 'op': 'seed', **defaults})
+        if self.tools and len(df) and 'tools' not in df.columns: df['tools'] = [self.openai_tools() for _ in range(len(df))]
+        return df
+
+    @property
+    def multi_turn(self) -> bool:
+        "Does the spec plan conversations with more than one user turn?"
+        return any(k > 1 for k in self.turns)
+
+    @property
+    def tool_names(self) -> list[str]: return [t['name'] for t in self.tools]
+
+    def openai_tools(self) -> list[dict]:
+        "The declared tools in OpenAI's `tools` shape: `[{'type': 'function', 'function': {name, description, parameters}}]`."
+        return [{'type': 'function', 'function': {'name': t['name'], 'description': t.get('description', ''), 'parameters': t['parameters']}} for t in self.tools]
 
     @property
     def category_axis(self) -> str|None:
@@ -152,6 +230,8 @@ class TaskSpec:
         fmt += f", {self.min_chars or 0}–{self.max_chars or '∞'} chars" if self.min_chars or self.max_chars else ''
         out += [f"- output: {fmt}", f"- labels: {', '.join(self.labels) or '—'}", f"- seeds: `{self.seeds_path}`"]
         if self.context_path: out.append(f"- context: `{self.context_path}` ({len(self.context):,} chars)")
+        if self.turns: out.append('- turns: ' + ', '.join(f'{k} ({s:.0%})' for k, s in self.turns.items()))
+        if self.tools: out.append('- tools: ' + ', '.join(f"`{t['name']}`" for t in self.tools))
         out += ['',
                 '| axis | value | share |', '|---|---|---|']
         out += [f"| {a} | {v} | {s:.0%} |" for a, vals in self.axes.items() for v, s in vals.items()]
@@ -241,12 +321,15 @@ def spec_from_dict(d:Mapping,                 # the parsed task.yaml
         except UnicodeDecodeError: probs.add('context', f"context file {ctx_path} is not UTF-8 text", 're-save it as UTF-8')
     guide = get('guidelines', []) or []
     guide = [guide] if isinstance(guide, str) else [str(g) for g in guide]
+    turns = _parse_turns(d.get('turns'), probs) if isinstance(d.get('turns'), (Mapping, list)) else {}
+    tools = _parse_tools(d.get('tools'), probs) if isinstance(d.get('tools'), list) else []
+    if tools and task_type == 'classification': probs.add('tools', 'a classification task cannot call tools', "remove tools:, or use task_type: chat")
     if probs: raise SpecError(file, list(probs))
     return TaskSpec(name=str(get('name') or (Path(path).parent.name if path else 'task')), description=get('description', '') or '',
                     task_type=task_type, system_prompt=get('system_prompt', '') or '', output_format=fmt, output_regex=regex,
                     output_schema=schema, labels=labels, axes=axes, axis_descriptions=descs, min_chars=mn, max_chars=mx,
                     seeds_path=seeds_path, seed_format=sf, path=Path(path) if path else None, guidelines=guide,
-                    context_path=ctx_path, context=ctx)
+                    context_path=ctx_path, context=ctx, turns=turns, tools=tools)
 
 # %% ../nbs/01_spec.ipynb #504f9479
 def load_spec(path:str|Path) -> TaskSpec:
