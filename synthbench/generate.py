@@ -19,14 +19,15 @@ from .core import make_table, content_id, prompt_text, response_text, normalize_
 from .stage import RunContext, StageResult, StageError, FATAL_KINDS, calls_outcome, marked_rows
 
 # %% auto #0
-__all__ = ['GENERATE_CHAT', 'GENERATE_CLASSIFY', 'TEMPLATES', 'TEMPERATURES', 'EDGE_TYPES', 'text_hash', 'PromptTemplate', 'Turn',
-           'ChatExample', 'ChatExamples', 'TextExample', 'TextExamples', 'answer_model', 'axis_combinations',
-           'axis_targets', 'plan_batches', 'SeedRotation', 'unlike_section', 'temperature_for', 'chunk_document',
-           'task_section', 'seed_json', 'focus_section', 'mixed_focus_section', 'document_section',
-           'salvage_json_items', 'normalize_item', 'parse_answer', 'Batch', 'Plan', 'plan_generation', 'generate',
-           'generation_summary', 'call_log', 'generation_outcome', 'generate_stage', 'uniform_axes',
-           'generate_eval_set', 'check_split_isolation', 'edge_typos', 'edge_unicode', 'edge_truncate',
-           'edge_very_short', 'edge_missing_fields', 'edge_injection', 'EdgeType', 'edge_catalogue',
+__all__ = ['GENERATE_CHAT', 'GENERATE_CLASSIFY', 'GENERATE_TOOLS', 'TEMPLATES', 'TEMPERATURES', 'TURNS_RULE', 'EDGE_TYPES',
+           'text_hash', 'PromptTemplate', 'Turn', 'ChatExample', 'ChatExamples', 'TextExample', 'TextExamples',
+           'MultiTurnExample', 'MultiTurnExamples', 'ToolFunction', 'ToolCall', 'ToolTurn', 'ToolExample',
+           'ToolExamples', 'answer_model', 'axis_combinations', 'axis_targets', 'plan_batches', 'SeedRotation',
+           'unlike_section', 'temperature_for', 'chunk_document', 'task_section', 'seed_json', 'focus_section',
+           'mixed_focus_section', 'document_section', 'salvage_json_items', 'normalize_item', 'parse_answer', 'Batch',
+           'Plan', 'plan_generation', 'generate', 'generation_summary', 'call_log', 'generation_outcome',
+           'generate_stage', 'uniform_axes', 'generate_eval_set', 'check_split_isolation', 'edge_typos', 'edge_unicode',
+           'edge_truncate', 'edge_very_short', 'edge_missing_fields', 'edge_injection', 'EdgeType', 'edge_catalogue',
            'generate_edge_cases', 'cli_generate']
 
 # %% ../nbs/20_generate.ipynb #dcfc19ec
@@ -88,7 +89,25 @@ GENERATE_CLASSIFY = PromptTemplate('generate_classify', """You write labelled tr
 Write {count} new example text(s), each with its correct label. Vary wording, length, tone and situation; do not copy the examples.
 Answer with JSON only, in this shape: {"examples": [{"text": "...", "label": "..."}]}""")
 
-TEMPLATES = {t.name: t for t in (GENERATE_CHAT, GENERATE_CLASSIFY)}
+GENERATE_TOOLS = PromptTemplate('generate_tools', """You write training examples for fine-tuning a chat assistant that calls tools.
+
+## The task
+{task}
+
+## Examples of the task
+{seeds}
+
+{document}
+
+{focus}
+
+{unlike}
+
+## What to write
+Write {count} new example conversation(s). In each, the user asks; when the request needs a tool, the assistant's turn has "tool_calls" (each with an "id", "type": "function" and a "function" with the tool's "name" and its "arguments" as a JSON object string that the tool's parameters schema accepts), then one "tool" message per call (its "tool_call_id" and a realistic JSON result), then the assistant's final reply based on the results. Requests that need no tool get a plain reply. Vary wording, tools, arguments and results; do not copy the examples.
+Answer with JSON only, in this shape: {"examples": [{"messages": [{"role": "user", "content": "..."}, {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "...", "arguments": "{...}"}}]}, {"role": "tool", "tool_call_id": "call_1", "content": "{...}"}, {"role": "assistant", "content": "..."}]}]}""")
+
+TEMPLATES = {t.name: t for t in (GENERATE_CHAT, GENERATE_CLASSIFY, GENERATE_TOOLS)}
 
 # %% ../nbs/20_generate.ipynb #13ef0172
 class Turn(BaseModel):
@@ -110,9 +129,42 @@ class TextExamples(BaseModel):
     "The answer to one classification generation call: `k` labelled texts."
     examples: list[TextExample]
 
+class MultiTurnExample(BaseModel):
+    "A conversation of `turns` user turns, each followed by the assistant's reply."
+    turns: int
+    messages: list[Turn]
+
+class MultiTurnExamples(BaseModel):
+    "The answer to one multi-turn generation call: `k` conversations, each stating its number of user turns."
+    examples: list[MultiTurnExample]
+
+class ToolFunction(BaseModel):
+    name: str
+    arguments: str                 # a JSON object, as a string (OpenAI's shape)
+
+class ToolCall(BaseModel):
+    id: str
+    type: Literal['function'] = 'function'
+    function: ToolFunction
+
+class ToolTurn(BaseModel):
+    role: Literal['user', 'assistant', 'tool']
+    content: str|None = None
+    tool_calls: list[ToolCall]|None = None   # assistant turns that call tools
+    tool_call_id: str|None = None            # tool turns: the call they answer
+
+class ToolExample(BaseModel):
+    messages: list[ToolTurn]
+
+class ToolExamples(BaseModel):
+    "The answer to one tool-call generation call: `k` conversations with tool calls, tool results and final replies."
+    examples: list[ToolExample]
+
 def answer_model(spec) -> type[BaseModel]:
-    "The pydantic answer model for `spec`'s task type."
-    return TextExamples if getattr(spec, 'task_type', 'chat') == 'classification' else ChatExamples
+    "The pydantic answer model for `spec`: labelled texts, tool-call conversations, multi-turn conversations or chats."
+    if getattr(spec, 'task_type', 'chat') == 'classification': return TextExamples
+    if getattr(spec, 'tools', None): return ToolExamples
+    return MultiTurnExamples if getattr(spec, 'multi_turn', False) else ChatExamples
 
 # %% ../nbs/20_generate.ipynb #96fe920e
 def _apportion(weights:Mapping, n:int) -> dict:
@@ -280,6 +332,8 @@ def _axes_of(spec) -> dict:
     labels = list(getattr(spec, 'labels', None) or [])
     if getattr(spec, 'task_type', 'chat') == 'classification' and labels and not _label_axis(axes, labels):
         axes = {'label': {l: 1 / len(labels) for l in labels}, **axes}
+    turns = getattr(spec, 'turns', None) or {}
+    if len(turns) > 1 or any(k > 1 for k in turns): axes['turns'] = {str(k): s for k, s in turns.items()}   # planned like an axis
     return axes
 
 def _label_axis(axes:Mapping, labels:Sequence[str]) -> str|None:
@@ -300,13 +354,25 @@ def task_section(spec) -> str:
     if getattr(spec, 'output_schema', None): rules.append("The assistant's reply must be JSON valid against this schema: " + json.dumps(spec.output_schema))
     lo, hi = getattr(spec, 'min_chars', None), getattr(spec, 'max_chars', None)
     if lo or hi: rules.append(f"Each example's text is between {lo or 0} and {hi or 'any number of'} characters.")
+    if getattr(spec, 'multi_turn', False): rules.append(TURNS_RULE)
     if rules: parts.append('Rules:\n' + '\n'.join(f'- {r}' for r in rules))
+    if getattr(spec, 'tools', None):
+        parts.append('Tools the assistant can call (name, description, JSON schema of the arguments):\n'
+                     + '\n'.join(json.dumps(t, ensure_ascii=False) for t in spec.tools))
     return '\n\n'.join(parts)
+
+TURNS_RULE = ("'turns = N' means the conversation has exactly N user turns, each followed by the assistant's reply. "
+              "Every follow-up user turn depends on the earlier ones: a correction, a clarification, a change ('actually make it urgent'), "
+              "or a next step about what was just done; it refers back ('it', 'that one') instead of repeating everything. "
+              "Every assistant reply takes the whole conversation so far into account and follows the reply rules.")
 
 def seed_json(row:Mapping) -> str:
     "One seed as a JSON line, in the same shape the model must answer in (system turns left out)."
     if not _is_missing(row.get('messages')):
-        return json.dumps({'messages': [{'role': m['role'], 'content': m['content']} for m in row['messages'] if m.get('role') != 'system']}, ensure_ascii=False)
+        keep = ('role', 'content', 'tool_calls', 'tool_call_id')
+        msgs = [{k: m[k] for k in keep if k in m and (k == 'content' or not _is_missing(m[k]))} for m in row['messages'] if m.get('role') != 'system']
+        turns = sum(m['role'] == 'user' for m in msgs)
+        return json.dumps({'turns': turns, 'messages': msgs} if not _is_missing(row.get('turns')) else {'messages': msgs}, ensure_ascii=False)
     return json.dumps({'text': row.get('text'), 'label': row.get('label')}, ensure_ascii=False)
 
 def focus_section(combo:Mapping,             # the batch's axis values
@@ -339,7 +405,8 @@ def document_section(chunk:Mapping|None) -> str:
             f'Do not invent facts that are not in it.\n<<<\n{chunk["text"]}\n>>>')
 
 # %% ../nbs/20_generate.ipynb #5d6ceb28
-_ROLE = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'bot': 'assistant', 'model': 'assistant', 'system': 'system'}
+_ROLE = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'bot': 'assistant', 'model': 'assistant', 'system': 'system',
+         'tool': 'tool', 'observation': 'tool'}
 
 def salvage_json_items(text:str) -> list:
     "Complete JSON objects found in `text`: the whole answer if it parses, else each object inside its `examples` list."
@@ -366,6 +433,15 @@ def _items(obj) -> list:
         return [obj]
     return []
 
+def _tool_call(c) -> dict:
+    "One tool call in OpenAI's shape (`id`, `type`, `function` with `name` and string `arguments`); bad parts left for validation to name."
+    if not isinstance(c, Mapping): return {'id': None, 'type': 'function', 'function': {'name': None, 'arguments': str(c)}}
+    fn = c.get('function') if isinstance(c.get('function'), Mapping) else {'name': c.get('name'), 'arguments': c.get('arguments')}
+    args = fn.get('arguments')
+    if isinstance(args, (Mapping, list)): args = json.dumps(args, ensure_ascii=False)
+    return {'id': None if c.get('id') is None else str(c['id']), 'type': 'function',
+            'function': {'name': fn.get('name'), 'arguments': '' if args is None else str(args)}}
+
 def normalize_item(item, task_type:str='chat') -> tuple[dict, str]:
     "One model-written example as row fields, plus an error ('' when fine)."
     if isinstance(item, BaseModel): item = item.model_dump()
@@ -385,9 +461,15 @@ def normalize_item(item, task_type:str='chat') -> tuple[dict, str]:
         if not isinstance(t, Mapping): continue
         role = _ROLE.get(str(t.get('role', t.get('from', ''))).strip().lower())
         content = t.get('content', t.get('value'))
-        if role: msgs.append({'role': role, 'content': '' if content is None else str(content).strip()})
+        if not role: continue
+        m = {'role': role, 'content': '' if content is None else str(content).strip()}
+        if role == 'assistant' and t.get('tool_calls'):
+            m['tool_calls'] = [_tool_call(c) for c in t['tool_calls']]
+            if not m['content']: m['content'] = None     # OpenAI's shape: a turn that only calls tools has null content
+        if role == 'tool' and t.get('tool_call_id') is not None: m['tool_call_id'] = str(t['tool_call_id'])
+        msgs.append(m)
     err = ('no messages' if not msgs else 'no user turn' if not any(m['role'] == 'user' for m in msgs)
-           else 'no assistant reply' if msgs[-1]['role'] != 'assistant' else 'empty turn' if any(not m['content'] for m in msgs) else '')
+           else 'no assistant reply' if msgs[-1]['role'] != 'assistant' else 'empty turn' if any(not m['content'] and not m.get('tool_calls') for m in msgs) else '')
     return {'messages': msgs or [{'role': 'user', 'content': ''}]}, err
 
 # %% ../nbs/20_generate.ipynb #6f21ad59
@@ -507,7 +589,7 @@ def _with_unlike(b:Batch, template:PromptTemplate, recent:Sequence[str], j:int, 
 # %% ../nbs/20_generate.ipynb #6d80fd3a
 def _resolve(spec, template, axes, rotate_axes, seeds, document, chunk_chars):
     "Shared set-up of plan/generate: template, axes, seed table and chunks."
-    if template is None: template = GENERATE_CLASSIFY if getattr(spec, 'task_type', 'chat') == 'classification' else GENERATE_CHAT
+    if template is None: template = GENERATE_CLASSIFY if getattr(spec, 'task_type', 'chat') == 'classification' else GENERATE_TOOLS if getattr(spec, 'tools', None) else GENERATE_CHAT
     elif isinstance(template, str): template = PromptTemplate('custom', template)
     axes = _axes_of(spec) if axes is None else {k: dict(v) for k, v in axes.items()}
     if not rotate_axes: axes = {}
@@ -587,6 +669,7 @@ def _rows_from(batch:Batch, res, spec, llm_model, op, source, split, label_axis)
                     'gen_batch': batch.idx, 'gen_seed_ids': list(batch.seed_ids), 'gen_temperature': batch.temperature,
                     'gen_focus': json.dumps(combo, ensure_ascii=False), 'gen_error': e})
         if tt == 'classification' and label_axis == 'category': row['category'] = row['label']
+        if getattr(spec, 'tools', None): row['tools'] = spec.openai_tools()
         if batch.chunk: row.update(gen_chunk_id=batch.chunk['id'], gen_chunk_text=batch.chunk['text'])
         rows.append(row)
     return rows, err

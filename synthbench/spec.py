@@ -102,7 +102,7 @@ def _parse_axis(name:str, spec, probs:_Problems) -> tuple[dict, str]:
     if tot <= 0: probs.add(fld, 'all shares are 0', 'give at least one value a share'); return {}, desc
     return {v: s / tot for v, s in shares.items()}, desc
 
-# %% ../nbs/01_spec.ipynb #7dcbd6ef
+# %% ../nbs/01_spec.ipynb #0c1eb244
 def _parse_turns(spec, probs:_Problems) -> dict:
     "{user turns: share} from `turns:` (mapping or list), shares summing to 1; problems recorded in `probs`."
     fix = 'write e.g. turns: {1: 0.5, 2: 0.3, 3: 0.2} (user turns per conversation: share), or turns: [1, 2, 3]'

@@ -14,8 +14,9 @@ import pandas as pd
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['TODAY', 'WEEKDAYS', 'MONTHS', 'TITLES', 'ODD_TITLES', 'PRIORITIES', 'DEFECT_KINDS', 'day_str', 'norm_key',
-           'date_expr', 'created_line', 'task_api_example', 'ticket_text', 'policy_example', 'light_edit',
+__all__ = ['TODAY', 'WEEKDAYS', 'MONTHS', 'TITLES', 'ODD_TITLES', 'PRIORITIES', 'TURN_DEFECTS', 'TOOL_DEFECTS', 'DEFECT_KINDS',
+           'day_str', 'norm_key', 'date_expr', 'created_line', 'task_api_example', 'multiturn_example', 'tool_example',
+           'ignore_earlier', 'break_tool_call', 'wrong_tool_reply', 'ticket_text', 'policy_example', 'light_edit',
            'wrong_reply', 'broken_reply', 'truncate', 'resolve_schema', 'fill_schema', 'request_kind', 'request_schema',
            'parse_focus', 'parse_count', 'row_key', 'truth_of', 'guess_label', 'find_date', 'answer_task_api',
            'answer_policy', 'parse_faults', 'ScriptedTeacher', 'parse_example', 'reword', 'pseudo_translate',
@@ -244,6 +245,155 @@ def task_api_example(focus:dict, rng:random.Random) -> tuple[list, dict]:
     elif cat == 'list': u, a, f = _list(rng, ph, lv)
     else: u, a, f = _error(rng, ph, lv)
     return [{'role': 'user', 'content': u}, {'role': 'assistant', 'content': a}], f
+
+# %% ../nbs/95_testing.ipynb #68fb972c
+_FOLLOW = {
+    'priority': ["actually make it {p}", "hmm, can you set that to {p} priority?", "Please change it to {p}.", "wait, that one is {p}", "make it {p} instead"],
+    'due': ["push it to {e}", "actually it's due {e}", "Can you move that to {e}?", "oh, the deadline is {e} now", "change the date to {e} please"],
+    'rename': ["call it '{N}' instead", "rename that to '{N}'", "Actually the title should be '{N}'.", "can you make the title '{N}'?"],
+    'done': ["done already, mark it complete", "I just finished it, tick it off", "That's done now.", "ok finished that one"],
+    'delete': ["never mind, remove it", "scrap that, delete it", "Actually I don't need it anymore, please delete it.", "forget it, drop it"],
+    'list': ["what's on my list now?", "ok show me my tasks", "List everything, please.", "What do I have now?"],
+}
+
+def _followup(rng, state:dict) -> tuple[str, str, dict]:
+    "A follow-up turn about the task of the earlier turns (`state`: title, priority, due) and its reply; the new state."
+    t, p, d = state['title'], state['priority'], state['due']
+    k = rng.choice(['priority', 'priority', 'due', 'due', 'rename', 'done', 'delete', 'list'])
+    if k == 'priority':
+        new = rng.choice([x for x in PRIORITIES if x != p])
+        return rng.choice(_FOLLOW[k]).format(p=new), f"Updated task: '{t}' | Priority: {p} -> {new}", {**state, 'priority': new}
+    if k == 'due':
+        e, nd = date_expr(rng, 'medium')
+        if nd == d: nd = nd + timedelta(1); e = nd.isoformat()
+        return rng.choice(_FOLLOW[k]).format(e=e), f"Updated task: '{t}' | Due: {day_str(d)} -> {day_str(nd)}", {**state, 'due': nd}
+    if k == 'rename':
+        n = rng.choice([x for x in TITLES if x != t])
+        return rng.choice(_FOLLOW[k]).format(N=n), f"Updated task: '{t}' | Title: {t} -> {n}", {**state, 'title': n}
+    if k == 'done': return rng.choice(_FOLLOW[k]), f"Completed task: '{t}'", {**state, 'title': None}
+    if k == 'delete': return rng.choice(_FOLLOW[k]), f"Deleted task: '{t}'", {**state, 'title': None}
+    return rng.choice(_FOLLOW[k]), f"Tasks (1):\n1. '{t}' | Priority: {p} | Due: {day_str(d)}", state
+
+def multiturn_example(focus:dict, rng:random.Random) -> tuple[list, dict]:
+    "A clean multiturn_api conversation of `focus['turns']` user turns: the first a task_api request, each later one refers back to it."
+    n = int(focus.get('turns') or rng.choice([1, 2, 3]))
+    first = {**focus, 'difficulty': 'medium' if focus.get('difficulty') == 'hard' else focus.get('difficulty')}
+    msgs, facts = task_api_example(first, rng)
+    msgs = msgs[:2]
+    state = {'title': facts.get('title'), 'priority': facts.get('priority', 'medium'), 'due': facts.get('due')}
+    if focus.get('category') not in ('create',): state['title'] = None   # only a created task's priority and due date are known
+    for _ in range(n - 1):
+        if not state['title']:   # nothing to refer back to: the user adds a task, which later turns can change
+            u, a, f = _create(rng, rng.choice(list(_PSTYLE)), 'medium')
+            u = rng.choice(['ok, then ', 'fine. ', 'then ', '']) + _low(u)
+            state = {'title': f['title'], 'priority': f['priority'], 'due': f['due']}
+        else: u, a, state = _followup(rng, state)
+        msgs += [{'role': 'user', 'content': u}, {'role': 'assistant', 'content': a}]
+    return msgs, state
+
+_CAL = ['Team standup', 'Dentist', '1:1 with {n}', 'Lunch with {n}', 'Budget review', 'Gym', 'Flight to {c}', 'Call with {n}', 'Design review', 'Yoga class', 'School pickup']
+_FORECASTS = ['sunny', 'cloudy', 'rain', 'snow', 'windy', 'clear', 'showers']
+_NO_TOOL = [("What can you do for me?", "I can add to-do tasks, look at your calendar for a date and check the weather for a city."),
+            ("Can you order me a pizza?", "I can't order food; I can add a task to remind you, or check your calendar for a free evening."),
+            ("thanks, that's all", "You're welcome! Ask me whenever you need a task, your calendar or the weather."),
+            ("Which tools do you have?", "Three: one creates to-do tasks, one searches your calendar and one looks up the weather."),
+            ("Can you send an email to Tom?", "I can't send emails; I could add a task to email Tom instead."),
+            ("Book me a flight to Rome, please.", "I can't book flights; I can add a task to book one, or check the weather in Rome for your trip.")]
+
+def _dlong(d:date) -> str: return f'{WEEKDAYS[d.weekday()]} {d.day} {MONTHS[d.month - 1]}'
+
+def _tc(i, name, **args) -> dict: return {'id': f'call_{i}', 'type': 'function', 'function': {'name': name, 'arguments': json.dumps(args, ensure_ascii=False)}}
+def _tr(i, obj) -> dict: return {'role': 'tool', 'tool_call_id': f'call_{i}', 'content': json.dumps(obj, ensure_ascii=False)}
+
+def _weather(rng, i, level, unit=None):
+    city = rng.choice(_CITIES)[0]; e, d = date_expr(rng, level)
+    unit = unit or ('fahrenheit' if rng.random() < 0.3 else None)
+    lo = rng.randrange(-10, 20); hi = lo + rng.randrange(3, 12)
+    if unit == 'fahrenheit': lo, hi = round(lo * 9 / 5 + 32), round(hi * 9 / 5 + 32)
+    f = rng.choice(_FORECASTS); sym = '°F' if unit == 'fahrenheit' else '°C'
+    args = {'city': city, 'date': d.isoformat(), **({'unit': unit} if unit else {})}
+    ask = rng.choice([f"What's the weather in {city} {e}?", f"weather for {city} {e}" + (' in fahrenheit' if unit else ''), f"Will it be cold in {city} {e}?", f"How's {city} looking {e}?"])
+    res = {'city': city, 'forecast': f, 'high': hi, 'low': lo, 'unit': unit or 'celsius'}
+    say = f"{city} on {_dlong(d)}: {f}, from {lo} {sym} to {hi} {sym}."
+    return ask, _tc(i, 'get_weather', **args), _tr(i, res), say, d
+
+def _calendar(rng, i, level):
+    e, d = date_expr(rng, level); name = rng.choice(_NAMES)
+    q = name if rng.random() < 0.3 else None
+    evs = sorted([{'time': f'{rng.randrange(7, 19):02d}:{rng.choice(["00", "30"])}', 'title': rng.choice(_CAL).format(n=name, c=rng.choice(_CITIES)[0])} for _ in range(rng.randrange(0, 4))], key=lambda x: x['time'])
+    if q: evs = [x for x in evs if name in x['title']] or ([{'time': '11:00', 'title': f'1:1 with {name}'}] if rng.random() < 0.6 else [])
+    ask = rng.choice([f"Do I have anything with {name} {e}?"] if q else [f"What's on my calendar {e}?", f"am I free {e}?", f"Show my meetings {e}, please.", f"what does {e} look like?"])
+    args = {'date': d.isoformat(), **({'query': q} if q else {})}
+    say = (f"On {_dlong(d)} you have " + ', '.join(f"{x['title']} at {x['time']}" for x in evs) + '.') if evs else f"Nothing{' with ' + name if q else ''} is on your calendar on {_dlong(d)}."
+    return ask, _tc(i, 'search_calendar', **args), _tr(i, {'events': evs}), say, d
+
+def _task(rng, i, level, due:date|None=None, title=None):
+    u, _, f = _create(rng, rng.choice(list(_PSTYLE)), level, title)
+    d = due if due is not None else f['due']
+    args = {'title': f['title'], 'priority': f['priority'], **({'due': d.isoformat()} if d else {})}
+    say = f"'{f['title']}' is on your list as {f['priority']} priority" + (f", due {_dlong(d)}." if d else ', with no due date.')
+    return u, _tc(i, 'create_task', **args), _tr(i, {'ok': True, 'id': f'T-{rng.randrange(100, 999)}', 'title': f['title']}), say, d
+
+def tool_example(focus:dict, rng:random.Random) -> tuple[list, dict]:
+    "A clean tool_calls conversation for `focus` (category / difficulty): user, assistant tool_calls, tool results, final reply."
+    cat = focus.get('category') or rng.choice(['create_task', 'search_calendar', 'get_weather', 'multi_call', 'no_tool'])
+    lv = 'easy' if focus.get('difficulty') == 'easy' else 'medium'
+    U = lambda t: {'role': 'user', 'content': t}
+    A = lambda t: {'role': 'assistant', 'content': t}
+    T = lambda *c: {'role': 'assistant', 'content': None, 'tool_calls': list(c)}
+    if cat == 'no_tool':
+        q, a = rng.choice(_NO_TOOL); return [U(q), A(a)], {}
+    if cat in ('create_task', 'search_calendar', 'get_weather'):
+        u, c, r, say, _ = {'create_task': _task, 'search_calendar': _calendar, 'get_weather': _weather}[cat](rng, 1, lv)
+        return [U(u), T(c), r, A(say if rng.random() < 0.5 else rng.choice(['Done: ', 'OK. ', 'Here you go: ', '']) + say)], {}
+    if rng.random() < 0.5:   # weather, then a task that depends on it
+        u1, c1, r1, s1, d = _weather(rng, 1, lv)
+        fc = json.loads(r1['content'])['forecast']
+        item = {'rain': 'Pack an umbrella', 'showers': 'Pack an umbrella', 'snow': 'Pack a warm coat'}.get(fc, 'Pack sunglasses' if fc in ('sunny', 'clear') else 'Pack a jacket')
+        u2, c2, r2, s2, _ = _task(rng, 2, lv, due=d, title=item)
+        u = u1.rstrip('?.') + f", and add a task to {_low(item)} for that day."
+        return [U(u), T(c1), r1, T(c2), r2, A(f'{s1} {s2}')], {}
+    u1, c1, r1, s1, d = _calendar(rng, 1, lv)
+    u2, c2, r2, s2, _ = _weather(rng, 2, lv)
+    return [U(u1.rstrip('?.') + ' and ' + _low(u2)), T(c1, c2), r1, r2, A(f'{s1} {s2}')], {}
+
+TURN_DEFECTS = ('ignores_earlier', 'truncated_conversation')
+TOOL_DEFECTS = ('unknown_tool', 'bad_arguments', 'wrong_argument_types', 'orphan_tool_result', 'truncated_conversation')
+
+def ignore_earlier(msgs:list, rng:random.Random) -> list:
+    "`msgs` with a follow-up's reply that ignores the earlier turns (it treats the follow-up as a new task, or names another task)."
+    i = max(j for j, m in enumerate(msgs) if m['role'] == 'assistant')
+    u = msgs[i - 1]['content']
+    wrong = rng.choice([created_line(u[:1].upper() + u[1:60].rstrip('.?!'), 'medium', None), re.sub(r"'[^'\n]+'", f"'{rng.choice(TITLES)}'", msgs[i]['content'], count=1)])
+    out = [dict(m) for m in msgs]; out[i]['content'] = wrong
+    return out
+
+def break_tool_call(msgs:list, kind:str, rng:random.Random) -> list:
+    "`msgs` with one tool call broken as `kind`: unknown_tool, bad_arguments, wrong_argument_types or orphan_tool_result."
+    out = [json.loads(json.dumps(m)) for m in msgs]
+    calls = [(i, c) for i, m in enumerate(out) for c in (m.get('tool_calls') or [])]
+    if not calls: return out
+    i, c = rng.choice(calls); fn = c['function']
+    if kind == 'unknown_tool': fn['name'] = rng.choice({'create_task': ['add_task', 'create_todo'], 'search_calendar': ['calendar_lookup', 'get_events'], 'get_weather': ['weather', 'get_forecast']}.get(fn['name'], ['do_it']))
+    elif kind == 'bad_arguments': fn['arguments'] = rng.choice([fn['arguments'][:-1], fn['arguments'].replace('"', "'"), fn['arguments'][:len(fn['arguments']) // 2]])
+    elif kind == 'wrong_argument_types':
+        a = json.loads(fn['arguments'])
+        for k in ('priority', 'date', 'due', 'city', 'title'):
+            if k in a: a[k] = {'priority': 3, 'date': 20250114, 'due': 20250131, 'city': [a[k]], 'title': 1}[k]; break
+        fn['arguments'] = json.dumps(a)
+    elif kind == 'orphan_tool_result':
+        j = next(j for j, m in enumerate(out) if m.get('role') == 'tool' and m.get('tool_call_id') == c['id'])
+        out[j]['tool_call_id'] = 'call_' + str(rng.randrange(50, 99))
+    return out
+
+def wrong_tool_reply(reply:str, rng:random.Random) -> str:
+    "A final reply that contradicts the tool results: a number changed, or the forecast or title swapped."
+    nums = re.findall(r'-?\b\d+\b', reply)
+    if nums:
+        n = rng.choice(nums); return re.sub(rf'(?<![\d-]){re.escape(n)}\b', str(int(n) + rng.choice([3, 5, 7, -4])), reply, count=1)
+    for a, b in [('sunny', 'rainy'), ('rain', 'sunshine'), ('Nothing', 'A meeting'), ('no due date', 'a due date tomorrow')]:
+        if a in reply: return reply.replace(a, b, 1)
+    return reply.rstrip('.') + ', and I also booked it for you.'
 
 # %% ../nbs/95_testing.ipynb #1da22efb
 _ISSUES = {
@@ -554,13 +704,16 @@ def fill_schema(schema:dict|None, root:dict|None=None, hint:str='', depth:int=0)
 
 # %% ../nbs/95_testing.ipynb #cc1af66f
 def request_kind(name:str|None, schema:dict|None) -> str:
-    "What a request asks for, from its JSON schema: generate_chat, generate_text, judge, variants, translate, rewrite, same_intent, evolve, schema or plain."
+    "What a request asks for, from its JSON schema: generate_chat, generate_turns, generate_tools, generate_text, judge, variants, translate, rewrite, same_intent, evolve, schema or plain."
     if not schema and not name: return 'plain'
     s = resolve_schema(schema or {}); props = s.get('properties') or {}
     if 'examples' in props:
         it = resolve_schema((resolve_schema(props['examples'], schema).get('items')) or {}, schema)
         ip = it.get('properties') or {}
-        if 'messages' in ip: return 'generate_chat'
+        if 'messages' in ip:
+            turn = resolve_schema((resolve_schema(ip['messages'], schema).get('items')) or {}, schema)
+            if 'tool_calls' in (turn.get('properties') or {}): return 'generate_tools'
+            return 'generate_turns' if 'turns' in ip else 'generate_chat'
         if 'text' in ip: return 'generate_text'
     if any(k.endswith('_score') for k in props) or (name or '').lower().startswith('judg'): return 'judge'
     if 'variants' in props: return 'variants'
@@ -754,10 +907,12 @@ class ScriptedTeacher:
         self.spec = load_spec(self.folder)
         self.task = self.spec.name
         self.defect_rate, self.seed, self.latency, self.auth_key, self.fail, self.use_judge = defect_rate, seed, latency, auth_key, fail, judge
-        self.defects = dict(defects or {k: 1 / len(DEFECT_KINDS) for k in DEFECT_KINDS})
+        kinds = (('near_copy', 'off_task', 'wrong_answer') + TOOL_DEFECTS if self.spec.tools else DEFECT_KINDS + TURN_DEFECTS if self.spec.multi_turn else DEFECT_KINDS)
+        self.defects = dict(defects or {k: 1 / len(kinds) for k in kinds})
         self.faults, self.retry_after, self.port = parse_faults(faults), retry_after, port
         self.axes = {a: list(v) for a, v in (self.spec.axes or {}).items()}
         if self.spec.task_type == 'classification' and 'label' not in self.axes and self.spec.labels: self.axes['label'] = list(self.spec.labels)
+        if self.spec.multi_turn: self.axes['turns'] = [str(k) for k in self.spec.turns]
         try: seeds = self.spec.seeds()
         except Exception: seeds = pd.DataFrame()
         self.seed_rows = seeds.to_dict('records') if len(seeds) else []
@@ -787,7 +942,7 @@ def _pick_defect(self, rng) -> str|None:
     ks = list(self.defects); return rng.choices(ks, [self.defects[k] for k in ks])[0]
 
 def _shingles(msgs, k:int=5) -> set:
-    t = re.sub(r'\s+', ' ', ' '.join(m['content'] for m in msgs if m.get('role') != 'system').lower())
+    t = re.sub(r'\s+', ' ', ' '.join(m.get('content') or json.dumps(m.get('tool_calls') or '') for m in msgs if m.get('role') != 'system').lower())
     return {t[i:i + k] for i in range(max(1, len(t) - k + 1))}
 
 def _jaccard(a:set, b:set) -> float: return len(a & b) / max(1, len(a | b))
@@ -807,6 +962,8 @@ def _diverse(self, make, focus, rng, tries:int=12, limit:float=0.55):
 def _clean_chat(self, focus, rng, sections):
     if self.task == 'task_api': return self._diverse(lambda: task_api_example(focus, rng)[0], focus, rng)
     if self.task == 'policy_qa': return self._diverse(lambda: policy_example(focus, rng, sections)[0], focus, rng)
+    if self.task == 'multiturn_api': return self._diverse(lambda: multiturn_example(focus, rng)[0], focus, rng)
+    if self.task == 'tool_calls': return self._diverse(lambda: tool_example(focus, rng)[0], focus, rng)
     src = rng.choice(self.seed_rows) if self.seed_rows else {'messages': [{'role': 'user', 'content': 'Hello'}, {'role': 'assistant', 'content': 'Hello! How can I help?'}]}
     msgs = [dict(m) for m in (src.get('messages') or []) if m.get('role') != 'system']
     msgs[0]['content'] = f"{msgs[0]['content']} ({', '.join(map(str, focus.values())) or 'variant'} #{rng.randrange(10**6)})"
@@ -823,8 +980,22 @@ def _chat_item(self, focus, rng, earlier, sections):
             base = [dict(m) for m in rng.choice(pool)]
             src = _turns_key(base); base[0]['content'] = light_edit(base[0]['content'], rng); msgs, correct = base, base[-1]['content']
         else: d = None
-    elif d == 'broken_format': msgs[-1]['content'] = broken_reply(correct, rng, self.task)
+    elif d == 'broken_format':   # a multi-turn conversation: any of its replies (validation checks every turn)
+        i = rng.choice([j for j, m in enumerate(msgs) if m['role'] == 'assistant' and m.get('content')]) if self.spec.multi_turn else len(msgs) - 1
+        msgs[i]['content'] = broken_reply(msgs[i]['content'], rng, self.task)
     elif d == 'off_task': msgs[-1]['content'] = rng.choice(_OFF)
+    elif d == 'ignores_earlier':
+        if sum(m['role'] == 'user' for m in msgs) < 2: d = None
+        else: msgs = ignore_earlier(msgs, rng)
+    elif d == 'truncated_conversation':   # cut before the final reply, or (multi-turn) a whole turn short
+        msgs = msgs[:-2] if self.spec.multi_turn and sum(m['role'] == 'user' for m in msgs) > 1 and rng.random() < 0.5 else msgs[:-1]
+    elif d in TOOL_DEFECTS:
+        if not any(m.get('tool_calls') for m in msgs): d = None
+        else: msgs = break_tool_call(msgs, d, rng)
+    elif d == 'wrong_answer' and self.spec.tools:
+        w = wrong_tool_reply(correct, rng)
+        if norm_key(w) == norm_key(correct): d = None
+        else: msgs[-1]['content'] = w
     elif d == 'wrong_answer':
         w = wrong_reply(correct, rng, self.task)
         if norm_key(w) == norm_key(correct): d = None
@@ -880,7 +1051,7 @@ def _generate(self, prompt:str, schema:dict, kind:str, rng, req:int) -> dict:
                           'key': norm_key(text), 'prompt_key': norm_key(text), 'correct': true, 'focus': f, **f})
         else:
             msgs, d, src, correct = self._chat_item(f, rng, earlier, sections)
-            out.append({'messages': msgs})
+            out.append({'turns': int(f.get('turns') or sum(m['role'] == 'user' for m in msgs)), 'messages': msgs} if kind == 'generate_turns' else {'messages': msgs})
             if not d: earlier.append(msgs)
             self._record({'request': req, 'kind': 'chat', 'task': self.task, 'messages': msgs, 'defect': d, 'source_key': src, 'key': _turns_key(msgs),
                           'prompt_key': norm_key(*[m['content'] for m in msgs if m['role'] == 'user']), 'correct': correct, 'focus': f, **f})
@@ -1084,7 +1255,7 @@ def respond(self:ScriptedTeacher, body:dict) -> tuple[int, dict, object]:
             raw = json.dumps(payload).encode()
             return 200, {'truncated': '1'}, raw
         return 200, {}, payload
-    if kind in ('generate_chat', 'generate_text'): obj = self._generate(prompt, schema, kind, rng, self.stats['requests'])
+    if kind in ('generate_chat', 'generate_text', 'generate_turns', 'generate_tools'): obj = self._generate(prompt, schema, kind, rng, self.stats['requests'])
     elif kind == 'judge' and self.use_judge: obj = self._judge(schema, prompt, rng)
     elif kind == 'plain': obj = None
     else: obj = self._other(kind, schema, prompt, rng)

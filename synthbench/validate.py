@@ -17,8 +17,8 @@ from .formats import load_examples, save_table, check_output_path, InputError, R
 from .stage import RunContext, StageError, StageResult
 
 # %% auto #0
-__all__ = ['REASONS', 'check_messages', 'Rules', 'check_example', 'split_reasons', 'reason_codes', 'validate',
-           'ValidationSummary', 'validation_summary', 'validate_stage', 'cli_validate']
+__all__ = ['REASONS', 'check_messages', 'tool_validators', 'check_tool_calls', 'Rules', 'check_example', 'split_reasons',
+           'reason_codes', 'validate', 'ValidationSummary', 'validation_summary', 'validate_stage', 'cli_validate']
 
 # %% ../nbs/03_validate.ipynb #0fd4a80f
 REASONS = {
@@ -41,6 +41,13 @@ REASONS = {
     'schema_mismatch': "an assistant reply does not satisfy the spec's JSON schema",
     'too_short': 'the reply (chat) or text (classification) is shorter than min_chars',
     'too_long': 'the reply (chat) or text (classification) is longer than max_chars',
+    'turn_count': "the conversation's user turns differ from its planned `turns` (or from the spec's turn counts)",
+    'bad_tool_call': 'a tool call lacks an id, a function name or string arguments',
+    'unknown_tool': "a tool call names a tool the spec does not declare",
+    'bad_arguments': "a tool call's arguments are not a JSON object",
+    'arguments_schema': "a tool call's arguments break the tool's parameters schema",
+    'orphan_tool_result': 'a tool result answers no earlier call (its tool_call_id matches no pending call)',
+    'unanswered_tool_call': 'a tool call gets no tool result before the conversation goes on',
 }
 
 # %% ../nbs/03_validate.ipynb #14a9eaff
@@ -76,6 +83,48 @@ def check_messages(messages:list) -> list[str]:
         out.append(f"last_not_assistant: the last message is {last.get('role')!r}, end the example with the assistant's reply")
     return out
 
+# %% ../nbs/03_validate.ipynb #70174702
+def tool_validators(tools:list[dict]) -> dict:
+    "{tool name: jsonschema validator of its parameters} for a spec's declared `tools`."
+    import jsonschema
+    return {t['name']: jsonschema.validators.validator_for(t['parameters'])(t['parameters']) for t in tools or []}
+
+def check_tool_calls(messages:list,          # one chat (OpenAI messages)
+                     tools:Mapping|None=None # tool name -> jsonschema validator (`tool_validators`); None: any name, no schema
+                    ) -> list[str]:
+    "Reasons (`code: detail`) why the tool calls and results of `messages` are not well formed; [] if they are."
+    out, pending = [], {}
+    for i, m in enumerate(messages if isinstance(messages, list) else []):
+        if not isinstance(m, Mapping): continue
+        role = m.get('role')
+        if role in ('user', 'assistant') and pending:
+            out.append(f"unanswered_tool_call: message {i} ({role}) comes before the result(s) of call(s) {sorted(pending)}"); pending = {}
+        if role == 'assistant':
+            for j, c in enumerate(m.get('tool_calls') or []):
+                fn = c.get('function') if isinstance(c, Mapping) else None
+                cid, name, args = (c.get('id') if isinstance(c, Mapping) else None), (fn or {}).get('name'), (fn or {}).get('arguments')
+                where = f"message {i} call {j}" + (f" ({name})" if name else '')
+                if not isinstance(cid, str) or not cid or not isinstance(name, str) or not name or not isinstance(args, (str, Mapping)):
+                    out.append(f"bad_tool_call: {where} needs an id, a function name and arguments"); continue
+                pending[cid] = name
+                if tools is not None and name not in tools:
+                    out.append(f"unknown_tool: {where} calls {name!r}, not one of {sorted(tools)}"); continue
+                if isinstance(args, str):
+                    try: args = json.loads(args)
+                    except json.JSONDecodeError as e: out.append(f"bad_arguments: {where} arguments are not JSON ({e.msg} at char {e.pos})"); continue
+                if not isinstance(args, Mapping): out.append(f"bad_arguments: {where} arguments are a {type(args).__name__}, not a JSON object"); continue
+                v = (tools or {}).get(name)
+                errs = sorted(v.iter_errors(args), key=lambda e: list(e.path)) if v is not None else []
+                if errs:
+                    e = errs[0]; path = '/'.join(map(str, e.path)) or '(root)'
+                    out.append(f"arguments_schema: {where} at {path}: {e.message[:120]}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ''))
+        elif role == 'tool':
+            cid = m.get('tool_call_id')
+            if cid not in pending: out.append(f"orphan_tool_result: message {i} (tool) answers {cid!r}, which no pending call has")
+            else: pending.pop(cid)
+    if pending: out.append(f"unanswered_tool_call: call(s) {sorted(pending)} get no tool result")
+    return out
+
 # %% ../nbs/03_validate.ipynb #29705bd9
 class Rules:
     "The checks a `TaskSpec` implies, compiled once."
@@ -91,6 +140,8 @@ class Rules:
         self.labels = set(spec.labels) if spec and spec.labels else None
         self.axes = {a: set(v) for a, v in spec.axes.items()} if spec else {}
         self.min_chars, self.max_chars = (spec.min_chars, spec.max_chars) if spec else (None, None)
+        self.turns = set(spec.turns) if spec and spec.turns else None
+        self.tools = tool_validators(spec.tools) if spec and spec.tools else None
 
     def _length(self, what:str, s:str) -> list[str]:
         n = len(s)
@@ -112,11 +163,23 @@ class Rules:
                     out.append(f"schema_mismatch: {what} at {path}: {e.message[:120]}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ''))
         return out
 
+    def _turns(self, row:Mapping, msgs) -> list[str]:
+        "The turn-count check: user turns equal the row's planned `turns`, and are one of the spec's turn counts."
+        if self.turns is None or not isinstance(msgs, list): return []
+        n = sum(isinstance(m, Mapping) and m.get('role') == 'user' for m in msgs)
+        planned = row.get('turns')
+        if not _is_missing(planned) and str(planned).strip().isdigit() and int(planned) != n:
+            return [f"turn_count: the conversation has {n} user turn(s), planned {int(planned)}"]
+        if n not in self.turns: return [f"turn_count: the conversation has {n} user turn(s), the spec plans {sorted(self.turns)}"]
+        return []
     def check(self, row:Mapping) -> list[str]:
         "Reasons why `row` breaks a rule; [] if it passes."
         msgs, out = row.get('messages'), []
         if not _is_missing(msgs):
             out += check_messages(msgs)
+            if isinstance(msgs, list) and any(isinstance(m, Mapping) and (m.get('tool_calls') or m.get('role') == 'tool') for m in msgs):
+                out += check_tool_calls(msgs, self.tools or {})
+            out += self._turns(row, msgs)
             for i, m in enumerate(msgs if isinstance(msgs, list) else []):
                 if isinstance(m, Mapping) and m.get('role') == 'assistant' and isinstance(m.get('content'), str) and m['content'].strip():
                     what = f"message {i} (assistant)"
