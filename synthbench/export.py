@@ -18,10 +18,10 @@ from .formats import (load_examples, save_examples, save_table, to_chatml, Input
 from .stage import StageError, StageResult, DROP_RULES, DEFAULT_DROP, check_drop_rules
 
 # %% auto #0
-__all__ = ['OPENAI_ROLES', 'OPENAI_MESSAGE_KEYS', 'OPENAI_TOP_KEYS', 'EXPORT_FORMATS', 'FormatIssue', 'check_openai_jsonl',
-           'incomplete_reason', 'exportable', 'ExportReport', 'export_dataset', 'lineage_roots', 'train_eval_split',
-           'MixReport', 'mix_real_synthetic', 'DatasetCard', 'dataset_card', 'export_rows', 'export_stage',
-           'cli_export']
+__all__ = ['OPENAI_ROLES', 'OPENAI_MESSAGE_KEYS', 'OPENAI_TOP_KEYS', 'EXPORT_FORMATS', 'TOOLS_CHAT_TEMPLATE', 'FormatIssue',
+           'check_openai_jsonl', 'incomplete_reason', 'exportable', 'ExportReport', 'export_dataset', 'lineage_roots',
+           'train_eval_split', 'MixReport', 'mix_real_synthetic', 'DatasetCard', 'dataset_card', 'export_rows',
+           'export_stage', 'cli_export']
 
 # %% ../nbs/04_export.ipynb #47c81f03
 @dataclass
@@ -382,6 +382,22 @@ def export_stage(df:pd.DataFrame, *, ctx,
         return export_rows(df, ctx.path(f'{name}.parquet'), format, keep)
     return export_rows(df, ctx.path(f'{name}.jsonl'), format, keep, parquet=ctx.path(f'{name}.parquet'))
 
+
+# %% ../nbs/04_export.ipynb #70df9789
+TOOLS_CHAT_TEMPLATE = (
+    "{%- set names = {'human': 'user', 'gpt': 'assistant', 'observation': 'tool', 'function_call': 'assistant'} -%}"
+    "{%- set sys = messages[0]['content'] if messages and names.get(messages[0]['role'], messages[0]['role']) == 'system' else '' -%}"
+    "{%- if tools or sys %}<|im_start|>system\n{{ sys }}"
+    "{%- if tools %}{% if sys %}\n\n{% endif %}# Tools\nYou may call these functions; answer a call as <tool_call>{\"name\": ..., \"arguments\": ...}</tool_call>.\n<tools>\n"
+    "{%- for t in tools %}{{ (t['function'] if 'function' in t else t) | tojson }}\n{% endfor %}</tools>{% endif %}<|im_end|>\n{% endif -%}"
+    "{%- for m in messages %}{%- set role = names.get(m['role'], m['role']) -%}"
+    "{%- if role == 'system' %}"
+    "{%- elif role == 'assistant' and m.get('tool_calls') %}<|im_start|>assistant\n{% if m['content'] %}{{ m['content'] }}\n{% endif %}"
+    "{%- for c in m['tool_calls'] %}<tool_call>\n{\"name\": \"{{ c['function']['name'] }}\", \"arguments\": "
+    "{{ c['function']['arguments'] if c['function']['arguments'] is string else c['function']['arguments'] | tojson }}}\n</tool_call>{% if not loop.last %}\n{% endif %}{% endfor %}<|im_end|>\n"
+    "{%- elif role == 'tool' %}<|im_start|>tool\n<tool_response>\n{{ m['content'] }}\n</tool_response><|im_end|>\n"
+    "{%- else %}<|im_start|>{{ role }}\n{{ m['content'] or '' }}<|im_end|>\n{% endif %}"
+    "{%- endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 # %% ../nbs/04_export.ipynb #d984820d
 def _export_parser() -> argparse.ArgumentParser:

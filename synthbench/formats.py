@@ -152,6 +152,7 @@ def record_to_example(rec:Mapping,            # one record read from a file
     need = {'messages': 'messages', 'sharegpt': 'conversations', 'alpaca': 'instruction', 'text': 'text', 'chatml': 'text'}[fmt]
     if need not in rec: raise err(f"missing (format={fmt!r} needs it; keys found: {list(rec)})", f"add '{need}' or pass the right format=", need)
     extra = {k: _to_py(v) for k, v in rec.items() if k not in _CONTENT_KEYS[fmt]}
+    if isinstance(extra.get('tools'), str): extra['tools'] = _json_value(extra['tools'], err, 'tools')   # ShareGPT/LLaMA-Factory keep tools as a JSON string
     if fmt == 'messages':
         msgs = rec['messages']
         return {**extra, 'messages': None if _is_missing(msgs) else _check_messages(msgs, err)}
@@ -197,7 +198,7 @@ def _decode(raw:bytes, file, encoding:str='utf-8', lenient:bool=False, skipped:l
         return '\n'.join(good)
 
 # %% ../nbs/02_formats.ipynb #1c5ac12f
-_JSON_COLS = ('messages', 'conversations', 'history')
+_JSON_COLS = ('messages', 'conversations', 'history', 'tools')
 _TEXT_COLS = ('id', 'text', 'label', 'instruction', 'input', 'output', 'system', 'category', 'difficulty', 'source', 'parent_id',
               'op', 'model', 'prompt_id', 'invalid_reason', 'split')
 
@@ -362,8 +363,12 @@ def example_to_record(row:Mapping,          # one row of an example table
     if not _is_chat(row): raise fail("it has no messages (a text/label row)")
     msgs = _clean(row['messages'])
     msgs = [{k: v for k, v in mm.items() if v is not None or k == 'content'} for mm in msgs]
-    if fmt == 'messages': return {'messages': msgs, **extra}
-    if fmt == 'sharegpt': return {'conversations': to_sharegpt(msgs), **extra}
+    tools = _clean(row.get('tools')) if isinstance(row.get('tools'), (list, tuple)) or hasattr(row.get('tools'), 'tolist') else None
+    if tools is not None and not tools: tools = None
+    if tools is not None and fmt in ('chatml', 'alpaca'): raise fail("it declares tools, which this format cannot carry; use messages (OpenAI) or sharegpt")
+    if fmt == 'messages': return {'messages': msgs, **({'tools': tools} if tools else {}), **extra}
+    if fmt == 'sharegpt':   # tools as a JSON string: LLaMA-Factory's ShareGPT shape, which TRL's SFTTrainer also reads
+        return {'conversations': to_sharegpt(msgs), **({'tools': json.dumps(tools, ensure_ascii=False)} if tools else {}), **extra}
     if fmt == 'chatml': return {'text': to_chatml(msgs), **extra}
     try: return {**to_alpaca(msgs), **extra}
     except ValueError as e: raise fail(str(e)) from None

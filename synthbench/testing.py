@@ -246,7 +246,7 @@ def task_api_example(focus:dict, rng:random.Random) -> tuple[list, dict]:
     else: u, a, f = _error(rng, ph, lv)
     return [{'role': 'user', 'content': u}, {'role': 'assistant', 'content': a}], f
 
-# %% ../nbs/95_testing.ipynb #68fb972c
+# %% ../nbs/95_testing.ipynb #16e92c47
 _FOLLOW = {
     'priority': ["actually make it {p}", "hmm, can you set that to {p} priority?", "Please change it to {p}.", "wait, that one is {p}", "make it {p} instead"],
     'due': ["push it to {e}", "actually it's due {e}", "Can you move that to {e}?", "oh, the deadline is {e} now", "change the date to {e} please"],

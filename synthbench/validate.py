@@ -83,7 +83,7 @@ def check_messages(messages:list) -> list[str]:
         out.append(f"last_not_assistant: the last message is {last.get('role')!r}, end the example with the assistant's reply")
     return out
 
-# %% ../nbs/03_validate.ipynb #70174702
+# %% ../nbs/03_validate.ipynb #024079ed
 def tool_validators(tools:list[dict]) -> dict:
     "{tool name: jsonschema validator of its parameters} for a spec's declared `tools`."
     import jsonschema
