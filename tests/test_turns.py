@@ -1,0 +1,179 @@
+"""Multi-turn and tool-call data end to end: `synthbench run` against the scripted capable teacher on the
+multiturn_api and tool_calls seed sets, counting what survived (planted defects dropped with their reason codes),
+exports loaded back, and a one-step TRL SFTTrainer dry run on each export (slow)."""
+import contextlib, io, json
+from collections import Counter
+from pathlib import Path
+import pandas as pd, pytest
+from synthbench.cli import main
+from synthbench.formats import load_table, load_examples, save_examples
+from synthbench.spec import load_spec, SpecError, spec_from_dict
+from synthbench.testing import ScriptedTeacher
+from synthbench.validate import reason_codes
+
+REPO = Path(__file__).resolve().parents[1]
+KEY = 'sk-' + 'turns-0123456789abcdef'   # a fake key, split so secret scanners don't flag it
+
+PIPE = """  - generate: {n: N, k: 10}
+  - validate
+  - judge: {threshold: 3.5}
+  - dedup: {methods: [exact, minhash]}
+  - filter
+  - export
+"""
+
+@pytest.fixture(autouse=True)
+def _env(monkeypatch, tmp_path):
+    monkeypatch.setenv('SB_TURNS_KEY', KEY)
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path/'cache'))
+    monkeypatch.chdir(tmp_path)
+
+def run_pipeline(tmp_path, task, teacher, n) -> Path:
+    llm = f'{{model: gpt-4o-mini, base_url: "{teacher.base_url}", api_key_env: SB_TURNS_KEY, progress: false, max_retries: 3}}'
+    p = tmp_path/'turns.yaml'
+    p.write_text(f"name: turns\ntask: {REPO/'seeds'/task}\nruns_dir: runs\nseed: 3\nllm: {llm}\nstages:\n{PIPE.replace('N', str(n))}")
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err): code = main(['run', str(p), '--quiet'])
+    assert code == 0, err.getvalue()[-2000:]
+    return tmp_path/'runs'/'turns'
+
+def codes_by_truth(gen:pd.DataFrame, truth:pd.Series) -> dict:
+    "{planted kind: Counter of the reason codes of its rows (valid rows count as 'valid')}"
+    out = {}
+    for kind, v, why in zip(truth.fillna('clean'), gen['valid'], gen['invalid_reason']):
+        out.setdefault(kind, Counter()).update(['valid'] if v is True else reason_codes(why))
+    return out
+
+# ---------------------------------------------------------------- the spec
+
+def test_spec_turns_and_tools_errors_name_line_and_fix(tmp_path):
+    (tmp_path/'task.yaml').write_text("name: x\nturns: {0: 0.5, 2: 0.6}\ntools:\n  - name: get_weather\n    description: w\n    parameters: {type: objekt}\n")
+    with pytest.raises(SpecError) as e: load_spec(tmp_path)
+    msg = str(e.value)
+    assert "line 2, field 'turns.0'" in msg and 'positive whole number' in msg and 'Fix: write e.g. turns:' in msg
+    assert "line 6, field 'tools.0.parameters'" in msg and 'not a valid JSON schema' in msg
+    with pytest.raises(SpecError, match="field 'turns': shares sum to 1.1"): spec_from_dict({'turns': {1: 0.5, 2: 0.6}})
+    s = load_spec(REPO/'seeds'/'multiturn_api')
+    assert s.turns == {1: 0.3, 2: 0.4, 3: 0.3} and s.multi_turn
+    t = load_spec(REPO/'seeds'/'tool_calls')
+    assert t.tool_names == ['create_task', 'search_calendar', 'get_weather'] and t.openai_tools()[0]['type'] == 'function'
+
+def test_seed_sets_are_apart_from_their_heldout():
+    from synthbench.generate import check_split_isolation
+    for task in ('multiturn_api', 'tool_calls'):
+        spec = load_spec(REPO/'seeds'/task)
+        held = load_examples(REPO/'seeds'/task/'heldout.jsonl', source='real')
+        check_split_isolation(spec.seeds(), held)
+        from synthbench.validate import validate
+        assert validate(held, spec)['valid'].all(), task
+
+def test_request_schema_carries_turns_and_tool_calls():
+    from synthbench.generate import answer_model, plan_generation
+    from synthbench.testing import request_kind
+    s, t = load_spec(REPO/'seeds'/'multiturn_api'), load_spec(REPO/'seeds'/'tool_calls')
+    assert request_kind('x', answer_model(s).model_json_schema()) == 'generate_turns'
+    assert request_kind('x', answer_model(t).model_json_schema()) == 'generate_tools'
+    plan = plan_generation(s, 50, k=10)
+    asked = Counter(c['turns'] for b in plan.batches for c, m in b.parts for _ in range(m))
+    assert asked == {'1': 15, '2': 20, '3': 15}
+    assert 'turns = ' in plan.prompt(0) and 'depends on the earlier ones' in plan.prompt(0)
+    tp = plan_generation(t, 10, k=10).prompt(0)
+    assert '"name": "search_calendar"' in tp and 'tool_call_id' in tp
+
+# ---------------------------------------------------------------- multi-turn end to end
+
+def test_multiturn_run_keeps_good_drops_planted_defects(tmp_path):
+    spec = load_spec(REPO/'seeds'/'multiturn_api')
+    with ScriptedTeacher(REPO/'seeds'/'multiturn_api', defect_rate=0.35, seed=2) as t:
+        run = run_pipeline(tmp_path, 'multiturn_api', t, 60)
+        gen, out = load_table(run/'01_generate.parquet'), load_table(run/'dataset.parquet')
+        tg, to = t.truth(gen), t.truth(out)
+    by = codes_by_truth(gen, tg)
+    print({k: dict(v) for k, v in by.items()})
+    # rule-checkable defects never pass validation, whichever turn carries them
+    assert set(by['broken_format']) <= {'format_mismatch', 'gen'} and by['broken_format']['format_mismatch'] >= 2
+    assert 'valid' not in by['truncated_conversation'] and set(by['truncated_conversation']) & {'turn_count', 'last_not_assistant'}
+    mid = [r for r, k in zip(gen.to_dict('records'), tg) if k == 'broken_format'
+           and any(m['role'] == 'assistant' and not spec.regex.fullmatch(m['content']) for m in r['messages'][:-1])]
+    assert mid and all(r['valid'] is False for r in mid)   # a broken reply before the last turn is caught too
+    assert by['clean']['valid'] >= 0.95 * sum(by['clean'].values())
+    gen_out = to[out['source'].eq('generated').values]
+    clean = int(tg.isna().sum())
+    assert int(gen_out.isna().sum()) >= 0.85 * clean                    # yield of clean rows
+    assert int(gen_out.notna().sum()) <= 0.03 * len(out), gen_out.value_counts()   # defects that got through
+    assert {'ignores_earlier', 'wrong_answer'} & set(tg.dropna()) and not {'ignores_earlier', 'wrong_answer'} & set(gen_out.dropna())
+    users = out['messages'].map(lambda ms: sum(m['role'] == 'user' for m in ms))
+    assert (users == out['turns'].astype(int)).all() and set(users) == {1, 2, 3}
+    recs = [json.loads(l) for l in (run/'dataset.jsonl').read_text().splitlines()]
+    assert len(recs) == len(out) and all(r['messages'][-1]['role'] == 'assistant' for r in recs)
+
+# ---------------------------------------------------------------- tool calls end to end
+
+TOOL_CODES = {'unknown_tool': 'unknown_tool', 'bad_arguments': 'bad_arguments', 'wrong_argument_types': 'arguments_schema',
+              'orphan_tool_result': 'orphan_tool_result', 'truncated_conversation': 'last_not_assistant'}
+
+def test_tool_call_run_drops_every_broken_call_with_its_reason(tmp_path):
+    with ScriptedTeacher(REPO/'seeds'/'tool_calls', defect_rate=0.4, seed=2) as t:
+        run = run_pipeline(tmp_path, 'tool_calls', t, 60)
+        gen, out = load_table(run/'01_generate.parquet'), load_table(run/'dataset.parquet')
+        tg, to = t.truth(gen), t.truth(out)
+    by = codes_by_truth(gen, tg)
+    print({k: dict(v) for k, v in by.items()})
+    for kind, code in TOOL_CODES.items():
+        assert kind in by, kind
+        assert 'valid' not in by[kind] and by[kind][code] >= 1, (kind, by[kind])
+    assert by['clean']['valid'] == sum(by['clean'].values())   # no clean conversation is refused
+    gen_out = to[out['source'].eq('generated').values]
+    assert int(gen_out.isna().sum()) >= 0.85 * int(tg.isna().sum())
+    assert not set(TOOL_CODES) & set(gen_out.dropna()), gen_out.value_counts()
+    assert int(gen_out.notna().sum()) <= 0.03 * len(out), gen_out.value_counts()
+    assert out['messages'].map(lambda ms: any(m.get('tool_calls') for m in ms)).mean() > 0.6
+    # the OpenAI export carries tool_calls and a tools list per line, and loads back as it was
+    from synthbench.export import check_openai_jsonl
+    recs = [json.loads(l) for l in (run/'dataset.jsonl').read_text().splitlines()]
+    assert check_openai_jsonl(run/'dataset.jsonl') == []
+    assert all(r['tools'] == load_spec(REPO/'seeds'/'tool_calls').openai_tools() for r in recs)
+    back = load_examples(run/'dataset.jsonl')
+    assert back['messages'].tolist() == [r['messages'] for r in recs]
+    sg = save_examples(out, tmp_path/'sharegpt.jsonl', format='sharegpt')
+    sb = load_examples(sg)
+    assert sb['messages'].tolist() == back['messages'].tolist() and sb['tools'].tolist() == back['tools'].tolist()
+
+# ---------------------------------------------------------------- TRL dry runs
+
+def trl_one_step(path:Path, out_dir:Path) -> float:
+    "One LoRA step of TRL's SFTTrainer on the export at `path` with the embedded SmolLM2-135M; the loss."
+    import datasets, torch
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+    from synthbench.finetune import load_student
+    from synthbench.export import TOOLS_CHAT_TEMPLATE
+    torch.manual_seed(0)
+    model, tok = load_student('smollm2-135m', device='cpu')
+    # transformers dequantizes the GGUF file into fp32 tensors but keeps its GGUF quantizer, which Trainer refuses to train
+    if getattr(model, 'hf_quantizer', None) is not None: model.hf_quantizer.remove_quantization_config(model)
+    tok.chat_template = TOOLS_CHAT_TEMPLATE
+    ds = datasets.load_dataset('json', data_files=str(path), split='train').select(range(4))
+    args = SFTConfig(output_dir=str(out_dir), max_steps=1, per_device_train_batch_size=2, max_length=768, learning_rate=1e-4,
+                     report_to=[], logging_steps=1, save_strategy='no', use_cpu=True, bf16=False, dataloader_num_workers=0)
+    tr = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
+                    peft_config=LoraConfig(r=8, lora_alpha=16, target_modules=['q_proj', 'v_proj'], task_type='CAUSAL_LM'))
+    text = tok.decode(tr.train_dataset[0]['input_ids'])
+    res = tr.train()
+    return res.training_loss, text
+
+@pytest.mark.slow
+def test_exports_train_one_step_in_trl(tmp_path):
+    import math
+    tspec, mspec = load_spec(REPO/'seeds'/'tool_calls'), load_spec(REPO/'seeds'/'multiturn_api')
+    tools, multi = tspec.seeds(), mspec.seeds()
+    files = {'tools_openai': save_examples(tools, tmp_path/'tools_openai.jsonl', format='openai'),
+             'tools_sharegpt': save_examples(tools, tmp_path/'tools_sharegpt.jsonl', format='sharegpt'),
+             'multi_openai': save_examples(multi[multi['turns'] != '1'], tmp_path/'multi_openai.jsonl', format='openai'),
+             'multi_sharegpt': save_examples(multi[multi['turns'] != '1'], tmp_path/'multi_sharegpt.jsonl', format='sharegpt')}
+    for name, p in files.items():
+        loss, text = trl_one_step(p, tmp_path/f'out_{name}')
+        print(name, round(loss, 3))
+        assert math.isfinite(loss) and loss > 0, name
+        if name.startswith('tools'): assert '<tool_call>\n{"name": "create_task"' in text and '<tool_response>' in text and '# Tools' in text, text[:600]
+        else: assert text.count('<|im_start|>user') >= 2 and '<|im_start|>human' not in text, text[:600]
