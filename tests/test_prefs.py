@@ -160,7 +160,10 @@ def test_dpo_trainer_one_step_on_the_export(tmp_path):
     res = _pairs(tmp_path)
     data = load_dataset('json', data_files=str(export_dpo(res.pairs.head(4), tmp_path / 'dpo.jsonl', extra=False)), split='train')
     model, tok = load_student(device='cpu')
-    args = DPOConfig(output_dir=str(tmp_path / 'out'), max_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=1, max_length=192,
+    # transformers dequantizes the GGUF file to fp32 (what finetune_local trains) but leaves its GGUF quantizer on the model, which
+    # Trainer refuses to train; the weights are plain fp32, so drop the stale marker
+    model.hf_quantizer, model.is_quantized = None, False
+    args = DPOConfig(output_dir=str(tmp_path / 'out'), max_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=1, max_length=384,
                      learning_rate=1e-4, beta=0.1, logging_steps=1, save_strategy='no', report_to='none', use_cpu=True, bf16=False,
                      gradient_checkpointing=False, dataloader_num_workers=0, seed=0)
     lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=['q_proj', 'v_proj'], task_type='CAUSAL_LM')
