@@ -17,11 +17,12 @@ from .core import check_table, content_id, make_table, prompt_text, response_tex
 from .stage import RunContext, StageResult, StageError, calls_outcome
 
 # %% auto #0
-__all__ = ['JUDGE_SYSTEM', 'CORRUPTIONS', 'Criterion', 'default_criteria', 'criteria_from_spec', 'make_criteria',
-           'judgement_model', 'example_block', 'judge_messages', 'parse_judgement', 'overall_score', 'decide',
-           'apply_threshold', 'judge', 'JudgeSummary', 'judge_summary', 'corrupt', 'calibration_set', 'known_good',
-           'known_bad', 'confusion_matrix', 'cohens_kappa', 'threshold_sweep', 'suggest_threshold', 'Calibration',
-           'calibration_report', 'calibrate', 'judge_stage', 'cli_judge']
+__all__ = ['JUDGE_SYSTEM', 'MODEL_FAMILIES', 'CORRUPTIONS', 'Criterion', 'default_criteria', 'criteria_from_spec',
+           'make_criteria', 'judgement_model', 'example_block', 'judge_messages', 'parse_judgement', 'overall_score',
+           'decide', 'apply_threshold', 'normalise_model_name', 'model_family', 'same_family', 'family_warning',
+           'judge', 'JudgeSummary', 'judge_summary', 'length_bias', 'judge_length_bias', 'corrupt', 'calibration_set',
+           'known_good', 'known_bad', 'confusion_matrix', 'cohens_kappa', 'threshold_sweep', 'suggest_threshold',
+           'Calibration', 'calibration_report', 'calibrate', 'judge_stage', 'cli_judge']
 
 # %% ../nbs/31_judge.ipynb #5ab0101c
 @dataclass
@@ -258,6 +259,54 @@ def apply_threshold(df:pd.DataFrame,             # a judged table (judge() outpu
                                        'min_score': min_score, 'bottom_pct': bottom_pct}}
     return df
 
+# %% ../nbs/31_judge.ipynb #a1188d2d
+MODEL_FAMILIES = (   # (family, pattern on the normalised name); first match wins
+    ('openai gpt', r'^(chatgpt|gpt|o[1-9]|text-davinci|davinci|babbage|ft:gpt)\b'),
+    ('anthropic claude', r'^claude\b'),
+    ('meta llama', r'^(meta-)?(code)?llama\b|^llama\d'),
+    ('google gemini/gemma', r'^(gemini|gemma|palm|bison)\b|^gemma\d'),
+    ('mistral', r'^(mistral|mixtral|ministral|codestral|pixtral|magistral|devstral|open-mistral|open-mixtral)\b'),
+    ('qwen', r'^(qwen|qwq|qvq)'),
+    ('deepseek', r'^deepseek'),
+    ('microsoft phi', r'^phi\b|^phi-?\d'),
+    ('cohere command', r'^(command|c4ai)\b'),
+    ('xai grok', r'^grok'),
+    ('smollm', r'^smollm'),
+    ('nvidia nemotron', r'^(llama-\d.*-)?nemotron'),
+)
+
+def normalise_model_name(name:str) -> str:
+    "`name` lowercased without provider prefix, Ollama tag, file suffix, date and `-instruct`/`-chat`/`-latest` endings."
+    s = str(name or '').strip().lower()
+    s = s.rsplit('/', 1)[-1]                                  # openai/gpt-4o, meta-llama/Llama-3.1-8B-Instruct, models/gemini-1.5
+    s = re.sub(r'\.(gguf|bin|safetensors)$', '', s)
+    s = re.sub(r'[-.](q\d(_[0-9a-z]+)*|f16|bf16|fp16|int[48])$', '', s)   # quantisation tags of GGUF files
+    s = s.split(':', 1)[0] if not s.startswith('ft:') else s  # ollama llama3.1:8b
+    s = s.replace('_', '-').replace(' ', '-')
+    for _ in range(3):
+        s = re.sub(r'[-@](\d{4}-?\d{2}-?\d{2}|\d{4}|latest|preview|instruct|chat|it|hf)$', '', s)
+    return s
+
+def model_family(name:str|None) -> str|None:
+    "The family of model `name` from `MODEL_FAMILIES` (the normalised name itself when none matches; None for no name)."
+    if not name: return None
+    s = normalise_model_name(name)
+    for fam, rx in MODEL_FAMILIES:
+        if re.search(rx, s): return fam
+    return s or None
+
+def same_family(a:str|None, b:str|None) -> bool:
+    "Are models `a` and `b` of one family (identical names included)?"
+    fa, fb = model_family(a), model_family(b)
+    return fa is not None and fa == fb
+
+def family_warning(judge_model:str|None, generators:Sequence[str], what:str='generated the data') -> str|None:
+    "The warning to give when `judge_model` is of the family of one of `generators` (None when it is not)."
+    same = [g for g in generators if g and judge_model and same_family(judge_model, g)]
+    if not same: return None
+    return (f"the judge model {judge_model!r} is from the same model family ({model_family(judge_model)}) as {', '.join(map(repr, same[:3]))}, "
+            f"which {what}; a judge from a different model family is the usual guard against shared blind spots.")
+
 # %% ../nbs/31_judge.ipynb #35233251
 def _judge_cols(names:Sequence[str]) -> list[str]:
     return [x for n in names for x in (f'judge_{n}', f'judge_{n}_reason')] + \
@@ -265,10 +314,13 @@ def _judge_cols(names:Sequence[str]) -> list[str]:
 
 def _warn_same_model(df:pd.DataFrame, judge_model:str|None):
     if not judge_model or 'model' not in df.columns: return
-    gen = {str(m) for m in df['model'].dropna().unique()}
+    gen = sorted({str(m) for m in df['model'].dropna().unique()})
     if judge_model in gen:
         warnings.warn(f"the judge model {judge_model!r} also generated rows of this table (column 'model'); "
                       'a judge from a different model family is the usual guard against shared blind spots.', stacklevel=3)
+        return
+    w = family_warning(judge_model, gen, 'generated rows of this table (column \'model\')')
+    if w: warnings.warn(w, stacklevel=3)
 
 def _default_llm(llm):
     if llm is not None: return llm
@@ -410,6 +462,29 @@ def judge_summary(df:pd.DataFrame, calibration=None) -> JudgeSummary:
     return JudgeSummary(len(df), int((jp == True).sum()), int(((jp == False) & ~err & ~nj).sum()), int(err.sum()), int(nj.sum()),
                         rule, meta.get('model'), pd.DataFrame.from_dict(rows, orient='index'), df['judge_overall'],
                         calibration if calibration is not None else meta.get('calibration'))
+
+# %% ../nbs/31_judge.ipynb #5093bc5d
+def length_bias(scores:Sequence[float],      # one score per reply (NaN: left out)
+                lengths:Sequence[float],     # reply lengths (characters)
+                max_corr:float=0.3,          # flag a Spearman correlation above this
+                min_n:int=8                  # fewer scored replies: no figures
+               ) -> dict:
+    "Spearman correlation of `scores` with `lengths`, the mean score of the longest and shortest third, and `flagged`."
+    s, l = pd.Series(list(scores), dtype='float64'), pd.Series(list(lengths), dtype='float64')
+    ok = s.notna() & l.notna(); s, l = s[ok], l[ok]
+    out = dict(n=int(len(s)), spearman=None, mean_score_longest_third=None, mean_score_shortest_third=None, max_corr=max_corr, flagged=False)
+    if len(s) < min_n or s.nunique() < 2 or l.nunique() < 2: return out
+    rho = float(s.rank().corr(l.rank()))
+    q = l.rank(method='first')
+    k = max(1, len(s) // 3)
+    out.update(spearman=round(rho, 3), mean_score_longest_third=round(float(s[q > len(s) - k].mean()), 3),
+               mean_score_shortest_third=round(float(s[q <= k].mean()), 3), flagged=bool(rho > max_corr))
+    return out
+
+def judge_length_bias(df:pd.DataFrame, max_corr:float=0.3) -> dict:
+    "`length_bias` of a judged table: `judge_overall` against the length of each row's reply (or text)."
+    lens = [len(response_text(r)) if not _is_missing(r.get('messages')) else len(str(r.get('text') or '')) for r in df.to_dict('records')]
+    return length_bias(df['judge_overall'], lens, max_corr)
 
 # %% ../nbs/31_judge.ipynb #4901debc
 CORRUPTIONS = ('wrong_label', 'broken_format', 'off_task', 'truncated', 'contradictory', 'copied_prompt')
@@ -702,6 +777,7 @@ def judge_stage(df:pd.DataFrame,                   # example table
     out, outcomes = _judge_rows(df, llm, crits, ctx.spec, threshold, min_score, None if bottom_share is None else 100 * bottom_share,
                                 None, skip_invalid, 'judge', temperature, max_tokens)
     report = _summary_report(judge_summary(out))
+    report['length_bias'] = judge_length_bias(out)
     out = out.copy(); out.attrs = {}
     status, kind, reason = calls_outcome(outcomes, 'judge')
     return StageResult(out, report=report, status=status, error_kind=kind, reason=reason)

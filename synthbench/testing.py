@@ -15,12 +15,12 @@ from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['TODAY', 'WEEKDAYS', 'MONTHS', 'TITLES', 'ODD_TITLES', 'PRIORITIES', 'TURN_DEFECTS', 'TOOL_DEFECTS', 'DEFECT_KINDS',
-           'day_str', 'norm_key', 'date_expr', 'created_line', 'task_api_example', 'multiturn_example', 'tool_example',
-           'ignore_earlier', 'break_tool_call', 'wrong_tool_reply', 'ticket_text', 'policy_example', 'light_edit',
-           'wrong_reply', 'broken_reply', 'truncate', 'resolve_schema', 'fill_schema', 'request_kind', 'request_schema',
-           'parse_focus', 'parse_count', 'row_key', 'truth_of', 'guess_label', 'find_date', 'answer_task_api',
-           'answer_policy', 'parse_faults', 'ScriptedTeacher', 'parse_example', 'reword', 'pseudo_translate',
-           'load_records', 'main']
+           'SAMPLE_KINDS', 'day_str', 'norm_key', 'date_expr', 'created_line', 'task_api_example', 'multiturn_example',
+           'tool_example', 'ignore_earlier', 'break_tool_call', 'wrong_tool_reply', 'ticket_text', 'policy_example',
+           'light_edit', 'wrong_reply', 'broken_reply', 'truncate', 'resolve_schema', 'fill_schema', 'request_kind',
+           'request_schema', 'parse_focus', 'parse_count', 'row_key', 'truth_of', 'guess_label', 'find_date',
+           'answer_task_api', 'answer_policy', 'parse_faults', 'ScriptedTeacher', 'parse_example', 'reword',
+           'pseudo_translate', 'sample_defect_rate', 'padded_reply', 'sample_truth', 'load_records', 'main']
 
 # %% ../nbs/95_testing.ipynb #9897b3b5
 TODAY = date(2025, 1, 13)
@@ -1171,7 +1171,8 @@ def pseudo_translate(text:str, language:str) -> str:
 def _inputs(prompt:str) -> list[str]: return [m.strip() for m in re.findall(r'<input>\n?(.*?)\n?</input>', prompt, re.S)]
 
 def _other(self, kind:str, schema:dict, prompt:str, rng) -> dict:
-    "Answers to augment/evol schemas (variants, translate, rewrite, same_intent, evolve) and a valid object for anything else."
+    "Answers to augment/evol schemas (variants, translate, rewrite, same_intent, evolve), pairwise preferences, and a valid object for anything else."
+    if 'winner' in (resolve_schema(schema).get('properties') or {}) and '<reply_a>' in prompt: return self._pairwise(schema, prompt, rng)
     out = fill_schema(schema)
     inp = (_inputs(prompt) or [''])[0]
     if kind == 'variants':
@@ -1216,6 +1217,82 @@ def _plain(self, msgs:list) -> str:
 
 ScriptedTeacher._other, ScriptedTeacher._plain = _other, _plain
 
+# %% ../nbs/95_testing.ipynb #4aa7e58d
+SAMPLE_KINDS = ('wrong_answer', 'broken_format', 'padded', 'truncated_item')
+ScriptedTeacher.position_bias = 0.0   # share of pairwise answers that pick reply A whatever it says
+
+def sample_defect_rate(temperature:float|None) -> float:
+    "Share of flawed plain samples at `temperature`: 0 up to 0.7, then 1.5 per unit (0.45 at 1.0, 0.75 at 1.2), at most 0.9."
+    t = 0.0 if temperature is None else float(temperature)
+    return round(min(0.9, max(0.0, 1.5 * (t - 0.7))), 3)
+
+_PAD_HEAD = ["Sure! Here's what I did with your request:\n\n", 'Great question! I have carefully processed your request, and here is the result.\n\n',
+             'Of course, happy to help with that. After looking at everything you said, this is what I did:\n\n']
+_PAD_TAIL = ['\n\nLet me know if there is anything else I can help you with today!', '\n\nI hope this helps. Feel free to ask if you would like any further changes or details.',
+             '\n\nIf you have any other questions, do not hesitate to reach out. Have a wonderful day!']
+
+def padded_reply(reply:str, rng:random.Random) -> str:
+    "The right `reply` wrapped in chatty filler: longer, and off the output format."
+    return rng.choice(_PAD_HEAD) + reply + rng.choice(_PAD_TAIL)
+
+def _user_turns(msgs) -> list[str]: return [m['content'] for m in msgs if m.get('role') == 'user' and isinstance(m.get('content'), str)]
+
+def _right_reply(self, msgs:list) -> str:
+    "The right reply to a request: the recorded one, the seed's, else `_plain`'s best effort."
+    pk = norm_key(*_user_turns(msgs))
+    known = self._by_prompt.get(pk)
+    if known is not None: return str(known['correct'])
+    for r in self.seed_rows:
+        m = r.get('messages')
+        if isinstance(m, list) and m and m[-1].get('role') == 'assistant' and norm_key(*_user_turns(m)) == pk: return str(m[-1]['content'])
+    return self._plain(msgs)
+
+def _flawed(self, kind:str, right:str, rng) -> str:
+    if self.spec.task_type == 'classification':
+        labels = [l for l in (self.spec.labels or []) if l != right] or [right]
+        return {'wrong_answer': rng.choice(labels), 'broken_format': f'Label: {right}', 'padded': f'This message is about {right}, so it goes to the {right} queue.',
+                'truncated_item': right[:max(1, len(right) // 2)]}[kind]
+    if kind == 'wrong_answer': return wrong_reply(right, rng, self.task)
+    if kind == 'broken_format': return broken_reply(right, rng, self.task)
+    if kind == 'padded': return padded_reply(right, rng)
+    return truncate(right, rng)
+
+def _sample_plain(self, msgs:list, body:dict) -> str:
+    "One sample of the assistant's reply at the request's temperature (see `sample_defect_rate`), logged for `sample_truth`."
+    right = self._right_reply(msgs)
+    t = body.get('temperature')
+    rng = random.Random(f"sample:{_turns_key(msgs)}:{t}:{body.get('model')}:{self.seed}")
+    kind = rng.choice(SAMPLE_KINDS) if rng.random() < sample_defect_rate(t) else None
+    reply = right if kind is None else self._flawed(kind, right, rng)
+    if kind is not None and norm_key(reply) == norm_key(right): kind, reply = None, right
+    with self._lock: self.__dict__.setdefault('_samples', {})[norm_key(*_user_turns(msgs), reply)] = kind
+    return reply
+
+def sample_truth(self, prompt:list, reply:str) -> str|None:
+    "The kind of flaw of a plain sample `reply` to `prompt` (None: the right reply; 'unknown': not a sample of this teacher)."
+    k = norm_key(*_user_turns(prompt), reply)
+    with self._lock: got = self.__dict__.get('_samples', {})
+    return got[k] if k in got else 'unknown'
+
+def _pairwise(self, schema:dict, prompt:str, rng) -> dict:
+    "A pairwise preference from ground truth: the flawless reply wins; both right or both flawed: 'tie' (`position_bias`: say 'A' regardless)."
+    out = fill_schema(schema)
+    conv = re.search(r'<conversation>\n?(.*?)\n?</conversation>', prompt, re.S)
+    a, b = (re.search(rf'<reply_{x}>\n?(.*?)\n?</reply_{x}>', prompt, re.S) for x in 'ab')
+    if not (conv and a and b): return out
+    def verdict(reply):
+        ex = parse_example(f'<example>\n{conv[1]}\n[assistant]\n{reply}\n</example>')
+        return self._verdict(ex)[0] if ex is not None else 'unknown'
+    da, db = verdict(a[1]), verdict(b[1])
+    win = 'tie' if (da is None) == (db is None) else 'A' if da is None else 'B'
+    if rng.random() < self.position_bias: win = 'A'
+    out['winner'] = win
+    if 'reason' in out: out['reason'] = f'A: {da or "right"}; B: {db or "right"}.'
+    return out
+
+ScriptedTeacher._right_reply, ScriptedTeacher._flawed, ScriptedTeacher._sample_plain, ScriptedTeacher.sample_truth, ScriptedTeacher._pairwise = \
+    _right_reply, _flawed, _sample_plain, sample_truth, _pairwise
+
 # %% ../nbs/95_testing.ipynb #8b0e4ef8
 def _err(status:int, msg:str, kind:str) -> dict: return {'error': {'message': msg, 'type': kind, 'param': None, 'code': kind}}
 
@@ -1259,7 +1336,7 @@ def respond(self:ScriptedTeacher, body:dict) -> tuple[int, dict, object]:
     elif kind == 'judge' and self.use_judge: obj = self._judge(schema, prompt, rng)
     elif kind == 'plain': obj = None
     else: obj = self._other(kind, schema, prompt, rng)
-    content = self._plain(orig) if obj is None else json.dumps(obj, ensure_ascii=False)
+    content = self._sample_plain(orig, body) if obj is None else json.dumps(obj, ensure_ascii=False)
     with self._lock: self.stats['answers'] += 1
     return 200, {}, self._completion(body, content, 'stop')
 

@@ -29,6 +29,7 @@ STAGES = {
     'add_seeds': 'synthbench.workbench:add_seeds_stage',
     'validate':  'synthbench.validate:validate_stage',
     'judge':     'synthbench.judge:judge_stage',
+    'prefs':     'synthbench.prefs:prefs_stage',
     'dedup':     'synthbench.dedup:dedup_stage',
     'filter':    'synthbench.workbench:filter_stage',
     'audit':     'synthbench.audit:audit_stage',
