@@ -363,7 +363,7 @@ def cli_estimate(argv:list[str]) -> int:
     else: print('\n'.join([str(run) if run else str(est)] + ([f'  roi: {r}'] if r else []) + [f'  note: {n}' for n in total.notes]))
     return 0
 
-# %% ../nbs/11_cost.ipynb #de021a55
+# %% ../nbs/11_cost.ipynb #4c048ea3
 @dataclass
 class RunEstimate:
     "Estimates of each pass of a pipeline (generate, augment, judge), and their total."
@@ -418,7 +418,7 @@ def estimate_run(rows:Iterable[Mapping],            # examples standing for what
                                   expected_out=min(judge_max_tokens, 60 * len(crits)))
     return RunEstimate(lines)
 
-# %% ../nbs/11_cost.ipynb #0ff3e3e4
+# %% ../nbs/11_cost.ipynb #a07937ba
 @dataclass
 class ROI:
     "Cost per kept example against manual labelling."
