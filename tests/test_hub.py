@@ -187,6 +187,11 @@ def test_trl_sft_trainer_takes_a_step_on_the_saved_train_split(run_dir, tmp_path
     save_hf(run_dir, tmp_path/'hf', check_pii=False)
     train = load_from_disk(str(tmp_path/'hf'))['train'].select(range(8))
     model, tok = load_student('smollm2-135m', device='cpu')
+    # transformers flags a model read from GGUF as quantized, though it dequantized every tensor to fp32 on load; Trainer refuses
+    # "quantized" models, so clear the flag (synthbench's own LoRA loop does not go through Trainer and never meets this)
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    model.hf_quantizer, model.is_quantized = None, False
+    if hasattr(model.config, 'quantization_config'): del model.config.quantization_config
     args = SFTConfig(output_dir=str(tmp_path/'out'), max_steps=1, per_device_train_batch_size=2, max_length=128, learning_rate=1e-4,
                      report_to=[], save_strategy='no', logging_steps=1, use_cpu=True, bf16=False, dataloader_num_workers=0)
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=['q_proj', 'v_proj'], task_type='CAUSAL_LM')
