@@ -14,7 +14,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['PRICES', 'FT_PRICES', 'price_for', 'cost_usd', 'encoding_name', 'count_tokens', 'count_message_tokens', 'Estimate',
-           'estimate', 'prompt_side', 'cli_estimate', 'RunEstimate', 'estimate_run', 'ROI', 'roi']
+           'estimate', 'prompt_side', 'cli_estimate', 'RunEstimate', 'estimate_run', 'pipeline_passes', 'ROI', 'roi']
 
 # %% ../nbs/11_cost.ipynb #1e250611
 PRICES: dict[str, tuple[float, float]] = {
@@ -328,6 +328,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--price', type=float, nargs=2, metavar=('USD_IN_PER_1M', 'USD_OUT_PER_1M'), help='override the price of --model')
     p.add_argument('--judge-model', help='also price a judge pass over every row (and every rewrite) with this model')
     p.add_argument('--augment', type=int, default=0, metavar='N', help='also price N augmentation rewrites per row (default 0)')
+    p.add_argument('--pipeline', help="a pipeline YAML: price its judge and augment stages too (their models and n), unless --judge-model / --augment say otherwise")
     p.add_argument('--manual-cost', type=float, metavar='USD', help='what one example costs to label by hand: prints cost per kept example against it')
     p.add_argument('--kept', type=int, help='rows the run keeps, for --manual-cost (default: the rows in the file)')
     p.add_argument('--json', action='store_true', help='print the estimate as JSON')
@@ -353,6 +354,11 @@ def cli_estimate(argv:list[str]) -> int:
     if est.usd is None: est.notes[0] = f'No price known for {a.model!r}: pass --price USD_IN_PER_1M USD_OUT_PER_1M.'
     if a.expected_out is None and answers: est.notes.append(f'Typical reply = mean length of the {len(answers)} answers in {path.name} ({expected} tokens).')
     prices = {a.model: tuple(a.price)} if a.price else None
+    if a.pipeline:
+        try: passes = pipeline_passes(a.pipeline, a.model)
+        except (OSError, ValueError) as e: print(f'synthbench estimate: --pipeline {a.pipeline}: {e}', file=sys.stderr); return 2
+        a.judge_model = a.judge_model or passes['judge_model']
+        a.augment = a.augment or passes['augment_per_row']
     run = estimate_run(rows, a.model, a.judge_model, a.augment, max_tokens=a.max_tokens, expected_out=expected, prices=prices) if (a.judge_model or a.augment) else None
     total = run.total if run else est
     r = roi(total.usd or 0.0, len(rows) if a.kept is None else a.kept, a.manual_cost) if a.manual_cost is not None else None
@@ -417,6 +423,26 @@ def estimate_run(rows:Iterable[Mapping],            # examples standing for what
         lines['judge'] = estimate(msgs, judge_model, judge_max_tokens, n=1 + augment_per_row, prices=prices,
                                   expected_out=min(judge_max_tokens, 60 * len(crits)))
     return RunEstimate(lines)
+
+def pipeline_passes(path:str|Path,        # a pipeline YAML (`synthbench run`)
+                    model:str|None=None   # the main model when the file's `llm:` names none
+                   ) -> dict:
+    "The judge model and augment rewrites per row a pipeline file asks for: {'judge_model', 'augment_per_row'}."
+    import yaml
+    d = yaml.safe_load(Path(path).read_text(encoding='utf-8')) or {}
+    if not isinstance(d, Mapping) or not isinstance(d.get('stages'), list): raise ValueError("no 'stages:' list")
+    main = d.get('llm'); llms = d.get('llms') or {}
+    model_of = lambda c: c.get('model') if isinstance(c, Mapping) else ('smollm2-135m-instruct' if c == 'local' else None)
+    out = {'judge_model': None, 'augment_per_row': 0}
+    for st in d['stages']:
+        name, params = (st, {}) if isinstance(st, str) else next(iter(st.items()))
+        params = params if isinstance(params, Mapping) else {}
+        if name == 'judge':
+            key = params.get('llm')
+            out['judge_model'] = model_of(llms.get(key)) if key else None
+            out['judge_model'] = out['judge_model'] or model_of(main) or model
+        if name == 'augment': out['augment_per_row'] += int(params.get('n', 1) or 1)
+    return out
 
 # %% ../nbs/11_cost.ipynb #a07937ba
 @dataclass
