@@ -23,6 +23,7 @@ COMMANDS = {
     'audit':    ('synthbench.audit',     'diversity and bias audit, HTML report or JSON metrics'),
     'export':   ('synthbench.export',    'convert a dataset to ShareGPT / Alpaca / OpenAI chat / ChatML / Parquet'),
     'estimate': ('synthbench.cost',      'calls, tokens and dollars a run would cost'),
+    'hub':      ('synthbench.hub',       'save kept rows as a Hugging Face DatasetDict (train/validation/test) with a validated dataset card'),
     'tstr':     ('synthbench.tstr',      'train on synthetic, test on real'),
     'finetune': ('synthbench.finetune',  'fine-tune a student on an exported set (local LoRA, OpenAI job, or a GPU recipe)'),
     'evaluate': ('synthbench.evaluate',  "score a student on the task's held-out real set (base vs fine-tuned)"),

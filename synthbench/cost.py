@@ -14,7 +14,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['PRICES', 'FT_PRICES', 'price_for', 'cost_usd', 'encoding_name', 'count_tokens', 'count_message_tokens', 'Estimate',
-           'estimate', 'prompt_side', 'cli_estimate']
+           'estimate', 'prompt_side', 'cli_estimate', 'RunEstimate', 'estimate_run', 'pipeline_passes', 'ROI', 'roi']
 
 # %% ../nbs/11_cost.ipynb #1e250611
 PRICES: dict[str, tuple[float, float]] = {
@@ -326,6 +326,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--expected-out', type=float, default=None,
                    help='typical reply length in tokens (default: mean length of the answers in the file, if any)')
     p.add_argument('--price', type=float, nargs=2, metavar=('USD_IN_PER_1M', 'USD_OUT_PER_1M'), help='override the price of --model')
+    p.add_argument('--judge-model', help='also price a judge pass over every row (and every rewrite) with this model')
+    p.add_argument('--augment', type=int, default=0, metavar='N', help='also price N augmentation rewrites per row (default 0)')
+    p.add_argument('--pipeline', help="a pipeline YAML: price its judge and augment stages too (their models and n), unless --judge-model / --augment say otherwise")
+    p.add_argument('--manual-cost', type=float, metavar='USD', help='what one example costs to label by hand: prints cost per kept example against it')
+    p.add_argument('--kept', type=int, help='rows the run keeps, for --manual-cost (default: the rows in the file)')
     p.add_argument('--json', action='store_true', help='print the estimate as JSON')
     return p
 
@@ -336,8 +341,8 @@ def cli_estimate(argv:list[str]) -> int:
     if not path.exists():
         print(f'synthbench estimate: {path}: no such file; pass a dataset file (JSONL with OpenAI chat messages, ShareGPT, Alpaca or text/label).', file=sys.stderr)
         return 2
-    if a.max_tokens < 1 or a.n < 1:
-        print('synthbench estimate: --max-tokens and --n must be at least 1.', file=sys.stderr); return 2
+    if a.max_tokens < 1 or a.n < 1 or a.augment < 0:
+        print('synthbench estimate: --max-tokens and --n must be at least 1, --augment at least 0.', file=sys.stderr); return 2
     try: rows = _load_rows(path)
     except (ValueError, KeyError, TypeError) as e:
         print(f'synthbench estimate: {e}', file=sys.stderr); return 2
@@ -348,6 +353,134 @@ def cli_estimate(argv:list[str]) -> int:
                    prices={a.model: tuple(a.price)} if a.price else None)
     if est.usd is None: est.notes[0] = f'No price known for {a.model!r}: pass --price USD_IN_PER_1M USD_OUT_PER_1M.'
     if a.expected_out is None and answers: est.notes.append(f'Typical reply = mean length of the {len(answers)} answers in {path.name} ({expected} tokens).')
-    if a.json: print(json.dumps(est.to_dict(), indent=2))
-    else: print('\n'.join([str(est)] + [f'  note: {n}' for n in est.notes]))
+    prices = {a.model: tuple(a.price)} if a.price else None
+    if a.pipeline:
+        try: passes = pipeline_passes(a.pipeline, a.model)
+        except (OSError, ValueError) as e: print(f'synthbench estimate: --pipeline {a.pipeline}: {e}', file=sys.stderr); return 2
+        a.judge_model = a.judge_model or passes['judge_model']
+        a.augment = a.augment or passes['augment_per_row']
+    run = estimate_run(rows, a.model, a.judge_model, a.augment, max_tokens=a.max_tokens, expected_out=expected, prices=prices) if (a.judge_model or a.augment) else None
+    total = run.total if run else est
+    r = roi(total.usd or 0.0, len(rows) if a.kept is None else a.kept, a.manual_cost) if a.manual_cost is not None else None
+    if a.json:
+        d = run.to_dict() if run else est.to_dict()
+        if r is not None: d['roi'] = r.to_dict()
+        print(json.dumps(d, indent=2))
+    else: print('\n'.join([str(run) if run else str(est)] + ([f'  roi: {r}'] if r else []) + [f'  note: {n}' for n in total.notes]))
     return 0
+
+# %% ../nbs/11_cost.ipynb #4c048ea3
+@dataclass
+class RunEstimate:
+    "Estimates of each pass of a pipeline (generate, augment, judge), and their total."
+    lines: dict                          # stage -> Estimate
+    @property
+    def total(self) -> Estimate:
+        es = list(self.lines.values())
+        out = es[0]
+        for e in es[1:]: out = out + e
+        return out
+    def __str__(self):
+        w = max(map(len, self.lines)) if self.lines else 5
+        return '\n'.join([f'{k:<{w}}  {e}' for k, e in self.lines.items()] + [f"{'total':<{w}}  {self.total}"])
+    __repr__ = __str__
+    def _repr_markdown_(self) -> str:
+        rows = [(k, e) for k, e in self.lines.items()] + [('**total**', self.total)]
+        return ('| stage | model | calls | tokens in | tokens out | cost |\n|---|---|---|---|---|---|\n' +
+                '\n'.join(f'| {k} | {e.model or ""} | {e.calls:,} | {e.tokens_in:,} | {e.tokens_out:,} | {_fmt_usd(e.usd)} |' for k, e in rows))
+    def to_dict(self) -> dict:
+        return {'stages': {k: e.to_dict() for k, e in self.lines.items()}, 'total': self.total.to_dict()}
+
+_AUGMENT_ASK = ('Rewrite this training example so it asks for the same thing in different words; keep every fact, '
+                'the format of the reply and the label. Reply as JSON with the same keys.\n\n')
+
+def estimate_run(rows:Iterable[Mapping],            # examples standing for what the run makes (table rows / records)
+                 model:str,                          # generating model
+                 judge_model:str|None=None,          # judge model (None: no judge pass)
+                 augment_per_row:int=0,              # augmentation rewrites per row (0: no augment pass)
+                 augment_model:str|None=None,        # model for the rewrites (default `model`)
+                 max_tokens:int=256,                 # reply limit of a generation call
+                 expected_out:int|float|None=None,   # typical reply length (default: mean answer length of `rows`)
+                 judge_max_tokens:int=800,           # reply limit of a judge call (the judge stage's default)
+                 spec=None,                          # TaskSpec: the judge prompt carries its rules, as in a run
+                 prices:Mapping[str, tuple]|None=None # price overrides
+                ) -> RunEstimate:
+    "Per-stage estimates (generate, augment, judge) of a run producing `rows`, and their total."
+    rows = [dict(r) for r in rows]
+    sides = [prompt_side(r) for r in rows]
+    answers = [a for _, a in sides if a]
+    if expected_out is None and answers: expected_out = round(sum(count_tokens(a, model) for a in answers) / len(answers))
+    lines = {'generate': estimate([m for m, _ in sides], model, max_tokens, prices=prices, expected_out=expected_out)}
+    if augment_per_row:
+        am = augment_model or model
+        body = [json.dumps({'request': m[-1]['content'] if m else '', 'reply': a}, ensure_ascii=False) for m, a in sides]
+        lines['augment'] = estimate([_AUGMENT_ASK + b for b in body], am, max_tokens=max_tokens, n=augment_per_row, prices=prices,
+                                    expected_out=max(1, round(sum(count_tokens(b, am) for b in body) / max(len(body), 1))))
+    if judge_model:
+        from synthbench.judge import judge_messages, make_criteria
+        crits = make_criteria(spec=spec)
+        msgs = [judge_messages(r, crits, spec) for r in rows]
+        lines['judge'] = estimate(msgs, judge_model, judge_max_tokens, n=1 + augment_per_row, prices=prices,
+                                  expected_out=min(judge_max_tokens, 60 * len(crits)))
+    return RunEstimate(lines)
+
+def pipeline_passes(path:str|Path,        # a pipeline YAML (`synthbench run`)
+                    model:str|None=None   # the main model when the file's `llm:` names none
+                   ) -> dict:
+    "The judge model and augment rewrites per row a pipeline file asks for: {'judge_model', 'augment_per_row'}."
+    import yaml
+    d = yaml.safe_load(Path(path).read_text(encoding='utf-8')) or {}
+    if not isinstance(d, Mapping) or not isinstance(d.get('stages'), list): raise ValueError("no 'stages:' list")
+    main = d.get('llm'); llms = d.get('llms') or {}
+    model_of = lambda c: c.get('model') if isinstance(c, Mapping) else ('smollm2-135m-instruct' if c == 'local' else None)
+    out = {'judge_model': None, 'augment_per_row': 0}
+    for st in d['stages']:
+        name, params = (st, {}) if isinstance(st, str) else next(iter(st.items()))
+        params = params if isinstance(params, Mapping) else {}
+        if name == 'judge':
+            key = params.get('llm')
+            out['judge_model'] = model_of(llms.get(key)) if key else None
+            out['judge_model'] = out['judge_model'] or model_of(main) or model
+        if name == 'augment': out['augment_per_row'] += int(params.get('n', 1) or 1)
+    return out
+
+# %% ../nbs/11_cost.ipynb #a07937ba
+@dataclass
+class ROI:
+    "Cost per kept example against manual labelling."
+    cost_usd: float                      # what the run spent (every pass)
+    kept_rows: int                       # rows it kept
+    manual_cost_per_example: float|None  # what a labelled example costs by hand (None: not given)
+    @property
+    def cost_per_kept(self) -> float|None: return self.cost_usd / self.kept_rows if self.kept_rows else None
+    @property
+    def manual_total(self) -> float|None:
+        return None if self.manual_cost_per_example is None else self.manual_cost_per_example * self.kept_rows
+    @property
+    def saving_usd(self) -> float|None: return None if self.manual_total is None else self.manual_total - self.cost_usd
+    @property
+    def ratio(self) -> float|None:
+        "How many times cheaper than manual labelling (None when unknown or the run was free)."
+        return None if self.manual_total is None or not self.cost_usd else self.manual_total / self.cost_usd
+    def __str__(self):
+        per = 'n/a (nothing kept)' if self.cost_per_kept is None else _fmt_usd(self.cost_per_kept)
+        s = f"{_fmt_usd(self.cost_usd)} for {self.kept_rows:,} kept examples = {per} per kept example"
+        if self.manual_cost_per_example is None: return s + '; manual labelling cost not given'
+        s += f"; by hand {_fmt_usd(self.manual_cost_per_example)} each = {_fmt_usd(self.manual_total)}"
+        return s + (f" ({self.ratio:,.0f}x the run's cost)" if self.ratio else '')
+    __repr__ = __str__
+    def to_dict(self) -> dict:
+        return {'cost_usd': self.cost_usd, 'kept_rows': self.kept_rows, 'cost_per_kept': self.cost_per_kept,
+                'manual_cost_per_example': self.manual_cost_per_example, 'manual_total': self.manual_total,
+                'saving_usd': self.saving_usd, 'ratio': self.ratio}
+
+def roi(cost_usd:float,                          # what the run spent
+        kept_rows:int,                           # rows it kept
+        manual_cost_per_example:float|None=None  # what one example costs to label by hand (USD)
+       ) -> ROI:
+    "Cost per kept example and, given the manual labelling cost, the manual total and the saving."
+    if cost_usd is None or cost_usd < 0: raise ValueError(f"roi: cost_usd must be >= 0, got {cost_usd!r}")
+    if kept_rows < 0: raise ValueError(f"roi: kept_rows must be >= 0, got {kept_rows}")
+    if manual_cost_per_example is not None and manual_cost_per_example < 0:
+        raise ValueError(f"roi: manual_cost_per_example must be >= 0, got {manual_cost_per_example}")
+    return ROI(float(cost_usd), int(kept_rows), None if manual_cost_per_example is None else float(manual_cost_per_example))

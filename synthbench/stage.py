@@ -134,6 +134,7 @@ DROP_RULES = {
     'duplicate': ('dup_of', _set, lambda r: f"duplicate of {r.get('dup_of')}"),
     'unjudged':  ('judge_error', _set, lambda r: f"not judged: {r.get('judge_error')}"),
     'rejected':  ('judge_pass', _falsy, lambda r: f"judge rejected (overall {r.get('judge_overall')})"),
+    'pii':       ('pii_count', lambda v: not _is_missing(v) and v > 0, lambda r: f"PII: {r.get('pii_types')}"),
 }
 DEFAULT_DROP = ('invalid', 'duplicate', 'unjudged', 'rejected')
 
