@@ -111,6 +111,10 @@ def test_compare_two_runs(tmp_path, tickets):
     assert rows['rows kept']['change'] == len(other.final) - len(tickets.final)
     # no audit stage in the second run: the report audited its final table
     assert d['runs'][1]['audit']['source'] == f'audit of the final table ({len(other.final)} rows)'
+    code, out, err = cli(tickets.path, '--compare', other.path, '--no-tstr', '--no-audit', '-o', tmp_path/'both.html')
+    page = (tmp_path/'both.html').read_text()
+    assert code == 0 and out == '' and page.count('<h2>Does the data work?</h2>') == 2 and 'support_tickets vs tickets_noaudit' in page
+    assert 'no audit stage and not computed' in page
 
 @pytest.mark.slow
 def test_task_api_run_with_a_finetune_stage(tmp_path):
