@@ -27,6 +27,7 @@ COMMANDS = {
     'tstr':     ('synthbench.tstr',      'train on synthetic, test on real'),
     'finetune': ('synthbench.finetune',  'fine-tune a student on an exported set (local LoRA, OpenAI job, or a GPU recipe)'),
     'evaluate': ('synthbench.evaluate',  "score a student on the task's held-out real set (base vs fine-tuned)"),
+    'report':   ('synthbench.datawork',  'does the data work? student, TSTR and audit of a run (JSON or HTML; --compare runs)'),
 }
 
 def _usage() -> str:

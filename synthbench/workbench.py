@@ -582,8 +582,14 @@ def _diversity(df:pd.DataFrame) -> dict:
     toks = [words(example_text(r)) for r in df.to_dict('records')]
     return {'distinct_1': round(distinct_n(toks, 1), 4), 'distinct_2': round(distinct_n(toks, 2), 4)} if toks else {}
 
+def _ci_text(f:Mapping) -> str:
+    "A held-out figure {value, lo, hi} as `71% [60%, 80%]`."
+    v, lo, hi = (f.get(k) for k in ('value', 'lo', 'hi'))
+    if v is None or v != v: return '-'
+    return f'{v:.0%} [{lo:.0%}, {hi:.0%}]' if lo is not None and hi is not None and lo == lo and hi == hi else f'{v:.0%}'
+
 def run_figures(run:Run|str|Path) -> dict:
-    "The headline figures of one run (counts, cost, diversity, judge)."
+    "The headline figures of one run (counts, cost, diversity, judge, and the student's held-out figures with 95% CIs)."
     r = run if isinstance(run, Run) else Run(run)
     d = {'status': r.manifest.get('status'), 'stages': ' > '.join(s['name'] for s in r.stages)}
     for s in r.stages: d[f"rows after {s['name']}"] = s.get('rows_out')
@@ -593,11 +599,13 @@ def run_figures(run:Run|str|Path) -> dict:
     d['cost_usd'] = round(sum(s.get('cost_usd', 0) or 0 for s in done), 6)
     d['seconds'] = round(sum(s.get('seconds', 0) or 0 for s in done), 1)
     for s in r.stages:
-        ev = (s.get('report') or {}).get('evaluation') if s['name'] == 'finetune' else None
-        if isinstance(ev, Mapping):
+        if s['name'] != 'finetune': continue
+        ev = (s.get('report') or {}).get('evaluation')
+        if isinstance(ev, str) or s.get('status') == 'failed': d['student'] = ev if isinstance(ev, str) else f"not measured: the finetune stage failed: {s.get('reason')}"
+        if isinstance(ev, Mapping):   # every held-out figure of every student, as value [95% CI]
             for who, e in ev.items():
-                f = (e.get('figures') or {}).get('format_compliance')
-                if f: d[f'student {who}: held-out format compliance'] = round(f['value'], 4)
+                d[f'student {who}: held-out rows'] = e.get('n')
+                for k, f in (e.get('figures') or {}).items(): d[f'student {who}: held-out {k.replace("_", " ")}'] = _ci_text(f)
     try: fin = r.final
     except (KeyError, FileNotFoundError): return d
     d['rows final'] = len(fin)
