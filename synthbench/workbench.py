@@ -714,7 +714,7 @@ def cli_run(argv:list[str]) -> int:
         print(f'synthbench run: {e}', file=sys.stderr); return 2
     return _end(run, 'synthbench run')
 
-# %% ../nbs/60_workbench.ipynb #84ad30f4
+# %% ../nbs/60_workbench.ipynb #0811c185
 # name: (reads, writes, LLM client it calls or None, extra files in the run folder)
 STAGE_FLOW = {
     'generate':  ('the seeds shown in prompts (`messages` or `text`/`label`, `category`)',
@@ -742,7 +742,7 @@ def _client_text(key:str, cfgs:Mapping) -> str:
     model = 'SmolLM2-135M (embedded)' if c is None or c == 'local' or model == 'local' else model or '(model not set)'
     return f"client {key!r}: model {model} at {endpoint_of(c)}"
 
-# %% ../nbs/60_workbench.ipynb #6762e6cb
+# %% ../nbs/60_workbench.ipynb #e1f4139f
 def explain_pipeline(pipeline:str|Path|Mapping, # YAML path or a config dict (checked as `run_pipeline` checks it)
                      llm=None,                  # an LLM config to use instead of the pipeline's `llm:`
                     ) -> str:
