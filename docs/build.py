@@ -91,8 +91,15 @@ class Site:
             side += [f'<li><a href="{up}{r}"{" class=here" if r == rel else ""}>{html.escape(t)}</a></li>' for r, t in pages]
             side.append('</ul>')
         p = self.out/rel; p.parent.mkdir(parents=True, exist_ok=True)
+        plotly = ''
+        if 'Plotly.newPlot(' in body:
+            js = self.out/'_static'/'plotly.min.js'
+            if not js.exists():
+                import plotly as _pl
+                js.parent.mkdir(exist_ok=True); shutil.copy(Path(_pl.__file__).parent/'package_data'/'plotly.min.js', js)
+            plotly = f'<script src="{up}_static/plotly.min.js"></script>'
         p.write_text(f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)} · synthbench</title>'
-                     f'<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="stylesheet" href="{up}style.css"></head>'
+                     f'<meta name="viewport" content="width=device-width,initial-scale=1"><link rel="stylesheet" href="{up}style.css">{plotly}</head>'
                      f'<body><nav id="side">{"".join(side)}</nav><main>{body}</main></body></html>', encoding='utf-8')
 
 
@@ -136,6 +143,12 @@ def render_notebook(path:Path, highlight:bool=False) -> str:
     nb.cells = [c for c in nb.cells if not re.match(r'\s*#\|\s*(hide|default_exp)\b', c.source)]
     for c in nb.cells:   # directives are for nbdev, not the reader
         c.source = re.sub(r'^#\|.*\n?', '', c.source, flags=re.M)
+    for i, o in enumerate(o for c in nb.cells if c.cell_type == 'code' for o in c.get('outputs', [])):
+        fig = (o.get('data') or {}).get('application/vnd.plotly.v1+json')
+        if fig and 'text/html' not in o['data']:   # stored compactly (JSON only): drawn by plotly.js shipped with the site
+            js = json.dumps({'data': fig.get('data', []), 'layout': fig.get('layout', {})}).replace('</', '<\\/')
+            o['data']['text/html'] = (f'<div class="plotly-fig" id="fig-{i}" style="height:{(fig.get("layout") or {}).get("height", 450)}px"></div>'
+                                      f'<script>(function(f){{Plotly.newPlot("fig-{i}", f.data, f.layout, {{responsive: true}})}})({js})</script>')
     hl = _pygments_code if highlight else _plain_code   # nbconvert's IPython lexer takes most of a build's time
     body, _ = HTMLExporter(template_name='basic', exclude_anchor_links=True, filters={'highlight_code': hl}).from_notebook_node(nb)
     return body
