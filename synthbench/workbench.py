@@ -16,11 +16,11 @@ from .stage import (RunContext, StageResult, StageError, DEFAULT_DROP, check_dro
                               is_stage, marked_rows, split_marked)
 
 # %% auto #0
-__all__ = ['STAGES', 'REQUEST_FIELDS', 'INHERITED_LLM_KEYS', 'stage_function', 'stage_code_hash', 'run_stage', 'filter_stage',
-           'add_seeds_stage', 'PipelineError', 'yaml_lines', 'pipeline_from_dict', 'load_pipeline', 'scrub',
-           'stable_hash', 'file_hash', 'make_llm', 'endpoint_of', 'llm_info', 'read_stage_table', 'Run',
+__all__ = ['STAGES', 'REQUEST_FIELDS', 'INHERITED_LLM_KEYS', 'STAGE_FLOW', 'stage_function', 'stage_code_hash', 'run_stage',
+           'filter_stage', 'add_seeds_stage', 'PipelineError', 'yaml_lines', 'pipeline_from_dict', 'load_pipeline',
+           'scrub', 'stable_hash', 'file_hash', 'make_llm', 'endpoint_of', 'llm_info', 'read_stage_table', 'Run',
            'known_templates', 'run_pipeline', 'run_figures', 'compare_runs', 'find_seeds', 'demo_pipeline', 'cli_demo',
-           'cli_run']
+           'cli_run', 'explain_pipeline']
 
 # %% ../nbs/60_workbench.ipynb #477c795e
 STAGES = {
@@ -712,11 +712,98 @@ def cli_run(argv:list[str]) -> int:
     p.add_argument('--fresh', action='store_true', help='re-run every stage')
     p.add_argument('--until', default=None, help='stop after this stage')
     p.add_argument('--quiet', action='store_true')
+    p.add_argument('--explain', action='store_true', help='print each stage (function, parameters, columns read and written, drops, '
+                   'model endpoint, files) after checking the file; sends nothing and makes no run folder')
     a = p.parse_args(argv)
     try:
+        if a.explain: print(explain_pipeline(a.pipeline)); return 0
         run = run_pipeline(a.pipeline, name=a.name, runs_dir=a.runs_dir, resume=not a.fresh,
                            stages=[a.until] if a.until else None, verbose=not a.quiet)
     except Exception as e:
         if not _user_error(e): raise
         print(f'synthbench run: {e}', file=sys.stderr); return 2
     return _end(run, 'synthbench run')
+
+# %% ../nbs/60_workbench.ipynb #0811c185
+# name: (reads, writes, LLM client it calls or None, extra files in the run folder)
+STAGE_FLOW = {
+    'generate':  ('the seeds shown in prompts (`messages` or `text`/`label`, `category`)',
+                  'new rows: `messages` or `text`/`label`, `category`, `round`, `prompt_id`, `model`, `temperature`, `gen_*`, `source`=synthetic',
+                  'main', ()),
+    'augment':   ('valid rows (or the seeds with `from_seeds`)', 'added rows with `parent_id`, `augmentation`, `aug_check`, `model`', 'main', ()),
+    'add_seeds': ('the table', 'the task\'s seed rows (`source`=seed) appended', None, ()),
+    'validate':  ('`messages` or `text`/`label`', '`valid`, `invalid_reason`', None, ()),
+    'judge':     ('the example and the task spec; rows with `valid` == False are skipped', '`judge_overall`, `judge_pass`, `judge_reason`, `judge_error`, `judge_<criterion>`, `judge_model`', 'main', ()),
+    'dedup':     ('`messages` or `text`, `judge_overall` (to pick the kept row)', '`dup_of`, `dup_method`, `dup_sim`', None, ()),
+    'filter':    ('`valid`, `dup_of`, `judge_error`, `judge_pass`', 'nothing: marked rows leave the table', None, ()),
+    'audit':     ('`messages` or `text`, `category`, `source`, `round`', 'nothing: the table passes through', None, ('{name}.html',)),
+    'export':    ('the kept rows', 'nothing: the table passes through', None, ('{name}.jsonl', '{name}.parquet')),
+    'finetune':  ('the kept rows (training data) and the task\'s `heldout.jsonl`', 'nothing: the table passes through', None, ('finetune/ (adapter, checkpoints)',)),
+}
+
+def _rule_text(rules) -> str:
+    what = {'invalid': '`valid` is False', 'duplicate': '`dup_of` is set', 'unjudged': '`judge_error` is set (the judge call failed)',
+            'rejected': '`judge_pass` is False'}
+    return '; '.join(f'{r} ({what.get(r, r)})' for r in rules)
+
+def _client_text(key:str, cfgs:Mapping) -> str:
+    c = cfgs.get(key)
+    model = c.get('model') if isinstance(c, Mapping) else None
+    model = 'SmolLM2-135M (embedded)' if c is None or c == 'local' or model == 'local' else model or '(model not set)'
+    return f"client {key!r}: model {model} at {endpoint_of(c)}"
+
+# %% ../nbs/60_workbench.ipynb #e1f4139f
+def explain_pipeline(pipeline:str|Path|Mapping, # YAML path or a config dict (checked as `run_pipeline` checks it)
+                     llm=None,                  # an LLM config to use instead of the pipeline's `llm:`
+                    ) -> str:
+    "The flow of a pipeline, stage by stage: function, parameters in effect, columns read and written, drops, model endpoint, files. Sends nothing, writes nothing."
+    from synthbench.stage import stage_params
+    cfg = load_pipeline(pipeline) if isinstance(pipeline, (str, Path)) else pipeline_from_dict(pipeline)
+    spec = None
+    if cfg.get('task'):
+        from synthbench.spec import load_spec
+        spec = load_spec(cfg['task'])
+    cfgs = {'main': llm if llm is not None else cfg.get('llm'), 'local': 'local', **(cfg.get('llms') or {})}
+    rd = Path(cfg.get('runs_dir') or 'runs')/cfg['name']
+    first = f"`input:` {cfg['input']}" if cfg.get('input') else f"the task's seeds ({spec.seeds_path})" if spec is not None and spec.seeds_path else 'an empty table'
+    out = [f"pipeline {cfg['name']}: {len(cfg['stages'])} stage(s), seed {cfg.get('seed', 0)}, on_error {cfg.get('on_error', 'stop')}",
+           f"task: {spec.name if spec is not None else '(none)'}" + (f" ({cfg['task']})" if cfg.get('task') else ''),
+           f"first table: {first}", f"run folder: {rd} (manifest.json, one Parquet per stage)",
+           f"nothing is sent and no folder is made by --explain", '']
+    for i, st in enumerate(cfg['stages']):
+        fn = stage_function(st['fn'])
+        flow = STAGE_FLOW.get(st['name']) if st['fn'] == STAGES.get(st['name']) else None
+        ps = stage_params(fn)
+        shown = []
+        for k, p in ps.items():
+            if k in st['params']: shown.append(f"{k}={st['params'][k]!r}")
+            else: shown.append(f"{k}={p.default!r} (default)" if p.default is not p.empty else f"{k}=<required>")
+        doc = (inspect.getdoc(fn) or '').split('\n')[0]
+        out.append(f"[{i + 1}] {st['name']}  ({st['fn']})")
+        if doc: out.append(f"    does:   {doc}")
+        out.append(f"    params: {', '.join(shown) or '(none)'}")
+        out.append(f"    reads:  {flow[0] if flow else 'not declared (a custom stage)'}")
+        out.append(f"    writes: {flow[1] if flow else 'not declared (a custom stage)'}")
+        drops = []
+        if st['name'] == 'filter' and flow: drops.append('rows marked ' + _rule_text(check_drop_rules(st['params'].get('drop', ps['drop'].default))))
+        if st['name'] == 'export' and flow:
+            keep = st['params'].get('keep', ())
+            left = [r for r in DEFAULT_DROP if not (keep == 'all' or r in (keep or ()))]
+            if left: drops.append('rows marked ' + _rule_text(left) + ' are not exported')
+        if st.get('drop'): drops.append('after the stage (`drop:`), rows marked ' + _rule_text(st['drop']))
+        out.append(f"    drops:  {' | '.join(drops) or 'nothing'}")
+        key = f'stage{i}' if isinstance(st.get('llm'), Mapping) else (st.get('llm') or 'main')
+        if isinstance(st.get('llm'), Mapping): cfgs[key] = st['llm']
+        if flow is None: calls = f"whatever it asks `ctx.llm()` for; {_client_text(key, cfgs)}"
+        elif flow[2]: calls = _client_text(key, cfgs)
+        elif st['name'] == 'dedup' and 'embedding' in (st['params'].get('methods') or ps['methods'].default) or st['params'].get('methods') == 'all':
+            calls = 'no LLM (embeddings: local sentence-transformers model)'
+        else: calls = 'no LLM'
+        out.append(f"    calls:  {calls}")
+        fname = _stage_file(i, st['name'])
+        files = [fname]
+        if st['name'] in ('filter', 'export') or st.get('drop'): files.append(fname.replace('.parquet', '.dropped.parquet'))
+        files.append(fname.replace('.parquet', '.report.json') + ' (when it reports)')
+        if flow: files += [f.format(name=st['params'].get('name', ps['name'].default if 'name' in ps else '')) for f in flow[3]]
+        out.append(f"    files:  {', '.join(files)}")
+    return '\n'.join(out)
