@@ -708,6 +708,8 @@ def _dedup_parser() -> argparse.ArgumentParser:
     p.add_argument('--score-col', default=None, help='judge score column for picking the kept row (default judge_score/judge_overall if present)')
     p.add_argument('--drop', action='store_true', help='write only the kept rows')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
+    p.add_argument('--engine', default='local', choices=['local', 'ray'], help='local (default) or ray (Ray Data: the same marks, computed on a cluster)')
+    p.add_argument('--address', default=None, help="with --engine ray: the cluster ('auto', 'ray://host:10001'); default: start a local one")
     return p
 
 def cli_dedup(argv:list[str]) -> int:
@@ -728,7 +730,11 @@ def cli_dedup(argv:list[str]) -> int:
     except (InputError, ValueError) as e: return err(e if isinstance(e, InputError) else f"{a.input}: {e}")
     t0 = time.time()
     try:
-        res = dedup_stage(df, ctx=RunContext(), methods=ms, roles=a.roles, threshold=a.threshold, minhash_threshold=a.minhash_threshold,
+        stage = dedup_stage
+        if a.engine == 'ray':
+            from synthbench.rayengine import connect, ray_dedup_stage
+            connect(a.address); stage = ray_dedup_stage
+        res = stage(df, ctx=RunContext(engine=a.engine), methods=ms, roles=a.roles, threshold=a.threshold, minhash_threshold=a.minhash_threshold,
                           embed_threshold=a.embedding_threshold, shingle=a.shingle, ngram=a.ngram, num_perm=a.num_perm,
                           score_col=a.score_col, progress=not a.no_progress)
     except StageError as e:

@@ -458,9 +458,15 @@ def run_pipeline(pipeline:str|Path|Mapping,   # YAML path or a config dict (see 
                  resume:bool=True,            # skip stages whose output and hash are unchanged
                  stages:Sequence[str]|None=None, # run only up to and including the last of these names
                  verbose:bool=True,           # print one line per stage
+                 engine:str='local',          # 'local' (pandas, one process) or 'ray' (Ray Data: `synthbench.rayengine`)
+                 address:str|None=None,       # with engine='ray': the cluster ('auto', 'ray://host:10001'); None starts a local one
                 ) -> Run:
     "Run a pipeline into `runs_dir/name/`: each stage's table, dropped rows, report and a manifest; resumes finished stages."
     cfg = load_pipeline(pipeline) if isinstance(pipeline, (str, Path)) else pipeline_from_dict(pipeline)
+    if engine not in ('local', 'ray'): raise PipelineError(cfg.get('name', 'run'), '--engine', f"unknown engine {engine!r}", "use --engine local or --engine ray")
+    if engine == 'ray':
+        from synthbench.rayengine import connect
+        connect(address)
     name = name or cfg['name']
     rd = Path(runs_dir or cfg.get('runs_dir') or 'runs')/name; rd.mkdir(parents=True, exist_ok=True)
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if verbose else (lambda *a: None)
@@ -519,9 +525,12 @@ def run_pipeline(pipeline:str|Path|Mapping,   # YAML path or a config dict (see 
             else: df = spec.seeds() if spec is not None else make_table([])
             rec['rows_in'] = len(df)
         t0 = time.time()
-        ctx = RunContext(spec=spec, llms=_Clients(cfgs, made, key), run_dir=rd, seed=seed, log=log)
+        ctx = RunContext(spec=spec, llms=_Clients(cfgs, made, key), run_dir=rd, seed=seed, engine=engine, log=log)
         before = _usage(made.values())
         log(f'[{i + 1}/{n_st}] {st["name"]}: running on {len(df)} rows')
+        if engine == 'ray':
+            from synthbench.rayengine import ray_stage
+            fn = ray_stage(st['name'], fn, st['fn'])
         res = run_stage(fn, df, dict(st['params']), ctx)
         if res.status != 'failed' and st.get('drop'):
             keep, gone = split_marked(res.table, st['drop'])
@@ -714,11 +723,13 @@ def cli_run(argv:list[str]) -> int:
     p.add_argument('--quiet', action='store_true')
     p.add_argument('--explain', action='store_true', help='print each stage (function, parameters, columns read and written, drops, '
                    'model endpoint, files) after checking the file; sends nothing and makes no run folder')
+    p.add_argument('--engine', default='local', choices=['local', 'ray'], help='local (default: pandas in this process) or ray (Ray Data; same results)')
+    p.add_argument('--address', default=None, help="with --engine ray: the cluster ('auto', 'ray://host:10001', 'host:port'); default: start a local one")
     a = p.parse_args(argv)
     try:
         if a.explain: print(explain_pipeline(a.pipeline)); return 0
         run = run_pipeline(a.pipeline, name=a.name, runs_dir=a.runs_dir, resume=not a.fresh,
-                           stages=[a.until] if a.until else None, verbose=not a.quiet)
+                           stages=[a.until] if a.until else None, verbose=not a.quiet, engine=a.engine, address=a.address)
     except Exception as e:
         if not _user_error(e): raise
         print(f'synthbench run: {e}', file=sys.stderr); return 2

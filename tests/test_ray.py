@@ -1,0 +1,173 @@
+"""The Ray engine against the local one, on a real local Ray cluster (a head and one worker node on loopback, started here and
+stopped at the end even when a test fails): same ids, `dup_of` and verdicts; one rate limit and budget for every worker."""
+import contextlib, io, os, shutil, socket, subprocess, sys, time
+from pathlib import Path
+import numpy as np, pandas as pd, pytest
+
+ray = pytest.importorskip('ray')
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO/'benchmarks'))
+KEY = 'sk-' + 'ray-0123456789abcdef'
+
+
+def _free_port() -> int:
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+def _ray_cli(*args, env, check=True, timeout=120):
+    exe = shutil.which('ray') or str(Path(sys.executable).parent/'ray')
+    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout, check=check)
+
+
+@pytest.fixture(scope='module')
+def cluster(tmp_path_factory):
+    "`ray start --head` on loopback (1 CPU) plus one worker node (1 CPU): 2 CPUs in all, the machine is shared. Always stopped."
+    port = _free_port()
+    tmp = Path('/tmp')/f'sbray{os.getpid()}'            # short: Ray's socket paths must stay under 107 characters
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
+           'RAY_USAGE_STATS_ENABLED': '0', 'RAY_DATA_DISABLE_PROGRESS_BARS': '1',
+           'RAY_AUTH_MODE': 'disabled'}   # a loopback test cluster; a real one keeps token auth
+    addr = f'127.0.0.1:{port}'
+    try:
+        _ray_cli('start', '--head', '--node-ip-address=127.0.0.1', f'--port={port}', '--num-cpus=1', '--include-dashboard=false',
+                 '--object-store-memory=400000000', f'--temp-dir={tmp}', '--disable-usage-stats', env=env)
+        _ray_cli('start', f'--address={addr}', '--node-ip-address=127.0.0.1', '--num-cpus=1', '--object-store-memory=300000000',
+                 '--disable-usage-stats', env=env)
+        os.environ['PYTHONPATH'] = env['PYTHONPATH']; os.environ['RAY_AUTH_MODE'] = 'disabled'
+        from synthbench.rayengine import connect
+        r = connect(addr)
+        assert int(r.cluster_resources().get('CPU', 0)) == 2, r.cluster_resources()
+        assert len([n for n in r.nodes() if n['Alive']]) == 2
+        yield addr
+    finally:
+        with contextlib.suppress(Exception): ray.shutdown()
+        _ray_cli('stop', '--force', env=env, check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _table(n, dup_frac=0.1, copies=0, seed=0):
+    from dedup_data import short_examples
+    from synthbench.core import make_table
+    texts, _ = short_examples(n - copies, dup_frac, seed=seed)
+    texts = texts + texts[:copies]
+    rng = np.random.default_rng(seed)
+    return make_table([{'text': t, 'id': f'r{k}', 'judge_overall': float(s)} for k, (t, s) in enumerate(zip(texts, rng.integers(1, 6, len(texts))))],
+                      source='generated')
+
+
+def test_dedup_100k_rows_ray_equals_local(cluster):
+    "Exact (hash groupby) + MinHash (band shuffle + connected components) on 100k rows: the same marks as the local path."
+    from synthbench.dedup import dedup
+    from synthbench.rayengine import ray_dedup
+    df = _table(100_000, 0.1, copies=2_000)
+    t0 = time.time(); loc = dedup(df, ['exact', 'minhash'], progress=False); t_loc = time.time() - t0
+    T = {}; t0 = time.time(); got = ray_dedup(df, ['exact', 'minhash'], timings=T); t_ray = time.time() - t0
+    print(f'100k rows: local {t_loc:.1f}s, ray {t_ray:.1f}s {T}')
+    assert (loc['dup_method'] == 'exact').sum() >= 1_900 and (loc['dup_method'] == 'minhash').sum() > 3_000   # the test can fail
+    assert got['id'].tolist() == loc['id'].tolist()
+    assert got['dup_of'].tolist() == loc['dup_of'].tolist()
+    assert got['dup_method'].tolist() == loc['dup_method'].tolist()
+    np.testing.assert_allclose(got['dup_sim'].fillna(-1).to_numpy(), loc['dup_sim'].fillna(-1).to_numpy())
+
+
+def test_cli_dedup_engine_ray_writes_what_local_writes(cluster, tmp_path):
+    from synthbench.cli import main
+    from synthbench.formats import save_table, load_table
+    df = _table(3_000, 0.2, copies=100, seed=2)
+    save_table(df, tmp_path/'in.jsonl')
+    outs = {}
+    for eng in ('local', 'ray'):
+        o, e = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
+            code = main(['dedup', str(tmp_path/'in.jsonl'), '-o', str(tmp_path/f'{eng}.jsonl'), '--method', 'exact,minhash', '--no-progress',
+                         '--engine', eng, '--address', cluster])
+        assert code == 0, e.getvalue()
+        outs[eng] = load_table(tmp_path/f'{eng}.jsonl')
+    assert (outs['local']['dup_of'] != '').sum() > 300
+    assert outs['ray']['dup_of'].tolist() == outs['local']['dup_of'].tolist()
+
+
+def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
+    "validate -> judge -> dedup (exact, MinHash, embedding) -> filter on what the scripted teacher generated: same ids, marks and verdicts on both engines."
+    from synthbench.testing import ScriptedTeacher
+    from synthbench.workbench import run_pipeline
+    from synthbench.rayengine import ray_embed_texts
+    monkeypatch.setenv('SB_RAY_KEY', KEY)
+    monkeypatch.chdir(tmp_path)
+    with ScriptedTeacher(REPO/'seeds'/'task_api', defect_rate=0.25, seed=4) as t:
+        llm = lambda c: {'model': 'gpt-4o-mini', 'base_url': t.base_url, 'api_key_env': 'SB_RAY_KEY', 'progress': False, 'max_retries': 3, 'cache_dir': str(tmp_path/c)}
+        gen = run_pipeline({'name': 'gen', 'task': str(REPO/'seeds'/'task_api'), 'llm': llm('cache_gen'), 'seed': 3,
+                            'stages': [{'generate': {'n': 60}}]}, runs_dir=tmp_path/'runs', verbose=False)
+        assert gen.ok, gen.reason
+        stages = ['validate', {'judge': {'threshold': 3.5}}, 'dedup', 'filter']
+        runs = {}
+        for eng in ('local', 'ray'):
+            before = t.stats['by_kind'].copy()
+            runs[eng] = run_pipeline({'name': eng, 'task': str(REPO/'seeds'/'task_api'), 'llm': llm(f'cache_{eng}'), 'seed': 3,
+                                      'input': str(gen.path/'01_generate.parquet'), 'stages': stages},
+                                     runs_dir=tmp_path/'runs', verbose=False, engine=eng, address=cluster)
+            assert runs[eng].ok, runs[eng].reason
+            sent = sum(v for k, v in (t.stats['by_kind'] - before).items() if k.startswith('judge'))
+            assert sent >= 40, (eng, t.stats['by_kind'])                         # each engine asked the teacher itself (fresh caches)
+        L, R = runs['local'], runs['ray']
+        assert R.manifest['stages'][1]['report']['engine']['batches'] >= 2        # the judge ran on batches of a Ray Dataset
+        for stage in ('validate', 'judge', 'dedup'):
+            a, b = L.table(stage), R.table(stage)
+            assert b['id'].tolist() == a['id'].tolist(), stage
+            for col in ('valid', 'invalid_reason', 'judge_pass', 'dup_of', 'dup_method'):
+                if col in a: assert b[col].astype(str).tolist() == a[col].astype(str).tolist(), (stage, col)
+        assert R.final['id'].tolist() == L.final['id'].tolist()
+        truth = t.truth(L.table('validate'))
+        assert truth.notna().sum() >= 5 and len(L.final) < len(L.table('validate'))   # defects were planted and some rows left out
+        assert R.manifest['stages'][1]['calls'] >= 40                             # worker calls are counted in the manifest
+        # the embedding cache is Parquet shards in the run folder: a re-run embeds nothing
+        from synthbench.dedup import compare_texts
+        texts = compare_texts(R.table('validate'))[0]
+        st = {}; ray_embed_texts(texts, run_dir=R.path, stats=st)
+        assert st['embedded'] == 0 and st['cached'] == st['unique'] > 40, st
+
+
+def test_workers_share_one_rate_limit_and_budget(cluster, tmp_path, monkeypatch):
+    "Two workers judging through one endpoint: together they stay under its RPM, and together under the dollar cap."
+    from synthbench.testing import ScriptedTeacher
+    from synthbench.spec import load_spec
+    from synthbench.stage import RunContext
+    from synthbench.llm import LLM
+    from synthbench.rayengine import run_row_local, endpoint_limiter, llm_config
+    spec = load_spec(REPO/'seeds'/'task_api')
+    rows = pd.concat([spec.seeds(), spec.seeds()], ignore_index=True).drop_duplicates('id').reset_index(drop=True)
+    times = []
+
+    class Timed(ScriptedTeacher):
+        def respond(self, body):
+            times.append(time.monotonic()); return super().respond(body)
+    with Timed(REPO/'seeds'/'task_api', seed=1) as t:
+        rpm = 120
+        llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key=KEY, rpm=rpm, progress=False, cache_dir=tmp_path/'c1', max_retries=1)
+        ctx = RunContext(spec=spec, run_dir=tmp_path)
+        t0 = time.monotonic()
+        res = run_row_local('judge', rows, {}, ctx, llm=llm, batch_rows=max(1, len(rows) // 4), concurrency=2)
+        took = time.monotonic() - t0
+        assert res.ok, res.reason
+        n = len(times)
+        assert n >= len(rows) >= 15
+        span = times[-1] - times[0]
+        # a token bucket of 2/s with a 2-request burst: n requests need at least (n - 2) / 2 seconds
+        assert span >= (n - 2) / (rpm / 60) * 0.95, (n, span)
+        per_window = max(sum(1 for x in times if s <= x < s + 5) for s in times)
+        assert per_window <= 2 + 5 * rpm / 60 + 1, per_window
+        assert res.report['engine']['shared_requests'] == n
+        print(f'{n} judge calls from 2 workers in {took:.1f}s (span {span:.1f}s) at rpm={rpm}')
+
+        # budget: a cap that fits only some calls; both workers draw on the one ledger
+        times.clear()
+        budget = 0.004
+        llm2 = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key=KEY, budget_usd=budget, progress=False, cache_dir=tmp_path/'c2', max_retries=1)
+        res2 = run_row_local('judge', rows, {}, ctx, llm=llm2, batch_rows=max(1, len(rows) // 4), concurrency=2)
+        lim = endpoint_limiter(llm_config(llm2))
+        st = ray.get(lim.state.remote())
+        assert st['spent_usd'] <= budget + 1e-9, st['spent_usd']
+        assert 0 < len(times) < len(rows), (len(times), len(rows))            # some calls were refused for the budget
+        assert res2.status == 'failed' and res2.error_kind == 'budget', res2.line()
+        print(f'budget ${budget}: {len(times)} of {len(rows)} calls sent, ${st["spent_usd"]:.5f} spent')
