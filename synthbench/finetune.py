@@ -17,7 +17,8 @@ from .core import _is_missing
 __all__ = ['STUDENTS', 'TRAINING_PRICES', 'TRAINING_PRICES_DATE', 'RECIPE_STUDENT', 'BACKENDS', 'training_table',
            'training_messages', 'adapter_dir', 'load_tokenizer', 'load_student', 'assistant_spans', 'chat_features',
            'LoraSettings', 'FinetuneResult', 'finetune_local', 'training_price', 'openai_records',
-           'estimate_training_cost', 'finetune_openai', 'write_recipe', 'finetune', 'cli_finetune']
+           'estimate_training_cost', 'FinetuneBudgetError', 'job_ledger', 'finetune_openai', 'write_recipe', 'finetune',
+           'cli_finetune']
 
 # %% ../nbs/52_finetune.ipynb #6f0b4645
 def training_table(dataset:str|Path|pd.DataFrame  # export file (JSONL/JSON/CSV/Parquet), a run folder, or a table
@@ -311,11 +312,49 @@ _DONE = ('succeeded', 'failed', 'cancelled')
 def _save_job(path:Path, job:dict):
     tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(job, indent=1)); tmp.replace(path)
 
+def _usd(x:float) -> str: return f'${x:,.2f}' if abs(x) >= 1 else f'${x:.4f}'
+
+class FinetuneBudgetError(ValueError):
+    "A fine-tuning job refused before upload: its estimate does not fit what is left of the budget."
+    kind = 'budget'
+    def __init__(self, msg:str, budget_usd:float, estimate_usd:float, spent_usd:float, scope:str):
+        super().__init__(msg)
+        self.budget_usd, self.estimate_usd, self.spent_usd, self.scope = budget_usd, estimate_usd, spent_usd, scope
+
+def job_ledger(base_url:str,                         # the fine-tuning endpoint
+               budget_scope:str|None=None,           # what the budget caps (default: '<base_url> fine-tuning')
+               cache_dir:str|Path|None='default',    # the LLM cache folder whose SQLite holds the ledger (None: this process only)
+               llm=None                              # an `LLM`: share its ledger (scope and cache) instead
+              ):
+    "The `BudgetLedger` a fine-tuning job is charged to: the engine's own ledger (the same SQLite table, scopes and cap)."
+    from synthbench.llmcache import BudgetLedger, default_cache_dir
+    if llm is not None and budget_scope is None: return llm.ledger
+    path = None if cache_dir is None else Path(default_cache_dir() if cache_dir == 'default' else cache_dir)/'llm_cache.sqlite'
+    if path is not None: path.parent.mkdir(parents=True, exist_ok=True)
+    return BudgetLedger(path, budget_scope or f"{str(base_url).rstrip('/')} fine-tuning")
+
+def _charge_job(ledger, job_id:str, usd:float, reserved:float=0.0) -> bool:
+    "Book `usd` for `job_id` once (a ledger row of its own: a resumed or repeated run finds it and books nothing); release `reserved`."
+    # TODO(13_llmcache): this belongs there as `BudgetLedger.book_once(key, usd, release)`; it uses the ledger's table directly
+    now = time.time()
+    with ledger._lock:
+        ledger._con.execute('begin immediate')
+        try:
+            new = ledger._con.execute('insert or ignore into ledger (scope, owner, spent, reserved, updated) values (?,?,?,0,?)',
+                                      (ledger.scope, f'finetune-job {job_id}', usd, now)).rowcount == 1
+            if reserved: ledger._write(0.0, -reserved, now)
+            ledger._con.execute('commit')
+        except BaseException:
+            ledger._con.execute('rollback'); raise
+    ledger.reserved = max(0.0, ledger.reserved - reserved)
+    if new: ledger.session_usd += usd
+    return new
+
 def finetune_openai(df:pd.DataFrame,                 # training examples
                     out_dir:str|Path,                # train.jsonl and job.json go here
                     model:str='gpt-4o-mini-2024-07-18', # base model to fine-tune
                     epochs:int=3,                    # n_epochs of the job
-                    budget_usd:float|None=None,      # refuse to start when the estimate is above this
+                    budget_usd:float|None=None,      # refuse before upload when the estimate does not fit what is left of this (None: `llm.budget_usd`, else no cap)
                     price:float|None=None,           # USD per 1M training tokens (None: `TRAINING_PRICES`)
                     base_url:str|None=None,          # the endpoint (default: $OPENAI_BASE_URL or OpenAI)
                     api_key:str|None=None,           # default: $OPENAI_API_KEY
@@ -323,38 +362,58 @@ def finetune_openai(df:pd.DataFrame,                 # training examples
                     system_prompt:str|None=None,     # put first in chats without one
                     poll_interval:float=30.0,        # seconds between polls
                     timeout:float|None=None,         # give up polling after this many seconds (the job keeps running)
-                    progress:bool=True               # print status changes and new events
+                    progress:bool=True,              # print status changes and new events
+                    budget_scope:str|None=None,      # the ledger scope charged (default: `llm`'s, else '<base_url> fine-tuning')
+                    cache_dir:str|Path|None='default', # where the ledger lives: the LLM cache folder (None: this process only)
+                    llm=None                         # an `LLM` whose budget ledger (and `budget_usd`) the job shares
                    ) -> FinetuneResult:
-    "Check, price, upload and start an OpenAI fine-tuning job and poll it to the end; a re-run polls the job in `out_dir/job.json`."
+    "Check, price, reserve in the budget ledger, upload and start an OpenAI fine-tuning job and poll it to the end; a re-run polls the job in `out_dir/job.json`."
     import openai
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     jp = out_dir/'job.json'
     job = json.loads(jp.read_text()) if jp.exists() else {}
     client = openai.OpenAI(base_url=base_url, api_key=api_key or os.environ.get('OPENAI_API_KEY') or ('EMPTY' if base_url else None))
     say = print if progress else (lambda *a, **k: None)
-    if not job.get('job_id'):
-        recs = openai_records(df, system_prompt)
-        from synthbench.export import check_openai_jsonl
-        issues = check_openai_jsonl(recs)
-        if issues: raise ValueError(f"finetune: the training file breaks OpenAI's format rules ({len(issues)} problems), first: {issues[0]}; "
-                                    "fix the export (synthbench validate, export --only-valid)")
-        est = estimate_training_cost(recs, model, epochs, price)
-        say(f"finetune: {est['training_tokens']:,} training tokens × {epochs} epochs × ${est['usd_per_1m']}/1M = ${est['usd']:.2f} (prices of {TRAINING_PRICES_DATE})")
-        if budget_usd is not None and est['usd'] > budget_usd:
-            raise ValueError(f"finetune: the job would cost about ${est['usd']:.2f}, over budget_usd=${budget_usd:.2f}; raise --budget or train on fewer rows/epochs")
-        job.update(model=model, epochs=epochs, estimate=est, base_url=str(client.base_url))
-        if not job.get('file_id'):
-            tf = out_dir/'train.jsonl'
-            tf.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
-            with open(tf, 'rb') as f: job['file_id'] = client.files.create(file=f, purpose='fine-tune').id
-            _save_job(jp, job); say(f"finetune: uploaded {tf.name} as {job['file_id']}")
-        prior = [j for j in client.fine_tuning.jobs.list(limit=50).data if j.training_file == job['file_id']]
-        if prior: job['job_id'] = prior[0].id   # created before a kill, not yet recorded
-        else:
-            j = client.fine_tuning.jobs.create(training_file=job['file_id'], model=model, suffix=suffix,
-                                               hyperparameters={'n_epochs': epochs})
-            job['job_id'] = j.id
-        _save_job(jp, job); say(f"finetune: job {job['job_id']}")
+    if budget_usd is None and llm is not None: budget_usd = llm.budget_usd
+    ledger = job_ledger(client.base_url, budget_scope, cache_dir, llm)
+    held = 0.0
+    try:
+        if not job.get('job_id'):
+            recs = openai_records(df, system_prompt)
+            from synthbench.export import check_openai_jsonl
+            issues = check_openai_jsonl(recs)
+            if issues: raise ValueError(f"finetune: the training file breaks OpenAI's format rules ({len(issues)} problems), first: {issues[0]}; "
+                                        "fix the export (synthbench validate, export --only-valid)")
+            est = estimate_training_cost(recs, model, epochs, price)
+            say(f"finetune: {est['training_tokens']:,} training tokens × {epochs} epochs × ${est['usd_per_1m']}/1M = ${est['usd']:.2f} (prices of {TRAINING_PRICES_DATE})")
+            if budget_usd is not None:
+                ok, spent, others = ledger.try_reserve(est['usd'], budget_usd)
+                if not ok:
+                    held_by = f" and {_usd(others)} held by requests in flight" if others > 1e-9 else ''
+                    raise FinetuneBudgetError(f"finetune: over budget: the job's estimate {_usd(est['usd'])} does not fit budget_usd={_usd(budget_usd)} "
+                                              f"under budget scope {ledger.scope!r} ({_usd(spent)} spent{held_by}); nothing was uploaded. "
+                                              "Raise --budget or train on fewer rows/epochs", budget_usd, est['usd'], spent, ledger.scope)
+                held = est['usd']
+            job.update(model=model, epochs=epochs, estimate=est, base_url=str(client.base_url), budget_scope=ledger.scope)
+            if not job.get('file_id'):
+                tf = out_dir/'train.jsonl'
+                tf.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
+                with open(tf, 'rb') as f: job['file_id'] = client.files.create(file=f, purpose='fine-tune').id
+                _save_job(jp, job); say(f"finetune: uploaded {tf.name} as {job['file_id']}")
+            prior = [j for j in client.fine_tuning.jobs.list(limit=50).data if j.training_file == job['file_id']]
+            if prior: job['job_id'] = prior[0].id   # created before a kill, not yet recorded
+            else:
+                j = client.fine_tuning.jobs.create(training_file=job['file_id'], model=model, suffix=suffix,
+                                                   hyperparameters={'n_epochs': epochs})
+                job['job_id'] = j.id
+            _save_job(jp, job); say(f"finetune: job {job['job_id']}")
+        if not job.get('charged_usd') and job.get('estimate'):   # the job exists: its estimate is spent (once per job id, whatever was killed when)
+            _charge_job(ledger, job['job_id'], job['estimate']['usd'], held); held = 0.0
+            job['charged_usd'] = job['estimate']['usd']; job['budget_scope'] = ledger.scope; _save_job(jp, job)
+            say(f"finetune: ${job['charged_usd']:.2f} booked under budget scope {ledger.scope!r} (${ledger.spent():.2f} spent there in all)")
+    finally:
+        if held: ledger.settle(held, 0.0)   # refused or failed before a job existed: release the hold
+        if llm is None or ledger is not llm.ledger: ledger.close()
     t0, seen, status = time.monotonic(), set(job.get('events_seen', [])), None
     while True:
         j = client.fine_tuning.jobs.retrieve(job['job_id'])
@@ -449,7 +508,7 @@ def finetune(dataset:str|Path|pd.DataFrame,      # export file, run folder or ex
              spec=None,                          # TaskSpec or task.yaml path: its system prompt goes first when a chat has none
              system_prompt:str|None=None,        # instead of the spec's (overrides `settings.system_prompt`)
              progress:bool=True,                 # progress bar / status lines
-             **kw                                # backend options: finetune_local(device, on_step), finetune_openai(epochs, budget_usd, price, base_url, ...), write_recipe(qlora)
+             **kw                                # backend options: finetune_local(device, on_step), finetune_openai(epochs, budget_usd, budget_scope, llm, price, base_url, ...), write_recipe(qlora)
             ) -> FinetuneResult:
     "Fine-tune `student` on `dataset` with `backend` (local LoRA, an OpenAI job, or a GPU recipe)."
     if backend not in BACKENDS: raise ValueError(f"finetune: backend {backend!r} is not one of {BACKENDS}")
@@ -485,6 +544,8 @@ def cli_finetune(argv:list[str]) -> int:
     p.add_argument('--fp32', action='store_true', help='local: no bf16 autocast')
     p.add_argument('--save-every', type=int, default=10); p.add_argument('--seed', type=int, default=0)
     p.add_argument('--base-url', default=None); p.add_argument('--budget', type=float, default=None, help='openai: refuse above this many USD')
+    p.add_argument('--budget-scope', default=None, help="openai: the budget ledger scope charged (default: '<base-url> fine-tuning'; use the LLM's to share one cap)")
+    p.add_argument('--cache-dir', default='default', help='openai: the LLM cache folder whose ledger is charged (default: $SYNTHBENCH_CACHE_DIR or ~/.cache/synthbench)')
     p.add_argument('--price', type=float, default=None, help='openai: USD per 1M training tokens for a model not in the table')
     p.add_argument('--poll', type=float, default=30.0, help='openai: seconds between polls')
     p.add_argument('--qlora', action='store_true', help='recipe: 4-bit base weights')
@@ -492,7 +553,8 @@ def cli_finetune(argv:list[str]) -> int:
     s = LoraSettings(max_steps=a.steps if a.backend == 'local' else 0, epochs=a.epochs or (1.0 if a.backend == 'local' else 2), batch_size=a.batch_size,
                      max_len=a.max_len, lr=a.lr, lora_r=a.lora_r, lora_alpha=2 * a.lora_r, bf16=not a.fp32, save_every=a.save_every, seed=a.seed)
     kw = {}
-    if a.backend == 'openai': kw = dict(epochs=int(a.epochs or 3), budget_usd=a.budget, price=a.price, base_url=a.base_url, poll_interval=a.poll)
+    if a.backend == 'openai': kw = dict(epochs=int(a.epochs or 3), budget_usd=a.budget, price=a.price, base_url=a.base_url, poll_interval=a.poll,
+                                          budget_scope=a.budget_scope, cache_dir=a.cache_dir)
     if a.backend == 'recipe': kw = dict(qlora=a.qlora)
     try: r = finetune(a.dataset, a.student, a.backend, a.out, s, spec=a.spec, system_prompt=a.system_prompt, **kw)
     except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:

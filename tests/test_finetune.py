@@ -175,6 +175,7 @@ def test_sigkilled_cli_run_resumes(tmp_path, tiny_student):
 
 # --- OpenAI fine-tuning jobs against the loopback fake ---
 def _oa(df, out, srv, **kw):
+    kw.setdefault('cache_dir', Path(out)/'ledger')     # the budget ledger (the LLM cache's SQLite) of this test, never ~/.cache
     return ft.finetune_openai(df, out, base_url=srv.base_url, api_key='test', poll_interval=0.01, system_prompt=SHORT, progress=False, **kw)
 
 def test_openai_job_runs_to_success(tmp_path):
@@ -214,6 +215,82 @@ def test_openai_budget_and_price_guards(tmp_path):
         bad = pd.DataFrame({'messages': [[{'role': 'user', 'content': 'hi'}]]})
         with pytest.raises(ValueError, match="format rules"): _oa(bad, tmp_path/'d', srv)
         assert srv.files_created == 1 and srv.jobs_created == 1     # the refused runs uploaded nothing
+
+# --- OpenAI jobs under the LLM engine's budget ledger ---
+def _spend_with_engine(tmp_path, fake_openai, n:int=3):
+    "Real chat calls through the LLM engine (priced high so they cost something) under budget scope 'proj': the ledger's spent."
+    from synthbench.llm import LLM
+    llm = LLM(model='gpt-4o-mini', base_url=fake_openai.base_url, api_key='test', cache_dir=tmp_path/'cache', budget_scope='proj',
+              budget_usd=100.0, prices={'gpt-4o-mini': (1000.0, 1000.0)}, progress=False)
+    res = llm.chat_many([[{'role': 'user', 'content': f'hello {i}'}] for i in range(n)], max_tokens=16)
+    assert all(r.error is None for r in res), [r.error for r in res]
+    assert llm.spent_usd > 0
+    return llm
+
+def test_openai_job_shares_the_engines_budget(tmp_path, fake_openai):
+    df = load_spec(TASK).seeds()
+    llm = _spend_with_engine(tmp_path, fake_openai)
+    spent = llm.spent_usd
+    est = ft.estimate_training_cost(ft.openai_records(df, SHORT), 'gpt-4o-mini-2024-07-18', 3)['usd']
+    assert 0 < est
+    with FakeFinetuneServer() as srv:
+        # the estimate alone fits, but not on top of what the engine spent under the same scope: refused before upload
+        with pytest.raises(ft.FinetuneBudgetError) as e:
+            _oa(df, tmp_path/'a', srv, llm=llm, budget_usd=spent + est / 2)
+        assert e.value.scope == 'proj' and e.value.estimate_usd == pytest.approx(est) and e.value.spent_usd == pytest.approx(spent)
+        assert srv.files_created == srv.jobs_created == 0 and not (tmp_path/'a'/'train.jsonl').exists()
+        assert llm.spent_usd == pytest.approx(spent) and llm.ledger.reserved < 1e-12     # nothing booked, the hold released
+        # the same scope by name, from another process's point of view (cache_dir + budget_scope): also refused
+        with pytest.raises(ft.FinetuneBudgetError):
+            _oa(df, tmp_path/'b', srv, cache_dir=tmp_path/'cache', budget_scope='proj', budget_usd=spent + est / 2)
+        # room for it: the job runs and its estimate is booked in the engine's ledger
+        r = _oa(df, tmp_path/'c', srv, llm=llm, budget_usd=spent + est * 1.5)
+        assert r.report['status'] == 'succeeded' and r.report['charged_usd'] == pytest.approx(est) and r.report['budget_scope'] == 'proj'
+        assert llm.spent_usd == pytest.approx(spent + est)
+        # and the engine now sees less room: a request that fit before is refused
+        llm.budget_usd = spent + est * 1.5
+        big = llm.chat_many([[{'role': 'user', 'content': 'x' * 4000}]], max_tokens=2000)
+        assert big[0].error_kind == 'budget', big[0]
+    assert srv.jobs_created == 1 and srv.files_created == 1
+
+def test_openai_resumed_job_is_charged_once(tmp_path):
+    df = load_spec(TASK).seeds()
+    led = lambda: ft.job_ledger('x', budget_scope='proj', cache_dir=tmp_path/'cache')
+    kw = dict(cache_dir=tmp_path/'cache', budget_scope='proj', budget_usd=1.0)
+    with FakeFinetuneServer(polls_to_finish=5) as srv:
+        first = _oa(df, tmp_path/'job', srv, timeout=0, **kw)                   # stops after one poll, as if killed
+        est = first.report['estimate']['usd']
+        l = led(); assert l.spent() == pytest.approx(est); l.close()
+        again = _oa(pd.DataFrame(), tmp_path/'job', srv, **kw)                  # polls the same job, books nothing
+        assert again.report['status'] == 'succeeded' and srv.jobs_created == 1
+        l = led(); assert l.spent() == pytest.approx(est); l.close()
+        # killed after the booking but before job.json said so: the job's own ledger row is found, nothing is booked again
+        jp = tmp_path/'job'/'job.json'; job = json.loads(jp.read_text()); job.pop('charged_usd'); jp.write_text(json.dumps(job))
+        _oa(pd.DataFrame(), tmp_path/'job', srv, **kw)
+        l = led(); assert l.spent() == pytest.approx(est); l.close()
+        # killed after the job was created but before job.json had its id: found by its file, booked once
+        job = json.loads(jp.read_text())
+        (tmp_path/'job2').mkdir(); (tmp_path/'job2'/'job.json').write_text(json.dumps({'file_id': job['file_id']}))
+        _oa(df, tmp_path/'job2', srv, **kw)
+        l = led(); assert l.spent() == pytest.approx(est); l.close()
+        assert srv.jobs_created == 1
+        # a second, different job is a second charge, and the cap counts both
+        second = _oa(df, tmp_path/'job3', srv, **kw)
+        l = led(); assert l.spent() == pytest.approx(est + second.report['estimate']['usd']); l.close()
+        with pytest.raises(ft.FinetuneBudgetError, match='over budget'):
+            _oa(df, tmp_path/'job4', srv, **{**kw, 'budget_usd': 2.5 * est})
+        assert srv.jobs_created == 2
+
+def test_cli_openai_over_budget_is_one_line(tmp_path, capsys):
+    from synthbench.formats import save_examples
+    data = tmp_path/'train.jsonl'; save_examples(load_spec(TASK).seeds(), data, format='openai')
+    with FakeFinetuneServer() as srv:
+        code = ft.cli_finetune([str(data), '--backend', 'openai', '--base-url', srv.base_url, '--out', str(tmp_path/'o'),
+                                '--budget', '0.000001', '--budget-scope', 'proj', '--cache-dir', str(tmp_path/'cache'), '--poll', '0.01'])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code != 0 and srv.files_created == 0 and srv.jobs_created == 0
+    assert len(err) == 1, err                                                              # one line: budget, scope, estimate
+    assert err[0].startswith('synthbench finetune: ') and 'budget_usd=$0.0000' in err[0] and "'proj'" in err[0] and 'estimate $' in err[0]
 
 def test_openai_failed_job_raises(tmp_path):
     with FakeFinetuneServer(fail=True) as srv:
