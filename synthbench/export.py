@@ -383,7 +383,7 @@ def export_stage(df:pd.DataFrame, *, ctx,
     return export_rows(df, ctx.path(f'{name}.jsonl'), format, keep, parquet=ctx.path(f'{name}.parquet'))
 
 
-# %% ../nbs/04_export.ipynb #70df9789
+# %% ../nbs/04_export.ipynb #7bfc9951
 TOOLS_CHAT_TEMPLATE = (
     "{%- set names = {'human': 'user', 'gpt': 'assistant', 'observation': 'tool', 'function_call': 'assistant'} -%}"
     "{%- set sys = messages[0]['content'] if messages and names.get(messages[0]['role'], messages[0]['role']) == 'system' else '' -%}"

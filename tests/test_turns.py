@@ -177,3 +177,61 @@ def test_exports_train_one_step_in_trl(tmp_path):
         assert math.isfinite(loss) and loss > 0, name
         if name.startswith('tools'): assert '<tool_call>\n{"name": "create_task"' in text and '<tool_response>' in text and '# Tools' in text, text[:600]
         else: assert text.count('<|im_start|>user') >= 2 and '<|im_start|>human' not in text, text[:600]
+
+# ---------------------------------------------------------------- augment and evolve on every turn
+
+def _teacher_llm(t, tmp_path):
+    from synthbench.llm import LLM
+    return LLM(model='fake-model', base_url=t.base_url, api_key='test', cache_dir=tmp_path/'cache', progress=False)
+
+def test_augment_rewrites_every_user_turn_and_reanswers_what_depends_on_it(tmp_path):
+    from synthbench.augment import paraphrase, back_translate, vary_context, edge_variants
+    spec = load_spec(REPO/'seeds'/'multiturn_api')
+    seeds = spec.seeds()
+    multi = seeds[seeds['turns'] != '1'].head(4)
+    with ScriptedTeacher(REPO/'seeds'/'multiturn_api', seed=1) as t:
+        llm = _teacher_llm(t, tmp_path)
+        pa = paraphrase(multi, llm, n=2, spec=spec)
+        bt = back_translate(multi, llm, pivots=['de'], spec=spec)
+        cv = vary_context(multi, llm, contexts=['a busy parent'], per_row=1, spec=spec)
+        ed = edge_variants(multi, types=['truncated'], llm=llm, spec=spec)
+        tools = load_spec(REPO/'seeds'/'tool_calls')
+        ts = tools.seeds().head(3)
+        tcv = vary_context(ts, llm, contexts=['a student'], per_row=1, spec=tools)
+    par = {r['id']: r for r in multi.to_dict('records')}
+    for df in (pa, bt):   # meaning kept: every user turn rewritten, every reply kept
+        assert len(df) >= len(multi)
+        for r in df.to_dict('records'):
+            p = par[r['parent_id']]
+            pu = [m['content'] for m in p['messages'] if m['role'] == 'user']
+            cu = [m['content'] for m in r['messages'] if m['role'] == 'user']
+            assert len(cu) == len(pu) and all(a != b for a, b in zip(cu, pu)), (pu, cu)
+            assert [m['content'] for m in r['messages'] if m['role'] == 'assistant'] == [m['content'] for m in p['messages'] if m['role'] == 'assistant']
+    for df in (cv, ed):   # meaning changed: the first turn rewritten, every later reply re-answered
+        assert len(df) == len(multi)
+        for r in df.to_dict('records'):
+            n_users = int(par[r['parent_id']]['turns'])
+            want = n_users - 1 if r['op'] == 'context' else n_users
+            assert r['aug_regenerated'] == want, (r['op'], r['aug_regenerated'], want, r['invalid_reason'])
+    # a tool-call conversation cannot be re-answered by plain replies: never shipped stale
+    assert (tcv['valid'] == False).all() or not tcv['messages'].map(lambda ms: sum(m['role'] == 'user' for m in ms) > 1).any()
+
+def test_evolve_keeps_conversations_and_fills_level_quotas(tmp_path):
+    from synthbench.evol import evolve, evolve_to_targets, LEVELS
+    spec = load_spec(REPO/'seeds'/'multiturn_api')
+    seeds = spec.seeds()
+    with ScriptedTeacher(REPO/'seeds'/'multiturn_api', seed=1) as t:
+        llm = _teacher_llm(t, tmp_path)
+        ev = evolve(seeds[seeds['turns'] == '3'].head(2), spec, llm, rounds=1, breadth_share=0.0)
+        targets = {'simple': 20, 'moderate': 8, 'complex': 6, 'edge_case': 4}
+        q = evolve_to_targets(seeds, spec, llm, targets=targets, validator=False)
+        capped = evolve_to_targets(seeds, spec, llm, targets={'moderate': 400}, max_calls=30, validator=False)
+    for r in ev.to_dict('records'):   # a 3-turn parent gives a 3-turn child: every user turn evolved, every reply re-answered
+        assert sum(m['role'] == 'user' for m in r['messages']) == 3 and r['evol_fail_reason'] == '', r['evol_fail_reason']
+    assert ev['valid'].all(), ev['invalid_reason'].tolist()
+    g = q.attrs['evol_quota']
+    assert g['stop_reason'] == 'targets_met' and g['levels'] == targets and not g['short'], g
+    ok = q[q['evol_fail_reason'] == '']
+    assert ok['evol_level_name'].value_counts().to_dict() == {'simple': 20 - len(seeds), 'moderate': 8, 'complex': 6, 'edge_case': 4}
+    c = capped.attrs['evol_quota']
+    assert c['stop_reason'] in ('max_calls', 'no_progress') and c['short']['moderate'] > 0 and c['rewrite_calls'] <= 30, c
