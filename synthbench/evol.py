@@ -277,11 +277,16 @@ def evol_summary(df:pd.DataFrame) -> pd.DataFrame:
     g['reasons'] = d[d['failed']].groupby(['evol_level', 'evol_level_name', 'evol_op'])['reason'].agg(lambda s: dict(Counter(s)))
     return g.reset_index()
 
-# %% ../nbs/21_evol.ipynb #843f07cb
+# %% ../nbs/21_evol.ipynb #65fc827b
 EVOL_TARGETS = {'simple': 125, 'moderate': 125, 'complex': 125, 'edge_case': 125}   # the walkthrough's quotas
 
+def _usable(r:Mapping) -> bool:
+    "A row that counts toward its level and can be a parent: not invalid, not a failed evolution."
+    f = r.get('evol_fail_reason')
+    return r.get('valid') is not False and (_is_missing(f) or f == '')
+
 def _valid_levels(df:pd.DataFrame, diffs:Sequence[str]) -> list[int]:
-    return [_level_of(r, diffs) for r in df.to_dict('records') if r.get('valid') is not False and not r.get('evol_fail_reason')]
+    return [_level_of(r, diffs) for r in df.to_dict('records') if _usable(r)]
 
 def evolve_to_targets(df:pd.DataFrame,          # rows to start from (their level: `evol_level`, else difficulty, else simple)
                       spec,                     # task spec
@@ -311,7 +316,7 @@ def evolve_to_targets(df:pd.DataFrame,          # rows to start from (their leve
         if passes >= max_passes: stop = 'max_passes'; break
         if calls >= cap: stop = 'max_calls'; break
         pool = pd.concat([df] + out, ignore_index=True) if out else df
-        ok = pool[[r.get('valid') is not False and not r.get('evol_fail_reason') for r in pool.to_dict('records')]]
+        ok = pool[[_usable(r) for r in pool.to_dict('records')]]
         lv = pd.Series([_level_of(r, diffs) for r in ok.to_dict('records')], index=ok.index, dtype=int)
         got_any = False
         for name, m in need.items():

@@ -832,7 +832,7 @@ def call_log(df:pd.DataFrame) -> pd.DataFrame:
     "One row per generation call of the run that made `df`: round, focus, asked, rows kept, duplicates, error, tokens, cost."
     return pd.DataFrame(df.attrs.get('generation', {}).get('call_log', []))
 
-# %% ../nbs/20_generate.ipynb #fd88a862
+# %% ../nbs/20_generate.ipynb #85fa5c0c
 def _regen_blocker(msgs:list, start:int) -> str:
     "Why the replies after user turn `start` cannot be re-answered by plain chat calls ('' when they can)."
     users = [i for i, m in enumerate(msgs) if m.get('role') == 'user']

@@ -1216,7 +1216,7 @@ def _plain(self, msgs:list) -> str:
 
 ScriptedTeacher._other, ScriptedTeacher._plain = _other, _plain
 
-# %% ../nbs/95_testing.ipynb #7fc224c7
+# %% ../nbs/95_testing.ipynb #91d0c0f7
 _LINE_CREATED = re.compile(r"Created task: '([^'\n]+)' \| Priority: (\w+) \| Due: ([^\n]+)")
 
 def task_state(msgs:list) -> dict|None:
