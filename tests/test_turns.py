@@ -141,20 +141,26 @@ def test_tool_call_run_drops_every_broken_call_with_its_reason(tmp_path):
 
 # ---------------------------------------------------------------- TRL dry runs
 
-def trl_one_step(path:Path, out_dir:Path) -> float:
-    "One LoRA step of TRL's SFTTrainer on the export at `path` with the embedded SmolLM2-135M; the loss."
-    import datasets, torch
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
+@pytest.fixture(scope='module')
+def student():
+    "The embedded SmolLM2-135M, loaded once (each dry run trains a copy)."
     from synthbench.finetune import load_student
     from synthbench.export import TOOLS_CHAT_TEMPLATE
-    torch.manual_seed(0)
     model, tok = load_student('smollm2-135m', device='cpu')
     # transformers dequantizes the GGUF file into fp32 tensors but keeps its GGUF quantizer, which Trainer refuses to train
     if getattr(model, 'hf_quantizer', None) is not None: model.hf_quantizer.remove_quantization_config(model)
-    tok.chat_template = TOOLS_CHAT_TEMPLATE
-    ds = datasets.load_dataset('json', data_files=str(path), split='train').select(range(4))
-    args = SFTConfig(output_dir=str(out_dir), max_steps=1, per_device_train_batch_size=2, max_length=768, learning_rate=1e-4,
+    tok.chat_template = TOOLS_CHAT_TEMPLATE   # SmolLM2's own template cannot render tool calls (null content)
+    return model, tok
+
+def trl_one_step(path:Path, out_dir:Path, student) -> tuple[float, str]:
+    "One LoRA step of TRL's SFTTrainer on the export at `path` with a copy of the student: (loss, first training text)."
+    import copy, datasets, torch
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+    torch.manual_seed(0)
+    model, tok = copy.deepcopy(student[0]), student[1]
+    ds = datasets.load_dataset('json', data_files=str(path), split='train').select(range(2))
+    args = SFTConfig(output_dir=str(out_dir), max_steps=1, per_device_train_batch_size=2, max_length=640, learning_rate=1e-4,
                      report_to=[], logging_steps=1, save_strategy='no', use_cpu=True, bf16=False, dataloader_num_workers=0)
     tr = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
                     peft_config=LoraConfig(r=8, lora_alpha=16, target_modules=['q_proj', 'v_proj'], task_type='CAUSAL_LM'))
@@ -163,7 +169,7 @@ def trl_one_step(path:Path, out_dir:Path) -> float:
     return res.training_loss, text
 
 @pytest.mark.slow
-def test_exports_train_one_step_in_trl(tmp_path):
+def test_exports_train_one_step_in_trl(tmp_path, student):
     import math
     tspec, mspec = load_spec(REPO/'seeds'/'tool_calls'), load_spec(REPO/'seeds'/'multiturn_api')
     tools, multi = tspec.seeds(), mspec.seeds()
@@ -172,7 +178,7 @@ def test_exports_train_one_step_in_trl(tmp_path):
              'multi_openai': save_examples(multi[multi['turns'] != '1'], tmp_path/'multi_openai.jsonl', format='openai'),
              'multi_sharegpt': save_examples(multi[multi['turns'] != '1'], tmp_path/'multi_sharegpt.jsonl', format='sharegpt')}
     for name, p in files.items():
-        loss, text = trl_one_step(p, tmp_path/f'out_{name}')
+        loss, text = trl_one_step(p, tmp_path/f'out_{name}', student)
         print(name, round(loss, 3))
         assert math.isfinite(loss) and loss > 0, name
         if name.startswith('tools'): assert '<tool_call>\n{"name": "create_task"' in text and '<tool_response>' in text and '# Tools' in text, text[:600]
