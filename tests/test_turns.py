@@ -99,6 +99,7 @@ def test_multiturn_run_keeps_good_drops_planted_defects(tmp_path):
     assert by['clean']['valid'] >= 0.95 * sum(by['clean'].values())
     gen_out = to[out['source'].eq('generated').values]
     clean = int(tg.isna().sum())
+    print('multiturn', {'generated': len(gen), 'clean': clean, 'exported': len(out), 'clean exported': int(gen_out.isna().sum()), 'defects exported': int(gen_out.notna().sum())})
     assert int(gen_out.isna().sum()) >= 0.85 * clean                    # yield of clean rows
     assert int(gen_out.notna().sum()) <= 0.03 * len(out), gen_out.value_counts()   # defects that got through
     assert {'ignores_earlier', 'wrong_answer'} & set(tg.dropna()) and not {'ignores_earlier', 'wrong_answer'} & set(gen_out.dropna())
@@ -124,6 +125,7 @@ def test_tool_call_run_drops_every_broken_call_with_its_reason(tmp_path):
         assert 'valid' not in by[kind] and by[kind][code] >= 1, (kind, by[kind])
     assert by['clean']['valid'] == sum(by['clean'].values())   # no clean conversation is refused
     gen_out = to[out['source'].eq('generated').values]
+    print('tools', {'generated': len(gen), 'clean': int(tg.isna().sum()), 'exported': len(out), 'clean exported': int(gen_out.isna().sum()), 'defects exported': int(gen_out.notna().sum())})
     assert int(gen_out.isna().sum()) >= 0.85 * int(tg.isna().sum())
     assert not set(TOOL_CODES) & set(gen_out.dropna()), gen_out.value_counts()
     assert int(gen_out.notna().sum()) <= 0.03 * len(out), gen_out.value_counts()
