@@ -306,8 +306,9 @@ def _rewrite_child(r:Mapping, x, op:str, tpl:PromptTemplate, **extra) -> dict:
     chat = not _is_missing(r.get('messages'))
     content = set_input(r, (u or '').strip())
     multi = chat and len(user_turns(r)) > 1
+    calls = chat and any(m.get('tool_calls') for m in r['messages'])
     if chat and a: content = set_turn_reply(content, 0, str(a).strip()) if multi else set_reply(content, str(a).strip())
-    if multi: extra['_regen'] = 1   # the replies after the rewritten first turn depended on it: `_regenerate` re-answers them
+    if multi or calls: extra['_regen'] = 0 if calls else 1   # the replies (and tool calls) after the rewritten turn depended on it: `_regenerate` re-answers them or marks the row
     err = '' if u and (a or not chat) else _err(x, 'rewrite' if not u else 'reply')
     if not err and not re.search(r'\w\w', str(u)): err = f'degenerate rewrite {str(u)[:20]!r}'
     return child_row(r, content, op, x, err, prompt_id=tpl.id, **extra)
@@ -381,7 +382,8 @@ def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
         if j in res: rows.append(_rewrite_child(r, res[j], 'edge', EDGE, edge_type=t, edge_answer='model')); continue
         new = e.rule(first_input(r), rng)
         rows.append(child_row(r, set_input(r, new), 'edge', None, '', edge_type=t, edge_answer='parent', prompt_id=f'rule:{t}'))
-        if not e.keeps_answer and len(user_turns(r)) > 1: rows[-1].update(_regen=0, edge_answer='model')   # every reply re-answered, turn by turn
+        if not e.keeps_answer and (len(user_turns(r)) > 1 or (not _is_missing(r.get('messages')) and any(m.get('tool_calls') for m in r['messages']))):
+            rows[-1].update(_regen=0, edge_answer='model')   # every reply re-answered, turn by turn (tool calls cannot be: marked stale)
         elif not e.keeps_answer and not _is_missing(r.get('messages')) and llm is not None and spec is not None: reanswer.append(len(rows) - 1)
     if reanswer:
         sys_p = getattr(spec, 'system_prompt', None)

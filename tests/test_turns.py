@@ -222,7 +222,8 @@ def test_augment_rewrites_every_user_turn_and_reanswers_what_depends_on_it(tmp_p
             want = n_users - 1 if r['op'] == 'context' else n_users
             assert r['aug_regenerated'] == want, (r['op'], r['aug_regenerated'], want, r['invalid_reason'])
     # a tool-call conversation cannot be re-answered by plain replies: never shipped stale
-    assert (tcv['valid'] == False).all() or not tcv['messages'].map(lambda ms: sum(m['role'] == 'user' for m in ms) > 1).any()
+    tcalls = tcv['messages'].map(lambda ms: any(m.get('tool_calls') for m in ms))
+    assert tcalls.sum() >= 2 and (tcv.loc[tcalls, 'valid'] == False).all() and tcv.loc[tcalls, 'invalid_reason'].str.contains('stale_reply').all()
 
 def test_evolve_keeps_conversations_and_fills_level_quotas(tmp_path):
     from synthbench.evol import evolve, evolve_to_targets, LEVELS
