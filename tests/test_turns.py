@@ -244,3 +244,14 @@ def test_evolve_keeps_conversations_and_fills_level_quotas(tmp_path):
     assert ok['evol_level_name'].value_counts().to_dict() == {'simple': 20 - len(seeds), 'moderate': 8, 'complex': 6, 'edge_case': 4}
     c = capped.attrs['evol_quota']
     assert c['stop_reason'] in ('max_calls', 'no_progress') and c['short']['moderate'] > 0 and c['rewrite_calls'] <= 30, c
+
+def test_evolve_stage_reports_the_level_distribution(tmp_path):
+    from synthbench.evol import evolve_stage
+    from synthbench.stage import RunContext
+    spec = load_spec(REPO/'seeds'/'multiturn_api')
+    with ScriptedTeacher(REPO/'seeds'/'multiturn_api', seed=1) as t:
+        ctx = RunContext(spec=spec, llms={'main': _teacher_llm(t, tmp_path)}, seed=0)
+        ok = evolve_stage(spec.seeds(), ctx=ctx, targets={'simple': 16, 'moderate': 6, 'complex': 3, 'edge_case': 2})
+        short = evolve_stage(spec.seeds(), ctx=ctx, targets={'moderate': 300}, max_calls=20)
+    assert ok.status == 'ok' and ok.report['quota']['levels'] == {'simple': 16, 'moderate': 6, 'complex': 3, 'edge_case': 2}, ok.report.get('quota')
+    assert short.status == 'partial' and short.error_kind == 'target' and 'short moderate' in short.reason, (short.status, short.reason)
