@@ -13,14 +13,14 @@ import pandas as pd
 from pydantic import BaseModel
 from .core import make_table, check_table, concat_tables, prompt_text, response_text, normalize_text, _is_missing
 from .generate import (PromptTemplate, task_section, salvage_json_items, EDGE_TYPES, _validate, _llm_from_args,
-                                 _add_llm_args, _fail, _stage_exit, _CallRecorder)
+                                 _add_llm_args, _fail, _stage_exit, _CallRecorder, answer_turns)
 from .stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
 
 # %% auto #0
 __all__ = ['PARAPHRASE', 'TRANSLATE', 'CONTEXT', 'EDGE', 'CHECK', 'LANGUAGES', 'CONTEXTS', 'RULE_EDGE_TYPES', 'AUGMENT_OPS',
-           'set_input', 'set_reply', 'first_input', 'child_row', 'Variants', 'Translation', 'Rewrite', 'SameIntent',
-           'paraphrase', 'back_translate', 'vary_context', 'edge_variants', 'check_augmented', 'augment',
-           'augment_stage', 'cli_augment']
+           'set_input', 'set_reply', 'user_turns', 'set_inputs', 'set_turn_reply', 'first_input', 'child_row',
+           'Variants', 'Translation', 'Rewrite', 'SameIntent', 'paraphrase', 'back_translate', 'vary_context',
+           'edge_variants', 'check_augmented', 'augment', 'augment_stage', 'cli_augment']
 
 # %% ../nbs/22_augment.ipynb #7f5023f5
 _STAGE_PREFIX = ('judge_', 'dup_', 'aug_', 'gen_error', 'evol_fail')
@@ -43,6 +43,24 @@ def set_reply(fields:dict, new:str) -> dict:
     if i is None: msgs = msgs + [{'role': 'assistant', 'content': new}]
     else: msgs = [dict(m, content=new) if j == i else m for j, m in enumerate(msgs)]
     return {**fields, 'messages': msgs}
+
+def user_turns(row:Mapping) -> list[int]:
+    "Positions of the user turns in a chat row's `messages` ([] for a text row)."
+    msgs = row.get('messages')
+    return [] if _is_missing(msgs) else [i for i, m in enumerate(msgs) if m.get('role') == 'user']
+
+def set_inputs(row:Mapping, new:Mapping[int, str]) -> dict:
+    "Content fields of `row` with the user turns at positions `new` (from `user_turns`) replaced: every turn of a conversation at once."
+    return {'messages': [{**m, 'content': new[i]} if i in new else dict(m) for i, m in enumerate(row['messages'])]}
+
+def set_turn_reply(fields:dict, k:int, new:str) -> dict:
+    "`fields` with the reply to user turn `k` (0-based: the first assistant turn after it) replaced by `new`."
+    msgs, seen = fields['messages'], -1
+    for j, m in enumerate(msgs):
+        seen += m.get('role') == 'user'
+        if seen == k and m.get('role') == 'assistant' and not m.get('tool_calls'):
+            return {**fields, 'messages': [dict(x, content=new) if i == j else x for i, x in enumerate(msgs)]}
+    return fields
 
 def first_input(row:Mapping) -> str:
     "The input a rewrite works on: the first user turn, or `text`."
@@ -201,20 +219,30 @@ def paraphrase(df:pd.DataFrame,        # rows to paraphrase
                validator=None,         # fn(df, spec) -> df (default `synthbench.validate.validate`; False: none)
                estimate:bool=False     # return `llm.estimate` of the calls instead of running
               ) -> pd.DataFrame:
-    "`n` meaning-preserving rewrites of each row's input (label and reply kept); op='paraphrase'."
+    "`n` meaning-preserving rewrites of each row's input, every user turn of a conversation (label and replies kept: the meaning is the same); op='paraphrase'."
     check_table(df, 'paraphrase'); llm = _llm(llm)
     rows_in = df.to_dict('records')
-    msgs = [[{'role': 'user', 'content': PARAPHRASE.render(n=n, text=first_input(r), label_rule=_label_rule(r))}] for r in rows_in]
+    jobs = [(r, t) for r in rows_in for t in (user_turns(r) or [None])]   # every user turn of a conversation (None: the text)
+    msgs = [[{'role': 'user', 'content': PARAPHRASE.render(n=n, text=first_input(r) if t is None else str(r['messages'][t].get('content') or ''), label_rule=_label_rule(r))}] for r, t in jobs]
     if estimate: return llm.estimate(msgs, max_tokens=max_tokens)
-    res = llm.chat_many(msgs, response_format=Variants, sample_ids=[f"para:{r['id']}:{n}" for r in rows_in], desc='paraphrase', temperature=temperature, max_tokens=max_tokens)
-    rows = []
-    for r, x in zip(rows_in, res):
-        vs = [str(v).strip() for v in (_field(x, 'variants') or []) if str(v).strip()]
-        if not vs: rows.append(child_row(r, set_input(r, ''), 'paraphrase', x, _err(x, 'variants'), aug_variant=0, prompt_id=PARAPHRASE.id)); continue
-        for i, v in enumerate(vs[:n]):
-            bad = '' if re.search(r'\w\w', v) else f'degenerate variant {v[:20]!r}'
-            rows.append(child_row(r, set_input(r, v), 'paraphrase', x, bad, aug_variant=i, prompt_id=PARAPHRASE.id))
-            if i: rows[-1].update(tokens_in=0, tokens_out=0, cost_usd=0.0)   # the call's cost goes on the first variant
+    res = llm.chat_many(msgs, response_format=Variants, sample_ids=[f"para:{r['id']}:{n}" + (f':t{t}' if t is not None and t != (user_turns(r) or [None])[0] else '') for r, t in jobs],
+                        desc='paraphrase', temperature=temperature, max_tokens=max_tokens)
+    rows, by = [], {}
+    for (r, t), x in zip(jobs, res): by.setdefault(r['id'], (r, []))[1].append((t, x))
+    for r, parts in by.values():
+        xs = [x for _, x in parts]
+        vs = {t: [str(v).strip() for v in (_field(x, 'variants') or []) if str(v).strip()] for t, x in parts}
+        miss = [t for t, v in vs.items() if not v]
+        if miss:
+            x = parts[[t for t, _ in parts].index(miss[0])][1]
+            rows.append(child_row(r, set_input(r, ''), 'paraphrase', xs, _err(x, 'variants'), aug_variant=0, prompt_id=PARAPHRASE.id)); continue
+        first = vs[parts[0][0]]
+        for i in range(min(n, len(first))):
+            pick = {t: v[min(i, len(v) - 1)] for t, v in vs.items()}   # variant i of every turn (a turn with fewer variants repeats its last)
+            bad = next((f'degenerate variant {v[:20]!r}' for v in pick.values() if not re.search(r'\w\w', v)), '')
+            content = set_input(r, pick[None]) if None in pick else set_inputs(r, pick)
+            rows.append(child_row(r, content, 'paraphrase', xs, bad, aug_variant=i, prompt_id=PARAPHRASE.id))
+            if i: rows[-1].update(tokens_in=0, tokens_out=0, cost_usd=0.0)   # the calls' cost goes on the first variant
     return _finish(rows, df, spec, validator)
 
 # %% ../nbs/22_augment.ipynb #165ba607
@@ -228,25 +256,32 @@ def back_translate(df:pd.DataFrame,            # rows to back-translate
                    validator=None,             # fn(df, spec) -> df (default `synthbench.validate.validate`; False: none)
                    estimate:bool=False         # return `llm.estimate` of the calls instead of running
                   ) -> pd.DataFrame:
-    "Each row's input translated into each pivot language and back (label and reply kept); op='back_translate'."
+    "Each row's input (every user turn of a conversation) translated into each pivot language and back (label and replies kept); op='back_translate'."
     check_table(df, 'back_translate'); llm = _llm(llm)
     rows_in = df.to_dict('records')
-    jobs = [(r, p) for r in rows_in for p in pivots]
-    there = [[{'role': 'user', 'content': TRANSLATE.render(language=LANGUAGES.get(p, p), text=first_input(r))}] for r, p in jobs]
+    jobs = [(r, p, t) for r in rows_in for p in pivots for t in (user_turns(r) or [None])]   # every user turn of a conversation
+    _txt = lambda r, t: first_input(r) if t is None else str(r['messages'][t].get('content') or '')
+    _tag = lambda r, t: f':t{t}' if t is not None and t != (user_turns(r) or [None])[0] else ''
+    there = [[{'role': 'user', 'content': TRANSLATE.render(language=LANGUAGES.get(p, p), text=_txt(r, t))}] for r, p, t in jobs]
     if estimate: return llm.estimate(there * 2, max_tokens=max_tokens)
     kw = dict(response_format=Translation, temperature=temperature, max_tokens=max_tokens)
-    r1 = llm.chat_many(there, sample_ids=[f"bt1:{r['id']}:{p}" for r, p in jobs], desc='translate', **kw)
+    r1 = llm.chat_many(there, sample_ids=[f"bt1:{r['id']}:{p}{_tag(r, t)}" for r, p, t in jobs], desc='translate', **kw)
     mid = [_field(x, 'text') for x in r1]
     back_i = [i for i, t in enumerate(mid) if t]
     r2 = llm.chat_many([[{'role': 'user', 'content': TRANSLATE.render(language=source_language, text=mid[i])}] for i in back_i],
-                       sample_ids=[f"bt2:{jobs[i][0]['id']}:{jobs[i][1]}" for i in back_i], desc='translate back', **kw) if back_i else []
+                       sample_ids=[f"bt2:{jobs[i][0]['id']}:{jobs[i][1]}{_tag(jobs[i][0], jobs[i][2])}" for i in back_i], desc='translate back', **kw) if back_i else []
     back = dict(zip(back_i, r2))
-    rows = []
-    for i, ((r, p), x1) in enumerate(zip(jobs, r1)):
-        x2 = back.get(i)
-        txt = _field(x2, 'text') if x2 is not None else None
-        err = '' if txt else (_err(x1, 'translation') if not mid[i] else _err(x2, 'back-translation'))
-        rows.append(child_row(r, set_input(r, (txt or '').strip()), 'back_translate', [x1, x2], err, aug_pivot=p, aug_pivot_text=mid[i], prompt_id=TRANSLATE.id))
+    rows, by = [], {}
+    for i, ((r, p, t), x1) in enumerate(zip(jobs, r1)): by.setdefault((r['id'], p), (r, p, []))[2].append((i, t, x1))
+    for r, p, parts in by.values():
+        new, err, xs = {}, '', []
+        for i, t, x1 in parts:
+            x2 = back.get(i); xs += [x1, x2]
+            txt = _field(x2, 'text') if x2 is not None else None
+            if not txt and not err: err = _err(x1, 'translation') if not mid[i] else _err(x2, 'back-translation')
+            new[t] = (txt or '').strip()
+        content = set_input(r, new[None]) if None in new else set_inputs(r, new)
+        rows.append(child_row(r, content, 'back_translate', xs, err, aug_pivot=p, aug_pivot_text=mid[parts[0][0]], prompt_id=TRANSLATE.id))
     return _finish(rows, df, spec, validator)
 
 # %% ../nbs/22_augment.ipynb #d60249b4
@@ -270,10 +305,25 @@ def _rewrite_child(r:Mapping, x, op:str, tpl:PromptTemplate, **extra) -> dict:
     u, a = _field(x, 'user'), _field(x, 'assistant')
     chat = not _is_missing(r.get('messages'))
     content = set_input(r, (u or '').strip())
-    if chat and a: content = set_reply(content, str(a).strip())
+    multi = chat and len(user_turns(r)) > 1
+    calls = chat and any(m.get('tool_calls') for m in r['messages'])
+    if chat and a: content = set_turn_reply(content, 0, str(a).strip()) if multi else set_reply(content, str(a).strip())
+    if multi or calls: extra['_regen'] = 0 if calls else 1   # the replies (and tool calls) after the rewritten turn depended on it: `_regenerate` re-answers them or marks the row
     err = '' if u and (a or not chat) else _err(x, 'rewrite' if not u else 'reply')
     if not err and not re.search(r'\w\w', str(u)): err = f'degenerate rewrite {str(u)[:20]!r}'
     return child_row(r, content, op, x, err, prompt_id=tpl.id, **extra)
+
+def _regenerate(rows:list, llm, spec, max_tokens:int=600) -> list:
+    "Re-answer the later turns of the rows a rewrite marked (`_regen`: the first user turn whose reply is stale); a row that cannot be is invalid, never shipped stale."
+    todo = [r for r in rows if r.get('_regen') is not None and not r.get('invalid_reason')]
+    if todo and llm is None:
+        for r in todo: r.update(valid=False, invalid_reason='aug: stale_reply: the replies after the rewritten turn need a model to re-answer them; pass llm=')
+    elif todo:
+        for r, (k, err) in zip(todo, answer_turns(todo, llm, spec, [r['_regen'] for r in todo], max_tokens=max_tokens, desc='re-answer later turns')):
+            r['aug_regenerated'] = k
+            if err: r.update(valid=False, invalid_reason=f'aug: {err}')
+    for r in rows: r.pop('_regen', None)
+    return rows
 
 def vary_context(df:pd.DataFrame,        # rows to vary
                  llm=None,               # `synthbench.llm.LLM` (default `LLM()`)
@@ -295,7 +345,8 @@ def vary_context(df:pd.DataFrame,        # rows to vary
     msgs = [[{'role': 'user', 'content': _rewrite_prompt(CONTEXT, r, spec, context=c, label_rule=_label_rule(r, ';').rstrip('.'))}] for r, c in jobs]
     if estimate: return llm.estimate(msgs, max_tokens=max_tokens)
     res = llm.chat_many(msgs, response_format=Rewrite, sample_ids=[f"ctx:{r['id']}:{c}" for r, c in jobs], desc='vary context', temperature=temperature, max_tokens=max_tokens)
-    return _finish([_rewrite_child(r, x, 'context', CONTEXT, aug_context=c) for (r, c), x in zip(jobs, res)], df, spec, validator)
+    rows = _regenerate([_rewrite_child(r, x, 'context', CONTEXT, aug_context=c) for (r, c), x in zip(jobs, res)], llm, spec, max_tokens)
+    return _finish(rows, df, spec, validator)
 
 # %% ../nbs/22_augment.ipynb #01ca932e
 RULE_EDGE_TYPES = [k for k, e in EDGE_TYPES.items() if e.rule is not None]
@@ -331,7 +382,9 @@ def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
         if j in res: rows.append(_rewrite_child(r, res[j], 'edge', EDGE, edge_type=t, edge_answer='model')); continue
         new = e.rule(first_input(r), rng)
         rows.append(child_row(r, set_input(r, new), 'edge', None, '', edge_type=t, edge_answer='parent', prompt_id=f'rule:{t}'))
-        if not e.keeps_answer and not _is_missing(r.get('messages')) and llm is not None and spec is not None: reanswer.append(len(rows) - 1)
+        if not e.keeps_answer and (len(user_turns(r)) > 1 or (not _is_missing(r.get('messages')) and any(m.get('tool_calls') for m in r['messages']))):
+            rows[-1].update(_regen=0, edge_answer='model')   # every reply re-answered, turn by turn (tool calls cannot be: marked stale)
+        elif not e.keeps_answer and not _is_missing(r.get('messages')) and llm is not None and spec is not None: reanswer.append(len(rows) - 1)
     if reanswer:
         sys_p = getattr(spec, 'system_prompt', None)
         am = [[m for m in rows[k]['messages'] if m['role'] != 'assistant'][:2] for k in reanswer]
@@ -342,7 +395,7 @@ def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
             else:
                 rows[k].update(set_reply(rows[k], x.text.strip()), edge_answer='model', model=x.model)
                 rows[k].update(tokens_in=x.usage.prompt_tokens, tokens_out=x.usage.completion_tokens, cost_usd=x.cost_usd)
-    return _finish(rows, df, spec, validator)
+    return _finish(_regenerate(rows, llm, spec, max_tokens), df, spec, validator)
 
 # %% ../nbs/22_augment.ipynb #6ca86764
 def check_augmented(aug:pd.DataFrame,            # augmented rows (with `parent_id`)

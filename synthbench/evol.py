@@ -13,13 +13,13 @@ import pandas as pd
 from pydantic import BaseModel
 from .core import make_table, check_table, concat_tables, prompt_text, normalize_text, _is_missing
 from .generate import (PromptTemplate, text_hash, task_section, salvage_json_items, _validate, EDGE_TYPES, _axes_of,
-                                 _match_label, _CallRecorder)
+                                 _match_label, _CallRecorder, answer_turns, _regen_blocker)
 from .stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
 
 # %% auto #0
 __all__ = ['LEVELS', 'DEPTH_METHODS', 'DEPTH_OPS', 'BREADTH_OP', 'EDGE_OP', 'MODEL_EDGE_TYPES', 'EVOL_DEPTH', 'EVOL_BREADTH',
-           'EVOL_EDGE', 'EVOL_TEMPLATES', 'next_op', 'EvolvedPrompt', 'evol_messages', 'evol_failure', 'evolve',
-           'evol_summary', 'evolve_stage']
+           'EVOL_EDGE', 'EVOL_TEMPLATES', 'EVOL_TARGETS', 'next_op', 'EvolvedPrompt', 'evol_messages', 'evol_failure',
+           'evolve', 'evol_summary', 'evolve_to_targets', 'evolve_stage']
 
 # %% ../nbs/21_evol.ipynb #6738676e
 LEVELS = ['simple', 'moderate', 'complex', 'edge_case']
@@ -126,6 +126,11 @@ def evol_failure(parent:str,                 # the prompt before evolving
     return ''
 
 # %% ../nbs/21_evol.ipynb #d58b241b
+def _user_turns(row:Mapping) -> list[int]:
+    "Positions of a chat row's user turns ([] for a text row)."
+    msgs = row.get('messages')
+    return [] if _is_missing(msgs) else [i for i, m in enumerate(msgs) if m.get('role') == 'user']
+
 def _level_of(row:Mapping, diff_values:Sequence[str]) -> int:
     "A row's level: `evol_level` if set, else its difficulty's position, else 0."
     lv = row.get('evol_level')
@@ -161,7 +166,8 @@ def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
            max_similarity:float=0.95,      # above this an evolved prompt counts as unchanged
            validator:Callable|None|bool=None, # fn(df, spec) -> df (default `synthbench.validate.validate`; False: none)
            rng_seed:int=0,                 # seed of the operation choice
-           estimate:bool=False             # return `llm.estimate` of the first round instead of running
+           estimate:bool=False,            # return `llm.estimate` of the first round instead of running
+           round_offset:int=0              # number rounds from `round_offset + 1` (a top-up pass continues the numbering, so its calls are new)
           ):
     "Evolve `df`'s prompts for `rounds` rounds; every attempt is a row, failed ones invalid with `evol_fail_reason`."
     check_table(df, 'evolve')
@@ -174,7 +180,7 @@ def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
     diffs = list((_axes_of(spec).get('difficulty') or {}).keys())
     frontier = [dict(r, _tried=[]) for r in df.to_dict('records') if _level_of(r, diffs) < len(LEVELS) - 1]
     out, n_edge = [], 0
-    for rnd in range(1, rounds + 1):
+    for rnd in range(1 + round_offset, rounds + 1 + round_offset):
         if not frontier: break
         jobs = []
         for r in frontier:
@@ -182,23 +188,41 @@ def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
             op = next_op(lv, rng, breadth_share, ops, r['_tried'])
             et = edge_types[n_edge % len(edge_types)] if op == EDGE_OP else None
             n_edge += op == EDGE_OP
-            msgs, tpl = evol_messages(spec, prompt_text(r), op, et, r.get('label') if tt == 'classification' else None)
-            jobs.append((r, lv, op, et, msgs, tpl))
-        if estimate: return llm.estimate([j[4] for j in jobs], max_tokens=max_tokens)
-        res = llm.chat_many([j[4] for j in jobs], response_format=EvolvedPrompt, sample_ids=[f"evol:{j[0]['id']}:{rnd}:{j[2]}" for j in jobs],
-                            desc=f'evolve round {rnd}', temperature=temperature, max_tokens=max_tokens)
-        newp = [_evolved_prompt(x) for x in res]
-        answers = [None] * len(jobs)
+            turns = _user_turns(r) if tt != 'classification' else []
+            texts = [str(r['messages'][t].get('content') or '') for t in turns] if len(turns) > 1 else [prompt_text(r)]
+            calls = [evol_messages(spec, t, op, et, r.get('label') if tt == 'classification' else None) for t in texts]
+            jobs.append((r, lv, op, et, [c[0] for c in calls], calls[0][1], turns if len(turns) > 1 else None, texts))
+        flat = [(i, k) for i, j in enumerate(jobs) for k in range(len(j[4]))]   # every user turn of a conversation is evolved
+        if estimate: return llm.estimate([jobs[i][4][k] for i, k in flat], max_tokens=max_tokens)
+        out_flat = llm.chat_many([jobs[i][4][k] for i, k in flat], response_format=EvolvedPrompt,
+                                 sample_ids=[f"evol:{jobs[i][0]['id']}:{rnd}:{jobs[i][2]}" + (f':t{k}' if k else '') for i, k in flat],
+                                 desc=f'evolve round {rnd}', temperature=temperature, max_tokens=max_tokens)
+        per = [[] for _ in jobs]
+        for (i, k), x in zip(flat, out_flat): per[i].append(x)
+        res = [next((x for x in xs if getattr(x, 'error', None)), xs[0]) for xs in per]
+        newp = [_evolved_prompt(xs[0]) for xs in per]
+        newt = [[_evolved_prompt(x) for x in xs] for xs in per]
+        answers, convs = [None] * len(jobs), [None] * len(jobs)
+        multi = [i for i, j in enumerate(jobs) if j[6] is not None and all(newt[i])
+                 and not any(evol_failure(a, b, None, max_similarity) for a, b in zip(j[7], newt[i]))]
+        if multi:   # a conversation: its evolved turns, every reply re-answered turn by turn (no stale reply)
+            rows_m = [{'messages': [dict(m, content=newt[i][jobs[i][6].index(p)].strip()) if p in jobs[i][6] else dict(m)
+                                    for p, m in enumerate(jobs[i][0]['messages'])]} for i in multi]
+            for i, rm, (k, err) in zip(multi, rows_m, answer_turns(rows_m, llm, spec, 0, temperature=answer_temperature, max_tokens=max_tokens, desc=f'evol-answer r{rnd}')):
+                convs[i] = (rm['messages'], err)
         if tt != 'classification':
-            ask = [i for i, p in enumerate(newp) if p and not evol_failure(prompt_text(jobs[i][0]), p, None, max_similarity)]
+            ask = [i for i, p in enumerate(newp) if p and jobs[i][6] is None and not evol_failure(prompt_text(jobs[i][0]), p, None, max_similarity)]
             sys_p = getattr(spec, 'system_prompt', None)
             am = [([{'role': 'system', 'content': sys_p}] if sys_p else []) + [{'role': 'user', 'content': newp[i]}] for i in ask]
             for i, a in zip(ask, llm.chat_many(am, sample_ids=[f'evol-answer:{jobs[i][0]["id"]}:{rnd}' for i in ask], desc=f'answer round {rnd}',
                                                temperature=answer_temperature, max_tokens=max_tokens) if ask else []):
                 answers[i] = a
         rows, nxt = [], []
-        for (r, lv, op, et, _, tpl), x, p, a in zip(jobs, res, newp, answers):
-            row, ok = _child_row(spec, r, lv, op, et, tpl, x, p, a, rnd, max_similarity, diffs, getattr(llm, 'model', None))
+        for (r, lv, op, et, _, tpl, turns, texts), x, p, a, cv, nt in zip(jobs, res, newp, answers, convs, newt):
+            if turns is not None and cv is None:   # a conversation whose turns did not all evolve: the first turn that failed says why
+                bad = next(((t, n) for t, n in zip(texts, nt) if evol_failure(t, n, None, max_similarity)), (texts[0], p))
+                row, ok = _child_row(spec, r, lv, op, et, tpl, x, bad[1], None, rnd, max_similarity, diffs, getattr(llm, 'model', None), parent_prompt=bad[0])
+            else: row, ok = _child_row(spec, r, lv, op, et, tpl, x, p, a, rnd, max_similarity, diffs, getattr(llm, 'model', None), conv=cv)
             rows.append(row)
             if ok: nxt.append(dict(row, _tried=[]))
             else: nxt.append(dict(r, _tried=r['_tried'] + [op]))
@@ -213,21 +237,28 @@ def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
     return pd.concat(out, ignore_index=True) if out else make_table([])
 
 # %% ../nbs/21_evol.ipynb #c76e0549
-def _child_row(spec, parent, lv, op, et, tpl, res, newp, ans, rnd, max_similarity, diffs, model) -> tuple[dict, bool]:
-    "The row made by one evolution, with lineage, level, cost and failure reason."
+def _child_row(spec, parent, lv, op, et, tpl, res, newp, ans, rnd, max_similarity, diffs, model, conv=None, parent_prompt=None) -> tuple[dict, bool]:
+    "The row made by one evolution, with lineage, level, cost and failure reason (`conv`: (messages, error) of an evolved conversation)."
     tt = getattr(spec, 'task_type', 'chat')
     err = f'call failed: {res.error}' if getattr(res, 'error', None) else ''
     if not err and ans is not None and getattr(ans, 'error', None): err = f'answer call failed: {ans.error}'
     resp = None if tt == 'classification' or ans is None else (getattr(ans, 'text', None) or '')
-    err = err or evol_failure(prompt_text(parent), newp, resp if tt != 'classification' else None, max_similarity)
-    if not err and tt != 'classification' and ans is None: err = 'no answer to the evolved prompt'
+    if conv is not None:
+        err = err or conv[1]
+        resp = next((m['content'] for m in reversed(conv[0]) if m.get('role') == 'assistant'), '') or ''
+        newp = next((m['content'] for m in conv[0] if m.get('role') == 'user'), newp)
+        parent_prompt = next((m['content'] for m in parent['messages'] if m.get('role') == 'user'), None)
+    err = err or evol_failure(prompt_text(parent) if parent_prompt is None else parent_prompt, newp, resp if tt != 'classification' else None, max_similarity)
+    if not err and tt != 'classification' and ans is None and conv is None: err = 'no answer to the evolved prompt'
+    if not err and tt != 'classification': err = _regen_blocker(parent['messages'], 0)   # a tool-call conversation is not re-answered by a plain reply
     clv = lv if op == BREADTH_OP else lv + 1
     ti, to, c = [sum(v) for v in zip(_usage(res), _usage(ans) if ans is not None else (0, 0, 0.0))]
     row = {k: v for k, v in parent.items() if k not in ('id', 'messages', 'text', 'valid', 'invalid_reason', '_tried') and not k.startswith(('judge_', 'dup_', 'aug_'))}
     if tt == 'classification': row.update(text=(newp or '').strip(), label=parent.get('label'))
     else:
         sys_p = getattr(spec, 'system_prompt', None)
-        row['messages'] = ([{'role': 'system', 'content': sys_p}] if sys_p else []) + [{'role': 'user', 'content': (newp or '').strip()}, {'role': 'assistant', 'content': (resp or '').strip()}]
+        body = [m for m in conv[0] if m.get('role') != 'system'] if conv is not None else [{'role': 'user', 'content': (newp or '').strip()}, {'role': 'assistant', 'content': (resp or '').strip()}]
+        row['messages'] = ([{'role': 'system', 'content': sys_p}] if sys_p else []) + body
     row.update(source='generated', parent_id=parent['id'], op=f'evol_{op}', round=rnd, model=getattr(res, 'model', None) or model, prompt_id=tpl.id,
                tokens_in=ti, tokens_out=to, cost_usd=c, evol_level=clv, evol_level_name=LEVELS[clv], evol_op=op, evol_edge_type=et,
                evol_fail_reason=err, valid=None, invalid_reason='')
@@ -246,6 +277,74 @@ def evol_summary(df:pd.DataFrame) -> pd.DataFrame:
     g['reasons'] = d[d['failed']].groupby(['evol_level', 'evol_level_name', 'evol_op'])['reason'].agg(lambda s: dict(Counter(s)))
     return g.reset_index()
 
+# %% ../nbs/21_evol.ipynb #65fc827b
+EVOL_TARGETS = {'simple': 125, 'moderate': 125, 'complex': 125, 'edge_case': 125}   # the walkthrough's quotas
+
+def _usable(r:Mapping) -> bool:
+    "A row that counts toward its level and can be a parent: not invalid, not a failed evolution."
+    f = r.get('evol_fail_reason')
+    return r.get('valid') is not False and (_is_missing(f) or f == '')
+
+def _valid_levels(df:pd.DataFrame, diffs:Sequence[str]) -> list[int]:
+    return [_level_of(r, diffs) for r in df.to_dict('records') if _usable(r)]
+
+def evolve_to_targets(df:pd.DataFrame,          # rows to start from (their level: `evol_level`, else difficulty, else simple)
+                      spec,                     # task spec
+                      llm=None,                 # `synthbench.llm.LLM`
+                      targets:Mapping[str, int]|None=None, # valid rows wanted per level name (default `EVOL_TARGETS`); the input rows count
+                      max_passes:int=6,         # cap on top-up passes
+                      max_calls:int|None=None,  # cap on rewriting calls over all passes (None: 4x the rows still missing at the start)
+                      rng_seed:int=0,           # seed of the parent and operation choice
+                      **kw                      # passed to `evolve` (ops, edge_types, temperature, max_similarity, validator, ...)
+                     ) -> pd.DataFrame:
+    "Evolve until every level has its target of valid rows (or a cap is hit): each pass evolves parents one level below each short level (breadth mutations for `simple`); the story in `attrs['evol_quota']`."
+    if llm is None:
+        from synthbench.llm import LLM
+        llm = LLM()
+    targets = dict(EVOL_TARGETS if targets is None else targets)
+    bad = [k for k in targets if k not in LEVELS]
+    if bad: raise ValueError(f'evolve: unknown level(s) {bad} in targets; use {LEVELS}.')
+    diffs = list((_axes_of(spec).get('difficulty') or {}).keys())
+    rng = random.Random(rng_seed)
+    have = Counter(LEVELS[l] for l in _valid_levels(df, diffs))
+    short0 = sum(max(0, targets[k] - have[k]) for k in targets)
+    cap = max_calls if max_calls is not None else 4 * short0
+    out, calls, stop, used, passes = [], 0, None, Counter(), 0
+    while True:
+        need = {k: targets[k] - have[k] for k in LEVELS if k in targets and have[k] < targets[k]}
+        if not need: stop = 'targets_met'; break
+        if passes >= max_passes: stop = 'max_passes'; break
+        if calls >= cap: stop = 'max_calls'; break
+        pool = pd.concat([df] + out, ignore_index=True) if out else df
+        ok = pool[[_usable(r) for r in pool.to_dict('records')]]
+        lv = pd.Series([_level_of(r, diffs) for r in ok.to_dict('records')], index=ok.index, dtype=int)
+        got_any = False
+        for name, m in need.items():
+            L = LEVELS.index(name)
+            src_lv = L if L == 0 else L - 1            # simple: breadth mutations of simple rows; else one level up from the level below
+            cand = ok[lv == src_lv]
+            if not len(cand): continue
+            order = sorted(cand.to_dict('records'), key=lambda r: (used[r['id']], rng.random()))   # least-used parents first
+            take = order[:min(m, max(0, cap - calls))]
+            if not take: break
+            for r in take: used[r['id']] += 1
+            new = evolve(pd.DataFrame(take), spec, llm, rounds=1, breadth_share=1.0 if L == 0 else 0.0, rng_seed=rng.randrange(2**31),
+                         round_offset=passes, **kw)
+            calls += len(take)
+            if len(new):
+                new = new[~new['id'].isin(set(pool['id']))]
+                out.append(new)
+                for l in _valid_levels(new, diffs):
+                    if LEVELS[l] == name: have[name] += 1
+                    got_any = True
+        passes += 1
+        if not got_any: stop = 'no_progress'; break
+    res = pd.concat(out, ignore_index=True) if out else make_table([])
+    res.attrs['evol_quota'] = {'targets': targets, 'levels': {k: int(have[k]) for k in LEVELS if k in targets},
+                               'short': {k: int(targets[k] - have[k]) for k in targets if have[k] < targets[k]},
+                               'stop_reason': stop, 'passes': passes, 'rewrite_calls': calls, 'max_calls': cap}
+    return res
+
 # %% ../nbs/21_evol.ipynb #f6e9ae43
 def evolve_stage(df:pd.DataFrame,                    # the table whose rows are evolved
                  *,
@@ -260,6 +359,9 @@ def evolve_stage(df:pd.DataFrame,                    # the table whose rows are 
                  max_tokens:int=400,                 # completion budget per call
                  max_similarity:float=0.95,          # above this an evolved prompt counts as unchanged
                  validate:bool=True,                 # validate evolved rows against the spec's rules
+                 targets:dict[str, int]|None=None,   # valid rows wanted per level (e.g. {simple: 125, moderate: 125, complex: 125, edge_case: 125}): top up until met or capped
+                 max_passes:int=6,                   # with targets: cap on top-up passes
+                 max_calls:int|None=None,            # with targets: cap on rewriting calls
                 ) -> StageResult:
     "`df` plus its evolved rows (failed evolutions kept, invalid, with `evol_fail_reason`); status from the model calls."
     spec, llm = ctx.require_spec(), _CallRecorder(ctx.llm())
@@ -267,10 +369,12 @@ def evolve_stage(df:pd.DataFrame,                    # the table whose rows are 
     if rows: src = src.head(rows)
     keep = df.copy(); keep.attrs = {}
     if not len(src): return StageResult(keep, report={'source_rows': 0, 'new_rows': 0, 'note': 'no valid rows to evolve'})
-    try: new = evolve(src, spec, llm, rounds=rounds, ops=list(ops or DEPTH_OPS), breadth_share=breadth_share, edge_types=list(edge_types or MODEL_EDGE_TYPES),
-                      temperature=temperature, answer_temperature=answer_temperature, max_tokens=max_tokens, max_similarity=max_similarity,
-                      validator=None if validate else False, rng_seed=ctx.seed)
+    common = dict(ops=list(ops or DEPTH_OPS), edge_types=list(edge_types or MODEL_EDGE_TYPES), temperature=temperature, answer_temperature=answer_temperature,
+                  max_tokens=max_tokens, max_similarity=max_similarity, validator=None if validate else False, rng_seed=ctx.seed)
+    try: new = (evolve_to_targets(src, spec, llm, targets=targets, max_passes=max_passes, max_calls=max_calls, **common) if targets
+                else evolve(src, spec, llm, rounds=rounds, breadth_share=breadth_share, **common))
     except ValueError as e: raise StageError('config', f'evolve: {e}') from None
+    quota = new.attrs.get('evol_quota')
     new = new.copy(); new.attrs = {}
     same = new['id'].isin(set(df['id'])) if len(new) and len(df) else pd.Series(False, index=new.index)
     dropped = new[same].assign(drop_reason='same as a row already in the table').reset_index(drop=True)
@@ -278,5 +382,9 @@ def evolve_stage(df:pd.DataFrame,                    # the table whose rows are 
     report = {'source_rows': len(src), 'new_rows': int((~same).sum()), 'failed': int((new['evol_fail_reason'] != '').sum()) if len(new) else 0,
               'same_as_existing_dropped': int(same.sum()),
               'levels': json.loads(summ.drop(columns=['reasons'], errors='ignore').to_json(orient='records')) if len(summ) else []}
+    if quota: report['quota'] = quota   # targets, valid rows per level, short, stop reason
     status, kind, reason = calls_outcome(llm.outcomes, 'evolution')
+    if quota and quota['short'] and status == 'ok':
+        status, kind = 'partial', 'target'
+        reason = f"level targets missed ({quota['stop_reason']}): short " + ', '.join(f'{k} {v}' for k, v in quota['short'].items())
     return StageResult(concat_tables(keep, new[~same]), dropped=dropped if len(dropped) else None, report=report, status=status, error_kind=kind, reason=reason)

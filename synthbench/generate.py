@@ -25,10 +25,10 @@ __all__ = ['GENERATE_CHAT', 'GENERATE_CLASSIFY', 'GENERATE_TOOLS', 'TEMPLATES', 
            'ToolExamples', 'answer_model', 'axis_combinations', 'axis_targets', 'plan_batches', 'SeedRotation',
            'unlike_section', 'temperature_for', 'chunk_document', 'task_section', 'seed_json', 'focus_section',
            'mixed_focus_section', 'document_section', 'salvage_json_items', 'normalize_item', 'parse_answer', 'Batch',
-           'Plan', 'plan_generation', 'generate', 'generation_summary', 'call_log', 'generation_outcome',
-           'generate_stage', 'uniform_axes', 'generate_eval_set', 'check_split_isolation', 'edge_typos', 'edge_unicode',
-           'edge_truncate', 'edge_very_short', 'edge_missing_fields', 'edge_injection', 'EdgeType', 'edge_catalogue',
-           'generate_edge_cases', 'cli_generate']
+           'Plan', 'plan_generation', 'generate', 'generation_summary', 'call_log', 'answer_turns',
+           'generation_outcome', 'generate_stage', 'uniform_axes', 'generate_eval_set', 'check_split_isolation',
+           'edge_typos', 'edge_unicode', 'edge_truncate', 'edge_very_short', 'edge_missing_fields', 'edge_injection',
+           'EdgeType', 'edge_catalogue', 'generate_edge_cases', 'cli_generate']
 
 # %% ../nbs/20_generate.ipynb #dcfc19ec
 _ph = re.compile(r'\{(\w+)\}')
@@ -831,6 +831,50 @@ def generation_summary(df:pd.DataFrame) -> pd.DataFrame:
 def call_log(df:pd.DataFrame) -> pd.DataFrame:
     "One row per generation call of the run that made `df`: round, focus, asked, rows kept, duplicates, error, tokens, cost."
     return pd.DataFrame(df.attrs.get('generation', {}).get('call_log', []))
+
+# %% ../nbs/20_generate.ipynb #85fa5c0c
+def _regen_blocker(msgs:list, start:int) -> str:
+    "Why the replies after user turn `start` cannot be re-answered by plain chat calls ('' when they can)."
+    users = [i for i, m in enumerate(msgs) if m.get('role') == 'user']
+    if start >= len(users): return ''
+    if any(m.get('tool_calls') or m.get('role') == 'tool' for m in msgs[users[start]:]):
+        return 'stale_reply: the replies after the rewritten turn call tools, which a plain answer cannot redo; regenerate the conversation instead'
+    return ''
+
+def answer_turns(rows:list[dict],              # chat rows (their `messages` are replaced)
+                 llm,                          # `synthbench.llm.LLM`
+                 spec=None,                    # task spec: its system prompt goes first when a chat has none
+                 start:Sequence[int]|int=0,    # per row: the first user turn (0-based) whose reply is re-answered
+                 temperature:float=0.7,        # answer temperature
+                 max_tokens:int=400,           # completion budget per reply
+                 desc:str='answer turns'       # progress label and sample-id prefix
+                ) -> list[tuple[int, str]]:
+    "Re-answer every assistant reply from user turn `start` on, turn by turn (each call sees the conversation so far, new replies included): per row (replies redone, error or '')."
+    starts = [start] * len(rows) if isinstance(start, int) else list(start)
+    sys_p = getattr(spec, 'system_prompt', None)
+    out = [[0, ''] for _ in rows]
+    msgs = [[dict(m) for m in r['messages']] for r in rows]
+    for i, (ms, s) in enumerate(zip(msgs, starts)):
+        out[i][1] = _regen_blocker(ms, s)
+    todo = {i: [j for j, m in enumerate(ms) if m.get('role') == 'assistant' and sum(x.get('role') == 'user' for x in ms[:j]) > s]
+            for i, (ms, s) in enumerate(zip(msgs, starts)) if not out[i][1]}
+    w = 0
+    while any(w < len(js) for js in todo.values()):
+        ids = [i for i, js in todo.items() if w < len(js) and not out[i][1]]
+        if not ids: break
+        prompts = []
+        for i in ids:
+            pre = msgs[i][:todo[i][w]]
+            prompts.append(([{'role': 'system', 'content': sys_p}] if sys_p and (not pre or pre[0].get('role') != 'system') else []) + pre)
+        res = llm.chat_many(prompts, sample_ids=[f"{desc}:{text_hash(json.dumps(p, ensure_ascii=False, sort_keys=True), 16)}" for p in prompts],
+                            desc=f'{desc} ({w + 1})', temperature=temperature, max_tokens=max_tokens)
+        for i, x in zip(ids, res):
+            t = (getattr(x, 'text', None) or '').strip()
+            if getattr(x, 'error', None) or not t: out[i][1] = f"reply call failed: {getattr(x, 'error', None) or 'empty reply'}"; continue
+            msgs[i][todo[i][w]]['content'] = t; out[i][0] += 1
+        w += 1
+    for r, ms in zip(rows, msgs): r['messages'] = ms
+    return [tuple(o) for o in out]
 
 # %% ../nbs/20_generate.ipynb #06e970e1
 class _CallRecorder:

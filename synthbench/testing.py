@@ -20,7 +20,8 @@ __all__ = ['TODAY', 'WEEKDAYS', 'MONTHS', 'TITLES', 'ODD_TITLES', 'PRIORITIES', 
            'light_edit', 'wrong_reply', 'broken_reply', 'truncate', 'resolve_schema', 'fill_schema', 'request_kind',
            'request_schema', 'parse_focus', 'parse_count', 'row_key', 'truth_of', 'guess_label', 'find_date',
            'answer_task_api', 'answer_policy', 'parse_faults', 'ScriptedTeacher', 'parse_example', 'reword',
-           'pseudo_translate', 'sample_defect_rate', 'padded_reply', 'sample_truth', 'load_records', 'main']
+           'pseudo_translate', 'task_state', 'answer_followup', 'sample_defect_rate', 'padded_reply', 'sample_truth',
+           'load_records', 'main']
 
 # %% ../nbs/95_testing.ipynb #9897b3b5
 TODAY = date(2025, 1, 13)
@@ -1216,6 +1217,48 @@ def _plain(self, msgs:list) -> str:
     return f'Here is my answer to: {user[:200]}'
 
 ScriptedTeacher._other, ScriptedTeacher._plain = _other, _plain
+
+# %% ../nbs/95_testing.ipynb #91d0c0f7
+_LINE_CREATED = re.compile(r"Created task: '([^'\n]+)' \| Priority: (\w+) \| Due: ([^\n]+)")
+
+def task_state(msgs:list) -> dict|None:
+    "The task the conversation so far is about (title, priority, due as written), from the assistant's replies; None when none is open."
+    st = None
+    for m in msgs:
+        if m.get('role') != 'assistant' or not m.get('content'): continue
+        for line in str(m['content']).split('\n'):
+            if c := _LINE_CREATED.match(line): st = {'title': c[1], 'priority': c[2], 'due': c[3]}; continue
+            if (u := re.match(r"Updated task: '([^'\n]+)'(.*)", line)) and st and st['title'] == u[1]:
+                for f, _, new in re.findall(r"\| (Priority|Due|Title): ([^|]+?) -> ([^|]+?)(?= \||$)", u[2]): st[f.lower()] = new.strip().strip("'")
+            if (d := re.match(r"(?:Completed|Deleted) task: '([^'\n]+)'", line)) and st and st['title'] == d[1]: st = None
+    return st
+
+def answer_followup(msgs:list) -> str:
+    "A reply to the last user turn of a multiturn_api conversation that resolves 'it' / 'that one' against the earlier turns."
+    user = next((str(m.get('content') or '') for m in reversed(msgs) if m.get('role') == 'user'), '')
+    st, low = task_state(msgs[:-1] if msgs and msgs[-1].get('role') == 'user' else msgs), user.lower()
+    if st is None or re.search(r"\b(add|create|new task|remind me)\b", low): return answer_task_api(user)
+    t = st['title']
+    if re.search(r"\b(delete|remove|drop|scrap|forget|don't need)\b", low): return f"Deleted task: '{t}'"
+    if re.search(r"\b(done|finished|complete[d]?|tick)\b", low): return f"Completed task: '{t}'"
+    if (q := _QUOTED.search(user)) and re.search(r'\b(call it|rename|title)\b', low):
+        n = q[1] or q[2]; return f"Updated task: '{t}' | Title: {t} -> {n}"
+    if p := re.search(r'\b(urgent|high|medium|low)\b', low):
+        return f"Updated task: '{t}' | Priority: {st['priority']} -> {p[1]}" if p[1] != st['priority'] else f"Error: '{t}' already has priority {p[1]}."
+    if d := find_date(user): return f"Updated task: '{t}' | Due: {st['due']} -> {day_str(d)}"
+    if re.search(r"\b(list|show|what do i have|what's on)\b", low): return f"Tasks (1):\n1. '{t}' | Priority: {st['priority']} | Due: {st['due']}"
+    return answer_task_api(user)
+
+_plain_single = ScriptedTeacher._plain
+
+def _plain_conversation(self, msgs:list) -> str:
+    "`_plain`, but a multiturn_api conversation's later turn is answered from the conversation so far (re-answered turns after a rewrite)."
+    users = [m['content'] for m in msgs if m.get('role') == 'user' and isinstance(m.get('content'), str)]
+    if self.task != 'multiturn_api' or not users: return _plain_single(self, msgs)
+    known = self._by_prompt.get(norm_key(*users))
+    return str(known['correct']) if known is not None else answer_followup([m for m in msgs if m.get('role') != 'system'])
+
+ScriptedTeacher._plain = _plain_conversation
 
 # %% ../nbs/95_testing.ipynb #4aa7e58d
 SAMPLE_KINDS = ('wrong_answer', 'broken_format', 'padded', 'truncated_item')

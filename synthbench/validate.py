@@ -140,8 +140,8 @@ class Rules:
         self.labels = set(spec.labels) if spec and spec.labels else None
         self.axes = {a: set(v) for a, v in spec.axes.items()} if spec else {}
         self.min_chars, self.max_chars = (spec.min_chars, spec.max_chars) if spec else (None, None)
-        self.turns = set(spec.turns) if spec and spec.turns else None
-        self.tools = tool_validators(spec.tools) if spec and spec.tools else None
+        self.turns = set(getattr(spec, 'turns', None) or ()) or None
+        self.tools = tool_validators(spec.tools) if getattr(spec, 'tools', None) else None
 
     def _length(self, what:str, s:str) -> list[str]:
         n = len(s)

@@ -8,7 +8,8 @@ from synthbench.spec import load_spec
 from synthbench.validate import validate, validation_summary
 
 ROOT = Path(__file__).parent.parent/'seeds'
-SETS = {'task_api': (15, 20, 'chat'), 'support_tickets': (20, 50, 'classification'), 'policy_qa': (15, 40, 'chat')}
+SETS = {'task_api': (15, 20, 'chat'), 'support_tickets': (20, 50, 'classification'), 'policy_qa': (15, 40, 'chat'),
+        'multiturn_api': (12, 20, 'chat'), 'tool_calls': (12, 20, 'chat')}
 
 
 def test_all_seed_folders_are_covered():
@@ -75,3 +76,20 @@ def test_support_tickets_use_the_label_set():
     seeds = spec.seeds()
     assert seeds['messages'].isna().all() and set(seeds['label']) == set(spec.labels)
     assert 5 <= len(spec.labels) <= 8
+
+
+def test_multiturn_seeds_cover_every_turn_count_and_follow_up_on_earlier_turns():
+    spec = load_spec(ROOT/'multiturn_api')
+    seeds = spec.seeds()
+    assert set(seeds['turns'].astype(int)) == set(spec.turns)
+    for msgs in seeds['messages']:
+        for m in msgs:
+            if m['role'] == 'assistant': assert spec.regex.fullmatch(m['content']), m['content']
+
+
+def test_tool_seeds_call_every_declared_tool():
+    spec = load_spec(ROOT/'tool_calls')
+    seeds = spec.seeds()
+    called = {c['function']['name'] for ms in seeds['messages'] for m in ms for c in (m.get('tool_calls') or [])}
+    assert called == set(spec.tool_names)
+    assert (seeds['category'] == 'no_tool').sum() >= 2 and all(t == spec.openai_tools() for t in seeds['tools'])

@@ -99,6 +99,7 @@ def test_multiturn_run_keeps_good_drops_planted_defects(tmp_path):
     assert by['clean']['valid'] >= 0.95 * sum(by['clean'].values())
     gen_out = to[out['source'].eq('generated').values]
     clean = int(tg.isna().sum())
+    print('multiturn', {'generated': len(gen), 'clean': clean, 'exported': len(out), 'clean exported': int(gen_out.isna().sum()), 'defects exported': int(gen_out.notna().sum())})
     assert int(gen_out.isna().sum()) >= 0.85 * clean                    # yield of clean rows
     assert int(gen_out.notna().sum()) <= 0.03 * len(out), gen_out.value_counts()   # defects that got through
     assert {'ignores_earlier', 'wrong_answer'} & set(tg.dropna()) and not {'ignores_earlier', 'wrong_answer'} & set(gen_out.dropna())
@@ -124,6 +125,7 @@ def test_tool_call_run_drops_every_broken_call_with_its_reason(tmp_path):
         assert 'valid' not in by[kind] and by[kind][code] >= 1, (kind, by[kind])
     assert by['clean']['valid'] == sum(by['clean'].values())   # no clean conversation is refused
     gen_out = to[out['source'].eq('generated').values]
+    print('tools', {'generated': len(gen), 'clean': int(tg.isna().sum()), 'exported': len(out), 'clean exported': int(gen_out.isna().sum()), 'defects exported': int(gen_out.notna().sum())})
     assert int(gen_out.isna().sum()) >= 0.85 * int(tg.isna().sum())
     assert not set(TOOL_CODES) & set(gen_out.dropna()), gen_out.value_counts()
     assert int(gen_out.notna().sum()) <= 0.03 * len(out), gen_out.value_counts()
@@ -141,20 +143,26 @@ def test_tool_call_run_drops_every_broken_call_with_its_reason(tmp_path):
 
 # ---------------------------------------------------------------- TRL dry runs
 
-def trl_one_step(path:Path, out_dir:Path) -> float:
-    "One LoRA step of TRL's SFTTrainer on the export at `path` with the embedded SmolLM2-135M; the loss."
-    import datasets, torch
-    from peft import LoraConfig
-    from trl import SFTConfig, SFTTrainer
+@pytest.fixture(scope='module')
+def student():
+    "The embedded SmolLM2-135M, loaded once (each dry run trains a copy)."
     from synthbench.finetune import load_student
     from synthbench.export import TOOLS_CHAT_TEMPLATE
-    torch.manual_seed(0)
     model, tok = load_student('smollm2-135m', device='cpu')
     # transformers dequantizes the GGUF file into fp32 tensors but keeps its GGUF quantizer, which Trainer refuses to train
     if getattr(model, 'hf_quantizer', None) is not None: model.hf_quantizer.remove_quantization_config(model)
-    tok.chat_template = TOOLS_CHAT_TEMPLATE
-    ds = datasets.load_dataset('json', data_files=str(path), split='train').select(range(4))
-    args = SFTConfig(output_dir=str(out_dir), max_steps=1, per_device_train_batch_size=2, max_length=768, learning_rate=1e-4,
+    tok.chat_template = TOOLS_CHAT_TEMPLATE   # SmolLM2's own template cannot render tool calls (null content)
+    return model, tok
+
+def trl_one_step(path:Path, out_dir:Path, student) -> tuple[float, str]:
+    "One LoRA step of TRL's SFTTrainer on the export at `path` with a copy of the student: (loss, first training text)."
+    import copy, datasets, torch
+    from peft import LoraConfig
+    from trl import SFTConfig, SFTTrainer
+    torch.manual_seed(0)
+    model, tok = copy.deepcopy(student[0]), student[1]
+    ds = datasets.load_dataset('json', data_files=str(path), split='train').select(range(2))
+    args = SFTConfig(output_dir=str(out_dir), max_steps=1, per_device_train_batch_size=2, max_length=640, learning_rate=1e-4,
                      report_to=[], logging_steps=1, save_strategy='no', use_cpu=True, bf16=False, dataloader_num_workers=0)
     tr = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
                     peft_config=LoraConfig(r=8, lora_alpha=16, target_modules=['q_proj', 'v_proj'], task_type='CAUSAL_LM'))
@@ -163,7 +171,7 @@ def trl_one_step(path:Path, out_dir:Path) -> float:
     return res.training_loss, text
 
 @pytest.mark.slow
-def test_exports_train_one_step_in_trl(tmp_path):
+def test_exports_train_one_step_in_trl(tmp_path, student):
     import math
     tspec, mspec = load_spec(REPO/'seeds'/'tool_calls'), load_spec(REPO/'seeds'/'multiturn_api')
     tools, multi = tspec.seeds(), mspec.seeds()
@@ -172,8 +180,78 @@ def test_exports_train_one_step_in_trl(tmp_path):
              'multi_openai': save_examples(multi[multi['turns'] != '1'], tmp_path/'multi_openai.jsonl', format='openai'),
              'multi_sharegpt': save_examples(multi[multi['turns'] != '1'], tmp_path/'multi_sharegpt.jsonl', format='sharegpt')}
     for name, p in files.items():
-        loss, text = trl_one_step(p, tmp_path/f'out_{name}')
+        loss, text = trl_one_step(p, tmp_path/f'out_{name}', student)
         print(name, round(loss, 3))
         assert math.isfinite(loss) and loss > 0, name
         if name.startswith('tools'): assert '<tool_call>\n{"name": "create_task"' in text and '<tool_response>' in text and '# Tools' in text, text[:600]
         else: assert text.count('<|im_start|>user') >= 2 and '<|im_start|>human' not in text, text[:600]
+
+# ---------------------------------------------------------------- augment and evolve on every turn
+
+def _teacher_llm(t, tmp_path):
+    from synthbench.llm import LLM
+    return LLM(model='fake-model', base_url=t.base_url, api_key='test', cache_dir=tmp_path/'cache', progress=False)
+
+def test_augment_rewrites_every_user_turn_and_reanswers_what_depends_on_it(tmp_path):
+    from synthbench.augment import paraphrase, back_translate, vary_context, edge_variants
+    spec = load_spec(REPO/'seeds'/'multiturn_api')
+    seeds = spec.seeds()
+    multi = seeds[seeds['turns'] != '1'].head(4)
+    with ScriptedTeacher(REPO/'seeds'/'multiturn_api', seed=1) as t:
+        llm = _teacher_llm(t, tmp_path)
+        pa = paraphrase(multi, llm, n=2, spec=spec)
+        bt = back_translate(multi, llm, pivots=['de'], spec=spec)
+        cv = vary_context(multi, llm, contexts=['a busy parent'], per_row=1, spec=spec)
+        ed = edge_variants(multi, types=['truncated'], llm=llm, spec=spec)
+        tools = load_spec(REPO/'seeds'/'tool_calls')
+        ts = tools.seeds().head(3)
+        tcv = vary_context(ts, llm, contexts=['a student'], per_row=1, spec=tools)
+    par = {r['id']: r for r in multi.to_dict('records')}
+    for df in (pa, bt):   # meaning kept: every user turn rewritten, every reply kept
+        assert len(df) >= len(multi)
+        for r in df.to_dict('records'):
+            p = par[r['parent_id']]
+            pu = [m['content'] for m in p['messages'] if m['role'] == 'user']
+            cu = [m['content'] for m in r['messages'] if m['role'] == 'user']
+            assert len(cu) == len(pu) and all(a != b for a, b in zip(cu, pu)), (pu, cu)
+            assert [m['content'] for m in r['messages'] if m['role'] == 'assistant'] == [m['content'] for m in p['messages'] if m['role'] == 'assistant']
+    for df in (cv, ed):   # meaning changed: the first turn rewritten, every later reply re-answered
+        assert len(df) == len(multi)
+        for r in df.to_dict('records'):
+            n_users = int(par[r['parent_id']]['turns'])
+            want = n_users - 1 if r['op'] == 'context' else n_users
+            assert r['aug_regenerated'] == want, (r['op'], r['aug_regenerated'], want, r['invalid_reason'])
+    # a tool-call conversation cannot be re-answered by plain replies: never shipped stale
+    tcalls = tcv['messages'].map(lambda ms: any(m.get('tool_calls') for m in ms))
+    assert tcalls.sum() >= 2 and (tcv.loc[tcalls, 'valid'] == False).all() and tcv.loc[tcalls, 'invalid_reason'].str.contains('stale_reply').all()
+
+def test_evolve_keeps_conversations_and_fills_level_quotas(tmp_path):
+    from synthbench.evol import evolve, evolve_to_targets, LEVELS
+    spec = load_spec(REPO/'seeds'/'multiturn_api')
+    seeds = spec.seeds()
+    with ScriptedTeacher(REPO/'seeds'/'multiturn_api', seed=1) as t:
+        llm = _teacher_llm(t, tmp_path)
+        ev = evolve(seeds[seeds['turns'] == '3'].head(2), spec, llm, rounds=1, breadth_share=0.0)
+        targets = {'simple': 20, 'moderate': 8, 'complex': 6, 'edge_case': 4}
+        q = evolve_to_targets(seeds, spec, llm, targets=targets, validator=False)
+        capped = evolve_to_targets(seeds, spec, llm, targets={'moderate': 400}, max_calls=30, validator=False)
+    for r in ev.to_dict('records'):   # a 3-turn parent gives a 3-turn child: every user turn evolved, every reply re-answered
+        assert sum(m['role'] == 'user' for m in r['messages']) == 3 and r['evol_fail_reason'] == '', r['evol_fail_reason']
+    assert ev['valid'].all(), ev['invalid_reason'].tolist()
+    g = q.attrs['evol_quota']
+    assert g['stop_reason'] == 'targets_met' and g['levels'] == targets and not g['short'], g
+    ok = q[q['evol_fail_reason'] == '']
+    assert ok['evol_level_name'].value_counts().to_dict() == {'simple': 20 - len(seeds), 'moderate': 8, 'complex': 6, 'edge_case': 4}
+    c = capped.attrs['evol_quota']
+    assert c['stop_reason'] in ('max_calls', 'no_progress') and c['short']['moderate'] > 0 and c['rewrite_calls'] <= 30, c
+
+def test_evolve_stage_reports_the_level_distribution(tmp_path):
+    from synthbench.evol import evolve_stage
+    from synthbench.stage import RunContext
+    spec = load_spec(REPO/'seeds'/'multiturn_api')
+    with ScriptedTeacher(REPO/'seeds'/'multiturn_api', seed=1) as t:
+        ctx = RunContext(spec=spec, llms={'main': _teacher_llm(t, tmp_path)}, seed=0)
+        ok = evolve_stage(spec.seeds(), ctx=ctx, targets={'simple': 16, 'moderate': 6, 'complex': 3, 'edge_case': 2})
+        short = evolve_stage(spec.seeds(), ctx=ctx, targets={'moderate': 300}, max_calls=20)
+    assert ok.status == 'ok' and ok.report['quota']['levels'] == {'simple': 16, 'moderate': 6, 'complex': 3, 'edge_case': 2}, ok.report.get('quota')
+    assert short.status == 'partial' and short.error_kind == 'target' and 'short moderate' in short.reason, (short.status, short.reason)
