@@ -152,7 +152,6 @@ def test_stage_registered_and_checked(tmp_path):
 @pytest.mark.slow
 def test_dpo_trainer_one_step_on_the_export(tmp_path):
     "The export trains: one DPOTrainer step on CPU with the embedded SmolLM2-135M student and a LoRA adapter."
-    import torch
     from datasets import load_dataset
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
