@@ -811,6 +811,10 @@ def _print_summary(s:Mapping, file=sys.stdout):
     for n, r in s['scores'].items():
         if r.get('mean') is None: continue
         print(f"  {n:<24} mean {r['mean']:.2f}  " + ' '.join(f"{k}:{int(r[str(k)])}" for k in range(1, 6)), file=file)
+    lb = s.get('length_bias') or {}
+    if lb.get('flagged'):
+        print(f"  length bias: scores rise with reply length (Spearman {lb['spearman']:.2f} over {lb['n']} rows; mean {lb['mean_score_longest_third']:.2f} "
+              f"for the longest third vs {lb['mean_score_shortest_third']:.2f} for the shortest): check that long replies are better, not just longer", file=file)
 
 def _print_calibration(c:Calibration, file=sys.stdout):
     s = c.summary()

@@ -369,7 +369,7 @@ def prefs_stage(df:pd.DataFrame,
                 *,
                 ctx:RunContext,                         # the run: LLM 'main' (generator), 'judge' if present, task spec
                 n_candidates:int=4,                     # candidates per prompt
-                temperatures:list[float]=list(DEFAULT_TEMPERATURES),  # candidate temperatures (cycled)
+                temperatures:Sequence[float]=DEFAULT_TEMPERATURES,  # candidate temperatures (cycled)
                 models:list[str]|None=None,             # model names on the main endpoint, taking turns
                 judge:str='judge',                      # name of the judge LLM in the run (falls back to 'main', with a warning)
                 min_margin:float=1.0,                   # keep pairs with at least this score margin

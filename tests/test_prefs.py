@@ -152,7 +152,6 @@ def test_stage_registered_and_checked(tmp_path):
 @pytest.mark.slow
 def test_dpo_trainer_one_step_on_the_export(tmp_path):
     "The export trains: one DPOTrainer step on CPU with the embedded SmolLM2-135M student and a LoRA adapter."
-    import torch
     from datasets import load_dataset
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
@@ -164,7 +163,7 @@ def test_dpo_trainer_one_step_on_the_export(tmp_path):
     # Trainer refuses to train; the weights are plain fp32, so drop the stale marker
     model.hf_quantizer, model.is_quantized = None, False
     args = DPOConfig(output_dir=str(tmp_path / 'out'), max_steps=1, per_device_train_batch_size=2, gradient_accumulation_steps=1, max_length=384,
-                     learning_rate=1e-4, beta=0.1, logging_steps=1, save_strategy='no', report_to='none', use_cpu=True, bf16=False,
+                     learning_rate=1e-4, beta=0.1, logging_steps=1, save_strategy='no', report_to='none', use_cpu=True, bf16=True,
                      gradient_checkpointing=False, dataloader_num_workers=0, seed=0)
     lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=['q_proj', 'v_proj'], task_type='CAUSAL_LM')
     trainer = DPOTrainer(model=model, args=args, train_dataset=data, processing_class=tok, peft_config=lora)
@@ -173,3 +172,18 @@ def test_dpo_trainer_one_step_on_the_export(tmp_path):
     logged = [h for h in trainer.state.log_history if 'loss' in h]
     assert logged and abs(logged[0]['loss'] - math.log(2)) < 0.05        # step 1: policy == reference, so the DPO loss is log 2
     assert any('rewards/margins' in k or 'rewards/chosen' in k for k in logged[0])
+
+
+def test_prefs_in_a_pipeline_run(tmp_path):
+    "`prefs` as a pipeline stage: pairs as the stage table, prompts without a pair in the dropped file, the DPO file beside them."
+    from synthbench.workbench import run_pipeline
+    with ScriptedTeacher('task_api') as t:
+        cfg = {'name': 'p', 'task': str(seeds_path('task_api')), 'llm': {'model': 'teacher-gen', 'base_url': t.base_url, 'cache_dir': None},
+               'llms': {'judge': {'model': 'teacher-judge', 'base_url': t.base_url, 'cache_dir': None}},
+               'seed': 0, 'stages': ['add_seeds', {'prefs': {'min_margin': 1.0}}]}
+        run = run_pipeline(cfg, runs_dir=tmp_path, verbose=False)
+    assert run.manifest['status'] == 'done'
+    kept, gone = pd.read_parquet(run.path / '02_prefs.parquet'), pd.read_parquet(run.path / '02_prefs.dropped.parquet')
+    dpo = [json.loads(l) for l in (run.path / 'prefs_dpo.jsonl').read_text().splitlines()]
+    assert len(kept) == len(dpo) > 0 and len(kept) + len(gone) == 20 and set(gone['drop_reason']) <= set(DROP_REASONS)
+    assert t.stats['by_kind']['plain'] == 80
