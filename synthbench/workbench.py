@@ -36,6 +36,7 @@ STAGES = {
     'export':    'synthbench.export:export_stage',
     'finetune':  'synthbench.evaluate:finetune_stage',
     'pii':       'synthbench.pii:pii_stage',
+    'hub':       'synthbench.hub:hub_stage',
 }
 
 def stage_function(name_or_path:str):

@@ -18,6 +18,7 @@ STAGES = """  - generate: {n: 60}
   - add_seeds
   - pii
   - export
+  - hub: {license: cc-by-4.0}
 """
 
 def cli(*argv) -> tuple[int, str, str]:
@@ -99,6 +100,12 @@ def test_saved_datasetdict_and_card_load_back_and_validate(run_dir, tmp_path):
     assert abs(meta['cost']['cost_per_kept'] - man['totals']['cost_usd'] / len(kept)) < 1e-6
     assert man['totals']['cost_usd'] > 0 and 'per kept example; by hand $0.50 each' in text
     assert KEY not in text
+    # the pipeline's own hub stage wrote the same rows, split the same way (same seed)
+    st = load_from_disk(str(run_dir/'hf'))
+    assert {k: len(v) for k, v in st.items()} == sizes and sorted(st['test']['id']) == sorted(dd['test']['id'])
+    sm = validate_card(run_dir/'hf'/'README.md')
+    assert sm['license'] == 'cc-by-4.0' and sm['source_models'] == meta['source_models'] and sm['generation_config_hash'] == meta['generation_config_hash']
+    assert KEY not in (run_dir/'hf'/'README.md').read_text()
 
 def test_card_validation_catches_what_the_hub_would_refuse(run_dir, tmp_path):
     from synthbench.hub import save_hf, validate_card, CardError
