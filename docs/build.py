@@ -224,8 +224,8 @@ def build(out:str|Path, quiet:bool=False, highlight:bool=False) -> Path:
         if mod: body = f'<p class="kind">module <a href="../api/synthbench.{mod}.html"><code>synthbench.{mod}</code></a> · source <code>nbs/{p.name}</code></p>' + body
         site.write(rel, nb_title(p)[0], _fix_nb_links(body, rel, names, p))
     # architecture page
-    arch = (Path(__file__).parent/'architecture.md').read_text(encoding='utf-8')
-    site.write('architecture.html', 'Architecture', _fix_nb_links(_md_html(arch), 'architecture.html', names))
+    arch = Path(__file__).parent/'architecture.md'
+    site.write('architecture.html', 'Architecture', _fix_nb_links(_md_html(arch.read_text(encoding='utf-8')), 'architecture.html', names, arch))
     # module index and API pages
     nb_of_mod = {v: k for k, v in mod_of_nb.items() if v}
     rows = []
