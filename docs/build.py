@@ -239,9 +239,16 @@ def build(out:str|Path, quiet:bool=False, highlight:bool=False) -> Path:
         ents = [api_entry(mod, n) for n in public_names(m)]
         toc = ' · '.join(f'<a href="#{html.escape(n)}"><code>{html.escape(n)}</code></a>' for n in public_names(m))
         chap = f' · chapter <a href="../chapters/{nb}.html">{nb}</a>' if nb else ''
+        md = [f'# {m}', '', inspect.getdoc(mod) or '', '']   # `<module>.html.md`: the page each module docstring's `Docs:` URL names
+        for n in public_names(m):
+            o = getattr(mod, n)
+            md += [f'## {n}', '', f'```python\n{n}{_sig(o) if callable(o) else " = " + repr(o)[:300]}\n```', '',
+                   (inspect.getdoc(o) or '') if inspect.isfunction(o) or (inspect.isclass(o) and vars(o).get('__doc__')) else '', '']
+        (out/f'{short}.html.md').write_text('\n'.join(md), encoding='utf-8')
         site.write(f'api/{m}.html', m, f'<h1 id="{m}"><code>{m}</code></h1><p>{html.escape(summary)}{chap}</p><p>{toc}</p>' + ''.join(ents))
     site.write('api/index.html', 'Module index', '<h1 id="module-index">Module index</h1><table><tr><th>module</th><th>what it does</th>'
                '<th>chapter</th><th>public names</th></tr>' + ''.join(rows) + '</table>')
+    shutil.copy(NBS/'llms.txt', out/'llms.txt')
     if not quiet: print(f'built {sum(1 for _ in out.rglob("*.html"))} pages into {out} in {time.time() - t0:.1f}s')
     return out/'index.html'
 
