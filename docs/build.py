@@ -24,7 +24,8 @@ body{margin:0;font:15px/1.55 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;
 main{margin-left:280px;max-width:1000px;padding:16px 28px 60px}
 pre,code{font:13px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}pre{background:#f6f8fa;padding:10px;overflow:auto;border-radius:6px}
 .prompt,.jp-InputArea-prompt,.jp-OutputPrompt,.jp-InputPrompt{display:none}.jp-OutputArea-output pre{background:#fff;border-left:3px solid #d0d7de}
-.jp-Cell{margin:10px 0}table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:3px 8px;vertical-align:top}
+.output_subarea pre,.output_subarea>div,.output_subarea>table{background:#fff;border-left:3px solid #8fbcef;padding-left:10px}
+.output_subarea{margin:0 0 8px;overflow:auto}.jp-Cell{margin:10px 0}table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:3px 8px;vertical-align:top}
 .api{border-top:1px solid #d0d7de;padding-top:8px;margin-top:18px}.sig{background:#eef3f8}.kind{color:#57606a;font-size:12px}
 .anchor{color:#8c959f;text-decoration:none;margin-left:6px}
 """
