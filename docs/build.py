@@ -24,7 +24,8 @@ body{margin:0;font:15px/1.55 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;
 main{margin-left:280px;max-width:1000px;padding:16px 28px 60px}
 pre,code{font:13px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}pre{background:#f6f8fa;padding:10px;overflow:auto;border-radius:6px}
 .prompt,.jp-InputArea-prompt,.jp-OutputPrompt,.jp-InputPrompt{display:none}.jp-OutputArea-output pre{background:#fff;border-left:3px solid #d0d7de}
-.jp-Cell{margin:10px 0}table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:3px 8px;vertical-align:top}
+.output_subarea pre,.output_subarea>div,.output_subarea>table{background:#fff;border-left:3px solid #8fbcef;padding-left:10px}
+.output_subarea{margin:0 0 8px;overflow:auto}.jp-Cell{margin:10px 0}table{border-collapse:collapse}td,th{border:1px solid #d0d7de;padding:3px 8px;vertical-align:top}
 .api{border-top:1px solid #d0d7de;padding-top:8px;margin-top:18px}.sig{background:#eef3f8}.kind{color:#57606a;font-size:12px}
 .anchor{color:#8c959f;text-decoration:none;margin-left:6px}
 """
@@ -224,8 +225,8 @@ def build(out:str|Path, quiet:bool=False, highlight:bool=False) -> Path:
         if mod: body = f'<p class="kind">module <a href="../api/synthbench.{mod}.html"><code>synthbench.{mod}</code></a> · source <code>nbs/{p.name}</code></p>' + body
         site.write(rel, nb_title(p)[0], _fix_nb_links(body, rel, names, p))
     # architecture page
-    arch = (Path(__file__).parent/'architecture.md').read_text(encoding='utf-8')
-    site.write('architecture.html', 'Architecture', _fix_nb_links(_md_html(arch), 'architecture.html', names))
+    arch = Path(__file__).parent/'architecture.md'
+    site.write('architecture.html', 'Architecture', _fix_nb_links(_md_html(arch.read_text(encoding='utf-8')), 'architecture.html', names, arch))
     # module index and API pages
     nb_of_mod = {v: k for k, v in mod_of_nb.items() if v}
     rows = []
@@ -239,9 +240,16 @@ def build(out:str|Path, quiet:bool=False, highlight:bool=False) -> Path:
         ents = [api_entry(mod, n) for n in public_names(m)]
         toc = ' · '.join(f'<a href="#{html.escape(n)}"><code>{html.escape(n)}</code></a>' for n in public_names(m))
         chap = f' · chapter <a href="../chapters/{nb}.html">{nb}</a>' if nb else ''
+        md = [f'# {m}', '', inspect.getdoc(mod) or '', '']   # `<module>.html.md`: the page each module docstring's `Docs:` URL names
+        for n in public_names(m):
+            o = getattr(mod, n)
+            md += [f'## {n}', '', f'```python\n{n}{_sig(o) if callable(o) else " = " + repr(o)[:300]}\n```', '',
+                   (inspect.getdoc(o) or '') if inspect.isfunction(o) or (inspect.isclass(o) and vars(o).get('__doc__')) else '', '']
+        (out/f'{short}.html.md').write_text('\n'.join(md), encoding='utf-8')
         site.write(f'api/{m}.html', m, f'<h1 id="{m}"><code>{m}</code></h1><p>{html.escape(summary)}{chap}</p><p>{toc}</p>' + ''.join(ents))
     site.write('api/index.html', 'Module index', '<h1 id="module-index">Module index</h1><table><tr><th>module</th><th>what it does</th>'
                '<th>chapter</th><th>public names</th></tr>' + ''.join(rows) + '</table>')
+    shutil.copy(NBS/'llms.txt', out/'llms.txt')
     if not quiet: print(f'built {sum(1 for _ in out.rglob("*.html"))} pages into {out} in {time.time() - t0:.1f}s')
     return out/'index.html'
 

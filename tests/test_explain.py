@@ -62,3 +62,10 @@ def test_explain_bad_file_exits_2_with_one_line(tmp_path, body, msg):
     code, out, err = cli('run', str(p), '--explain')
     assert code == 2 and out == ''
     assert len(err.strip().splitlines()) == 1 and msg in err and 'Traceback' not in err
+
+def test_explain_stage_level_llm_and_drop_rules():
+    txt = explain_pipeline({'llm': {'model': 'gpt-4o-mini', 'base_url': 'http://127.0.0.1:7/v1'},
+                            'stages': [{'judge': {'llm': {'model': 'gpt-4o', 'base_url': 'http://127.0.0.1:8/v1'}, 'drop': ['rejected']}}, 'export']})
+    assert "calls:  client 'stage0': model gpt-4o at http://127.0.0.1:8/v1" in txt
+    assert "after the stage (`drop:`), rows marked rejected (`judge_pass` is False)" in txt
+    assert '01_judge.dropped.parquet' in txt and "[2] export" in txt
