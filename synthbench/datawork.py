@@ -8,7 +8,7 @@ Docs: https://synthbench.github.io/synthbench/datawork.html.md"""
 from __future__ import annotations
 import argparse, html, json, math, re, sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 import pandas as pd
 
@@ -86,7 +86,7 @@ def _spec_of(run):
     t = (run.manifest.get('pipeline') or {}).get('task')
     if not t or not Path(t).exists(): return None
     try: return load_spec(t)
-    except Exception: return None
+    except (ValueError, OSError): return None   # SpecError is a ValueError: the report says the spec is missing
 
 # %% ../nbs/54_datawork.ipynb #91968a82
 def student_section(run=None, comparison=None, base:str='base', tuned:str='fine-tuned', figure:str='format_compliance') -> dict:

@@ -119,7 +119,7 @@ def test_compare_two_runs(tmp_path, tickets):
 @pytest.mark.slow
 def test_task_api_run_with_a_finetune_stage(tmp_path):
     "One real run: scripted teacher, audit, export, 2 LoRA steps; the report reads base vs fine-tuned with intervals."
-    run = make_run(tmp_path/'runs', 'task_api', [*STAGES, {'export': {'format': 'sharegpt'}}, {'finetune': {'steps': 2, 'limit': 8, 'max_len': 96, 'max_new_tokens': 48}}])
+    run = make_run(tmp_path/'runs', 'task_api', [*STAGES, {'export': {'format': 'sharegpt'}}, {'finetune': {'steps': 2, 'limit': 8, 'max_len': 96, 'max_new_tokens': 40}}])
     assert run.ok, run.reason
     code, out, err = cli(run.path)
     assert code == 0, err
