@@ -104,6 +104,7 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
         runs = {}
         for eng in ('local', 'ray'):
             before = t.stats['by_kind'].copy()
+            t._occ.clear()        # the teacher varies its answer to a repeated prompt; each engine's run should see the first answers
             runs[eng] = run_pipeline({'name': eng, 'task': str(REPO/'seeds'/'task_api'), 'llm': llm(f'cache_{eng}'), 'seed': 3,
                                       'input': str(gen.path/'01_generate.parquet'), 'stages': stages},
                                      runs_dir=tmp_path/'runs', verbose=False, engine=eng, address=cluster)
