@@ -98,7 +98,7 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
     with ScriptedTeacher(REPO/'seeds'/'task_api', defect_rate=0.25, seed=4) as t:
         llm = lambda c: {'model': 'gpt-4o-mini', 'base_url': t.base_url, 'api_key_env': 'SB_RAY_KEY', 'progress': False, 'max_retries': 3, 'cache_dir': str(tmp_path/c)}
         gen = run_pipeline({'name': 'gen', 'task': str(REPO/'seeds'/'task_api'), 'llm': llm('cache_gen'), 'seed': 3,
-                            'stages': [{'generate': {'n': 60}}]}, runs_dir=tmp_path/'runs', verbose=False)
+                            'stages': [{'generate': {'n': 36}}]}, runs_dir=tmp_path/'runs', verbose=False)
         assert gen.ok, gen.reason
         stages = ['validate', {'judge': {'threshold': 3.5}}, 'dedup', 'filter']
         runs = {}
@@ -110,7 +110,7 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
                                      runs_dir=tmp_path/'runs', verbose=False, engine=eng, address=cluster)
             assert runs[eng].ok, runs[eng].reason
             sent = sum(v for k, v in (t.stats['by_kind'] - before).items() if k.startswith('judge'))
-            assert sent >= 40, (eng, t.stats['by_kind'])                         # each engine asked the teacher itself (fresh caches)
+            assert sent >= 25, (eng, t.stats['by_kind'])                         # each engine asked the teacher itself (fresh caches)
         L, R = runs['local'], runs['ray']
         assert R.manifest['stages'][1]['report']['engine']['batches'] >= 2        # the judge ran on batches of a Ray Dataset
         for stage in ('validate', 'judge', 'dedup'):
@@ -121,12 +121,12 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
         assert R.final['id'].tolist() == L.final['id'].tolist()
         truth = t.truth(L.table('validate'))
         assert truth.notna().sum() >= 5 and len(L.final) < len(L.table('validate'))   # defects were planted and some rows left out
-        assert R.manifest['stages'][1]['calls'] >= 40                             # worker calls are counted in the manifest
+        assert R.manifest['stages'][1]['calls'] >= 25                             # worker calls are counted in the manifest
         # the embedding cache is Parquet shards in the run folder: a re-run embeds nothing
         from synthbench.dedup import compare_texts
         texts = compare_texts(R.table('validate'))[0]
         st = {}; ray_embed_texts(texts, run_dir=R.path, stats=st)
-        assert st['embedded'] == 0 and st['cached'] == st['unique'] > 40, st
+        assert st['embedded'] == 0 and st['cached'] == st['unique'] > 25, st
 
 
 def test_workers_share_one_rate_limit_and_budget(cluster, tmp_path, monkeypatch):
