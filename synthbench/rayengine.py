@@ -123,6 +123,7 @@ class EndpointLimiter:
                 if self.rpm: self.rpm.level += 1
                 return w
         self.requests += 1; self.log.append(time.time())
+        if len(self.log) > 100_000: del self.log[:50_000]
         return 0.0
 
     def try_reserve(self, owner:str, usd:float, budget:float) -> tuple[bool, float, float]:
@@ -274,6 +275,7 @@ def run_row_local(fn_path:str,                 # the stage (`module:function` or
     cfg = llm_config(llm) if llm is not None else None
     limiter = endpoint_limiter(cfg) if cfg else None
     ctx_kw = dict(spec=ctx.spec, run_dir=ctx.run_dir, seed=ctx.seed)
+    st0 = ray.get(limiter.state.remote()) if limiter is not None else None
     ds = from_pandas_blocks(_encode(df), batch_rows)
     out = ds.map_batches(_StageBatch, batch_size=batch_rows, batch_format='pandas', concurrency=concurrency or cpus, num_cpus=1,
                          fn_constructor_kwargs=dict(fn_path=fn_path, params=dict(params), columns=list(df.columns),
@@ -298,17 +300,17 @@ def run_row_local(fn_path:str,                 # the stage (`module:function` or
     report['engine'] = {'engine': 'ray', 'kind': 'row_local', 'batches': len(metas), 'batch_rows': batch_rows}
     if limiter is not None:
         st = ray.get(limiter.state.remote())
-        report['engine'].update(shared_requests=st['requests'], shared_spent_usd=round(st['spent_usd'], 6))
-        _add_worker_stats(llm, metas, st)
+        report['engine'].update(shared_requests=st['requests'] - st0['requests'], shared_spent_usd=round(st['spent_usd'] - st0['spent_usd'], 6))
+        _add_worker_stats(llm, metas, st['session_usd'] - st0['session_usd'])
     return StageResult(table.reset_index(drop=True), dropped=dropped if len(dropped) else None, report=report, status=status,
                        error_kind=worst['error_kind'] if status != 'ok' else None, reason=worst['reason'] if status != 'ok' else None)
 
-def _add_worker_stats(llm, metas, state):
+def _add_worker_stats(llm, metas, usd:float):
     "Count the workers' calls, tokens and dollars on the driver's client (the manifest reads them there) and book the dollars in its ledger."
     if llm is None or not hasattr(llm, 'stats'): return
     for _, m in metas:
         for k, v in (m.get('stats') or {}).items(): llm.stats[k] = llm.stats.get(k, 0) + v
-    try: llm.ledger.book(state['session_usd'], llm.cache)
+    try: llm.ledger.book(usd, llm.cache)
     except Exception: pass
 
 # %% ../nbs/15_ray.ipynb #d5fdce81
