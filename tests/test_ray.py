@@ -91,7 +91,9 @@ def test_cli_dedup_engine_ray_writes_what_local_writes(cluster, tmp_path):
 def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
     "validate -> judge -> dedup (exact, MinHash, embedding) -> filter on what the scripted teacher generated: same ids, marks and verdicts on both engines."
     from synthbench.testing import ScriptedTeacher
-    from synthbench.workbench import run_pipeline
+    import yaml
+    from synthbench.cli import main
+    from synthbench.workbench import run_pipeline, Run
     from synthbench.rayengine import ray_embed_texts
     monkeypatch.setenv('SB_RAY_KEY', KEY)
     monkeypatch.chdir(tmp_path)
@@ -105,13 +107,21 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
         for eng in ('local', 'ray'):
             before = t.stats['by_kind'].copy()
             t._occ.clear()        # the teacher varies its answer to a repeated prompt; each engine's run should see the first answers
-            runs[eng] = run_pipeline({'name': eng, 'task': str(REPO/'seeds'/'task_api'), 'llm': llm(f'cache_{eng}'), 'seed': 3,
-                                      'input': str(gen.path/'01_generate.parquet'), 'stages': stages},
-                                     runs_dir=tmp_path/'runs', verbose=False, engine=eng, address=cluster)
+            cfg = {'name': eng, 'task': str(REPO/'seeds'/'task_api'), 'llm': llm(f'cache_{eng}'), 'seed': 3,
+                   'input': str(gen.path/'01_generate.parquet'), 'stages': stages}
+            if eng == 'local': runs[eng] = run_pipeline(cfg, runs_dir=tmp_path/'runs', verbose=False)
+            else:                                                                  # the CLI: synthbench run --engine ray --address ...
+                (tmp_path/'ray.yaml').write_text(yaml.safe_dump(cfg))
+                err = io.StringIO()
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+                    code = main(['run', str(tmp_path/'ray.yaml'), '--runs-dir', str(tmp_path/'runs'), '--quiet', '--engine', 'ray', '--address', cluster])
+                assert code == 0, err.getvalue()
+                runs[eng] = Run(tmp_path/'runs'/'ray')
             assert runs[eng].ok, runs[eng].reason
             sent = sum(v for k, v in (t.stats['by_kind'] - before).items() if k.startswith('judge'))
             assert sent >= 25, (eng, t.stats['by_kind'])                         # each engine asked the teacher itself (fresh caches)
         L, R = runs['local'], runs['ray']
+        assert R.manifest['engine'] == 'ray' and L.manifest['engine'] == 'local'
         assert R.manifest['stages'][1]['report']['engine']['batches'] >= 2        # the judge ran on batches of a Ray Dataset
         for stage in ('validate', 'judge', 'dedup'):
             a, b = L.table(stage), R.table(stage)
