@@ -51,6 +51,13 @@ def connect(address:str|None=None,  # 'auto', 'ray://host:10001', 'host:port'; N
            ):
     "Join (or start) a Ray cluster for this process; returns the `ray` module. Joining twice is a no-op."
     ray = _ray()
+    if address and address != 'auto':
+        import socket
+        hp = address.split('://', 1)[-1].rsplit(':', 1)
+        try: socket.create_connection((hp[0], int(hp[1]) if len(hp) > 1 else 10001), timeout=5).close()
+        except (OSError, ValueError) as e:
+            raise StageError('network', f"engine ray: nothing answers at {address} ({type(e).__name__}); start a cluster with `ray start --head` "
+                                        "and pass its address (host:port or ray://host:10001), or leave --address out for a local one") from None
     if ray.is_initialized(): return ray
     kw = dict(ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
     os.environ.setdefault('RAY_DATA_DISABLE_PROGRESS_BARS', '1')

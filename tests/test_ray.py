@@ -182,3 +182,15 @@ def test_workers_share_one_rate_limit_and_budget(cluster, tmp_path, monkeypatch)
         assert 0 < len(times) < len(rows), (len(times), len(rows))            # some calls were refused for the budget
         assert res2.status == 'failed' and res2.error_kind == 'budget', res2.line()
         print(f'budget ${budget}: {len(times)} of {len(rows)} calls sent, ${st["spent_usd"]:.5f} spent')
+
+
+def test_unreachable_cluster_is_one_line_and_exit_1(tmp_path, capsys):
+    "No cluster at --address: exit 1 at once with one line naming the address and the fix (not Ray's minutes of retries)."
+    from synthbench.cli import main
+    p = tmp_path/'p.yaml'
+    p.write_text(f"name: x\ninput: {REPO/'seeds'/'task_api'/'seeds.jsonl'}\nstages: [validate]\n")
+    t0 = time.time()
+    code = main(['run', str(p), '--engine', 'ray', '--address', f'127.0.0.1:{_free_port()}', '--runs-dir', str(tmp_path/'runs')])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and time.time() - t0 < 30
+    assert 'nothing answers at 127.0.0.1:' in err[-1] and 'ray start --head' in err[-1]
