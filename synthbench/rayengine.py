@@ -51,6 +51,13 @@ def connect(address:str|None=None,  # 'auto', 'ray://host:10001', 'host:port'; N
            ):
     "Join (or start) a Ray cluster for this process; returns the `ray` module. Joining twice is a no-op."
     ray = _ray()
+    if address and address != 'auto':
+        import socket
+        hp = address.split('://', 1)[-1].rsplit(':', 1)
+        try: socket.create_connection((hp[0], int(hp[1]) if len(hp) > 1 else 10001), timeout=5).close()
+        except (OSError, ValueError) as e:
+            raise StageError('network', f"engine ray: nothing answers at {address} ({type(e).__name__}); start a cluster with `ray start --head` "
+                                        "and pass its address (host:port or ray://host:10001), or leave --address out for a local one") from None
     if ray.is_initialized(): return ray
     kw = dict(ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
     os.environ.setdefault('RAY_DATA_DISABLE_PROGRESS_BARS', '1')
@@ -123,6 +130,7 @@ class EndpointLimiter:
                 if self.rpm: self.rpm.level += 1
                 return w
         self.requests += 1; self.log.append(time.time())
+        if len(self.log) > 100_000: del self.log[:50_000]
         return 0.0
 
     def try_reserve(self, owner:str, usd:float, budget:float) -> tuple[bool, float, float]:
@@ -274,6 +282,7 @@ def run_row_local(fn_path:str,                 # the stage (`module:function` or
     cfg = llm_config(llm) if llm is not None else None
     limiter = endpoint_limiter(cfg) if cfg else None
     ctx_kw = dict(spec=ctx.spec, run_dir=ctx.run_dir, seed=ctx.seed)
+    st0 = ray.get(limiter.state.remote()) if limiter is not None else None
     ds = from_pandas_blocks(_encode(df), batch_rows)
     out = ds.map_batches(_StageBatch, batch_size=batch_rows, batch_format='pandas', concurrency=concurrency or cpus, num_cpus=1,
                          fn_constructor_kwargs=dict(fn_path=fn_path, params=dict(params), columns=list(df.columns),
@@ -298,17 +307,17 @@ def run_row_local(fn_path:str,                 # the stage (`module:function` or
     report['engine'] = {'engine': 'ray', 'kind': 'row_local', 'batches': len(metas), 'batch_rows': batch_rows}
     if limiter is not None:
         st = ray.get(limiter.state.remote())
-        report['engine'].update(shared_requests=st['requests'], shared_spent_usd=round(st['spent_usd'], 6))
-        _add_worker_stats(llm, metas, st)
+        report['engine'].update(shared_requests=st['requests'] - st0['requests'], shared_spent_usd=round(st['spent_usd'] - st0['spent_usd'], 6))
+        _add_worker_stats(llm, metas, st['session_usd'] - st0['session_usd'])
     return StageResult(table.reset_index(drop=True), dropped=dropped if len(dropped) else None, report=report, status=status,
                        error_kind=worst['error_kind'] if status != 'ok' else None, reason=worst['reason'] if status != 'ok' else None)
 
-def _add_worker_stats(llm, metas, state):
+def _add_worker_stats(llm, metas, usd:float):
     "Count the workers' calls, tokens and dollars on the driver's client (the manifest reads them there) and book the dollars in its ledger."
     if llm is None or not hasattr(llm, 'stats'): return
     for _, m in metas:
         for k, v in (m.get('stats') or {}).items(): llm.stats[k] = llm.stats.get(k, 0) + v
-    try: llm.ledger.book(state['session_usd'], llm.cache)
+    try: llm.ledger.book(usd, llm.cache)
     except Exception: pass
 
 # %% ../nbs/15_ray.ipynb #d5fdce81

@@ -488,7 +488,7 @@ def run_pipeline(pipeline:str|Path|Mapping,   # YAML path or a config dict (see 
     spec_d = spec.to_dict() if spec is not None else None
     root = stable_hash(spec_d, file_hash(spec.seeds_path if spec is not None else None), file_hash(cfg.get('input')), cfg.get('input'), seed, _version())
     man = {'name': name, 'status': 'running', 'synthbench_version': _version(), 'python': platform.python_version(),
-           'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'pipeline': _jsonable(cfg), 'seed': seed,
+           'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'pipeline': _jsonable(cfg), 'seed': seed, 'engine': engine,
            'task': spec_d, 'seeds_file': str(spec.seeds_path) if spec is not None and spec.seeds_path else None,
            'seeds_sha': file_hash(spec.seeds_path if spec is not None else None), 'input_sha': file_hash(cfg.get('input')),
            'endpoints': {k: endpoint_of(v) for k, v in cfgs.items() if k != 'local' or any(s.get('llm') == 'local' for s in cfg['stages'])},

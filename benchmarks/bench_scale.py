@@ -1,0 +1,143 @@
+"""Scale curve: exact + MinHash dedup at 10k -> 100k -> 1M rows, local engine vs Ray engine (a local Ray cluster of 2 CPUs
+started by each measurement), seconds and peak memory (the process and every child: Ray's raylet, object store and workers);
+plus the measured per-row cost of MiniLM embeddings on both engines and the projection to 1M rows and to a 16-node cluster.
+
+    python benchmarks/bench_scale.py                       # 10k, 100k, 1M dedup; 2k-row embedding sample
+    python benchmarks/bench_scale.py --sizes 10000,100000 --embed-rows 1000
+
+Each (engine, size) runs in a fresh subprocess so peak memory is its own. Every Ray measurement checks that its `dup_of`
+equals the local one on the same input (stored next to the timings). Timings on a shared 2-core machine are noisy."""
+from __future__ import annotations
+import argparse, json, os, subprocess, sys, tempfile, threading, time
+from pathlib import Path
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE)); sys.path.insert(0, str(HERE.parent))
+
+
+def scale_texts(n:int, dup_frac:float=0.1, seed:int=0) -> list[str]:
+    "`n` short texts (three real reference sentences each; unique triples) with `dup_frac` lightly edited copies."
+    from dedup_data import pydoc_sentences, edit_typos, edit_numbers_names, edit_synonyms
+    rng = np.random.default_rng(seed)
+    sents = pydoc_sentences(6, 18)
+    n_dup = int(n * dup_frac); n_orig = n - n_dup
+    tri = rng.integers(0, len(sents), size=(int(n_orig * 1.05) + 10, 3))
+    tri = tri[(tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])]
+    tri = np.unique(np.sort(tri, 1), axis=0)[:n_orig]
+    tri = tri[rng.permutation(len(tri))]
+    orig = [f'{sents[a]} {sents[b]} {sents[c]}' for a, b, c in tri.tolist()]
+    light = [edit_typos, edit_numbers_names, lambda t, r: edit_synonyms(t, r, 1)]
+    dups = [light[int(rng.integers(3))](orig[g], rng) for g in rng.integers(0, len(orig), n_dup)]
+    texts = orig + dups
+    return [texts[i] for i in rng.permutation(len(texts))]
+
+
+def _peak_sampler(stop:threading.Event, out:dict):
+    import psutil
+    me = psutil.Process()
+    while not stop.is_set():
+        try:
+            procs = [me] + me.children(recursive=True)
+            rss = sum(p.memory_info().rss for p in procs if p.is_running())
+            out['peak'] = max(out.get('peak', 0), rss)
+        except Exception: pass
+        stop.wait(0.25)
+
+
+def measure(engine:str, n:int, data_dir:str) -> dict:
+    "One measurement in this process: dedup exact+minhash on `n` rows; seconds, peak RSS, marks."
+    import pandas as pd
+    from synthbench.core import make_table
+    f = Path(data_dir)/f'texts_{n}.parquet'
+    texts = pd.read_parquet(f)['text'].tolist()
+    df = make_table([{'text': t, 'id': f'r{k}'} for k, t in enumerate(texts)], source='generated')
+    stop, mem = threading.Event(), {}
+    th = threading.Thread(target=_peak_sampler, args=(stop, mem), daemon=True); th.start()
+    T = {}
+    if engine == 'ray':
+        from synthbench.rayengine import connect, ray_dedup
+        t = time.perf_counter(); ray = connect(None, num_cpus=2); T['start_s'] = time.perf_counter() - t
+        t = time.perf_counter(); out = ray_dedup(df, ['exact', 'minhash'], timings=T); secs = time.perf_counter() - t
+    else:
+        from synthbench.dedup import dedup
+        t = time.perf_counter(); out = dedup(df, ['exact', 'minhash'], progress=False); secs = time.perf_counter() - t
+    stop.set(); th.join()
+    out[['dup_of']].to_parquet(Path(data_dir)/f'dup_{engine}_{n}.parquet')
+    return {'engine': engine, 'rows': n, 'seconds': round(secs, 2), 'peak_rss_gb': round(mem.get('peak', 0) / 2**30, 2),
+            'marked': int((out['dup_of'] != '').sum()), 'steps': {k: round(v, 2) if isinstance(v, float) else v for k, v in T.items()}}
+
+
+def measure_embed(engine:str, n:int, data_dir:str) -> dict:
+    "Seconds per row of MiniLM embeddings (no cache) on `n` texts."
+    import pandas as pd
+    texts = pd.read_parquet(Path(data_dir)/'texts_10000.parquet')['text'].tolist()[:n]
+    if engine == 'ray':
+        from synthbench.rayengine import connect, ray_embed_texts
+        connect(None, num_cpus=2)
+        with tempfile.TemporaryDirectory() as d:
+            ray_embed_texts(texts[:64], run_dir=d)                         # actors load the model: not per-row cost
+            t = time.perf_counter(); ray_embed_texts(texts, run_dir=d + '/b'); secs = time.perf_counter() - t
+    else:
+        from synthbench.embed import embed_texts
+        embed_texts(texts[:64], cache_dir=False, progress=False)
+        t = time.perf_counter(); embed_texts(texts, cache_dir=False, progress=False); secs = time.perf_counter() - t
+    return {'engine': engine, 'rows': n, 'seconds': round(secs, 2), 'ms_per_row': round(1000 * secs / n, 2)}
+
+
+def _sub(kind:str, engine:str, n:int, data_dir:str, timeout:int) -> dict:
+    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get('PYTHONPATH', '')]), 'RAY_AUTH_MODE': 'disabled'}
+    cmd = [sys.executable, __file__, '--one', kind, engine, str(n), data_dir]
+    t = time.perf_counter()
+    try: r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired: return {'engine': engine, 'rows': n, 'error': f'timed out after {timeout}s'}
+    finally:
+        if engine == 'ray': subprocess.run([str(Path(sys.executable).parent/'ray'), 'stop', '--force'], capture_output=True)
+    line = next((l for l in reversed(r.stdout.splitlines()) if l.startswith('{')), None)
+    if r.returncode or line is None: return {'engine': engine, 'rows': n, 'error': (r.stderr.strip().splitlines() or ['?'])[-1][:300],
+                                             'seconds_until_failure': round(time.perf_counter() - t, 1)}
+    return json.loads(line)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument('--sizes', default='10000,100000,1000000')
+    ap.add_argument('--embed-rows', type=int, default=2000)
+    ap.add_argument('--timeout', type=int, default=1800, help='seconds per measurement')
+    ap.add_argument('--out', default=None, help='write the figures as JSON here')
+    ap.add_argument('--one', nargs=4, help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    if a.one:
+        kind, engine, n, d = a.one
+        print(json.dumps((measure if kind == 'dedup' else measure_embed)(engine, int(n), d))); return 0
+    import pandas as pd
+    sizes = [int(s) for s in a.sizes.split(',')]
+    res = {'dedup': [], 'embed': [], 'cpus': os.cpu_count(), 'load': os.getloadavg()}
+    with tempfile.TemporaryDirectory() as d:
+        for n in sorted(set(sizes) | {10000}):
+            pd.DataFrame({'text': scale_texts(n)}).to_parquet(Path(d)/f'texts_{n}.parquet')
+        print(f"{'rows':>9} {'engine':<6} {'seconds':>8} {'peak GB':>8} {'marked':>8}  equal  steps", flush=True)
+        for n in sizes:
+            for eng in ('local', 'ray'):
+                r = _sub('dedup', eng, n, d, a.timeout)
+                if eng == 'ray' and 'error' not in r and (Path(d)/f'dup_local_{n}.parquet').exists():
+                    r['equal_to_local'] = bool(pd.read_parquet(Path(d)/f'dup_ray_{n}.parquet')['dup_of'].equals(pd.read_parquet(Path(d)/f'dup_local_{n}.parquet')['dup_of']))
+                res['dedup'].append(r)
+                if 'error' in r: print(f"{n:>9} {eng:<6} ERROR {r['error']}", flush=True); continue
+                print(f"{n:>9} {eng:<6} {r['seconds']:>8.1f} {r['peak_rss_gb']:>8.2f} {r['marked']:>8}  {str(r.get('equal_to_local', '')):<5}  {r['steps']}", flush=True)
+        if a.embed_rows:
+            for eng in ('local', 'ray'):
+                r = _sub('embed', eng, a.embed_rows, d, a.timeout); res['embed'].append(r)
+                print(f"embed {a.embed_rows} rows, {eng}: " + (f"{r['seconds']}s = {r['ms_per_row']} ms/row -> 1M rows ~ {r['ms_per_row'] * 1e6 / 3.6e6:.1f} h on this machine"
+                                                          if 'error' not in r else f"ERROR {r['error']}"), flush=True)
+    ok = [r for r in res['embed'] if 'error' not in r]
+    if ok:
+        best = min(r['ms_per_row'] for r in ok)
+        print(f"projection, 16 nodes x 16 cores (MiniLM, CPU, scaled from {os.cpu_count()} cores, linear in workers): "
+              f"1M rows ~ {best * 1e6 / 1000 * os.cpu_count() / 256 / 60:.1f} min")
+    if a.out: Path(a.out).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
