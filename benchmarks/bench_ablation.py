@@ -2,13 +2,17 @@
 with planted defects, in four variants (full, no judge, no dedup, neither); each variant's kept rows fine-tune the
 embedded SmolLM2-135M with the same settings and seed, and each student is scored on the seed set's heldout.jsonl.
 
-    HF_HUB_OFFLINE=1 nice -n 10 python benchmarks/bench_ablation.py                  # n 300, 30 steps: ~25 min on 2 shared cores
+    HF_HUB_OFFLINE=1 nice -n 10 python benchmarks/bench_ablation.py                  # n 300, 30 steps: ~10 min on 2 quiet cores
     HF_HUB_OFFLINE=1 python benchmarks/bench_ablation.py --n 100 --steps 10 --limit 16   # a quick look
 
 Every variant asks the teacher the same generation requests (one response cache), so the four runs start from the
 same generated rows and differ only in what the judge and dedup keep. Prints one table: rows kept, planted defects
 that got through (by kind, from `teacher.truth`), and the student's held-out figures with bootstrap 95% intervals;
-`--json FILE` writes the same figures. The tutorial nbs/tutorials/ablation.ipynb shows a run of this script."""
+`--json FILE` writes the same figures. The tutorial nbs/tutorials/ablation.ipynb shows a run of these functions.
+Measured 2026-12-02 (--steps 15, 43 held-out rows; format compliance / all fields, 95% CIs): base 9% [2, 19] / 0%;
+full 19% [9, 33] / 5% [0, 12]; no judge 63% [49, 77] / 7% [0, 16]; no dedup 65% [51, 79] / 12% [2, 21];
+neither 40% [26, 56] / 5% [0, 12]. Defects through: 3, 22, 26, 48. No pattern follows the defects at 15 steps:
+the batch draw of a short run moves the student more than the filters do."""
 import argparse, json, os, sys, tempfile, time
 from pathlib import Path
 os.environ.setdefault('HF_HUB_OFFLINE', '1')

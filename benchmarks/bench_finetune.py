@@ -15,7 +15,11 @@ fp32 3.3 s/step, bf16 2.3 s/step (1.43x), 500 examples x 1 epoch about 3.5 min f
 `--tasks` measures students instead of speed: for each seed set, the full pipeline against the scripted capable
 teacher (20% planted defects; generate -> validate -> judge -> dedup -> filter -> + seeds), LoRA on what it keeps
 (--steps, default 30, batch 8), then base vs fine-tuned on the set's heldout.jsonl with bootstrap 95% intervals
-(`synthbench.evaluate.evaluate`: accuracy and macro-F1 for tickets; format compliance and exact match for policy QA)."""
+(`synthbench.evaluate.evaluate`: accuracy and macro-F1 for tickets; format compliance and exact match for policy QA).
+Measured 2026-12-02 on the shared 2-core machine (30 steps x 8; timings noisy, the figures are not):
+  support_tickets (280 rows, 32 held-out): format 0% -> 100% [100, 100], accuracy 0% -> 69% [53, 84], macro-F1 0% -> 70% [52, 83]
+  policy_qa (266 rows, 24 held-out): format 0% -> 100% [100, 100], exact match 0% -> 0%: the student learns the cited-answer
+  form, not the policy's answers (exact match of free text is a harsh test; `evaluate` has no correctness judge for policy QA)."""
 import argparse, json, os, statistics, sys, tempfile, time
 from pathlib import Path
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
