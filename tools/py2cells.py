@@ -28,13 +28,18 @@ def split_directives(src:str) -> tuple[list[str], str]:
     while i < len(lines) and (lines[i].startswith('#|') or not lines[i].strip()): i += 1
     return lines[:i], '\n'.join(lines[i:])
 
+def absolute(code:str) -> str:
+    "nbdev writes `from synthbench.x import` as `from .x import`; notebooks keep the absolute form."
+    code = re.sub(r'^(\s*)from \. import', r'\1from synthbench import', code, flags=re.M)
+    return re.sub(r'^(\s*)from \.(\w)', r'\1from synthbench.\2', code, flags=re.M)
+
 def main(paths:list[str]) -> int:
     root = Path(__file__).resolve().parent.parent
     pys = [Path(p) for p in paths] or sorted((root/'synthbench').glob('*.py'))
     changed = 0
     for py in pys:
         by_nb: dict[str, dict[str, str]] = {}
-        for nbrel, cid, code in blocks(py): by_nb.setdefault(nbrel, {})[cid] = code.strip('\n')
+        for nbrel, cid, code in blocks(py): by_nb.setdefault(nbrel, {})[cid] = absolute(code).strip('\n')
         for nbrel, cells in by_nb.items():
             nbp = (py.parent/nbrel).resolve()
             nb = json.loads(nbp.read_text()); dirty = False
