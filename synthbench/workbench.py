@@ -749,6 +749,9 @@ STAGE_FLOW = {
     'audit':     ('`messages` or `text`, `category`, `source`, `round`', 'nothing: the table passes through', None, ('{name}.html',)),
     'export':    ('the kept rows', 'nothing: the table passes through', None, ('{name}.jsonl', '{name}.parquet')),
     'finetune':  ('the kept rows (training data) and the task\'s `heldout.jsonl`', 'nothing: the table passes through', None, ('finetune/ (adapter, checkpoints)',)),
+    'prefs':     ('the user turns of each distinct prompt', 'one row per kept pair (prompt + chosen reply), `prefs_*` (rejected reply, scores, margin)', 'main', ('prefs_dpo.jsonl',)),
+    'pii':       ('every text turn or column', '`pii_count`, `pii_types`, `pii_spans` (and `pii_redacted` with `redact`)', None, ()),
+    'hub':       ('the kept rows and the run folder (manifest, dropped rows)', 'nothing: the table passes through', None, ('{name}/ (DatasetDict, data/*.parquet, README.md card)',)),
 }
 
 def _rule_text(rules) -> str:
