@@ -208,3 +208,24 @@ def test_trl_sft_trainer_takes_a_step_on_the_saved_train_split(run_dir, tmp_path
     assert out.global_step == 1 and out.training_loss == out.training_loss and out.training_loss > 0
     after = dict(tr.model.named_parameters())
     assert any(not torch.equal(before[n], after[n].detach()) for n in before), 'LoRA weights did not move'
+
+def test_tool_call_rows_keep_their_calls(tmp_path):
+    "A tool-call seed set saved as a DatasetDict keeps every tool call, tool result id and the tools list (as JSON)."
+    from datasets import load_from_disk
+    from synthbench.spec import load_spec
+    from synthbench.hub import to_datasetdict
+    seeds = load_spec(Path(__file__).parent.parent / 'seeds' / 'tool_calls').seeds()
+    n_calls = sum(len(m.get('tool_calls') or []) for ms in seeds['messages'] for m in ms)
+    assert n_calls > 0
+    dd = to_datasetdict(seeds, splits=(0.8, 0.1, 0.1))
+    dd.save_to_disk(str(tmp_path / 'hf'))
+    back = load_from_disk(str(tmp_path / 'hf'))
+    rows = [r for s in back.values() for r in s]
+    assert len(rows) == len(seeds)
+    got = sum(len(m.get('tool_calls') or []) for r in rows for m in r['messages'])
+    assert got == n_calls
+    calls = [c for r in rows for m in r['messages'] for c in (m.get('tool_calls') or [])]
+    assert all(isinstance(c['function']['arguments'], str) and json.loads(c['function']['arguments']) is not None for c in calls)
+    assert all(json.loads(r['tools']) for r in rows)
+    ids = {c['id'] for c in calls}
+    assert {m['tool_call_id'] for r in rows for m in r['messages'] if m['role'] == 'tool'} <= ids
