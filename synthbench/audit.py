@@ -10,12 +10,12 @@ import argparse, html, json, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd
 from .core import check_table, examples_html, make_table, _is_missing
-from synthbench.metrics import (balance, cell_balance, length_table, length_outliers, length_summary, field_texts, openings,
+from .metrics import (balance, cell_balance, length_table, length_outliers, length_summary, field_texts, openings,
     vocabulary_stats, vocabulary_by, top_ngrams, top_openings, embedding_diversity, cluster_embeddings, diversity_by_round,
     collapse_findings, sentiment_scores, sentiment_by, term_frequencies, term_mentions, bias_skews, compare_real, real_findings,
     tfidf_embeddings, unit_rows, jsonable, DEMOGRAPHIC_TERMS, copy_groups, copy_summary, copy_finding, balance_skew, skew_findings,
-    term_contexts)
-from .embedmap import embedding_map, hover_text, spread_by
+    term_contexts, spec_targets)
+from .embedmap import embedding_map, EmbeddingMap, hover_text, spread_by
 
 # %% auto #0
 __all__ = ['FILTER_COLUMNS', 'TABS', 'METRIC_HELP', 'SEVERITY', 'SECTIONS', 'audit_embeddings', 'metric_label', 'metric_help',
@@ -199,8 +199,7 @@ def audit(df:pd.DataFrame,                 # example table to audit
         bar.set_postfix_str(name); bar.update(1)
 
     tim = {}
-    last = [time.time()]
-    def tick(name): tim[name] = round(time.time() - last[0], 3); last[0] = time.time()
+    def tick(name, s=[time.time()]): tim[name] = round(time.time() - s[0], 3); s[0] = time.time()
     T['balance'] = balance(df, spec)
     T['cells'] = cell_balance(df, spec=spec) if {'category', 'difficulty'} <= set(df.columns) and df['difficulty'].notna().any() else pd.DataFrame()
     step('length'); tick('balance')

@@ -6,12 +6,12 @@ Docs: https://synthbench.github.io/synthbench/augment.html.md"""
 
 # %% ../nbs/22_augment.ipynb #d680ec4c
 from __future__ import annotations
-import argparse, random, re, sys
+import argparse, json, random, re, sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel
-from .core import make_table, check_table, concat_tables, response_text, _is_missing
+from .core import make_table, check_table, concat_tables, prompt_text, response_text, normalize_text, _is_missing
 from .generate import (PromptTemplate, task_section, salvage_json_items, EDGE_TYPES, _validate, _llm_from_args,
                                  _add_llm_args, _fail, _stage_exit, _CallRecorder, answer_turns)
 from .stage import RunContext, StageResult, StageError, calls_outcome, marked_rows

@@ -6,7 +6,7 @@ Docs: https://synthbench.github.io/synthbench/batch.html.md"""
 
 # %% ../nbs/14_batch.ipynb #883380f8
 from __future__ import annotations
-import asyncio, json
+import asyncio, json, time
 from .llm import LLM, ChatResult, ChatResults, read_completion, run_sync, _kind_for_status
 
 BATCH_DISCOUNT = 0.5        # Batch API price relative to the real-time price

@@ -7,7 +7,7 @@ Docs: https://synthbench.github.io/synthbench/embed.html.md"""
 
 # %% ../nbs/30_embed.ipynb #be1692f9
 from __future__ import annotations
-import hashlib, os, sqlite3, threading
+import hashlib, os, sqlite3, threading, time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path

@@ -10,7 +10,7 @@ import html, sys, time
 from collections.abc import Sequence
 import numpy as np, pandas as pd
 from .core import _is_missing
-from .metrics import unit_rows, cluster_embeddings, field_texts, copy_groups
+from .metrics import unit_rows, cluster_embeddings, field_texts, default_k, copy_groups
 
 # %% auto #0
 __all__ = ['COLOR_COLUMNS', 'PALETTE', 'project_2d', 'palette_colors', 'judge_score_column', 'hover_text', 'cluster_terms',

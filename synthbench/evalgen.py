@@ -6,7 +6,7 @@ Docs: https://synthbench.github.io/synthbench/evalgen.html.md"""
 
 # %% ../nbs/51_evalgen.ipynb #bc524dcd
 from __future__ import annotations
-import difflib, html, math, os, warnings
+import difflib, html, json, math, os, warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field

@@ -347,7 +347,7 @@ def finetune_stage(df:pd.DataFrame, *, ctx,
                    max_new_tokens:int=64,         # room for each held-out reply
                   ):
     "Fine-tune the local student on `df`, then score base vs fine-tuned on the held-out set; the table passes through."
-    from synthbench.stage import StageResult
+    from synthbench.stage import StageResult, StageError
     from synthbench.finetune import finetune, LoraSettings
     spec = ctx.require_spec()
     if not len(df): return StageResult(df, status='failed', error_kind='input', reason='finetune: no rows to train on; an earlier stage left none (see its dropped rows)')

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import pandas as pd
-from .core import check_table, concat_tables, _is_missing
-from .formats import (load_examples, save_examples, save_table, InputError, check_output_path)
+from .core import make_table, check_table, concat_tables, _is_missing
+from .formats import (load_examples, save_examples, save_table, to_chatml, InputError, _clean, check_output_path)
 from .stage import StageError, StageResult, DROP_RULES, DEFAULT_DROP, check_drop_rules
 
 # %% auto #0

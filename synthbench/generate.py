@@ -6,7 +6,7 @@ Docs: https://synthbench.github.io/synthbench/generate.html.md"""
 
 # %% ../nbs/20_generate.ipynb #feb53725
 from __future__ import annotations
-import hashlib, json, math, random, re, sys, argparse
+import hashlib, json, math, random, re, string, sys, argparse
 from collections import deque, Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -14,8 +14,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Literal
 import pandas as pd
-from pydantic import BaseModel
-from .core import make_table, prompt_text, normalize_text, _is_missing
+from pydantic import BaseModel, ValidationError
+from .core import make_table, content_id, prompt_text, response_text, normalize_text, examples_html, show_examples, _is_missing
 from .stage import RunContext, StageResult, StageError, FATAL_KINDS, calls_outcome, marked_rows
 
 # %% auto #0
@@ -192,7 +192,7 @@ def _cover(weights:Mapping, n:int) -> dict:
 def axis_combinations(axes:Mapping[str, Mapping[str, float]]) -> dict[tuple, float]:
     "Every combination of axis values (tuples in `axes` order) with its target share."
     combos = {(): 1.0}
-    for _name, vals in axes.items():
+    for name, vals in axes.items():
         tot = sum(vals.values()) or 1
         combos = {c + (v,): s * w / tot for c, s in combos.items() for v, w in vals.items() if w > 0}
     return combos

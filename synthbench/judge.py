@@ -7,7 +7,7 @@ Docs: https://synthbench.github.io/synthbench/judge.html.md"""
 # %% ../nbs/31_judge.ipynb #9512ccd7
 from __future__ import annotations
 import argparse, html, json, math, random, re, sys, warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace

@@ -6,7 +6,7 @@ Docs: https://synthbench.github.io/synthbench/llm.html.md"""
 
 # %% ../nbs/10_llm.ipynb #a2fa5dd4
 from __future__ import annotations
-import asyncio, atexit, copy, json, os, random, re, threading, time, weakref, email.utils, html
+import asyncio, atexit, copy, json, os, random, re, sys, threading, time, weakref, email.utils, html
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, logging, tempfile
 from collections import Counter
 from collections.abc import Sequence, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 import pandas as pd

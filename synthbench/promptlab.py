@@ -10,7 +10,7 @@ import html, time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 import pandas as pd
-from .core import examples_html, concat_tables, example_text, prompt_text, response_text
+from .core import examples_html, concat_tables, example_text, prompt_text, response_text, _is_missing
 
 # %% auto #0
 __all__ = ['batch_diversity', 'Trial', 'restrict_axes', 'try_prompt', 'compare_trials', 'accept_trial', 'PromptLab']
