@@ -186,7 +186,7 @@ def audit(df:pd.DataFrame,                 # example table to audit
          ) -> AuditReport:
     "Audit `df` for balance, length, vocabulary and embedding diversity, mode collapse, bias and (with `real`) realism."
     from tqdm.auto import tqdm
-    from synthbench.metrics import spec_targets, ATTRIBUTE_COLUMNS
+    from synthbench.metrics import ATTRIBUTE_COLUMNS
     check_table(df, 'audit'); df = df.reset_index(drop=True)
     if real is not None: check_table(real, 'audit (real=)'); real = real.reset_index(drop=True)
     if isinstance(spec, (str, Path)):
@@ -199,7 +199,8 @@ def audit(df:pd.DataFrame,                 # example table to audit
         bar.set_postfix_str(name); bar.update(1)
 
     tim = {}
-    def tick(name, s=[time.time()]): tim[name] = round(time.time() - s[0], 3); s[0] = time.time()
+    last = [time.time()]
+    def tick(name): tim[name] = round(time.time() - last[0], 3); last[0] = time.time()
     T['balance'] = balance(df, spec)
     T['cells'] = cell_balance(df, spec=spec) if {'category', 'difficulty'} <= set(df.columns) and df['difficulty'].notna().any() else pd.DataFrame()
     step('length'); tick('balance')

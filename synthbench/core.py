@@ -144,7 +144,7 @@ def concat_tables(*dfs:pd.DataFrame, drop_duplicate_ids:bool=False) -> pd.DataFr
     return make_table(df)
 
 # %% ../nbs/00_core.ipynb #1723b892
-from pathlib import Path
+from pathlib import Path  # noqa: E402  (the chapter introduces it here)
 
 def seeds_path(name:str|Path|None=None) -> Path:
     "Folder of the built-in seed set `name` (e.g. 'task_api'), or `name` itself if it is an existing path; no name: the seeds root."

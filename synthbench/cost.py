@@ -8,7 +8,7 @@ Docs: https://synthbench.github.io/synthbench/cost.html.md"""
 from __future__ import annotations
 import argparse, json, math, re, sys
 from dataclasses import dataclass, field, asdict
-from functools import lru_cache
+from functools import lru_cache, cache
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
@@ -138,7 +138,7 @@ def encoding_name(model:str|None=None) -> str:
     base = model.lower().rsplit('/', 1)[-1]
     return 'cl100k_base' if _CL100K.match(base) else 'o200k_base'
 
-@lru_cache(maxsize=None)
+@cache
 def _encoder(name:str):
     import warnings
     with warnings.catch_warnings():   # bpe_openai reads its bundled files with a deprecated importlib API
@@ -318,7 +318,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog='synthbench estimate',
         description='Estimate calls, tokens and dollars of sending the prompt side of each example in a dataset to a model. '
                     'Input: a JSONL/JSON/CSV/Parquet dataset (OpenAI messages, ShareGPT, Alpaca or text/label). Output: the estimate on stdout. '
-                    f'Prices are list prices built into synthbench.cost.PRICES and change over time: check them, or pass --price.')
+                    'Prices are list prices built into synthbench.cost.PRICES and change over time: check them, or pass --price.')
     p.add_argument('input', help='dataset file, e.g. data.jsonl')
     p.add_argument('--model', required=True, help='model to price, e.g. gpt-4o-mini, openai/gpt-4.1-mini, anthropic/claude-sonnet-4')
     p.add_argument('--max-tokens', type=int, default=256, help='reply limit per call: the worst case output (default 256)')

@@ -174,7 +174,7 @@ def reason_kind(reason:str) -> str:
     r = str(reason)
     for k in ('invalid', 'duplicate', 'not judged', 'judge rejected', 'not validated', 'split is not', 'incomplete'):
         if r.startswith(k): return k
-    return re.split(r'[:(]', r, 1)[0].strip()[:40] or 'other'
+    return re.split(r'[:(]', r, maxsplit=1)[0].strip()[:40] or 'other'
 
 def rows_section(run) -> dict:
     "Rows in and out of each stage, and the rows dropped by reason (from each stage's dropped rows)."

@@ -676,7 +676,7 @@ class CrossSetReport:
         return (f'<div class="synthbench-crossset"><b>{html.escape(self.kind.capitalize())}</b>: {self.n_flagged} of {self.n_a} '
                 f'{html.escape(self.name_a)} rows ({self.rate:.1%}) duplicate one of {self.n_b} {html.escape(self.name_b)} rows ({per})'
                 f'<table><thead><tr><th>method</th><th>sim</th><th>{html.escape(self.name_a)}</th><th>{html.escape(self.name_b)}</th></tr></thead>'
-                f'<tbody>{body}</tbody></table>{"<p>%d more</p>" % (self.n_flagged - n) if self.n_flagged > n else ""}</div>')
+                f'<tbody>{body}</tbody></table>{f"<p>{self.n_flagged - n} more</p>" if self.n_flagged > n else ""}</div>')
 
 def check_copying(generated:pd.DataFrame, seeds:pd.DataFrame, **kw) -> CrossSetReport:
     "Generated rows that copy a seed (`cross_duplicates` options in `kw`)."

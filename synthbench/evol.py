@@ -198,7 +198,7 @@ def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
                                  sample_ids=[f"evol:{jobs[i][0]['id']}:{rnd}:{jobs[i][2]}" + (f':t{k}' if k else '') for i, k in flat],
                                  desc=f'evolve round {rnd}', temperature=temperature, max_tokens=max_tokens)
         per = [[] for _ in jobs]
-        for (i, k), x in zip(flat, out_flat): per[i].append(x)
+        for (i, _k), x in zip(flat, out_flat): per[i].append(x)
         res = [next((x for x in xs if getattr(x, 'error', None)), xs[0]) for xs in per]
         newp = [_evolved_prompt(xs[0]) for xs in per]
         newt = [[_evolved_prompt(x) for x in xs] for xs in per]
@@ -208,7 +208,7 @@ def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
         if multi:   # a conversation: its evolved turns, every reply re-answered turn by turn (no stale reply)
             rows_m = [{'messages': [dict(m, content=newt[i][jobs[i][6].index(p)].strip()) if p in jobs[i][6] else dict(m)
                                     for p, m in enumerate(jobs[i][0]['messages'])]} for i in multi]
-            for i, rm, (k, err) in zip(multi, rows_m, answer_turns(rows_m, llm, spec, 0, temperature=answer_temperature, max_tokens=max_tokens, desc=f'evol-answer r{rnd}')):
+            for i, rm, (_k, err) in zip(multi, rows_m, answer_turns(rows_m, llm, spec, 0, temperature=answer_temperature, max_tokens=max_tokens, desc=f'evol-answer r{rnd}')):
                 convs[i] = (rm['messages'], err)
         if tt != 'classification':
             ask = [i for i, p in enumerate(newp) if p and jobs[i][6] is None and not evol_failure(prompt_text(jobs[i][0]), p, None, max_similarity)]

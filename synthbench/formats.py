@@ -71,7 +71,7 @@ def _json_value(v, err, field):
     if isinstance(v, str):
         try: return json.loads(v)
         except json.JSONDecodeError as e:
-            raise err(f"is a string that is not valid JSON ({e.msg} at char {e.pos})", f"store '{field}' as a JSON list", field)
+            raise err(f"is a string that is not valid JSON ({e.msg} at char {e.pos})", f"store '{field}' as a JSON list", field) from None
     return _to_py(v)
 
 # %% ../nbs/02_formats.ipynb #866e333b
@@ -109,7 +109,7 @@ def _from_sharegpt(convs, err, system=None) -> list[dict]:
 
 def _from_alpaca(rec, err) -> list[dict]:
     for k in ('instruction', 'output'):
-        if k not in rec: raise err(f"missing (an Alpaca record needs 'instruction' and 'output')", f"add '{k}'", k)
+        if k not in rec: raise err("missing (an Alpaca record needs 'instruction' and 'output')", f"add '{k}'", k)
     msgs = [{'role': 'system', 'content': rec['system']}] if isinstance(rec.get('system'), str) and rec['system'] else []
     hist = rec.get('history')
     if not _is_missing(hist):
@@ -189,7 +189,7 @@ def _decode(raw:bytes, file, encoding:str='utf-8', lenient:bool=False, skipped:l
             try: raw.decode('cp1252'); guess = '; it looks Latin-1/Windows-1252 encoded'
             except UnicodeDecodeError: pass
             raise InputError(file, f"byte 0x{raw[e.start]:02x} at column {col} is not valid {encoding.replace('-sig', '').upper()}{guess}",
-                             "re-save the file as UTF-8 (e.g. `iconv -f latin1 -t UTF-8 in > out`) or pass encoding='latin-1'", where=f'line {line}')
+                             "re-save the file as UTF-8 (e.g. `iconv -f latin1 -t UTF-8 in > out`) or pass encoding='latin-1'", where=f'line {line}') from None
         good = []
         for i, l in enumerate(lines, 1):
             try: good.append(l.decode(encoding))

@@ -192,7 +192,7 @@ def _cover(weights:Mapping, n:int) -> dict:
 def axis_combinations(axes:Mapping[str, Mapping[str, float]]) -> dict[tuple, float]:
     "Every combination of axis values (tuples in `axes` order) with its target share."
     combos = {(): 1.0}
-    for name, vals in axes.items():
+    for _name, vals in axes.items():
         tot = sum(vals.values()) or 1
         combos = {c + (v,): s * w / tot for c, s in combos.items() for v, w in vals.items() if w > 0}
     return combos

@@ -16,7 +16,7 @@ import pandas as pd
 import yaml
 from .core import check_table, _is_missing
 from .export import train_eval_split, exportable, lineage_roots, dataset_card as contents_card
-from .stage import DEFAULT_DROP, StageError
+from .stage import DEFAULT_DROP, StageError, StageResult
 
 # %% auto #0
 __all__ = ['SPLITS', 'HF_FORMATS', 'META_COLUMNS', 'TERMS_CHECKED', 'PROVIDER_TERMS', 'GENERATING_STAGES', 'HUB_LICENSES',
@@ -354,7 +354,7 @@ def dataset_card(table:pd.DataFrame,               # the saved rows (with `split
         L += ['Automatic PII detection misses some personal data and flags some that is not (a first name in a task title); it is a check, not a guarantee.']
     else: L += ['Not checked. Run `synthbench.pii.find_pii` or add the `pii` stage before sharing.']
     L += ['', '## Known limits', '']
-    lim = [f"Synthetic rows reflect what the generator knows and how it writes: style, topics and errors repeat across rows.",
+    lim = ["Synthetic rows reflect what the generator knows and how it writes: style, topics and errors repeat across rows.",
            'The judge is a model too: it misses some defects and rejects some good rows; its scores are not ground truth.',
            'Near-duplicate detection works on text similarity; paraphrases with the same content can remain.']
     if jud and gen and set(jud) & set(gen): lim.append('The judge is the same model as the generator: it tends to approve its own style.')

@@ -92,7 +92,7 @@ def make_collapsed_table(n_real:int=430,     # real chatterbot pairs (rounds 0 a
     pairs = pairs.iloc[rng.choice(len(pairs), min(n_real, len(pairs)), replace=False)]   # shuffled: both rounds mix all topics
     recs = [dict(messages=[{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}], category=c, round=int(i * 2 // max(len(pairs), 1)),
                  source='seed' if i * 2 < len(pairs) else 'generated') for i, (q, a, c) in enumerate(pairs.itertuples(index=False))]
-    for i in range(n_collapsed):
+    for _i in range(n_collapsed):
         q, a = _TEMPLATES[int(rng.choice(3, p=[0.6, 0.25, 0.15]))]
         recs.append(dict(messages=[{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}], category='computers', round=2, source='generated'))
     return make_table(recs)

@@ -62,7 +62,7 @@ def _check_keys(d:Mapping, known:dict, prefix:str, probs:_Problems, other:dict|N
     for k, v in d.items():
         fld = f'{prefix}{k}'
         if k not in known:
-            if other and k in other: probs.add(fld, f"'{k}' belongs under 'output:'", f"move it under 'output:' (indented)"); continue
+            if other and k in other: probs.add(fld, f"'{k}' belongs under 'output:'", "move it under 'output:' (indented)"); continue
             close = difflib.get_close_matches(str(k), list(known), 1, 0.6)
             probs.add(fld, f"unknown key '{k}'" + (f" (did you mean '{close[0]}'?)" if close else ''),
                       f"rename it to '{close[0]}'" if close else f"use one of {sorted(known)}")

@@ -301,7 +301,7 @@ def tstr(train,                          # synthetic examples: table or path (JS
 # %% ../nbs/50_tstr.ipynb #cbec1acd
 def _ratios(s:str) -> tuple[float, ...]:
     try: v = tuple(float(x) for x in s.split(',') if x.strip())
-    except ValueError: raise argparse.ArgumentTypeError(f"--ratios {s!r}: give comma-separated real shares between 0 and 1, e.g. 0,0.5,1")
+    except ValueError: raise argparse.ArgumentTypeError(f"--ratios {s!r}: give comma-separated real shares between 0 and 1, e.g. 0,0.5,1") from None
     if any(not 0 <= x <= 1 for x in v): raise argparse.ArgumentTypeError(f"--ratios {s!r}: each share must be between 0 and 1")
     return v
 

@@ -285,13 +285,12 @@ def validate_stage(df:pd.DataFrame, *, ctx,
     spec = getattr(ctx, 'spec', None)
     try: check_table(df, 'validate')
     except ValueError as e: raise StageError('input', str(e)) from None
-    try: rules = Rules(spec)
+    try: Rules(spec)
     except Exception as e: raise StageError('config', f"validate: the task spec's output rules cannot be compiled ({e})") from None
     out = validate(df, spec, keep_other_reasons)
     s = validation_summary(out)
     out.attrs = {}
     return StageResult(out, report={**s.to_dict(), 'examples': {c: str(d) for c, (_, d) in s.examples.items()}})
-
 
 # %% ../nbs/03_validate.ipynb #591b0d45
 def cli_validate(argv:list[str]) -> int:

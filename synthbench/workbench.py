@@ -163,7 +163,7 @@ def _norm_stage(s, i:int, file, line) -> dict:
     if bad: raise PipelineError(file, where, f'unknown key(s) {sorted(bad)}', _closest(sorted(bad)[0], _STAGE_KEYS), line(where))
     if not s.get('name'): raise PipelineError(file, where, 'stage has no name', 'add `name: ...`', line(where))
     if 'fn' not in s and s['name'] not in STAGES:
-        raise PipelineError(file, f"{where} ({s['name']})", 'unknown stage', _closest(s['name'], STAGES) + f" Or add `fn: module:function`", line(where))
+        raise PipelineError(file, f"{where} ({s['name']})", 'unknown stage', _closest(s['name'], STAGES) + " Or add `fn: module:function`", line(where))
     if s.get('drop') is not None:
         try: s['drop'] = check_drop_rules(s['drop'])
         except StageError as e: raise PipelineError(file, f"{where} ({s['name']}).drop", e.reason, '', line(where)) from None
@@ -484,7 +484,6 @@ def run_pipeline(pipeline:str|Path|Mapping,   # YAML path or a config dict (see 
     for i, st in enumerate(cfg['stages']):
         if isinstance(st.get('llm'), Mapping): cfgs[f'stage{i}'] = st['llm']
     made = {}
-    clients = _Clients(cfgs, made)
     spec_d = spec.to_dict() if spec is not None else None
     root = stable_hash(spec_d, file_hash(spec.seeds_path if spec is not None else None), file_hash(cfg.get('input')), cfg.get('input'), seed, _version())
     man = {'name': name, 'status': 'running', 'synthbench_version': _version(), 'python': platform.python_version(),
@@ -784,7 +783,7 @@ def explain_pipeline(pipeline:str|Path|Mapping, # YAML path or a config dict (ch
     out = [f"pipeline {cfg['name']}: {len(cfg['stages'])} stage(s), seed {cfg.get('seed', 0)}, on_error {cfg.get('on_error', 'stop')}",
            f"task: {spec.name if spec is not None else '(none)'}" + (f" ({cfg['task']})" if cfg.get('task') else ''),
            f"first table: {first}", f"run folder: {rd} (manifest.json, one Parquet per stage)",
-           f"nothing is sent and no folder is made by --explain", '']
+           "nothing is sent and no folder is made by --explain", '']
     for i, st in enumerate(cfg['stages']):
         fn = stage_function(st['fn'])
         flow = STAGE_FLOW.get(st['name']) if st['fn'] == STAGES.get(st['name']) else None
