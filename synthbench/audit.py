@@ -19,10 +19,10 @@ from .embedmap import embedding_map, EmbeddingMap, hover_text, spread_by
 
 # %% auto #0
 __all__ = ['FILTER_COLUMNS', 'TABS', 'METRIC_HELP', 'SEVERITY', 'SECTIONS', 'audit_embeddings', 'metric_label', 'metric_help',
-           'glossary_html', 'AuditReport', 'audit', 'fig_balance', 'fig_round_category', 'split_column', 'fig_length',
-           'fig_length_box', 'fig_rounds', 'fig_spread', 'fig_openings', 'fig_sentiment', 'fig_terms', 'fig_real',
-           'table_html', 'outliers_html', 'report_sections', 'provenance_html', 'to_html', 'dashboard', 'cli_audit',
-           'audit_stage']
+           'glossary_html', 'AuditReport', 'pair_figures', 'audit', 'fig_balance', 'fig_round_category', 'split_column',
+           'fig_length', 'fig_length_box', 'fig_rounds', 'fig_spread', 'fig_openings', 'fig_sentiment', 'fig_terms',
+           'fig_real', 'table_html', 'outliers_html', 'report_sections', 'provenance_html', 'to_html', 'dashboard',
+           'cli_audit', 'audit_stage']
 
 # %% ../nbs/42_audit.ipynb #9699b7be
 def audit_embeddings(df:pd.DataFrame, real:pd.DataFrame|None=None, embed:str='auto', progress:bool=True) -> tuple:
@@ -171,6 +171,26 @@ def _round_table(df:pd.DataFrame, emb, labels, sample) -> tuple[pd.DataFrame, st
     by = 'round' if 'round' in df.columns and df['round'].nunique() > 1 else 'source' if 'source' in df.columns and df['source'].nunique() > 1 else 'round'
     return diversity_by_round(df, emb, by=by, clusters=labels, sample=sample), by
 
+# %% ../nbs/42_audit.ipynb #b7c8d9e0
+def pair_figures(df:pd.DataFrame,             # an example table; preference pairs carry `prefs_rejected` and `prefs_margin` (the `prefs` stage)
+                 max_longer_share:float=0.7  # a length-bias finding above this share of chosen-is-longer pairs
+                ) -> dict|None:
+    "Margin and length bias of the preference pairs in `df` (None when it has none): what `audit` reports for DPO data."
+    if not {'prefs_rejected', 'prefs_margin'} <= set(df.columns): return None
+    from synthbench.prefs import pair_length_bias, length_findings
+    from synthbench.core import response_text
+    chosen = [response_text(r) if not _is_missing(r.get('messages')) else str(r.get('text') or '') for r in df.to_dict('records')]
+    pairs = pd.DataFrame({'chosen': chosen, 'rejected': df['prefs_rejected'].map(lambda v: '' if _is_missing(v) else str(v))})
+    lb = pair_length_bias(pairs, max_longer_share=max_longer_share)
+    m = pd.to_numeric(df['prefs_margin'], errors='coerce')
+    out = dict(pairs=len(df), margin_mean=round(float(m.mean()), 3) if m.notna().any() else None,
+               margin_median=round(float(m.median()), 3) if m.notna().any() else None,
+               margin_min=round(float(m.min()), 3) if m.notna().any() else None, length_bias=lb)
+    f = length_findings(lb)
+    if m.notna().any() and float(m.median()) < 1: f.append(f"preference pairs: the median score margin is {float(m.median()):.2f}; pairs this close teach little and are often judge noise (raise `min_margin`).")
+    out['findings'] = f
+    return out
+
 # %% ../nbs/42_audit.ipynb #5c61cc2f
 def audit(df:pd.DataFrame,                 # example table to audit
           real:pd.DataFrame|None=None,     # real examples to compare with (same kind of table)
@@ -283,6 +303,8 @@ def audit(df:pd.DataFrame,                 # example table to audit
     add(3, 'bias', _bias_findings(T['skews'], T['sentiment'], float(np.mean(sent)), texts=texts.tolist(), labels=lab_vals))
     nl, ns = int((lengths['length_outlier'] == 'long').sum()), int((lengths['length_outlier'] == 'short').sum())
     if nl or ns: add(4, 'length', [f'{nl} unusually long and {ns} unusually short or empty example(s) (far outside the interquartile range of tokens).'])
+    pp = pair_figures(df)
+    if pp: add(2, 'pairs', pp.pop('findings'))
     if how.startswith('lexical'): add(5, 'method', ['Embedding measures used lexical TF-IDF vectors, not a sentence-embedding model: paraphrases look more different than they are.'])
     ranked.sort(key=lambda t: t[0])
     findings = [t for _, _, t in ranked]
@@ -306,7 +328,7 @@ def audit(df:pd.DataFrame,                 # example table to audit
         real_vs_synthetic=rc, findings=findings, timings_s=tim, provenance=prov,
         copies=dict(rows=copies['rows'], groups=copies['groups'], redundant=copies['redundant'], largest=[n for n, _ in copies['largest']]),
         spread=T['spread'].to_dict('index'), balance_skew=T['balance_skew'].to_dict('records'),
-        findings_ranked=[dict(severity=SEVERITY[sv], kind=k, text=t) for sv, k, t in ranked]))
+        findings_ranked=[dict(severity=SEVERITY[sv], kind=k, text=t) for sv, k, t in ranked], **({'preference_pairs': pp} if pp else {})))
     notes.append(f'Audit took {time.time() - t0:.1f} s.')
     return AuditReport(df, rows, T, metrics, findings, emap, spec, real, real_rows, notes)
 

@@ -180,9 +180,14 @@ def test_prefs_in_a_pipeline_run(tmp_path):
     with ScriptedTeacher('task_api') as t:
         cfg = {'name': 'p', 'task': str(seeds_path('task_api')), 'llm': {'model': 'teacher-gen', 'base_url': t.base_url, 'cache_dir': None},
                'llms': {'judge': {'model': 'teacher-judge', 'base_url': t.base_url, 'cache_dir': None}},
-               'seed': 0, 'stages': ['add_seeds', {'prefs': {'min_margin': 1.0}}]}
+               'seed': 0, 'stages': ['add_seeds', {'prefs': {'min_margin': 1.0}}, 'audit']}
         run = run_pipeline(cfg, runs_dir=tmp_path, verbose=False)
     assert run.manifest['status'] == 'done'
+    # the audit of the pairs reports their margins and length bias
+    rep = json.loads((run.path / '03_audit.report.json').read_text())
+    pp = rep['metrics']['preference_pairs']
+    assert pp['pairs'] == len(pd.read_parquet(run.path / '02_prefs.parquet')) and pp['margin_min'] >= 1.0
+    assert 0 <= pp['length_bias']['share_chosen_longer'] <= 1
     kept, gone = pd.read_parquet(run.path / '02_prefs.parquet'), pd.read_parquet(run.path / '02_prefs.dropped.parquet')
     dpo = [json.loads(l) for l in (run.path / 'prefs_dpo.jsonl').read_text().splitlines()]
     assert len(kept) == len(dpo) > 0 and len(kept) + len(gone) == 20 and set(gone['drop_reason']) <= set(DROP_REASONS)
