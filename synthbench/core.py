@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 
 # %% auto #0
-__all__ = ['COLUMNS', 'SOURCES', 'normalize_text', 'content_id', 'example_text', 'prompt_text', 'response_text', 'order_columns',
-           'make_table', 'check_table', 'concat_tables', 'seeds_path', 'examples_html', 'show_examples']
+__all__ = ['COLUMNS', 'SOURCES', 'normalize_text', 'calls_key', 'content_id', 'example_text', 'prompt_text', 'response_text',
+           'order_columns', 'make_table', 'check_table', 'concat_tables', 'seeds_path', 'examples_html',
+           'show_examples']
 
 # %% ../nbs/00_core.ipynb #f4b8a301
 COLUMNS = {
@@ -48,6 +49,21 @@ def normalize_text(s:str|None) -> str:
     return _ws.sub(' ', unicodedata.normalize('NFKC', str(s))).strip().casefold()
 
 # %% ../nbs/00_core.ipynb #40678c95
+def _has_calls(m) -> bool:
+    tc = m.get('tool_calls') if hasattr(m, 'get') else None
+    return tc is not None and not isinstance(tc, (str, float)) and len(tc) > 0
+
+def calls_key(tool_calls) -> list:
+    "A tool-call turn's calls as [name, arguments] pairs, arguments as canonical JSON (so key order and spacing do not matter)."
+    out = []
+    for c in tool_calls:
+        f = (c.get('function') if hasattr(c, 'get') else None) or {}
+        a = f.get('arguments')
+        try: a = json.dumps(json.loads(a) if isinstance(a, str) else a, sort_keys=True, ensure_ascii=False, default=str)
+        except (TypeError, ValueError): a = normalize_text(a)
+        out.append([str(f.get('name')), a])
+    return out
+
 def content_id(messages:list|None=None, # OpenAI chat messages
                text:str|None=None,      # classification text (used when `messages` is None)
                label:str|None=None,     # classification label
@@ -55,7 +71,8 @@ def content_id(messages:list|None=None, # OpenAI chat messages
               ) -> str:
     "Stable id: hash of the normalised content of an example."
     if messages is not None:
-        key = [[normalize_text(m.get('role')), normalize_text(m.get('content'))] for m in messages]
+        key = [[normalize_text(m.get('role')), normalize_text(m.get('content'))] + ([calls_key(m['tool_calls'])] if _has_calls(m) else [])
+               for m in messages]
     else: key = ['text', normalize_text(text), normalize_text(label)]
     return hashlib.blake2b(json.dumps(key, ensure_ascii=False).encode(), digest_size=16).hexdigest()[:n]
 
@@ -69,8 +86,8 @@ def example_text(row:Mapping, roles:Iterable[str]|None=None) -> str:
     "One string for an example: chat turns as `role: content` lines (only `roles` if given), else `text`."
     msgs = row.get('messages')
     if not _is_missing(msgs):
-        return '\n'.join(f"{m.get('role')}: {m.get('content') or ''}" for m in msgs
-                         if roles is None or m.get('role') in roles)
+        return '\n'.join(f"{m.get('role')}: {m.get('content') or ''}" + (''.join(f' [call {n}({a})]' for n, a in calls_key(m['tool_calls'])) if _has_calls(m) else '')
+                         for m in msgs if roles is None or m.get('role') in roles)
     t = row.get('text')
     return '' if _is_missing(t) else str(t)
 
