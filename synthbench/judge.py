@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 import numpy as np
 import pandas as pd
-from .core import check_table, content_id, make_table, prompt_text, response_text, _is_missing
+from .core import check_table, content_id, make_table, prompt_text, response_text, _is_missing, _has_calls, calls_key
 from .stage import RunContext, StageResult, StageError, calls_outcome
 
 # %% auto #0
@@ -114,7 +114,8 @@ def example_block(row:Mapping) -> str:
     "The example as the judge sees it: chat turns or text + label, between `<example>` tags."
     msgs = row.get('messages')
     if not _is_missing(msgs):
-        body = '\n'.join(f"[{m.get('role')}]\n{m.get('content') or ''}" for m in msgs)
+        body = '\n'.join(f"[{m.get('role')}]\n{m.get('content') or ''}"    # tool calls shown under their turn: the judge sees what was called
+                          + (''.join(f"\n→ call {n}({a})" for n, a in calls_key(m['tool_calls'])) if _has_calls(m) else '') for m in msgs)
     else:
         lab = row.get('label')
         body = f"[text]\n{'' if _is_missing(row.get('text')) else row.get('text')}\n[label]\n{'' if _is_missing(lab) else lab}"

@@ -1068,8 +1068,8 @@ def parse_example(user:str) -> dict|None:
     "The judged example inside `<example>` tags: `{'messages': [...]}` or `{'text', 'label'}`."
     m = re.search(r'<example>\n?(.*?)\n?</example>', user, re.S)
     if not m: return None
-    parts = re.split(r'(?m)^\[(system|user|assistant|text|label)\]\n', m[1])
-    segs = [(parts[i], parts[i + 1].rstrip('\n')) for i in range(1, len(parts) - 1, 2)]
+    parts = re.split(r'(?m)^\[(system|user|assistant|tool|text|label)\]\n', m[1])
+    segs = [(parts[i], re.sub(r'(?m)^→ call .*$\n?', '', parts[i + 1]).rstrip('\n')) for i in range(1, len(parts) - 1, 2)]   # call lines are not content
     if any(r == 'text' for r, _ in segs): return {'text': dict(segs).get('text', ''), 'label': dict(segs).get('label', '')}
     return {'messages': [{'role': r, 'content': c} for r, c in segs]}
 
