@@ -7,6 +7,7 @@ Docs: https://synthbench.github.io/synthbench/evaluate.html.md"""
 # %% ../nbs/53_evaluate.ipynb #966c1869
 from __future__ import annotations
 import argparse, html, json, os, re, sys, time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +17,8 @@ from .core import _is_missing, normalize_text
 
 # %% auto #0
 __all__ = ['TASK_FIELDS', 'load_heldout', 'parse_task_reply', 'task_field_scores', 'weekdays_consistent', 'bootstrap_ci',
-           'mean_ci', 'macro_f1', 'LocalStudent', 'student_llm', 'StudentEval', 'evaluate', 'StudentComparison',
-           'compare_students', 'cli_evaluate', 'finetune_stage']
+           'mean_ci', 'macro_f1', 'LocalStudent', 'student_llm', 'StudentEval', 'token_f1', 'citations', 'evaluate',
+           'StudentComparison', 'compare_students', 'cli_evaluate', 'finetune_stage']
 
 # %% ../nbs/53_evaluate.ipynb #c76d3209
 def load_heldout(spec,                          # TaskSpec or task.yaml / seed folder path
@@ -217,6 +218,24 @@ def _ci(v) -> str:
     if x != x: return '-'
     return f'{x:.0%} [{lo:.0%}, {hi:.0%}]' if lo == lo else f'{x:.0%}'
 
+# %% ../nbs/53_evaluate.ipynb #f1c17e54
+def token_f1(reply:str|None, reference:str|None) -> float|None:
+    "Word-overlap F1 of `reply` against `reference` (lower-cased words, the SQuAD answer metric); None without a reference."
+    if reference is None or (isinstance(reference, float) and reference != reference): return None
+    r, g = re.findall(r'\w+', str(reply or '').lower()), re.findall(r'\w+', str(reference).lower())
+    if not g: return None
+    common = sum((Counter(r) & Counter(g)).values())
+    if not common: return 0.0
+    p, q = common / len(r), common / len(g)
+    return 2 * p * q / (p + q)
+
+def citations(text:str|None) -> frozenset:
+    "The sections a reply cites in square brackets (`[§3.1, §3.2]` -> {'3.1', '3.2'}; `[not covered]` -> {'not covered'})."
+    s = str(text or '')
+    out = set(re.findall(r'§\s*(\d+(?:\.\d+)*)', ' '.join(re.findall(r'\[([^\]]*)\]', s))))
+    if re.search(r'\[\s*not covered\s*\]', s, re.I): out.add('not covered')
+    return frozenset(out)
+
 # %% ../nbs/53_evaluate.ipynb #c27d606e
 def evaluate(student,                       # local name/folder/adapter, FinetuneResult, LLM, LocalStudent or endpoint model name
              heldout=None,                  # held-out table or file (default: the spec's heldout.jsonl)
@@ -267,6 +286,12 @@ def evaluate(student,                       # local name/folder/adapter, Finetun
             for c in (*TASK_FIELDS, 'all_fields'): figs[f'field_{c}'] = mean_ci(sc[c].tolist(), **kw)
             t['weekdays_consistent'] = [weekdays_consistent(o) for o in t['eval_output']]
             figs['weekdays_consistent'] = mean_ci(t['weekdays_consistent'].tolist(), **kw)
+        else:   # free-text answers: word overlap with the reference (SQuAD-style F1), and the cited sections where references cite
+            t['token_f1'] = [token_f1(o, ref) for o, ref in zip(t['eval_output'], t['eval_reference'])]
+            figs['token_f1'] = mean_ci(t['token_f1'].tolist(), **kw)
+            if any(citations(ref) for ref in t['eval_reference']):
+                t['citation_match'] = [None if not citations(ref) else float(citations(o) == citations(ref)) for o, ref in zip(t['eval_output'], t['eval_reference'])]
+                figs['citation_match'] = mean_ci(t['citation_match'].tolist(), **kw)
     params = dict(student=str(getattr(llm, 'model', student)), spec=spec.name, rows=len(t), max_new_tokens=max_new_tokens,
                   system_prompt=system_prompt if system_prompt is not None else 'spec', n_boot=n_boot, seed=seed, seconds=round(secs, 2))
     return StudentEval(name or str(getattr(llm, 'model', student)), figs, t, params)

@@ -106,6 +106,21 @@ def test_evaluate_policy_qa_replies_checked_against_the_citation_format():
     r = ev.evaluate(Scripted(lambda p: 'Yes, that is fine.'), spec=seeds_path('policy_qa'), n_boot=0, progress=False)
     assert r.compliance == 0.0 and len(r.table) >= 20
 
+def test_policy_qa_correctness_beyond_the_format():
+    "Free-text answers get word-overlap F1 and citation match: a well-formed answer citing the wrong section scores low on both."
+    refs = _refs_alpaca('policy_qa')
+    right = ev.evaluate(Scripted(lambda p: refs[p[-1]['content']]), spec=seeds_path('policy_qa'), n_boot=100, progress=False)
+    assert right.figure('token_f1') == 1.0 and right.figure('citation_match') == 1.0
+    wrong = ev.evaluate(Scripted(lambda p: 'Yes, you can do that whenever you like. [§9.9]'), spec=seeds_path('policy_qa'), n_boot=100, progress=False)
+    assert wrong.compliance == 1.0 and wrong.figure('citation_match') == 0.0 and wrong.figure('token_f1') < 0.3
+    half = ev.evaluate(Scripted(lambda p: refs[p[-1]['content']].rsplit('[', 1)[0] + '[§9.9]'), spec=seeds_path('policy_qa'), n_boot=100, progress=False)
+    assert half.figure('citation_match') == 0.0 and half.figure('token_f1') > 0.7
+
+def _refs_alpaca(name):
+    ho = ev.load_heldout(load_spec(seeds_path(name)))
+    rows = ev._as_chat_rows(ho)
+    return {m[-2]['content']: m[-1]['content'] for m in rows['messages']}
+
 def test_student_llm_picks_the_right_engine(tmp_path):
     s = Scripted(lambda p: 'x')
     assert ev.student_llm(s) is s
