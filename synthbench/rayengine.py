@@ -31,6 +31,9 @@ STAGE_KINDS = {
     'audit':     'whole',       # summary over every row
     'export':    'whole',       # one file
     'finetune':  'whole',
+    'prefs':     'whole',       # candidates and judge calls per prompt, pairs picked per prompt (row-local in principle; driver for now)
+    'pii':       'whole',       # per row in principle, but the spaCy model would load in every batch task
+    'hub':       'whole',       # one DatasetDict and card
 }
 KINDS = ('row_local', 'global', 'whole')
 
