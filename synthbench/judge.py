@@ -804,6 +804,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument('--drop', action='store_true', help='write only the rows that pass')
     p.add_argument('--max-concurrency', type=int, default=16, help='parallel judge calls')
     p.add_argument('--cache-dir', help='LLM cache folder (re-runs are free)')
+    p.add_argument('--engine', default='local', choices=['local', 'ray'], help='local (default) or ray (Ray Data: the rows judged in batches on a cluster, one shared rate limit and budget; same verdicts)')
+    p.add_argument('--address', default=None, help="with --engine ray: the cluster ('auto', 'ray://host:10001'); default: start a local one")
     return p
 
 def _print_summary(s:Mapping, file=sys.stdout):
@@ -887,8 +889,12 @@ def _cli_judge(a) -> int:
         if status == 'failed': print(f'synthbench judge: failed ({kind}): {reason}', file=sys.stderr); return 1
         _print_calibration(cal)
         if threshold is None and a.bottom_pct is None: threshold = cal.suggested_threshold
-    res = judge_stage(df, ctx=RunContext(spec=spec, llms={'main': llm}), threshold=threshold, min_score=min_score,
-                      bottom_share=None if a.bottom_pct is None else a.bottom_pct / 100)
+    stage = judge_stage
+    if a.engine == 'ray':   # the same stage function on batches of a Ray Dataset (bottom_share needs every row: the driver runs it)
+        from synthbench.rayengine import connect, ray_stage
+        connect(a.address); stage = ray_stage('judge', judge_stage, 'synthbench.judge:judge_stage')
+    res = stage(df, ctx=RunContext(spec=spec, llms={'main': llm}, engine=a.engine), threshold=threshold, min_score=min_score,
+                bottom_share=None if a.bottom_pct is None else a.bottom_pct / 100)
     if res.status == 'failed':   # nothing judged worth writing: say why, leave OUT alone
         print(f'synthbench judge: failed ({res.error_kind}): {res.reason}', file=sys.stderr); return 1
     _print_summary(res.report)

@@ -88,6 +88,38 @@ def test_cli_dedup_engine_ray_writes_what_local_writes(cluster, tmp_path):
     assert outs['ray']['dup_of'].tolist() == outs['local']['dup_of'].tolist()
 
 
+def test_cli_validate_and_judge_engine_ray_match_local(cluster, tmp_path, monkeypatch):
+    "`synthbench validate/judge --engine ray` write the marks and verdicts the local engine writes (teacher-generated rows with planted defects)."
+    from synthbench.testing import ScriptedTeacher
+    from synthbench.cli import main
+    from synthbench.formats import load_table
+    from synthbench.workbench import run_pipeline
+    monkeypatch.setenv('OPENAI_API_KEY', KEY)
+    with ScriptedTeacher(REPO/'seeds'/'task_api', defect_rate=0.3, seed=5) as t:
+        gen = run_pipeline({'name': 'g', 'task': str(REPO/'seeds'/'task_api'), 'seed': 1, 'stages': [{'generate': {'n': 24}}],
+                            'llm': {'model': 'gpt-4o-mini', 'base_url': t.base_url, 'progress': False, 'cache_dir': str(tmp_path/'c0')}},
+                           runs_dir=tmp_path/'runs', verbose=False)
+        assert gen.ok, gen.reason
+        src = gen.path/'01_generate.parquet'
+        outs = {}
+        for eng in ('local', 'ray'):
+            t._occ.clear()
+            for cmd, extra in (('validate', ['--spec', str(REPO/'seeds'/'task_api'), '-o', str(tmp_path/f'v_{eng}.parquet')]),
+                               ('judge', ['-o', str(tmp_path/f'j_{eng}.parquet'), '--spec', str(REPO/'seeds'/'task_api'), '--model', 'gpt-4o-mini',
+                                          '--base-url', t.base_url, '--cache-dir', str(tmp_path/f'c_{eng}')])):
+                inp = str(src) if cmd == 'validate' else str(tmp_path/f'v_{eng}.parquet')
+                err = io.StringIO()
+                with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+                    code = main([cmd, inp, *extra, '--engine', eng, '--address', cluster])
+                assert code == 0, (cmd, eng, err.getvalue())
+            outs[eng] = load_table(tmp_path/f'j_{eng}.parquet')
+    L, R = outs['local'], outs['ray']
+    assert (L['valid'] == False).sum() >= 2 and (L['judge_pass'] == False).sum() >= 1          # defects were planted and caught
+    assert R['id'].tolist() == L['id'].tolist()
+    for col in ('valid', 'invalid_reason', 'judge_pass', 'judge_overall'):
+        assert R[col].astype(str).tolist() == L[col].astype(str).tolist(), col
+
+
 def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
     "validate -> judge -> dedup (exact, MinHash, embedding) -> filter on what the scripted teacher generated: same ids, marks and verdicts on both engines."
     from synthbench.testing import ScriptedTeacher
