@@ -81,10 +81,10 @@ def load_student(student:str='smollm2-135m',  # a name in `STUDENTS`, a model fo
     base = json.loads((ad/'synthbench_base.json').read_text())['student'] if ad and (ad/'synthbench_base.json').exists() else (student if ad is None else None)
     if base is None: raise ValueError(f"{student}: an adapter folder without synthbench_base.json; say which base model it belongs to")
     if base in STUDENTS: d, f = _gguf(); model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
-    # transformers dequantizes the GGUF file to fp32 tensors but keeps its GGUF quantizer and `is_quantized`, and TRL's trainers
-    # refuse to train a 'quantized' model: the weights are plain fp32, so the flag goes
-    if getattr(model, 'hf_quantizer', None) is not None: model.hf_quantizer.remove_quantization_config(model)
     else: model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    # transformers dequantizes a GGUF file to fp32 tensors but keeps its GGUF quantizer and `is_quantized`, and TRL's trainers
+    # refuse to train a 'quantized' model: the weights are plain fp32, so the flag goes
+    if base in STUDENTS and getattr(model, 'hf_quantizer', None) is not None: model.hf_quantizer.remove_quantization_config(model)
     tok = load_tokenizer(base)
     if ad is not None:
         from peft import PeftModel
