@@ -21,9 +21,9 @@ from .stage import StageError, StageResult
 __all__ = ['METHODS', 'NEAR_DUP_COSINE', 'SEMANTIC_COSINE', 'SCORE_COLUMNS', 'SHARED_SHARE', 'SHARED_MIN', 'connected_groups',
            'shingles', 'minhash_signatures', 'minhash_similarity', 'char_shingle_hashes',
            'minhash_signatures_from_hashes', 'lsh_params', 'minhash_pairs', 'similar_pairs', 'score_column',
-           'keep_order', 'scaffold_turns', 'compare_texts', 'dedup', 'dup_groups', 'dup_groups_html', 'show_dup_groups',
-           'DedupSummary', 'dedup_summary', 'check_methods', 'dedup_stage', 'cross_duplicates', 'CrossSetReport',
-           'check_copying', 'check_leakage', 'cli_dedup']
+           'keep_order', 'scaffold_turns', 'compare_texts', 'marks_table', 'dedup', 'dup_groups', 'dup_groups_html',
+           'show_dup_groups', 'DedupSummary', 'dedup_summary', 'check_methods', 'dedup_stage', 'cross_duplicates',
+           'CrossSetReport', 'check_copying', 'check_leakage', 'cli_dedup']
 
 # %% ../nbs/32_dedup.ipynb #bb405c98
 METHODS = ('exact', 'minhash', 'embedding')
@@ -375,6 +375,23 @@ def compare_texts(records:Sequence[Mapping]|pd.DataFrame,  # rows (or a table)
     if n_whole: ign['rows_compared_whole'] = n_whole   # rows whose shared turns were their own question or answer
     return texts, ign
 
+# %% ../nbs/32_dedup.ipynb #3a4b5c6d
+def marks_table(df:pd.DataFrame,   # the rows that were compared, in order
+                parent, psim, pmeth  # per row: the row it was folded into (-1: kept), the similarity, the method
+               ) -> pd.DataFrame:
+    "`df` with `dup_of`/`dup_sim`/`dup_method`: chains (a -> b -> kept c) resolved to the finally kept row, the weakest link as similarity."
+    root, rsim = parent.copy(), psim.copy()
+    for x in np.flatnonzero(parent >= 0):
+        r, s = parent[x], psim[x]
+        while parent[r] >= 0: s = min(s, psim[r]); r = parent[r]
+        root[x], rsim[x] = r, s
+    out = df.copy()
+    ids = out['id'].astype(str).to_numpy()
+    out['dup_of'] = np.where(root >= 0, ids[np.maximum(root, 0)], '')
+    out['dup_sim'] = rsim
+    out['dup_method'] = pmeth
+    return out
+
 # %% ../nbs/32_dedup.ipynb #3f5d6a07
 def _methods(methods) -> list[str]:
     if methods in (None, 'all'): return list(METHODS)
@@ -442,16 +459,7 @@ def dedup(df:pd.DataFrame,                         # example table
             for a in g:
                 if a != keep: parent[active[a]], psim[active[a]], pmeth[active[a]] = active[keep], simf(a, keep), m
         active = active[parent[active] < 0]
-    root, rsim = parent.copy(), psim.copy()                  # resolve chains to the finally kept row
-    for x in np.flatnonzero(parent >= 0):
-        r, s = parent[x], psim[x]
-        while parent[r] >= 0: s = min(s, psim[r]); r = parent[r]
-        root[x], rsim[x] = r, s
-    out = df.copy()
-    ids = out['id'].astype(str).to_numpy()
-    out['dup_of'] = np.where(root >= 0, ids[np.maximum(root, 0)], '')
-    out['dup_sim'] = rsim
-    out['dup_method'] = pmeth
+    out = marks_table(df, parent, psim, pmeth)
     return out[out['dup_of'] == ''].reset_index(drop=True) if drop else out
 
 # %% ../nbs/32_dedup.ipynb #c6ce704f

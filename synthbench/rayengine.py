@@ -464,16 +464,8 @@ def ray_dedup(df:pd.DataFrame, methods='all', minhash_threshold:float=0.7, num_p
         i, j, _ = similar_pairs(X, et, exact_max=exact_max, ann=ann, progress=False)
         _mark_groups(parent, psim, pmeth, active, i, j, lambda a, b: float(X[a] @ X[b]), 'embedding', rank)
         T['embedding_s'] = time.perf_counter() - t
-    root, rsim = parent.copy(), psim.copy()
-    for x in np.flatnonzero(parent >= 0):
-        r_, s = parent[x], psim[x]
-        while parent[r_] >= 0: s = min(s, psim[r_]); r_ = parent[r_]
-        root[x], rsim[x] = r_, s
-    out = df.copy()
-    ids = out['id'].astype(str).to_numpy()
-    out['dup_of'] = np.where(root >= 0, ids[np.maximum(root, 0)], '')
-    out['dup_sim'] = rsim
-    out['dup_method'] = pmeth
+    from synthbench.dedup import marks_table
+    out = marks_table(df, parent, psim, pmeth)
     T['total_s'] = time.perf_counter() - t0
     return out
 
