@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from .core import check_table, _is_missing
+from .formats import _to_py
 from .export import train_eval_split, exportable, lineage_roots, dataset_card as contents_card
 from .stage import DEFAULT_DROP, StageError, StageResult
 
@@ -57,7 +58,7 @@ def _turns(msgs) -> list[dict]:
             d['tool_calls'] = [{'id': str(c.get('id', '')), 'type': 'function',
                                 'function': {'name': str((c.get('function') or {}).get('name', '')),
                                              'arguments': a if isinstance(a := (c.get('function') or {}).get('arguments', ''), str) else json.dumps(a)}}
-                               for c in _plain(tc)]
+                               for c in _to_py(tc)]
         if m.get('tool_call_id'): d['tool_call_id'] = str(m['tool_call_id'])
         out.append(d)
     return out
@@ -70,15 +71,8 @@ def _split_last(msgs):
 def _meta(r:Mapping) -> dict:
     d = {c: (None if _is_missing(r.get(c)) else str(r.get(c))) for c in META_COLUMNS if c in r}
     t = r.get('tools')   # the tools a tool-call row may use, as one JSON string (their schemas differ too much for one Arrow type)
-    if 'tools' in r: d['tools'] = None if _is_missing(t) else t if isinstance(t, str) else json.dumps(_plain(t))
+    if 'tools' in r: d['tools'] = None if _is_missing(t) else t if isinstance(t, str) else json.dumps(_to_py(t))
     return d
-
-def _plain(v):
-    "numpy arrays (Parquet round trips) back to lists, recursively."
-    if hasattr(v, 'tolist') and not isinstance(v, (str, bytes)): v = v.tolist()
-    if isinstance(v, Mapping): return {k: _plain(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)): return [_plain(x) for x in v]
-    return v
 
 def hf_records(df:pd.DataFrame, format:str='messages', seed:int=0) -> list[dict]:
     "The rows of `df` as records for `datasets.Dataset.from_list` in `format` (see `HF_FORMATS`)."
