@@ -33,7 +33,7 @@ def variant_pipeline(variant:str, n:int=300, task:str|Path=REPO/'seeds'/'task_ap
 
 def kept_rows(teacher, llm, variant:str, runs_dir, n:int=300, task=REPO/'seeds'/'task_api', seed:int=0):
     "Run one variant against `teacher` through `llm`: (exported table, figures of what got through)."
-    from synthbench.workbench import run_pipeline
+    from synthbench.run.workbench import run_pipeline
     run = run_pipeline(variant_pipeline(variant, n, task, seed), runs_dir=runs_dir, llm=llm, verbose=False)
     if not run.ok: raise RuntimeError(f'{variant}: {run.reason}')
     out = run.final
@@ -44,8 +44,8 @@ def kept_rows(teacher, llm, variant:str, runs_dir, n:int=300, task=REPO/'seeds'/
 
 def train_and_score(df, spec, out_dir, steps:int=30, seed:int=0, limit:int|None=None, max_new_tokens:int=48):
     "Fine-tune the local student on `df` (the first line of the spec's system prompt, as the finetune stage does) and score it on held-out."
-    from synthbench.finetune import finetune, LoraSettings
-    from synthbench.evaluate import evaluate
+    from synthbench.stages.finetune import finetune, LoraSettings
+    from synthbench.analysis.evaluate import evaluate
     sp = spec.system_prompt.strip().split('\n')[0]
     if 'messages' in df:   # train with the prompt the student is scored with, not each row's own (long) system turn
         df = df.assign(messages=[[m for m in ms if m['role'] != 'system'] if isinstance(ms, list) else ms for ms in df['messages']])
@@ -75,7 +75,7 @@ def run_ablation(n:int=300, steps:int=30, defect_rate:float=0.3, limit:int|None=
                  work_dir=None, base:bool=True, log=print) -> dict:
     "Every variant: its kept rows, its student's held-out figures; plus the base student once. Returns {name: figures}."
     from synthbench.testing import ScriptedTeacher
-    from synthbench.llm import LLM
+    from synthbench.llm.engine import LLM
     from synthbench.spec import load_spec
     task = REPO/'seeds'/'task_api'; spec = load_spec(task)
     work = Path(work_dir or tempfile.mkdtemp(prefix='ablation_'))
@@ -84,7 +84,7 @@ def run_ablation(n:int=300, steps:int=30, defect_rate:float=0.3, limit:int|None=
         llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key='sk-' + 'teacher', cache_dir=work/'cache', progress=False)
         data = {v: kept_rows(t, llm, v, work/'runs', n, task, seed) for v in variants}
     if base:
-        from synthbench.evaluate import evaluate
+        from synthbench.analysis.evaluate import evaluate
         sp = spec.system_prompt.strip().split('\n')[0]
         ev = evaluate('smollm2-135m', spec=spec, system_prompt=sp, max_new_tokens=48, limit=limit, name='base', progress=False)
         res['base'] = {'figures': ev.figures}

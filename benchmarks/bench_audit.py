@@ -11,8 +11,8 @@ warm-up time is printed separately.
 import argparse, os, sys, time, tempfile
 import numpy as np
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
-from synthbench.metrics import make_demo_table, unit_rows
-from synthbench.audit import audit
+from synthbench.analysis.metrics import make_demo_table, unit_rows
+from synthbench.analysis.audit import audit
 
 def table(n:int, seed:int=0):
     "A demo table of `n` rows (planted collapse in round 2) and 384-d clustered unit embeddings."
@@ -39,7 +39,7 @@ if __name__ == '__main__':
     ap.add_argument('--n', type=int, default=10_000, help='rows of the main case (default 10000)')
     a = ap.parse_args()
     print(f'cores: {os.cpu_count()}  python {sys.version.split()[0]}')
-    from synthbench.embedmap import project_2d
+    from synthbench.analysis.embedmap import project_2d
     t = time.time(); run(300, html=False)
     project_2d(table(4500)[1], progress=False)   # > 4096 rows: UMAP's nearest-neighbour descent path (pynndescent JIT) too
     print(f'warm-up (imports + UMAP/pynndescent numba JIT): {time.time() - t:.1f} s')

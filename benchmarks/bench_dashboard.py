@@ -18,8 +18,8 @@ It also runs against an older synthbench (the generic part: dashboard(), dropdow
 import argparse, os, sys, time
 import numpy as np
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
-from synthbench.metrics import make_demo_table, unit_rows
-from synthbench import audit as A
+from synthbench.analysis.metrics import make_demo_table, unit_rows
+from synthbench.analysis import audit as A
 
 def table(n:int, seed:int=0):
     df = make_demo_table(n, seed=seed)
@@ -52,7 +52,7 @@ def run(n:int):
           f'load average {os.getloadavg()[0]:.1f}', flush=True)
 
 # ---- in the browser: JupyterLab + headless Chromium, the time until the front end shows the redrawn map
-BROWSER_NB = ["import os; os.environ['TOKENIZERS_PARALLELISM'] = 'false'\nfrom synthbench.audit import audit\nfrom synthbench.metrics import make_collapsed_table",
+BROWSER_NB = ["import os; os.environ['TOKENIZERS_PARALLELISM'] = 'false'\nfrom synthbench.analysis.audit import audit\nfrom synthbench.analysis.metrics import make_collapsed_table",
               "rep = audit(make_collapsed_table(430, 170), embed='tfidf', projection='pca', progress=False)\nrep"]
 _MAP = """(want) => [...document.querySelectorAll('.jp-OutputArea-output .js-plotly-plot')].some(g => g.data && g.layout && g.layout.title &&
             String(g.layout.title.text || '').startsWith('Embedding map') && g.data.some(t => t.name === want))"""

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from dedup_data import labelled_near_dups, pair_prf, planted_vectors, short_examples
 from synthbench.core import make_table
-from synthbench.dedup import dedup
+from synthbench.stages.dedup import dedup
 
 
 def timed(f):
@@ -78,7 +78,7 @@ def main(argv=None):
     # 3. Labelled near-duplicates on real text
     lt, ltrue, ledits = labelled_near_dups(300 if a.quick else 600, 200 if a.quick else 400, seed=1)
     ldf = table(lt)
-    from synthbench.embed import embed_texts, get_embedder
+    from synthbench.llm.embed import embed_texts, get_embedder
     get_embedder().st  # load the model outside the throughput timing
     with tempfile.TemporaryDirectory() as tmp:
         E, wall, cpu = timed(lambda: embed_texts(lt, cache_dir=tmp, progress=False))

@@ -30,8 +30,8 @@ FAULTS = lambda share: {'429': share / 3, '500': share / 3, 'truncated': share /
 SYNTHBENCH_WORKER = textwrap.dedent('''
     import json, sys, time
     a = json.loads(sys.argv[1])
-    from synthbench.llm import LLM
-    import synthbench.llmcache as C
+    from synthbench.llm.engine import LLM
+    import synthbench.llm.cache as C
     if a.get('flush_every') is not None: C.ResponseCache.__init__.__defaults__ = (a['flush_every'],) + C.ResponseCache.__init__.__defaults__[1:]
     prompts = [[{'role': 'user', 'content': f"{a['tag']} request number {i}"}] for i in range(a['n'])]
     def make():

@@ -15,7 +15,7 @@ fp32 3.3 s/step, bf16 2.3 s/step (1.43x), 500 examples x 1 epoch about 3.5 min f
 `--tasks` measures students instead of speed: for each seed set, the full pipeline against the scripted capable
 teacher (20% planted defects; generate -> validate -> judge -> dedup -> filter -> + seeds), LoRA on what it keeps
 (--steps, default 30, batch 8), then base vs fine-tuned on the set's heldout.jsonl with bootstrap 95% intervals
-(`synthbench.evaluate.evaluate`: accuracy and macro-F1 for tickets; format compliance and exact match for policy QA).
+(`synthbench.analysis.evaluate.evaluate`: accuracy and macro-F1 for tickets; format compliance and exact match for policy QA).
 Measured 2026-12-02 on the shared 2-core machine (30 steps x 8; timings noisy, the figures are not):
   support_tickets (280 rows, 32 held-out): format 0% -> 100% [100, 100], accuracy 0% -> 69% [53, 84], macro-F1 0% -> 70% [52, 83]
   policy_qa (266 rows, 24 held-out): format 0% -> 100% [100, 100], exact match 0% -> 0%: the student learns the cited-answer
@@ -38,7 +38,7 @@ def main(argv=None):
     if a.tasks: return students(a.tasks.split(','), a.n, a.steps or 30, a.limit)
     a.steps = a.steps or 8
     import torch
-    from synthbench.finetune import finetune_local, LoraSettings
+    from synthbench.stages.finetune import finetune_local, LoraSettings
     from test_finetune import training_rows, SHORT
     df = training_rows(200)
     print(f'torch {torch.__version__}, {torch.get_num_threads()} threads, cuda={torch.cuda.is_available()}; '
@@ -73,9 +73,9 @@ def students(tasks, n:int=300, steps:int=30, limit=None):
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_ablation import kept_rows, train_and_score, fmt, REPO
     from synthbench.testing import ScriptedTeacher
-    from synthbench.llm import LLM
+    from synthbench.llm.engine import LLM
     from synthbench.spec import load_spec
-    from synthbench.evaluate import evaluate
+    from synthbench.analysis.evaluate import evaluate
     for task in tasks:
         d, t0 = Path(tempfile.mkdtemp(prefix=f'bench_ft_{task}_')), time.time()
         spec = load_spec(REPO/'seeds'/task); sp = spec.system_prompt.strip().split('\n')[0]

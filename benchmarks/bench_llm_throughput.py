@@ -24,7 +24,7 @@ def measure(fn):
 
 
 def run_synthbench(url, conc, n, tag, cache_dir=None):
-    from synthbench.llm import LLM
+    from synthbench.llm.engine import LLM
     llm = LLM('fake-model', base_url=url, api_key='bench', max_concurrency=conc, cache_dir=cache_dir, progress=False, max_retries=2)
     llm.chat_many(prompts(min(conc, 200), f'warm{tag}'))      # open connections, as a long run would
     wall, cpu, res = measure(lambda: llm.chat_many(prompts(n, tag)))

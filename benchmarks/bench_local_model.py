@@ -4,8 +4,8 @@ Prints, side by side in one run: server start time, decode tokens/s with 1 and 2
 token-counting throughput. Run: `python benchmarks/bench_local_model.py` (1-3 minutes on 2 busy cores).
 """
 import os, time
-from synthbench.local import LocalServer
-from synthbench.cost import count_tokens, count_message_tokens
+from synthbench.llm.local import LocalServer
+from synthbench.llm.cost import count_tokens, count_message_tokens
 
 def bench_server(n_threads:int, max_tokens:int=64, reps:int=2) -> dict:
     t = time.perf_counter(); srv = LocalServer(n_threads=n_threads).start(); start_s = time.perf_counter() - t

@@ -1,8 +1,8 @@
 "PII check: rows/s of find_pii on a stage table (e.g. runs/NAME/07_add_seeds.parquet, repeated 4x), and NER name findings before/after the proper-noun cut. Usage: python benchmarks/bench_pii.py TABLE.parquet"
 import sys, time
-from synthbench.workbench import read_stage_table
-from synthbench.pii import find_pii, analyzer
-import synthbench.pii as P
+from synthbench.run.workbench import read_stage_table
+from synthbench.stages.pii import find_pii, analyzer
+import synthbench.stages.pii as P
 df = read_stage_table(sys.argv[1])
 analyzer('auto')
 big = __import__('pandas').concat([df] * 4, ignore_index=True)

@@ -11,9 +11,9 @@ import argparse, os, tempfile, time, warnings
 import pandas as pd
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from synthbench.core import seeds_path
-from synthbench.generate import generate
-from synthbench.llm import LLM
-from synthbench.prefs import preference_pairs
+from synthbench.stages.generate import generate
+from synthbench.llm.engine import LLM
+from synthbench.stages.prefs import preference_pairs
 from synthbench.spec import load_spec
 from synthbench.testing import ScriptedTeacher
 

@@ -56,11 +56,11 @@ def measure(engine:str, n:int, data_dir:str) -> dict:
     th = threading.Thread(target=_peak_sampler, args=(stop, mem), daemon=True); th.start()
     T = {}
     if engine == 'ray':
-        from synthbench.rayengine import connect, ray_dedup
+        from synthbench.run.rayengine import connect, ray_dedup
         t = time.perf_counter(); ray = connect(None, num_cpus=2); T['start_s'] = time.perf_counter() - t
         t = time.perf_counter(); out = ray_dedup(df, ['exact', 'minhash'], timings=T); secs = time.perf_counter() - t
     else:
-        from synthbench.dedup import dedup
+        from synthbench.stages.dedup import dedup
         t = time.perf_counter(); out = dedup(df, ['exact', 'minhash'], progress=False); secs = time.perf_counter() - t
     stop.set(); th.join()
     out[['dup_of']].to_parquet(Path(data_dir)/f'dup_{engine}_{n}.parquet')
@@ -73,13 +73,13 @@ def measure_embed(engine:str, n:int, data_dir:str) -> dict:
     import pandas as pd
     texts = pd.read_parquet(Path(data_dir)/'texts_10000.parquet')['text'].tolist()[:n]
     if engine == 'ray':
-        from synthbench.rayengine import connect, ray_embed_texts
+        from synthbench.run.rayengine import connect, ray_embed_texts
         connect(None, num_cpus=2)
         with tempfile.TemporaryDirectory() as d:
             ray_embed_texts(texts[:64], run_dir=d)                         # actors load the model: not per-row cost
             t = time.perf_counter(); ray_embed_texts(texts, run_dir=d + '/b'); secs = time.perf_counter() - t
     else:
-        from synthbench.embed import embed_texts
+        from synthbench.llm.embed import embed_texts
         embed_texts(texts[:64], cache_dir=False, progress=False)
         t = time.perf_counter(); embed_texts(texts, cache_dir=False, progress=False); secs = time.perf_counter() - t
     return {'engine': engine, 'rows': n, 'seconds': round(secs, 2), 'ms_per_row': round(1000 * secs / n, 2)}

@@ -76,7 +76,8 @@ def nb_module(path:Path) -> str|None:
 def modules() -> list[str]:
     "Every public module of the exported package, in name order."
     import synthbench
-    return sorted(f'synthbench.{m.name}' for m in pkgutil.iter_modules(synthbench.__path__) if not m.name.startswith('_'))
+    return sorted(m.name for m in pkgutil.walk_packages(synthbench.__path__, 'synthbench.')
+                  if not m.ispkg and not any(part.startswith('_') for part in m.name.split('.')))
 
 
 class Site:
@@ -232,7 +233,9 @@ def build(out:str|Path, quiet:bool=False, highlight:bool=False) -> Path:
     rows = []
     for m in mods:
         mod = importlib.import_module(m)
-        short = m.split('.', 1)[1]
+        short = m.split('.', 1)[1]   # `stages.dedup`: the chapter's `default_exp`
+        docs = (mod.__doc__ or '').strip().splitlines()[-1]   # nbdev's `Docs: SITE_URL<name>.html.md` (named after the notebook)
+        md_name = docs[len('Docs: ' + SITE_URL):-len('.html.md')] if docs.startswith('Docs: ' + SITE_URL) and docs.endswith('.html.md') else short
         summary = (inspect.getdoc(mod) or '').split('\n')[0]
         nb = nb_of_mod.get(short)
         rows.append(f'<tr><td><a href="{m}.html"><code>{m}</code></a></td><td>{html.escape(summary)}</td>'
@@ -245,7 +248,7 @@ def build(out:str|Path, quiet:bool=False, highlight:bool=False) -> Path:
             o = getattr(mod, n)
             md += [f'## {n}', '', f'```python\n{n}{_sig(o) if callable(o) else " = " + repr(o)[:300]}\n```', '',
                    (inspect.getdoc(o) or '') if inspect.isfunction(o) or (inspect.isclass(o) and vars(o).get('__doc__')) else '', '']
-        (out/f'{short}.html.md').write_text('\n'.join(md), encoding='utf-8')
+        (out/f'{md_name}.html.md').write_text('\n'.join(md), encoding='utf-8')
         site.write(f'api/{m}.html', m, f'<h1 id="{m}"><code>{m}</code></h1><p>{html.escape(summary)}{chap}</p><p>{toc}</p>' + ''.join(ents))
     site.write('api/index.html', 'Module index', '<h1 id="module-index">Module index</h1><table><tr><th>module</th><th>what it does</th>'
                '<th>chapter</th><th>public names</th></tr>' + ''.join(rows) + '</table>')

@@ -13,21 +13,21 @@ __all__ = ['COMMANDS', 'main', 'error_line']
 
 # %% ../nbs/90_cli.ipynb #6c9858d8
 COMMANDS = {
-    'demo':     ('synthbench.workbench', 'the embedded main job on seeds/task_api with the local model'),
-    'run':      ('synthbench.workbench', 'run a pipeline declared in YAML'),
-    'generate': ('synthbench.generate',  'generate examples from a seed folder (task.yaml + seeds)'),
-    'augment':  ('synthbench.augment',   'paraphrase / back-translate / vary context / make edge cases'),
-    'validate': ('synthbench.validate',  'rule-validate a dataset against a task spec'),
-    'judge':    ('synthbench.judge',     'score examples with an LLM judge and filter'),
-    'dedup':    ('synthbench.dedup',     'mark exact, MinHash and embedding near-duplicates'),
-    'audit':    ('synthbench.audit',     'diversity and bias audit, HTML report or JSON metrics'),
-    'export':   ('synthbench.export',    'convert a dataset to ShareGPT / Alpaca / OpenAI chat / ChatML / Parquet'),
-    'estimate': ('synthbench.cost',      'calls, tokens and dollars a run would cost'),
-    'hub':      ('synthbench.hub',       'save kept rows as a Hugging Face DatasetDict (train/validation/test) with a validated dataset card'),
-    'tstr':     ('synthbench.tstr',      'train on synthetic, test on real'),
-    'finetune': ('synthbench.finetune',  'fine-tune a student on an exported set (local LoRA, OpenAI job, or a GPU recipe)'),
-    'evaluate': ('synthbench.evaluate',  "score a student on the task's held-out real set (base vs fine-tuned)"),
-    'report':   ('synthbench.datawork',  'does the data work? student, TSTR and audit of a run (JSON or HTML; --compare runs)'),
+    'demo':     ('synthbench.run.workbench', 'the embedded main job on seeds/task_api with the local model'),
+    'run':      ('synthbench.run.workbench', 'run a pipeline declared in YAML'),
+    'generate': ('synthbench.stages.generate',  'generate examples from a seed folder (task.yaml + seeds)'),
+    'augment':  ('synthbench.stages.augment',   'paraphrase / back-translate / vary context / make edge cases'),
+    'validate': ('synthbench.stages.validate',  'rule-validate a dataset against a task spec'),
+    'judge':    ('synthbench.stages.judge',     'score examples with an LLM judge and filter'),
+    'dedup':    ('synthbench.stages.dedup',     'mark exact, MinHash and embedding near-duplicates'),
+    'audit':    ('synthbench.analysis.audit',     'diversity and bias audit, HTML report or JSON metrics'),
+    'export':   ('synthbench.stages.export',    'convert a dataset to ShareGPT / Alpaca / OpenAI chat / ChatML / Parquet'),
+    'estimate': ('synthbench.llm.cost',      'calls, tokens and dollars a run would cost'),
+    'hub':      ('synthbench.stages.hub',       'save kept rows as a Hugging Face DatasetDict (train/validation/test) with a validated dataset card'),
+    'tstr':     ('synthbench.analysis.tstr',      'train on synthetic, test on real'),
+    'finetune': ('synthbench.stages.finetune',  'fine-tune a student on an exported set (local LoRA, OpenAI job, or a GPU recipe)'),
+    'evaluate': ('synthbench.analysis.evaluate',  "score a student on the task's held-out real set (base vs fine-tuned)"),
+    'report':   ('synthbench.analysis.datawork',  'does the data work? student, TSTR and audit of a run (JSON or HTML; --compare runs)'),
 }
 
 def _usage() -> str:
@@ -60,7 +60,7 @@ def main(argv:list[str]|None=None) -> int:
 
 def error_line(e:BaseException) -> tuple[int, str]:
     "(exit code, one line) for an error that reached the command line: 2 for bad input or arguments, 1 for a failure."
-    from synthbench.stage import StageError
+    from synthbench.run.stage import StageError
     from synthbench.formats import InputError
     from synthbench.spec import SpecError
     one = lambda s: ' '.join(str(s).split())

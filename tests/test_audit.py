@@ -1,8 +1,8 @@
 "Integration tests of the audit: findings on planted problems, JSON metrics, HTML escaping, CLI, the UMAP + model path."
 import json, os, subprocess, sys
 import numpy as np, pandas as pd, pytest
-from synthbench.audit import audit, cli_audit, TABS
-from synthbench.metrics import make_demo_table, field_texts, tfidf_embeddings
+from synthbench.analysis.audit import audit, cli_audit, TABS
+from synthbench.analysis.metrics import make_demo_table, field_texts, tfidf_embeddings
 from synthbench.core import make_table
 
 @pytest.fixture(scope='module')
@@ -91,7 +91,7 @@ def test_cli(tmp_path, demo):
 
 @pytest.mark.slow
 def test_umap_and_model_path():
-    "~200 rows through the default path: MiniLM embeddings (synthbench.embed) and UMAP."
+    "~200 rows through the default path: MiniLM embeddings (synthbench.llm.embed) and UMAP."
     df = make_demo_table(200)
     real = make_demo_table(60, collapse=False, seed=3).assign(source='real')
     rep = audit(df, real=real, progress=False)
@@ -103,8 +103,8 @@ def test_umap_and_model_path():
 
 
 # ---- "See collapse, imbalance and bias at a glance": 430 real chatterbot pairs + 170 collapsed rows from 3 templates
-from synthbench.metrics import make_collapsed_table
-from synthbench.audit import table_html, fig_length, fig_balance, dashboard
+from synthbench.analysis.metrics import make_collapsed_table
+from synthbench.analysis.audit import table_html, fig_length, fig_balance, dashboard
 
 @pytest.fixture(scope='module')
 def collapsed(): return audit(make_collapsed_table(430, 170), embed='tfidf', projection='pca', progress=False)
@@ -195,13 +195,13 @@ def test_every_metric_explained(collapsed):
     assert 'title="MATTR: moving-average type-token ratio' in collapsed.summary_html()
 
 def test_outliers_are_a_compact_scrollable_table(collapsed):
-    from synthbench.audit import outliers_html
+    from synthbench.analysis.audit import outliers_html
     h = outliers_html(collapsed)
     assert 'max-height:260px;overflow:auto' in h and h.count('<tr>') == (collapsed.rows['length_outlier'] != '').sum() + 1
     assert 'synthbench-examples' not in h
 
 def test_dashboard_redraws_visible_tab_only_and_colour_keeps_tab(collapsed):
-    import synthbench.audit as A
+    import synthbench.analysis.audit as A
     calls = []; orig = A._tab_widgets
     A._tab_widgets = lambda rep, m, tab, color, show, **kw: (calls.append(tab + (' (map figure)' if kw.get('map_only') else '')), orig(rep, m, tab, color, show, **kw))[1]
     try:
@@ -239,7 +239,7 @@ def test_report_provenance_search_data_escaped(tmp_path):
     assert 'innerHTML' not in page.split('id="sb-rows"')[1]
 
 def test_real_vs_synthetic_numbers_are_named_and_explained(demo):
-    from synthbench.audit import report_sections
+    from synthbench.analysis.audit import report_sections
     real = make_demo_table(80, collapse=False, seed=5).assign(source='real')
     rep = audit(demo, real=real, embed='tfidf', projection='pca', progress=False)
     h = dict(report_sections(rep))['Real vs synthetic'][1]

@@ -3,10 +3,10 @@ import json, os, re, subprocess
 from pathlib import Path
 import pytest
 from fake_openai import FakeOpenAIServer
-from synthbench.llm import LLM
+from synthbench.llm.engine import LLM
 from synthbench.spec import load_spec
 from synthbench.core import make_table
-from synthbench.augment import paraphrase, back_translate, vary_context, edge_variants, check_augmented, augment, PARAPHRASE, TRANSLATE
+from synthbench.stages.augment import paraphrase, back_translate, vary_context, edge_variants, check_augmented, augment, PARAPHRASE, TRANSLATE
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_API = ROOT / 'seeds' / 'task_api'
@@ -123,9 +123,9 @@ def test_cli_augment(tmp_path):
 
 # --- the stage contract and loud failures ---
 
-from synthbench.llm import ChatResult
-from synthbench.stage import RunContext, check_params
-from synthbench.augment import augment_stage
+from synthbench.llm.engine import ChatResult
+from synthbench.run.stage import RunContext, check_params
+from synthbench.stages.augment import augment_stage
 
 HAS_KINDS = 'error_kind' in getattr(ChatResult, '__dataclass_fields__', {})   # the engine labels its errors (after the engine change)
 

@@ -26,7 +26,7 @@ def _free_port() -> int:
 
 NB_CODE = [
     "import os; os.environ['TOKENIZERS_PARALLELISM'] = 'false'\n"
-    "from synthbench.audit import audit\nfrom synthbench.metrics import make_demo_table\nfrom synthbench.core import make_table, concat_tables",
+    "from synthbench.analysis.audit import audit\nfrom synthbench.analysis.metrics import make_demo_table\nfrom synthbench.core import make_table, concat_tables",
     "df = make_demo_table(40)\n"
     f"evil = make_table([{{'messages': [{{'role': 'user', 'content': {EVIL!r}}}, {{'role': 'assistant', 'content': 'ok ' + {EVIL!r} + ' and more' * 300}}], 'category': 'billing', 'round': 1, 'source': 'generated'}}])\n"
     "df = concat_tables(df, evil)\n"
@@ -154,8 +154,8 @@ def test_dashboard_renders_in_jupyterlab(lab):
 def test_html_report_renders_as_file(tmp_path):
     _need_browser()
     from playwright.sync_api import sync_playwright
-    from synthbench.audit import audit
-    from synthbench.metrics import make_demo_table
+    from synthbench.analysis.audit import audit
+    from synthbench.analysis.metrics import make_demo_table
     from synthbench.core import make_table, concat_tables
     evil = make_table([{'messages': [{'role': 'user', 'content': EVIL}, {'role': 'assistant', 'content': 'ok ' + EVIL + ' and more' * 300}], 'category': 'billing', 'round': 1}])
     df = concat_tables(make_demo_table(60), evil)
@@ -177,14 +177,14 @@ def test_html_report_renders_as_file(tmp_path):
         finally: b.close()
 
 def rep_to_html_count(rep) -> int:
-    from synthbench.audit import report_sections
+    from synthbench.analysis.audit import report_sections
     return sum(not isinstance(it, str) for _, items in report_sections(rep) for it in items)
 
 
 # ---- collapse, copies and the lazy dashboard, seen in the browser
 COLLAPSED_CODE = [
     "import os; os.environ['TOKENIZERS_PARALLELISM'] = 'false'\n"
-    "from synthbench.audit import audit\nfrom synthbench.metrics import make_collapsed_table",
+    "from synthbench.analysis.audit import audit\nfrom synthbench.analysis.metrics import make_collapsed_table",
     "rep = audit(make_collapsed_table(430, 170), embed='tfidf', projection='pca', progress=False)\nrep",
 ]
 
@@ -287,8 +287,8 @@ def _report_page(p, path):
 def test_report_search_and_click_to_list(tmp_path):
     _need_browser()
     from playwright.sync_api import sync_playwright
-    from synthbench.audit import audit
-    from synthbench.metrics import make_collapsed_table
+    from synthbench.analysis.audit import audit
+    from synthbench.analysis.metrics import make_collapsed_table
     from synthbench.core import make_table, concat_tables
     evil = make_table([{'messages': [{'role': 'user', 'content': 'computer ' + EVIL}, {'role': 'assistant', 'content': 'ok'}], 'category': 'computers', 'round': 1}])
     import pandas as pd
@@ -359,7 +359,7 @@ def _html_texts(page) -> list[str]:
 
 PROMPTLAB_CODE = [
     "import os, tempfile; os.environ['TOKENIZERS_PARALLELISM'] = 'false'\n"
-    "from synthbench.testing import ScriptedTeacher\nfrom synthbench.llm import LLM\nfrom synthbench.spec import load_spec\nfrom synthbench.promptlab import PromptLab\n"   # one cell: nothing depends on the run order
+    "from synthbench.testing import ScriptedTeacher\nfrom synthbench.llm.engine import LLM\nfrom synthbench.spec import load_spec\nfrom synthbench.ui.promptlab import PromptLab\n"   # one cell: nothing depends on the run order
     f"EVIL = {EVIL!r}\n"
     f"teacher = ScriptedTeacher({SEEDS!r}).start()\n"
     "_gen = teacher._generate\n"
@@ -431,7 +431,7 @@ def test_promptlab_clicks_through_in_jupyterlab(lab):
             page.screenshot(path=str(tmp / 'promptlab_final.png'), full_page=True); b.close()
 
 def _review_code(labels:Path) -> list[str]:
-    return ["from synthbench.spec import load_spec\nfrom synthbench.review import review\n"
+    return ["from synthbench.spec import load_spec\nfrom synthbench.ui.review import review\n"
             f"df = load_spec({SEEDS!r}).seeds().head(10)\n"
             f"w = review(df, {str(labels)!r}, n=None, reviewer='browser-test')\nw"]
 
@@ -479,5 +479,5 @@ def test_review_widget_clicks_through_in_jupyterlab(lab):
     recs = [json.loads(l) for l in labels.read_text().splitlines() if l.strip()]
     assert [(r['id'], r['decision'], r['note']) for r in recs] == [(ids[0], 'accept', note_txt), (ids[1], 'reject', ''), (ids[3], 'accept', '')], recs
     assert all(r['reviewer'] == 'browser-test' and r['timestamp'] for r in recs)
-    from synthbench.review import load_review_labels
+    from synthbench.ui.review import load_review_labels
     assert load_review_labels(labels)['decision'].value_counts().to_dict() == {'accept': 2, 'reject': 1}

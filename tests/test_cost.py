@@ -1,7 +1,7 @@
 "Cost, token counting and the `synthbench estimate` CLI."
 import json, subprocess, time
 import pytest
-from synthbench.cost import (PRICES, price_for, cost_usd, count_tokens, count_message_tokens, estimate, Estimate,
+from synthbench.llm.cost import (PRICES, price_for, cost_usd, count_tokens, count_message_tokens, estimate, Estimate,
                              cli_estimate, encoding_name)
 
 def _write_jsonl(path, rows):
@@ -38,7 +38,7 @@ def test_exact_lookup_no_prefix_guess(name):
 
 
 def test_fine_tuned_prices():
-    from synthbench.cost import FT_PRICES
+    from synthbench.llm.cost import FT_PRICES
     assert price_for('ft:gpt-4o-mini:my-org::abc123') == FT_PRICES['gpt-4o-mini'] == (0.30, 1.20)
     assert price_for('ft:gpt-4o-mini-2024-07-18:my-org:custom-suffix:abc123') == (0.30, 1.20)
     assert price_for('ft:gpt-4o-2024-08-06:org::x') == (3.75, 15.0) and price_for('ft:gpt-3.5-turbo-0125:org::x') == (3.0, 6.0)

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from synthbench.cli import main
 from synthbench.testing import ScriptedTeacher
-from synthbench.workbench import run_pipeline, compare_runs
+from synthbench.run.workbench import run_pipeline, compare_runs
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = ['add_seeds', 'validate', {'judge': {'threshold': 3.5}}, 'dedup', 'filter', 'audit']
@@ -38,9 +38,9 @@ def tickets(tmp_path_factory):
     return run
 
 def test_tickets_report_computes_tstr_on_the_exported_table(tickets):
-    from synthbench.datawork import data_report
-    from synthbench.tstr import tstr
-    from synthbench.evaluate import load_heldout
+    from synthbench.analysis.datawork import data_report
+    from synthbench.analysis.tstr import tstr
+    from synthbench.analysis.evaluate import load_heldout
     code, out, err = cli(tickets.path, '--json')
     assert code == 0, err
     d = json.loads(out)
@@ -61,8 +61,8 @@ def test_tickets_report_computes_tstr_on_the_exported_table(tickets):
     assert err.strip().splitlines()[-1] == f"synthbench report: support_tickets: {d['verdict']}"
 
 def test_html_escapes_planted_markup_and_the_audit_page_gets_the_section(tickets, tmp_path):
-    from synthbench.datawork import data_report
-    from synthbench.audit import audit
+    from synthbench.analysis.datawork import data_report
+    from synthbench.analysis.audit import audit
     run_dir = tmp_path/'evil'; shutil.copytree(tickets.path, run_dir)
     rp = run_dir/'07_audit.report.json'; a = json.loads(rp.read_text())
     a['metrics']['findings_ranked'] = [{'severity': 'high', 'kind': 'x', 'text': '<script>alert("planted")</script>'}]
@@ -91,7 +91,7 @@ def test_exit_codes_and_one_line_errors(tmp_path, tickets):
     code, out, err = cli(tickets.path, '--compare', tmp_path/'empty')
     assert code == 2 and str(tmp_path/'empty') in err
     # a run whose last stage failed: the report is printed, exit 1, the last stderr line says why
-    run = make_run(tmp_path/'runs', 'support_tickets', ['validate', {'name': 'boom', 'fn': 'synthbench.workbench:_fail_stage', 'params': {'reason': 'HTTP 500: planted failure'}}], name='broken', n=8)
+    run = make_run(tmp_path/'runs', 'support_tickets', ['validate', {'name': 'boom', 'fn': 'synthbench.run.workbench:_fail_stage', 'params': {'reason': 'HTTP 500: planted failure'}}], name='broken', n=8)
     assert run.manifest['status'] == 'failed'
     code, out, err = cli(run.path, '--no-tstr', '--no-audit')
     assert code == 1, err
@@ -101,7 +101,7 @@ def test_exit_codes_and_one_line_errors(tmp_path, tickets):
     assert d['status'] == 'failed' and d['audit']['measured'] is False and d['rows']['stages'][-1]['status'] == 'failed'
 
 def test_compare_two_runs(tmp_path, tickets):
-    from synthbench.datawork import data_report, compare_reports
+    from synthbench.analysis.datawork import data_report, compare_reports
     other = make_run(tmp_path/'runs', 'support_tickets', [*STAGES[:-1], {'export': {'format': 'text'}}], name='tickets_noaudit', n=20)
     code, out, err = cli(tickets.path, '--compare', other.path, '--no-tstr')
     assert code == 0, err

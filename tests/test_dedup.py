@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from synthbench.core import make_table
-from synthbench.dedup import (check_copying, check_leakage, cross_duplicates, dedup, dedup_summary, dup_groups,
+from synthbench.stages.dedup import (check_copying, check_leakage, cross_duplicates, dedup, dedup_summary, dup_groups,
                               dup_groups_html, minhash_pairs, minhash_signatures, shingles, similar_pairs)
 
 SENTENCES = [
@@ -63,7 +63,7 @@ def test_minhash_datasketch_fallback_agrees(monkeypatch):
 
 def test_char_hash_path_matches_string_shingles():
     "The numpy char-window hashing gives the same Jaccard as the string shingle sets."
-    from synthbench.dedup import char_shingle_hashes, minhash_signatures_from_hashes
+    from synthbench.stages.dedup import char_shingle_hashes, minhash_signatures_from_hashes
     a, b = SENTENCES[0], SENTENCES[0].replace('Friday', 'Thursday').replace('front door', 'door')
     fl, off = char_shingle_hashes([a, b, 'ab', ''])
     assert np.diff(off.astype(int)).tolist()[2:] == [1, 0]
@@ -80,7 +80,7 @@ def test_minhash_no_false_positives_on_distinct():
 
 
 def test_embedding_planted_and_cache(tmp_path):
-    from synthbench.embed import get_embedder
+    from synthbench.llm.embed import get_embedder
     texts = SENTENCES + ['The app crashes whenever I try to upload a profile photo from my gallery.',
                          'I got charged two times for the yearly plan; please refund one of the payments.']
     e = get_embedder(); n0 = e.n_computed
@@ -209,8 +209,8 @@ def test_cli_dedup_all_with_embeddings(tmp_path, monkeypatch):
 
 # ---------- the example, not the scaffolding ----------
 
-from synthbench.stage import RunContext, StageError, check_params
-from synthbench.dedup import compare_texts, dedup_stage, scaffold_turns
+from synthbench.run.stage import RunContext, StageError, check_params
+from synthbench.stages.dedup import compare_texts, dedup_stage, scaffold_turns
 from pathlib import Path
 
 SEEDS = Path(__file__).parent.parent/'seeds'
@@ -300,9 +300,9 @@ def test_cli_dedup_leaves_out_the_system_prompt(tmp_path):
 def test_dedup_stage_marks_copies_of_seeds_not_in_the_table():
     "A light edit of a hand-written seed is a copy even when the seeds are not in the table (they join later, or never)."
     from synthbench.spec import load_spec
-    from synthbench.stage import RunContext
+    from synthbench.run.stage import RunContext
     from synthbench.core import make_table
-    from synthbench.dedup import dedup_stage
+    from synthbench.stages.dedup import dedup_stage
     spec = load_spec(Path(__file__).resolve().parents[1]/'seeds'/'task_api'); seeds = spec.seeds()
     msgs = [dict(m) for m in seeds.iloc[0]['messages']]
     u = next(m for m in msgs if m['role'] == 'user'); u['content'] = u['content'] + ' thanks'

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from synthbench.core import make_table
-from synthbench.embed import EmbeddingCache, OpenAIEmbedder, embed_table, embed_texts, get_embedder
+from synthbench.llm.embed import EmbeddingCache, OpenAIEmbedder, embed_table, embed_texts, get_embedder
 
 DIM = 8
 
@@ -107,8 +107,8 @@ def test_embed_table_roles(tmp_path):
 
 
 def test_offline_and_lazy_import(tmp_path):
-    "`import synthbench.embed` loads no torch; embedding works with HF_HUB_OFFLINE unset (it is set before loading)."
-    code = ("import sys, os; import synthbench.embed as m; assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules;"
+    "`import synthbench.llm.embed` loads no torch; embedding works with HF_HUB_OFFLINE unset (it is set before loading)."
+    code = ("import sys, os; import synthbench.llm.embed as m; assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules;"
             f"X = m.embed_texts(['hello'], cache_dir={str(tmp_path)!r}, progress=False); print(X.shape, os.environ['HF_HUB_OFFLINE'])")
     env = {k: v for k, v in os.environ.items() if k not in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE')}
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300)

@@ -3,8 +3,8 @@ import json, math, re, warnings
 import pytest
 from fake_openai import FakeOpenAIServer
 from synthbench.core import seeds_path
-from synthbench.evalgen import EvalResult, compare_outputs, eval_figures, evaluate_outputs
-from synthbench.llm import LLM
+from synthbench.analysis.evalgen import EvalResult, compare_outputs, eval_figures, evaluate_outputs
+from synthbench.llm.engine import LLM
 from synthbench.spec import load_spec
 
 SPEC = load_spec(seeds_path('task_api'))

@@ -8,10 +8,10 @@ import pytest
 os.environ.setdefault('HF_HUB_OFFLINE', '1')
 from synthbench.core import seeds_path
 from synthbench.spec import load_spec
-from synthbench.validate import validate
-from synthbench.dedup import check_leakage
-from synthbench.llm import ChatResult, Usage
-from synthbench import evaluate as ev
+from synthbench.stages.validate import validate
+from synthbench.stages.dedup import check_leakage
+from synthbench.llm.engine import ChatResult, Usage
+from synthbench.analysis import evaluate as ev
 
 MINIMUM = {'task_api': 40, 'support_tickets': 30, 'policy_qa': 20}
 
@@ -124,7 +124,7 @@ def _refs_alpaca(name):
 def test_student_llm_picks_the_right_engine(tmp_path):
     s = Scripted(lambda p: 'x')
     assert ev.student_llm(s) is s
-    from synthbench.llm import LLM
+    from synthbench.llm.engine import LLM
     llm = ev.student_llm('ft:gpt-4o-mini:acme::abc', base_url='http://127.0.0.1:9/v1', api_key='test')
     assert isinstance(llm, LLM) and llm.model == 'ft:gpt-4o-mini:acme::abc'
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from synthbench.cli import main
 from synthbench.testing import ScriptedTeacher
-from synthbench.workbench import explain_pipeline
+from synthbench.run.workbench import explain_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 STAGES = """  - generate: {n: 12}
@@ -45,9 +45,9 @@ def test_explain_names_every_stage_and_endpoint_and_sends_nothing(tmp_path, teac
 
 def test_explain_custom_stage_and_local_model(tmp_path):
     p = tmp_path/'p.yaml'
-    p.write_text('stages:\n  - {name: gen, fn: "synthbench.workbench:_demo_rows", params: {n: 4}}\n  - filter: {drop: [invalid]}\n')
+    p.write_text('stages:\n  - {name: gen, fn: "synthbench.run.workbench:_demo_rows", params: {n: 4}}\n  - filter: {drop: [invalid]}\n')
     txt = explain_pipeline(p)
-    assert '[1] gen  (synthbench.workbench:_demo_rows)' in txt and 'n=4, invalid_every=3 (default)' in txt
+    assert '[1] gen  (synthbench.run.workbench:_demo_rows)' in txt and 'n=4, invalid_every=3 (default)' in txt
     assert 'not declared (a custom stage)' in txt and 'local (embedded SmolLM2-135M' in txt
     assert "drops:  rows marked invalid (`valid` is False)" in txt
     assert not (tmp_path/'runs').exists() and not Path('runs/p').exists()

@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fake_finetune import FakeFinetuneServer
 from synthbench.core import seeds_path, make_table
 from synthbench.spec import load_spec
-from synthbench import finetune as ft
+from synthbench.stages import finetune as ft
 
 TASK = seeds_path('task_api')
 SHORT = 'You are a task-manager API. Today is Monday 2025-01-13.'
@@ -58,8 +58,8 @@ def synthetic_task_rows(n:int=300, seed:int=0) -> pd.DataFrame:
 def teacher_rows(tmp_path, n:int=300) -> pd.DataFrame:
     "What the pipeline keeps of `n` rows from the scripted capable teacher (20% planted defects), plus the seeds: the exported set."
     from synthbench.testing import ScriptedTeacher
-    from synthbench.llm import LLM
-    from synthbench.workbench import run_pipeline
+    from synthbench.llm.engine import LLM
+    from synthbench.run.workbench import run_pipeline
     with ScriptedTeacher(TASK, defect_rate=0.2, seed=2) as t:
         llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key='sk-' + 'teacher', cache_dir=tmp_path/'cache', progress=False)
         cfg = {'name': 'ft-data', 'task': str(TASK), 'seed': 0,
@@ -75,7 +75,7 @@ def training_rows(n:int=300) -> pd.DataFrame:
     return pd.concat([load_spec(TASK).seeds(), synthetic_task_rows(n)], ignore_index=True)
 
 def test_synthetic_rows_are_on_spec():
-    from synthbench.validate import validate
+    from synthbench.stages.validate import validate
     v = validate(synthetic_task_rows(300), load_spec(TASK))
     assert v['valid'].all(), v.loc[~v['valid'].astype(bool), 'invalid_reason'].head().tolist()
 
@@ -159,7 +159,7 @@ def test_sigkilled_cli_run_resumes(tmp_path, tiny_student):
     out = tmp_path/'out'
     args = [str(data), '--backend', 'local', '--student', tiny_student, '--out', str(out), '--steps', '400', '--save-every', '5',
             '--batch-size', '4', '--max-len', '64', '--lora-r', '4', '--fp32', '--system-prompt', SHORT]
-    code = f'import sys; from synthbench.finetune import cli_finetune; sys.exit(cli_finetune({args!r}))'
+    code = f'import sys; from synthbench.stages.finetune import cli_finetune; sys.exit(cli_finetune({args!r}))'
     env = {**os.environ, 'PYTHONPATH': str(Path(ft.__file__).parent.parent)}
     p = subprocess.Popen([sys.executable, '-c', code], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     t0 = time.time()
@@ -185,7 +185,7 @@ def test_openai_job_runs_to_success(tmp_path):
         assert r.report['status'] == job['status'] == 'succeeded' and job['fine_tuned_model'].startswith('ft:gpt-4o-mini')
         assert r.student == job['fine_tuned_model'] and srv.jobs_created == 1 and srv.files_created == 1
         assert srv.polls[job['job_id']] == 4 and job['estimate']['usd'] > 0
-        from synthbench.export import check_openai_jsonl
+        from synthbench.stages.export import check_openai_jsonl
         assert check_openai_jsonl(tmp_path/'train.jsonl') == []     # the uploaded file passes OpenAI's format checks
 
 def test_openai_killed_run_polls_the_same_job(tmp_path):
@@ -219,7 +219,7 @@ def test_openai_budget_and_price_guards(tmp_path):
 # --- OpenAI jobs under the LLM engine's budget ledger ---
 def _spend_with_engine(tmp_path, fake_openai, n:int=3):
     "Real chat calls through the LLM engine (priced high so they cost something) under budget scope 'proj': the ledger's spent."
-    from synthbench.llm import LLM
+    from synthbench.llm.engine import LLM
     llm = LLM(model='gpt-4o-mini', base_url=fake_openai.base_url, api_key='test', cache_dir=tmp_path/'cache', budget_scope='proj',
               budget_usd=100.0, prices={'gpt-4o-mini': (1000.0, 1000.0)}, progress=False)
     res = llm.chat_many([[{'role': 'user', 'content': f'hello {i}'}] for i in range(n)], max_tokens=16)
@@ -332,7 +332,7 @@ def test_cli_finetune_recipe_and_bad_input(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.timeout(2400)   # about 3 min alone on 2 cores; much longer while other jobs share them
 def test_finetuned_student_beats_base_on_heldout_format(tmp_path):
-    from synthbench.evaluate import compare_students
+    from synthbench.analysis.evaluate import compare_students
     t0 = time.time()
     data = teacher_rows(tmp_path, 300)
     assert len(data) >= 250

@@ -5,12 +5,12 @@ from pathlib import Path
 import pytest
 import pandas as pd
 from fake_openai import FakeOpenAIServer
-from synthbench.llm import LLM
+from synthbench.llm.engine import LLM
 from synthbench.spec import load_spec
 from synthbench.core import concat_tables
-from synthbench.generate import (generate, plan_generation, axis_targets, generate_eval_set, check_split_isolation, generate_edge_cases,
+from synthbench.stages.generate import (generate, plan_generation, axis_targets, generate_eval_set, check_split_isolation, generate_edge_cases,
                                  GENERATE_CHAT, GENERATE_CLASSIFY, cli_generate)
-from synthbench.evol import evolve, evol_summary, LEVELS
+from synthbench.stages.evol import evolve, evol_summary, LEVELS
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_API = ROOT / 'seeds' / 'task_api'
@@ -245,9 +245,9 @@ def test_cli_generate_local_model(tmp_path):
 
 # --- balanced pilots, "unlike these" in first-round prompts, the stage contract, loud failures ---
 
-from synthbench.llm import ChatResult
-from synthbench.stage import RunContext, check_params
-from synthbench.generate import generate_stage
+from synthbench.llm.engine import ChatResult
+from synthbench.run.stage import RunContext, check_params
+from synthbench.stages.generate import generate_stage
 
 HAS_KINDS = 'error_kind' in getattr(ChatResult, '__dataclass_fields__', {})   # the engine labels its errors (after the engine change)
 
@@ -374,7 +374,7 @@ def test_cli_generate_estimate_and_help_say_the_truth(tmp_path):
 
 
 def test_evolve_stage_adds_rows_and_fails_on_refused_calls(spec, tmp_path):
-    from synthbench.evol import evolve_stage
+    from synthbench.stages.evol import evolve_stage
     easy = spec.seeds()
     easy = easy[easy['difficulty'] == 'easy'].head(2)
     with FakeOpenAIServer(responder=gen_responder()) as srv:

@@ -49,9 +49,9 @@ def run_dir(tmp_path_factory):
 def test_saved_datasetdict_and_card_load_back_and_validate(run_dir, tmp_path):
     from datasets import load_from_disk
     from synthbench.formats import load_table
-    from synthbench.export import lineage_roots
-    from synthbench.hub import validate_card
-    from synthbench.workbench import read_stage_table
+    from synthbench.stages.export import lineage_roots
+    from synthbench.stages.hub import validate_card
+    from synthbench.run.workbench import read_stage_table
     out = tmp_path/'hf'
     code, so, se = cli('hub', str(run_dir), '-o', str(out), '--license', 'apache-2.0', '--manual-cost', '0.5', '--safety-critical', 'no')
     assert code == 0, se
@@ -108,7 +108,7 @@ def test_saved_datasetdict_and_card_load_back_and_validate(run_dir, tmp_path):
     assert KEY not in (run_dir/'hf'/'README.md').read_text()
 
 def test_card_validation_catches_what_the_hub_would_refuse(run_dir, tmp_path):
-    from synthbench.hub import save_hf, validate_card, CardError
+    from synthbench.stages.hub import save_hf, validate_card, CardError
     ex = save_hf(run_dir, tmp_path/'hf', check_pii=False)
     text = (tmp_path/'hf'/'README.md').read_text()
     assert validate_card(tmp_path/'hf'/'README.md')['license'] == 'unknown'
@@ -121,7 +121,7 @@ def test_card_validation_catches_what_the_hub_would_refuse(run_dir, tmp_path):
 
 def test_dpo_and_prompt_completion_formats(run_dir, tmp_path):
     from datasets import load_from_disk
-    from synthbench.hub import save_hf
+    from synthbench.stages.hub import save_hf
     save_hf(run_dir, tmp_path/'dpo', format='dpo', check_pii=False)
     dd = load_from_disk(str(tmp_path/'dpo'))
     r = dd['train'].to_list()
@@ -136,8 +136,8 @@ def test_dpo_and_prompt_completion_formats(run_dir, tmp_path):
 def test_planted_pii_is_flagged_counted_and_redacted(run_dir, tmp_path):
     from datasets import load_from_disk
     from synthbench.formats import load_table
-    from synthbench.pii import find_pii
-    from synthbench.hub import save_hf
+    from synthbench.stages.pii import find_pii
+    from synthbench.stages.hub import save_hf
     df = load_table(run_dir/'dataset.parquet').drop(columns=['pii_count', 'pii_types', 'pii_spans'])
     plant = {'EMAIL_ADDRESS': ['jane.doe@example.com', 'r.kumar@mailbox.org'], 'PHONE_NUMBER': ['(415) 555-0134', '+44 20 7946 0958'],
              'CREDIT_CARD': ['4111 1111 1111 1111', '5500 0000 0000 0004'], 'PERSON': ['Margaret Thompson', 'Rajesh Kumar']}
@@ -173,7 +173,7 @@ def test_cli_hub_failures_are_one_line(tmp_path):
     assert code == 2 and 'not a Hub license id' in err
 
 def test_estimate_prices_judge_and_augment_and_roi(tmp_path):
-    from synthbench.cost import estimate_run, roi
+    from synthbench.llm.cost import estimate_run, roi
     rows = [{'messages': [{'role': 'user', 'content': f'Add a task: pay rent {i}'}, {'role': 'assistant', 'content': "Created task: 'Pay rent' | Priority: medium | Due: none"}]} for i in range(50)]
     gen = estimate_run(rows, 'gpt-4o-mini')
     full = estimate_run(rows, 'gpt-4o-mini', judge_model='gpt-4o-mini', augment_per_row=2)
@@ -189,8 +189,8 @@ def test_trl_sft_trainer_takes_a_step_on_the_saved_train_split(run_dir, tmp_path
     from datasets import load_from_disk
     from peft import LoraConfig
     from trl import SFTConfig, SFTTrainer
-    from synthbench.finetune import load_student
-    from synthbench.hub import save_hf
+    from synthbench.stages.finetune import load_student
+    from synthbench.stages.hub import save_hf
     save_hf(run_dir, tmp_path/'hf', check_pii=False)
     train = load_from_disk(str(tmp_path/'hf'))['train'].select(range(8))
     model, tok = load_student('smollm2-135m', device='cpu')
@@ -213,7 +213,7 @@ def test_tool_call_rows_keep_their_calls(tmp_path):
     "A tool-call seed set saved as a DatasetDict keeps every tool call, tool result id and the tools list (as JSON)."
     from datasets import load_from_disk
     from synthbench.spec import load_spec
-    from synthbench.hub import to_datasetdict
+    from synthbench.stages.hub import to_datasetdict
     seeds = load_spec(Path(__file__).parent.parent / 'seeds' / 'tool_calls').seeds()
     n_calls = sum(len(m.get('tool_calls') or []) for ms in seeds['messages'] for m in ms)
     assert n_calls > 0

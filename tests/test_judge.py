@@ -5,10 +5,10 @@ import pandas as pd
 import pytest
 from fake_openai import FakeOpenAIServer
 from synthbench.core import make_table, response_text
-from synthbench.judge import (CORRUPTIONS, Criterion, apply_threshold, calibrate, calibration_set, cohens_kappa, example_block,
+from synthbench.stages.judge import (CORRUPTIONS, Criterion, apply_threshold, calibrate, calibration_set, cohens_kappa, example_block,
                               judge, judge_summary, known_good, suggest_threshold)
-from synthbench.llm import LLM
-from synthbench.review import record_review
+from synthbench.llm.engine import LLM
+from synthbench.ui.review import record_review
 
 CRITS = ['relevance', 'accuracy', 'clarity', 'format']
 
@@ -292,9 +292,9 @@ def test_classification_spec_calibration(tmp_path):
 # --- the stage contract and loud failures ---
 
 from types import SimpleNamespace
-from synthbench.llm import ChatResult
-from synthbench.stage import RunContext, check_params
-from synthbench.judge import judge_stage
+from synthbench.llm.engine import ChatResult
+from synthbench.run.stage import RunContext, check_params
+from synthbench.stages.judge import judge_stage
 
 HAS_KINDS = 'error_kind' in getattr(ChatResult, '__dataclass_fields__', {})   # the engine labels its errors (after the engine change)
 

@@ -3,7 +3,7 @@ import asyncio, json, os, random, sqlite3, subprocess, sys, textwrap, threading,
 import pytest
 from pydantic import BaseModel
 from fake_openai import FakeOpenAIServer
-from synthbench.llm import LLM, ChatResult, failure_summary
+from synthbench.llm.engine import LLM, ChatResult, failure_summary
 
 KEY = 'sk-' + 'test-SECRETKEY-0123456789abcd'   # a fake key, split so secret scanners don't flag it
 
@@ -70,7 +70,7 @@ def test_faults_every_item_ends_with_text_or_error(tmp_path):
     kinds = ['fine', 'r429', 'r500', 'r503always', 'drop', 'hang', 'raw', 'trunc', 'refuse', 'bad400']
     with FakeOpenAIServer(responder) as srv:
         llm = make(srv, tmp_path, max_retries=3, timeout=1.0)
-        import synthbench.llm as L
+        import synthbench.llm.engine as L
         orig = L.backoff_delay
         L.backoff_delay = lambda a, ra=None, **kw: 0.05 if ra is None else min(ra, 0.1)
         try: res = llm.chat_many([f'{k} x' for k in kinds])
@@ -256,7 +256,7 @@ def test_batch_api(fake_openai, tmp_path):
     assert [r.text for r in res] == [f'echo: q {i}' for i in range(6)]
     assert len(fake_openai.requests) == n and len(fake_openai.batch_requests) == 4   # only the missing went to the batch
     assert [r.cached for r in res] == [True, True, False, False, False, False]
-    from synthbench.cost import cost_usd
+    from synthbench.llm.cost import cost_usd
     u = res[2].usage
     assert res[2].cost_usd > 0 and abs(res[2].cost_usd - 0.5 * cost_usd('gpt-4o-mini', u.prompt_tokens, u.completion_tokens)) < 1e-12
     again = llm.chat_many(prompts(6), max_tokens=16)                       # batch answers are in the cache
@@ -265,7 +265,7 @@ def test_batch_api(fake_openai, tmp_path):
 
 def test_batch_resumes_after_a_crash(fake_openai, tmp_path, monkeypatch):
     "A run that dies while waiting for its batch resumes that batch instead of paying for a new one."
-    import synthbench.batch as B
+    import synthbench.llm.batch as B
     llm = make(fake_openai, tmp_path, model='gpt-4o-mini')
     real = B._wait_and_collect
     async def dies(*a, **kw): raise RuntimeError('kernel died')
@@ -279,7 +279,7 @@ def test_batch_resumes_after_a_crash(fake_openai, tmp_path, monkeypatch):
 
 KILL_SCRIPT = textwrap.dedent('''
     import sys
-    from synthbench.llm import LLM
+    from synthbench.llm.engine import LLM
     llm = LLM(model='fake-model', base_url=sys.argv[1], api_key='k', cache_dir=sys.argv[2], max_concurrency=4, progress=False)
     res = llm.chat_many([[{'role': 'user', 'content': f'p {i}'}] for i in range(int(sys.argv[3]))])
     print(sum(r.error is None for r in res))
@@ -313,9 +313,9 @@ def test_no_config_means_local(fake_openai, tmp_path, monkeypatch):
     "LLM() with no model/key/base_url uses the embedded local server (here stood in for by the fake)."
     import types
     for v in ('OPENAI_API_KEY', 'OPENAI_BASE_URL', 'AZURE_OPENAI_ENDPOINT'): monkeypatch.delenv(v, raising=False)
-    fake_local = types.ModuleType('synthbench.local')
+    fake_local = types.ModuleType('synthbench.llm.local')
     fake_local.local_server = lambda: types.SimpleNamespace(base_url=fake_openai.base_url, model='smollm2-135m-instruct')
-    monkeypatch.setitem(sys.modules, 'synthbench.local', fake_local)
+    monkeypatch.setitem(sys.modules, 'synthbench.llm.local', fake_local)
     llm = LLM(cache_dir=tmp_path, budget_usd=0.01)                          # local is free: a budget is fine
     assert llm.model == 'smollm2-135m-instruct' and llm.endpoint == 'local'
     assert llm.chat('hi', max_tokens=8).text == 'echo: hi' and llm.cost == 0
@@ -332,7 +332,7 @@ def test_progress_bar(fake_openai, tmp_path, capsys):
 @pytest.mark.slow
 def test_real_local_model(tmp_path):
     "Two short prompts to the embedded SmolLM2 through llama.cpp's server (path check, not quality)."
-    pytest.importorskip('synthbench.local')
+    pytest.importorskip('synthbench.llm.local')
     llm = LLM.local(cache_dir=tmp_path)
     res = llm.chat_many(['Name a fruit.', 'Say hello.'], max_tokens=16, temperature=0)
     assert all(r.error is None or r.error.startswith('truncated') for r in res) and all(r.text for r in res)
@@ -428,7 +428,7 @@ def test_faults_small_run_no_errors_and_rerun_sends_nothing(tmp_path):
 
 KILL_BIG = textwrap.dedent('''
     import sys
-    from synthbench.llm import LLM
+    from synthbench.llm.engine import LLM
     llm = LLM(model='fake-model', base_url=sys.argv[1], api_key='k', cache_dir=sys.argv[2], max_concurrency=16, progress=False)
     res = llm.chat_many([[{'role': 'user', 'content': f'p {i}'}] for i in range(int(sys.argv[3]))])
     print(sum(r.error is None for r in res))

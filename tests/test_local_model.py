@@ -8,7 +8,7 @@ if _missing:
     pytest.skip(f'LOCAL MODEL TESTS SKIPPED: {", ".join(_missing)} not installed; run pip install "synthbench[local]"',
                 allow_module_level=True)
 
-from synthbench.local import LOCAL_MODEL, local_model_path, local_server, stop_local_server, LocalServer
+from synthbench.llm.local import LOCAL_MODEL, local_model_path, local_server, stop_local_server, LocalServer
 
 SCHEMA = {'type': 'object', 'properties': {'name': {'type': 'string'}, 'age': {'type': 'integer'}},
           'required': ['name', 'age'], 'additionalProperties': False}
@@ -26,7 +26,7 @@ def _models(url):
     with opener.open(url + '/models', timeout=5) as r: return json.loads(r.read())
 
 def test_model_file_found_without_importing_llm():
-    code = "import sys; from synthbench.local import local_model_path; p = local_model_path(); print(p.name, 'llm' in sys.modules)"
+    code = "import sys; from synthbench.llm.local import local_model_path; p = local_model_path(); print(p.name, 'llm' in sys.modules)"
     out = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ['SmolLM2-135M-Instruct.Q4_1.gguf', 'False']
 
@@ -94,7 +94,7 @@ def test_server_dies_with_its_parent(tmp_path):
     "A server whose parent was killed -9 (no atexit) ends itself (watchdog)."
     code = textwrap.dedent("""
         import sys, time
-        from synthbench.local import local_server
+        from synthbench.llm.local import local_server
         s = local_server(quiet=True); print(s.proc.pid, flush=True); time.sleep(600)""")
     p = subprocess.Popen([sys.executable, '-c', code], stdout=subprocess.PIPE, text=True)
     pid = int(p.stdout.readline())
@@ -110,13 +110,13 @@ def test_server_dies_with_its_parent(tmp_path):
     else: pytest.fail(f'server pid {pid} still alive 15s after its parent was killed')
 
 def test_stops_at_exit():
-    code = "from synthbench.local import local_server; s = local_server(quiet=True); print(s.proc.pid)"
+    code = "from synthbench.llm.local import local_server; s = local_server(quiet=True); print(s.proc.pid)"
     pid = int(subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, check=True).stdout)
     time.sleep(0.5)
     with pytest.raises(ProcessLookupError): os.kill(pid, 0)
 
 def test_llm_local_end_to_end(srv, tmp_path):
-    llm_mod = pytest.importorskip('synthbench.llm', reason='synthbench.llm not exported yet')
+    llm_mod = pytest.importorskip('synthbench.llm.engine', reason='synthbench.llm.engine not exported yet')
     from pydantic import BaseModel
     class Person(BaseModel):
         name: str

@@ -3,11 +3,11 @@ import json, math, warnings
 import pandas as pd
 import pytest
 from synthbench.core import seeds_path
-from synthbench.llm import LLM
+from synthbench.llm.engine import LLM
 from synthbench.spec import load_spec
-from synthbench.stage import RunContext
+from synthbench.run.stage import RunContext
 from synthbench.testing import ScriptedTeacher
-from synthbench.prefs import DROP_REASONS, export_dpo, preference_pairs, prefs_stage
+from synthbench.stages.prefs import DROP_REASONS, export_dpo, preference_pairs, prefs_stage
 
 SPEC = load_spec(seeds_path('task_api'))
 
@@ -28,7 +28,7 @@ def _truth_rate(t, pairs):
 
 
 def test_pairs_end_to_end_pointwise(tmp_path):
-    from synthbench.generate import generate
+    from synthbench.stages.generate import generate
     with ScriptedTeacher('task_api', defect_rate=0.2, seed=3) as t:
         gen = generate(SPEC, 40, _llm(t, tmp_path, 'gen'), k=10, max_rounds=2)   # 40 generated rows (their defects included) + the seeds
         df = pd.concat([SPEC.seeds(), gen], ignore_index=True)
@@ -136,8 +136,8 @@ def test_export_loads_with_datasets(tmp_path):
 
 
 def test_stage_registered_and_checked(tmp_path):
-    from synthbench.stage import check_params
-    from synthbench.workbench import stage_function
+    from synthbench.run.stage import check_params
+    from synthbench.run.workbench import stage_function
     fn = stage_function('prefs')
     assert fn is prefs_stage
     assert 'min_margin' in check_params(fn, {'min_marign': 1})[0][1]
@@ -155,7 +155,7 @@ def test_dpo_trainer_one_step_on_the_export(tmp_path):
     from datasets import load_dataset
     from peft import LoraConfig
     from trl import DPOConfig, DPOTrainer
-    from synthbench.finetune import load_student
+    from synthbench.stages.finetune import load_student
     res = _pairs(tmp_path)
     data = load_dataset('json', data_files=str(export_dpo(res.pairs.head(4), tmp_path / 'dpo.jsonl', extra=False)), split='train')
     model, tok = load_student(device='cpu')
@@ -176,7 +176,7 @@ def test_dpo_trainer_one_step_on_the_export(tmp_path):
 
 def test_prefs_in_a_pipeline_run(tmp_path):
     "`prefs` as a pipeline stage: pairs as the stage table, prompts without a pair in the dropped file, the DPO file beside them."
-    from synthbench.workbench import run_pipeline
+    from synthbench.run.workbench import run_pipeline
     with ScriptedTeacher('task_api') as t:
         cfg = {'name': 'p', 'task': str(seeds_path('task_api')), 'llm': {'model': 'teacher-gen', 'base_url': t.base_url, 'cache_dir': None},
                'llms': {'judge': {'model': 'teacher-judge', 'base_url': t.base_url, 'cache_dir': None}},

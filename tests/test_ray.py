@@ -35,7 +35,7 @@ def cluster(tmp_path_factory):
         _ray_cli('start', f'--address={addr}', '--node-ip-address=127.0.0.1', '--num-cpus=1', '--object-store-memory=300000000',
                  '--disable-usage-stats', env=env)
         os.environ['PYTHONPATH'] = env['PYTHONPATH']; os.environ['RAY_AUTH_MODE'] = 'disabled'
-        from synthbench.rayengine import connect
+        from synthbench.run.rayengine import connect
         r = connect(addr)
         assert int(r.cluster_resources().get('CPU', 0)) == 2, r.cluster_resources()
         assert len([n for n in r.nodes() if n['Alive']]) == 2
@@ -58,8 +58,8 @@ def _table(n, dup_frac=0.1, copies=0, seed=0):
 
 def test_dedup_100k_rows_ray_equals_local(cluster):
     "Exact (hash groupby) + MinHash (band shuffle + connected components) on 100k rows: the same marks as the local path."
-    from synthbench.dedup import dedup
-    from synthbench.rayengine import ray_dedup
+    from synthbench.stages.dedup import dedup
+    from synthbench.run.rayengine import ray_dedup
     df = _table(100_000, 0.1, copies=2_000)
     t0 = time.time(); loc = dedup(df, ['exact', 'minhash'], progress=False); t_loc = time.time() - t0
     T = {}; t0 = time.time(); got = ray_dedup(df, ['exact', 'minhash'], timings=T); t_ray = time.time() - t0
@@ -93,7 +93,7 @@ def test_cli_validate_and_judge_engine_ray_match_local(cluster, tmp_path, monkey
     from synthbench.testing import ScriptedTeacher
     from synthbench.cli import main
     from synthbench.formats import load_table
-    from synthbench.workbench import run_pipeline
+    from synthbench.run.workbench import run_pipeline
     monkeypatch.setenv('OPENAI_API_KEY', KEY)
     with ScriptedTeacher(REPO/'seeds'/'task_api', defect_rate=0.3, seed=5) as t:
         gen = run_pipeline({'name': 'g', 'task': str(REPO/'seeds'/'task_api'), 'seed': 1, 'stages': [{'generate': {'n': 24}}],
@@ -125,8 +125,8 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
     from synthbench.testing import ScriptedTeacher
     import yaml
     from synthbench.cli import main
-    from synthbench.workbench import run_pipeline, Run
-    from synthbench.rayengine import ray_embed_texts
+    from synthbench.run.workbench import run_pipeline, Run
+    from synthbench.run.rayengine import ray_embed_texts
     monkeypatch.setenv('SB_RAY_KEY', KEY)
     monkeypatch.chdir(tmp_path)
     with ScriptedTeacher(REPO/'seeds'/'task_api', defect_rate=0.25, seed=4) as t:
@@ -165,7 +165,7 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
         assert truth.notna().sum() >= 5 and len(L.final) < len(L.table('validate'))   # defects were planted and some rows left out
         assert R.manifest['stages'][1]['calls'] >= 25                             # worker calls are counted in the manifest
         # the embedding cache is Parquet shards in the run folder: a re-run embeds nothing
-        from synthbench.dedup import compare_texts
+        from synthbench.stages.dedup import compare_texts
         texts = compare_texts(R.table('validate'))[0]
         st = {}; ray_embed_texts(texts, run_dir=R.path, stats=st)
         assert st['embedded'] == 0 and st['cached'] == st['unique'] > 25, st
@@ -175,9 +175,9 @@ def test_workers_share_one_rate_limit_and_budget(cluster, tmp_path, monkeypatch)
     "Two workers judging through one endpoint: together they stay under its RPM, and together under the dollar cap."
     from synthbench.testing import ScriptedTeacher
     from synthbench.spec import load_spec
-    from synthbench.stage import RunContext
-    from synthbench.llm import LLM
-    from synthbench.rayengine import run_row_local, endpoint_limiter, llm_config
+    from synthbench.run.stage import RunContext
+    from synthbench.llm.engine import LLM
+    from synthbench.run.rayengine import run_row_local, endpoint_limiter, llm_config
     spec = load_spec(REPO/'seeds'/'task_api')
     rows = pd.concat([spec.seeds(), spec.seeds()], ignore_index=True).drop_duplicates('id').reset_index(drop=True)
     times = []

@@ -2,7 +2,7 @@
 import json
 import pytest
 from synthbench.core import make_table
-from synthbench.review import (ReviewWidget, apply_review, load_review_labels, record_review, review, review_path, review_sample)
+from synthbench.ui.review import (ReviewWidget, apply_review, load_review_labels, record_review, review, review_path, review_sample)
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def figures(teacher, run_dir:Path, spec) -> dict:
          'defects exported by kind': exported_gen.dropna().value_counts().to_dict()}
     f['yield'] = f['clean exported'] / max(clean_gen, 1)
     f['leak'] = f['defects exported'] / max(len(out), 1)
-    from synthbench.dedup import minhash_pairs
+    from synthbench.stages.dedup import minhash_pairs
     from synthbench.core import example_text
     texts = [example_text({**r, 'messages': [m for m in r['messages'] if m['role'] != 'system']} if r.get('messages') is not None else r)
              for r in out.to_dict('records')]

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from synthbench.spec import load_spec
-from synthbench.validate import validate, validation_summary
+from synthbench.stages.validate import validate, validation_summary
 
 ROOT = Path(__file__).parent.parent/'seeds'
 SETS = {'task_api': (15, 20, 'chat'), 'support_tickets': (20, 50, 'classification'), 'policy_qa': (15, 40, 'chat'),

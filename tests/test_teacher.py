@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from synthbench.testing import ScriptedTeacher, load_records, truth_of, WEEKDAYS
-from synthbench.llm import LLM
+from synthbench.llm.engine import LLM
 from synthbench.spec import load_spec
 from synthbench.core import seeds_path
 
@@ -19,7 +19,7 @@ def _llm(t, tmp_path, **kw):
 
 @pytest.fixture(scope='module')
 def task_api_run(tmp_path_factory):
-    from synthbench.generate import generate
+    from synthbench.stages.generate import generate
     spec = load_spec(seeds_path('task_api'))
     with ScriptedTeacher('task_api', defect_rate=0.2, seed=0) as t:
         t0 = time.time()
@@ -42,7 +42,7 @@ def test_generate_defect_share_and_coverage(task_api_run):
 
 
 def test_clean_rows_valid_and_weekdays_right(task_api_run):
-    from synthbench.validate import validate
+    from synthbench.stages.validate import validate
     t, spec, df, _ = task_api_run
     truth = t.truth(df)
     clean = df[truth.isna().values]
@@ -59,7 +59,7 @@ def test_clean_rows_valid_and_weekdays_right(task_api_run):
 
 
 def test_clean_rows_are_not_near_duplicates(task_api_run):
-    from synthbench.dedup import dedup
+    from synthbench.stages.dedup import dedup
     t, spec, df, _ = task_api_run
     truth = t.truth(df)
     clean = df[truth.isna().values].reset_index(drop=True)
@@ -69,7 +69,7 @@ def test_clean_rows_are_not_near_duplicates(task_api_run):
     pool = pd.concat([clean, spec.seeds(), copies], ignore_index=True)
     both = dedup(pool, methods=['exact', 'minhash'], roles=['user', 'assistant'], progress=False)
     assert (both.tail(len(copies))['dup_of'] != '').mean() > 0.6
-    from synthbench.dedup import shingles
+    from synthbench.stages.dedup import shingles
     recs = t.records
     by = dict(zip(recs['key'], recs['messages']))
     sims = []
@@ -82,7 +82,7 @@ def test_clean_rows_are_not_near_duplicates(task_api_run):
 
 
 def test_judge_separates_clean_from_wrong(task_api_run, tmp_path):
-    from synthbench.judge import judge
+    from synthbench.stages.judge import judge
     t, spec, df, _ = task_api_run
     truth = t.truth(df)
     sub = df[truth.isin([None, 'wrong_answer', 'off_task']).values | truth.isna().values].copy()
@@ -95,7 +95,7 @@ def test_judge_separates_clean_from_wrong(task_api_run, tmp_path):
 
 
 def test_seeds_judged_good(tmp_path):
-    from synthbench.judge import judge
+    from synthbench.stages.judge import judge
     spec = load_spec(seeds_path('task_api'))
     with ScriptedTeacher('task_api') as t:
         seeds = spec.seeds()
@@ -105,8 +105,8 @@ def test_seeds_judged_good(tmp_path):
 
 
 def test_support_tickets_and_policy(tmp_path):
-    from synthbench.generate import generate
-    from synthbench.validate import validate
+    from synthbench.stages.generate import generate
+    from synthbench.stages.validate import validate
     for task in ('support_tickets', 'policy_qa'):
         spec = load_spec(seeds_path(task))
         with ScriptedTeacher(task, defect_rate=0.2, seed=1) as t:
@@ -120,7 +120,7 @@ def test_support_tickets_and_policy(tmp_path):
 
 
 def test_faults_injected_at_rates(tmp_path):
-    from synthbench.generate import plan_generation, ChatExamples
+    from synthbench.stages.generate import plan_generation, ChatExamples
     spec = load_spec(seeds_path('task_api'))
     plan = plan_generation(spec, 240, k=1)
     with ScriptedTeacher('task_api', faults={'429': 0.1, '500': 0.05, 'truncated': 0.05, 'bad_json': 0.05}, retry_after=0.01) as t:
@@ -134,7 +134,7 @@ def test_faults_injected_at_rates(tmp_path):
 
 
 def test_fail_judge_and_401(tmp_path):
-    from synthbench.judge import judge
+    from synthbench.stages.judge import judge
     spec = load_spec(seeds_path('task_api'))
     with ScriptedTeacher('task_api', fail='judge') as t:
         j = judge(spec.seeds().head(3), llm=_llm(t, tmp_path, max_retries=0), spec=spec)
@@ -170,7 +170,7 @@ def test_cli_ready_and_records(tmp_path):
     try:
         line = p.stdout.readline().strip()
         assert re.fullmatch(r'READY http://127\.0\.0\.1:\d+/v1', line), line
-        from synthbench.generate import generate
+        from synthbench.stages.generate import generate
         spec = load_spec(seeds_path('support_tickets'))
         llm = LLM(model='gpt-4o-mini', base_url=line.split()[1], api_key=KEY, cache_dir=tmp_path, progress=False)
         df = generate(spec, n=20, llm=llm, k=10)
@@ -182,9 +182,9 @@ def test_cli_ready_and_records(tmp_path):
 
 
 def test_augment_evol_and_calibration(tmp_path):
-    from synthbench import augment as A
-    from synthbench.evol import evolve
-    from synthbench.judge import calibrate
+    from synthbench.stages import augment as A
+    from synthbench.stages.evol import evolve
+    from synthbench.stages.judge import calibrate
     for task in ('task_api', 'support_tickets'):
         spec = load_spec(seeds_path(task))
         seeds = spec.seeds()
@@ -200,8 +200,8 @@ def test_augment_evol_and_calibration(tmp_path):
 
 
 def test_json_object_mode_and_repair():
-    from synthbench.llm import _Format
-    from synthbench.generate import plan_generation, ChatExamples
+    from synthbench.llm.engine import _Format
+    from synthbench.stages.generate import plan_generation, ChatExamples
     spec = load_spec(seeds_path('task_api'))
     msgs = plan_generation(spec, 20).batches[0].messages
     t = ScriptedTeacher('task_api')
@@ -224,7 +224,7 @@ def test_concurrency_and_usage(tmp_path):
 
 
 def test_truth_of_alpaca_export(tmp_path):
-    from synthbench.generate import generate
+    from synthbench.stages.generate import generate
     from synthbench.formats import to_alpaca
     spec = load_spec(seeds_path('policy_qa'))
     with ScriptedTeacher('policy_qa', seed=3) as t:

@@ -3,7 +3,7 @@ import json, os, subprocess
 import numpy as np, pandas as pd, pytest
 
 os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
-from synthbench.tstr import tstr, chatterbot_topics, _stratified_split, TSTRResult
+from synthbench.analysis.tstr import tstr, chatterbot_topics, _stratified_split, TSTRResult
 from synthbench.cli import main
 
 @pytest.fixture(scope='module')

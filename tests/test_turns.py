@@ -9,7 +9,7 @@ from synthbench.cli import main
 from synthbench.formats import load_table, load_examples, save_examples
 from synthbench.spec import load_spec, SpecError, spec_from_dict
 from synthbench.testing import ScriptedTeacher
-from synthbench.validate import reason_codes
+from synthbench.stages.validate import reason_codes
 
 REPO = Path(__file__).resolve().parents[1]
 KEY = 'sk-' + 'turns-0123456789abcdef'   # a fake key, split so secret scanners don't flag it
@@ -59,16 +59,16 @@ def test_spec_turns_and_tools_errors_name_line_and_fix(tmp_path):
     assert t.tool_names == ['create_task', 'search_calendar', 'get_weather'] and t.openai_tools()[0]['type'] == 'function'
 
 def test_seed_sets_are_apart_from_their_heldout():
-    from synthbench.generate import check_split_isolation
+    from synthbench.stages.generate import check_split_isolation
     for task in ('multiturn_api', 'tool_calls'):
         spec = load_spec(REPO/'seeds'/task)
         held = load_examples(REPO/'seeds'/task/'heldout.jsonl', source='real')
         check_split_isolation(spec.seeds(), held)
-        from synthbench.validate import validate
+        from synthbench.stages.validate import validate
         assert validate(held, spec)['valid'].all(), task
 
 def test_request_schema_carries_turns_and_tool_calls():
-    from synthbench.generate import answer_model, plan_generation
+    from synthbench.stages.generate import answer_model, plan_generation
     from synthbench.testing import request_kind
     s, t = load_spec(REPO/'seeds'/'multiturn_api'), load_spec(REPO/'seeds'/'tool_calls')
     assert request_kind('x', answer_model(s).model_json_schema()) == 'generate_turns'
@@ -131,7 +131,7 @@ def test_tool_call_run_drops_every_broken_call_with_its_reason(tmp_path):
     assert int(gen_out.notna().sum()) <= 0.03 * len(out), gen_out.value_counts()
     assert out['messages'].map(lambda ms: any(m.get('tool_calls') for m in ms)).mean() > 0.6
     # the OpenAI export carries tool_calls and a tools list per line, and loads back as it was
-    from synthbench.export import check_openai_jsonl
+    from synthbench.stages.export import check_openai_jsonl
     recs = [json.loads(l) for l in (run/'dataset.jsonl').read_text().splitlines()]
     assert check_openai_jsonl(run/'dataset.jsonl') == []
     assert all(r['tools'] == load_spec(REPO/'seeds'/'tool_calls').openai_tools() for r in recs)
@@ -146,8 +146,8 @@ def test_tool_call_run_drops_every_broken_call_with_its_reason(tmp_path):
 @pytest.fixture(scope='module')
 def student():
     "The embedded SmolLM2-135M, loaded once (each dry run trains a copy)."
-    from synthbench.finetune import load_student
-    from synthbench.export import TOOLS_CHAT_TEMPLATE
+    from synthbench.stages.finetune import load_student
+    from synthbench.stages.export import TOOLS_CHAT_TEMPLATE
     model, tok = load_student('smollm2-135m', device='cpu')
     # transformers dequantizes the GGUF file into fp32 tensors but keeps its GGUF quantizer, which Trainer refuses to train
     if getattr(model, 'hf_quantizer', None) is not None: model.hf_quantizer.remove_quantization_config(model)
@@ -189,11 +189,11 @@ def test_exports_train_one_step_in_trl(tmp_path, student):
 # ---------------------------------------------------------------- augment and evolve on every turn
 
 def _teacher_llm(t, tmp_path):
-    from synthbench.llm import LLM
+    from synthbench.llm.engine import LLM
     return LLM(model='fake-model', base_url=t.base_url, api_key='test', cache_dir=tmp_path/'cache', progress=False)
 
 def test_augment_rewrites_every_user_turn_and_reanswers_what_depends_on_it(tmp_path):
-    from synthbench.augment import paraphrase, back_translate, vary_context, edge_variants
+    from synthbench.stages.augment import paraphrase, back_translate, vary_context, edge_variants
     spec = load_spec(REPO/'seeds'/'multiturn_api')
     seeds = spec.seeds()
     multi = seeds[seeds['turns'] != '1'].head(4)
@@ -226,7 +226,7 @@ def test_augment_rewrites_every_user_turn_and_reanswers_what_depends_on_it(tmp_p
     assert tcalls.sum() >= 2 and (tcv.loc[tcalls, 'valid'] == False).all() and tcv.loc[tcalls, 'invalid_reason'].str.contains('stale_reply').all()
 
 def test_evolve_keeps_conversations_and_fills_level_quotas(tmp_path):
-    from synthbench.evol import evolve, evolve_to_targets, LEVELS
+    from synthbench.stages.evol import evolve, evolve_to_targets, LEVELS
     spec = load_spec(REPO/'seeds'/'multiturn_api')
     seeds = spec.seeds()
     with ScriptedTeacher(REPO/'seeds'/'multiturn_api', seed=1) as t:
@@ -246,8 +246,8 @@ def test_evolve_keeps_conversations_and_fills_level_quotas(tmp_path):
     assert c['stop_reason'] in ('max_calls', 'no_progress') and c['short']['moderate'] > 0 and c['rewrite_calls'] <= 30, c
 
 def test_evolve_stage_reports_the_level_distribution(tmp_path):
-    from synthbench.evol import evolve_stage
-    from synthbench.stage import RunContext
+    from synthbench.stages.evol import evolve_stage
+    from synthbench.run.stage import RunContext
     spec = load_spec(REPO/'seeds'/'multiturn_api')
     with ScriptedTeacher(REPO/'seeds'/'multiturn_api', seed=1) as t:
         ctx = RunContext(spec=spec, llms={'main': _teacher_llm(t, tmp_path)}, seed=0)

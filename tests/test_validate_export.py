@@ -9,8 +9,8 @@ from synthbench.cli import main
 from synthbench.core import make_table
 from synthbench.formats import load_examples, load_table, save_table
 from synthbench.spec import load_spec, spec_from_dict
-from synthbench.validate import validate, validation_summary, check_example, reason_codes, REASONS
-from synthbench.export import (export_dataset, check_openai_jsonl, train_eval_split, mix_real_synthetic, dataset_card)
+from synthbench.stages.validate import validate, validation_summary, check_example, reason_codes, REASONS
+from synthbench.stages.export import (export_dataset, check_openai_jsonl, train_eval_split, mix_real_synthetic, dataset_card)
 
 SEEDS = Path(__file__).parent.parent/'seeds'
 u = lambda c: {'role': 'user', 'content': c}
@@ -79,7 +79,7 @@ def test_summary_counts_and_displays(spec):
     assert str(s) == "Valid: 1/4, Invalid reasons: {'empty_turn': 2, 'last_not_assistant': 1}"
     md = s._repr_markdown_()
     assert '**Valid: 1/4**' in md and '| `empty_turn` | 2 |' in md
-    with pytest.raises(ValueError, match='run synthbench.validate.validate'):
+    with pytest.raises(ValueError, match='run synthbench.stages.validate.validate'):
         validation_summary(make_table([{'text': 'a'}]).drop(columns='valid'))
 
 
@@ -221,7 +221,7 @@ def test_card_counts_provenance_cost_and_escapes():
 
 
 def test_split_keeps_lineage_together_and_survives_cycles():
-    from synthbench.export import lineage_roots
+    from synthbench.stages.export import lineage_roots
     rows = [{'text': f'seed {i}', 'label': 'a', 'id': f's{i}'} for i in range(20)]
     rows += [{'text': f'para {i}', 'label': 'a', 'id': f'p{i}', 'parent_id': f's{i}'} for i in range(20)]
     rows += [{'text': 'orphan', 'label': 'a', 'id': 'o', 'parent_id': 'not-in-table'},
@@ -237,9 +237,9 @@ def test_split_keeps_lineage_together_and_survives_cycles():
 
 # ---------- the stages; export ships only what the pipeline kept ----------
 
-from synthbench.stage import RunContext, StageError, check_params
-from synthbench.validate import validate_stage
-from synthbench.export import export_stage, export_rows, incomplete_reason
+from synthbench.run.stage import RunContext, StageError, check_params
+from synthbench.stages.validate import validate_stage
+from synthbench.stages.export import export_stage, export_rows, incomplete_reason
 
 
 def _marked(spec, n_rejected=10, n_dup=19):

@@ -3,7 +3,7 @@ import hashlib, json, os, re, subprocess, sys
 from pathlib import Path
 import pandas as pd, pytest
 from fake_openai import FakeOpenAIServer
-from synthbench.workbench import run_pipeline, Run, compare_runs, load_pipeline, PipelineError
+from synthbench.run.workbench import run_pipeline, Run, compare_runs, load_pipeline, PipelineError
 from synthbench.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,13 +90,13 @@ def test_pipeline_writes_run_and_resumes(tmp_path, srv):
     assert run3.stages[3]['rows_out'] <= run2.stages[3]['rows_out']
 
 def test_crashed_run_resumes_without_paying_twice(tmp_path, srv):
-    bad = "  - {name: boom, fn: 'synthbench.workbench:_fail_stage', params: {kind: server, reason: 'HTTP 500: boom'}}\n"
+    bad = "  - {name: boom, fn: 'synthbench.run.workbench:_fail_stage', params: {kind: server, reason: 'HTTP 500: boom'}}\n"
     p = write_pipeline(tmp_path, srv, extra_stage=bad, name='crash')
     r1 = run_pipeline(p, verbose=False)
     assert not r1.ok and [s['status'] for s in r1.stages] == ['ok', 'ok', 'failed'] and r1.exit_code == 1
     assert r1.failed[0]['error_kind'] == 'server' and r1.reason == 'stage boom failed (server): HTTP 500: boom'
     assert r1.manifest['status'] == 'failed'
-    from synthbench.workbench import _summary
+    from synthbench.run.workbench import _summary
     summ = _summary(r1)
     assert 'boom' in summ and 'failed' in summ and 'HTTP 500: boom' in summ   # a failed stage is reported, never swallowed
     gen_calls = len(_gen_requests(srv))
@@ -171,8 +171,8 @@ def test_demo_end_to_end_local_model(tmp_path):
 
 def test_try_prompt_and_widget(tmp_path, srv):
     from synthbench.spec import load_spec
-    from synthbench.llm import LLM
-    from synthbench.promptlab import try_prompt, PromptLab, compare_trials, accept_trial
+    from synthbench.llm.engine import LLM
+    from synthbench.ui.promptlab import try_prompt, PromptLab, compare_trials, accept_trial
     spec = load_spec(REPO/'seeds'/'task_api')
     llm = LLM(model='fake-model', base_url=srv.base_url, api_key=SECRET, cache_dir=tmp_path/'cache', progress=False)
     t = try_prompt(spec, n=6, llm=llm, judge=True, name='base', axes={'category': ['create']})
@@ -212,8 +212,8 @@ def test_widget_escapes_model_text(tmp_path, monkeypatch):
         return json.dumps({'examples': [{'messages': [{'role': 'user', 'content': evil + ' add task'},
                                                       {'role': 'assistant', 'content': "Created task: 'X' | Priority: low | Due: none"}]}]})
     from synthbench.spec import load_spec
-    from synthbench.llm import LLM
-    from synthbench.promptlab import PromptLab
+    from synthbench.llm.engine import LLM
+    from synthbench.ui.promptlab import PromptLab
     with FakeOpenAIServer(responder=r) as s:
         llm = LLM(model='fake-model', base_url=s.base_url, api_key='test', cache_dir=tmp_path, progress=False)
         lab = PromptLab(load_spec(REPO/'seeds'/'task_api'), llm)

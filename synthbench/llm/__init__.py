@@ -1,0 +1,1 @@
+"""Every model call: the engine (`llm.engine`), prices and tokens (`llm.cost`), the embedded local model (`llm.local`), the response cache and budget ledger (`llm.cache`), Batch API runs (`llm.batch`) and embeddings (`llm.embed`)."""

@@ -1,0 +1,1 @@
+"""The pipeline's steps, each a stage-contract function or the functions behind one: making rows (`generate`, `evol`, `augment`, `prefs`), marking them (`validate`, `judge`, `dedup`, `pii`) and using them (`export`, `hub`, `finetune`)."""
