@@ -144,7 +144,7 @@ class LocalServer:
         _check_installed()
         self.port = self.port or _free_port()
         fd, self.log_path = tempfile.mkstemp(prefix='synthbench-llama-', suffix='.log')
-        pkg_root = str(Path(__file__).resolve().parent.parent) if '__file__' in globals() else ''
+        pkg_root = str(Path(__file__).resolve().parents[2]) if '__file__' in globals() else ''   # the folder holding synthbench/
         env = {**os.environ, 'SYNTHBENCH_PARENT_PID': str(os.getpid()), 'SYNTHBENCH_LLAMA_EXTRA_BUFTS': '1' if self.use_extra_bufts else '0',
                'PYTHONPATH': os.pathsep.join(p for p in (pkg_root, os.environ.get('PYTHONPATH', '')) if p)}
         env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')

@@ -678,7 +678,7 @@ def compare_runs(runs:Sequence[Run|str|Path]) -> pd.DataFrame:
 # %% ../../nbs/06_workbench.ipynb #ed9b9891
 def find_seeds(name:str='task_api', seeds_dir:str|Path|None=None) -> Path:
     "The folder of seed set `name`: under `seeds_dir`, else `./seeds`, the repo's `seeds/`, or seeds shipped in the package."
-    here = Path(__file__).resolve().parent if '__file__' in globals() else Path.cwd()
+    here = Path(__file__).resolve().parents[1] if '__file__' in globals() else Path.cwd()   # the synthbench package folder
     cands = [Path(seeds_dir)/name] if seeds_dir else [Path.cwd()/'seeds'/name, here.parent/'seeds'/name, here/'seeds'/name]
     for c in cands:
         if (c/'task.yaml').exists() or (c/'task.yml').exists(): return c
