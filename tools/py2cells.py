@@ -9,7 +9,7 @@ cell's code and keeps the directives. Run `nbdev-export` afterwards: the modules
 import json, re, sys
 from pathlib import Path
 
-MARK = re.compile(r'^# %% (\.\./nbs/\S+\.ipynb) #(\w+)\s*$')
+MARK = re.compile(r'^# %% ((?:\.\./)+nbs/\S+\.ipynb) #(\w+)\s*$')
 
 def blocks(py:Path) -> list[tuple[str, str, str]]:
     "(notebook path, cell id, code) for each exported block of `py`."
@@ -28,18 +28,22 @@ def split_directives(src:str) -> tuple[list[str], str]:
     while i < len(lines) and (lines[i].startswith('#|') or not lines[i].strip()): i += 1
     return lines[:i], '\n'.join(lines[i:])
 
-def absolute(code:str) -> str:
-    "nbdev writes `from synthbench.x import` as `from .x import`; notebooks keep the absolute form."
-    code = re.sub(r'^(\s*)from \. import', r'\1from synthbench import', code, flags=re.M)
-    return re.sub(r'^(\s*)from \.(\w)', r'\1from synthbench.\2', code, flags=re.M)
+def absolute(code:str, pkg:str='synthbench') -> str:
+    "nbdev writes `from synthbench.x import` as a relative import (`from .x`, `from ..run.stage`); notebooks keep the absolute form. `pkg`: the module's package."
+    def fix(m):
+        dots, rest = m.group(2), m.group(3) or ''
+        base = pkg.split('.')[:len(pkg.split('.')) - (len(dots) - 1)]
+        return f"{m.group(1)}from {'.'.join(base + ([rest] if rest else []))} import"
+    return re.sub(r'^(\s*)from (\.+)([\w.]+)? import', fix, code, flags=re.M)
 
 def main(paths:list[str]) -> int:
     root = Path(__file__).resolve().parent.parent
-    pys = [Path(p) for p in paths] or sorted((root/'synthbench').glob('*.py'))
+    pys = [Path(p) for p in paths] or sorted(p for p in (root/'synthbench').rglob('*.py') if p.name not in ('__init__.py', '_modidx.py'))
     changed = 0
     for py in pys:
         by_nb: dict[str, dict[str, str]] = {}
-        for nbrel, cid, code in blocks(py): by_nb.setdefault(nbrel, {})[cid] = absolute(code).strip('\n')
+        pkg = '.'.join(py.resolve().relative_to(root).parent.parts)
+        for nbrel, cid, code in blocks(py): by_nb.setdefault(nbrel, {})[cid] = absolute(code, pkg).strip('\n')
         for nbrel, cells in by_nb.items():
             nbp = (py.parent/nbrel).resolve()
             nb = json.loads(nbp.read_text()); dirty = False
