@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
@@ -52,7 +53,7 @@ META_COLUMNS = ('id', 'source', 'category', 'difficulty', 'label', 'parent_id', 
 def _turns(msgs) -> list[dict]:
     out = []
     for m in msgs:
-        d = {'role': str(m.get('role')), 'content': '' if m.get('content') is None else str(m.get('content'))}
+        d: dict[str, Any] = {'role': str(m.get('role')), 'content': '' if m.get('content') is None else str(m.get('content'))}
         tc = m.get('tool_calls')
         if tc is not None and len(tc):   # tool-call turns keep their calls (arguments stay JSON strings, as in OpenAI's format)
             d['tool_calls'] = [{'id': str(c.get('id', '')), 'type': 'function',
@@ -309,7 +310,7 @@ def dataset_card(table:pd.DataFrame,               # the saved rows (with `split
     share = _synthetic_share(table)
     ghash = facts.get('generation_config_hash') or _table_hash(table)
     meta = {'license': license, 'language': list(language), 'pretty_name': name,
-            'task_categories': _TASK_OF.get(task_type, ['text-generation']), 'size_categories': [size_category(len(table))],
+            'task_categories': _TASK_OF.get(task_type or '', ['text-generation']), 'size_categories': [size_category(len(table))],
             'tags': ['synthetic', 'synthbench'] + (['pii-redacted'] if pii and pii.get('redacted') else []),
             'source_models': {'generator': list(gen), 'judge': list(jud)}, 'generation_config_hash': ghash,
             'synthetic_share': round(share['synthetic_share'], 4)}

@@ -8,10 +8,11 @@ Docs: https://synthbench.github.io/synthbench/pii.html.md"""
 from __future__ import annotations
 import json, logging, tempfile
 from collections import Counter
-from collections.abc import Sequence, Mapping
+from collections.abc import Iterable, Mapping, Sequence, Sized
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 import pandas as pd
 from ..core import check_table, _is_missing
 from ..run.stage import StageError, StageResult
@@ -42,8 +43,8 @@ def _offline_tldextract():
         t.TLD_EXTRACTOR = t.TLDExtract(suffix_list_urls=(), cache_dir=None)   # the bundled public-suffix snapshot, no download
 
 @lru_cache(maxsize=4)
-def analyzer(ner_model:str|None='auto'):
-    "A presidio `AnalyzerEngine` with spaCy NER `ner_model` ('auto': the first installed of `NER_MODELS`; None: patterns only) and a street-address recognizer."
+def _engine(ner_model:str|None='auto') -> tuple[Any, str|None]:   # Any: presidio is an optional extra, imported inside
+    "(`analyzer(ner_model)`, the spaCy NER model it uses or None), built once per `ner_model`."
     try:
         import spacy
         from presidio_analyzer import AnalyzerEngine, PatternRecognizer, Pattern
@@ -63,8 +64,11 @@ def analyzer(ner_model:str|None='auto'):
     eng = AnalyzerEngine(nlp_engine=nlp, supported_languages=['en'])
     eng.registry.add_recognizer(PatternRecognizer(supported_entity='STREET_ADDRESS', name='StreetAddressRecognizer',
                                                   patterns=[Pattern('street', _STREET, 0.6)], context=['live', 'address', 'ship', 'at']))
-    eng.synthbench_ner = None if model.endswith('synthbench_spacy_blank_en') else model
-    return eng
+    return eng, (None if model.endswith('synthbench_spacy_blank_en') else model)
+
+def analyzer(ner_model:str|None='auto'):
+    "A presidio `AnalyzerEngine` with spaCy NER `ner_model` ('auto': the first installed of `NER_MODELS`; None: patterns only) and a street-address recognizer."
+    return _engine(ner_model)[0]
 
 # %% ../../nbs/34_pii.ipynb #637dbda2
 @dataclass
@@ -95,7 +99,7 @@ class PIIFindings:
 def _texts(row:Mapping, roles:Sequence[str], columns:Sequence[str]):
     "(column, turn, text) for every piece of `row` to check; turn -1 for a plain column."
     msgs = row.get('messages')
-    if not _is_missing(msgs) and hasattr(msgs, '__len__') and not isinstance(msgs, str):
+    if not _is_missing(msgs) and isinstance(msgs, Sized) and isinstance(msgs, Iterable) and not isinstance(msgs, str):
         for i, m in enumerate(msgs):
             if isinstance(m, Mapping) and m.get('role') in roles and isinstance(m.get('content'), str): yield 'messages', i, m['content']
     for c in columns:
@@ -129,8 +133,8 @@ def find_pii(df:pd.DataFrame,                              # example table
             ) -> PIIFindings:
     "Every email, phone, card number, address and name in `df`, one row per finding with its place and span."
     check_table(df, 'find_pii')
-    eng = analyzer(ner_model)
-    ents = [e for e in entities if eng.synthbench_ner or e not in NER_TYPES]
+    eng, ner = _engine(ner_model)
+    ents = [e for e in entities if ner or e not in NER_TYPES]
     recs = []
     for n, row in enumerate(df.to_dict('records')):
         for col, turn, text in _texts(row, roles, columns):
@@ -141,7 +145,7 @@ def find_pii(df:pd.DataFrame,                              # example table
                 recs.append({'id': str(row.get('id')), 'row': n, 'column': col, 'turn': turn, 'type': r.entity_type,
                              'start': r.start, 'end': r.end, 'text': text[r.start:r.end], 'score': round(float(r.score), 3)})
     cols = ['id', 'row', 'column', 'turn', 'type', 'start', 'end', 'text', 'score']
-    return PIIFindings(pd.DataFrame(recs, columns=cols), len(df), eng.synthbench_ner)
+    return PIIFindings(pd.DataFrame(recs, columns=cols), len(df), ner)
 
 # %% ../../nbs/34_pii.ipynb #2b53f047
 def mark_pii(df:pd.DataFrame, findings:PIIFindings|None=None, **kw) -> pd.DataFrame:
@@ -169,7 +173,7 @@ def redact_pii(df:pd.DataFrame, findings:PIIFindings|None=None, **kw) -> pd.Data
         spans = json.loads(r['pii_spans'])
         if not spans: continue
         red[i] = True
-        by = {}
+        by: dict[tuple[str, int], list[dict]] = {}
         for s in spans: by.setdefault((s['column'], s['turn']), []).append(s)
         for (col, turn), ss in by.items():
             if col == 'messages':
