@@ -10,6 +10,8 @@ import asyncio, hashlib, json, os, random, re, signal, socket, sys, threading, t
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
+from collections.abc import Collection
 import pandas as pd
 from fastcore.basics import patch
 
@@ -628,8 +630,8 @@ def wrong_reply(reply:str, rng:random.Random, task:str) -> str:
     if task == 'policy_qa':
         nums = re.findall(r'\b\d+\b', reply.split('[')[0])
         if nums:
-            n = rng.choice(nums); m = str(int(n) + rng.choice([5, 10, 15, 20]) if int(n) > 4 else int(n) + 1)
-            return re.sub(rf'\b{n}\b', m, reply, count=1)
+            n = rng.choice(nums); bumped = str(int(n) + rng.choice([5, 10, 15, 20]) if int(n) > 4 else int(n) + 1)
+            return re.sub(rf'\b{n}\b', bumped, reply, count=1)
         for a, b in [('No.', 'Yes.'), ('Yes', 'No'), ('never', 'always'), ('Only', 'Not even'), ('not covered', '§3.1')]:
             if a in reply: return reply.replace(a, b, 1)
         return 'Yes, that is always allowed. [§3.1]'
@@ -639,6 +641,7 @@ def wrong_reply(reply:str, rng:random.Random, task:str) -> str:
     if re.search(r'Priority: (low|medium|high|urgent)', reply): opts.append('priority')
     if "'" in reply: opts.append('title')
     k = rng.choice(opts) if opts else 'error'
+    m: re.Match[str]|None   # the match the chosen edit rewrites
     if k == 'weekday':
         m = rng.choice(dates); wd = rng.choice([w for w in WEEKDAYS if w != m[2]])
         return reply[:m.start(2)] + wd + reply[m.end(2):]
@@ -646,10 +649,14 @@ def wrong_reply(reply:str, rng:random.Random, task:str) -> str:
         m = rng.choice(dates); d = date.fromisoformat(m[1]) + timedelta(rng.choice([-2, -1, 1, 2, 7]))
         return reply[:m.start()] + f'{d.isoformat()} ({m[2]})' + reply[m.end():]
     if k == 'priority':
-        m = re.search(r'Priority: (low|medium|high|urgent)', reply); p = rng.choice([p for p in PRIORITIES if p != m[1]])
+        m = re.search(r'Priority: (low|medium|high|urgent)', reply)
+        assert m is not None   # 'priority' is an option only when this matched
+        p = rng.choice([p for p in PRIORITIES if p != m[1]])
         return reply[:m.start(1)] + p + reply[m.end(1):]
     if k == 'title':
-        m = re.search(r"'([^'\n]+)'", reply); t = rng.choice([t for t in TITLES if t != m[1]])
+        m = re.search(r"'([^'\n]+)'", reply)
+        assert m is not None, f'no quoted title in {reply!r}'   # task_api replies quote the title
+        t = rng.choice([t for t in TITLES if t != m[1]])
         return reply[:m.start(1)] + t + reply[m.end(1):]
     return "Created task: 'Untitled' | Priority: medium | Due: none"
 
@@ -783,7 +790,7 @@ def _missing(x) -> bool:
 
 def row_key(row:dict) -> str:
     "The record key of a pipeline row: `messages` (or ShareGPT `conversations`), Alpaca columns, or `text`."
-    msgs = row.get('messages')
+    msgs: Any = row.get('messages')   # a list, an array (from parquet), None or NaN
     if _missing(msgs) and not _missing(row.get('conversations')):
         msgs = [{'role': {'human': 'user', 'gpt': 'assistant'}.get(m.get('from'), m.get('from')), 'content': m.get('value')} for m in row['conversations']]
     if not _missing(msgs) and len(msgs): return _turns_key(list(msgs))
@@ -792,9 +799,9 @@ def row_key(row:dict) -> str:
         return norm_key(u, row.get('output'))
     return norm_key(row.get('text'))
 
-def truth_of(records:pd.DataFrame, df:pd.DataFrame, seed_keys:set=frozenset()) -> pd.Series:
+def truth_of(records:pd.DataFrame, df:pd.DataFrame, seed_keys:Collection[str]=frozenset()) -> pd.Series:
     "Each row of `df` mapped to the defect kind its teacher planted: None (clean), a kind, 'seed' or 'unknown'."
-    by = {}
+    by: dict[str, str|None] = {}
     if len(records):
         for k, d in zip(records['key'], records['defect']): by.setdefault(k, None if _missing(d) else d)
     out = []
@@ -812,7 +819,7 @@ def guess_label(text:str, labels) -> str:
     "A keyword guess of a ticket's queue (for texts the teacher did not write)."
     t = str(text).lower()
     sc = {l: sum(t.count(k) for k in _KW.get(l, [l])) for l in labels}
-    return max(sc, key=sc.get) if sc else ''
+    return max(sc, key=sc.__getitem__) if sc else ''
 
 _QUOTED = re.compile(r"'([^'\n]{2,80})'|\"([^\"\n]{2,80})\"")
 _WD = '|'.join(WEEKDAYS)
@@ -918,12 +925,15 @@ class ScriptedTeacher:
         except Exception: seeds = pd.DataFrame()
         self.seed_rows = seeds.to_dict('records') if len(seeds) else []
         self.seed_keys = {row_key(r) for r in self.seed_rows}
-        self._recs, self._by_key, self._by_prompt, self._trans = [], {}, {}, {}
+        self._recs: list[dict] = []                # every record, in order
+        self._by_key: dict[str, dict] = {}         # first record of each content key
+        self._by_prompt: dict[str, dict] = {}      # first record of each prompt key
+        self._trans: dict[str, str] = {}           # pseudo-translation -> the text it came from
         self._lock = threading.Lock()
-        self._history = {}   # focus -> shingle sets of the clean examples so far (see `_diverse`)
+        self._history: dict[str, list[set[str]]] = {}   # focus -> shingle sets of the clean examples so far (see `_diverse`)
         self._frng = random.Random(f'faults:{seed}')
-        self._occ = Counter()
-        self.stats = {'requests': 0, 'by_endpoint': Counter(), 'by_kind': Counter(), 'faults': Counter(), 'answers': 0, 'unauthorized': 0,
+        self._occ: Counter[str] = Counter()
+        self.stats: dict[str, Any] = {'requests': 0, 'by_endpoint': Counter(), 'by_kind': Counter(), 'faults': Counter(), 'answers': 0, 'unauthorized': 0,
                       'examples': 0, 'defects': Counter(), 'in_flight': 0, 'max_in_flight': 0}
         self._loop = self._thread = self._runner = None
         self.base_url = None
@@ -957,6 +967,7 @@ def _diverse(self, make, focus, rng, tries:int=12, limit:float=0.55):
         sim = max((_jaccard(sh, h) for h in hist[-300:]), default=0.0)
         if best is None or sim < best[0]: best = (sim, msgs, sh)
         if sim < limit: break
+    assert best is not None, f'tries={tries}: at least one candidate is needed'
     hist.append(best[2])
     return best[1]
 
@@ -1041,7 +1052,8 @@ def _generate(self, prompt:str, schema:dict, kind:str, rng, req:int) -> dict:
     focus = parse_focus(prompt, self.axes)
     n = parse_count(prompt, schema, len(focus))
     sections = set(re.findall(r'^#+\s*(\d+\.\d+)\b', prompt, re.M))
-    out, earlier = [], []
+    out: list[dict] = []
+    earlier: list[Any] = []   # the clean (text, label) pairs or message lists made so far
     for i in range(n):
         f = dict(focus[i]) if i < len(focus) else dict(focus[-1]) if len(focus) == 1 else {a: rng.choice(v) for a, v in self.axes.items()}
         if kind == 'generate_text':

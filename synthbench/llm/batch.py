@@ -81,8 +81,8 @@ async def abatch_many(llm:LLM,
     "Answers for `prompts` through the OpenAI Batch API (half price), in order (async)."
     items, fmt = llm._prepare(prompts, response_format, sample_ids, params)
     cached = llm.cache.get_many([it.key for it in items]) if llm.cache is not None else {}
-    results = [None] * len(items)
-    by_key_results = {}
+    results: list[ChatResult|None] = [None] * len(items)
+    by_key_results: dict[str, ChatResult] = {}
     for it in items:
         if it.key in cached:
             results[it.i] = read_completion(cached[it.key], it.model, llm.prices, cached=True)[0]; llm.stats['cached'] += 1

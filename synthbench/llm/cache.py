@@ -8,6 +8,7 @@ Docs: https://synthbench.github.io/synthbench/llmcache.html.md"""
 from __future__ import annotations
 import hashlib, json, os, queue, sqlite3, threading, time, atexit, weakref
 from pathlib import Path
+from typing import Any
 
 # %% auto #0
 __all__ = ['default_cache_dir', 'body_json', 'request_key', 'ResponseCache', 'BudgetLedger']
@@ -57,7 +58,8 @@ class ResponseCache:
         self._con = _connect(self.path)
         self._con.executescript(_SCHEMA)
         self._lock = threading.Lock()
-        self._q, self._writer = queue.SimpleQueue(), None
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()   # writes to make, and flush events to set
+        self._writer: threading.Thread|None = None
         self.n_written = self.n_commits = 0
         _open_caches.add(self)
 
@@ -68,7 +70,7 @@ class ResponseCache:
 
     def get_many(self, keys) -> dict[str, str]:
         "Stored responses for those `keys` that are cached: {key: response_text}."
-        keys, out = list(dict.fromkeys(keys)), {}
+        keys = list(dict.fromkeys(keys)); out: dict[str, str] = {}
         with self._lock:
             for i in range(0, len(keys), 900):
                 chunk = keys[i:i+900]
@@ -163,7 +165,7 @@ class ResponseCache:
         self.flush()
         with self._lock: self._con.close()
 
-_open_caches = weakref.WeakSet()
+_open_caches: weakref.WeakSet[ResponseCache] = weakref.WeakSet()
 @atexit.register
 def _flush_all():
     for c in list(_open_caches):

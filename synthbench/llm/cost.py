@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, asdict
 from functools import lru_cache, cache
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 # %% auto #0
 __all__ = ['PRICES', 'FT_PRICES', 'price_for', 'cost_usd', 'encoding_name', 'count_tokens', 'count_message_tokens', 'Estimate',
@@ -433,7 +434,7 @@ def pipeline_passes(path:str|Path,        # a pipeline YAML (`synthbench run`)
     if not isinstance(d, Mapping) or not isinstance(d.get('stages'), list): raise ValueError("no 'stages:' list")
     main = d.get('llm'); llms = d.get('llms') or {}
     model_of = lambda c: c.get('model') if isinstance(c, Mapping) else ('smollm2-135m-instruct' if c == 'local' else None)
-    out = {'judge_model': None, 'augment_per_row': 0}
+    out: dict[str, Any] = {'judge_model': None, 'augment_per_row': 0}
     for st in d['stages']:
         name, params = (st, {}) if isinstance(st, str) else next(iter(st.items()))
         params = params if isinstance(params, Mapping) else {}

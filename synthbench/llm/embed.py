@@ -11,6 +11,7 @@ import hashlib, os, sqlite3, threading, time
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from ..core import example_text
@@ -135,7 +136,7 @@ class OpenAIEmbedder:
     def encode(self, texts:Sequence[str], batch_size:int|None=None) -> np.ndarray:
         "Float32 vectors of `texts`, `max_batch` per request."
         out, step = [], min(batch_size or self.max_batch, self.max_batch)
-        kw = {'dimensions': self.dimensions} if self.dimensions else {}
+        kw: dict[str, Any] = {'dimensions': self.dimensions} if self.dimensions else {}
         for i in range(0, len(texts), step):
             batch = [t if t else ' ' for t in texts[i:i+step]]  # some servers reject empty strings
             r = self._client.embeddings.create(input=batch, model=self.model, encoding_format='float', **kw)
@@ -171,7 +172,7 @@ def l2_normalize(x:np.ndarray) -> np.ndarray:
 
 def embed_texts(texts:Iterable[str],                    # the texts (any order; repeats are embedded once)
                 model:str|LocalEmbedder|OpenAIEmbedder=DEFAULT_MODEL, # model name, 'openai:MODEL', or an embedder
-                cache_dir:str|Path|None|bool=None,      # cache folder (None: `default_cache_dir()`, False: no cache)
+                cache_dir:str|Path|Literal[False]|None=None, # cache folder (None: `default_cache_dir()`, False: no cache)
                 batch_size:int=64,                      # texts per model forward pass / request
                 progress:bool=True,                     # show a tqdm bar when computing many texts
                 base_url:str|None=None,                 # OpenAI-compatible endpoint (see `get_embedder`)

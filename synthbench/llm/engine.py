@@ -10,17 +10,22 @@ import asyncio, atexit, copy, json, os, random, re, sys, threading, time, weakre
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from .cache import ResponseCache, BudgetLedger, default_cache_dir, body_json, request_key
 
 try: import orjson
 except ImportError: orjson = None
 _loads = orjson.loads if orjson else json.loads
+if TYPE_CHECKING:
+    import aiohttp
+    from synthbench.llm.cost import Estimate
 
 # %% auto #0
 __all__ = ['ERROR_KINDS', 'DEFAULT_WORST_TOKENS', 'Usage', 'ChatResult', 'read_completion', 'parse_retry_after', 'server_wait',
            'backoff_delay', 'mask_key', 'failure_summary', 'parse_duration', 'run_sync', 'LLM', 'achat_many',
-           'chat_many', 'chat', 'achat', 'batch_many', 'UsageSummary', 'ChatResults', 'usage_summary', 'estimate']
+           'chat_many', 'chat', 'achat', 'batch_many', 'UsageSummary', 'ChatResults', 'usage_summary', 'estimate',
+           'ChatModel']
 
 # %% ../../nbs/10_llm.ipynb #12aec689
 @dataclass(slots=True)
@@ -61,7 +66,7 @@ class ChatResult:
         return f'{head}{body}\n\n<small>{self.model} · {self.usage.prompt_tokens}+{self.usage.completion_tokens} tokens · ${self.cost_usd:.6f}{" · cached" if self.cached else ""}</small>'
 
 # %% ../../nbs/10_llm.ipynb #0c8e4306
-_prices_seen = {}
+_prices_seen: dict[tuple[str|None, int], tuple[tuple[float, float]|None, Any]] = {}
 def _price(model:str|None, prices=None) -> tuple|None:
     "`synthbench.llm.cost.price_for`, memoised per (model, prices table)."
     k = (model, id(prices))
@@ -155,9 +160,9 @@ def failure_summary(results) -> dict|None:
     results = list(results)
     bad = [r for r in results if r.error is not None]
     if not bad: return None
-    by_kind = {}
+    by_kind: dict[str, int] = {}
     for r in bad: by_kind[r.error_kind or 'server'] = by_kind.get(r.error_kind or 'server', 0) + 1
-    kind = max(by_kind, key=by_kind.get)          # ties: the kind seen first
+    kind = max(by_kind, key=by_kind.__getitem__)  # ties: the kind seen first
     first = next(r for r in bad if (r.error_kind or 'server') == kind)
     reason = ' '.join(_scrub_keys(first.error).split())   # one line; HTTP errors' messages start with 'HTTP <status>:'
     if len(reason) > 200: reason = reason[:199] + '…'
@@ -166,6 +171,7 @@ def failure_summary(results) -> dict|None:
 # %% ../../nbs/10_llm.ipynb #d09af5cd
 class _Bucket:
     "Token bucket: `per_minute` refilled continuously, bursts up to one second's worth."
+    learned = False     # made from a server's x-ratelimit headers (then it follows them)
     def __init__(self, per_minute:float):
         self.set_rate(per_minute); self.level = self.capacity; self.t = time.monotonic()
     def set_rate(self, per_minute:float):
@@ -186,8 +192,8 @@ class _Gate:
         self.rpm = _Bucket(rpm) if rpm else None
         self.tpm = _Bucket(tpm) if tpm else None
         self.pause_until = 0.0; self._hold_until = 0.0
-        self._waiters = deque(); self.n_429 = 0
-        self._recent = deque(maxlen=20)   # outcomes of the last responses: 0 ok, 1 failed, 2 a 429
+        self._waiters: deque[asyncio.Future[None]] = deque(); self.n_429 = 0
+        self._recent: deque[int] = deque(maxlen=20)   # outcomes of the last responses: 0 ok, 1 failed, 2 a 429
 
     @property
     def fast(self) -> bool: return self.rpm is None and self.tpm is None and self.pause_until == 0.0
@@ -263,7 +269,6 @@ class _Gate:
                 reset = parse_duration(headers.get(f'x-ratelimit-reset-{kind}') or '1s')
                 self.pause_until = max(self.pause_until, time.monotonic() + min(reset, 120.0))
 
-_Bucket.learned = False
 
 def parse_duration(s:str) -> float:
     "Seconds in an OpenAI reset duration like '1s', '6m0s', '20ms', '1h2m3.5s' (plain numbers are seconds)."
@@ -275,7 +280,7 @@ def parse_duration(s:str) -> float:
     return total
 
 # %% ../../nbs/10_llm.ipynb #246599e7
-_bg = {'loop': None, 'thread': None}
+_bg: dict[str, Any] = {'loop': None, 'thread': None}   # the background event loop and its thread
 _bg_lock = threading.Lock()
 
 def _background_loop() -> asyncio.AbstractEventLoop:
@@ -422,7 +427,8 @@ class LLM:
         self.max_concurrency = max_concurrency
         self.cache = None if cache_dir is None else ResponseCache(Path(default_cache_dir() if cache_dir == 'default' else cache_dir) / 'llm_cache.sqlite')
         self.ledger = BudgetLedger(self.cache.path if self.cache is not None else None, budget_scope or f'{self.endpoint} {model}')
-        self._templates, self._sessions = {}, {}
+        self._templates: dict[str, tuple[str, dict]] = {}                         # model -> (url, headers)
+        self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}  # an HTTP session per event loop
         self._json_schema_ok, self._json_schema_seen_ok = True, False
         self.stats = dict(calls=0, cached=0, failed=0, retries=0, tokens_in=0, tokens_out=0, usd=0.0, batch_calls=0, ledger_usd=self.ledger.spent())
         if budget_usd is not None: self._check_price(model)
@@ -505,6 +511,31 @@ class LLM:
         return (f"LLM(model={self.model!r}, base_url={self.base_url!r}, api_key={self.api_key_masked!r}, "
                 f"calls={s['calls']}, cached={s['cached']}, failed={s['failed']}, usd={s['usd']:.4f})")
 
+    # Methods attached in the cells below (`LLM.chat_many = chat_many`), declared here so type checkers (and readers) see them.
+    chat_many: Callable[..., ChatResults]
+    chat: Callable[..., ChatResult]
+    achat_many: Callable[..., Awaitable[ChatResults]]
+    achat: Callable[..., Awaitable[ChatResult]]
+    batch_many: Callable[..., ChatResults]                 # `synthbench.llm.batch`
+    abatch_many: Callable[..., Awaitable[ChatResults]]     # `synthbench.llm.batch`
+    usage_summary: Callable[..., UsageSummary]
+    estimate: Callable[..., Estimate]
+    _repr_html_: Callable[..., str]
+    _template: Callable[..., tuple[str, dict]]
+    _session: Callable[..., Awaitable[aiohttp.ClientSession]]
+    _post: Callable[..., Awaitable[tuple[int, Any, bytes]]]
+    _post_sdk: Callable[..., Awaitable[tuple[int, Any, bytes]]]
+    _send: Callable[..., Awaitable[None]]
+    _to_json_mode: Callable[..., None]
+    _prepare: Callable[..., tuple[list[_Item], _Format|None]]
+    _flow: Callable[..., Generator[tuple[list[_Item], _Run], None, ChatResults]]
+    _items_flow: Callable[..., Generator[tuple[list[_Item], _Run], None, list]]
+    _repair_flow: Callable[..., Generator[tuple[list[_Item], _Run], None, list]]
+    _send_all: Callable[..., Awaitable[None]]
+    _drive_async: Callable[..., Awaitable[Any]]
+    _drive_sync: Callable[..., Any]
+    _parse_and_repair: Callable[..., Awaitable[list]]
+
 # %% ../../nbs/10_llm.ipynb #42813387
 def _template(self, model:str) -> tuple[str, dict]:
     "URL and headers for chat completions to `model`, built by the openai SDK."
@@ -535,7 +566,7 @@ async def _session(self):
         if loop is _bg['loop']: _bg_sessions.add(s)
     return s
 
-_bg_sessions = weakref.WeakSet()
+_bg_sessions: weakref.WeakSet[aiohttp.ClientSession] = weakref.WeakSet()
 @atexit.register
 def _close_bg_sessions():
     "Close the background loop's HTTP sessions at exit (quietly)."
@@ -650,7 +681,7 @@ class _Run:
     "Shared state of one batch of requests."
     def __init__(self, llm, total:int, desc:str|None, progress:bool):
         self.llm, self.fatal, self.fatal_kind, self.fatal_status, self.reserved = llm, None, None, None, 0.0
-        self._ev = None; self.failed = 0; self._t = 0.0
+        self._ev: asyncio.Event|None = None; self.failed = 0; self._t = 0.0
         self.bar = None
         if progress and total:
             from tqdm.auto import tqdm
@@ -914,3 +945,14 @@ def estimate(self, prompts:list, max_tokens:int|None=None, n:int=1, **kw):
 
 LLM.usage_summary, LLM.estimate = usage_summary, estimate
 LLM._repr_html_ = lambda self: f'<p>LLM <code>{html.escape(self.model)}</code> at <code>{html.escape(self.base_url)}</code> (key {html.escape(self.api_key_masked)})</p>' + self.usage_summary()._repr_html_()
+
+# %% ../../nbs/10_llm.ipynb #c4a7e0d2
+@runtime_checkable
+class ChatModel(Protocol):
+    "What a stage needs of a model client; `LLM` is one, so is any stand-in with these members (a test fake, a call recorder)."
+    @property
+    def model(self) -> str: ...     # the model's name (what the rows' `model` column records)
+    def chat_many(self, prompts:list, response_format:Any=None, sample_ids:list|None=None, desc:str|None=None,
+                  progress:bool|None=None, **params:Any) -> Sequence[ChatResult]: ...
+    def chat(self, messages:Any, response_format:Any=None, sample_id:Any=None, **params:Any) -> ChatResult: ...
+    def estimate(self, prompts:list, max_tokens:int|None=None, n:int=1, **kw:Any) -> Estimate: ...

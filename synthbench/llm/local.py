@@ -116,7 +116,10 @@ class LocalServer:
         self.model_path = Path(model_path) if model_path else local_model_path()
         self.n_ctx, self.n_threads, self.model = n_ctx, n_threads or _default_threads(), model
         self.port, self.use_extra_bufts, self.server_args = port, use_extra_bufts, server_args
-        self.proc, self.log_path, self.start_s, self._pid = None, None, None, os.getpid()
+        self.proc: subprocess.Popen[bytes]|None = None   # the server process while it runs
+        self.log_path: str|None = None                  # its stderr log
+        self.start_s: float|None = None                 # seconds the last start took
+        self._pid = os.getpid()
 
     @property
     def base_url(self) -> str: return f'http://127.0.0.1:{self.port}/v1'
