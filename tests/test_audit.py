@@ -86,6 +86,11 @@ def test_cli(tmp_path, demo):
     assert 'finding' in r.stderr
     bad = subprocess.run(['synthbench', 'audit', str(tmp_path / 'nope.jsonl')], capture_output=True, text=True)
     assert bad.returncode == 2 and 'does not exist' in bad.stderr
+    lines = src.read_text().splitlines(); broken = tmp_path / 'broken.jsonl'   # a format error: file, line and fix from synthbench.formats
+    broken.write_text('\n'.join([*lines[:2], '{"messages": [', *lines[2:]]) + '\n')
+    bad = subprocess.run(['synthbench', 'audit', str(src), '--real', str(broken)], capture_output=True, text=True)
+    assert bad.returncode == 2 and 'broken.jsonl, line 3: not valid JSON' in bad.stderr and 'Fix:' in bad.stderr, bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
     h = subprocess.run(['synthbench', 'audit', '--help'], capture_output=True, text=True)
     assert h.returncode == 0 and '--real' in h.stdout and '--html' in h.stdout
 

@@ -84,3 +84,20 @@ def test_cli_missing_file(files, capsys):
     rc = main(['tstr', '--train', str(files/'nope.jsonl'), '--test', str(files/'real.csv')])
     err = capsys.readouterr().err
     assert rc == 2 and 'nope.jsonl' in err and 'no such file' in err
+
+def test_cli_bad_files_name_file_line_and_fix(files, tmp_path, capsys):
+    "Every format error comes from synthbench.formats: one line naming the file, the line and the fix."
+    good = (files/'syn.jsonl').read_text().splitlines()
+    (tmp_path/'broken.jsonl').write_text('\n'.join([good[0], '{"text": "cut off', *good[1:]]) + '\n')
+    rc = main(['tstr', '--train', str(tmp_path/'broken.jsonl'), '--test', str(files/'real.csv')])
+    err = capsys.readouterr().err
+    assert rc == 2 and 'broken.jsonl, line 2: not valid JSON' in err and 'Fix:' in err and len(err.strip().splitlines()) == 1
+    (tmp_path/'syn.txt').write_text('hello\n')
+    rc = main(['tstr', '--train', str(tmp_path/'syn.txt'), '--test', str(files/'real.csv')])
+    err = capsys.readouterr().err
+    assert rc == 2 and "syn.txt: unknown file type '.txt'" in err and '.jsonl' in err
+    sg = tmp_path/'sharegpt.jsonl'   # ShareGPT rows become chat rows: the user turns are the texts
+    pd.DataFrame({'conversations': [[{'from': 'human', 'value': t}, {'from': 'gpt', 'value': 'ok'}] for t in pd.read_json(files/'syn.jsonl', lines=True)['text']],
+                  'label': pd.read_json(files/'syn.jsonl', lines=True)['label']}).to_json(sg, orient='records', lines=True)
+    r = tstr(sg, files/'real.csv', ratios=None, n_boot=0)
+    assert r.n_train == len(good) and r.macro_f1 > 0.5

@@ -8,6 +8,9 @@ Docs: https://synthbench.github.io/synthbench/audit.html.md"""
 from __future__ import annotations
 import argparse, html, json, sys, time
 from pathlib import Path
+from collections.abc import Callable
+from typing import Any
+from ..formats import InputError, load_examples
 import numpy as np, pandas as pd
 from ..core import check_table, examples_html, make_table, _is_missing
 from .metrics import (balance, cell_balance, length_table, length_outliers, length_summary, field_texts, openings,
@@ -110,6 +113,10 @@ SEVERITY = {0: 'high', 1: 'high', 2: 'medium', 3: 'medium', 4: 'low', 5: 'low'}
 
 class AuditReport:
     "The result of `audit`: `findings`, `metrics` (plain dict), `tables`, `map`; shows a dashboard in Jupyter, `to_html` to share."
+    to_html: Callable[..., str]              # the shareable HTML page (`to_html`, attached in the HTML report cell)
+    dashboard: Callable[..., Any]            # the ipywidgets dashboard (attached in the dashboard cell)
+    _repr_mimebundle_: Callable[..., dict]   # Jupyter shows the dashboard (attached in the dashboard cell)
+    selection: pd.DataFrame                  # the rows the dashboard listed last (set by `dashboard`)
     def __init__(self, df, rows, tables, metrics, findings, emap=None, spec=None, real=None, real_rows=None, notes=()):
         self.df, self.rows, self.tables, self.metrics, self.findings = df, rows, tables, metrics, findings
         self.map, self.spec, self.real, self.real_rows, self.notes = emap, spec, real, real_rows, list(notes)
@@ -183,7 +190,7 @@ def pair_figures(df:pd.DataFrame,             # an example table; preference pai
     pairs = pd.DataFrame({'chosen': chosen, 'rejected': df['prefs_rejected'].map(lambda v: '' if _is_missing(v) else str(v))})
     lb = pair_length_bias(pairs, max_longer_share=max_longer_share)
     m = pd.to_numeric(df['prefs_margin'], errors='coerce')
-    out = dict(pairs=len(df), margin_mean=round(float(m.mean()), 3) if m.notna().any() else None,
+    out: dict = dict(pairs=len(df), margin_mean=round(float(m.mean()), 3) if m.notna().any() else None,
                margin_median=round(float(m.median()), 3) if m.notna().any() else None,
                margin_min=round(float(m.min()), 3) if m.notna().any() else None, length_bias=lb)
     f = length_findings(lb)
@@ -488,9 +495,6 @@ def outliers_html(report:AuditReport, max_rows:int=200, chars:int=120) -> str:
     return (f'<div class="synthbench-scroll" style="max-height:260px;overflow:auto;border:1px solid #ddd"><table class="synthbench-table">'
             f'<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}')
 
-def _metrics_table(m:dict) -> pd.DataFrame:
-    return pd.DataFrame([(k, v) for k, v in m.items() if not isinstance(v, (dict, list))], columns=['measure', 'value']).set_index('measure')
-
 # %% ../../nbs/42_audit.ipynb #64272945
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;max-width:1200px;color:#222}
 nav a{margin-right:14px} section{margin-top:28px;border-top:1px solid #ddd;padding-top:8px}
@@ -599,8 +603,8 @@ def to_html(report:AuditReport, path:str|Path|None=None, title:str='synthbench a
     "One self-contained HTML page: provenance, findings, every figure and table, and a search box / click-to-list over the rows (text escaped, never injected as HTML)."
     parts, first, secs = [], True, report_sections(report)
     if data is not None:
-        from synthbench.analysis.datawork import DataReport, data_report
-        dw = (data if isinstance(data, DataReport) else data_report(data, audit=report)).html_section()
+        from synthbench.analysis.datawork import DataReport, data_report, html_section
+        dw = html_section(data if isinstance(data, DataReport) else data_report(data, audit=report))
     else: dw = ''
     dwnav = '<a href="#data-work">Does the data work?</a>' if dw else ''
     for name, items in secs:
@@ -755,17 +759,9 @@ AuditReport._repr_mimebundle_ = _repr_mimebundle_
 
 # %% ../../nbs/42_audit.ipynb #3a0ab8bc
 def _load(path:str, what:str) -> pd.DataFrame:
-    p = Path(path)
-    if not p.exists(): raise FileNotFoundError(f'{what} file {path} does not exist; check the path.')
-    try:
-        from synthbench.formats import load_examples
-    except ImportError:
-        load_examples = None
-    if load_examples is not None: return load_examples(p)
-    if p.suffix in ('.jsonl', '.ndjson'): return make_table(pd.read_json(p, lines=True))
-    if p.suffix == '.parquet': return make_table(pd.read_parquet(p))
-    if p.suffix == '.csv': return make_table(pd.read_csv(p))
-    return make_table(pd.read_json(p))
+    "The example table in `path` (any file type and form `synthbench.formats` reads); a missing file is an `InputError` naming `what` it was for."
+    if not Path(path).exists(): raise InputError(path, f'the {what} file does not exist', f'check the path (relative paths start from {Path.cwd()})')
+    return load_examples(path)
 
 def cli_audit(argv:list[str]|None=None) -> int:
     "`synthbench audit IN [--real REAL] [--spec task.yaml] [--html OUT.html] [--json]`"

@@ -55,7 +55,7 @@ def student_verdict(evaluation:Mapping,            # {name: {'n', 'figures': {fi
         return f'not measured: no {figure_label(figure)} for both {base!r} and {tuned!r}'
     bv, tv = b['value'], t['value']
     blo, bhi, tlo, thi = (_num(b.get('lo')), _num(b.get('hi')), _num(t.get('lo')), _num(t.get('hi')))
-    if None in (blo, bhi, tlo, thi): word = 'beats' if tv > bv else 'is worse than' if tv < bv else 'ties with'; word += ' (no intervals)'
+    if blo is None or bhi is None or tlo is None or thi is None: word = 'beats' if tv > bv else 'is worse than' if tv < bv else 'ties with'; word += ' (no intervals)'
     elif tlo > bhi: word = 'beats'
     elif thi < blo: word = 'is worse than'
     else: word = 'does not clearly differ from'
@@ -178,7 +178,7 @@ def reason_kind(reason:str) -> str:
 
 def rows_section(run) -> dict:
     "Rows in and out of each stage, and the rows dropped by reason (from each stage's dropped rows)."
-    stages, kinds, examples = [], {}, {}
+    stages: list[dict] = []; kinds: dict[str, int] = {}; examples: dict[str, dict[str, int]] = {}
     for s in run.stages:
         reasons = None
         dp = next((a for a in s.get('artifacts') or [] if str(a).endswith('.dropped.parquet')), None)
@@ -331,7 +331,7 @@ def widget(self:DataReport):
 # %% ../../nbs/54_datawork.ipynb #8064b4cd
 def report_figures(r:DataReport) -> dict:
     "{figure: (shown text, number or None)} of a report, for `compare_reports`."
-    out = {'status': (str(r.status), None), 'verdict': (r.verdict, None)}
+    out: dict[str, tuple[str, float|None]] = {'status': (str(r.status), None), 'verdict': (r.verdict, None)}
     for k, lab in (('rows_in', 'rows in'), ('kept', 'rows kept'), ('dropped', 'rows dropped')): out[lab] = (str(r.rows.get(k)), _num(r.rows.get(k)))
     for k, v in r.rows['dropped_by_reason'].items(): out[f'dropped: {k}'] = (str(v), float(v))
     if r.student.get('measured'):

@@ -7,7 +7,8 @@ Docs: https://synthbench.github.io/synthbench/embedmap.html.md"""
 # %% ../../nbs/41_embedmap.ipynb #58b0d82b
 from __future__ import annotations
 import html, sys, time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 import numpy as np, pandas as pd
 from ..core import _is_missing
 from .metrics import unit_rows, cluster_embeddings, field_texts, default_k, copy_groups
@@ -91,8 +92,8 @@ def hover_text(s:str, n:int=240, width:int=60) -> str:
 def cluster_terms(texts:Sequence[str], labels, k:int=3) -> dict:
     "The `k` top terms of each cluster by class-based TF-IDF (c-TF-IDF: a cluster's term frequency × log(1 + mean words per cluster / the term's count))."
     from sklearn.feature_extraction.text import CountVectorizer
-    labels = np.asarray(labels); cl = list(pd.unique(labels)); texts = np.asarray([str(t) for t in texts], dtype=object)
-    docs = [' '.join(texts[labels == c]) for c in cl]
+    labels = np.asarray(labels); cl = list(pd.unique(labels)); tx = np.asarray([str(t) for t in texts], dtype=object)
+    docs = [' '.join(tx[labels == c]) for c in cl]
     try: X = CountVectorizer(stop_words='english', token_pattern=r"(?u)\b[^\W\d_][^\W\d_]+\b").fit(docs)
     except ValueError: return {int(c): [] for c in cl}   # no words at all
     C = X.transform(docs).toarray().astype(float); terms = X.get_feature_names_out()
@@ -135,6 +136,8 @@ def dense_share(x, y, bins:int=30, top:float=0.01, bounds=None) -> float:
 
 class EmbeddingMap:
     "Points on a 2-D map of the examples (`points`: x, y, cluster, copies, colour columns, hover text) and `clusters`."
+    figure: Callable[..., Any]             # the plotly map (`_figure`, attached in a later cell)
+    members: Callable[..., pd.DataFrame]   # the copy groups behind markers (`_members`, attached in a later cell)
     def __init__(self, points:pd.DataFrame, clusters:pd.DataFrame, method:str, note:str):
         self.points, self.clusters, self.method, self.note = points, clusters, method, note
 

@@ -10,6 +10,7 @@ import difflib, html, json, math, os, warnings
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 import numpy as np
 import pandas as pd
 from ..core import COLUMNS, check_table, make_table, normalize_text, _is_missing
@@ -73,7 +74,7 @@ def group_figures(table:pd.DataFrame,  # evaluate_outputs table
     rows = {}
     for k in sorted(key.unique()):
         m = key.eq(k); a = m & ans
-        r = dict(n=int(m.sum()), answered=int(a.sum()), failed=int((m & ~ans).sum()), valid=int((a & ok).sum()))
+        r: dict[str, float] = dict(n=int(m.sum()), answered=int(a.sum()), failed=int((m & ~ans).sum()), valid=int((a & ok).sum()))
         r['compliance'] = rate(r['valid'], r['answered'])
         has_ref = a & table['eval_exact_match'].notna()
         r['exact_match'] = rate(table.loc[has_ref, 'eval_exact_match'].map(_true).sum(), has_ref.sum())
@@ -109,7 +110,7 @@ def eval_figures(table:pd.DataFrame,                 # evaluate_outputs table
     has_ref = ans & table['eval_exact_match'].notna()
     sims = table.loc[has_ref, 'eval_similarity'].astype('float64')
     models = table['model'].dropna().astype(str).unique().tolist()
-    f = dict(model=models[0] if len(models) == 1 else (models or None), n=len(table), answered=int(ans.sum()), failed=int((~ans).sum()),
+    f: dict[str, Any] = dict(model=models[0] if len(models) == 1 else (models or None), n=len(table), answered=int(ans.sum()), failed=int((~ans).sum()),
              truncated=int(a['eval_truncated'].map(_true).sum()), valid=int((ans & ok).sum()))
     f['compliance'] = rate(f['valid'], f['answered'])
     f['invalid_reasons'] = dict(Counter(c for r in a.loc[~ok[ans], 'invalid_reason'] for c in dict.fromkeys(_codes(r))).most_common())
@@ -221,7 +222,8 @@ def _output_row(r:Mapping, prompt, ref, problem, res, model, max_tokens) -> dict
         trunc = fr == 'length' and res.text is not None
         if res.error is None or trunc: out = res.text or ''
         else: err = 'model_error: ' + str(res.error).replace('; ', ', ')
-    msgs = list(prompt if prompt is not None else (r.get('messages') if isinstance(r.get('messages'), list) else []))
+    given = r.get('messages')
+    msgs = list(prompt if prompt is not None else (given if isinstance(given, list) else []))
     if out is not None: msgs.append({'role': 'assistant', 'content': out})
     u = getattr(res, 'usage', None)
     return {**_carry(r), 'id': r.get('id'), 'messages': msgs or None, 'text': None if msgs else r.get('text'),
@@ -280,7 +282,7 @@ def evaluate_outputs(eval_df:pd.DataFrame,        # eval examples (chat rows; th
     check_table(eval_df, 'evaluate_outputs')
     if isinstance(spec, (str, os.PathLike)):
         from synthbench.spec import load_spec
-        spec = load_spec(spec)
+        spec = load_spec(os.fspath(spec))
     if not len(eval_df): raise ValueError('evaluate_outputs: the eval set is empty; pass a table of chat examples (e.g. the eval split of train_eval_split).')
     if 'messages' not in eval_df.columns or eval_df['messages'].map(_is_missing).all():
         raise ValueError('evaluate_outputs: no row of the eval set has chat messages; it evaluates generation (chat) tasks. '

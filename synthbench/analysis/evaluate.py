@@ -27,7 +27,7 @@ def load_heldout(spec,                          # TaskSpec or task.yaml / seed f
     "The held-out real examples of a seed set as an example table (source='real')."
     from synthbench.spec import load_spec
     from synthbench.formats import load_examples
-    spec = load_spec(spec) if isinstance(spec, (str, os.PathLike)) else spec
+    spec = load_spec(os.fspath(spec)) if isinstance(spec, (str, os.PathLike)) else spec
     p = Path(path) if path is not None else Path(spec.path).parent/'heldout.jsonl'
     if not p.exists(): raise FileNotFoundError(f"{p}: no held-out set; write real examples with reference replies in the seeds' format")
     return load_examples(p, format=spec.seed_format, source='real')
@@ -41,7 +41,7 @@ _FIELD = re.compile(r" \| (?P<field>Priority|Due|Title): (?P<old>[^|]+?) -> (?P<
 def parse_task_reply(text:str|None  # a reply in task_api's format
                     ) -> list[dict]:
     "One dict per line: `action` (create, update, complete, delete, list, list_item, error, unparsed), `title`, `priority`, `due`."
-    ops = []
+    ops: list[dict] = []
     for line in (text or '').strip().split('\n'):
         line = line.strip()
         if not line: continue
@@ -68,7 +68,7 @@ def task_field_scores(reply:str|None,   # the student's reply
                      ) -> dict:
     "Per field, 1.0 when the reply's operations carry the reference's values (in order), 0.0 when not, None when the reference has no such field."
     got, want = parse_task_reply(reply), parse_task_reply(reference)
-    out = {}
+    out: dict[str, float|None] = {}
     for f in TASK_FIELDS:
         w = [o.get(f) for o in want]
         if all(v is None for v in w): out[f] = None; continue
@@ -109,7 +109,7 @@ def mean_ci(values:Sequence, **kw) -> tuple[float, float, float]:
     v = np.array([x for x in values if x is not None and x == x], dtype=float)
     return bootstrap_ci(len(v), lambda i: v[i].mean(), **kw)
 
-def macro_f1(y:Sequence, p:Sequence, labels:Sequence) -> float:
+def macro_f1(y:Sequence|np.ndarray, p:Sequence|np.ndarray, labels:Sequence) -> float:
     "Macro-averaged F1 over `labels` (a label never predicted nor present scores 0 only if present)."
     y, p, f1s = np.asarray(y, dtype=object), np.asarray(p, dtype=object), []
     for l in labels:
@@ -157,7 +157,7 @@ class LocalStudent:
         if temperature: raise ValueError('LocalStudent: only greedy decoding (temperature=0) is supported; scores must be deterministic')
         prompts = [[{'role': 'user', 'content': p}] if isinstance(p, str) else p for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: -len(json.dumps(prompts[i])))
-        out = [None] * len(prompts)
+        out: list[ChatResult|None] = [None] * len(prompts)
         bar = tqdm(total=len(prompts), desc=desc or f'eval {self.model}', disable=not progress)
         for b in range(0, len(order), self.batch_size):
             idx = order[b:b + self.batch_size]
@@ -256,7 +256,7 @@ def evaluate(student,                       # local name/folder/adapter, Finetun
     from synthbench.analysis.evalgen import evaluate_outputs
     from synthbench.formats import load_examples
     if spec is None: raise ValueError('evaluate: pass spec= (the seed folder or task.yaml); it holds the rules and the system prompt')
-    spec = load_spec(spec) if isinstance(spec, (str, os.PathLike)) else spec
+    spec = load_spec(os.fspath(spec)) if isinstance(spec, (str, os.PathLike)) else spec
     ho = load_heldout(spec) if heldout is None else heldout if isinstance(heldout, pd.DataFrame) else load_examples(heldout, format=spec.seed_format, source='real')
     if limit: ho = ho.head(limit)
     classification = spec.task_type == 'classification'

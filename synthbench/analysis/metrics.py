@@ -9,6 +9,7 @@ from __future__ import annotations
 import gzip, math, re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 import numpy as np, pandas as pd
 from ..core import check_table, example_text, prompt_text, _is_missing
 
@@ -100,14 +101,14 @@ def make_collapsed_table(n_real:int=430,     # real chatterbot pairs (rounds 0 a
 # %% ../../nbs/40_metrics.ipynb #ed6fe1bc
 def _response(r:Mapping) -> str:
     msgs = r.get('messages')
-    if not _is_missing(msgs):
+    if msgs is not None and not _is_missing(msgs):
         outs = [m.get('content') or '' for m in msgs if m.get('role') == 'assistant']
         return str(outs[-1]) if outs else ''
     t = r.get('text'); return '' if _is_missing(t) else str(t)
 
 def _content(r:Mapping) -> str:
     msgs = r.get('messages')
-    if not _is_missing(msgs): return '\n'.join(str(m.get('content') or '') for m in msgs)
+    if msgs is not None and not _is_missing(msgs): return '\n'.join(str(m.get('content') or '') for m in msgs)
     t = r.get('text'); return '' if _is_missing(t) else str(t)
 
 FIELDS = {'content': _content, 'prompt': prompt_text, 'response': _response, 'example': example_text}
@@ -216,7 +217,7 @@ def skew_findings(skew:pd.DataFrame, ratio:float=5.0, entropy:float=0.8) -> list
             for r in skew.itertuples() if r.values > 1 and (r.ratio >= ratio or r.entropy < entropy)]
 
 # %% ../../nbs/40_metrics.ipynb #a52e9709
-_enc = None
+_enc: Any = None   # the o200k encoding once loaded; False when bpe-openai is not installed
 def count_tokens(texts:Iterable[str]) -> np.ndarray:
     "Token counts of `texts` with the o200k tokenizer (`bpe-openai`, offline); a word/punctuation count if unavailable."
     global _enc
@@ -297,7 +298,7 @@ def compression_ratio(texts:Iterable[str]) -> float:
 # %% ../../nbs/40_metrics.ipynb #2b9bbd45
 def top_ngrams(texts:Iterable[str], n:int=3, k:int=10) -> pd.DataFrame:
     "The `k` n-grams found in the most texts: ngram, texts (how many contain it), share."
-    texts = list(texts); c = Counter()
+    texts = list(texts); c: Counter[str] = Counter()
     for t in texts:
         w = words(t); c.update(set(' '.join(g) for g in zip(*(w[i:] for i in range(n)))))
     rows = [(g, m, m / len(texts)) for g, m in c.most_common(k) if m > 1]
@@ -376,7 +377,7 @@ def near_duplicate_rate(emb, threshold:float=0.95, sample:int|None=2000, seed:in
 def embedding_diversity(emb, threshold:float=0.95, sample:int=2000, seed:int=0) -> dict:
     "Mean pairwise cosine distance, Vendi score and near-duplicate rate of `emb`, with notes on sampling."
     n = len(emb)
-    d = dict(n=n, mean_cosine_distance=mean_pairwise_distance(emb), vendi_score=vendi_score(emb),
+    d: dict[str, Any] = dict(n=n, mean_cosine_distance=mean_pairwise_distance(emb), vendi_score=vendi_score(emb),
              near_duplicate_rate=near_duplicate_rate(emb, threshold, sample, seed))
     d['notes'] = f'near_duplicate_rate: cosine >= {threshold}' + (f', measured on a random sample of {sample} of {n} rows against all rows' if n > sample else ', all rows')
     return d
@@ -514,7 +515,7 @@ def sentiment_scores(texts:Iterable[str]) -> np.ndarray:
     return np.array([_vader.polarity_scores(str(t)[:5000])['compound'] for t in texts], dtype=np.float64)
 
 def sentiment_by(df:pd.DataFrame, by:Sequence[str]=('category', 'label', 'persona', 'topic'), field:str='response',
-                 scores:Sequence[float]|None=None) -> pd.DataFrame:
+                 scores:Sequence[float]|np.ndarray|None=None) -> pd.DataFrame:
     "Mean VADER sentiment, and shares negative (< −0.05) / positive (> 0.05), per value of each column in `by`."
     s = pd.Series(sentiment_scores(field_texts(df, field)) if scores is None else np.asarray(scores), index=df.index)
     rows = []
@@ -540,7 +541,7 @@ def label_association(labels:Sequence, attribute:Sequence, min_expected:float=5.
     return dict(chi2=float(chi2), p_value=float(p), dof=int(dof), cramers_v=float(v), min_expected=float(exp.min()), test=test,
                 residuals=res, observed=ct, expected=pd.DataFrame(exp, index=ct.index, columns=ct.columns))
 
-def benjamini_hochberg(p:Sequence[float]) -> np.ndarray:
+def benjamini_hochberg(p:Sequence[float]|np.ndarray) -> np.ndarray:
     "Benjamini–Hochberg adjusted p-values (q-values) of `p`; nan stays nan and does not count as a test."
     p = np.asarray(p, dtype=float); q = np.full(len(p), np.nan); ok = np.flatnonzero(~np.isnan(p))
     if not len(ok): return q

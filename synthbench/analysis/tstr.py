@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core import prompt_text, normalize_text, make_table, _is_missing
+from ..formats import InputError, load_examples, read_records
 
 # %% auto #0
 __all__ = ['chatterbot_topics', 'texts_labels', 'bootstrap_gap', 'TSTRResult', 'tstr', 'cli_tstr']
@@ -50,30 +51,18 @@ def chatterbot_topics(lang:str='english',      # corpus language folder
     return make_table(df, source='real')
 
 # %% ../../nbs/50_tstr.ipynb #90ee369f
-def _read_any(path:str|Path) -> pd.DataFrame:
-    "Raw rows of a JSONL/JSON/CSV/Parquet file (columns as in the file)."
+def _read_any(path:str|Path, what:str='data') -> pd.DataFrame:
+    "Raw rows of a JSONL/JSON/CSV/TSV/Parquet file, columns as in the file (`synthbench.formats.read_records`: a bad file is an `InputError` naming file, line and fix)."
     p = Path(path)
-    if not p.exists(): raise FileNotFoundError(f"{p}: no such file; pass the path of a JSONL, JSON, CSV or Parquet dataset.")
-    suf = p.suffix.lower()
-    try:
-        if suf in ('.jsonl', '.ndjson'): return pd.read_json(p, lines=True, dtype=False)
-        if suf == '.json': return pd.read_json(p, dtype=False)
-        if suf == '.csv': return pd.read_csv(p, keep_default_na=False, na_values=[''])
-        if suf in ('.parquet', '.pq'): return pd.read_parquet(p)
-    except ValueError as e:
-        raise ValueError(f"{p}: could not be read as {suf[1:]} ({e}); check the file is valid {suf[1:]}.") from e
-    raise ValueError(f"{p}: unknown file type {suf!r}; use .jsonl, .json, .csv or .parquet.")
+    if not p.exists(): raise InputError(p, f'no such file (the {what} set)', 'pass the path of a JSONL, JSON, CSV or Parquet dataset')
+    return pd.DataFrame([r for _, r in read_records(p)])
 
 def _as_table(data, what:str) -> tuple[pd.DataFrame, str]:
-    "(DataFrame, name for messages) of a table or a path."
+    "(DataFrame, name for messages) of a table or a path; ShareGPT and Alpaca files become chat tables (`load_examples`)."
     if isinstance(data, pd.DataFrame): return data.reset_index(drop=True), f'the {what} table'
     if isinstance(data, (str, Path)):
-        df = _read_any(data)
-        if not {'text', 'messages'} & set(df.columns) and {'conversations', 'instruction'} & set(df.columns):
-            try:
-                from synthbench.formats import load_examples
-                df = load_examples(data)
-            except ImportError: pass
+        df = _read_any(data, what)
+        if not {'text', 'messages'} & set(df.columns) and {'conversations', 'instruction'} & set(df.columns): df = load_examples(data)
         return df, f'{what} file {data}'
     raise TypeError(f"tstr: {what} must be a DataFrame or a file path, got {type(data).__name__}.")
 
@@ -101,7 +90,7 @@ def texts_labels(df:pd.DataFrame,          # table of examples
     return texts, labels, dropped
 
 # %% ../../nbs/50_tstr.ipynb #7b6a28e7
-def _fit_score(Xtr:np.ndarray, ytr:list, Xte:np.ndarray, yte:list, labels:list, C:float=1.0, seed:int=0) -> dict:
+def _fit_score(Xtr:np.ndarray, ytr:list|np.ndarray, Xte:np.ndarray, yte:list|np.ndarray, labels:list, C:float=1.0, seed:int=0) -> dict:
     "Accuracy, macro-F1, per-class F1 and confusion matrix of logistic regression trained on (`Xtr`, `ytr`)."
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score, confusion_matrix
@@ -115,7 +104,7 @@ def _fit_score(Xtr:np.ndarray, ytr:list, Xte:np.ndarray, yte:list, labels:list, 
                 per_class_f1={l: float(f) for l, f in zip(test_labels, f1s)},
                 confusion=confusion_matrix(yte, pred, labels=labels), n_train=int(len(ytr)), pred=pred)
 
-def _stratified_split(y:list, test_size:float, seed:int) -> tuple[np.ndarray, np.ndarray]:
+def _stratified_split(y:list|np.ndarray, test_size:float, seed:int) -> tuple[np.ndarray, np.ndarray]:
     "Indices (a, b) with `b` about `test_size` of each class (each class with >= 2 rows has one on each side)."
     rng = np.random.default_rng(seed); y = np.asarray(y); a, b = [], []
     for l in sorted(set(y)):
@@ -125,7 +114,7 @@ def _stratified_split(y:list, test_size:float, seed:int) -> tuple[np.ndarray, np
         b += idx[:k].tolist(); a += idx[k:].tolist()
     return np.array(sorted(a), dtype=int), np.array(sorted(b), dtype=int)
 
-def _sample(y:list, n:int, seed:int) -> np.ndarray:
+def _sample(y:list|np.ndarray, n:int, seed:int) -> np.ndarray:
     "Exactly `n` indices of `y` (all if `n` >= len(y)), stratified by class (largest-remainder quotas, one per class when `n` allows)."
     y = np.asarray(y)
     if n >= len(y): return np.arange(len(y))

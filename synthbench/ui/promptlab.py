@@ -9,6 +9,7 @@ from __future__ import annotations
 import html, time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 import pandas as pd
 from ..core import examples_html, concat_tables, example_text, prompt_text, response_text, _is_missing
 
@@ -136,8 +137,8 @@ def try_prompt(spec,                          # task spec (`synthbench.spec.load
         seed_tab = all_seeds[all_seeds['id'].isin(list(seeds))].reset_index(drop=True)
     ax = restrict_axes(spec, axes)
     before, t0 = _stats([llm, judge_llm]), time.time()
-    df = generate(spec, n, llm, k=k, template=tpl, axes=ax, temperature=temperature, seeds=seed_tab, max_rounds=1,
-                  max_calls=-(-n // k), max_tokens_per_example=max_tokens_per_example, rng_seed=rng_seed)
+    df = cast(pd.DataFrame, generate(spec, n, llm, k=k, template=tpl, axes=ax, temperature=temperature, seeds=seed_tab, max_rounds=1,   # a table: only estimate=True returns a Plan
+                  max_calls=-(-n // k), max_tokens_per_example=max_tokens_per_example, rng_seed=rng_seed))
     if judge and len(df):
         from synthbench.stages.judge import judge as run_judge
         df = run_judge(df, llm=judge_llm or llm, spec=spec, criteria=criteria, desc='judge trial')
@@ -187,7 +188,7 @@ class PromptLab:
         self.spec, self.judge_llm, self.embed, self.try_kw = spec, judge_llm, embed, try_kw
         self.llms = dict(llm) if isinstance(llm, Mapping) else {getattr(llm, 'model', 'model'): llm}
         self.dataset = dataset if dataset is not None else None
-        self.trials, self.kept, self.trial = [], {}, None
+        self.trials: list[Trial] = []; self.kept: dict[str, Trial] = {}; self.trial: Trial|None = None
         tt = getattr(spec, 'task_type', 'chat')
         self.default_template = TEMPLATES['generate_classify' if tt == 'classification' else 'generate_chat'].text
         seeds = spec.seeds()

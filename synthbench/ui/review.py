@@ -82,7 +82,7 @@ def apply_review(df:pd.DataFrame, labels) -> pd.DataFrame:
 def _example_html(row:dict, cols:Sequence[str], show_judge:bool) -> str:
     e = html.escape
     msgs = row.get('messages')
-    if not _is_missing(msgs):
+    if msgs is not None and not _is_missing(msgs):
         body = ''.join(f'<div style="margin:4px 0"><b>{e(str(m.get("role")))}</b>: '
                        f'<span style="white-space:pre-wrap">{e(str(m.get("content") or ""))}</span></div>' for m in msgs)
     else:
@@ -169,8 +169,9 @@ class ReviewWidget:
 
     def decide(self, decision:str, note:str|None=None) -> dict|None:
         "Record `decision` for the current example (with the note field's text) and move on."
-        if not self.rows: return None
-        rec = record_review(self.path, self.current['id'], decision, self.note.value if note is None else note, self.reviewer)
+        cur = self.current
+        if cur is None: return None
+        rec = record_review(self.path, cur['id'], decision, self.note.value if note is None else note, self.reviewer)
         self.decisions[rec['id']] = rec['decision']; self.notes[rec['id']] = rec['note']
         if self.i < len(self.rows) - 1: self.i += 1
         self._render()
