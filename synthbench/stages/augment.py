@@ -28,7 +28,7 @@ _STAGE_PREFIX = ('judge_', 'dup_', 'aug_', 'gen_error', 'evol_fail')
 def set_input(row:Mapping, new:str) -> dict:
     "Content fields of `row` with its input (first user turn, or `text`) replaced by `new`."
     msgs = row.get('messages')
-    if _is_missing(msgs): return {'text': new}
+    if msgs is None or _is_missing(msgs): return {'text': new}
     out, done = [], False
     for m in msgs:
         if m.get('role') == 'user' and not done: out.append({**m, 'content': new}); done = True
@@ -47,7 +47,12 @@ def set_reply(fields:dict, new:str) -> dict:
 def user_turns(row:Mapping) -> list[int]:
     "Positions of the user turns in a chat row's `messages` ([] for a text row)."
     msgs = row.get('messages')
-    return [] if _is_missing(msgs) else [i for i, m in enumerate(msgs) if m.get('role') == 'user']
+    return [] if msgs is None or _is_missing(msgs) else [i for i, m in enumerate(msgs) if m.get('role') == 'user']
+
+def _input_turns(row:Mapping) -> list[int|None]:
+    "What a rewrite of `row` works on: each user turn of a conversation, or `[None]` (the `text`) for a text row."
+    turns: list[int|None] = list(user_turns(row))
+    return turns or [None]
 
 def set_inputs(row:Mapping, new:Mapping[int, str]) -> dict:
     "Content fields of `row` with the user turns at positions `new` (from `user_turns`) replaced: every turn of a conversation at once."
@@ -65,7 +70,7 @@ def set_turn_reply(fields:dict, k:int, new:str) -> dict:
 def first_input(row:Mapping) -> str:
     "The input a rewrite works on: the first user turn, or `text`."
     msgs = row.get('messages')
-    if _is_missing(msgs): return '' if _is_missing(row.get('text')) else str(row['text'])
+    if msgs is None or _is_missing(msgs): return '' if _is_missing(row.get('text')) else str(row['text'])
     return next((str(m.get('content') or '') for m in msgs if m.get('role') == 'user'), '')
 
 def child_row(parent:Mapping,  # the row augmented
@@ -79,7 +84,7 @@ def child_row(parent:Mapping,  # the row augmented
     row = {k: v for k, v in parent.items() if k not in ('id', 'messages', 'text', 'valid', 'invalid_reason') and not str(k).startswith(_STAGE_PREFIX)}
     rs = [r for r in (res if isinstance(res, (list, tuple)) else [res]) if r is not None]
     rnd = parent.get('round')
-    row.update(content, source='augmented', parent_id=parent.get('id'), op=op, round=(0 if _is_missing(rnd) else int(rnd)) + 1,
+    row.update(content, source='augmented', parent_id=parent.get('id'), op=op, round=(0 if rnd is None or _is_missing(rnd) else int(rnd)) + 1,
                model=next((r.model for r in rs if getattr(r, 'model', None)), parent.get('model')) if rs else None,
                tokens_in=sum(getattr(getattr(r, 'usage', None), 'prompt_tokens', 0) or 0 for r in rs),
                tokens_out=sum(getattr(getattr(r, 'usage', None), 'completion_tokens', 0) or 0 for r in rs),
@@ -222,12 +227,13 @@ def paraphrase(df:pd.DataFrame,        # rows to paraphrase
     "`n` meaning-preserving rewrites of each row's input, every user turn of a conversation (label and replies kept: the meaning is the same); op='paraphrase'."
     check_table(df, 'paraphrase'); llm = _llm(llm)
     rows_in = df.to_dict('records')
-    jobs = [(r, t) for r in rows_in for t in (user_turns(r) or [None])]   # every user turn of a conversation (None: the text)
+    jobs = [(r, t) for r in rows_in for t in _input_turns(r)]   # every user turn of a conversation (None: the text)
     msgs = [[{'role': 'user', 'content': PARAPHRASE.render(n=n, text=first_input(r) if t is None else str(r['messages'][t].get('content') or ''), label_rule=_label_rule(r))}] for r, t in jobs]
     if estimate: return llm.estimate(msgs, max_tokens=max_tokens)
-    res = llm.chat_many(msgs, response_format=Variants, sample_ids=[f"para:{r['id']}:{n}" + (f':t{t}' if t is not None and t != (user_turns(r) or [None])[0] else '') for r, t in jobs],
+    res = llm.chat_many(msgs, response_format=Variants, sample_ids=[f"para:{r['id']}:{n}" + (f':t{t}' if t is not None and t != _input_turns(r)[0] else '') for r, t in jobs],
                         desc='paraphrase', temperature=temperature, max_tokens=max_tokens)
-    rows, by = [], {}
+    rows: list[dict] = []
+    by: dict[str, tuple[dict, list]] = {}   # row id -> (row, [(turn, answer)])
     for (r, t), x in zip(jobs, res): by.setdefault(r['id'], (r, []))[1].append((t, x))
     for r, parts in by.values():
         xs = [x for _, x in parts]
@@ -259,9 +265,9 @@ def back_translate(df:pd.DataFrame,            # rows to back-translate
     "Each row's input (every user turn of a conversation) translated into each pivot language and back (label and replies kept); op='back_translate'."
     check_table(df, 'back_translate'); llm = _llm(llm)
     rows_in = df.to_dict('records')
-    jobs = [(r, p, t) for r in rows_in for p in pivots for t in (user_turns(r) or [None])]   # every user turn of a conversation
+    jobs = [(r, p, t) for r in rows_in for p in pivots for t in _input_turns(r)]   # every user turn of a conversation
     _txt = lambda r, t: first_input(r) if t is None else str(r['messages'][t].get('content') or '')
-    _tag = lambda r, t: f':t{t}' if t is not None and t != (user_turns(r) or [None])[0] else ''
+    _tag = lambda r, t: f':t{t}' if t is not None and t != _input_turns(r)[0] else ''
     there = [[{'role': 'user', 'content': TRANSLATE.render(language=LANGUAGES.get(p, p), text=_txt(r, t))}] for r, p, t in jobs]
     if estimate: return llm.estimate(there * 2, max_tokens=max_tokens)
     kw = dict(response_format=Translation, temperature=temperature, max_tokens=max_tokens)
@@ -271,7 +277,8 @@ def back_translate(df:pd.DataFrame,            # rows to back-translate
     r2 = llm.chat_many([[{'role': 'user', 'content': TRANSLATE.render(language=source_language, text=mid[i])}] for i in back_i],
                        sample_ids=[f"bt2:{jobs[i][0]['id']}:{jobs[i][1]}{_tag(jobs[i][0], jobs[i][2])}" for i in back_i], desc='translate back', **kw) if back_i else []
     back = dict(zip(back_i, r2))
-    rows, by = [], {}
+    rows: list[dict] = []
+    by: dict[tuple, tuple[dict, str, list]] = {}   # (row id, pivot) -> (row, pivot, [(job, turn, answer)])
     for i, ((r, p, t), x1) in enumerate(zip(jobs, r1)): by.setdefault((r['id'], p), (r, p, []))[2].append((i, t, x1))
     for r, p, parts in by.values():
         new, err, xs = {}, '', []
@@ -380,6 +387,7 @@ def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
     for j, (r, t) in enumerate(jobs):
         e = EDGE_TYPES[t]
         if j in res: rows.append(_rewrite_child(r, res[j], 'edge', EDGE, edge_type=t, edge_answer='model')); continue
+        assert e.rule is not None   # the types without a rule are the model jobs, answered above
         new = e.rule(first_input(r), rng)
         rows.append(child_row(r, set_input(r, new), 'edge', None, '', edge_type=t, edge_answer='parent', prompt_id=f'rule:{t}'))
         if not e.keeps_answer and (len(user_turns(r)) > 1 or (not _is_missing(r.get('messages')) and any(m.get('tool_calls') for m in r['messages']))):
@@ -459,7 +467,7 @@ def _show(r:Mapping) -> str:
     return s
 
 # %% ../../nbs/22_augment.ipynb #e4cf1c46
-AUGMENT_OPS = {'paraphrase': paraphrase, 'back_translate': back_translate, 'context': vary_context, 'edge': edge_variants}
+AUGMENT_OPS: dict[str, Callable[..., pd.DataFrame]] = {'paraphrase': paraphrase, 'back_translate': back_translate, 'context': vary_context, 'edge': edge_variants}
 
 def augment(df:pd.DataFrame, # rows to augment
             op:str,          # one of `AUGMENT_OPS`: paraphrase, back_translate, context, edge

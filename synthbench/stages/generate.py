@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 from ..core import make_table, content_id, prompt_text, response_text, normalize_text, examples_html, show_examples, _is_missing
@@ -191,7 +191,7 @@ def _cover(weights:Mapping, n:int) -> dict:
 
 def axis_combinations(axes:Mapping[str, Mapping[str, float]]) -> dict[tuple, float]:
     "Every combination of axis values (tuples in `axes` order) with its target share."
-    combos = {(): 1.0}
+    combos: dict[tuple, float] = {(): 1.0}
     for _name, vals in axes.items():
         tot = sum(vals.values()) or 1
         combos = {c + (v,): s * w / tot for c, s in combos.items() for v, w in vals.items() if w > 0}
@@ -209,7 +209,8 @@ def _split_cells(cells:Sequence[tuple[tuple, int]], # (values so far, rows) per 
     "Each cell's rows spread over `vals`, keeping each value's running total within a row of its share of the rows so far."
     tot = sum(w for w in vals.values() if w > 0) or 1
     share = {v: w / tot for v, w in vals.items() if w > 0}
-    done, seen, out = Counter(), 0, []
+    done: Counter[str] = Counter()
+    seen, out = 0, []
     for prefix, m in cells:
         if m <= 0: continue
         seen += m
@@ -259,12 +260,13 @@ class SeedRotation:
     "Hands out seed-id subsets: every seed is used about equally often, in a shuffled order."
     def __init__(self, ids:Sequence[str], per_batch:int=3, rotate:bool=True, rng_seed:int=0):
         self.ids, self.per_batch, self.rotate = list(ids), per_batch, rotate
-        self.rng, self.queue = random.Random(rng_seed), []
+        self.rng = random.Random(rng_seed)
+        self.queue: list[str] = []
     def next(self) -> list[str]:
         "The seed ids for the next batch (the first `per_batch` every time when `rotate` is off)."
         if not self.ids or self.per_batch <= 0: return []
         if not self.rotate: return self.ids[:self.per_batch]
-        out = []
+        out: list[str] = []
         while len(out) < min(self.per_batch, len(self.ids)):
             if not self.queue: self.queue = self.rng.sample(self.ids, len(self.ids))
             s = self.queue.pop()
@@ -283,7 +285,7 @@ def unlike_section(texts:Iterable[str], # recent outputs (most recent last)
 
 TEMPERATURES = {'precise': 0.7, 'varied': 1.0}
 
-def temperature_for(schedule:float|Sequence[float]|Mapping|Callable, # constant, list cycled per batch, {axis value: t}, or fn(i, combo)
+def temperature_for(schedule:float|list[float]|tuple[float, ...]|Mapping|Callable, # constant, list cycled per batch, {axis value: t}, or fn(i, combo)
                     i:int,                # batch number
                     combo:Mapping|None=None # the batch's axis values
                    ) -> float:
@@ -302,7 +304,8 @@ def chunk_document(text:str,          # the document (markdown or plain text)
                    min_chars:int=200   # a heading section shorter than this is merged with the next
                   ) -> list[dict]:
     "Cut `text` into chunks at headings and blank lines: `[{'id', 'title', 'text'}]`."
-    sections, cur = [], []
+    sections: list[str] = []
+    cur: list[str] = []
     for line in str(text).splitlines():
         if re.match(r'\s*#{1,6}\s', line) and sum(len(l) for l in cur) >= min_chars:
             sections.append('\n'.join(cur)); cur = []
@@ -436,7 +439,8 @@ def _items(obj) -> list:
 def _tool_call(c) -> dict:
     "One tool call in OpenAI's shape (`id`, `type`, `function` with `name` and string `arguments`); bad parts left for validation to name."
     if not isinstance(c, Mapping): return {'id': None, 'type': 'function', 'function': {'name': None, 'arguments': str(c)}}
-    fn = c.get('function') if isinstance(c.get('function'), Mapping) else {'name': c.get('name'), 'arguments': c.get('arguments')}
+    f = c.get('function')
+    fn = f if isinstance(f, Mapping) else {'name': c.get('name'), 'arguments': c.get('arguments')}
     args = fn.get('arguments')
     if isinstance(args, (Mapping, list)): args = json.dumps(args, ensure_ascii=False)
     return {'id': None if c.get('id') is None else str(c['id']), 'type': 'function',
@@ -462,7 +466,7 @@ def normalize_item(item, task_type:str='chat') -> tuple[dict, str]:
         role = _ROLE.get(str(t.get('role', t.get('from', ''))).strip().lower())
         content = t.get('content', t.get('value'))
         if not role: continue
-        m = {'role': role, 'content': '' if content is None else str(content).strip()}
+        m: dict[str, Any] = {'role': role, 'content': '' if content is None else str(content).strip()}
         if role == 'assistant' and t.get('tool_calls'):
             m['tool_calls'] = [_tool_call(c) for c in t['tool_calls']]
             if not m['content']: m['content'] = None     # OpenAI's shape: a turn that only calls tools has null content
@@ -587,7 +591,8 @@ def _with_unlike(b:Batch, template:PromptTemplate, recent:Sequence[str], j:int, 
     return replace(b, messages=b.messages[:-1] + [{'role': 'user', 'content': body}], unlike=unl)
 
 # %% ../../nbs/20_generate.ipynb #6d80fd3a
-def _resolve(spec, template, axes, rotate_axes, seeds, document, chunk_chars):
+def _resolve(spec, template:PromptTemplate|str|None, axes:Mapping|None, rotate_axes:bool, seeds:pd.DataFrame|None, document:str|list|Literal[False]|None,
+             chunk_chars:int) -> tuple[PromptTemplate, dict, pd.DataFrame, list]:
     "Shared set-up of plan/generate: template, axes, seed table and chunks."
     if template is None: template = GENERATE_CLASSIFY if getattr(spec, 'task_type', 'chat') == 'classification' else GENERATE_TOOLS if getattr(spec, 'tools', None) else GENERATE_CHAT
     elif isinstance(template, str): template = PromptTemplate('custom', template)
@@ -616,7 +621,7 @@ def plan_generation(spec,                 # task spec (`synthbench.spec.load_spe
                     temperature:Any=1.0,                   # temperature schedule (see `temperature_for`)
                     max_calls:int|None=None,               # cap on calls (default 3x the first round)
                     seeds:pd.DataFrame|None=None,          # seed table (default `spec.seeds()`)
-                    document:str|list|None=None,           # text (or chunks) to ground examples in
+                    document:str|list|Literal[False]|None=None, # text, .md/.txt path or chunks to ground examples in (None: `spec.context`; False: none)
                     chunk_chars:int=1500,                  # chunk size for `document`
                     axis_notes:Mapping|None=None,          # extra instruction per axis value, shown in the focus
                     max_tokens_per_example:int=300,        # completion budget per example asked for
@@ -723,7 +728,7 @@ def generate(spec,                           # task spec (`synthbench.spec.load_
              max_rounds:int=5,               # cap on rounds
              oversample:float=1.0,           # ask for this many times the missing rows each round
              seeds:pd.DataFrame|None=None,   # seed table (default `spec.seeds()`)
-             document:str|list|bool|None=None, # text, .md/.txt path or chunks to ground examples in (None: `spec.context`; False: none)
+             document:str|list|Literal[False]|None=None, # text, .md/.txt path or chunks to ground examples in (None: `spec.context`; False: none)
              chunk_chars:int=1500,           # chunk size for `document`
              axis_notes:Mapping|None=None,   # extra instruction per axis value, shown in the focus section
              validator:Callable|None|bool=None, # fn(df, spec) -> df with valid/invalid_reason (default `synthbench.stages.validate.validate`; False: none)
@@ -751,8 +756,10 @@ def generate(spec,                           # task spec (`synthbench.spec.load_
     seen = set(seeds['id']) | set(exclude_ids) if len(seeds) else set(exclude_ids)
     excluded = set(exclude_ids)
     schema, model_name = answer_model(spec), getattr(llm, 'model', None)
-    tables, calls, recent, chunk_pos = [], [], deque(maxlen=max(1, 5 * unlike)), [0]
-    valid_n, stop, rnd, n_calls, stale, dups, n_excl = Counter(), None, 0, 0, 0, 0, 0
+    tables, calls, chunk_pos = [], [], [0]
+    recent: deque[str] = deque(maxlen=max(1, 5 * unlike))
+    valid_n: Counter[tuple] = Counter()
+    stop, rnd, n_calls, stale, dups, n_excl = None, 0, 0, 0, 0, 0
     cap = None
     while True:
         needed = {cb: max(0, t - valid_n[cb]) for cb, t in targets.items()}
@@ -814,7 +821,8 @@ def generate(spec,                           # task spec (`synthbench.spec.load_
 def _trim_surplus(df:pd.DataFrame, targets:Mapping[tuple, int], names:Sequence[str]) -> tuple[pd.DataFrame, int]:
     "Drop valid rows beyond each combination's target (earliest kept); invalid rows always kept."
     if not len(df): return df, 0
-    keep, used = [], Counter()
+    keep: list[bool] = []
+    used: Counter[tuple] = Counter()
     for r in df.to_dict('records'):
         cb = _combo_of(r, names)
         if r['valid'] == True:
@@ -852,7 +860,7 @@ def answer_turns(rows:list[dict],              # chat rows (their `messages` are
     "Re-answer every assistant reply from user turn `start` on, turn by turn (each call sees the conversation so far, new replies included): per row (replies redone, error or '')."
     starts = [start] * len(rows) if isinstance(start, int) else list(start)
     sys_p = getattr(spec, 'system_prompt', None)
-    out = [[0, ''] for _ in rows]
+    out: list[list[Any]] = [[0, ''] for _ in rows]   # per row: [replies redone, error]
     msgs = [[dict(m) for m in r['messages']] for r in rows]
     for i, (ms, s) in enumerate(zip(msgs, starts)):
         out[i][1] = _regen_blocker(ms, s)
@@ -906,7 +914,8 @@ def generation_outcome(g:Mapping,          # `df.attrs['generation']` of a `gene
         return 'failed', 'budget', ' '.join(f'the budget ran out: stopped at {valid} of {n} rows after {calls} call(s): {first}'.split())[:400]
     status, kind, reason = calls_outcome(outcomes, 'generation')
     if status == 'failed' or (outcomes and all(o.error is not None for o in outcomes)): return 'failed', kind, reason
-    why = _STOP_WHY.get(g.get('stop_reason'), g.get('stop_reason'))
+    stop = str(g.get('stop_reason'))
+    why = _STOP_WHY.get(stop, stop)
     return 'partial', 'target', f'got {valid} of {n} valid rows after {calls} call(s) ({why})' + (f'; {reason}' if reason else '')
 
 def generate_stage(df:pd.DataFrame,                  # seed examples shown in the prompts (the runner passes the task's seeds); empty: `spec.seeds()`
@@ -926,7 +935,7 @@ def generate_stage(df:pd.DataFrame,                  # seed examples shown in th
                    unlike:int=10,                    # recent outputs listed as "unlike these" (0: off)
                    waves:int=3,                      # waves per round (later waves see earlier outputs)
                    oversample:float=1.0,             # ask for this many times the missing rows each round
-                   document:str|bool|None=None,      # text or .md/.txt path to ground examples in (None: the spec's context; False: none)
+                   document:str|Literal[False]|None=None, # text or .md/.txt path to ground examples in (None: the spec's context; False: none)
                    chunk_chars:int=1500,             # chunk size for `document`
                    max_tokens_per_example:int=300,   # completion budget per example asked for
                    validate:bool=True,               # validate rows against the spec's rules (False: keep all as valid)
@@ -935,12 +944,13 @@ def generate_stage(df:pd.DataFrame,                  # seed examples shown in th
     "Generate `n` valid rows for the run's task: the new rows (not `df`'s) as the table, the generation summary as the report."
     spec, llm = ctx.require_spec(), _CallRecorder(ctx.llm())
     pool = df[marked_rows(df, ['invalid']) == ''] if len(df) else None
+    excluded = sorted(set(df['id']) - set(pool['id'])) if pool is not None else []   # the invalid rows: never produced again
     try:
-        out = generate(spec, n, llm, k=k, template=template, axes=axes, rotate_axes=rotate_axes, seed_rotation=seed_rotation, n_seeds=n_seeds,
+        out = cast(pd.DataFrame, generate(spec, n, llm, k=k, template=template, axes=axes, rotate_axes=rotate_axes, seed_rotation=seed_rotation, n_seeds=n_seeds,
                        unlike=unlike, waves=waves, temperature=temperature, max_calls=max_calls, max_rounds=max_rounds, oversample=oversample,
                        seeds=pool, document=document, chunk_chars=chunk_chars, axis_notes=axis_notes, validator=None if validate else False,
-                       split=split, exclude_ids=sorted(set(df['id']) - set(pool['id'])) if len(df) else (), max_tokens_per_example=max_tokens_per_example,
-                       rng_seed=ctx.seed)
+                       split=split, exclude_ids=excluded, max_tokens_per_example=max_tokens_per_example,
+                       rng_seed=ctx.seed))   # estimate=False: always a table
     except ValueError as e: raise StageError('config', f'generate: {e}') from None
     g = dict(out.attrs.get('generation', {}))
     out = out.copy(); out.attrs = {}
@@ -1147,7 +1157,7 @@ def cli_generate(argv:list[str]) -> int:
     spec, seeds, why = _load_task('generate', a.seed_dir)
     if why: return _fail('generate', why)
     folder = Path(a.seed_dir) if Path(a.seed_dir).is_dir() else Path(a.seed_dir).parent
-    doc = False if a.no_document else _document_of(spec, folder)
+    doc: str|Literal[False]|None = False if a.no_document else _document_of(spec, folder)
     try: llm = _llm_from_args(a)
     except (ValueError, OSError, RuntimeError) as e:
         if not a.estimate: return _fail('generate', f'cannot set up the model: {e}')
@@ -1155,10 +1165,10 @@ def cli_generate(argv:list[str]) -> int:
         print(f'plan: {plan.calls} calls (cap {plan.max_calls}); to price them pass --model M (or set $SYNTHBENCH_MODEL) [{e}]')
         return 0
     if a.estimate:
-        res = plan_generation(spec, a.n, llm, k=a.k, max_calls=a.max_calls, document=doc, seeds=seeds)
-        e, m = res.estimate, res.estimate_max
-        print(f'plan: {res.calls} calls, ~{e.tokens_in} tokens in, <= {e.tokens_out} tokens out, ~${float(e.usd or 0):.4f}; '
-              f'cap {res.max_calls} calls: ~${m["usd"]:.4f}')
+        plan = plan_generation(spec, a.n, llm, k=a.k, max_calls=a.max_calls, document=doc, seeds=seeds)
+        est, m = plan.estimate, plan.estimate_max
+        print(f'plan: {plan.calls} calls, ~{est.tokens_in} tokens in, <= {est.tokens_out} tokens out, ~${float(est.usd or 0):.4f}; '
+              f'cap {plan.max_calls} calls: ~${m["usd"]:.4f}')
         return 0
     try: res = generate_stage(seeds, ctx=RunContext(spec=spec, llms={'main': llm}), n=a.n, k=a.k, max_calls=a.max_calls, max_rounds=a.max_rounds, document=doc)
     except StageError as e: return _fail('generate', f'{e.kind}: {e.reason}')
