@@ -15,6 +15,7 @@ from ..core import make_table, check_table, concat_tables, prompt_text, response
 from .generate import (PromptTemplate, task_section, salvage_json_items, EDGE_TYPES, _validate, _llm_from_args,
                                  _add_llm_args, _fail, _stage_exit, _CallRecorder, answer_turns)
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
+from ..spec import TaskSpec
 
 # %% auto #0
 __all__ = ['PARAPHRASE', 'TRANSLATE', 'CONTEXT', 'EDGE', 'CHECK', 'LANGUAGES', 'CONTEXTS', 'RULE_EDGE_TYPES', 'AUGMENT_OPS',
@@ -196,7 +197,7 @@ def _llm(llm):
         llm = LLM()
     return llm
 
-def _finish(rows:list, parents:pd.DataFrame, spec, validator) -> pd.DataFrame:
+def _finish(rows:list, parents:pd.DataFrame, spec:TaskSpec|None, validator) -> pd.DataFrame:
     "Table of new rows: identical-to-parent or repeated rows skipped (counted in `attrs`), the rest validated when a spec is given."
     seen, out, same = set(parents['id']), [], 0
     for r in rows:
@@ -218,7 +219,7 @@ def _finish(rows:list, parents:pd.DataFrame, spec, validator) -> pd.DataFrame:
 def paraphrase(df:pd.DataFrame,        # rows to paraphrase
                llm=None,               # `synthbench.llm.engine.LLM` (default `LLM()`)
                n:int=3,                # variants per row
-               spec=None,              # task spec: validate the new rows against it (optional)
+               spec:TaskSpec|None=None, # task spec: validate the new rows against it (optional)
                temperature:float=1.0,  # sampling temperature
                max_tokens:int=600,     # completion budget per call
                validator=None,         # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
@@ -256,7 +257,7 @@ def back_translate(df:pd.DataFrame,            # rows to back-translate
                    llm=None,                   # `synthbench.llm.engine.LLM` (default `LLM()`)
                    pivots:Sequence[str]=('de',), # pivot languages (codes in `LANGUAGES` or names)
                    source_language:str='English', # the language to translate back into
-                   spec=None,                  # task spec: validate the new rows against it (optional)
+                   spec:TaskSpec|None=None,    # task spec: validate the new rows against it (optional)
                    temperature:float=0.7,      # sampling temperature
                    max_tokens:int=600,         # completion budget per call
                    validator=None,             # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
@@ -301,7 +302,7 @@ def _contexts(contexts) -> list[str]:
     if isinstance(contexts, Mapping): return [f'{k}: {v}' for k, vs in contexts.items() for v in vs]
     return [str(c) for c in contexts]
 
-def _rewrite_prompt(tpl:PromptTemplate, r:Mapping, spec, **kw) -> str:
+def _rewrite_prompt(tpl:PromptTemplate, r:Mapping, spec:TaskSpec|None, **kw) -> str:
     chat = not _is_missing(r.get('messages'))
     return tpl.render(text=first_input(r), task=('## The assistant\n' + task_section(spec)) if spec is not None else '',
                       reply=f'Original reply:\n<input>\n{response_text(r)}\n</input>' if chat else '',
@@ -320,7 +321,7 @@ def _rewrite_child(r:Mapping, x, op:str, tpl:PromptTemplate, **extra) -> dict:
     if not err and not re.search(r'\w\w', str(u)): err = f'degenerate rewrite {str(u)[:20]!r}'
     return child_row(r, content, op, x, err, prompt_id=tpl.id, **extra)
 
-def _regenerate(rows:list, llm, spec, max_tokens:int=600) -> list:
+def _regenerate(rows:list, llm, spec:TaskSpec|None, max_tokens:int=600) -> list:
     "Re-answer the later turns of the rows a rewrite marked (`_regen`: the first user turn whose reply is stale); a row that cannot be is invalid, never shipped stale."
     todo = [r for r in rows if r.get('_regen') is not None and not r.get('invalid_reason')]
     if todo and llm is None:
@@ -336,7 +337,7 @@ def vary_context(df:pd.DataFrame,        # rows to vary
                  llm=None,               # `synthbench.llm.engine.LLM` (default `LLM()`)
                  contexts:Sequence[str]|Mapping|None=None, # contexts, or {kind: [contexts]} (default `CONTEXTS`)
                  per_row:int=2,          # contexts per row
-                 spec=None,              # task spec: its rules go in the prompt, and the new rows are validated
+                 spec:TaskSpec|None=None, # task spec: its rules go in the prompt, and the new rows are validated
                  temperature:float=1.0,  # sampling temperature
                  max_tokens:int=600,     # completion budget per call
                  validator=None,         # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
@@ -361,7 +362,7 @@ RULE_EDGE_TYPES = [k for k, e in EDGE_TYPES.items() if e.rule is not None]
 def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
                   types:Sequence[str]=tuple(RULE_EDGE_TYPES), # edge types (see `synthbench.stages.generate.EDGE_TYPES`)
                   llm=None,                     # needed for model-made types, and to re-answer rule-made ones
-                  spec=None,                    # task spec: system prompt for re-answering, rules, validation
+                  spec:TaskSpec|None=None,      # task spec: system prompt for re-answering, rules, validation
                   per_row:int=1,                # edge types applied to each row (dealt out in rotation)
                   rng_seed:int=0,               # seed of the rule-made noise
                   temperature:float=1.0,        # sampling temperature of model-made variants
@@ -394,7 +395,7 @@ def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
             rows[-1].update(_regen=0, edge_answer='model')   # every reply re-answered, turn by turn (tool calls cannot be: marked stale)
         elif not e.keeps_answer and not _is_missing(r.get('messages')) and llm is not None and spec is not None: reanswer.append(len(rows) - 1)
     if reanswer:
-        sys_p = getattr(spec, 'system_prompt', None)
+        sys_p = spec.system_prompt if spec is not None else None   # rows are re-answered only with a spec
         am = [[m for m in rows[k]['messages'] if m['role'] != 'assistant'][:2] for k in reanswer]
         am = [([{'role': 'system', 'content': sys_p}] if sys_p and m[0]['role'] != 'system' else []) + m for m in am]
         for k, x in zip(reanswer, llm.chat_many(am, sample_ids=[f"edge-answer:{rows[k]['parent_id']}:{rows[k]['edge_type']}" for k in reanswer],

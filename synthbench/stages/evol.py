@@ -287,9 +287,9 @@ def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
     return pd.concat(out, ignore_index=True) if out else make_table([])
 
 # %% ../../nbs/21_evol.ipynb #c76e0549
-def _child_row(spec, parent, lv, op, et, tpl, res, newp, ans, rnd, max_similarity, diffs, model, conv=None, parent_prompt=None) -> tuple[dict, bool]:
+def _child_row(spec:TaskSpec, parent, lv, op, et, tpl, res, newp, ans, rnd, max_similarity, diffs, model, conv=None, parent_prompt=None) -> tuple[dict, bool]:
     "The row made by one evolution, with lineage, level, cost and failure reason (`conv`: (messages, error) of an evolved conversation)."
-    tt = getattr(spec, 'task_type', 'chat')
+    tt = spec.task_type
     err = f'call failed: {res.error}' if getattr(res, 'error', None) else ''
     if not err and ans is not None and getattr(ans, 'error', None): err = f'answer call failed: {ans.error}'
     resp = None if tt == 'classification' or ans is None else (getattr(ans, 'text', None) or '')
@@ -306,7 +306,7 @@ def _child_row(spec, parent, lv, op, et, tpl, res, newp, ans, rnd, max_similarit
     row = {k: v for k, v in parent.items() if k not in ('id', 'messages', 'text', 'valid', 'invalid_reason', '_tried') and not k.startswith(('judge_', 'dup_', 'aug_'))}
     if tt == 'classification': row.update(text=(newp or '').strip(), label=parent.get('label'))
     else:
-        sys_p = getattr(spec, 'system_prompt', None)
+        sys_p = spec.system_prompt
         body = [m for m in conv[0] if m.get('role') != 'system'] if conv is not None else [{'role': 'user', 'content': (newp or '').strip()}, {'role': 'assistant', 'content': (resp or '').strip()}]
         row['messages'] = ([{'role': 'system', 'content': sys_p}] if sys_p else []) + body
     row.update(source='generated', parent_id=parent['id'], op=f'evol_{op}', round=rnd, model=getattr(res, 'model', None) or model, prompt_id=tpl.id,
@@ -339,7 +339,7 @@ def _valid_levels(df:pd.DataFrame, diffs:Sequence[str]) -> list[int]:
     return [_level_of(r, diffs) for r in df.to_dict('records') if _usable(r)]
 
 def evolve_to_targets(df:pd.DataFrame,          # rows to start from (their level: `evol_level`, else difficulty, else simple)
-                      spec,                     # task spec
+                      spec:TaskSpec,            # task spec
                       llm=None,                 # `synthbench.llm.engine.LLM`
                       targets:Mapping[str, int]|None=None, # valid rows wanted per level name (default `EVOL_TARGETS`); the input rows count
                       max_passes:int=6,         # cap on top-up passes

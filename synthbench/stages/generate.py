@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, ValidationError
 from ..core import make_table, content_id, prompt_text, response_text, normalize_text, examples_html, show_examples, _is_missing
 from ..run.stage import RunContext, StageResult, StageError, FATAL_KINDS, calls_outcome, marked_rows
+from ..spec import TaskSpec
 
 # %% auto #0
 __all__ = ['GENERATE_CHAT', 'GENERATE_CLASSIFY', 'GENERATE_TOOLS', 'TEMPLATES', 'TEMPERATURES', 'TURNS_RULE', 'EDGE_TYPES',
@@ -160,11 +161,11 @@ class ToolExamples(BaseModel):
     "The answer to one tool-call generation call: `k` conversations with tool calls, tool results and final replies."
     examples: list[ToolExample]
 
-def answer_model(spec) -> type[BaseModel]:
+def answer_model(spec:TaskSpec) -> type[BaseModel]:
     "The pydantic answer model for `spec`: labelled texts, tool-call conversations, multi-turn conversations or chats."
-    if getattr(spec, 'task_type', 'chat') == 'classification': return TextExamples
-    if getattr(spec, 'tools', None): return ToolExamples
-    return MultiTurnExamples if getattr(spec, 'multi_turn', False) else ChatExamples
+    if spec.task_type == 'classification': return TextExamples
+    if spec.tools: return ToolExamples
+    return MultiTurnExamples if spec.multi_turn else ChatExamples
 
 # %% ../../nbs/20_generate.ipynb #96fe920e
 def _apportion(weights:Mapping, n:int) -> dict:
@@ -329,13 +330,13 @@ def chunk_document(text:str,          # the document (markdown or plain text)
     return out
 
 # %% ../../nbs/20_generate.ipynb #f22a756b
-def _axes_of(spec) -> dict:
+def _axes_of(spec:TaskSpec) -> dict:
     "The spec's axes, with a label axis added for classification specs that lack one."
-    axes = {k: dict(v) for k, v in (getattr(spec, 'axes', None) or {}).items()}
-    labels = list(getattr(spec, 'labels', None) or [])
-    if getattr(spec, 'task_type', 'chat') == 'classification' and labels and not _label_axis(axes, labels):
+    axes = {k: dict(v) for k, v in spec.axes.items()}
+    labels = list(spec.labels)
+    if spec.task_type == 'classification' and labels and not _label_axis(axes, labels):
         axes = {'label': {l: 1 / len(labels) for l in labels}, **axes}
-    turns = getattr(spec, 'turns', None) or {}
+    turns = spec.turns
     if len(turns) > 1 or any(k > 1 for k in turns): axes['turns'] = {str(k): s for k, s in turns.items()}   # planned like an axis
     return axes
 
@@ -345,21 +346,21 @@ def _label_axis(axes:Mapping, labels:Sequence[str]) -> str|None:
     if 'category' in axes and labels and set(axes['category']) <= set(labels): return 'category'
     return None
 
-def task_section(spec) -> str:
+def task_section(spec:TaskSpec) -> str:
     "The task description shown in every generation prompt: name, description, system prompt, rules."
-    parts = [f"{getattr(spec, 'name', 'task')}: {getattr(spec, 'description', '') or ''}".strip()]
-    if getattr(spec, 'system_prompt', None): parts.append(f"The assistant follows this system prompt:\n<<<\n{spec.system_prompt}\n>>>")
-    if getattr(spec, 'labels', None): parts.append('Allowed labels / categories: ' + ', '.join(map(str, spec.labels)))
-    rules = list(getattr(spec, 'guidelines', None) or [])
-    rx = getattr(spec, 'output_regex', None)
+    parts = [f"{spec.name}: {spec.description}".strip()]
+    if spec.system_prompt: parts.append(f"The assistant follows this system prompt:\n<<<\n{spec.system_prompt}\n>>>")
+    if spec.labels: parts.append('Allowed labels / categories: ' + ', '.join(map(str, spec.labels)))
+    rules = list(spec.guidelines)
+    rx = spec.output_regex
     if rx and len(rx) <= 200: rules.append(f"The assistant's reply must match the regular expression: {rx}")
     elif rx: rules.append("The assistant's reply is checked against a strict pattern: use exactly the reply formats shown above and in the examples.")
-    if getattr(spec, 'output_schema', None): rules.append("The assistant's reply must be JSON valid against this schema: " + json.dumps(spec.output_schema))
-    lo, hi = getattr(spec, 'min_chars', None), getattr(spec, 'max_chars', None)
+    if spec.output_schema: rules.append("The assistant's reply must be JSON valid against this schema: " + json.dumps(spec.output_schema))
+    lo, hi = spec.min_chars, spec.max_chars
     if lo or hi: rules.append(f"Each example's text is between {lo or 0} and {hi or 'any number of'} characters.")
-    if getattr(spec, 'multi_turn', False): rules.append(TURNS_RULE)
+    if spec.multi_turn: rules.append(TURNS_RULE)
     if rules: parts.append('Rules:\n' + '\n'.join(f'- {r}' for r in rules))
-    if getattr(spec, 'tools', None):
+    if spec.tools:
         parts.append('Tools the assistant can call (name, description, JSON schema of the arguments):\n'
                      + '\n'.join(json.dumps(t, ensure_ascii=False) for t in spec.tools))
     return '\n\n'.join(parts)
@@ -561,7 +562,7 @@ def _unlike_for(pool:Sequence[str], j:int, n:int) -> list[str]:
     s = (j * n) % len(pool)
     return (pool[s:] + pool[:s])[:n]
 
-def _make_batches(spec, template:PromptTemplate, needed:Mapping[tuple, int], axis_names:Sequence[str], seeds:pd.DataFrame,
+def _make_batches(spec:TaskSpec, template:PromptTemplate, needed:Mapping[tuple, int], axis_names:Sequence[str], seeds:pd.DataFrame,
                   rot:SeedRotation, chunks:list, chunk_pos:list, recent:Sequence[str], c:_Controls, rnd:int, start:int) -> list[Batch]:
     by_id = {r['id']: r for r in seeds.to_dict('records')} if len(seeds) else {}
     sys_msg = [{'role': 'system', 'content': 'You are a careful writer of training data. You follow the requested JSON format exactly.'}]
@@ -570,8 +571,8 @@ def _make_batches(spec, template:PromptTemplate, needed:Mapping[tuple, int], axi
         i = start + j
         parts = [(dict(zip(axis_names, ct)), m) for ct, m in parts_t] if c.rotate_axes else [({}, sum(m for _, m in parts_t))]
         combo, count = parts[0][0], sum(m for _, m in parts)
-        focus = focus_section(combo, c.axis_notes, getattr(spec, 'axis_descriptions', None)) if len(parts) == 1 else \
-                mixed_focus_section(parts, c.axis_notes, getattr(spec, 'axis_descriptions', None))
+        focus = focus_section(combo, c.axis_notes, spec.axis_descriptions) if len(parts) == 1 else \
+                mixed_focus_section(parts, c.axis_notes, spec.axis_descriptions)
         sids = rot.next()
         chunk = None
         if chunks: chunk = chunks[chunk_pos[0] % len(chunks)]; chunk_pos[0] += 1
@@ -591,15 +592,15 @@ def _with_unlike(b:Batch, template:PromptTemplate, recent:Sequence[str], j:int, 
     return replace(b, messages=b.messages[:-1] + [{'role': 'user', 'content': body}], unlike=unl)
 
 # %% ../../nbs/20_generate.ipynb #6d80fd3a
-def _resolve(spec, template:PromptTemplate|str|None, axes:Mapping|None, rotate_axes:bool, seeds:pd.DataFrame|None, document:str|list|Literal[False]|None,
+def _resolve(spec:TaskSpec, template:PromptTemplate|str|None, axes:Mapping|None, rotate_axes:bool, seeds:pd.DataFrame|None, document:str|list|Literal[False]|None,
              chunk_chars:int) -> tuple[PromptTemplate, dict, pd.DataFrame, list]:
     "Shared set-up of plan/generate: template, axes, seed table and chunks."
-    if template is None: template = GENERATE_CLASSIFY if getattr(spec, 'task_type', 'chat') == 'classification' else GENERATE_TOOLS if getattr(spec, 'tools', None) else GENERATE_CHAT
+    if template is None: template = GENERATE_CLASSIFY if spec.task_type == 'classification' else GENERATE_TOOLS if spec.tools else GENERATE_CHAT
     elif isinstance(template, str): template = PromptTemplate('custom', template)
     axes = _axes_of(spec) if axes is None else {k: dict(v) for k, v in axes.items()}
     if not rotate_axes: axes = {}
-    if seeds is None: seeds = spec.seeds() if hasattr(spec, 'seeds') else make_table([])
-    if document is None: document = getattr(spec, 'context', None) or None   # the spec's grounding document, if any
+    if seeds is None: seeds = spec.seeds()
+    if document is None: document = spec.context or None   # the spec's grounding document, if any
     if document is False: document = None
     if isinstance(document, (str, Path)) and Path(str(document)).suffix in ('.md', '.txt') and len(str(document)) < 500 and Path(str(document)).exists():
         document = Path(document).read_text()
@@ -608,7 +609,7 @@ def _resolve(spec, template:PromptTemplate|str|None, axes:Mapping|None, rotate_a
 
 def _default_max_calls(first_round_calls:int) -> int: return max(3, 3 * first_round_calls)
 
-def plan_generation(spec,                 # task spec (`synthbench.spec.load_spec`)
+def plan_generation(spec:TaskSpec,        # task spec (`synthbench.spec.load_spec`)
                     n:int,                # valid rows wanted
                     llm=None,             # `synthbench.llm.engine.LLM` (for the estimate); None: no estimate
                     k:int=20,             # examples per call
@@ -638,7 +639,7 @@ def plan_generation(spec,                 # task spec (`synthbench.spec.load_spe
     return plan
 
 # %% ../../nbs/20_generate.ipynb #7decd7f6
-def _validate(df:pd.DataFrame, spec, validator) -> pd.DataFrame:
+def _validate(df:pd.DataFrame, spec:TaskSpec, validator) -> pd.DataFrame:
     "Run `validator` (default `synthbench.stages.validate.validate`) and fold in the generation errors."
     if validator is None:
         from synthbench.stages.validate import validate as validator
@@ -650,16 +651,16 @@ def _validate(df:pd.DataFrame, spec, validator) -> pd.DataFrame:
     v['valid'] = ok.astype(object); v['invalid_reason'] = [r if not o else '' for r, o in zip(reason, ok)]
     return v
 
-def _rows_from(batch:Batch, res, spec, llm_model, op, source, split, label_axis) -> tuple[list[dict], str]:
+def _rows_from(batch:Batch, res, spec:TaskSpec, llm_model, op, source, split, label_axis) -> tuple[list[dict], str]:
     "Rows parsed from one call, with lineage and cost shares."
-    tt = getattr(spec, 'task_type', 'chat')
+    tt = spec.task_type
     items, err = parse_answer(res, tt)
-    rows, labels = [], list(getattr(spec, 'labels', None) or [])
+    rows, labels = [], list(spec.labels)
     u = getattr(res, 'usage', None)
     tin, tout = (getattr(u, 'prompt_tokens', 0) or 0, getattr(u, 'completion_tokens', 0) or 0) if u else (0, 0)
     cost = float(getattr(res, 'cost_usd', 0) or 0)
     m = max(1, len(items))
-    sys_p = getattr(spec, 'system_prompt', None)
+    sys_p = spec.system_prompt
     for pos, it in enumerate(items):
         row, e = normalize_item(it, tt)
         combo = batch.combo_at(pos)
@@ -674,7 +675,7 @@ def _rows_from(batch:Batch, res, spec, llm_model, op, source, split, label_axis)
                     'gen_batch': batch.idx, 'gen_seed_ids': list(batch.seed_ids), 'gen_temperature': batch.temperature,
                     'gen_focus': json.dumps(combo, ensure_ascii=False), 'gen_error': e})
         if tt == 'classification' and label_axis == 'category': row['category'] = row['label']
-        if getattr(spec, 'tools', None): row['tools'] = spec.openai_tools()
+        if spec.tools: row['tools'] = spec.openai_tools()
         if batch.chunk: row.update(gen_chunk_id=batch.chunk['id'], gen_chunk_text=batch.chunk['text'])
         rows.append(row)
     return rows, err
@@ -712,7 +713,7 @@ def _fatal(results:Sequence) -> str|None:
     if kinds and all(k in FATAL_KINDS for k in kinds): return kinds[0]
     return None
 
-def generate(spec,                           # task spec (`synthbench.spec.load_spec`)
+def generate(spec:TaskSpec,                  # task spec (`synthbench.spec.load_spec`)
              n:int,                          # valid rows wanted
              llm=None,                       # `synthbench.llm.engine.LLM` (default: `LLM()`, the local model when nothing is configured)
              k:int=20,                       # examples per call
@@ -751,7 +752,7 @@ def generate(spec,                           # task spec (`synthbench.spec.load_
     template, axes, seeds, chunks = _resolve(spec, template, axes, rotate_axes, seeds, document, chunk_chars)
     c = _Controls(k, rotate_axes, seed_rotation, n_seeds, unlike, temperature, max_tokens_per_example, dict(axis_notes or {}))
     names, targets = list(axes), axis_targets(axes, n)
-    label_axis = _label_axis(axes, getattr(spec, 'labels', None) or []) if getattr(spec, 'task_type', 'chat') == 'classification' else None
+    label_axis = _label_axis(axes, spec.labels) if spec.task_type == 'classification' else None
     rot = SeedRotation(seeds['id'].tolist() if len(seeds) else [], n_seeds, seed_rotation, rng_seed)
     seen = set(seeds['id']) | set(exclude_ids) if len(seeds) else set(exclude_ids)
     excluded = set(exclude_ids)
@@ -851,7 +852,7 @@ def _regen_blocker(msgs:list, start:int) -> str:
 
 def answer_turns(rows:list[dict],              # chat rows (their `messages` are replaced)
                  llm,                          # `synthbench.llm.engine.LLM`
-                 spec=None,                    # task spec: its system prompt goes first when a chat has none
+                 spec:TaskSpec|None=None,      # task spec: its system prompt goes first when a chat has none
                  start:Sequence[int]|int=0,    # per row: the first user turn (0-based) whose reply is re-answered
                  temperature:float=0.7,        # answer temperature
                  max_tokens:int=400,           # completion budget per reply
@@ -859,7 +860,7 @@ def answer_turns(rows:list[dict],              # chat rows (their `messages` are
                 ) -> list[tuple[int, str]]:
     "Re-answer every assistant reply from user turn `start` on, turn by turn (each call sees the conversation so far, new replies included): per row (replies redone, error or '')."
     starts = [start] * len(rows) if isinstance(start, int) else list(start)
-    sys_p = getattr(spec, 'system_prompt', None)
+    sys_p = spec.system_prompt if spec is not None else None
     out: list[list[Any]] = [[0, ''] for _ in rows]   # per row: [replies redone, error]
     msgs = [[dict(m) for m in r['messages']] for r in rows]
     for i, (ms, s) in enumerate(zip(msgs, starts)):
@@ -958,12 +959,12 @@ def generate_stage(df:pd.DataFrame,                  # seed examples shown in th
     return StageResult(out, report=_plain(g), status=status, error_kind=kind, reason=reason)
 
 # %% ../../nbs/20_generate.ipynb #4d36a5e6
-def uniform_axes(spec, names:Sequence[str]=('category', 'difficulty')) -> dict:
+def uniform_axes(spec:TaskSpec, names:Sequence[str]=('category', 'difficulty')) -> dict:
     "The spec's axes named in `names`, with equal shares for every value (a balanced grid)."
     axes = _axes_of(spec)
     return {a: {v: 1 / len(axes[a]) for v in axes[a]} for a in names if a in axes}
 
-def generate_eval_set(spec,                    # task spec
+def generate_eval_set(spec:TaskSpec,           # task spec
                       per_cell:int,            # rows per category x difficulty cell
                       llm=None,                # `synthbench.llm.engine.LLM`
                       train:pd.DataFrame|None=None, # training table to keep apart from
@@ -1061,7 +1062,7 @@ def edge_catalogue() -> pd.DataFrame:
     return pd.DataFrame([{'edge_type': e.name, 'description': e.description, 'rule_made': e.rule is not None, 'keeps_answer': e.keeps_answer} for e in EDGE_TYPES.values()])
 
 # %% ../../nbs/20_generate.ipynb #4c130d4b
-def generate_edge_cases(spec,                      # task spec
+def generate_edge_cases(spec:TaskSpec,             # task spec
                         n:int,                     # rows wanted, spread evenly over `types`
                         llm=None,                  # `synthbench.llm.engine.LLM`
                         types:Sequence[str]|None=None, # edge types (default: all in `EDGE_TYPES`)
@@ -1102,9 +1103,9 @@ def _stage_exit(cmd:str, res) -> int:
     print(f'synthbench {cmd}: {res.status} ({res.error_kind}): {res.reason}', file=sys.stderr)
     return 1
 
-def _document_of(spec, folder:Path) -> str|None:
+def _document_of(spec:TaskSpec, folder:Path) -> str|None:
     "The grounding document of a seed folder: `spec.context` (the task's `context:` file), else a `*.md`/`*.txt` file next to task.yaml."
-    d = getattr(spec, 'context', None) or getattr(spec, 'document', None)
+    d = spec.context
     if isinstance(d, str) and d.strip(): return Path(d).read_text() if len(d) < 500 and Path(d).exists() else d
     files = [f for f in sorted(folder.glob('*')) if f.suffix in ('.md', '.txt') and f.stem.lower() != 'readme']
     return files[0].read_text() if files else None

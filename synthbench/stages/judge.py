@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from ..core import check_table, content_id, make_table, prompt_text, response_text, _is_missing, _has_calls, calls_key
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome
+from ..spec import TaskSpec
 
 # %% auto #0
 __all__ = ['JUDGE_SYSTEM', 'MODEL_FAMILIES', 'CORRUPTIONS', 'Criterion', 'default_criteria', 'criteria_from_spec',
@@ -60,26 +61,26 @@ def _slug(text:str, n_words:int=3) -> str:
     s = '_'.join(words[:n_words])[:30].strip('_')
     return s if s and s[0].isalpha() else ''
 
-def criteria_from_spec(spec=None,                  # a TaskSpec (synthbench.spec.load_spec), or None
+def criteria_from_spec(spec:TaskSpec|None=None,    # a TaskSpec (synthbench.spec.load_spec), or None
                        task_type:str|None=None,    # 'chat' | 'classification' when there is no spec
                        guideline_weight:float=1.0  # weight of each guideline criterion
                       ) -> list[Criterion]:
     "Default criteria for the spec's task type plus one criterion per guideline in `spec.guidelines`."
-    tt = task_type or getattr(spec, 'task_type', None) or 'chat'
+    tt = task_type or (spec.task_type if spec is not None else 'chat')
     crits = default_criteria(tt)
     seen = {c.name for c in crits}
-    for i, g in enumerate(getattr(spec, 'guidelines', None) or [], 1):
+    for i, g in enumerate(spec.guidelines if spec is not None else [], 1):
         name = _slug(str(g))
         if not name or name in seen: name = f'guideline_{i}'
         seen.add(name)
         crits.append(Criterion(name, f'Guideline: {g}', guideline_weight))
     return crits
 
-def make_criteria(criteria=None, spec=None) -> list[Criterion]:
+def make_criteria(criteria=None, spec:TaskSpec|None=None) -> list[Criterion]:
     "Normalise `criteria` (None, names, {name: description}, or `Criterion`s) to a list of `Criterion`."
     if criteria is None: return criteria_from_spec(spec)
     if isinstance(criteria, Mapping): criteria = [Criterion(k, v) for k, v in criteria.items()]
-    defaults = {c.name: c for c in default_criteria(getattr(spec, 'task_type', None) or 'chat')}
+    defaults = {c.name: c for c in default_criteria(spec.task_type if spec is not None else 'chat')}
     out = []
     for c in criteria:
         if isinstance(c, str):
@@ -122,17 +123,18 @@ def example_block(row:Mapping) -> str:
         body = f"[text]\n{'' if _is_missing(row.get('text')) else row.get('text')}\n[label]\n{'' if _is_missing(lab) else lab}"
     return f'<example>\n{body}\n</example>'
 
-def _task_block(spec, max_context:int=12000) -> str:
+def _task_block(spec:TaskSpec|None, max_context:int=12000) -> str:
+    "The task as the judge sees it: name, system prompt, labels, output rules and the grounding document ('' without a spec)."
     if spec is None: return ''
-    parts = [f"Task: {getattr(spec, 'name', '')}: {getattr(spec, 'description', '') or ''}".strip()]
-    if getattr(spec, 'system_prompt', None): parts.append(f'System prompt the model is trained with: {spec.system_prompt}')
-    if getattr(spec, 'labels', None):
-        kind = 'Allowed labels' if getattr(spec, 'task_type', '') == 'classification' else 'Categories'
+    parts = [f"Task: {spec.name}: {spec.description}".strip()]
+    if spec.system_prompt: parts.append(f'System prompt the model is trained with: {spec.system_prompt}')
+    if spec.labels:
+        kind = 'Allowed labels' if spec.task_type == 'classification' else 'Categories'
         parts.append(f"{kind}: {', '.join(map(str, spec.labels))}")
-    if getattr(spec, 'output_regex', None): parts.append(f'The answer must match the regex: {spec.output_regex}')
-    if getattr(spec, 'output_schema', None): parts.append(f'The answer must be JSON valid against: {json.dumps(spec.output_schema)}')
-    elif getattr(spec, 'output_format', None) == 'json': parts.append('The answer must be a single JSON object.')
-    ctx = getattr(spec, 'context', '') or ''
+    if spec.output_regex: parts.append(f'The answer must match the regex: {spec.output_regex}')
+    if spec.output_schema: parts.append(f'The answer must be JSON valid against: {json.dumps(spec.output_schema)}')
+    elif spec.output_format == 'json': parts.append('The answer must be a single JSON object.')
+    ctx = spec.context
     if ctx:
         cut = f'\n[... {len(ctx) - max_context} more characters not shown]' if len(ctx) > max_context else ''
         parts.append(f'Reference document (answers must be grounded in it):\n<document>\n{ctx[:max_context]}{cut}\n</document>')
@@ -140,7 +142,7 @@ def _task_block(spec, max_context:int=12000) -> str:
 
 def judge_messages(row:Mapping,                  # one example (a table row as a dict)
                    criteria:Sequence[Criterion], # what to score
-                   spec=None                     # TaskSpec for task context, or None
+                   spec:TaskSpec|None=None       # TaskSpec for task context, or None
                   ) -> list[dict]:
     "The chat messages that ask the judge to score `row` on `criteria`."
     rubric = '\n'.join(f'- {c.name}: {c.description}' for c in criteria)
@@ -333,7 +335,7 @@ def _ids_or_index(df:pd.DataFrame) -> list[str]:
     return [str(x) for x in (df['id'] if 'id' in df.columns else df.index)]
 
 # %% ../../nbs/31_judge.ipynb #689ab3b9
-def _judge_rows(df, llm, crits, spec, threshold, min_score, bottom_pct, calibration, skip_invalid, desc, temperature, max_tokens, **params
+def _judge_rows(df, llm, crits, spec:TaskSpec|None, threshold, min_score, bottom_pct, calibration, skip_invalid, desc, temperature, max_tokens, **params
                ) -> tuple[pd.DataFrame, list]:
     "The judged table and one outcome (`error`, `error_kind`) per judge call."
     check_table(df, 'judge')
@@ -377,7 +379,7 @@ def _judge_rows(df, llm, crits, spec, threshold, min_score, bottom_pct, calibrat
 def judge(df:pd.DataFrame,               # example table
           llm=None,                      # synthbench.llm.engine.LLM doing the judging (default: LLM(), i.e. configured or local)
           criteria=None,                 # criteria (default: from `spec`, else the 4 defaults)
-          spec=None,                     # TaskSpec: task context, labels, format and guideline criteria
+          spec:TaskSpec|None=None,       # TaskSpec: task context, labels, format and guideline criteria
           threshold:float|None=None,     # pass when judge_overall >= threshold (default: calibration's suggestion, else 3.5)
           min_score:int|None=3,          # ... and no criterion below min_score
           bottom_pct:float|None=None,    # reject the lowest X% instead of using a threshold
@@ -563,7 +565,7 @@ def calibration_set(good:pd.DataFrame,                  # known-good examples (s
                     n_bad:int|None=None,                # how many corrupted rows (default: as many as good, at least one per kind)
                     seed:int=0,                         # makes the set reproducible
                     labels:Sequence[str]|None=None,     # allowed labels (default: spec.labels, else the labels in `good`)
-                    spec=None,                          # TaskSpec, for its labels
+                    spec:TaskSpec|None=None,            # TaskSpec, for its labels
                     extra_bad:pd.DataFrame|None=None    # more known-bad rows (e.g. human-rejected), kind 'human_reject'
                    ) -> pd.DataFrame:
     "Known-good rows plus deterministic corrupted copies, with `calib_expected` and `calib_kind`."
@@ -573,7 +575,7 @@ def calibration_set(good:pd.DataFrame,                  # known-good examples (s
         if k not in CORRUPTIONS: raise ValueError(f'unknown corruption {k!r}; use some of {CORRUPTIONS}.')
     rng = random.Random(seed)
     recs = good.to_dict('records')
-    if labels is None: labels = getattr(spec, 'labels', None) or (sorted({str(l) for l in good['label'].dropna()}) if 'label' in good else [])
+    if labels is None: labels = (spec.labels if spec is not None else []) or (sorted({str(l) for l in good['label'].dropna()}) if 'label' in good else [])
     n_bad = max(len(recs), len(kinds)) if n_bad is None else n_bad
     order = {k: rng.sample(range(len(recs)), len(recs)) for k in kinds}
     bad: list[dict] = []
@@ -735,7 +737,7 @@ def calibration_report(judged:pd.DataFrame,            # a calibration set after
 def calibrate(calib:pd.DataFrame,          # calibration_set(...) output, or known-good rows (corrupted here)
               llm=None,                    # the judge LLM (use the same one for the big run)
               criteria=None,               # judge criteria
-              spec=None,                   # TaskSpec
+              spec:TaskSpec|None=None,     # TaskSpec
               threshold:float=3.5,         # the rule being calibrated
               min_score:int|None=3,        # ... and its per-criterion floor
               labels=None,                 # review labels (path or table): kappa vs humans
@@ -829,7 +831,7 @@ def _print_calibration(c:Calibration, file=sys.stdout):
     print(c.confusion.to_string(), file=file)
     if not c.ok: print(f"WARNING: the judge caught only {_pct(s['catch_rate'])} of known-bad examples; do not trust this filter yet.", file=file)
 
-def _known_good_for_cli(a, df, spec, labels):
+def _known_good_for_cli(a, df, spec:TaskSpec|None, labels):
     "Known-good rows for --calibrate: --good file, else review-accepted rows, else the spec's seeds, else IN's seed rows."
     from synthbench.formats import load_examples
     if a.good:
@@ -838,8 +840,8 @@ def _known_good_for_cli(a, df, spec, labels):
     if labels is not None:
         g = known_good(df, labels)
         if len(g): return g, f'accepted in {labels}'
-    if spec is not None and getattr(spec, 'seeds_path', None):
-        try: return spec.seeds(), f"the seeds of {getattr(spec, 'path', 'the spec')}"
+    if spec is not None and spec.seeds_path:
+        try: return spec.seeds(), f"the seeds of {spec.path or 'the spec'}"
         except (ValueError, KeyError, OSError): pass
     g = df[df['source'] == 'seed']
     if len(g): return g, "rows of IN with source 'seed'"

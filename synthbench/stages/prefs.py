@@ -17,6 +17,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 from ..core import check_table, content_id, _is_missing
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome
+from ..spec import TaskSpec
 from .judge import make_criteria, _judge_rows, length_bias, family_warning, _default_llm
 
 # %% auto #0
@@ -27,7 +28,7 @@ __all__ = ['DEFAULT_TEMPERATURES', 'PAIRWISE_SYSTEM', 'DROP_REASONS', 'pair_prom
 
 # %% ../../nbs/23_prefs.ipynb #c4e71f65
 def pair_prompts(df:pd.DataFrame,              # example table (chat `messages`, or `text`)
-                 spec=None,                    # TaskSpec: its system prompt goes first
+                 spec:TaskSpec|None=None,      # TaskSpec: its system prompt goes first
                  system_prompt:bool=True       # add the spec's system prompt to rows without one
                 ) -> list[dict]:
     "The distinct prompts of `df`: `{'prompt_id', 'prompt' (messages), 'source_id'}` per prompt."
@@ -105,7 +106,7 @@ def _conv_block(prompt:Sequence[Mapping]) -> str:
 
 def pairwise_messages(prompt:Sequence[Mapping],   # the conversation (messages before the reply)
                       a:str, b:str,               # the two replies, in the order shown
-                      spec=None                   # TaskSpec: task context
+                      spec:TaskSpec|None=None     # TaskSpec: task context
                      ) -> list[dict]:
     "The chat messages that ask a pairwise judge which of replies `a` and `b` is better."
     from synthbench.stages.judge import _task_block
@@ -120,7 +121,7 @@ def _winner(res) -> str|None:
     w = p.winner if hasattr(p, 'winner') else (p or {}).get('winner') if isinstance(p, Mapping) else None
     return w if w in ('A', 'B', 'tie') else None
 
-def score_pointwise(prompts, cands, judge_llm, spec=None, criteria=None, max_tokens:int=800) -> tuple[pd.DataFrame, list[dict]]:
+def score_pointwise(prompts, cands, judge_llm, spec:TaskSpec|None=None, criteria=None, max_tokens:int=800) -> tuple[pd.DataFrame, list[dict]]:
     "`cands` with `score` (judge_overall) and `judge_error`; one outcome per judge call."
     crits = make_criteria(criteria, spec)
     pm = {p['prompt_id']: p['prompt'] for p in prompts}
@@ -137,7 +138,7 @@ def score_pointwise(prompts, cands, judge_llm, spec=None, criteria=None, max_tok
     outcomes = [{'prompt_id': r.prompt_id, 'what': 'judge', 'i': r.i, 'error': o.error, 'error_kind': o.error_kind} for r, o in zip(ok.itertuples(), outs)]
     return out, outcomes
 
-def score_pairwise(prompts, cands, judge_llm, spec=None, max_tokens:int=300) -> tuple[pd.DataFrame, list[dict], dict]:
+def score_pairwise(prompts, cands, judge_llm, spec:TaskSpec|None=None, max_tokens:int=300) -> tuple[pd.DataFrame, list[dict], dict]:
     "`cands` with `score` (wins against the prompt's other distinct replies); the outcomes; `{(prompt_id, text_a, text_b): 'A'|'B'|'tie'|'inconsistent'|None}`."
     pm = {p['prompt_id']: p['prompt'] for p in prompts}
     jobs = []   # (prompt_id, first, second): asked as A=first, B=second and A=second, B=first
@@ -258,7 +259,7 @@ class PreferencePairs:
 # %% ../../nbs/23_prefs.ipynb #26a3a651
 def preference_pairs(df:pd.DataFrame,                          # example table: its prompts are sampled
                      llm=None,                                 # the generator (`synthbench.llm.engine.LLM`; default: configured or local)
-                     spec=None,                                # TaskSpec: system prompt, judge criteria and context
+                     spec:TaskSpec|None=None,                  # TaskSpec: system prompt, judge criteria and context
                      n_candidates:int=4,                       # candidates per prompt
                      temperatures:Sequence[float]=DEFAULT_TEMPERATURES,  # candidate temperatures (cycled)
                      models:Sequence|None=None,                # model names (on `llm`'s endpoint) or LLMs, taking turns
