@@ -713,6 +713,107 @@ def _fatal(results:Sequence) -> str|None:
     if kinds and all(k in FATAL_KINDS for k in kinds): return kinds[0]
     return None
 
+@dataclass
+class _GenRun:
+    "One `generate` run: what it needs to make rows (set once), and what it has made so far (the state each round is decided on)."
+    spec:TaskSpec; llm:Any; template:PromptTemplate; c:_Controls   # the task, the model, the prompt template, the diversity controls
+    seeds:pd.DataFrame; rot:SeedRotation; chunks:list              # the seeds shown, their rotation, the document chunks
+    names:list[str]; targets:dict[tuple, int]                      # axis names; valid rows wanted per axis combination
+    label_axis:str|None; validator:Any; op:str; split:str          # how rows are read, checked and marked
+    seen:set[str]; excluded:set[str]                               # ids never produced again (seeds, excluded, made); the excluded ones
+    recent:deque[str]                                              # recent valid prompts, for the "unlike these" lists
+    valid_n:Counter[tuple] = field(default_factory=Counter)        # valid rows made per axis combination
+    tables:list[pd.DataFrame] = field(default_factory=list)        # the validated rows, one table per wave
+    calls:list[dict] = field(default_factory=list)                 # the call log, one entry per call
+    chunk_pos:list[int] = field(default_factory=lambda: [0])       # the next document chunk (moved on by `_make_batches`)
+    rnd:int = 0; n_calls:int = 0; stale:int = 0                    # rounds run, calls sent, rounds in a row without a valid row
+    dups:int = 0; n_excl:int = 0                                   # rows skipped: made before / excluded ids
+    cap:int|None = None                                            # the call cap (the first round fixes it unless `max_calls` is given)
+
+def _round_batches(run:_GenRun, max_rounds:int, max_calls:int|None, oversample:float) -> tuple[list[Batch], str|None]:
+    "The next round's batches for the rows still missing, or why generation stops before it (target_reached, max_rounds, max_calls)."
+    needed = {cb: max(0, t - run.valid_n[cb]) for cb, t in run.targets.items()}
+    if not any(needed.values()): return [], 'target_reached'
+    if run.rnd >= max_rounds: return [], 'max_rounds'
+    run.rnd += 1
+    needed = {cb: math.ceil(m * oversample) for cb, m in needed.items()}
+    batches = _make_batches(run.spec, run.template, needed, run.names, run.seeds, run.rot, run.chunks, run.chunk_pos, list(run.recent), run.c, run.rnd, run.n_calls)
+    if run.cap is None: run.cap = max_calls or _default_max_calls(len(batches))
+    if run.n_calls >= run.cap: run.rnd -= 1; return [], 'max_calls'
+    return batches[:run.cap - run.n_calls], None
+
+def _keep_new(run:_GenRun, rows:list[dict]) -> list[dict]:
+    "The rows of one call that were not made before (nor are seeds or excluded ids), as table rows; the others counted as duplicates or excluded."
+    kept = []
+    for r in rows:
+        r = make_table([r]).iloc[0].to_dict()
+        if r['id'] in run.seen:
+            if r['id'] in run.excluded: run.n_excl += 1
+            else: run.dups += 1
+            continue
+        run.seen.add(r['id']); kept.append(r)
+    return kept
+
+def _log_call(run:_GenRun, wave:int, b:Batch, res, n_rows:int, kept:int, err:str):
+    "Add one call to the run's call log: its focus, rows asked, parsed and kept, error, tokens and cost."
+    u = getattr(res, 'usage', None)
+    run.calls.append({'round': run.rnd, 'wave': wave, 'batch': b.idx, 'focus': b.focus, 'asked': b.count, 'rows': kept, 'duplicates': n_rows - kept,
+                      'unlike': len(b.unlike), 'temperature': b.temperature, 'error': err, 'error_kind': _kind(res) or ('parse' if err and not n_rows else None),
+                      'cached': getattr(res, 'cached', None),
+                      'tokens_in': getattr(u, 'prompt_tokens', 0) if u else 0, 'tokens_out': getattr(u, 'completion_tokens', 0) if u else 0,
+                      'cost_usd': float(getattr(res, 'cost_usd', 0) or 0)})
+
+def _accept(run:_GenRun, new:list[dict]) -> int:
+    "Validate a wave's new rows and add them to the run: the valid ones counted per axis combination and remembered as recent; how many were valid."
+    if not new: return 0
+    t = _validate(make_table(new), run.spec, run.validator)
+    run.tables.append(t)
+    good = t[t['valid'] == True].to_dict('records')
+    for r in good: run.valid_n[_combo_of(r, run.names)] += 1
+    run.recent.extend(prompt_text(r) for r in good)
+    return len(good)
+
+def _send_wave(run:_GenRun, wave:list[Batch], w:int) -> tuple[list, int]:
+    "Send one wave's calls and keep their new rows: the answers (the stop decision reads their errors) and the number of valid rows made."
+    results = _run_calls(run.llm, wave, answer_model(run.spec), f'generate round {run.rnd}')
+    run.n_calls += len(wave)
+    new = []
+    for b, res in zip(wave, results):
+        rows, err = _rows_from(b, res, run.spec, getattr(run.llm, 'model', None), run.op, 'generated', run.split, run.label_axis)
+        kept = _keep_new(run, rows)
+        _log_call(run, w + 1, b, res, len(rows), len(kept), err)
+        new += kept
+    return results, _accept(run, new)
+
+def _run_round(run:_GenRun, batches:list[Batch], waves:int) -> tuple[int, str|None]:
+    "Send a round's batches in waves (later waves list what the earlier ones made as \"unlike these\"): valid rows made, and the fatal error kind that ended it early (None)."
+    got, pos = 0, 0
+    for w, size in enumerate(_wave_sizes(len(batches), waves)):
+        wave = batches[pos:pos + size]
+        if w: wave = [_with_unlike(b, run.template, list(run.recent), pos + j, run.c.unlike) for j, b in enumerate(wave)]
+        pos += size
+        results, valid = _send_wave(run, wave, w)
+        got += valid
+        fatal = _fatal(results)
+        if fatal: return got, fatal
+    return got, None
+
+def _stop_after_round(run:_GenRun, got:int, fatal:str|None) -> str|None:
+    "Why generation stops after a round (budget or calls_failed on a fatal error, no_progress after two rounds without a valid row), else None."
+    if fatal: return 'budget' if fatal == 'budget' else 'calls_failed'
+    run.stale = 0 if got else run.stale + 1
+    return 'no_progress' if run.stale >= 2 else None
+
+def _generation_report(run:_GenRun, df:pd.DataFrame, n:int, stop:str|None, trimmed:int, waves:int) -> dict:
+    "The run's story for `df.attrs['generation']`: stop reason, rows, rounds, calls, skips, cost, failures by kind, and the call log."
+    log = pd.DataFrame(run.calls)
+    return {'stop_reason': stop, 'target': n, 'valid': int((df['valid'] == True).sum()) if len(df) else 0,
+            'rows': len(df), 'rounds': run.rnd, 'calls': run.n_calls, 'max_calls': run.cap, 'duplicates_skipped': run.dups, 'excluded_skipped': run.n_excl,
+            'surplus_trimmed': trimmed, 'prompt_id': run.template.id, 'cost_usd': float(log['cost_usd'].sum()) if len(log) else 0.0,
+            'failed_calls': int((log['error'] != '').sum()) if len(log) else 0,
+            'failed_by_kind': {str(k): int(v) for k, v in log['error_kind'].value_counts().items()} if len(log) else {},
+            'waves': waves, 'with_unlike': int((log['unlike'] > 0).sum()) if len(log) else 0, 'call_log': run.calls}
+
 def generate(spec:TaskSpec,                  # task spec (`synthbench.spec.load_spec`)
              n:int,                          # valid rows wanted
              llm=None,                       # `synthbench.llm.engine.LLM` (default: `LLM()`, the local model when nothing is configured)
@@ -751,72 +852,17 @@ def generate(spec:TaskSpec,                  # task spec (`synthbench.spec.load_
     if n < 1: raise ValueError(f'generate: n must be >= 1, got {n}.')
     template, axes, seeds, chunks = _resolve(spec, template, axes, rotate_axes, seeds, document, chunk_chars)
     c = _Controls(k, rotate_axes, seed_rotation, n_seeds, unlike, temperature, max_tokens_per_example, dict(axis_notes or {}))
-    names, targets = list(axes), axis_targets(axes, n)
-    label_axis = _label_axis(axes, spec.labels) if spec.task_type == 'classification' else None
-    rot = SeedRotation(seeds['id'].tolist() if len(seeds) else [], n_seeds, seed_rotation, rng_seed)
-    seen = set(seeds['id']) | set(exclude_ids) if len(seeds) else set(exclude_ids)
     excluded = set(exclude_ids)
-    schema, model_name = answer_model(spec), getattr(llm, 'model', None)
-    tables, calls, chunk_pos = [], [], [0]
-    recent: deque[str] = deque(maxlen=max(1, 5 * unlike))
-    valid_n: Counter[tuple] = Counter()
-    stop, rnd, n_calls, stale, dups, n_excl = None, 0, 0, 0, 0, 0
-    cap = None
-    while True:
-        needed = {cb: max(0, t - valid_n[cb]) for cb, t in targets.items()}
-        if not any(needed.values()): stop = 'target_reached'; break
-        if rnd >= max_rounds: stop = 'max_rounds'; break
-        rnd += 1
-        needed = {cb: math.ceil(m * oversample) for cb, m in needed.items()}
-        batches = _make_batches(spec, template, needed, names, seeds, rot, chunks, chunk_pos, list(recent), c, rnd, n_calls)
-        if cap is None: cap = max_calls or _default_max_calls(len(batches))
-        if n_calls >= cap: stop = 'max_calls'; rnd -= 1; break
-        batches = batches[:cap - n_calls]
-        got, pos, fatal = 0, 0, None
-        for w, size in enumerate(_wave_sizes(len(batches), waves)):
-            wave = batches[pos:pos + size]
-            if w: wave = [_with_unlike(b, template, list(recent), pos + j, unlike) for j, b in enumerate(wave)]
-            pos += size
-            results = _run_calls(llm, wave, schema, f'generate round {rnd}')
-            n_calls += len(wave)
-            new = []
-            for b, res in zip(wave, results):
-                rows, err = _rows_from(b, res, spec, model_name, op, 'generated', split, label_axis)
-                kept = 0
-                for r in rows:
-                    r = make_table([r]).iloc[0].to_dict()
-                    if r['id'] in seen:
-                        if r['id'] in excluded: n_excl += 1
-                        else: dups += 1
-                        continue
-                    seen.add(r['id']); new.append(r); kept += 1
-                u = getattr(res, 'usage', None)
-                calls.append({'round': rnd, 'wave': w + 1, 'batch': b.idx, 'focus': b.focus, 'asked': b.count, 'rows': kept, 'duplicates': len(rows) - kept,
-                              'unlike': len(b.unlike), 'temperature': b.temperature, 'error': err, 'error_kind': _kind(res) or ('parse' if err and not rows else None),
-                              'cached': getattr(res, 'cached', None),
-                              'tokens_in': getattr(u, 'prompt_tokens', 0) if u else 0, 'tokens_out': getattr(u, 'completion_tokens', 0) if u else 0,
-                              'cost_usd': float(getattr(res, 'cost_usd', 0) or 0)})
-            if new:
-                t = _validate(make_table(new), spec, validator)
-                tables.append(t)
-                good = t[t['valid'] == True]
-                for r in good.to_dict('records'): valid_n[_combo_of(r, names)] += 1
-                recent.extend(prompt_text(r) for r in good.to_dict('records'))
-                got += len(good)
-            fatal = _fatal(results)
-            if fatal: break
-        if fatal: stop = 'budget' if fatal == 'budget' else 'calls_failed'; break
-        stale = 0 if got else stale + 1
-        if stale >= 2: stop = 'no_progress'; break
-    df = pd.concat(tables, ignore_index=True) if tables else make_table([])
-    df, trimmed = _trim_surplus(df, targets, names)
-    log = pd.DataFrame(calls)
-    df.attrs['generation'] = {'stop_reason': stop, 'target': n, 'valid': int((df['valid'] == True).sum()) if len(df) else 0,
-                              'rows': len(df), 'rounds': rnd, 'calls': n_calls, 'max_calls': cap, 'duplicates_skipped': dups, 'excluded_skipped': n_excl,
-                              'surplus_trimmed': trimmed, 'prompt_id': template.id, 'cost_usd': float(log['cost_usd'].sum()) if len(log) else 0.0,
-                              'failed_calls': int((log['error'] != '').sum()) if len(log) else 0,
-                              'failed_by_kind': {str(k): int(v) for k, v in log['error_kind'].value_counts().items()} if len(log) else {},
-                              'waves': waves, 'with_unlike': int((log['unlike'] > 0).sum()) if len(log) else 0, 'call_log': calls}
+    run = _GenRun(spec, llm, template, c, seeds, SeedRotation(seeds['id'].tolist() if len(seeds) else [], n_seeds, seed_rotation, rng_seed), chunks,
+                  list(axes), axis_targets(axes, n), _label_axis(axes, spec.labels) if spec.task_type == 'classification' else None, validator, op, split,
+                  seen=(set(seeds['id']) if len(seeds) else set()) | excluded, excluded=excluded, recent=deque(maxlen=max(1, 5 * unlike)))
+    stop = None
+    while stop is None:   # one round per pass: plan the missing rows, send them in waves, decide whether to go on
+        batches, stop = _round_batches(run, max_rounds, max_calls, oversample)
+        if stop is None: stop = _stop_after_round(run, *_run_round(run, batches, waves))
+    df = pd.concat(run.tables, ignore_index=True) if run.tables else make_table([])
+    df, trimmed = _trim_surplus(df, run.targets, run.names)
+    df.attrs['generation'] = _generation_report(run, df, n, stop, trimmed, waves)
     return df
 
 def _trim_surplus(df:pd.DataFrame, targets:Mapping[tuple, int], names:Sequence[str]) -> tuple[pd.DataFrame, int]:

@@ -331,9 +331,6 @@ def _default_llm(llm):
     from synthbench.llm.engine import LLM
     return LLM()
 
-def _ids_or_index(df:pd.DataFrame) -> list[str]:
-    return [str(x) for x in (df['id'] if 'id' in df.columns else df.index)]
-
 # %% ../../nbs/31_judge.ipynb #689ab3b9
 def _judge_rows(df, llm, crits, spec:TaskSpec|None, threshold, min_score, bottom_pct, calibration, skip_invalid, desc, temperature, max_tokens, **params
                ) -> tuple[pd.DataFrame, list]:
