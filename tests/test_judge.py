@@ -8,6 +8,7 @@ from synthbench.core import make_table, response_text
 from synthbench.stages.judge import (CORRUPTIONS, Criterion, apply_threshold, calibrate, calibration_set, cohens_kappa, example_block,
                               judge, judge_summary, known_good, suggest_threshold)
 from synthbench.llm.engine import LLM
+from synthbench.spec import TaskSpec
 from synthbench.ui.review import record_review
 
 CRITS = ['relevance', 'accuracy', 'clarity', 'format']
@@ -165,17 +166,14 @@ def test_invalid_rows_not_sent_and_same_model_warning(tmp_path):
 
 
 def test_guideline_criteria_from_spec_in_schema(tmp_path):
-    class Spec:
-        name, description, task_type, system_prompt, labels = 'todo', 'task manager replies', 'chat', None, ['create']
-        output_regex = output_schema = None
-        guidelines = ['Never reveal personal emails.']
+    spec = TaskSpec('todo', description='task manager replies', labels=['create'], guidelines=['Never reveal personal emails.'])
     def responder(body):
         props = body['response_format']['json_schema']['schema']['properties']
         assert 'never_reveal_personal_score' in props and props['accuracy_score']['enum'] == [1, 2, 3, 4, 5]
         d = json.loads(answer({})); d.update(never_reveal_personal_reason='none shown', never_reveal_personal_score=2)
         return json.dumps(d)
     with FakeOpenAIServer(responder=responder) as srv:
-        out = judge(seeds(1), llm_for(srv, tmp_path), spec=Spec())
+        out = judge(seeds(1), llm_for(srv, tmp_path), spec=spec)
     assert out.judge_never_reveal_personal[0] == 2 and out.judge_overall[0] == pytest.approx(4.4)
     assert out.judge_pass[0] == False  # a 2 ('major problem') on any criterion is below the default min_score 3
     assert apply_threshold(out, threshold=3.5, min_score=2).judge_pass[0] == True

@@ -15,6 +15,7 @@ from ..core import make_table, check_table, concat_tables, prompt_text, response
 from .generate import (PromptTemplate, task_section, salvage_json_items, EDGE_TYPES, _validate, _llm_from_args,
                                  _add_llm_args, _fail, _stage_exit, _CallRecorder, answer_turns)
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
+from ..spec import TaskSpec
 
 # %% auto #0
 __all__ = ['PARAPHRASE', 'TRANSLATE', 'CONTEXT', 'EDGE', 'CHECK', 'LANGUAGES', 'CONTEXTS', 'RULE_EDGE_TYPES', 'AUGMENT_OPS',
@@ -28,7 +29,7 @@ _STAGE_PREFIX = ('judge_', 'dup_', 'aug_', 'gen_error', 'evol_fail')
 def set_input(row:Mapping, new:str) -> dict:
     "Content fields of `row` with its input (first user turn, or `text`) replaced by `new`."
     msgs = row.get('messages')
-    if _is_missing(msgs): return {'text': new}
+    if msgs is None or _is_missing(msgs): return {'text': new}
     out, done = [], False
     for m in msgs:
         if m.get('role') == 'user' and not done: out.append({**m, 'content': new}); done = True
@@ -47,7 +48,12 @@ def set_reply(fields:dict, new:str) -> dict:
 def user_turns(row:Mapping) -> list[int]:
     "Positions of the user turns in a chat row's `messages` ([] for a text row)."
     msgs = row.get('messages')
-    return [] if _is_missing(msgs) else [i for i, m in enumerate(msgs) if m.get('role') == 'user']
+    return [] if msgs is None or _is_missing(msgs) else [i for i, m in enumerate(msgs) if m.get('role') == 'user']
+
+def _input_turns(row:Mapping) -> list[int|None]:
+    "What a rewrite of `row` works on: each user turn of a conversation, or `[None]` (the `text`) for a text row."
+    turns: list[int|None] = list(user_turns(row))
+    return turns or [None]
 
 def set_inputs(row:Mapping, new:Mapping[int, str]) -> dict:
     "Content fields of `row` with the user turns at positions `new` (from `user_turns`) replaced: every turn of a conversation at once."
@@ -65,7 +71,7 @@ def set_turn_reply(fields:dict, k:int, new:str) -> dict:
 def first_input(row:Mapping) -> str:
     "The input a rewrite works on: the first user turn, or `text`."
     msgs = row.get('messages')
-    if _is_missing(msgs): return '' if _is_missing(row.get('text')) else str(row['text'])
+    if msgs is None or _is_missing(msgs): return '' if _is_missing(row.get('text')) else str(row['text'])
     return next((str(m.get('content') or '') for m in msgs if m.get('role') == 'user'), '')
 
 def child_row(parent:Mapping,  # the row augmented
@@ -79,7 +85,7 @@ def child_row(parent:Mapping,  # the row augmented
     row = {k: v for k, v in parent.items() if k not in ('id', 'messages', 'text', 'valid', 'invalid_reason') and not str(k).startswith(_STAGE_PREFIX)}
     rs = [r for r in (res if isinstance(res, (list, tuple)) else [res]) if r is not None]
     rnd = parent.get('round')
-    row.update(content, source='augmented', parent_id=parent.get('id'), op=op, round=(0 if _is_missing(rnd) else int(rnd)) + 1,
+    row.update(content, source='augmented', parent_id=parent.get('id'), op=op, round=(0 if rnd is None or _is_missing(rnd) else int(rnd)) + 1,
                model=next((r.model for r in rs if getattr(r, 'model', None)), parent.get('model')) if rs else None,
                tokens_in=sum(getattr(getattr(r, 'usage', None), 'prompt_tokens', 0) or 0 for r in rs),
                tokens_out=sum(getattr(getattr(r, 'usage', None), 'completion_tokens', 0) or 0 for r in rs),
@@ -191,7 +197,7 @@ def _llm(llm):
         llm = LLM()
     return llm
 
-def _finish(rows:list, parents:pd.DataFrame, spec, validator) -> pd.DataFrame:
+def _finish(rows:list, parents:pd.DataFrame, spec:TaskSpec|None, validator) -> pd.DataFrame:
     "Table of new rows: identical-to-parent or repeated rows skipped (counted in `attrs`), the rest validated when a spec is given."
     seen, out, same = set(parents['id']), [], 0
     for r in rows:
@@ -213,7 +219,7 @@ def _finish(rows:list, parents:pd.DataFrame, spec, validator) -> pd.DataFrame:
 def paraphrase(df:pd.DataFrame,        # rows to paraphrase
                llm=None,               # `synthbench.llm.engine.LLM` (default `LLM()`)
                n:int=3,                # variants per row
-               spec=None,              # task spec: validate the new rows against it (optional)
+               spec:TaskSpec|None=None, # task spec: validate the new rows against it (optional)
                temperature:float=1.0,  # sampling temperature
                max_tokens:int=600,     # completion budget per call
                validator=None,         # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
@@ -222,12 +228,13 @@ def paraphrase(df:pd.DataFrame,        # rows to paraphrase
     "`n` meaning-preserving rewrites of each row's input, every user turn of a conversation (label and replies kept: the meaning is the same); op='paraphrase'."
     check_table(df, 'paraphrase'); llm = _llm(llm)
     rows_in = df.to_dict('records')
-    jobs = [(r, t) for r in rows_in for t in (user_turns(r) or [None])]   # every user turn of a conversation (None: the text)
+    jobs = [(r, t) for r in rows_in for t in _input_turns(r)]   # every user turn of a conversation (None: the text)
     msgs = [[{'role': 'user', 'content': PARAPHRASE.render(n=n, text=first_input(r) if t is None else str(r['messages'][t].get('content') or ''), label_rule=_label_rule(r))}] for r, t in jobs]
     if estimate: return llm.estimate(msgs, max_tokens=max_tokens)
-    res = llm.chat_many(msgs, response_format=Variants, sample_ids=[f"para:{r['id']}:{n}" + (f':t{t}' if t is not None and t != (user_turns(r) or [None])[0] else '') for r, t in jobs],
+    res = llm.chat_many(msgs, response_format=Variants, sample_ids=[f"para:{r['id']}:{n}" + (f':t{t}' if t is not None and t != _input_turns(r)[0] else '') for r, t in jobs],
                         desc='paraphrase', temperature=temperature, max_tokens=max_tokens)
-    rows, by = [], {}
+    rows: list[dict] = []
+    by: dict[str, tuple[dict, list]] = {}   # row id -> (row, [(turn, answer)])
     for (r, t), x in zip(jobs, res): by.setdefault(r['id'], (r, []))[1].append((t, x))
     for r, parts in by.values():
         xs = [x for _, x in parts]
@@ -250,7 +257,7 @@ def back_translate(df:pd.DataFrame,            # rows to back-translate
                    llm=None,                   # `synthbench.llm.engine.LLM` (default `LLM()`)
                    pivots:Sequence[str]=('de',), # pivot languages (codes in `LANGUAGES` or names)
                    source_language:str='English', # the language to translate back into
-                   spec=None,                  # task spec: validate the new rows against it (optional)
+                   spec:TaskSpec|None=None,    # task spec: validate the new rows against it (optional)
                    temperature:float=0.7,      # sampling temperature
                    max_tokens:int=600,         # completion budget per call
                    validator=None,             # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
@@ -259,9 +266,9 @@ def back_translate(df:pd.DataFrame,            # rows to back-translate
     "Each row's input (every user turn of a conversation) translated into each pivot language and back (label and replies kept); op='back_translate'."
     check_table(df, 'back_translate'); llm = _llm(llm)
     rows_in = df.to_dict('records')
-    jobs = [(r, p, t) for r in rows_in for p in pivots for t in (user_turns(r) or [None])]   # every user turn of a conversation
+    jobs = [(r, p, t) for r in rows_in for p in pivots for t in _input_turns(r)]   # every user turn of a conversation
     _txt = lambda r, t: first_input(r) if t is None else str(r['messages'][t].get('content') or '')
-    _tag = lambda r, t: f':t{t}' if t is not None and t != (user_turns(r) or [None])[0] else ''
+    _tag = lambda r, t: f':t{t}' if t is not None and t != _input_turns(r)[0] else ''
     there = [[{'role': 'user', 'content': TRANSLATE.render(language=LANGUAGES.get(p, p), text=_txt(r, t))}] for r, p, t in jobs]
     if estimate: return llm.estimate(there * 2, max_tokens=max_tokens)
     kw = dict(response_format=Translation, temperature=temperature, max_tokens=max_tokens)
@@ -271,7 +278,8 @@ def back_translate(df:pd.DataFrame,            # rows to back-translate
     r2 = llm.chat_many([[{'role': 'user', 'content': TRANSLATE.render(language=source_language, text=mid[i])}] for i in back_i],
                        sample_ids=[f"bt2:{jobs[i][0]['id']}:{jobs[i][1]}{_tag(jobs[i][0], jobs[i][2])}" for i in back_i], desc='translate back', **kw) if back_i else []
     back = dict(zip(back_i, r2))
-    rows, by = [], {}
+    rows: list[dict] = []
+    by: dict[tuple, tuple[dict, str, list]] = {}   # (row id, pivot) -> (row, pivot, [(job, turn, answer)])
     for i, ((r, p, t), x1) in enumerate(zip(jobs, r1)): by.setdefault((r['id'], p), (r, p, []))[2].append((i, t, x1))
     for r, p, parts in by.values():
         new, err, xs = {}, '', []
@@ -294,7 +302,7 @@ def _contexts(contexts) -> list[str]:
     if isinstance(contexts, Mapping): return [f'{k}: {v}' for k, vs in contexts.items() for v in vs]
     return [str(c) for c in contexts]
 
-def _rewrite_prompt(tpl:PromptTemplate, r:Mapping, spec, **kw) -> str:
+def _rewrite_prompt(tpl:PromptTemplate, r:Mapping, spec:TaskSpec|None, **kw) -> str:
     chat = not _is_missing(r.get('messages'))
     return tpl.render(text=first_input(r), task=('## The assistant\n' + task_section(spec)) if spec is not None else '',
                       reply=f'Original reply:\n<input>\n{response_text(r)}\n</input>' if chat else '',
@@ -313,7 +321,7 @@ def _rewrite_child(r:Mapping, x, op:str, tpl:PromptTemplate, **extra) -> dict:
     if not err and not re.search(r'\w\w', str(u)): err = f'degenerate rewrite {str(u)[:20]!r}'
     return child_row(r, content, op, x, err, prompt_id=tpl.id, **extra)
 
-def _regenerate(rows:list, llm, spec, max_tokens:int=600) -> list:
+def _regenerate(rows:list, llm, spec:TaskSpec|None, max_tokens:int=600) -> list:
     "Re-answer the later turns of the rows a rewrite marked (`_regen`: the first user turn whose reply is stale); a row that cannot be is invalid, never shipped stale."
     todo = [r for r in rows if r.get('_regen') is not None and not r.get('invalid_reason')]
     if todo and llm is None:
@@ -329,7 +337,7 @@ def vary_context(df:pd.DataFrame,        # rows to vary
                  llm=None,               # `synthbench.llm.engine.LLM` (default `LLM()`)
                  contexts:Sequence[str]|Mapping|None=None, # contexts, or {kind: [contexts]} (default `CONTEXTS`)
                  per_row:int=2,          # contexts per row
-                 spec=None,              # task spec: its rules go in the prompt, and the new rows are validated
+                 spec:TaskSpec|None=None, # task spec: its rules go in the prompt, and the new rows are validated
                  temperature:float=1.0,  # sampling temperature
                  max_tokens:int=600,     # completion budget per call
                  validator=None,         # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
@@ -354,7 +362,7 @@ RULE_EDGE_TYPES = [k for k, e in EDGE_TYPES.items() if e.rule is not None]
 def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
                   types:Sequence[str]=tuple(RULE_EDGE_TYPES), # edge types (see `synthbench.stages.generate.EDGE_TYPES`)
                   llm=None,                     # needed for model-made types, and to re-answer rule-made ones
-                  spec=None,                    # task spec: system prompt for re-answering, rules, validation
+                  spec:TaskSpec|None=None,      # task spec: system prompt for re-answering, rules, validation
                   per_row:int=1,                # edge types applied to each row (dealt out in rotation)
                   rng_seed:int=0,               # seed of the rule-made noise
                   temperature:float=1.0,        # sampling temperature of model-made variants
@@ -380,13 +388,14 @@ def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
     for j, (r, t) in enumerate(jobs):
         e = EDGE_TYPES[t]
         if j in res: rows.append(_rewrite_child(r, res[j], 'edge', EDGE, edge_type=t, edge_answer='model')); continue
+        assert e.rule is not None   # the types without a rule are the model jobs, answered above
         new = e.rule(first_input(r), rng)
         rows.append(child_row(r, set_input(r, new), 'edge', None, '', edge_type=t, edge_answer='parent', prompt_id=f'rule:{t}'))
         if not e.keeps_answer and (len(user_turns(r)) > 1 or (not _is_missing(r.get('messages')) and any(m.get('tool_calls') for m in r['messages']))):
             rows[-1].update(_regen=0, edge_answer='model')   # every reply re-answered, turn by turn (tool calls cannot be: marked stale)
         elif not e.keeps_answer and not _is_missing(r.get('messages')) and llm is not None and spec is not None: reanswer.append(len(rows) - 1)
     if reanswer:
-        sys_p = getattr(spec, 'system_prompt', None)
+        sys_p = spec.system_prompt if spec is not None else None   # rows are re-answered only with a spec
         am = [[m for m in rows[k]['messages'] if m['role'] != 'assistant'][:2] for k in reanswer]
         am = [([{'role': 'system', 'content': sys_p}] if sys_p and m[0]['role'] != 'system' else []) + m for m in am]
         for k, x in zip(reanswer, llm.chat_many(am, sample_ids=[f"edge-answer:{rows[k]['parent_id']}:{rows[k]['edge_type']}" for k in reanswer],
@@ -459,7 +468,7 @@ def _show(r:Mapping) -> str:
     return s
 
 # %% ../../nbs/22_augment.ipynb #e4cf1c46
-AUGMENT_OPS = {'paraphrase': paraphrase, 'back_translate': back_translate, 'context': vary_context, 'edge': edge_variants}
+AUGMENT_OPS: dict[str, Callable[..., pd.DataFrame]] = {'paraphrase': paraphrase, 'back_translate': back_translate, 'context': vary_context, 'edge': edge_variants}
 
 def augment(df:pd.DataFrame, # rows to augment
             op:str,          # one of `AUGMENT_OPS`: paraphrase, back_translate, context, edge

@@ -9,12 +9,15 @@ from __future__ import annotations
 import difflib, json, random, re
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 from ..core import make_table, check_table, concat_tables, prompt_text, normalize_text, _is_missing
 from .generate import (PromptTemplate, text_hash, task_section, salvage_json_items, _validate, EDGE_TYPES, _axes_of,
                                  _match_label, _CallRecorder, answer_turns, _regen_blocker)
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
+from ..spec import TaskSpec
 
 # %% auto #0
 __all__ = ['LEVELS', 'DEPTH_METHODS', 'DEPTH_OPS', 'BREADTH_OP', 'EDGE_OP', 'MODEL_EDGE_TYPES', 'EVOL_DEPTH', 'EVOL_BREADTH',
@@ -93,10 +96,11 @@ class EvolvedPrompt(BaseModel):
     "The answer to one rewriting call."
     prompt: str
 
-def evol_messages(spec, prompt:str, op:str, edge_type:str|None=None, label:str|None=None) -> tuple[list, PromptTemplate]:
-    "The rewriting messages for evolving `prompt` with `op`, and the template used."
+def evol_messages(spec:TaskSpec, prompt:str, op:str, edge_type:str|None=None, label:str|None=None) -> tuple[list, PromptTemplate]:
+    "The rewriting messages for evolving `prompt` with `op` (op 'edge' needs an `edge_type`), and the template used."
     tpl = EVOL_EDGE if op == EDGE_OP else EVOL_BREADTH if op == BREADTH_OP else EVOL_DEPTH
-    method = EDGE_TYPES[edge_type].description if op == EDGE_OP else DEPTH_METHODS.get(op, '')
+    if op == EDGE_OP and edge_type is None: raise ValueError(f"evol_messages: op {EDGE_OP!r} needs an edge_type, one of {list(EDGE_TYPES)}.")
+    method = EDGE_TYPES[edge_type].description if edge_type is not None and op == EDGE_OP else DEPTH_METHODS.get(op, '')
     lr = f'The rewritten text must still have the label "{label}".' if label else ''
     body = tpl.render(method=method, rules=_RULES, task=task_section(spec), prompt=prompt, label_rule=lr)
     return [{'role': 'user', 'content': body}], tpl
@@ -129,14 +133,18 @@ def evol_failure(parent:str,                 # the prompt before evolving
 def _user_turns(row:Mapping) -> list[int]:
     "Positions of a chat row's user turns ([] for a text row)."
     msgs = row.get('messages')
-    return [] if _is_missing(msgs) else [i for i, m in enumerate(msgs) if m.get('role') == 'user']
+    return [] if msgs is None or _is_missing(msgs) else [i for i, m in enumerate(msgs) if m.get('role') == 'user']
+
+def _difficulties(spec:TaskSpec) -> list[str]:
+    "The values of the spec's difficulty axis, in order ([] without one); four of them name the four levels."
+    return list((_axes_of(spec).get('difficulty') or {}).keys())
 
 def _level_of(row:Mapping, diff_values:Sequence[str]) -> int:
     "A row's level: `evol_level` if set, else its difficulty's position, else 0."
     lv = row.get('evol_level')
-    if not _is_missing(lv): return int(lv)
+    if lv is not None and not _is_missing(lv): return int(lv)
     d = row.get('difficulty')
-    if d in diff_values and len(diff_values) == len(LEVELS): return list(diff_values).index(d)
+    if d is not None and d in diff_values and len(diff_values) == len(LEVELS): return list(diff_values).index(d)
     return 0
 
 def _usage(r) -> tuple[int, int, float]:
@@ -147,14 +155,99 @@ def _evolved_prompt(res) -> str|None:
     "The new prompt from one rewriting call (structured, salvaged, or raw text)."
     if getattr(res, 'error', None): return None
     p = getattr(res, 'parsed', None)
-    if isinstance(p, BaseModel): return p.prompt
+    if isinstance(p, BaseModel): p = p.model_dump()
     if isinstance(p, Mapping) and 'prompt' in p: return str(p['prompt'])
     items = salvage_json_items(getattr(res, 'text', None) or '')
     if items and isinstance(items[0], Mapping) and 'prompt' in items[0]: return str(items[0]['prompt'])
     return getattr(res, 'text', None)
 
+@dataclass
+class _EvolJob:
+    "One row's evolution in one round: the parent, its level, the operation and the rewriting calls (one per user turn of a conversation)."
+    row:dict                   # the parent, with `_tried`: the operations that already failed on it
+    level:int                  # the parent's level (index into `LEVELS`)
+    op:str                     # the operation (`next_op`)
+    edge_type:str|None         # op 'edge': the edge type asked for
+    calls:list[list[dict]]     # the rewriting messages, one per text of `texts`
+    template:PromptTemplate    # the rewriting template
+    turns:list[int]|None       # a conversation of several user turns: their positions (each is evolved); None: the one prompt
+    texts:list[str]            # the prompt, or each user turn, before evolving
+
+def _plan_jobs(frontier:Sequence[dict], spec:TaskSpec, rng:random.Random, diffs:Sequence[str], ops:Sequence[str],
+               breadth_share:float, edge_types:Sequence[str], n_edge:int) -> list[_EvolJob]:
+    "This round's job for each row of `frontier`; edge types are taken in turn, continuing after the `n_edge` edge jobs of earlier rounds."
+    chat = spec.task_type != 'classification'
+    jobs = []
+    for r in frontier:
+        lv = _level_of(r, diffs)
+        op = next_op(lv, rng, breadth_share, ops, r['_tried'])
+        et = edge_types[n_edge % len(edge_types)] if op == EDGE_OP else None
+        n_edge += op == EDGE_OP
+        turns = _user_turns(r) if chat else []
+        texts = [str(r['messages'][t].get('content') or '') for t in turns] if len(turns) > 1 else [prompt_text(r)]
+        calls = [evol_messages(spec, t, op, et, None if chat else r.get('label')) for t in texts]
+        jobs.append(_EvolJob(r, lv, op, et, [c[0] for c in calls], calls[0][1], turns if len(turns) > 1 else None, texts))
+    return jobs
+
+def _rewrite(jobs:Sequence[_EvolJob], llm, rnd:int, temperature:float, max_tokens:int) -> tuple[list, list[list[str|None]]]:
+    "Send every rewriting call of `jobs`; per job, the answer that speaks for it (its first failed call, else its first) and the new text of each call."
+    flat = [(i, k) for i, j in enumerate(jobs) for k in range(len(j.calls))]   # every user turn of a conversation is evolved
+    answers = llm.chat_many([jobs[i].calls[k] for i, k in flat], response_format=EvolvedPrompt,
+                            sample_ids=[f"evol:{jobs[i].row['id']}:{rnd}:{jobs[i].op}" + (f':t{k}' if k else '') for i, k in flat],
+                            desc=f'evolve round {rnd}', temperature=temperature, max_tokens=max_tokens)
+    per: list[list[Any]] = [[] for _ in jobs]
+    for (i, _k), x in zip(flat, answers): per[i].append(x)
+    return [next((x for x in xs if getattr(x, 'error', None)), xs[0]) for xs in per], [[_evolved_prompt(x) for x in xs] for xs in per]
+
+def _answer_conversations(jobs:Sequence[_EvolJob], newt:Sequence[Sequence[str|None]], llm, spec:TaskSpec, rnd:int,
+                          max_similarity:float, temperature:float, max_tokens:int) -> list[tuple[list, str]|None]:
+    "Per job: for a conversation whose user turns all evolved, its new messages with every reply re-answered turn by turn (no stale reply) and the error ('' when none); else None."
+    convs: list[tuple[list, str]|None] = [None] * len(jobs)
+    multi = [i for i, j in enumerate(jobs) if j.turns is not None and all(newt[i])
+             and not any(evol_failure(a, b, None, max_similarity) for a, b in zip(j.texts, newt[i]))]
+    if not multi: return convs
+    rows = []
+    for i in multi:
+        new = dict(zip(jobs[i].turns or [], newt[i]))   # user turn position -> its evolved text
+        rows.append({'messages': [dict(m, content=(new[p] or '').strip()) if p in new else dict(m) for p, m in enumerate(jobs[i].row['messages'])]})
+    for i, rm, (_k, err) in zip(multi, rows, answer_turns(rows, llm, spec, 0, temperature=temperature, max_tokens=max_tokens, desc=f'evol-answer r{rnd}')):
+        convs[i] = (rm['messages'], err)
+    return convs
+
+def _answer_prompts(jobs:Sequence[_EvolJob], newp:Sequence[str|None], llm, spec:TaskSpec, rnd:int,
+                    max_similarity:float, temperature:float, max_tokens:int) -> list:
+    "Per job: the answer to its evolved prompt (chat tasks, single prompts that did not already fail); else None."
+    answers: list[Any] = [None] * len(jobs)
+    if spec.task_type == 'classification': return answers
+    ask = [i for i, p in enumerate(newp) if p and jobs[i].turns is None and not evol_failure(prompt_text(jobs[i].row), p, None, max_similarity)]
+    if not ask: return answers
+    sys_p = spec.system_prompt
+    msgs = [([{'role': 'system', 'content': sys_p}] if sys_p else []) + [{'role': 'user', 'content': newp[i]}] for i in ask]
+    for i, a in zip(ask, llm.chat_many(msgs, sample_ids=[f'evol-answer:{jobs[i].row["id"]}:{rnd}' for i in ask], desc=f'answer round {rnd}',
+                                       temperature=temperature, max_tokens=max_tokens)):
+        answers[i] = a
+    return answers
+
+def _round_table(jobs:Sequence[_EvolJob], res:Sequence, newt:Sequence[Sequence[str|None]], answers:Sequence, convs:Sequence,
+                 spec:TaskSpec, model:str|None, rnd:int, max_similarity:float, diffs:Sequence[str], validator) -> tuple[pd.DataFrame, list[dict]]:
+    "The round's rows (every attempt: failed ones invalid with `evol_fail_reason`, the others validated) and the next frontier (each kept child, else its parent with the failed op noted)."
+    rows, nxt = [], []
+    for j, x, nt, a, cv in zip(jobs, res, newt, answers, convs):
+        if j.turns is not None and cv is None:   # a conversation whose turns did not all evolve: the first turn that failed says why
+            bad = next(((t, n) for t, n in zip(j.texts, nt) if evol_failure(t, n, None, max_similarity)), (j.texts[0], nt[0]))
+            row, ok = _child_row(spec, j.row, j.level, j.op, j.edge_type, j.template, x, bad[1], None, rnd, max_similarity, diffs, model, parent_prompt=bad[0])
+        else: row, ok = _child_row(spec, j.row, j.level, j.op, j.edge_type, j.template, x, nt[0], a, rnd, max_similarity, diffs, model, conv=cv)
+        rows.append(row)
+        nxt.append(dict(row, _tried=[]) if ok else dict(j.row, _tried=j.row['_tried'] + [j.op]))
+    t = make_table(rows)
+    fail = t['evol_fail_reason'] != ''
+    if (~fail).any(): t.loc[~fail] = _validate(t[~fail].drop(columns=['valid', 'invalid_reason']), spec, validator)[t.columns].values
+    t.loc[fail, 'valid'] = False
+    t.loc[fail, 'invalid_reason'] = 'evol: ' + t.loc[fail, 'evol_fail_reason']
+    return t, nxt
+
 def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
-           spec,                           # task spec
+           spec:TaskSpec,                  # task spec
            llm=None,                       # `synthbench.llm.engine.LLM` (default `LLM()`)
            rounds:int=3,                   # evolution rounds (3 takes simple rows to edge cases)
            ops:Sequence[str]=DEPTH_OPS,    # in-depth operations to use
@@ -176,70 +269,27 @@ def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
         llm = LLM()
     bad = [t for t in edge_types if t not in EDGE_TYPES]
     if bad: raise ValueError(f'evolve: unknown edge type(s) {bad}; choose from {list(EDGE_TYPES)}.')
-    rng, tt = random.Random(rng_seed), getattr(spec, 'task_type', 'chat')
-    diffs = list((_axes_of(spec).get('difficulty') or {}).keys())
+    rng, diffs = random.Random(rng_seed), _difficulties(spec)
     frontier = [dict(r, _tried=[]) for r in df.to_dict('records') if _level_of(r, diffs) < len(LEVELS) - 1]
     out, n_edge = [], 0
     for rnd in range(1 + round_offset, rounds + 1 + round_offset):
         if not frontier: break
-        jobs = []
-        for r in frontier:
-            lv = _level_of(r, diffs)
-            op = next_op(lv, rng, breadth_share, ops, r['_tried'])
-            et = edge_types[n_edge % len(edge_types)] if op == EDGE_OP else None
-            n_edge += op == EDGE_OP
-            turns = _user_turns(r) if tt != 'classification' else []
-            texts = [str(r['messages'][t].get('content') or '') for t in turns] if len(turns) > 1 else [prompt_text(r)]
-            calls = [evol_messages(spec, t, op, et, r.get('label') if tt == 'classification' else None) for t in texts]
-            jobs.append((r, lv, op, et, [c[0] for c in calls], calls[0][1], turns if len(turns) > 1 else None, texts))
-        flat = [(i, k) for i, j in enumerate(jobs) for k in range(len(j[4]))]   # every user turn of a conversation is evolved
-        if estimate: return llm.estimate([jobs[i][4][k] for i, k in flat], max_tokens=max_tokens)
-        out_flat = llm.chat_many([jobs[i][4][k] for i, k in flat], response_format=EvolvedPrompt,
-                                 sample_ids=[f"evol:{jobs[i][0]['id']}:{rnd}:{jobs[i][2]}" + (f':t{k}' if k else '') for i, k in flat],
-                                 desc=f'evolve round {rnd}', temperature=temperature, max_tokens=max_tokens)
-        per = [[] for _ in jobs]
-        for (i, _k), x in zip(flat, out_flat): per[i].append(x)
-        res = [next((x for x in xs if getattr(x, 'error', None)), xs[0]) for xs in per]
-        newp = [_evolved_prompt(xs[0]) for xs in per]
-        newt = [[_evolved_prompt(x) for x in xs] for xs in per]
-        answers, convs = [None] * len(jobs), [None] * len(jobs)
-        multi = [i for i, j in enumerate(jobs) if j[6] is not None and all(newt[i])
-                 and not any(evol_failure(a, b, None, max_similarity) for a, b in zip(j[7], newt[i]))]
-        if multi:   # a conversation: its evolved turns, every reply re-answered turn by turn (no stale reply)
-            rows_m = [{'messages': [dict(m, content=newt[i][jobs[i][6].index(p)].strip()) if p in jobs[i][6] else dict(m)
-                                    for p, m in enumerate(jobs[i][0]['messages'])]} for i in multi]
-            for i, rm, (_k, err) in zip(multi, rows_m, answer_turns(rows_m, llm, spec, 0, temperature=answer_temperature, max_tokens=max_tokens, desc=f'evol-answer r{rnd}')):
-                convs[i] = (rm['messages'], err)
-        if tt != 'classification':
-            ask = [i for i, p in enumerate(newp) if p and jobs[i][6] is None and not evol_failure(prompt_text(jobs[i][0]), p, None, max_similarity)]
-            sys_p = getattr(spec, 'system_prompt', None)
-            am = [([{'role': 'system', 'content': sys_p}] if sys_p else []) + [{'role': 'user', 'content': newp[i]}] for i in ask]
-            for i, a in zip(ask, llm.chat_many(am, sample_ids=[f'evol-answer:{jobs[i][0]["id"]}:{rnd}' for i in ask], desc=f'answer round {rnd}',
-                                               temperature=answer_temperature, max_tokens=max_tokens) if ask else []):
-                answers[i] = a
-        rows, nxt = [], []
-        for (r, lv, op, et, _, tpl, turns, texts), x, p, a, cv, nt in zip(jobs, res, newp, answers, convs, newt):
-            if turns is not None and cv is None:   # a conversation whose turns did not all evolve: the first turn that failed says why
-                bad = next(((t, n) for t, n in zip(texts, nt) if evol_failure(t, n, None, max_similarity)), (texts[0], p))
-                row, ok = _child_row(spec, r, lv, op, et, tpl, x, bad[1], None, rnd, max_similarity, diffs, getattr(llm, 'model', None), parent_prompt=bad[0])
-            else: row, ok = _child_row(spec, r, lv, op, et, tpl, x, p, a, rnd, max_similarity, diffs, getattr(llm, 'model', None), conv=cv)
-            rows.append(row)
-            if ok: nxt.append(dict(row, _tried=[]))
-            else: nxt.append(dict(r, _tried=r['_tried'] + [op]))
-        t = make_table(rows)
-        fail = t['evol_fail_reason'] != ''
-        if (~fail).any(): t.loc[~fail] = _validate(t[~fail].drop(columns=['valid', 'invalid_reason']), spec, validator)[t.columns].values
-        t.loc[fail, 'valid'] = False
-        t.loc[fail, 'invalid_reason'] = 'evol: ' + t.loc[fail, 'evol_fail_reason']
+        jobs = _plan_jobs(frontier, spec, rng, diffs, ops, breadth_share, edge_types, n_edge)
+        n_edge += sum(j.op == EDGE_OP for j in jobs)
+        if estimate: return llm.estimate([c for j in jobs for c in j.calls], max_tokens=max_tokens)
+        res, newt = _rewrite(jobs, llm, rnd, temperature, max_tokens)
+        convs = _answer_conversations(jobs, newt, llm, spec, rnd, max_similarity, answer_temperature, max_tokens)
+        answers = _answer_prompts(jobs, [t[0] for t in newt], llm, spec, rnd, max_similarity, answer_temperature, max_tokens)
+        t, nxt = _round_table(jobs, res, newt, answers, convs, spec, getattr(llm, 'model', None), rnd, max_similarity, diffs, validator)
         out.append(t)
         frontier = [r for r in nxt if _level_of(r, diffs) < len(LEVELS) - 1 and len(r['_tried']) < len(ops) + 2]
     if estimate: return llm.estimate([], max_tokens=max_tokens)
     return pd.concat(out, ignore_index=True) if out else make_table([])
 
 # %% ../../nbs/21_evol.ipynb #c76e0549
-def _child_row(spec, parent, lv, op, et, tpl, res, newp, ans, rnd, max_similarity, diffs, model, conv=None, parent_prompt=None) -> tuple[dict, bool]:
+def _child_row(spec:TaskSpec, parent, lv, op, et, tpl, res, newp, ans, rnd, max_similarity, diffs, model, conv=None, parent_prompt=None) -> tuple[dict, bool]:
     "The row made by one evolution, with lineage, level, cost and failure reason (`conv`: (messages, error) of an evolved conversation)."
-    tt = getattr(spec, 'task_type', 'chat')
+    tt = spec.task_type
     err = f'call failed: {res.error}' if getattr(res, 'error', None) else ''
     if not err and ans is not None and getattr(ans, 'error', None): err = f'answer call failed: {ans.error}'
     resp = None if tt == 'classification' or ans is None else (getattr(ans, 'text', None) or '')
@@ -256,7 +306,7 @@ def _child_row(spec, parent, lv, op, et, tpl, res, newp, ans, rnd, max_similarit
     row = {k: v for k, v in parent.items() if k not in ('id', 'messages', 'text', 'valid', 'invalid_reason', '_tried') and not k.startswith(('judge_', 'dup_', 'aug_'))}
     if tt == 'classification': row.update(text=(newp or '').strip(), label=parent.get('label'))
     else:
-        sys_p = getattr(spec, 'system_prompt', None)
+        sys_p = spec.system_prompt
         body = [m for m in conv[0] if m.get('role') != 'system'] if conv is not None else [{'role': 'user', 'content': (newp or '').strip()}, {'role': 'assistant', 'content': (resp or '').strip()}]
         row['messages'] = ([{'role': 'system', 'content': sys_p}] if sys_p else []) + body
     row.update(source='generated', parent_id=parent['id'], op=f'evol_{op}', round=rnd, model=getattr(res, 'model', None) or model, prompt_id=tpl.id,
@@ -289,7 +339,7 @@ def _valid_levels(df:pd.DataFrame, diffs:Sequence[str]) -> list[int]:
     return [_level_of(r, diffs) for r in df.to_dict('records') if _usable(r)]
 
 def evolve_to_targets(df:pd.DataFrame,          # rows to start from (their level: `evol_level`, else difficulty, else simple)
-                      spec,                     # task spec
+                      spec:TaskSpec,            # task spec
                       llm=None,                 # `synthbench.llm.engine.LLM`
                       targets:Mapping[str, int]|None=None, # valid rows wanted per level name (default `EVOL_TARGETS`); the input rows count
                       max_passes:int=6,         # cap on top-up passes
@@ -304,12 +354,14 @@ def evolve_to_targets(df:pd.DataFrame,          # rows to start from (their leve
     targets = dict(EVOL_TARGETS if targets is None else targets)
     bad = [k for k in targets if k not in LEVELS]
     if bad: raise ValueError(f'evolve: unknown level(s) {bad} in targets; use {LEVELS}.')
-    diffs = list((_axes_of(spec).get('difficulty') or {}).keys())
+    diffs = _difficulties(spec)
     rng = random.Random(rng_seed)
     have = Counter(LEVELS[l] for l in _valid_levels(df, diffs))
     short0 = sum(max(0, targets[k] - have[k]) for k in targets)
     cap = max_calls if max_calls is not None else 4 * short0
-    out, calls, stop, used, passes = [], 0, None, Counter(), 0
+    out: list[pd.DataFrame] = []
+    used: Counter[str] = Counter()   # parent id -> times picked
+    calls, stop, passes = 0, None, 0
     while True:
         need = {k: targets[k] - have[k] for k in LEVELS if k in targets and have[k] < targets[k]}
         if not need: stop = 'targets_met'; break
@@ -369,7 +421,7 @@ def evolve_stage(df:pd.DataFrame,                    # the table whose rows are 
     if rows: src = src.head(rows)
     keep = df.copy(); keep.attrs = {}
     if not len(src): return StageResult(keep, report={'source_rows': 0, 'new_rows': 0, 'note': 'no valid rows to evolve'})
-    common = dict(ops=list(ops or DEPTH_OPS), edge_types=list(edge_types or MODEL_EDGE_TYPES), temperature=temperature, answer_temperature=answer_temperature,
+    common: dict[str, Any] = dict(ops=list(ops or DEPTH_OPS), edge_types=list(edge_types or MODEL_EDGE_TYPES), temperature=temperature, answer_temperature=answer_temperature,
                   max_tokens=max_tokens, max_similarity=max_similarity, validator=None if validate else False, rng_seed=ctx.seed)
     try: new = (evolve_to_targets(src, spec, llm, targets=targets, max_passes=max_passes, max_calls=max_calls, **common) if targets
                 else evolve(src, spec, llm, rounds=rounds, breadth_share=breadth_share, **common))

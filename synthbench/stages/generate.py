@@ -12,11 +12,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Literal
+from typing import Any, Literal, cast
 import pandas as pd
 from pydantic import BaseModel, ValidationError
 from ..core import make_table, content_id, prompt_text, response_text, normalize_text, examples_html, show_examples, _is_missing
 from ..run.stage import RunContext, StageResult, StageError, FATAL_KINDS, calls_outcome, marked_rows
+from ..spec import TaskSpec
 
 # %% auto #0
 __all__ = ['GENERATE_CHAT', 'GENERATE_CLASSIFY', 'GENERATE_TOOLS', 'TEMPLATES', 'TEMPERATURES', 'TURNS_RULE', 'EDGE_TYPES',
@@ -160,11 +161,11 @@ class ToolExamples(BaseModel):
     "The answer to one tool-call generation call: `k` conversations with tool calls, tool results and final replies."
     examples: list[ToolExample]
 
-def answer_model(spec) -> type[BaseModel]:
+def answer_model(spec:TaskSpec) -> type[BaseModel]:
     "The pydantic answer model for `spec`: labelled texts, tool-call conversations, multi-turn conversations or chats."
-    if getattr(spec, 'task_type', 'chat') == 'classification': return TextExamples
-    if getattr(spec, 'tools', None): return ToolExamples
-    return MultiTurnExamples if getattr(spec, 'multi_turn', False) else ChatExamples
+    if spec.task_type == 'classification': return TextExamples
+    if spec.tools: return ToolExamples
+    return MultiTurnExamples if spec.multi_turn else ChatExamples
 
 # %% ../../nbs/20_generate.ipynb #96fe920e
 def _apportion(weights:Mapping, n:int) -> dict:
@@ -191,7 +192,7 @@ def _cover(weights:Mapping, n:int) -> dict:
 
 def axis_combinations(axes:Mapping[str, Mapping[str, float]]) -> dict[tuple, float]:
     "Every combination of axis values (tuples in `axes` order) with its target share."
-    combos = {(): 1.0}
+    combos: dict[tuple, float] = {(): 1.0}
     for _name, vals in axes.items():
         tot = sum(vals.values()) or 1
         combos = {c + (v,): s * w / tot for c, s in combos.items() for v, w in vals.items() if w > 0}
@@ -209,7 +210,8 @@ def _split_cells(cells:Sequence[tuple[tuple, int]], # (values so far, rows) per 
     "Each cell's rows spread over `vals`, keeping each value's running total within a row of its share of the rows so far."
     tot = sum(w for w in vals.values() if w > 0) or 1
     share = {v: w / tot for v, w in vals.items() if w > 0}
-    done, seen, out = Counter(), 0, []
+    done: Counter[str] = Counter()
+    seen, out = 0, []
     for prefix, m in cells:
         if m <= 0: continue
         seen += m
@@ -259,12 +261,13 @@ class SeedRotation:
     "Hands out seed-id subsets: every seed is used about equally often, in a shuffled order."
     def __init__(self, ids:Sequence[str], per_batch:int=3, rotate:bool=True, rng_seed:int=0):
         self.ids, self.per_batch, self.rotate = list(ids), per_batch, rotate
-        self.rng, self.queue = random.Random(rng_seed), []
+        self.rng = random.Random(rng_seed)
+        self.queue: list[str] = []
     def next(self) -> list[str]:
         "The seed ids for the next batch (the first `per_batch` every time when `rotate` is off)."
         if not self.ids or self.per_batch <= 0: return []
         if not self.rotate: return self.ids[:self.per_batch]
-        out = []
+        out: list[str] = []
         while len(out) < min(self.per_batch, len(self.ids)):
             if not self.queue: self.queue = self.rng.sample(self.ids, len(self.ids))
             s = self.queue.pop()
@@ -283,7 +286,7 @@ def unlike_section(texts:Iterable[str], # recent outputs (most recent last)
 
 TEMPERATURES = {'precise': 0.7, 'varied': 1.0}
 
-def temperature_for(schedule:float|Sequence[float]|Mapping|Callable, # constant, list cycled per batch, {axis value: t}, or fn(i, combo)
+def temperature_for(schedule:float|list[float]|tuple[float, ...]|Mapping|Callable, # constant, list cycled per batch, {axis value: t}, or fn(i, combo)
                     i:int,                # batch number
                     combo:Mapping|None=None # the batch's axis values
                    ) -> float:
@@ -302,7 +305,8 @@ def chunk_document(text:str,          # the document (markdown or plain text)
                    min_chars:int=200   # a heading section shorter than this is merged with the next
                   ) -> list[dict]:
     "Cut `text` into chunks at headings and blank lines: `[{'id', 'title', 'text'}]`."
-    sections, cur = [], []
+    sections: list[str] = []
+    cur: list[str] = []
     for line in str(text).splitlines():
         if re.match(r'\s*#{1,6}\s', line) and sum(len(l) for l in cur) >= min_chars:
             sections.append('\n'.join(cur)); cur = []
@@ -326,13 +330,13 @@ def chunk_document(text:str,          # the document (markdown or plain text)
     return out
 
 # %% ../../nbs/20_generate.ipynb #f22a756b
-def _axes_of(spec) -> dict:
+def _axes_of(spec:TaskSpec) -> dict:
     "The spec's axes, with a label axis added for classification specs that lack one."
-    axes = {k: dict(v) for k, v in (getattr(spec, 'axes', None) or {}).items()}
-    labels = list(getattr(spec, 'labels', None) or [])
-    if getattr(spec, 'task_type', 'chat') == 'classification' and labels and not _label_axis(axes, labels):
+    axes = {k: dict(v) for k, v in spec.axes.items()}
+    labels = list(spec.labels)
+    if spec.task_type == 'classification' and labels and not _label_axis(axes, labels):
         axes = {'label': {l: 1 / len(labels) for l in labels}, **axes}
-    turns = getattr(spec, 'turns', None) or {}
+    turns = spec.turns
     if len(turns) > 1 or any(k > 1 for k in turns): axes['turns'] = {str(k): s for k, s in turns.items()}   # planned like an axis
     return axes
 
@@ -342,21 +346,21 @@ def _label_axis(axes:Mapping, labels:Sequence[str]) -> str|None:
     if 'category' in axes and labels and set(axes['category']) <= set(labels): return 'category'
     return None
 
-def task_section(spec) -> str:
+def task_section(spec:TaskSpec) -> str:
     "The task description shown in every generation prompt: name, description, system prompt, rules."
-    parts = [f"{getattr(spec, 'name', 'task')}: {getattr(spec, 'description', '') or ''}".strip()]
-    if getattr(spec, 'system_prompt', None): parts.append(f"The assistant follows this system prompt:\n<<<\n{spec.system_prompt}\n>>>")
-    if getattr(spec, 'labels', None): parts.append('Allowed labels / categories: ' + ', '.join(map(str, spec.labels)))
-    rules = list(getattr(spec, 'guidelines', None) or [])
-    rx = getattr(spec, 'output_regex', None)
+    parts = [f"{spec.name}: {spec.description}".strip()]
+    if spec.system_prompt: parts.append(f"The assistant follows this system prompt:\n<<<\n{spec.system_prompt}\n>>>")
+    if spec.labels: parts.append('Allowed labels / categories: ' + ', '.join(map(str, spec.labels)))
+    rules = list(spec.guidelines)
+    rx = spec.output_regex
     if rx and len(rx) <= 200: rules.append(f"The assistant's reply must match the regular expression: {rx}")
     elif rx: rules.append("The assistant's reply is checked against a strict pattern: use exactly the reply formats shown above and in the examples.")
-    if getattr(spec, 'output_schema', None): rules.append("The assistant's reply must be JSON valid against this schema: " + json.dumps(spec.output_schema))
-    lo, hi = getattr(spec, 'min_chars', None), getattr(spec, 'max_chars', None)
+    if spec.output_schema: rules.append("The assistant's reply must be JSON valid against this schema: " + json.dumps(spec.output_schema))
+    lo, hi = spec.min_chars, spec.max_chars
     if lo or hi: rules.append(f"Each example's text is between {lo or 0} and {hi or 'any number of'} characters.")
-    if getattr(spec, 'multi_turn', False): rules.append(TURNS_RULE)
+    if spec.multi_turn: rules.append(TURNS_RULE)
     if rules: parts.append('Rules:\n' + '\n'.join(f'- {r}' for r in rules))
-    if getattr(spec, 'tools', None):
+    if spec.tools:
         parts.append('Tools the assistant can call (name, description, JSON schema of the arguments):\n'
                      + '\n'.join(json.dumps(t, ensure_ascii=False) for t in spec.tools))
     return '\n\n'.join(parts)
@@ -436,7 +440,8 @@ def _items(obj) -> list:
 def _tool_call(c) -> dict:
     "One tool call in OpenAI's shape (`id`, `type`, `function` with `name` and string `arguments`); bad parts left for validation to name."
     if not isinstance(c, Mapping): return {'id': None, 'type': 'function', 'function': {'name': None, 'arguments': str(c)}}
-    fn = c.get('function') if isinstance(c.get('function'), Mapping) else {'name': c.get('name'), 'arguments': c.get('arguments')}
+    f = c.get('function')
+    fn = f if isinstance(f, Mapping) else {'name': c.get('name'), 'arguments': c.get('arguments')}
     args = fn.get('arguments')
     if isinstance(args, (Mapping, list)): args = json.dumps(args, ensure_ascii=False)
     return {'id': None if c.get('id') is None else str(c['id']), 'type': 'function',
@@ -462,7 +467,7 @@ def normalize_item(item, task_type:str='chat') -> tuple[dict, str]:
         role = _ROLE.get(str(t.get('role', t.get('from', ''))).strip().lower())
         content = t.get('content', t.get('value'))
         if not role: continue
-        m = {'role': role, 'content': '' if content is None else str(content).strip()}
+        m: dict[str, Any] = {'role': role, 'content': '' if content is None else str(content).strip()}
         if role == 'assistant' and t.get('tool_calls'):
             m['tool_calls'] = [_tool_call(c) for c in t['tool_calls']]
             if not m['content']: m['content'] = None     # OpenAI's shape: a turn that only calls tools has null content
@@ -557,7 +562,7 @@ def _unlike_for(pool:Sequence[str], j:int, n:int) -> list[str]:
     s = (j * n) % len(pool)
     return (pool[s:] + pool[:s])[:n]
 
-def _make_batches(spec, template:PromptTemplate, needed:Mapping[tuple, int], axis_names:Sequence[str], seeds:pd.DataFrame,
+def _make_batches(spec:TaskSpec, template:PromptTemplate, needed:Mapping[tuple, int], axis_names:Sequence[str], seeds:pd.DataFrame,
                   rot:SeedRotation, chunks:list, chunk_pos:list, recent:Sequence[str], c:_Controls, rnd:int, start:int) -> list[Batch]:
     by_id = {r['id']: r for r in seeds.to_dict('records')} if len(seeds) else {}
     sys_msg = [{'role': 'system', 'content': 'You are a careful writer of training data. You follow the requested JSON format exactly.'}]
@@ -566,8 +571,8 @@ def _make_batches(spec, template:PromptTemplate, needed:Mapping[tuple, int], axi
         i = start + j
         parts = [(dict(zip(axis_names, ct)), m) for ct, m in parts_t] if c.rotate_axes else [({}, sum(m for _, m in parts_t))]
         combo, count = parts[0][0], sum(m for _, m in parts)
-        focus = focus_section(combo, c.axis_notes, getattr(spec, 'axis_descriptions', None)) if len(parts) == 1 else \
-                mixed_focus_section(parts, c.axis_notes, getattr(spec, 'axis_descriptions', None))
+        focus = focus_section(combo, c.axis_notes, spec.axis_descriptions) if len(parts) == 1 else \
+                mixed_focus_section(parts, c.axis_notes, spec.axis_descriptions)
         sids = rot.next()
         chunk = None
         if chunks: chunk = chunks[chunk_pos[0] % len(chunks)]; chunk_pos[0] += 1
@@ -587,14 +592,15 @@ def _with_unlike(b:Batch, template:PromptTemplate, recent:Sequence[str], j:int, 
     return replace(b, messages=b.messages[:-1] + [{'role': 'user', 'content': body}], unlike=unl)
 
 # %% ../../nbs/20_generate.ipynb #6d80fd3a
-def _resolve(spec, template, axes, rotate_axes, seeds, document, chunk_chars):
+def _resolve(spec:TaskSpec, template:PromptTemplate|str|None, axes:Mapping|None, rotate_axes:bool, seeds:pd.DataFrame|None, document:str|list|Literal[False]|None,
+             chunk_chars:int) -> tuple[PromptTemplate, dict, pd.DataFrame, list]:
     "Shared set-up of plan/generate: template, axes, seed table and chunks."
-    if template is None: template = GENERATE_CLASSIFY if getattr(spec, 'task_type', 'chat') == 'classification' else GENERATE_TOOLS if getattr(spec, 'tools', None) else GENERATE_CHAT
+    if template is None: template = GENERATE_CLASSIFY if spec.task_type == 'classification' else GENERATE_TOOLS if spec.tools else GENERATE_CHAT
     elif isinstance(template, str): template = PromptTemplate('custom', template)
     axes = _axes_of(spec) if axes is None else {k: dict(v) for k, v in axes.items()}
     if not rotate_axes: axes = {}
-    if seeds is None: seeds = spec.seeds() if hasattr(spec, 'seeds') else make_table([])
-    if document is None: document = getattr(spec, 'context', None) or None   # the spec's grounding document, if any
+    if seeds is None: seeds = spec.seeds()
+    if document is None: document = spec.context or None   # the spec's grounding document, if any
     if document is False: document = None
     if isinstance(document, (str, Path)) and Path(str(document)).suffix in ('.md', '.txt') and len(str(document)) < 500 and Path(str(document)).exists():
         document = Path(document).read_text()
@@ -603,7 +609,7 @@ def _resolve(spec, template, axes, rotate_axes, seeds, document, chunk_chars):
 
 def _default_max_calls(first_round_calls:int) -> int: return max(3, 3 * first_round_calls)
 
-def plan_generation(spec,                 # task spec (`synthbench.spec.load_spec`)
+def plan_generation(spec:TaskSpec,        # task spec (`synthbench.spec.load_spec`)
                     n:int,                # valid rows wanted
                     llm=None,             # `synthbench.llm.engine.LLM` (for the estimate); None: no estimate
                     k:int=20,             # examples per call
@@ -616,7 +622,7 @@ def plan_generation(spec,                 # task spec (`synthbench.spec.load_spe
                     temperature:Any=1.0,                   # temperature schedule (see `temperature_for`)
                     max_calls:int|None=None,               # cap on calls (default 3x the first round)
                     seeds:pd.DataFrame|None=None,          # seed table (default `spec.seeds()`)
-                    document:str|list|None=None,           # text (or chunks) to ground examples in
+                    document:str|list|Literal[False]|None=None, # text, .md/.txt path or chunks to ground examples in (None: `spec.context`; False: none)
                     chunk_chars:int=1500,                  # chunk size for `document`
                     axis_notes:Mapping|None=None,          # extra instruction per axis value, shown in the focus
                     max_tokens_per_example:int=300,        # completion budget per example asked for
@@ -633,7 +639,7 @@ def plan_generation(spec,                 # task spec (`synthbench.spec.load_spe
     return plan
 
 # %% ../../nbs/20_generate.ipynb #7decd7f6
-def _validate(df:pd.DataFrame, spec, validator) -> pd.DataFrame:
+def _validate(df:pd.DataFrame, spec:TaskSpec, validator) -> pd.DataFrame:
     "Run `validator` (default `synthbench.stages.validate.validate`) and fold in the generation errors."
     if validator is None:
         from synthbench.stages.validate import validate as validator
@@ -645,16 +651,16 @@ def _validate(df:pd.DataFrame, spec, validator) -> pd.DataFrame:
     v['valid'] = ok.astype(object); v['invalid_reason'] = [r if not o else '' for r, o in zip(reason, ok)]
     return v
 
-def _rows_from(batch:Batch, res, spec, llm_model, op, source, split, label_axis) -> tuple[list[dict], str]:
+def _rows_from(batch:Batch, res, spec:TaskSpec, llm_model, op, source, split, label_axis) -> tuple[list[dict], str]:
     "Rows parsed from one call, with lineage and cost shares."
-    tt = getattr(spec, 'task_type', 'chat')
+    tt = spec.task_type
     items, err = parse_answer(res, tt)
-    rows, labels = [], list(getattr(spec, 'labels', None) or [])
+    rows, labels = [], list(spec.labels)
     u = getattr(res, 'usage', None)
     tin, tout = (getattr(u, 'prompt_tokens', 0) or 0, getattr(u, 'completion_tokens', 0) or 0) if u else (0, 0)
     cost = float(getattr(res, 'cost_usd', 0) or 0)
     m = max(1, len(items))
-    sys_p = getattr(spec, 'system_prompt', None)
+    sys_p = spec.system_prompt
     for pos, it in enumerate(items):
         row, e = normalize_item(it, tt)
         combo = batch.combo_at(pos)
@@ -669,7 +675,7 @@ def _rows_from(batch:Batch, res, spec, llm_model, op, source, split, label_axis)
                     'gen_batch': batch.idx, 'gen_seed_ids': list(batch.seed_ids), 'gen_temperature': batch.temperature,
                     'gen_focus': json.dumps(combo, ensure_ascii=False), 'gen_error': e})
         if tt == 'classification' and label_axis == 'category': row['category'] = row['label']
-        if getattr(spec, 'tools', None): row['tools'] = spec.openai_tools()
+        if spec.tools: row['tools'] = spec.openai_tools()
         if batch.chunk: row.update(gen_chunk_id=batch.chunk['id'], gen_chunk_text=batch.chunk['text'])
         rows.append(row)
     return rows, err
@@ -707,7 +713,108 @@ def _fatal(results:Sequence) -> str|None:
     if kinds and all(k in FATAL_KINDS for k in kinds): return kinds[0]
     return None
 
-def generate(spec,                           # task spec (`synthbench.spec.load_spec`)
+@dataclass
+class _GenRun:
+    "One `generate` run: what it needs to make rows (set once), and what it has made so far (the state each round is decided on)."
+    spec:TaskSpec; llm:Any; template:PromptTemplate; c:_Controls   # the task, the model, the prompt template, the diversity controls
+    seeds:pd.DataFrame; rot:SeedRotation; chunks:list              # the seeds shown, their rotation, the document chunks
+    names:list[str]; targets:dict[tuple, int]                      # axis names; valid rows wanted per axis combination
+    label_axis:str|None; validator:Any; op:str; split:str          # how rows are read, checked and marked
+    seen:set[str]; excluded:set[str]                               # ids never produced again (seeds, excluded, made); the excluded ones
+    recent:deque[str]                                              # recent valid prompts, for the "unlike these" lists
+    valid_n:Counter[tuple] = field(default_factory=Counter)        # valid rows made per axis combination
+    tables:list[pd.DataFrame] = field(default_factory=list)        # the validated rows, one table per wave
+    calls:list[dict] = field(default_factory=list)                 # the call log, one entry per call
+    chunk_pos:list[int] = field(default_factory=lambda: [0])       # the next document chunk (moved on by `_make_batches`)
+    rnd:int = 0; n_calls:int = 0; stale:int = 0                    # rounds run, calls sent, rounds in a row without a valid row
+    dups:int = 0; n_excl:int = 0                                   # rows skipped: made before / excluded ids
+    cap:int|None = None                                            # the call cap (the first round fixes it unless `max_calls` is given)
+
+def _round_batches(run:_GenRun, max_rounds:int, max_calls:int|None, oversample:float) -> tuple[list[Batch], str|None]:
+    "The next round's batches for the rows still missing, or why generation stops before it (target_reached, max_rounds, max_calls)."
+    needed = {cb: max(0, t - run.valid_n[cb]) for cb, t in run.targets.items()}
+    if not any(needed.values()): return [], 'target_reached'
+    if run.rnd >= max_rounds: return [], 'max_rounds'
+    run.rnd += 1
+    needed = {cb: math.ceil(m * oversample) for cb, m in needed.items()}
+    batches = _make_batches(run.spec, run.template, needed, run.names, run.seeds, run.rot, run.chunks, run.chunk_pos, list(run.recent), run.c, run.rnd, run.n_calls)
+    if run.cap is None: run.cap = max_calls or _default_max_calls(len(batches))
+    if run.n_calls >= run.cap: run.rnd -= 1; return [], 'max_calls'
+    return batches[:run.cap - run.n_calls], None
+
+def _keep_new(run:_GenRun, rows:list[dict]) -> list[dict]:
+    "The rows of one call that were not made before (nor are seeds or excluded ids), as table rows; the others counted as duplicates or excluded."
+    kept = []
+    for r in rows:
+        r = make_table([r]).iloc[0].to_dict()
+        if r['id'] in run.seen:
+            if r['id'] in run.excluded: run.n_excl += 1
+            else: run.dups += 1
+            continue
+        run.seen.add(r['id']); kept.append(r)
+    return kept
+
+def _log_call(run:_GenRun, wave:int, b:Batch, res, n_rows:int, kept:int, err:str):
+    "Add one call to the run's call log: its focus, rows asked, parsed and kept, error, tokens and cost."
+    u = getattr(res, 'usage', None)
+    run.calls.append({'round': run.rnd, 'wave': wave, 'batch': b.idx, 'focus': b.focus, 'asked': b.count, 'rows': kept, 'duplicates': n_rows - kept,
+                      'unlike': len(b.unlike), 'temperature': b.temperature, 'error': err, 'error_kind': _kind(res) or ('parse' if err and not n_rows else None),
+                      'cached': getattr(res, 'cached', None),
+                      'tokens_in': getattr(u, 'prompt_tokens', 0) if u else 0, 'tokens_out': getattr(u, 'completion_tokens', 0) if u else 0,
+                      'cost_usd': float(getattr(res, 'cost_usd', 0) or 0)})
+
+def _accept(run:_GenRun, new:list[dict]) -> int:
+    "Validate a wave's new rows and add them to the run: the valid ones counted per axis combination and remembered as recent; how many were valid."
+    if not new: return 0
+    t = _validate(make_table(new), run.spec, run.validator)
+    run.tables.append(t)
+    good = t[t['valid'] == True].to_dict('records')
+    for r in good: run.valid_n[_combo_of(r, run.names)] += 1
+    run.recent.extend(prompt_text(r) for r in good)
+    return len(good)
+
+def _send_wave(run:_GenRun, wave:list[Batch], w:int) -> tuple[list, int]:
+    "Send one wave's calls and keep their new rows: the answers (the stop decision reads their errors) and the number of valid rows made."
+    results = _run_calls(run.llm, wave, answer_model(run.spec), f'generate round {run.rnd}')
+    run.n_calls += len(wave)
+    new = []
+    for b, res in zip(wave, results):
+        rows, err = _rows_from(b, res, run.spec, getattr(run.llm, 'model', None), run.op, 'generated', run.split, run.label_axis)
+        kept = _keep_new(run, rows)
+        _log_call(run, w + 1, b, res, len(rows), len(kept), err)
+        new += kept
+    return results, _accept(run, new)
+
+def _run_round(run:_GenRun, batches:list[Batch], waves:int) -> tuple[int, str|None]:
+    "Send a round's batches in waves (later waves list what the earlier ones made as \"unlike these\"): valid rows made, and the fatal error kind that ended it early (None)."
+    got, pos = 0, 0
+    for w, size in enumerate(_wave_sizes(len(batches), waves)):
+        wave = batches[pos:pos + size]
+        if w: wave = [_with_unlike(b, run.template, list(run.recent), pos + j, run.c.unlike) for j, b in enumerate(wave)]
+        pos += size
+        results, valid = _send_wave(run, wave, w)
+        got += valid
+        fatal = _fatal(results)
+        if fatal: return got, fatal
+    return got, None
+
+def _stop_after_round(run:_GenRun, got:int, fatal:str|None) -> str|None:
+    "Why generation stops after a round (budget or calls_failed on a fatal error, no_progress after two rounds without a valid row), else None."
+    if fatal: return 'budget' if fatal == 'budget' else 'calls_failed'
+    run.stale = 0 if got else run.stale + 1
+    return 'no_progress' if run.stale >= 2 else None
+
+def _generation_report(run:_GenRun, df:pd.DataFrame, n:int, stop:str|None, trimmed:int, waves:int) -> dict:
+    "The run's story for `df.attrs['generation']`: stop reason, rows, rounds, calls, skips, cost, failures by kind, and the call log."
+    log = pd.DataFrame(run.calls)
+    return {'stop_reason': stop, 'target': n, 'valid': int((df['valid'] == True).sum()) if len(df) else 0,
+            'rows': len(df), 'rounds': run.rnd, 'calls': run.n_calls, 'max_calls': run.cap, 'duplicates_skipped': run.dups, 'excluded_skipped': run.n_excl,
+            'surplus_trimmed': trimmed, 'prompt_id': run.template.id, 'cost_usd': float(log['cost_usd'].sum()) if len(log) else 0.0,
+            'failed_calls': int((log['error'] != '').sum()) if len(log) else 0,
+            'failed_by_kind': {str(k): int(v) for k, v in log['error_kind'].value_counts().items()} if len(log) else {},
+            'waves': waves, 'with_unlike': int((log['unlike'] > 0).sum()) if len(log) else 0, 'call_log': run.calls}
+
+def generate(spec:TaskSpec,                  # task spec (`synthbench.spec.load_spec`)
              n:int,                          # valid rows wanted
              llm=None,                       # `synthbench.llm.engine.LLM` (default: `LLM()`, the local model when nothing is configured)
              k:int=20,                       # examples per call
@@ -723,7 +830,7 @@ def generate(spec,                           # task spec (`synthbench.spec.load_
              max_rounds:int=5,               # cap on rounds
              oversample:float=1.0,           # ask for this many times the missing rows each round
              seeds:pd.DataFrame|None=None,   # seed table (default `spec.seeds()`)
-             document:str|list|bool|None=None, # text, .md/.txt path or chunks to ground examples in (None: `spec.context`; False: none)
+             document:str|list|Literal[False]|None=None, # text, .md/.txt path or chunks to ground examples in (None: `spec.context`; False: none)
              chunk_chars:int=1500,           # chunk size for `document`
              axis_notes:Mapping|None=None,   # extra instruction per axis value, shown in the focus section
              validator:Callable|None|bool=None, # fn(df, spec) -> df with valid/invalid_reason (default `synthbench.stages.validate.validate`; False: none)
@@ -745,76 +852,24 @@ def generate(spec,                           # task spec (`synthbench.spec.load_
     if n < 1: raise ValueError(f'generate: n must be >= 1, got {n}.')
     template, axes, seeds, chunks = _resolve(spec, template, axes, rotate_axes, seeds, document, chunk_chars)
     c = _Controls(k, rotate_axes, seed_rotation, n_seeds, unlike, temperature, max_tokens_per_example, dict(axis_notes or {}))
-    names, targets = list(axes), axis_targets(axes, n)
-    label_axis = _label_axis(axes, getattr(spec, 'labels', None) or []) if getattr(spec, 'task_type', 'chat') == 'classification' else None
-    rot = SeedRotation(seeds['id'].tolist() if len(seeds) else [], n_seeds, seed_rotation, rng_seed)
-    seen = set(seeds['id']) | set(exclude_ids) if len(seeds) else set(exclude_ids)
     excluded = set(exclude_ids)
-    schema, model_name = answer_model(spec), getattr(llm, 'model', None)
-    tables, calls, recent, chunk_pos = [], [], deque(maxlen=max(1, 5 * unlike)), [0]
-    valid_n, stop, rnd, n_calls, stale, dups, n_excl = Counter(), None, 0, 0, 0, 0, 0
-    cap = None
-    while True:
-        needed = {cb: max(0, t - valid_n[cb]) for cb, t in targets.items()}
-        if not any(needed.values()): stop = 'target_reached'; break
-        if rnd >= max_rounds: stop = 'max_rounds'; break
-        rnd += 1
-        needed = {cb: math.ceil(m * oversample) for cb, m in needed.items()}
-        batches = _make_batches(spec, template, needed, names, seeds, rot, chunks, chunk_pos, list(recent), c, rnd, n_calls)
-        if cap is None: cap = max_calls or _default_max_calls(len(batches))
-        if n_calls >= cap: stop = 'max_calls'; rnd -= 1; break
-        batches = batches[:cap - n_calls]
-        got, pos, fatal = 0, 0, None
-        for w, size in enumerate(_wave_sizes(len(batches), waves)):
-            wave = batches[pos:pos + size]
-            if w: wave = [_with_unlike(b, template, list(recent), pos + j, unlike) for j, b in enumerate(wave)]
-            pos += size
-            results = _run_calls(llm, wave, schema, f'generate round {rnd}')
-            n_calls += len(wave)
-            new = []
-            for b, res in zip(wave, results):
-                rows, err = _rows_from(b, res, spec, model_name, op, 'generated', split, label_axis)
-                kept = 0
-                for r in rows:
-                    r = make_table([r]).iloc[0].to_dict()
-                    if r['id'] in seen:
-                        if r['id'] in excluded: n_excl += 1
-                        else: dups += 1
-                        continue
-                    seen.add(r['id']); new.append(r); kept += 1
-                u = getattr(res, 'usage', None)
-                calls.append({'round': rnd, 'wave': w + 1, 'batch': b.idx, 'focus': b.focus, 'asked': b.count, 'rows': kept, 'duplicates': len(rows) - kept,
-                              'unlike': len(b.unlike), 'temperature': b.temperature, 'error': err, 'error_kind': _kind(res) or ('parse' if err and not rows else None),
-                              'cached': getattr(res, 'cached', None),
-                              'tokens_in': getattr(u, 'prompt_tokens', 0) if u else 0, 'tokens_out': getattr(u, 'completion_tokens', 0) if u else 0,
-                              'cost_usd': float(getattr(res, 'cost_usd', 0) or 0)})
-            if new:
-                t = _validate(make_table(new), spec, validator)
-                tables.append(t)
-                good = t[t['valid'] == True]
-                for r in good.to_dict('records'): valid_n[_combo_of(r, names)] += 1
-                recent.extend(prompt_text(r) for r in good.to_dict('records'))
-                got += len(good)
-            fatal = _fatal(results)
-            if fatal: break
-        if fatal: stop = 'budget' if fatal == 'budget' else 'calls_failed'; break
-        stale = 0 if got else stale + 1
-        if stale >= 2: stop = 'no_progress'; break
-    df = pd.concat(tables, ignore_index=True) if tables else make_table([])
-    df, trimmed = _trim_surplus(df, targets, names)
-    log = pd.DataFrame(calls)
-    df.attrs['generation'] = {'stop_reason': stop, 'target': n, 'valid': int((df['valid'] == True).sum()) if len(df) else 0,
-                              'rows': len(df), 'rounds': rnd, 'calls': n_calls, 'max_calls': cap, 'duplicates_skipped': dups, 'excluded_skipped': n_excl,
-                              'surplus_trimmed': trimmed, 'prompt_id': template.id, 'cost_usd': float(log['cost_usd'].sum()) if len(log) else 0.0,
-                              'failed_calls': int((log['error'] != '').sum()) if len(log) else 0,
-                              'failed_by_kind': {str(k): int(v) for k, v in log['error_kind'].value_counts().items()} if len(log) else {},
-                              'waves': waves, 'with_unlike': int((log['unlike'] > 0).sum()) if len(log) else 0, 'call_log': calls}
+    run = _GenRun(spec, llm, template, c, seeds, SeedRotation(seeds['id'].tolist() if len(seeds) else [], n_seeds, seed_rotation, rng_seed), chunks,
+                  list(axes), axis_targets(axes, n), _label_axis(axes, spec.labels) if spec.task_type == 'classification' else None, validator, op, split,
+                  seen=(set(seeds['id']) if len(seeds) else set()) | excluded, excluded=excluded, recent=deque(maxlen=max(1, 5 * unlike)))
+    stop = None
+    while stop is None:   # one round per pass: plan the missing rows, send them in waves, decide whether to go on
+        batches, stop = _round_batches(run, max_rounds, max_calls, oversample)
+        if stop is None: stop = _stop_after_round(run, *_run_round(run, batches, waves))
+    df = pd.concat(run.tables, ignore_index=True) if run.tables else make_table([])
+    df, trimmed = _trim_surplus(df, run.targets, run.names)
+    df.attrs['generation'] = _generation_report(run, df, n, stop, trimmed, waves)
     return df
 
 def _trim_surplus(df:pd.DataFrame, targets:Mapping[tuple, int], names:Sequence[str]) -> tuple[pd.DataFrame, int]:
     "Drop valid rows beyond each combination's target (earliest kept); invalid rows always kept."
     if not len(df): return df, 0
-    keep, used = [], Counter()
+    keep: list[bool] = []
+    used: Counter[tuple] = Counter()
     for r in df.to_dict('records'):
         cb = _combo_of(r, names)
         if r['valid'] == True:
@@ -843,7 +898,7 @@ def _regen_blocker(msgs:list, start:int) -> str:
 
 def answer_turns(rows:list[dict],              # chat rows (their `messages` are replaced)
                  llm,                          # `synthbench.llm.engine.LLM`
-                 spec=None,                    # task spec: its system prompt goes first when a chat has none
+                 spec:TaskSpec|None=None,      # task spec: its system prompt goes first when a chat has none
                  start:Sequence[int]|int=0,    # per row: the first user turn (0-based) whose reply is re-answered
                  temperature:float=0.7,        # answer temperature
                  max_tokens:int=400,           # completion budget per reply
@@ -851,8 +906,8 @@ def answer_turns(rows:list[dict],              # chat rows (their `messages` are
                 ) -> list[tuple[int, str]]:
     "Re-answer every assistant reply from user turn `start` on, turn by turn (each call sees the conversation so far, new replies included): per row (replies redone, error or '')."
     starts = [start] * len(rows) if isinstance(start, int) else list(start)
-    sys_p = getattr(spec, 'system_prompt', None)
-    out = [[0, ''] for _ in rows]
+    sys_p = spec.system_prompt if spec is not None else None
+    out: list[list[Any]] = [[0, ''] for _ in rows]   # per row: [replies redone, error]
     msgs = [[dict(m) for m in r['messages']] for r in rows]
     for i, (ms, s) in enumerate(zip(msgs, starts)):
         out[i][1] = _regen_blocker(ms, s)
@@ -906,7 +961,8 @@ def generation_outcome(g:Mapping,          # `df.attrs['generation']` of a `gene
         return 'failed', 'budget', ' '.join(f'the budget ran out: stopped at {valid} of {n} rows after {calls} call(s): {first}'.split())[:400]
     status, kind, reason = calls_outcome(outcomes, 'generation')
     if status == 'failed' or (outcomes and all(o.error is not None for o in outcomes)): return 'failed', kind, reason
-    why = _STOP_WHY.get(g.get('stop_reason'), g.get('stop_reason'))
+    stop = str(g.get('stop_reason'))
+    why = _STOP_WHY.get(stop, stop)
     return 'partial', 'target', f'got {valid} of {n} valid rows after {calls} call(s) ({why})' + (f'; {reason}' if reason else '')
 
 def generate_stage(df:pd.DataFrame,                  # seed examples shown in the prompts (the runner passes the task's seeds); empty: `spec.seeds()`
@@ -926,7 +982,7 @@ def generate_stage(df:pd.DataFrame,                  # seed examples shown in th
                    unlike:int=10,                    # recent outputs listed as "unlike these" (0: off)
                    waves:int=3,                      # waves per round (later waves see earlier outputs)
                    oversample:float=1.0,             # ask for this many times the missing rows each round
-                   document:str|bool|None=None,      # text or .md/.txt path to ground examples in (None: the spec's context; False: none)
+                   document:str|Literal[False]|None=None, # text or .md/.txt path to ground examples in (None: the spec's context; False: none)
                    chunk_chars:int=1500,             # chunk size for `document`
                    max_tokens_per_example:int=300,   # completion budget per example asked for
                    validate:bool=True,               # validate rows against the spec's rules (False: keep all as valid)
@@ -935,12 +991,13 @@ def generate_stage(df:pd.DataFrame,                  # seed examples shown in th
     "Generate `n` valid rows for the run's task: the new rows (not `df`'s) as the table, the generation summary as the report."
     spec, llm = ctx.require_spec(), _CallRecorder(ctx.llm())
     pool = df[marked_rows(df, ['invalid']) == ''] if len(df) else None
+    excluded = sorted(set(df['id']) - set(pool['id'])) if pool is not None else []   # the invalid rows: never produced again
     try:
-        out = generate(spec, n, llm, k=k, template=template, axes=axes, rotate_axes=rotate_axes, seed_rotation=seed_rotation, n_seeds=n_seeds,
+        out = cast(pd.DataFrame, generate(spec, n, llm, k=k, template=template, axes=axes, rotate_axes=rotate_axes, seed_rotation=seed_rotation, n_seeds=n_seeds,
                        unlike=unlike, waves=waves, temperature=temperature, max_calls=max_calls, max_rounds=max_rounds, oversample=oversample,
                        seeds=pool, document=document, chunk_chars=chunk_chars, axis_notes=axis_notes, validator=None if validate else False,
-                       split=split, exclude_ids=sorted(set(df['id']) - set(pool['id'])) if len(df) else (), max_tokens_per_example=max_tokens_per_example,
-                       rng_seed=ctx.seed)
+                       split=split, exclude_ids=excluded, max_tokens_per_example=max_tokens_per_example,
+                       rng_seed=ctx.seed))   # estimate=False: always a table
     except ValueError as e: raise StageError('config', f'generate: {e}') from None
     g = dict(out.attrs.get('generation', {}))
     out = out.copy(); out.attrs = {}
@@ -948,12 +1005,12 @@ def generate_stage(df:pd.DataFrame,                  # seed examples shown in th
     return StageResult(out, report=_plain(g), status=status, error_kind=kind, reason=reason)
 
 # %% ../../nbs/20_generate.ipynb #4d36a5e6
-def uniform_axes(spec, names:Sequence[str]=('category', 'difficulty')) -> dict:
+def uniform_axes(spec:TaskSpec, names:Sequence[str]=('category', 'difficulty')) -> dict:
     "The spec's axes named in `names`, with equal shares for every value (a balanced grid)."
     axes = _axes_of(spec)
     return {a: {v: 1 / len(axes[a]) for v in axes[a]} for a in names if a in axes}
 
-def generate_eval_set(spec,                    # task spec
+def generate_eval_set(spec:TaskSpec,           # task spec
                       per_cell:int,            # rows per category x difficulty cell
                       llm=None,                # `synthbench.llm.engine.LLM`
                       train:pd.DataFrame|None=None, # training table to keep apart from
@@ -1051,7 +1108,7 @@ def edge_catalogue() -> pd.DataFrame:
     return pd.DataFrame([{'edge_type': e.name, 'description': e.description, 'rule_made': e.rule is not None, 'keeps_answer': e.keeps_answer} for e in EDGE_TYPES.values()])
 
 # %% ../../nbs/20_generate.ipynb #4c130d4b
-def generate_edge_cases(spec,                      # task spec
+def generate_edge_cases(spec:TaskSpec,             # task spec
                         n:int,                     # rows wanted, spread evenly over `types`
                         llm=None,                  # `synthbench.llm.engine.LLM`
                         types:Sequence[str]|None=None, # edge types (default: all in `EDGE_TYPES`)
@@ -1092,9 +1149,9 @@ def _stage_exit(cmd:str, res) -> int:
     print(f'synthbench {cmd}: {res.status} ({res.error_kind}): {res.reason}', file=sys.stderr)
     return 1
 
-def _document_of(spec, folder:Path) -> str|None:
+def _document_of(spec:TaskSpec, folder:Path) -> str|None:
     "The grounding document of a seed folder: `spec.context` (the task's `context:` file), else a `*.md`/`*.txt` file next to task.yaml."
-    d = getattr(spec, 'context', None) or getattr(spec, 'document', None)
+    d = spec.context
     if isinstance(d, str) and d.strip(): return Path(d).read_text() if len(d) < 500 and Path(d).exists() else d
     files = [f for f in sorted(folder.glob('*')) if f.suffix in ('.md', '.txt') and f.stem.lower() != 'readme']
     return files[0].read_text() if files else None
@@ -1147,7 +1204,7 @@ def cli_generate(argv:list[str]) -> int:
     spec, seeds, why = _load_task('generate', a.seed_dir)
     if why: return _fail('generate', why)
     folder = Path(a.seed_dir) if Path(a.seed_dir).is_dir() else Path(a.seed_dir).parent
-    doc = False if a.no_document else _document_of(spec, folder)
+    doc: str|Literal[False]|None = False if a.no_document else _document_of(spec, folder)
     try: llm = _llm_from_args(a)
     except (ValueError, OSError, RuntimeError) as e:
         if not a.estimate: return _fail('generate', f'cannot set up the model: {e}')
@@ -1155,10 +1212,10 @@ def cli_generate(argv:list[str]) -> int:
         print(f'plan: {plan.calls} calls (cap {plan.max_calls}); to price them pass --model M (or set $SYNTHBENCH_MODEL) [{e}]')
         return 0
     if a.estimate:
-        res = plan_generation(spec, a.n, llm, k=a.k, max_calls=a.max_calls, document=doc, seeds=seeds)
-        e, m = res.estimate, res.estimate_max
-        print(f'plan: {res.calls} calls, ~{e.tokens_in} tokens in, <= {e.tokens_out} tokens out, ~${float(e.usd or 0):.4f}; '
-              f'cap {res.max_calls} calls: ~${m["usd"]:.4f}')
+        plan = plan_generation(spec, a.n, llm, k=a.k, max_calls=a.max_calls, document=doc, seeds=seeds)
+        est, m = plan.estimate, plan.estimate_max
+        print(f'plan: {plan.calls} calls, ~{est.tokens_in} tokens in, <= {est.tokens_out} tokens out, ~${float(est.usd or 0):.4f}; '
+              f'cap {plan.max_calls} calls: ~${m["usd"]:.4f}')
         return 0
     try: res = generate_stage(seeds, ctx=RunContext(spec=spec, llms={'main': llm}), n=a.n, k=a.k, max_calls=a.max_calls, max_rounds=a.max_rounds, document=doc)
     except StageError as e: return _fail('generate', f'{e.kind}: {e.reason}')

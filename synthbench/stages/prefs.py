@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Literal
+from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
 from ..core import check_table, content_id, _is_missing
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome
+from ..spec import TaskSpec
 from .judge import make_criteria, _judge_rows, length_bias, family_warning, _default_llm
 
 # %% auto #0
@@ -27,7 +28,7 @@ __all__ = ['DEFAULT_TEMPERATURES', 'PAIRWISE_SYSTEM', 'DROP_REASONS', 'pair_prom
 
 # %% ../../nbs/23_prefs.ipynb #c4e71f65
 def pair_prompts(df:pd.DataFrame,              # example table (chat `messages`, or `text`)
-                 spec=None,                    # TaskSpec: its system prompt goes first
+                 spec:TaskSpec|None=None,      # TaskSpec: its system prompt goes first
                  system_prompt:bool=True       # add the spec's system prompt to rows without one
                 ) -> list[dict]:
     "The distinct prompts of `df`: `{'prompt_id', 'prompt' (messages), 'source_id'}` per prompt."
@@ -105,7 +106,7 @@ def _conv_block(prompt:Sequence[Mapping]) -> str:
 
 def pairwise_messages(prompt:Sequence[Mapping],   # the conversation (messages before the reply)
                       a:str, b:str,               # the two replies, in the order shown
-                      spec=None                   # TaskSpec: task context
+                      spec:TaskSpec|None=None     # TaskSpec: task context
                      ) -> list[dict]:
     "The chat messages that ask a pairwise judge which of replies `a` and `b` is better."
     from synthbench.stages.judge import _task_block
@@ -120,7 +121,7 @@ def _winner(res) -> str|None:
     w = p.winner if hasattr(p, 'winner') else (p or {}).get('winner') if isinstance(p, Mapping) else None
     return w if w in ('A', 'B', 'tie') else None
 
-def score_pointwise(prompts, cands, judge_llm, spec=None, criteria=None, max_tokens:int=800) -> tuple[pd.DataFrame, list[dict]]:
+def score_pointwise(prompts, cands, judge_llm, spec:TaskSpec|None=None, criteria=None, max_tokens:int=800) -> tuple[pd.DataFrame, list[dict]]:
     "`cands` with `score` (judge_overall) and `judge_error`; one outcome per judge call."
     crits = make_criteria(criteria, spec)
     pm = {p['prompt_id']: p['prompt'] for p in prompts}
@@ -137,7 +138,7 @@ def score_pointwise(prompts, cands, judge_llm, spec=None, criteria=None, max_tok
     outcomes = [{'prompt_id': r.prompt_id, 'what': 'judge', 'i': r.i, 'error': o.error, 'error_kind': o.error_kind} for r, o in zip(ok.itertuples(), outs)]
     return out, outcomes
 
-def score_pairwise(prompts, cands, judge_llm, spec=None, max_tokens:int=300) -> tuple[pd.DataFrame, list[dict], dict]:
+def score_pairwise(prompts, cands, judge_llm, spec:TaskSpec|None=None, max_tokens:int=300) -> tuple[pd.DataFrame, list[dict], dict]:
     "`cands` with `score` (wins against the prompt's other distinct replies); the outcomes; `{(prompt_id, text_a, text_b): 'A'|'B'|'tie'|'inconsistent'|None}`."
     pm = {p['prompt_id']: p['prompt'] for p in prompts}
     jobs = []   # (prompt_id, first, second): asked as A=first, B=second and A=second, B=first
@@ -146,7 +147,9 @@ def score_pairwise(prompts, cands, judge_llm, spec=None, max_tokens:int=300) -> 
         jobs += [(pid, texts[x], texts[y]) for x in range(len(texts)) for y in range(x + 1, len(texts))]
     msgs = [m for pid, a, b in jobs for m in (pairwise_messages(pm[pid], a, b, spec), pairwise_messages(pm[pid], b, a, spec))]
     res = judge_llm.chat_many(msgs, response_format=PairwisePreference, desc='pairwise judge', temperature=0.0, max_tokens=max_tokens) if msgs else []
-    outcomes, verdicts, points = [], {}, Counter()
+    outcomes: list[dict] = []
+    verdicts: dict[tuple, str|None] = {}
+    points: dict[tuple, float] = {}   # (prompt, text) -> wins: 1 a win, 0.5 each for a tie or an inconsistent verdict
     for k, (pid, a, b) in enumerate(jobs):
         r1, r2 = res[2 * k], res[2 * k + 1]
         for r in (r1, r2): outcomes.append({'prompt_id': pid, 'what': 'pairwise judge', 'i': None, 'error': r.error or (None if _winner(r) else 'no winner in the answer'),
@@ -157,8 +160,8 @@ def score_pairwise(prompts, cands, judge_llm, spec=None, max_tokens:int=300) -> 
         if first != second: v = 'inconsistent'
         else: v = 'tie' if first is None else ('A' if first == a else 'B')
         verdicts[(pid, a, b)] = v
-        if v in ('tie', 'inconsistent'): points[(pid, a)] += 0.5; points[(pid, b)] += 0.5
-        else: points[(pid, first)] += 1
+        if v in ('tie', 'inconsistent'): points[(pid, a)] = points.get((pid, a), 0) + 0.5; points[(pid, b)] = points.get((pid, b), 0) + 0.5
+        else: points[(pid, first)] = points.get((pid, first), 0) + 1
     out = cands.assign(score=[points.get((p, t), 0.0) if t is not None else float('nan') for p, t in zip(cands['prompt_id'], cands['text'])], judge_error=None)
     return out, outcomes, verdicts
 
@@ -200,7 +203,7 @@ def pair_length_bias(pairs:pd.DataFrame,                 # the kept pairs (`chos
     n = len(pairs)
     lc = pairs['chosen'].astype(str).str.len() if n else pd.Series(dtype='float64')
     lr = pairs['rejected'].astype(str).str.len() if n else pd.Series(dtype='float64')
-    out = dict(pairs=n, share_chosen_longer=round(float((lc > lr).mean()), 3) if n else None,
+    out: dict[str, Any] = dict(pairs=n, share_chosen_longer=round(float((lc > lr).mean()), 3) if n else None,
                share_same_length=round(float((lc == lr).mean()), 3) if n else None,
                mean_length_ratio=round(float((lc / lr.clip(lower=1)).mean()), 3) if n else None,
                mean_chosen_chars=round(float(lc.mean()), 1) if n else None, mean_rejected_chars=round(float(lr.mean()), 1) if n else None,
@@ -256,7 +259,7 @@ class PreferencePairs:
 # %% ../../nbs/23_prefs.ipynb #26a3a651
 def preference_pairs(df:pd.DataFrame,                          # example table: its prompts are sampled
                      llm=None,                                 # the generator (`synthbench.llm.engine.LLM`; default: configured or local)
-                     spec=None,                                # TaskSpec: system prompt, judge criteria and context
+                     spec:TaskSpec|None=None,                  # TaskSpec: system prompt, judge criteria and context
                      n_candidates:int=4,                       # candidates per prompt
                      temperatures:Sequence[float]=DEFAULT_TEMPERATURES,  # candidate temperatures (cycled)
                      models:Sequence|None=None,                # model names (on `llm`'s endpoint) or LLMs, taking turns
@@ -287,7 +290,7 @@ def preference_pairs(df:pd.DataFrame,                          # example table: 
     if pairwise: cands, jouts, verdicts = score_pairwise(prompts, cands, judge_llm, spec)
     else: cands, jouts = score_pointwise(prompts, cands, judge_llm, spec, criteria, judge_max_tokens)
     outcomes += jouts
-    fails_by = {}
+    fails_by: dict[str, list[dict]] = {}
     for o in outcomes:
         if o['error']: fails_by.setdefault(o['prompt_id'], []).append(o)
     groups = {pid: g for pid, g in cands.groupby('prompt_id', sort=False)}
@@ -329,6 +332,7 @@ def dpo_records(pairs:pd.DataFrame|PreferencePairs,                       # `pre
     out = []
     for p in pairs.to_dict('records'):
         prompt = [{'role': m['role'], 'content': m['content']} for m in p['prompt']]
+        r: dict[str, Any]
         if format == 'conversational':
             r = {'prompt': prompt, 'chosen': [{'role': 'assistant', 'content': p['chosen']}], 'rejected': [{'role': 'assistant', 'content': p['rejected']}]}
         else: r = {'prompt': _conv_block(prompt) + '\n[assistant]\n', 'chosen': p['chosen'], 'rejected': p['rejected']}
@@ -376,7 +380,7 @@ def prefs_stage(df:pd.DataFrame,
                 pairwise:bool=False,                    # pairwise judge with position swap
                 criteria:list[str]|dict[str, str]|None=None, # pointwise criteria (default: from the spec)
                 max_tokens:int=512,                     # room for a candidate reply
-                format:str='conversational',            # DPO file format: 'conversational' or 'standard'
+                format:Literal['conversational', 'standard']='conversational', # DPO file format
                 extra:bool=True,                        # keep margin and scores in the DPO file
                ) -> StageResult:
     "`preference_pairs` in the stage contract: kept pairs as example rows, prompts without a pair dropped with their reason, the DPO file written."
