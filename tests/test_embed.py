@@ -224,3 +224,10 @@ def test_rpm_limit_and_endpoint_rule(srv, tmp_path, monkeypatch):
     assert srv.embed_auth[-1] == 'Bearer sk-' + 'from-env-0123456789' and 'from-env' not in repr(e)
     monkeypatch.delenv('MY_EMBED_KEY')
     with pytest.raises(ValueError, match=r'api_key_env names \$MY_EMBED_KEY'): paid(srv, tmp_path, api_key=None, api_key_env='MY_EMBED_KEY')
+
+
+def test_sdk_transport_sends_embeddings_too(srv, tmp_path):
+    emb = paid(srv, tmp_path, budget_usd=1.0)
+    emb.llm.transport = 'sdk'
+    X = emb.encode(['a b c', 'd'], batch_size=1)
+    assert X.shape == (2, 8) and srv.n_embed_requests == 2 and emb.llm.spent_usd == pytest.approx(4 * price_for(SMALL)[0] / 1e6)
