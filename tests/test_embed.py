@@ -45,7 +45,8 @@ def emb_server():
     with EmbeddingsServer() as s: yield s
 
 
-def test_openai_embedder_batches_normalises_and_caches(emb_server, tmp_path):
+def test_openai_embedder_batches_normalises_and_caches(emb_server, tmp_path, monkeypatch):
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))   # the engine's ledger too: checked for the key below
     texts = [f'text number {i}' for i in range(7)] + ['text number 0']  # one repeat
     emb = OpenAIEmbedder('fake-emb', base_url=emb_server.base_url, api_key='sk-test-SECRET', max_batch=3)
     X = embed_texts(texts, model=emb, cache_dir=tmp_path, progress=False)
@@ -70,6 +71,7 @@ def test_openai_embedder_batches_normalises_and_caches(emb_server, tmp_path):
 
 def test_get_embedder_openai_by_name_and_env(emb_server, tmp_path, monkeypatch):
     monkeypatch.setenv('OPENAI_API_KEY', 'sk-env')
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))
     e = get_embedder('openai:fake-emb', base_url=emb_server.base_url)
     assert isinstance(e, OpenAIEmbedder) and e.name.endswith(':fake-emb')
     X = embed_texts(['a', 'b'], model='openai:fake-emb', base_url=emb_server.base_url, cache_dir=tmp_path, progress=False)
