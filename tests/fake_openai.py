@@ -25,6 +25,12 @@ that share of chat requests (drawn at random, `fault_seed`) with a 429 carrying 
 `Retry-After` (whole seconds, rounded up, as OpenAI sends both), a 500, or a 200 whose JSON body is cut in half.
 `n_answered` counts well-formed 200 answers (and `answer_times` their monotonic times, in-process only).
 
+Embeddings: /v1/embeddings answers deterministic vectors (`fake_embedding`, `embed_dim` long or the request's `dimensions`)
+in shuffled order (clients must sort by `index`), with `usage.prompt_tokens` = words of each input (at least 1 each).
+`embed_statuses = [429, 429]` answers the next embeddings requests with those statuses first (429s carry `retry-after-ms:
+embed_retry_after_ms`, 401s an authentication error); `embed_requests` / `n_embed_requests` / `embed_tokens` count what came
+in and what was billed (200 answers only).
+
 Besides chat completions it serves /v1/models, /v1/files (upload, retrieve, content) and /v1/batches
 (create, retrieve, cancel, list) so the OpenAI Batch API path can be tested: a batch completes
 `batch_delay` seconds after creation, each line answered by the same `responder`.
@@ -37,7 +43,7 @@ or  python tests/fake_openai.py --latency 0.5 [--faults 429=0.1,500=0.1,truncate
 from __future__ import annotations
 import asyncio, json, math, os, random, subprocess, sys, threading, time, uuid
 
-__all__ = ['FakeOpenAIServer', 'echo_responder']
+__all__ = ['FakeOpenAIServer', 'echo_responder', 'fake_embedding', 'embedding_tokens']
 
 MAX_BODY = 32 * 1024 * 1024   # bytes per request
 MAX_HANG = 60.0               # a hang never lasts longer than this
@@ -49,6 +55,18 @@ def echo_responder(body: dict) -> str:
     last = next((m.get('content') for m in reversed(msgs) if m.get('role') == 'user'), '')
     if isinstance(last, list): last = ' '.join(p.get('text', '') for p in last if isinstance(p, dict))
     return f'echo: {last}'
+
+
+def fake_embedding(text: str, dim: int = 8) -> list[float]:
+    "Deterministic, unnormalised vector for `text`."
+    import hashlib
+    h = hashlib.sha256(text.encode()).digest()
+    return [float(h[i % len(h)]) - 100.0 + i // len(h) for i in range(dim)]
+
+
+def embedding_tokens(text: str) -> int:
+    "What the fake bills for one embeddings input: its words, at least 1."
+    return max(1, len(str(text).split()))
 
 
 def _words(x) -> int:
@@ -109,6 +127,13 @@ class FakeOpenAIServer:
         self.batch_requests: list[dict] = [] # bodies answered through the Batch API
         self.n_requests = 0                  # chat completion requests received (also when record=False)
         self.in_flight = self.max_in_flight = 0   # chat requests being answered now / at most at once
+        self.embed_requests: list[dict] = []  # embeddings bodies, in arrival order
+        self.embed_auth: list = []            # their Authorization headers
+        self.n_embed_requests = 0             # embeddings requests received
+        self.embed_tokens = 0                 # input tokens billed in 200 embeddings answers
+        self.embed_statuses: list[int] = []   # statuses to answer the next embeddings requests with (first in, first out)
+        self.embed_retry_after_ms = 20        # what an embeddings 429 asks the client to wait
+        self.embed_dim = 8
         self.files: dict[str, dict] = {}
         self.batches: dict[str, dict] = {}
         self._lock = threading.Lock()
@@ -145,6 +170,7 @@ class FakeOpenAIServer:
         app = web.Application(client_max_size=MAX_BODY)
         app.router.add_post('/v1/chat/completions', self._chat)
         app.router.add_get('/v1/models', self._models)
+        app.router.add_post('/v1/embeddings', self._embeddings)
         app.router.add_post('/v1/files', self._file_create)
         app.router.add_get('/v1/files/{fid}', self._file_get)
         app.router.add_get('/v1/files/{fid}/content', self._file_content)
@@ -265,6 +291,29 @@ class FakeOpenAIServer:
         if 'raw' in spec: return web.Response(text=spec['raw'], status=status, content_type='application/json', headers=headers)
         if status != 200: return web.json_response(_error_body(status, spec.get('error')), status=status, headers=headers)
         return self._answered(web.json_response(_completion(body, spec, self.n_requests), headers=headers))
+
+    async def _embeddings(self, request):
+        from aiohttp import web
+        try: body = json.loads(await request.read())
+        except ValueError: return web.json_response(_error_body(400, 'request body is not JSON'), status=400)
+        with self._lock:
+            self.n_embed_requests += 1
+            if self.record: self.embed_requests.append(body); self.embed_auth.append(request.headers.get('Authorization'))
+            status = self.embed_statuses.pop(0) if self.embed_statuses else 200
+        if status != 200:
+            hdr = {'retry-after-ms': str(self.embed_retry_after_ms)} if status == 429 else {}
+            msg = {401: 'Incorrect API key provided.', 429: 'Rate limit reached for embeddings.'}.get(status)
+            return web.json_response(_error_body(status, msg), status=status, headers=hdr)
+        inp = body.get('input')
+        inp = inp if isinstance(inp, list) else [inp]
+        if not body.get('model') or not all(isinstance(t, str) and t for t in inp):
+            return web.json_response(_error_body(400, "'input' must be non-empty strings and 'model' given"), status=400)
+        dim = int(body.get('dimensions') or self.embed_dim)
+        data = [{'object': 'embedding', 'index': i, 'embedding': fake_embedding(t, dim)} for i, t in enumerate(inp)]
+        n = sum(embedding_tokens(t) for t in inp)
+        with self._lock: self.embed_tokens += n
+        return web.json_response({'object': 'list', 'data': data[::-1], 'model': body['model'],
+                                  'usage': {'prompt_tokens': n, 'total_tokens': n}})
 
     async def _models(self, request):
         from aiohttp import web

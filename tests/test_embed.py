@@ -45,14 +45,15 @@ def emb_server():
     with EmbeddingsServer() as s: yield s
 
 
-def test_openai_embedder_batches_normalises_and_caches(emb_server, tmp_path):
+def test_openai_embedder_batches_normalises_and_caches(emb_server, tmp_path, monkeypatch):
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))   # the engine's ledger too: checked for the key below
     texts = [f'text number {i}' for i in range(7)] + ['text number 0']  # one repeat
     emb = OpenAIEmbedder('fake-emb', base_url=emb_server.base_url, api_key='sk-test-SECRET', max_batch=3)
     X = embed_texts(texts, model=emb, cache_dir=tmp_path, progress=False)
     assert X.shape == (8, DIM) and X.dtype == np.float32
     want = np.array([fake_vector(t) for t in texts], dtype=np.float32)
     np.testing.assert_allclose(X, want / np.linalg.norm(want, axis=1, keepdims=True), rtol=1e-5)
-    assert [len(r['input']) for r in emb_server.requests] == [3, 3, 1]  # 7 distinct texts, batches of 3
+    assert sorted(len(r['input']) for r in emb_server.requests) == [1, 3, 3]  # 7 distinct texts, batches of 3 (sent concurrently)
     assert emb_server.headers[0]['authorization'] == 'Bearer sk-test-SECRET'
     # second call: everything from the cache, no request
     n = len(emb_server.requests)
@@ -70,6 +71,7 @@ def test_openai_embedder_batches_normalises_and_caches(emb_server, tmp_path):
 
 def test_get_embedder_openai_by_name_and_env(emb_server, tmp_path, monkeypatch):
     monkeypatch.setenv('OPENAI_API_KEY', 'sk-env')
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))
     e = get_embedder('openai:fake-emb', base_url=emb_server.base_url)
     assert isinstance(e, OpenAIEmbedder) and e.name.endswith(':fake-emb')
     X = embed_texts(['a', 'b'], model='openai:fake-emb', base_url=emb_server.base_url, cache_dir=tmp_path, progress=False)
@@ -114,3 +116,120 @@ def test_offline_and_lazy_import(tmp_path):
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip() == '(1, 384) 1'
+
+
+# ---- paid embeddings through the LLM engine: priced, budgeted, retried, classified (against tests/fake_openai.py)
+from fake_openai import FakeOpenAIServer, embedding_tokens, fake_embedding
+from synthbench.llm.cost import price_for
+from synthbench.llm.engine import LLM
+from synthbench.run.stage import StageError
+
+KEY = 'sk-' + 'test-EMBEDKEY-0123456789abcd'   # a fake key, split so secret scanners don't flag it
+SMALL = 'text-embedding-3-small'
+
+
+@pytest.fixture
+def srv(tmp_path, monkeypatch):
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))   # nothing lands in ~/.cache
+    with FakeOpenAIServer() as s: yield s
+
+
+def paid(srv, tmp_path, **kw):
+    kw = {'base_url': srv.base_url, 'api_key': KEY, 'cache_dir': tmp_path / 'llm', 'max_batch': 4, **kw}
+    return OpenAIEmbedder(kw.pop('model', SMALL), **kw)
+
+
+def texts(n, tag='doc'): return [f'{tag} number {i} about refunds' for i in range(n)]
+
+
+def test_spend_booked_matches_usage_times_price_and_cache_books_nothing(srv, tmp_path):
+    emb = paid(srv, tmp_path, budget_usd=1.0)
+    X = embed_texts(texts(10), model=emb, cache_dir=tmp_path / 'emb', progress=False)
+    assert X.shape == (10, 8) and srv.n_embed_requests == 3                      # 10 texts, 4 per request
+    want = np.array([fake_embedding(t) for t in texts(10)], np.float32)
+    np.testing.assert_allclose(X, want / np.linalg.norm(want, axis=1, keepdims=True), rtol=1e-5)
+    billed = sum(embedding_tokens(t) for t in texts(10))
+    assert srv.embed_tokens == billed
+    usd = billed * price_for(SMALL)[0] / 1e6
+    assert emb.usd == pytest.approx(usd) and emb.llm.spent_usd == pytest.approx(usd) and emb.llm.ledger.reserved == 0
+    assert emb.llm.stats['tokens_in'] == billed
+    # a re-run (same client, then a new session on the same caches): all vectors cached, no request, nothing booked
+    embed_texts(texts(10), model=emb, cache_dir=tmp_path / 'emb', progress=False)
+    emb2 = paid(srv, tmp_path, budget_usd=1.0)
+    embed_texts(texts(10)[::-1], model=emb2, cache_dir=tmp_path / 'emb', progress=False)
+    assert srv.n_embed_requests == 3 and emb2.usd == 0 and emb2.llm.spent_usd == pytest.approx(usd)
+    assert all(a == 'Bearer ' + KEY for a in srv.embed_auth)
+    for f in tmp_path.rglob('*'):                                                # the key is never written anywhere
+        if f.is_file(): assert KEY.encode() not in f.read_bytes(), f
+
+
+def test_one_budget_covers_chat_and_embeddings(srv, tmp_path):
+    llm = LLM(model='gpt-4o-mini', base_url=srv.base_url, api_key=KEY, cache_dir=tmp_path / 'llm', budget_usd=0.01, progress=False)
+    chat_usd = llm.chat_many(['hello there', 'how are you'], max_tokens=20).summary.usd
+    assert chat_usd > 0
+    emb = OpenAIEmbedder(SMALL, llm=llm, max_batch=4)
+    embed_texts(texts(6), model=emb, cache_dir=tmp_path / 'emb', progress=False)
+    assert srv.n_embed_requests == 2 and emb.base_url == llm.base_url
+    emb_usd = sum(embedding_tokens(t) for t in texts(6)) * price_for(SMALL)[0] / 1e6
+    assert llm.spent_usd == pytest.approx(chat_usd + emb_usd)
+    # an embedding request that does not fit what is left of the run's budget is refused before it is sent
+    llm.budget_usd = llm.spent_usd + 1e-9
+    with pytest.raises(StageError) as e: embed_texts(texts(3, 'new'), model=emb, cache_dir=tmp_path / 'emb', progress=False)
+    assert e.value.kind == 'budget' and srv.n_embed_requests == 2 and 'budget exceeded' in e.value.reason
+
+
+def test_budget_smaller_than_estimate_refused_before_sending(srv, tmp_path):
+    emb = paid(srv, tmp_path, budget_usd=1e-7)
+    with pytest.raises(StageError) as e: embed_texts(texts(10), model=emb, cache_dir=tmp_path / 'emb', progress=False)
+    assert srv.n_embed_requests == 0
+    assert e.value.kind == 'budget' and '\n' not in e.value.reason and 'budget_usd=$0.000000' in e.value.reason
+    assert emb.llm.spent_usd == 0 and emb.n_computed == 0
+    # a budget without a price for the model is refused at once, like chat
+    with pytest.raises(ValueError, match='no price is known'): paid(srv, tmp_path, model='my-embedder', budget_usd=1.0)
+    free = paid(srv, tmp_path, model='my-embedder')                              # no budget: unknown price counts 0, like chat
+    assert free.encode(['a b']).shape == (1, 8) and free.usd == 0
+
+
+def test_401_fails_with_kind_auth_and_one_line(srv, tmp_path):
+    srv.embed_statuses = [401] * 5
+    emb = paid(srv, tmp_path, max_batch=100)
+    with pytest.raises(StageError) as e: embed_texts(texts(5), model=emb, cache_dir=tmp_path / 'emb', progress=False)
+    assert e.value.kind == 'auth' and srv.n_embed_requests == 1                  # fatal: not retried
+    assert '\n' not in e.value.reason and 'HTTP 401' in e.value.reason and KEY not in str(e.value)
+
+
+def test_429_retried_then_rate_limit_and_500_server(srv, tmp_path):
+    srv.embed_statuses = [429, 429]
+    emb = paid(srv, tmp_path, max_batch=100)
+    X = embed_texts(texts(5), model=emb, cache_dir=tmp_path / 'emb', progress=False)
+    assert X.shape == (5, 8) and srv.n_embed_requests == 3 and emb.llm.stats['retries'] == 2
+    srv.embed_statuses = [429] * 3
+    emb = paid(srv, tmp_path, max_batch=100, max_retries=2)
+    with pytest.raises(StageError) as e: emb.encode(['x y z'])
+    assert e.value.kind == 'rate_limit' and srv.n_embed_requests == 6 and 'after 3 attempts' in e.value.reason
+    srv.embed_statuses = [500] * 3
+    with pytest.raises(StageError) as e: emb.encode(['x y z'])
+    assert e.value.kind == 'server' and srv.n_embed_requests == 9
+
+
+def test_rpm_limit_and_endpoint_rule(srv, tmp_path, monkeypatch):
+    import time
+    emb = paid(srv, tmp_path, max_batch=1, rpm=120)                              # 2 per second, bursts of 2
+    t = time.monotonic(); emb.encode(['a', 'b', 'c', 'd'])
+    assert srv.n_embed_requests == 4 and time.monotonic() - t >= 0.8             # timing: loose bound (shared CPUs)
+    llm = LLM(model='gpt-4o-mini', base_url=srv.base_url, api_key=KEY, cache_dir=None, progress=False)
+    with pytest.raises(ValueError, match='requests only go to the endpoint you name'):
+        OpenAIEmbedder(SMALL, llm=llm, base_url='https://api.openai.com/v1')
+    monkeypatch.setenv('MY_EMBED_KEY', 'sk-' + 'from-env-0123456789')
+    e = paid(srv, tmp_path, api_key=None, api_key_env='MY_EMBED_KEY')
+    e.encode(['q'])
+    assert srv.embed_auth[-1] == 'Bearer sk-' + 'from-env-0123456789' and 'from-env' not in repr(e)
+    monkeypatch.delenv('MY_EMBED_KEY')
+    with pytest.raises(ValueError, match=r'api_key_env names \$MY_EMBED_KEY'): paid(srv, tmp_path, api_key=None, api_key_env='MY_EMBED_KEY')
+
+
+def test_sdk_transport_sends_embeddings_too(srv, tmp_path):
+    emb = paid(srv, tmp_path, budget_usd=1.0)
+    emb.llm.transport = 'sdk'
+    X = emb.encode(['a b c', 'd'], batch_size=1)
+    assert X.shape == (2, 8) and srv.n_embed_requests == 2 and emb.llm.spent_usd == pytest.approx(4 * price_for(SMALL)[0] / 1e6)

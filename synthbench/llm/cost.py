@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 # %% auto #0
-__all__ = ['PRICES', 'FT_PRICES', 'price_for', 'cost_usd', 'encoding_name', 'count_tokens', 'count_message_tokens', 'Estimate',
-           'estimate', 'prompt_side', 'cli_estimate', 'RunEstimate', 'estimate_run', 'pipeline_passes', 'ROI', 'roi']
+__all__ = ['PRICES', 'FT_PRICES', 'price_for', 'cost_usd', 'encoding_name', 'count_tokens', 'count_message_tokens',
+           'count_embedding_tokens', 'Estimate', 'estimate', 'prompt_side', 'cli_estimate', 'RunEstimate',
+           'estimate_run', 'pipeline_passes', 'ROI', 'roi']
 
 # %% ../../nbs/11_cost.ipynb #1e250611
 PRICES: dict[str, tuple[float, float]] = {
@@ -45,6 +46,8 @@ PRICES: dict[str, tuple[float, float]] = {
     'mistral-7b-instruct': (0.03, 0.05), 'mistral-small': (0.10, 0.30), 'mistral-medium-3': (0.40, 2.0),
     'mistral-large': (2.0, 6.0), 'mixtral-8x7b-instruct': (0.24, 0.24), 'mistral-nemo': (0.02, 0.04),
     'deepseek-chat': (0.27, 1.10), 'deepseek-r1': (0.55, 2.19), 'deepseek-chat-v3-0324': (0.27, 1.10),
+    # OpenAI embeddings: USD per 1M input tokens (no output tokens), from OpenAI's pricing page; written 2026-12-02
+    'text-embedding-3-small': (0.02, 0.0), 'text-embedding-3-large': (0.13, 0.0), 'text-embedding-ada-002': (0.10, 0.0),
     # Local / embedded: free
     'smollm2-135m-instruct': (0.0, 0.0), 'local': (0.0, 0.0), 'fake-model': (0.0, 0.0),
 }
@@ -176,6 +179,12 @@ def count_message_tokens(messages:Iterable[Mapping],  # OpenAI chat messages: [{
         if m.get('name'): n += 1 + count_tokens(m['name'], model)
         if m.get('tool_calls'): n += count_tokens(json.dumps(m['tool_calls'], ensure_ascii=False), model)
     return n
+
+def count_embedding_tokens(texts:Iterable[str|None],  # the inputs of one or more embeddings requests
+                           model:str|None=None        # embedding model whose tokenizer to use (text-embedding-*: cl100k_base)
+                          ) -> int:
+    "Input tokens of embedding `texts` (what an embeddings endpoint bills), counted offline."
+    return sum(count_tokens(t, model) for t in texts)
 
 # %% ../../nbs/11_cost.ipynb #faffa65f
 def _fmt_tokens(n:int|float) -> str:

@@ -118,33 +118,54 @@ class LocalEmbedder:
 
 # %% ../../nbs/15_embed.ipynb #9ceae178
 class OpenAIEmbedder:
-    "Embeddings from an OpenAI-compatible `/v1/embeddings` endpoint via the `openai` SDK."
+    "Embeddings from an OpenAI-compatible `/v1/embeddings` endpoint through the `LLM` engine: priced, budgeted, rate-limited, retried."
     def __init__(self, model:str='text-embedding-3-small', # model name the endpoint knows
-                 base_url:str|None=None,   # endpoint, e.g. http://localhost:8000/v1 (default: $OPENAI_BASE_URL or OpenAI)
-                 api_key:str|None=None,    # key (default: $OPENAI_API_KEY; 'none' for keyless local servers)
+                 base_url:str|None=None,   # endpoint, e.g. http://localhost:8000/v1 (default: `llm`'s, else $OPENAI_BASE_URL or OpenAI)
+                 api_key:str|None=None,    # key (default: $`api_key_env`, else $OPENAI_API_KEY; 'none' for keyless local servers)
                  max_batch:int=256,        # texts per request
                  dimensions:int|None=None, # ask for shortened vectors (text-embedding-3 models)
-                 timeout:float=120., max_retries:int=4):
-        import openai
+                 timeout:float=120., max_retries:int=4,
+                 llm=None,                 # an `LLM` to send through (a run's client: its key, endpoint, limits and budget ledger)
+                 api_key_env:str|None=None,# name of the environment variable holding the key (read here, never stored)
+                 budget_usd:float|None=None, # dollar cap of this embedder's own client (with `llm`: that client's budget applies)
+                 budget_scope:str|None=None, # what `budget_usd` caps (share a run's scope to share its budget)
+                 rpm:float|None=None, tpm:float|None=None, # request / token rate limits of its own client
+                 max_concurrency:int=8,    # requests in flight at most (own client)
+                 prices:dict|None=None,    # price overrides: model -> (usd_in_per_1M, 0)
+                 cache_dir:str|Path|None='default'): # folder of the engine's cache holding the budget ledger (None: in memory)
         self.model, self.max_batch, self.dimensions, self.n_computed = model, max_batch, dimensions, 0
-        key = api_key or os.environ.get('OPENAI_API_KEY') or ('none' if (base_url or os.environ.get('OPENAI_BASE_URL')) else None)
-        if key is None: raise ValueError("OpenAIEmbedder: no API key; pass api_key=..., set OPENAI_API_KEY, or pass base_url=... of a keyless local server.")
-        self._client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
-        self.base_url = str(self._client.base_url).rstrip('/')
+        self.usd = 0.0   # dollars its requests cost in this session (vectors from the cache cost nothing)
+        if llm is not None:
+            if base_url and str(base_url).rstrip('/') != llm.base_url:
+                raise ValueError(f"OpenAIEmbedder: base_url={base_url!r} differs from the given llm's endpoint {llm.base_url!r}; "
+                                 "pass one of them (requests only go to the endpoint you name).")
+            if llm.budget_usd is not None: llm._check_price(model)
+        else:
+            if api_key_env:
+                api_key = api_key or os.environ.get(api_key_env)
+                if not api_key: raise ValueError(f"OpenAIEmbedder: api_key_env names ${api_key_env}, which is not set; export {api_key_env}=... first.")
+            key = api_key or os.environ.get('OPENAI_API_KEY') or ('none' if (base_url or os.environ.get('OPENAI_BASE_URL')) else None)
+            if key is None: raise ValueError("OpenAIEmbedder: no API key; pass api_key=... or api_key_env=..., set OPENAI_API_KEY, or pass base_url=... of a keyless local server.")
+            from synthbench.llm.engine import LLM
+            llm = LLM(model=model, base_url=base_url, api_key=key, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm, cache_dir=cache_dir,
+                      budget_usd=budget_usd, budget_scope=budget_scope, max_retries=max_retries, timeout=timeout, progress=False, prices=prices)
+        self.llm = llm
+        self.base_url = llm.base_url
         self.name = f'openai:{self.base_url}:{model}' + (f':{dimensions}' if dimensions else '')
 
     def encode(self, texts:Sequence[str], batch_size:int|None=None) -> np.ndarray:
-        "Float32 vectors of `texts`, `max_batch` per request."
-        out, step = [], min(batch_size or self.max_batch, self.max_batch)
-        kw: dict[str, Any] = {'dimensions': self.dimensions} if self.dimensions else {}
-        for i in range(0, len(texts), step):
-            batch = [t if t else ' ' for t in texts[i:i+step]]  # some servers reject empty strings
-            r = self._client.embeddings.create(input=batch, model=self.model, encoding_format='float', **kw)
-            data = sorted(r.data, key=lambda d: d.index)
-            if len(data) != len(batch): raise RuntimeError(f"{self.base_url}: asked for {len(batch)} embeddings, got {len(data)}.")
-            out.append(np.asarray([d.embedding for d in data], dtype=np.float32))
-            self.n_computed += len(batch)
-        return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
+        "Float32 vectors of `texts`, `max_batch` per request; a `StageError` (kind and one-line reason) if any request fails."
+        if not len(texts): return np.zeros((0, 0), np.float32)
+        res = self.llm.embed_many(list(texts), model=self.model, dimensions=self.dimensions,
+                                  batch_size=min(batch_size or self.max_batch, self.max_batch), progress=False)
+        self.usd += sum(r.cost_usd for r in res)
+        from synthbench.llm.engine import failure_summary
+        bad = failure_summary(res)
+        if bad is not None:
+            from synthbench.run.stage import StageError
+            raise StageError(bad['kind'], f"embeddings from {self.base_url} ({self.model}): {bad['failed']} of {bad['total']} requests failed: {bad['reason']}")
+        self.n_computed += len(texts)
+        return np.concatenate([r.parsed for r in res])
 
     def __repr__(self): return f'OpenAIEmbedder({self.model!r}, base_url={self.base_url!r}, api_key=***)'
 
@@ -155,12 +176,12 @@ def _local_embedder(model:str) -> LocalEmbedder: return LocalEmbedder(model)
 def get_embedder(name_or_none:str|LocalEmbedder|OpenAIEmbedder|None=None, # model name, 'openai:MODEL', an embedder, or None
                  base_url:str|None=None, # OpenAI-compatible endpoint (implies the OpenAI embedder)
                  api_key:str|None=None,  # its key (never stored on disk)
-                 **kw):                  # more `OpenAIEmbedder` options (max_batch, dimensions, ...)
+                 **kw):                  # more `OpenAIEmbedder` options (max_batch, dimensions, llm, api_key_env, budget_usd, ...)
     "An embedder for `name_or_none` (default: the bundled local `all-MiniLM-L6-v2`)."
     if name_or_none is not None and not isinstance(name_or_none, str): return name_or_none
     name = name_or_none or DEFAULT_MODEL
     if name.startswith('openai:'): return OpenAIEmbedder(name[len('openai:'):], base_url=base_url, api_key=api_key, **kw)
-    if base_url: return OpenAIEmbedder(name, base_url=base_url, api_key=api_key, **kw)
+    if base_url or kw.get('llm') is not None: return OpenAIEmbedder(name, base_url=base_url, api_key=api_key, **kw)
     return _local_embedder(name)
 
 # %% ../../nbs/15_embed.ipynb #7036cfff
@@ -177,11 +198,12 @@ def embed_texts(texts:Iterable[str],                    # the texts (any order; 
                 progress:bool=True,                     # show a tqdm bar when computing many texts
                 base_url:str|None=None,                 # OpenAI-compatible endpoint (see `get_embedder`)
                 api_key:str|None=None,                  # its key (never cached)
-                chunk:int=2048                          # texts computed between cache writes
+                chunk:int=2048,                         # texts computed between cache writes
+                **embedder_kw                           # more `OpenAIEmbedder` options (llm, api_key_env, budget_usd, ...)
                ) -> np.ndarray:
     "Float32 `(n, d)` L2-normalised embeddings of `texts`; cached on disk by model and exact text."
     texts = ['' if t is None else str(t) for t in texts]
-    emb = get_embedder(model, base_url=base_url, api_key=api_key)
+    emb = get_embedder(model, base_url=base_url, api_key=api_key, **embedder_kw)
     keys = [text_key(t) for t in texts]
     uniq = dict(zip(keys, texts))
     cache = EmbeddingCache(cache_dir) if cache_dir is not False else None

@@ -24,8 +24,8 @@ if TYPE_CHECKING:
 # %% auto #0
 __all__ = ['ERROR_KINDS', 'DEFAULT_WORST_TOKENS', 'Usage', 'ChatResult', 'read_completion', 'parse_retry_after', 'server_wait',
            'backoff_delay', 'mask_key', 'failure_summary', 'parse_duration', 'run_sync', 'LLM', 'achat_many',
-           'chat_many', 'chat', 'achat', 'batch_many', 'UsageSummary', 'ChatResults', 'usage_summary', 'estimate',
-           'ChatModel']
+           'chat_many', 'chat', 'achat', 'batch_many', 'embed_many', 'aembed_many', 'UsageSummary', 'ChatResults',
+           'usage_summary', 'estimate', 'ChatModel']
 
 # %% ../../nbs/10_llm.ipynb #12aec689
 @dataclass(slots=True)
@@ -104,6 +104,23 @@ def read_completion(data:bytes|str|dict,   # the response body
                    ) -> tuple[ChatResult, bool]:
     "Parse a chat-completion body into a `ChatResult`; also say whether it may be cached."
     return _read_body(data, model, prices, cached)[:2]
+
+def _read_embeddings(data, model=None, prices=None, n:int|None=None) -> tuple[ChatResult, bool, bool]:
+    "An embeddings body as a `ChatResult` (`parsed`: float32 `(n, d)` array in input order, `usage.prompt_tokens`, cost); malformed?"
+    import numpy as np
+    try:
+        d = data if isinstance(data, dict) else _loads(data)
+        rows = sorted(d['data'], key=lambda r: r['index'])
+        X = np.asarray([r['embedding'] for r in rows], dtype=np.float32)
+        if X.ndim != 2 or (n is not None and len(rows) != n): raise ValueError(f'{len(rows)} embeddings for {n} inputs')
+    except Exception as e:
+        snippet = (data if isinstance(data, str) else bytes(data).decode('utf-8', 'replace'))[:200] if not isinstance(data, dict) else str(data)[:200]
+        return ChatResult(error=f'malformed embeddings response ({type(e).__name__}: {e}): {snippet!r}', error_kind='server', model=model), False, True
+    u = d.get('usage') or {}
+    usage = Usage(int(u.get('prompt_tokens') or u.get('total_tokens') or 0), 0)
+    p = _price(model or d.get('model'), prices)
+    return ChatResult(text=None, parsed=X, usage=usage, cost_usd=usage.prompt_tokens * p[0] / 1e6 if p else 0.0,
+                      model=d.get('model') or model, finish_reason='stop'), False, False
 
 # %% ../../nbs/10_llm.ipynb #f011334b
 def parse_retry_after(headers) -> float|None:
@@ -372,10 +389,11 @@ def _kind_for_status(status:int) -> str:
 
 class _Item:
     "One request of a run."
-    __slots__ = ('i', 'key', 'data', 'model', 'messages', 'tin', 'worst', 'fmt', 'result', 'body', 'flip')
-    def __init__(self, i, key, data, model, messages, body, fmt):
+    __slots__ = ('i', 'key', 'data', 'model', 'messages', 'tin', 'worst', 'fmt', 'result', 'body', 'flip', 'path')
+    def __init__(self, i, key, data, model, messages, body, fmt, path='/chat/completions'):
         self.i, self.key, self.data, self.model, self.messages, self.body, self.fmt = i, key, data, model, messages, body, fmt
         self.tin = 0; self.worst = 0.0; self.result = None; self.flip = False
+        self.path = path   # '/chat/completions' or '/embeddings' (then `messages` holds the input texts)
 
 def _as_messages(p) -> list:
     if isinstance(p, str): return [{'role': 'user', 'content': p}]
@@ -427,7 +445,7 @@ class LLM:
         self.max_concurrency = max_concurrency
         self.cache = None if cache_dir is None else ResponseCache(Path(default_cache_dir() if cache_dir == 'default' else cache_dir) / 'llm_cache.sqlite')
         self.ledger = BudgetLedger(self.cache.path if self.cache is not None else None, budget_scope or f'{self.endpoint} {model}')
-        self._templates: dict[str, tuple[str, dict]] = {}                         # model -> (url, headers)
+        self._templates: dict[tuple[str, str], tuple[str, dict]] = {}             # (model, path) -> (url, headers)
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}  # an HTTP session per event loop
         self._json_schema_ok, self._json_schema_seen_ok = True, False
         self.stats = dict(calls=0, cached=0, failed=0, retries=0, tokens_in=0, tokens_out=0, usd=0.0, batch_calls=0, ledger_usd=self.ledger.spent())
@@ -517,6 +535,10 @@ class LLM:
     achat_many: Callable[..., Awaitable[ChatResults]]
     achat: Callable[..., Awaitable[ChatResult]]
     batch_many: Callable[..., ChatResults]                 # `synthbench.llm.batch`
+    embed_many: Callable[..., ChatResults]
+    aembed_many: Callable[..., Awaitable[ChatResults]]
+    _embed_items: Callable[..., list[_Item]]
+    _embed_flow: Callable[..., Generator[tuple[list[_Item], _Run], None, ChatResults]]
     abatch_many: Callable[..., Awaitable[ChatResults]]     # `synthbench.llm.batch`
     usage_summary: Callable[..., UsageSummary]
     estimate: Callable[..., Estimate]
@@ -537,21 +559,21 @@ class LLM:
     _parse_and_repair: Callable[..., Awaitable[list]]
 
 # %% ../../nbs/10_llm.ipynb #42813387
-def _template(self, model:str) -> tuple[str, dict]:
-    "URL and headers for chat completions to `model`, built by the openai SDK."
-    t = self._templates.get(model)
+def _template(self, model:str, path:str='/chat/completions') -> tuple[str, dict]:
+    "URL and headers for requests to `model` at `path` (chat completions, embeddings), built by the openai SDK."
+    t = self._templates.get((model, path))
     if t is None:
         try:
             from openai._models import FinalRequestOptions
-            req = self._client._build_request(FinalRequestOptions.construct(method='post', url='/chat/completions', json_data={'model': model}))
+            req = self._client._build_request(FinalRequestOptions.construct(method='post', url=path, json_data={'model': model}))
             url, headers = str(req.url), dict(req.headers)
         except Exception:   # private SDK API changed: fall back to the public attributes
-            url = f'{self.base_url}/chat/completions'
+            url = f'{self.base_url}{path}'
             headers = {**getattr(self._client, 'default_headers', {}), **getattr(self._client, 'auth_headers', {})}
         drop = {'host', 'content-length', 'accept-encoding', 'connection', 'x-stainless-retry-count', 'x-stainless-read-timeout'}
         headers = {k: v for k, v in headers.items() if k.lower() not in drop and v is not None}
         headers['content-type'] = 'application/json'
-        t = self._templates[model] = (url, headers)
+        t = self._templates[(model, path)] = (url, headers)
     return t
 
 async def _session(self):
@@ -580,14 +602,15 @@ def _close_bg_sessions():
 async def _post(self, session, item) -> tuple[int, Any, bytes]:
     "Send one attempt; (status, headers, body)."
     if self.transport == 'sdk': return await self._post_sdk(item)
-    url, headers = self._template(item.model)
+    url, headers = self._template(item.model, item.path)
     async with session.post(url, data=item.data, headers=headers) as r:
         return r.status, r.headers, await r.read()
 
 async def _post_sdk(self, item):
     import openai
     try:
-        raw = await self._client.chat.completions.with_raw_response.create(**item.body, timeout=self.timeout)
+        api = self._client.embeddings if item.path == '/embeddings' else self._client.chat.completions
+        raw = await api.with_raw_response.create(**item.body, timeout=self.timeout)
         return raw.http_response.status_code, raw.http_response.headers, raw.http_response.content
     except openai.APIStatusError as e: return e.status_code, e.response.headers, e.response.content
     except openai.APITimeoutError as e: raise asyncio.TimeoutError(str(e)) from None
@@ -628,7 +651,8 @@ async def _send(self, item, session, run):
         except Exception as e: last, kind = self._scrub(f'connection error: {type(e).__name__}: {e}'[:300]), 'network'
         attempt += 1
         if status is not None and 200 <= status < 300:
-            res, cacheable, malformed = _read_body(data, item.model, self.prices)
+            res, cacheable, malformed = (_read_embeddings(data, item.model, self.prices, len(item.messages)) if item.path == '/embeddings'
+                                         else _read_body(data, item.model, self.prices))
             if not malformed:
                 gate.release(True)
                 if not gate.fast or 'x-ratelimit-limit-requests' in headers: gate.learn(headers)
@@ -893,6 +917,53 @@ def batch_many(self, prompts:list, response_format=None, sample_ids:list|None=No
     return _bm(self, prompts, response_format=response_format, sample_ids=sample_ids, poll_interval=poll_interval, **kw)
 
 LLM.chat_many, LLM.chat, LLM.achat, LLM.batch_many = chat_many, chat, achat, batch_many
+
+def _embed_items(self, texts, model, dimensions, batch_size) -> list[_Item]:
+    "Embeddings request items: `batch_size` texts each, with their offline token count and the cost reserved before sending."
+    model = model or self.model
+    if self.budget_usd is not None and model != self.model: self._check_price(model)
+    if batch_size < 1: raise ValueError(f'LLM.embed_many: batch_size must be >= 1, got {batch_size}')
+    texts = [str(t) if t else ' ' for t in texts]   # some servers reject empty strings
+    items = []
+    for j, i in enumerate(range(0, len(texts), batch_size)):
+        batch = texts[i:i+batch_size]
+        body = {'model': model, 'input': batch, 'encoding_format': 'float', **({'dimensions': dimensions} if dimensions else {})}
+        s = body_json(body)
+        it = _Item(j, request_key(self.endpoint, s), s.encode(), model, batch, body, None, path='/embeddings')
+        if self.budget_usd is not None or self._gate.tpm is not None:
+            from synthbench.llm.cost import count_embedding_tokens, cost_usd
+            it.tin = count_embedding_tokens(batch, model)
+            it.worst = cost_usd(model, int(it.tin * 1.1) + 8, 0, self.prices)   # the offline count, with a margin
+        items.append(it)
+    return items
+
+def _embed_flow(self, texts, model, dimensions, batch_size, desc, progress):
+    "The steps of one `embed_many` call (no response cache: `synthbench.llm.embed` caches vectors by content)."
+    items = self._embed_items(texts, model, dimensions, batch_size)
+    if items:
+        show = (self.progress if progress is None else progress) and len(items) >= self.progress_min
+        run = _Run(self, len(items), desc or f'{items[0].model} (embeddings)', show)
+        try: yield items, run
+        finally: run.close()
+    return ChatResults([it.result for it in items], self)
+
+def embed_many(self,
+               texts:Sequence[str],         # the inputs, in order (empty strings are sent as ' ')
+               model:str|None=None,         # embedding model (default: this client's `model`)
+               dimensions:int|None=None,    # shortened vectors (text-embedding-3 models)
+               batch_size:int=256,          # inputs per request
+               desc:str|None=None,          # progress bar label
+               progress:bool|None=None      # show a progress bar (default: the client's setting)
+              ) -> ChatResults:
+    "One `ChatResult` per request of `batch_size` texts (`parsed`: its float32 vectors); priced, budgeted, rate-limited and retried like chat."
+    return self._drive_sync(self._embed_flow(texts, model, dimensions, batch_size, desc, progress))
+
+async def aembed_many(self, texts:Sequence[str], model:str|None=None, dimensions:int|None=None, batch_size:int=256,
+                      desc:str|None=None, progress:bool|None=None) -> ChatResults:
+    "`embed_many` (async)."
+    return await self._drive_async(self._embed_flow(texts, model, dimensions, batch_size, desc, progress))
+
+LLM._embed_items, LLM._embed_flow, LLM.embed_many, LLM.aembed_many = _embed_items, _embed_flow, embed_many, aembed_many
 
 # %% ../../nbs/10_llm.ipynb #2455bd89
 class UsageSummary:
