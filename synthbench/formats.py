@@ -94,7 +94,7 @@ def _from_sharegpt(convs, err, system=None) -> list[dict]:
     convs = _json_value(convs, err, 'conversations')
     if not isinstance(convs, list):
         raise err(f"must be a list of {{'from', 'value'}} turns, got {type(convs).__name__}", 'write it as [{"from": "human", "value": "..."}, ...]', 'conversations')
-    msgs = [{'role': 'system', 'content': system}] if isinstance(system, str) and system else []
+    msgs: list[dict] = [{'role': 'system', 'content': system}] if isinstance(system, str) and system else []
     for i, t in enumerate(convs):
         if not isinstance(t, Mapping) or 'from' not in t:
             raise err(f"turn {i} has no 'from' key", 'each turn is {"from": "human"|"gpt"|"system", "value": ...}', 'conversations')
@@ -190,6 +190,7 @@ def _decode(raw:bytes, file, encoding:str='utf-8', lenient:bool=False, skipped:l
             except UnicodeDecodeError: pass
             raise InputError(file, f"byte 0x{raw[e.start]:02x} at column {col} is not valid {encoding.replace('-sig', '').upper()}{guess}",
                              "re-save the file as UTF-8 (e.g. `iconv -f latin1 -t UTF-8 in > out`) or pass encoding='latin-1'", where=f'line {line}') from None
+        if skipped is None: raise ValueError("_decode(lenient=True) needs a `skipped` list to report the lines it skips") from None
         good = []
         for i, l in enumerate(lines, 1):
             try: good.append(l.decode(encoding))
@@ -258,7 +259,8 @@ def read_records(path:str|Path,             # .jsonl/.ndjson, .json, .csv/.tsv o
             for r in rd:
                 where = f'line {last + 1}'; last = rd.line_num
                 if None in r:
-                    msg = (f"has {len(rd.fieldnames) + len(r[None])} fields but the header has {len(rd.fieldnames)}", 'quote values that contain commas')
+                    nhead = len(rd.fieldnames or ())  # set once the first row is read
+                    msg = (f"has {nhead + len(r[None])} fields but the header has {nhead}", 'quote values that contain commas')
                     if lenient: skipped.append((where, msg[0])); continue
                     raise InputError(p, *msg, where=where)
                 recs.append((where, {k: _csv_value(k, v if v is not None else '') for k, v in r.items()}))
@@ -309,7 +311,7 @@ def load_examples(path:str|Path,            # .jsonl/.ndjson, .json, .csv/.tsv o
                   **defaults                # values for columns the file lacks, e.g. source='real'
                  ) -> pd.DataFrame:
     "An example table from a data file in any supported file type and form."
-    skipped = []
+    skipped: list[tuple[str, str]] = []
     pairs = read_records(path, encoding, lenient, skipped)
     if not pairs and not skipped: raise InputError(path, 'the file has no examples', 'write at least one example, or check you passed the right file')
     return _to_table(pairs, format, lenient, path, rename, skipped, **defaults)

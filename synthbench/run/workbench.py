@@ -10,6 +10,7 @@ import argparse, difflib, hashlib, html, importlib, inspect, json, os, platform,
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 import pandas as pd
 from ..core import make_table, _is_missing
 from .stage import (RunContext, StageResult, StageError, DEFAULT_DROP, check_drop_rules, check_params,
@@ -91,8 +92,11 @@ def stage_function(name_or_path:str):
 
 def stage_code_hash(fn) -> str:
     "A hash of the source file that defines stage `fn` (its code and the prompt templates next to it): editing either re-runs the stage."
-    try: return hashlib.blake2b(Path(inspect.getsourcefile(fn)).read_bytes(), digest_size=8).hexdigest()
-    except (TypeError, OSError): return hashlib.blake2b(f"{fn.__module__}:{fn.__qualname__}".encode(), digest_size=8).hexdigest()
+    try:
+        src = inspect.getsourcefile(fn)
+        if src is not None: return hashlib.blake2b(Path(src).read_bytes(), digest_size=8).hexdigest()
+    except (TypeError, OSError): pass
+    return hashlib.blake2b(f"{fn.__module__}:{fn.__qualname__}".encode(), digest_size=8).hexdigest()
 
 # %% ../../nbs/06_workbench.ipynb #2d1e0500
 def run_stage(fn, df:pd.DataFrame, params:Mapping, ctx:RunContext) -> StageResult:
@@ -146,7 +150,7 @@ class PipelineError(ValueError):
 def yaml_lines(text:str) -> dict[tuple, int]:
     "{path: line} for every key and list item of a YAML document (path: tuple of keys and list indexes; lines from 1)."
     import yaml
-    out = {}
+    out: dict[tuple, int] = {}
     def walk(node, path):
         out.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
@@ -518,7 +522,7 @@ def run_pipeline(pipeline:str|Path|Mapping,   # YAML path or a config dict (see 
     cfgs = {'main': llm if llm is not None else cfg.get('llm'), 'local': 'local', **(cfg.get('llms') or {})}
     for i, st in enumerate(cfg['stages']):
         if isinstance(st.get('llm'), Mapping): cfgs[f'stage{i}'] = st['llm']
-    made = {}
+    made: dict[str, Any] = {}   # client name -> LLM, made on first use
     spec_d = spec.to_dict() if spec is not None else None
     root = stable_hash(spec_d, file_hash(spec.seeds_path if spec is not None else None), file_hash(cfg.get('input')), cfg.get('input'), seed, _version())
     man = {'name': name, 'status': 'running', 'synthbench_version': _version(), 'python': platform.python_version(),
@@ -591,7 +595,7 @@ def run_pipeline(pipeline:str|Path|Mapping,   # YAML path or a config dict (see 
         if res.report:
             rn = fname.replace('.parquet', '.report.json'); _write_json(rd/rn, _jsonable(res.report)); arts.append(rn)
         rec.update(file=fname, artifacts=arts, report=_small(res.report),
-                   dropped=_reason_counts(res.dropped['drop_reason']) if res.n_dropped else {}, flagged=_flags(out),
+                   dropped=_reason_counts(res.dropped['drop_reason']) if res.dropped is not None and len(res.dropped) else {}, flagged=_flags(out),
                    prompt_ids=sorted({str(x) for x in out['prompt_id'].dropna()})[:20] if 'prompt_id' in out else [],
                    models=sorted({str(x) for x in out['model'].dropna()})[:20] if 'model' in out else [])
         rec['prompt_templates'] = known_templates(rec['prompt_ids'], st['params'])
@@ -664,7 +668,7 @@ def compare_runs(runs:Sequence[Run|str|Path]) -> pd.DataFrame:
     "Runs side by side: one column per run, one row per figure."
     rs = [r if isinstance(r, Run) else Run(r) for r in runs]
     figs = {f'{r.name} ({r.path.parent.name})' if sum(x.name == r.name for x in rs) > 1 else r.name: run_figures(r) for r in rs}
-    stages = []                                   # stage names merged in pipeline order
+    stages: list[str] = []                        # stage names merged in pipeline order
     for r in rs:
         pos = 0
         for s in r.stages:
@@ -700,7 +704,7 @@ def demo_pipeline(n:int=12, seeds:str|Path|None=None, finetune_steps:int=20, hel
     return {'name': 'demo', 'task': str(task), 'llm': 'local', 'on_error': 'continue', 'seed': 0, 'stages': stages}
 
 def _summary(run:Run, cmd:str='synthbench run') -> str:
-    lines, prev = [f"{cmd}: run {run.manifest.get('status')} in {run.path}"], {}
+    lines = [f"{cmd}: run {run.manifest.get('status')} in {run.path}"]; prev: dict = {}
     for s in run.stages:
         extra = f"  {s.get('error_kind')}: {s.get('reason')}" if s.get('status') in ('failed', 'partial') else ''
         flags = s.get('flagged') or {}
