@@ -15,17 +15,27 @@ from .core import make_table, order_columns, _is_missing, COLUMNS
 
 # %% auto #0
 __all__ = ['ROLES', 'SHAREGPT_TO_ROLE', 'ROLE_TO_SHAREGPT', 'FORMATS', 'SAVE_FORMATS', 'DEFAULT_KEEP', 'TABLE_SUFFIXES',
-           'InputError', 'detect_format', 'from_chatml', 'to_chatml', 'record_to_example', 'read_records',
+           'error_text', 'InputError', 'detect_format', 'from_chatml', 'to_chatml', 'record_to_example', 'read_records',
            'from_records', 'load_examples', 'to_sharegpt', 'to_alpaca', 'example_to_record', 'save_table', 'load_table',
            'save_examples', 'check_output_path']
 
 # %% ../nbs/02_formats.ipynb #22e84873
+def error_text(file,                  # the file the problem is in
+               problem:str,           # what is wrong
+               fix:str='',            # what to do about it
+               line:int|None=None,    # its line in the file
+               where:str|None=None,   # another place in the file: 'item 3', 'row 7', 'line 2, column 5'
+               field:str|None=None    # the field or key
+              ) -> str:
+    "The one shape of an input problem: `file, line N, where, field 'x': problem. Fix: fix` (parts not given are left out)."
+    loc = ', '.join(x for x in (str(file), f'line {line}' if line else None, where, f"field '{field}'" if field else None) if x)
+    return f"{loc}: {problem}" + (f". Fix: {fix}" if fix else '')
+
 class InputError(ValueError):
-    "A problem with an input file: names the `file`, `where` (line/item/row), `field`, `problem` and `fix`."
-    def __init__(self, file, problem:str, fix:str='', where:str|None=None, field:str|None=None):
-        self.file, self.problem, self.fix, self.where, self.field = str(file), problem, fix, where, field
-        loc = ', '.join(x for x in (self.file, where, f"field '{field}'" if field else None) if x)
-        super().__init__(f"{loc}: {problem}" + (f". Fix: {fix}" if fix else ''))
+    "A problem with an input file: its `file`, `line`, `where` (item/row/column), `field`, `problem` and `fix`; `SpecError` and `PipelineError` are kinds of it."
+    def __init__(self, file, problem:str, fix:str='', where:str|None=None, field:str|None=None, line:int|None=None):
+        self.file, self.problem, self.fix, self.where, self.field, self.line = str(file), problem, fix, where, field, line
+        super().__init__(error_text(self.file, problem, fix, line, where, field))
 
 # %% ../nbs/02_formats.ipynb #c38b9549
 ROLES = ('system', 'user', 'assistant', 'tool')

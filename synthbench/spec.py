@@ -12,18 +12,21 @@ from pathlib import Path
 from collections.abc import Mapping
 import yaml
 import pandas as pd
+from .formats import InputError, error_text
 
 # %% auto #0
 __all__ = ['TOP_KEYS', 'OUTPUT_KEYS', 'TASK_TYPES', 'OUTPUT_FORMATS', 'SpecError', 'TaskSpec', 'spec_from_dict', 'load_spec']
 
 # %% ../nbs/01_spec.ipynb #a9b09a7b
-class SpecError(ValueError):
-    "Problems in a task spec: `problems` is a list of dicts (field, line, problem, fix)."
+class SpecError(InputError):
+    "Problems in a task spec: `problems` is a list of dicts (field, line, problem, fix); `field`, `line`, `problem` and `fix` are the first one's."
     def __init__(self, file, problems:list[dict]):
-        self.file, self.problems = str(file), problems
-        lines = [f"{self.file}" + (f", line {p['line']}" if p.get('line') else '') + (f", field '{p['field']}'" if p.get('field') else '')
-                 + f": {p['problem']}" + (f". Fix: {p['fix']}" if p.get('fix') else '') for p in problems]
-        super().__init__(lines[0] if len(lines) == 1 else f"{len(lines)} problems in the task spec:\n" + '\n'.join('  - ' + l for l in lines))
+        first = problems[0]
+        super().__init__(file, first['problem'], first.get('fix') or '', field=first.get('field'), line=first.get('line'))
+        self.problems = problems
+        if len(problems) > 1:   # every problem, one line each, under a count
+            lines = [error_text(self.file, p['problem'], p.get('fix') or '', p.get('line'), field=p.get('field')) for p in problems]
+            self.args = (f"{len(lines)} problems in the task spec:\n" + '\n'.join('  - ' + l for l in lines),)
 
 # %% ../nbs/01_spec.ipynb #0b9db1b0
 TOP_KEYS: dict[str, type|tuple[type, ...]] = {'name': str, 'description': str, 'task_type': str, 'system_prompt': str, 'seeds': str, 'seed_format': str, 'context': str,

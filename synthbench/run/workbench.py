@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 import pandas as pd
 from ..core import make_table, _is_missing
+from ..formats import InputError
 from .stage import (RunContext, StageResult, StageError, DEFAULT_DROP, check_drop_rules, check_params,
                               is_stage, marked_rows, split_marked)
 
@@ -101,12 +102,10 @@ def stage_code_hash(fn) -> str:
 # %% ../../nbs/06_workbench.ipynb #2d1e0500
 def run_stage(fn, df:pd.DataFrame, params:Mapping, ctx:RunContext) -> StageResult:
     "Call stage `fn` on `df` and return its `StageResult` (exceptions become a failed result with a kind)."
-    from synthbench.formats import InputError
-    from synthbench.spec import SpecError
     try:
         res = fn(df, ctx=ctx, **params)
     except StageError as e: return StageResult(df, status='failed', error_kind=e.kind, reason=e.reason)
-    except (InputError, SpecError) as e: return StageResult(df, status='failed', error_kind='input', reason=' '.join(str(e).split()))
+    except InputError as e: return StageResult(df, status='failed', error_kind='input', reason=' '.join(str(e).split()))   # a bad file (SpecError too)
     except Exception as e:
         r = StageResult(df, status='failed', error_kind='internal', reason=f'{type(e).__name__}: {" ".join(str(e).split())}'[:400])
         r.report['traceback'] = traceback.format_exc(limit=8)[-3000:]
@@ -140,12 +139,11 @@ REQUEST_FIELDS = {'temperature', 'top_p', 'max_tokens', 'max_completion_tokens',
 # what `llms:` entries take from `llm:` unless they set it themselves: the endpoint and where its key is
 INHERITED_LLM_KEYS = ('base_url', 'api_key_env', 'azure_endpoint', 'api_version', 'cache_dir')
 
-class PipelineError(ValueError):
-    "A pipeline file problem: names the file, the line, the key and the fix."
+class PipelineError(InputError):
+    "A pipeline file problem: `file, line N: key: problem. Fix: fix`, `key` the path of the key (`stages[1] (judge).threshold`), which leads the `problem`."
     def __init__(self, file, where:str, problem:str, fix:str='', line:int|None=None):
-        self.file, self.where, self.line = file, where, line
-        loc = f"{file}" + (f", line {line}" if line else '') + f": {where}"
-        super().__init__(f"{loc}: {problem}" + (f". Fix: {fix}" if fix else ''))
+        super().__init__(file, f"{where}: {problem}", fix, line=line)
+        self.key = where
 
 def yaml_lines(text:str) -> dict[tuple, int]:
     "{path: line} for every key and list item of a YAML document (path: tuple of keys and list indexes; lines from 1)."
@@ -725,9 +723,7 @@ def _summary(run:Run, cmd:str='synthbench run') -> str:
     return '\n'.join(lines)
 
 def _user_error(e) -> bool:
-    from synthbench.formats import InputError
-    from synthbench.spec import SpecError
-    return isinstance(e, (PipelineError, InputError, SpecError)) or (isinstance(e, StageError) and e.kind in ('config', 'input'))
+    return isinstance(e, InputError) or (isinstance(e, StageError) and e.kind in ('config', 'input'))   # SpecError, PipelineError included
 
 def _end(run:Run, cmd:str) -> int:
     print(_summary(run, cmd))
