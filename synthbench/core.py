@@ -70,6 +70,7 @@ def content_id(messages:list|None=None, # OpenAI chat messages
                n:int=16                 # hex digits to keep
               ) -> str:
     "Stable id: hash of the normalised content of an example."
+    key: list
     if messages is not None:
         key = [[normalize_text(m.get('role')), normalize_text(m.get('content'))] + ([calls_key(m['tool_calls'])] if _has_calls(m) else [])
                for m in messages]
@@ -85,7 +86,7 @@ def _is_missing(x) -> bool:
 def example_text(row:Mapping, roles:Iterable[str]|None=None) -> str:
     "One string for an example: chat turns as `role: content` lines (only `roles` if given), else `text`."
     msgs = row.get('messages')
-    if not _is_missing(msgs):
+    if msgs is not None and not _is_missing(msgs):
         return '\n'.join(f"{m.get('role')}: {m.get('content') or ''}" + (''.join(f' [call {n}({a})]' for n, a in calls_key(m['tool_calls'])) if _has_calls(m) else '')
                          for m in msgs if roles is None or m.get('role') in roles)
     t = row.get('text')
@@ -94,14 +95,14 @@ def example_text(row:Mapping, roles:Iterable[str]|None=None) -> str:
 def prompt_text(row:Mapping) -> str:
     "The input side of an example: the user turns of a chat, or the `text` of a classification row."
     msgs = row.get('messages')
-    if not _is_missing(msgs): return '\n'.join(str(m.get('content') or '') for m in msgs if m.get('role') == 'user')
+    if msgs is not None and not _is_missing(msgs): return '\n'.join(str(m.get('content') or '') for m in msgs if m.get('role') == 'user')
     t = row.get('text')
     return '' if _is_missing(t) else str(t)
 
 def response_text(row:Mapping) -> str:
     "The output side of an example: the last assistant turn of a chat, or the `label` of a classification row."
     msgs = row.get('messages')
-    if not _is_missing(msgs):
+    if msgs is not None and not _is_missing(msgs):
         outs = [m.get('content') or '' for m in msgs if m.get('role') == 'assistant']
         return str(outs[-1]) if outs else ''
     l = row.get('label')
@@ -149,9 +150,9 @@ def check_table(df, stage:str='this stage') -> pd.DataFrame:
 # %% ../nbs/00_core.ipynb #ea8bedf0
 def concat_tables(*dfs:pd.DataFrame, drop_duplicate_ids:bool=False) -> pd.DataFrame:
     "Stack example tables; columns unioned, standard ones first. Duplicate ids raise unless `drop_duplicate_ids`."
-    dfs = [make_table(d) if 'id' not in d.columns else d for d in dfs if d is not None and len(d.columns)]
-    if not dfs: return make_table([])
-    df = pd.concat(dfs, ignore_index=True)
+    tables = [make_table(d) if 'id' not in d.columns else d for d in dfs if d is not None and len(d.columns)]
+    if not tables: return make_table([])
+    df = pd.concat(tables, ignore_index=True)
     dup = df['id'].duplicated()
     if dup.any():
         if not drop_duplicate_ids:
@@ -167,7 +168,9 @@ def seeds_path(name:str|Path|None=None) -> Path:
     "Folder of the built-in seed set `name` (e.g. 'task_api'), or `name` itself if it is an existing path; no name: the seeds root."
     if name is not None and Path(name).expanduser().exists(): return Path(name).expanduser()
     import importlib.util
-    here = Path(importlib.util.find_spec('synthbench').origin).resolve().parent
+    spec = importlib.util.find_spec('synthbench')
+    if spec is None or spec.origin is None: raise FileNotFoundError("synthbench is not importable as a package (no module spec); reinstall synthbench or pass a seed folder path.")
+    here = Path(spec.origin).resolve().parent
     roots = [here/'seeds', here.parent/'seeds']
     root = next((r for r in roots if r.is_dir()), None)
     if root is None: raise FileNotFoundError(f"synthbench's seed sets were not found (looked in {', '.join(map(str, roots))}); reinstall synthbench or pass a seed folder path.")

@@ -15,17 +15,27 @@ from .core import make_table, order_columns, _is_missing, COLUMNS
 
 # %% auto #0
 __all__ = ['ROLES', 'SHAREGPT_TO_ROLE', 'ROLE_TO_SHAREGPT', 'FORMATS', 'SAVE_FORMATS', 'DEFAULT_KEEP', 'TABLE_SUFFIXES',
-           'InputError', 'detect_format', 'from_chatml', 'to_chatml', 'record_to_example', 'read_records',
+           'error_text', 'InputError', 'detect_format', 'from_chatml', 'to_chatml', 'record_to_example', 'read_records',
            'from_records', 'load_examples', 'to_sharegpt', 'to_alpaca', 'example_to_record', 'save_table', 'load_table',
            'save_examples', 'check_output_path']
 
 # %% ../nbs/02_formats.ipynb #22e84873
+def error_text(file,                  # the file the problem is in
+               problem:str,           # what is wrong
+               fix:str='',            # what to do about it
+               line:int|None=None,    # its line in the file
+               where:str|None=None,   # another place in the file: 'item 3', 'row 7', 'line 2, column 5'
+               field:str|None=None    # the field or key
+              ) -> str:
+    "The one shape of an input problem: `file, line N, where, field 'x': problem. Fix: fix` (parts not given are left out)."
+    loc = ', '.join(x for x in (str(file), f'line {line}' if line else None, where, f"field '{field}'" if field else None) if x)
+    return f"{loc}: {problem}" + (f". Fix: {fix}" if fix else '')
+
 class InputError(ValueError):
-    "A problem with an input file: names the `file`, `where` (line/item/row), `field`, `problem` and `fix`."
-    def __init__(self, file, problem:str, fix:str='', where:str|None=None, field:str|None=None):
-        self.file, self.problem, self.fix, self.where, self.field = str(file), problem, fix, where, field
-        loc = ', '.join(x for x in (self.file, where, f"field '{field}'" if field else None) if x)
-        super().__init__(f"{loc}: {problem}" + (f". Fix: {fix}" if fix else ''))
+    "A problem with an input file: its `file`, `line`, `where` (item/row/column), `field`, `problem` and `fix`; `SpecError` and `PipelineError` are kinds of it."
+    def __init__(self, file, problem:str, fix:str='', where:str|None=None, field:str|None=None, line:int|None=None):
+        self.file, self.problem, self.fix, self.where, self.field, self.line = str(file), problem, fix, where, field, line
+        super().__init__(error_text(self.file, problem, fix, line, where, field))
 
 # %% ../nbs/02_formats.ipynb #c38b9549
 ROLES = ('system', 'user', 'assistant', 'tool')
@@ -94,7 +104,7 @@ def _from_sharegpt(convs, err, system=None) -> list[dict]:
     convs = _json_value(convs, err, 'conversations')
     if not isinstance(convs, list):
         raise err(f"must be a list of {{'from', 'value'}} turns, got {type(convs).__name__}", 'write it as [{"from": "human", "value": "..."}, ...]', 'conversations')
-    msgs = [{'role': 'system', 'content': system}] if isinstance(system, str) and system else []
+    msgs: list[dict] = [{'role': 'system', 'content': system}] if isinstance(system, str) and system else []
     for i, t in enumerate(convs):
         if not isinstance(t, Mapping) or 'from' not in t:
             raise err(f"turn {i} has no 'from' key", 'each turn is {"from": "human"|"gpt"|"system", "value": ...}', 'conversations')
@@ -190,6 +200,7 @@ def _decode(raw:bytes, file, encoding:str='utf-8', lenient:bool=False, skipped:l
             except UnicodeDecodeError: pass
             raise InputError(file, f"byte 0x{raw[e.start]:02x} at column {col} is not valid {encoding.replace('-sig', '').upper()}{guess}",
                              "re-save the file as UTF-8 (e.g. `iconv -f latin1 -t UTF-8 in > out`) or pass encoding='latin-1'", where=f'line {line}') from None
+        if skipped is None: raise ValueError("_decode(lenient=True) needs a `skipped` list to report the lines it skips") from None
         good = []
         for i, l in enumerate(lines, 1):
             try: good.append(l.decode(encoding))
@@ -258,7 +269,8 @@ def read_records(path:str|Path,             # .jsonl/.ndjson, .json, .csv/.tsv o
             for r in rd:
                 where = f'line {last + 1}'; last = rd.line_num
                 if None in r:
-                    msg = (f"has {len(rd.fieldnames) + len(r[None])} fields but the header has {len(rd.fieldnames)}", 'quote values that contain commas')
+                    nhead = len(rd.fieldnames or ())  # set once the first row is read
+                    msg = (f"has {nhead + len(r[None])} fields but the header has {nhead}", 'quote values that contain commas')
                     if lenient: skipped.append((where, msg[0])); continue
                     raise InputError(p, *msg, where=where)
                 recs.append((where, {k: _csv_value(k, v if v is not None else '') for k, v in r.items()}))
@@ -309,7 +321,7 @@ def load_examples(path:str|Path,            # .jsonl/.ndjson, .json, .csv/.tsv o
                   **defaults                # values for columns the file lacks, e.g. source='real'
                  ) -> pd.DataFrame:
     "An example table from a data file in any supported file type and form."
-    skipped = []
+    skipped: list[tuple[str, str]] = []
     pairs = read_records(path, encoding, lenient, skipped)
     if not pairs and not skipped: raise InputError(path, 'the file has no examples', 'write at least one example, or check you passed the right file')
     return _to_table(pairs, format, lenient, path, rename, skipped, **defaults)

@@ -12,23 +12,26 @@ from pathlib import Path
 from collections.abc import Mapping
 import yaml
 import pandas as pd
+from .formats import InputError, error_text
 
 # %% auto #0
 __all__ = ['TOP_KEYS', 'OUTPUT_KEYS', 'TASK_TYPES', 'OUTPUT_FORMATS', 'SpecError', 'TaskSpec', 'spec_from_dict', 'load_spec']
 
 # %% ../nbs/01_spec.ipynb #a9b09a7b
-class SpecError(ValueError):
-    "Problems in a task spec: `problems` is a list of dicts (field, line, problem, fix)."
+class SpecError(InputError):
+    "Problems in a task spec: `problems` is a list of dicts (field, line, problem, fix); `field`, `line`, `problem` and `fix` are the first one's."
     def __init__(self, file, problems:list[dict]):
-        self.file, self.problems = str(file), problems
-        lines = [f"{self.file}" + (f", line {p['line']}" if p.get('line') else '') + (f", field '{p['field']}'" if p.get('field') else '')
-                 + f": {p['problem']}" + (f". Fix: {p['fix']}" if p.get('fix') else '') for p in problems]
-        super().__init__(lines[0] if len(lines) == 1 else f"{len(lines)} problems in the task spec:\n" + '\n'.join('  - ' + l for l in lines))
+        first = problems[0]
+        super().__init__(file, first['problem'], first.get('fix') or '', field=first.get('field'), line=first.get('line'))
+        self.problems = problems
+        if len(problems) > 1:   # every problem, one line each, under a count
+            lines = [error_text(self.file, p['problem'], p.get('fix') or '', p.get('line'), field=p.get('field')) for p in problems]
+            self.args = (f"{len(lines)} problems in the task spec:\n" + '\n'.join('  - ' + l for l in lines),)
 
 # %% ../nbs/01_spec.ipynb #0b9db1b0
-TOP_KEYS = {'name': str, 'description': str, 'task_type': str, 'system_prompt': str, 'seeds': str, 'seed_format': str, 'context': str,
+TOP_KEYS: dict[str, type|tuple[type, ...]] = {'name': str, 'description': str, 'task_type': str, 'system_prompt': str, 'seeds': str, 'seed_format': str, 'context': str,
             'output': dict, 'labels': list, 'axes': dict, 'guidelines': (list, str), 'turns': (dict, list), 'tools': list}
-OUTPUT_KEYS = {'format': str, 'regex': str, 'schema': (dict, str), 'min_chars': int, 'max_chars': int}
+OUTPUT_KEYS: dict[str, type|tuple[type, ...]] = {'format': str, 'regex': str, 'schema': (dict, str), 'min_chars': int, 'max_chars': int}
 TASK_TYPES = ('chat', 'classification')
 OUTPUT_FORMATS = ('text', 'json')
 _TYPE_NAMES = {str: 'a string', dict: 'a mapping (key: value lines)', list: 'a list', int: 'an integer'}
@@ -70,7 +73,7 @@ def _check_keys(d:Mapping, known:dict, prefix:str, probs:_Problems, other:dict|N
             probs.add(fld, f"must be {_tname(known[k])}, got {type(v).__name__} {v!r:.60}", f"write {k} as {_tname(known[k])}")
 
 # %% ../nbs/01_spec.ipynb #94a97b27
-def _parse_axis(name:str, spec, probs:_Problems) -> tuple[dict, str]:
+def _parse_axis(name:str, spec, probs:_Problems|_Renamed) -> tuple[dict, str]:
     "(value -> share, description) for one axis; problems recorded in `probs`."
     fld, desc = f'axes.{name}', ''
     if isinstance(spec, Mapping) and 'values' in spec:
@@ -157,7 +160,8 @@ def _parse_tools(spec:list, probs:_Problems) -> list[dict]:
             else:
                 if params.get('type') != 'object':
                     probs.add(f'{fld}.parameters', f"tool {name!r}: parameters must be a JSON schema of type object (the call's named arguments), got type {params.get('type')!r}", 'add type: object and list the arguments under properties:'); ok = False
-        if ok: names.add(name); out.append({'name': name, 'description': desc.strip(), 'parameters': dict(params)})
+        if ok and isinstance(desc, str) and isinstance(params, Mapping):  # ok implies both; the check narrows the types
+            names.add(name); out.append({'name': name, 'description': desc.strip(), 'parameters': dict(params)})
     return out
 
 # %% ../nbs/01_spec.ipynb #bef616a8
@@ -306,7 +310,7 @@ def spec_from_dict(d:Mapping,                 # the parsed task.yaml
     # seeds
     seeds = get('seeds')
     seeds_path = base/seeds if seeds else (base/'seeds.jsonl' if (base/'seeds.jsonl').exists() else None)
-    if seeds and not seeds_path.is_file():
+    if seeds and seeds_path is not None and not seeds_path.is_file():
         there = sorted(x.name for x in base.iterdir())[:10] if base.is_dir() else []
         probs.add('seeds', f"seed file {seeds_path} not found" + (f" (files there: {there})" if there else ''), 'create the seed file or correct the path (relative to task.yaml)')
     sf = get('seed_format')
@@ -322,7 +326,8 @@ def spec_from_dict(d:Mapping,                 # the parsed task.yaml
     guide = get('guidelines', []) or []
     guide = [guide] if isinstance(guide, str) else [str(g) for g in guide]
     turns = _parse_turns(d.get('turns'), probs) if isinstance(d.get('turns'), (Mapping, list)) else {}
-    tools = _parse_tools(d.get('tools'), probs) if isinstance(d.get('tools'), list) else []
+    tools_given = d.get('tools')
+    tools = _parse_tools(tools_given, probs) if isinstance(tools_given, list) else []
     if tools and task_type == 'classification': probs.add('tools', 'a classification task cannot call tools', "remove tools:, or use task_type: chat")
     if probs: raise SpecError(file, list(probs))
     return TaskSpec(name=str(get('name') or (Path(path).parent.name if path else 'task')), description=get('description', '') or '',

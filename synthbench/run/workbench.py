@@ -7,11 +7,14 @@ Docs: https://synthbench.github.io/synthbench/workbench.html.md"""
 # %% ../../nbs/06_workbench.ipynb #ea475a93
 from __future__ import annotations
 import argparse, difflib, hashlib, html, importlib, inspect, json, os, platform, re, sys, time, traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 import pandas as pd
 from ..core import make_table, _is_missing
+from ..formats import InputError
+from ..spec import TaskSpec
 from .stage import (RunContext, StageResult, StageError, DEFAULT_DROP, check_drop_rules, check_params,
                               is_stage, marked_rows, split_marked)
 
@@ -91,18 +94,19 @@ def stage_function(name_or_path:str):
 
 def stage_code_hash(fn) -> str:
     "A hash of the source file that defines stage `fn` (its code and the prompt templates next to it): editing either re-runs the stage."
-    try: return hashlib.blake2b(Path(inspect.getsourcefile(fn)).read_bytes(), digest_size=8).hexdigest()
-    except (TypeError, OSError): return hashlib.blake2b(f"{fn.__module__}:{fn.__qualname__}".encode(), digest_size=8).hexdigest()
+    try:
+        src = inspect.getsourcefile(fn)
+        if src is not None: return hashlib.blake2b(Path(src).read_bytes(), digest_size=8).hexdigest()
+    except (TypeError, OSError): pass
+    return hashlib.blake2b(f"{fn.__module__}:{fn.__qualname__}".encode(), digest_size=8).hexdigest()
 
 # %% ../../nbs/06_workbench.ipynb #2d1e0500
 def run_stage(fn, df:pd.DataFrame, params:Mapping, ctx:RunContext) -> StageResult:
     "Call stage `fn` on `df` and return its `StageResult` (exceptions become a failed result with a kind)."
-    from synthbench.formats import InputError
-    from synthbench.spec import SpecError
     try:
         res = fn(df, ctx=ctx, **params)
     except StageError as e: return StageResult(df, status='failed', error_kind=e.kind, reason=e.reason)
-    except (InputError, SpecError) as e: return StageResult(df, status='failed', error_kind='input', reason=' '.join(str(e).split()))
+    except InputError as e: return StageResult(df, status='failed', error_kind='input', reason=' '.join(str(e).split()))   # a bad file (SpecError too)
     except Exception as e:
         r = StageResult(df, status='failed', error_kind='internal', reason=f'{type(e).__name__}: {" ".join(str(e).split())}'[:400])
         r.report['traceback'] = traceback.format_exc(limit=8)[-3000:]
@@ -136,17 +140,16 @@ REQUEST_FIELDS = {'temperature', 'top_p', 'max_tokens', 'max_completion_tokens',
 # what `llms:` entries take from `llm:` unless they set it themselves: the endpoint and where its key is
 INHERITED_LLM_KEYS = ('base_url', 'api_key_env', 'azure_endpoint', 'api_version', 'cache_dir')
 
-class PipelineError(ValueError):
-    "A pipeline file problem: names the file, the line, the key and the fix."
+class PipelineError(InputError):
+    "A pipeline file problem: `file, line N: key: problem. Fix: fix`, `key` the path of the key (`stages[1] (judge).threshold`), which leads the `problem`."
     def __init__(self, file, where:str, problem:str, fix:str='', line:int|None=None):
-        self.file, self.where, self.line = file, where, line
-        loc = f"{file}" + (f", line {line}" if line else '') + f": {where}"
-        super().__init__(f"{loc}: {problem}" + (f". Fix: {fix}" if fix else ''))
+        super().__init__(file, f"{where}: {problem}", fix, line=line)
+        self.key = where
 
 def yaml_lines(text:str) -> dict[tuple, int]:
     "{path: line} for every key and list item of a YAML document (path: tuple of keys and list indexes; lines from 1)."
     import yaml
-    out = {}
+    out: dict[tuple, int] = {}
     def walk(node, path):
         out.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
@@ -474,6 +477,7 @@ def _log_endpoints(cfg, log):
         if k in used or k == 'main': log(f'endpoint {k}: {endpoint_of(c)}' + (f" (model {c.get('model')})" if isinstance(c, Mapping) and c.get('model') else ''))
 
 def _finish(man:dict, clients:Mapping):
+    "Step 7, finish the manifest: the run's status (failed, target_missed, done_with_warnings, done), its one-line `reason`, and the totals."
     done = [s for s in man['stages'] if s['status'] in ('ok', 'skipped', 'partial')]
     tot = _usage(clients.values())
     failed = [s for s in man['stages'] if s['status'] == 'failed']
@@ -485,6 +489,144 @@ def _finish(man:dict, clients:Mapping):
     man.update(finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
                totals={k: round(sum(s.get(k, 0) or 0 for s in done), 6) for k in ('calls', 'cached', 'tokens_in', 'tokens_out', 'cost_usd')},
                this_session={k: (round(v, 6) if k == 'usd' else v) for k, v in tot.items()})
+
+# %% ../../nbs/06_workbench.ipynb #397ec51b
+@dataclass
+class _RunState:
+    "What the steps of one `run_pipeline` call share: the checked config, the run folder, the task, the LLM clients and the manifest being written."
+    cfg: dict                  # the checked pipeline config
+    rd: Path                   # the run folder
+    spec: TaskSpec|None        # the task (None: the pipeline has no `task:`)
+    seed: int                  # the run's one random seed
+    engine: str                # 'local' or 'ray'
+    cfgs: dict                 # client name -> LLM config or LLM: 'main', 'local', the `llms:`, and `stage{i}` for a stage's own `llm:` mapping
+    made: dict                 # client name -> the LLM made for it (on first use)
+    old: dict                  # 'name#i' -> that stage's record in the earlier manifest (empty unless resuming)
+    man: dict                  # the manifest being written
+    root: str                  # the hash the stage hashes chain from: task, seeds, input, seed, synthbench version
+    log: Callable[..., None]   # progress lines (stderr), or nothing
+
+    def save_manifest(self):
+        "Write the manifest now (secrets scrubbed): after every stage, so a crash loses nothing done."
+        self.man['llms'] = {k: llm_info(v) for k, v in self.made.items()}
+        _write_json(self.rd/'manifest.json', scrub(_jsonable(self.man), _known_secrets(*self.made.values())))
+
+def _check_run(pipeline:str|Path|Mapping, engine:str, address:str|None) -> dict:
+    "Step 1, check: the pipeline config (a YAML file or a dict) checked, and the engine known (Ray connected for `engine='ray'`)."
+    cfg = load_pipeline(pipeline) if isinstance(pipeline, (str, Path)) else pipeline_from_dict(pipeline)
+    if engine not in ('local', 'ray'): raise PipelineError(cfg.get('name', 'run'), '--engine', f"unknown engine {engine!r}", "use --engine local or --engine ray")
+    if engine == 'ray':
+        from synthbench.run.rayengine import connect
+        connect(address)
+    return cfg
+
+def _plan_run(cfg:dict, name:str, runs_dir:str|Path|None, llm, resume:bool, engine:str, verbose:bool) -> _RunState:
+    "Step 2, plan: the run folder, the earlier manifest (when resuming), the task, the LLM client of each stage and the new manifest."
+    rd = Path(runs_dir or cfg.get('runs_dir') or 'runs')/name; rd.mkdir(parents=True, exist_ok=True)
+    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if verbose else (lambda *a: None)
+    old: dict[str, dict] = {}
+    if resume and (rd/'manifest.json').exists():
+        try: old = {s['name'] + f"#{i}": s for i, s in enumerate(json.loads((rd/'manifest.json').read_text())['stages'])}
+        except (ValueError, KeyError): old = {}
+    spec = None
+    if cfg.get('task'):
+        from synthbench.spec import load_spec
+        spec = load_spec(cfg['task'])
+    seed = cfg.get('seed', 0)
+    cfgs = {'main': llm if llm is not None else cfg.get('llm'), 'local': 'local', **(cfg.get('llms') or {})}
+    for i, st in enumerate(cfg['stages']):
+        if isinstance(st.get('llm'), Mapping): cfgs[f'stage{i}'] = st['llm']
+    spec_d = spec.to_dict() if spec is not None else None
+    root = stable_hash(spec_d, file_hash(spec.seeds_path if spec is not None else None), file_hash(cfg.get('input')), cfg.get('input'), seed, _version())
+    man = {'name': name, 'status': 'running', 'synthbench_version': _version(), 'python': platform.python_version(),
+           'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'pipeline': _jsonable(cfg), 'seed': seed, 'engine': engine,
+           'task': spec_d, 'seeds_file': str(spec.seeds_path) if spec is not None and spec.seeds_path else None,
+           'seeds_sha': file_hash(spec.seeds_path if spec is not None else None), 'input_sha': file_hash(cfg.get('input')),
+           'endpoints': {k: endpoint_of(v) for k, v in cfgs.items() if k != 'local' or any(s.get('llm') == 'local' for s in cfg['stages'])},
+           'llms': {}, 'stages': []}
+    return _RunState(cfg=cfg, rd=rd, spec=spec, seed=seed, engine=engine, cfgs=cfgs, made={}, old=old, man=man, root=root, log=log)
+
+def _until_index(cfg:Mapping, stages:Sequence[str]|None) -> int|None:
+    "Index of the last stage to run: the last stage named in `stages` (`--until`); None: run them all."
+    if not stages: return None
+    hits = [i for i, s in enumerate(cfg['stages']) if s['name'] in stages]
+    if not hits: raise PipelineError(cfg['name'], '--until', f"no stage named {list(stages)}", f"use one of {[s['name'] for s in cfg['stages']]}")
+    return max(hits)
+
+# %% ../../nbs/06_workbench.ipynb #286035f7
+def _stage_record(run:_RunState, i:int, st:Mapping, df:pd.DataFrame|None, prev:str) -> tuple[Callable, str, str, dict]:
+    "Step 3, hash and record stage `i`: (stage function, its LLM client name, its hash, its manifest record, now in the manifest); the hash chains `prev` with the stage's name, function, code, parameters (and the files they name), drop rules, model settings and seed."
+    key = f'stage{i}' if isinstance(st.get('llm'), Mapping) else (st.get('llm') or 'main')
+    fn = stage_function(st['fn'])
+    llm_cfg = llm_info(run.cfgs[key]) if hasattr(run.cfgs[key], 'chat_many') else _jsonable(run.cfgs[key])
+    h = stable_hash(prev, st['name'], st['fn'], stage_code_hash(fn), st['params'], _param_files(st['params']), st.get('drop'), llm_cfg, run.seed)
+    rec = {'name': st['name'], 'fn': st['fn'], 'params': _jsonable(st['params']), 'drop': st.get('drop'), 'llm': key, 'hash': h,
+           'file': None, 'status': 'pending', 'rows_in': None if df is None else len(df)}
+    run.man['stages'].append(rec)
+    return fn, key, h, rec
+
+def _resumed_table(run:_RunState, i:int, st:Mapping, rec:dict, h:str) -> pd.DataFrame|None:
+    "Step 4, the cache decision: stage `i`'s saved table when the earlier run finished it with hash `h` and the file is still there (`rec` becomes its old record, `skipped`); None: run it."
+    o = run.old.get(f"{st['name']}#{i}")
+    if not (o and o.get('hash') == h and o.get('status') in ('ok', 'skipped') and o.get('file') and (run.rd/o['file']).exists()): return None
+    df = read_stage_table(run.rd/o['file'])
+    rec.update({k: v for k, v in o.items() if k not in ('status',)}); rec['status'] = 'skipped'; rec['resumed'] = True
+    run.log(f'[{i + 1}/{len(run.cfg["stages"])}] {st["name"]}: unchanged, loaded {o["file"]} ({len(df)} rows)')
+    return df
+
+def _first_table(run:_RunState) -> pd.DataFrame:
+    "The table the first stage that runs gets: the pipeline's `input:` file, else the task's seeds, else an empty table."
+    if run.cfg.get('input'):
+        from synthbench.formats import load_examples
+        return load_examples(run.cfg['input'])
+    return run.spec.seeds() if run.spec is not None else make_table([])
+
+# %% ../../nbs/06_workbench.ipynb #c99d2acc
+def _apply_drop(res:StageResult, rules:Sequence[str]) -> None:
+    "A stage's own `drop:` rules on its result: the rows they mark move from `res.table` to `res.dropped` (after the rows the stage dropped itself)."
+    keep, gone = split_marked(res.table, rules)
+    res.table, res.dropped = keep, gone if res.dropped is None else pd.concat([res.dropped, gone], ignore_index=True)
+
+def _execute_stage(run:_RunState, i:int, st:Mapping, fn:Callable, df:pd.DataFrame, key:str, rec:dict) -> StageResult:
+    "Step 5, run stage `i` on `df` (its client `key` as 'main', on the run's engine) and apply its `drop:` rules; `rec` gets the status, rows out, seconds and the calls, tokens and dollars spent."
+    n_st = len(run.cfg['stages'])
+    t0 = time.time()
+    ctx = RunContext(spec=run.spec, llms=_Clients(run.cfgs, run.made, key), run_dir=run.rd, seed=run.seed, engine=run.engine, log=run.log)
+    before = _usage(run.made.values())
+    run.log(f'[{i + 1}/{n_st}] {st["name"]}: running on {len(df)} rows')
+    if run.engine == 'ray':
+        from synthbench.run.rayengine import ray_stage
+        fn = ray_stage(st['name'], fn, st['fn'])
+    res = run_stage(fn, df, dict(st['params']), ctx)
+    if res.status != 'failed' and st.get('drop'): _apply_drop(res, st['drop'])
+    after = _usage(run.made.values())
+    rec.update(status=res.status, error_kind=res.error_kind, reason=res.reason, rows_out=len(res.table), seconds=round(time.time() - t0, 2),
+               **{k: (round(after[k] - before[k], 6) if k == 'usd' else after[k] - before[k]) for k in after})
+    rec['cost_usd'] = rec.pop('usd')
+    if 'traceback' in res.report: rec['traceback'] = res.report.pop('traceback')
+    if res.status == 'failed': run.log(f'[{i + 1}/{n_st}] {st["name"]}: FAILED ({res.error_kind}): {res.reason}')
+    return res
+
+def _save_stage(run:_RunState, i:int, st:Mapping, res:StageResult, rec:dict) -> pd.DataFrame:
+    "Step 6, keep what stage `i` made: its table, dropped rows and report in the run folder; `rec` gets the files, dropped and flagged counts, prompt ids, models and templates. Returns the table the next stage gets."
+    from synthbench.formats import save_table
+    rd, fname, n_st = run.rd, _stage_file(i, st['name']), len(run.cfg['stages'])
+    out = res.table.copy(); out.attrs = {}
+    save_table(out, rd/fname)
+    arts = [str(Path(p).relative_to(rd)) if Path(p).is_relative_to(rd) else str(p) for p in res.files.values()]
+    if res.dropped is not None and len(res.dropped):
+        dn = fname.replace('.parquet', '.dropped.parquet'); d2 = res.dropped.copy(); d2.attrs = {}
+        save_table(d2, rd/dn); arts.append(dn)
+    if res.report:
+        rn = fname.replace('.parquet', '.report.json'); _write_json(rd/rn, _jsonable(res.report)); arts.append(rn)
+    rec.update(file=fname, artifacts=arts, report=_small(res.report),
+               dropped=_reason_counts(res.dropped['drop_reason']) if res.dropped is not None and len(res.dropped) else {}, flagged=_flags(out),
+               prompt_ids=sorted({str(x) for x in out['prompt_id'].dropna()})[:20] if 'prompt_id' in out else [],
+               models=sorted({str(x) for x in out['model'].dropna()})[:20] if 'model' in out else [])
+    rec['prompt_templates'] = known_templates(rec['prompt_ids'], st['params'])
+    if res.status == 'partial': run.log(f'[{i + 1}/{n_st}] {st["name"]}: PARTIAL ({res.error_kind}): {res.reason}')
+    run.log(f'    -> {rec["rows_out"]} rows, {rec.get("calls", 0)} calls ({rec.get("cached", 0)} cached), ${rec.get("cost_usd", 0):.4f}, {rec["seconds"]}s')
+    return out
 
 # %% ../../nbs/06_workbench.ipynb #248c0678
 def run_pipeline(pipeline:str|Path|Mapping,   # YAML path or a config dict (see the pipeline file)
@@ -498,109 +640,27 @@ def run_pipeline(pipeline:str|Path|Mapping,   # YAML path or a config dict (see 
                  address:str|None=None,       # with engine='ray': the cluster ('auto', 'ray://host:10001'); None starts a local one
                 ) -> Run:
     "Run a pipeline into `runs_dir/name/`: each stage's table, dropped rows, report and a manifest; resumes finished stages."
-    cfg = load_pipeline(pipeline) if isinstance(pipeline, (str, Path)) else pipeline_from_dict(pipeline)
-    if engine not in ('local', 'ray'): raise PipelineError(cfg.get('name', 'run'), '--engine', f"unknown engine {engine!r}", "use --engine local or --engine ray")
-    if engine == 'ray':
-        from synthbench.run.rayengine import connect
-        connect(address)
-    name = name or cfg['name']
-    rd = Path(runs_dir or cfg.get('runs_dir') or 'runs')/name; rd.mkdir(parents=True, exist_ok=True)
-    log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if verbose else (lambda *a: None)
-    old = {}
-    if resume and (rd/'manifest.json').exists():
-        try: old = {s['name'] + f"#{i}": s for i, s in enumerate(json.loads((rd/'manifest.json').read_text())['stages'])}
-        except (ValueError, KeyError): old = {}
-    spec = None
-    if cfg.get('task'):
-        from synthbench.spec import load_spec
-        spec = load_spec(cfg['task'])
-    seed = cfg.get('seed', 0)
-    cfgs = {'main': llm if llm is not None else cfg.get('llm'), 'local': 'local', **(cfg.get('llms') or {})}
-    for i, st in enumerate(cfg['stages']):
-        if isinstance(st.get('llm'), Mapping): cfgs[f'stage{i}'] = st['llm']
-    made = {}
-    spec_d = spec.to_dict() if spec is not None else None
-    root = stable_hash(spec_d, file_hash(spec.seeds_path if spec is not None else None), file_hash(cfg.get('input')), cfg.get('input'), seed, _version())
-    man = {'name': name, 'status': 'running', 'synthbench_version': _version(), 'python': platform.python_version(),
-           'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'pipeline': _jsonable(cfg), 'seed': seed, 'engine': engine,
-           'task': spec_d, 'seeds_file': str(spec.seeds_path) if spec is not None and spec.seeds_path else None,
-           'seeds_sha': file_hash(spec.seeds_path if spec is not None else None), 'input_sha': file_hash(cfg.get('input')),
-           'endpoints': {k: endpoint_of(v) for k, v in cfgs.items() if k != 'local' or any(s.get('llm') == 'local' for s in cfg['stages'])},
-           'llms': {}, 'stages': []}
-    def save_manifest():
-        man['llms'] = {k: llm_info(v) for k, v in made.items()}
-        _write_json(rd/'manifest.json', scrub(_jsonable(man), _known_secrets(*made.values())))
-    _log_endpoints({**cfg, 'llm': cfgs['main']}, log)
-    last = None
-    if stages:
-        hits = [i for i, s in enumerate(cfg['stages']) if s['name'] in stages]
-        if not hits: raise PipelineError(cfg['name'], '--until', f"no stage named {list(stages)}", f"use one of {[s['name'] for s in cfg['stages']]}")
-        last = max(hits)
-    df, prev, n_st = None, root, len(cfg['stages'])
+    cfg = _check_run(pipeline, engine, address)
+    run = _plan_run(cfg, name or cfg['name'], runs_dir, llm, resume, engine, verbose)
+    _log_endpoints({**cfg, 'llm': run.cfgs['main']}, run.log)
+    last = _until_index(cfg, stages)
+    df, prev = None, run.root
     for i, st in enumerate(cfg['stages']):
         if last is not None and i > last: break
-        key = f'stage{i}' if isinstance(st.get('llm'), Mapping) else (st.get('llm') or 'main')
-        fn = stage_function(st['fn'])
-        llm_cfg = llm_info(cfgs[key]) if hasattr(cfgs[key], 'chat_many') else _jsonable(cfgs[key])
-        h = stable_hash(prev, st['name'], st['fn'], stage_code_hash(fn), st['params'], _param_files(st['params']), st.get('drop'), llm_cfg, seed)
-        fname = _stage_file(i, st['name'])
-        rec = {'name': st['name'], 'fn': st['fn'], 'params': _jsonable(st['params']), 'drop': st.get('drop'), 'llm': key, 'hash': h,
-               'file': None, 'status': 'pending', 'rows_in': None if df is None else len(df)}
-        man['stages'].append(rec)
-        o = old.get(f"{st['name']}#{i}")
-        if o and o.get('hash') == h and o.get('status') in ('ok', 'skipped') and o.get('file') and (rd/o['file']).exists():
-            df = read_stage_table(rd/o['file'])
-            rec.update({k: v for k, v in o.items() if k not in ('status',)}); rec['status'] = 'skipped'; rec['resumed'] = True
-            prev = h; log(f'[{i + 1}/{n_st}] {st["name"]}: unchanged, loaded {o["file"]} ({len(df)} rows)')
-            save_manifest(); continue
-        if df is None:
-            if cfg.get('input'):
-                from synthbench.formats import load_examples
-                df = load_examples(cfg['input'])
-            else: df = spec.seeds() if spec is not None else make_table([])
-            rec['rows_in'] = len(df)
-        t0 = time.time()
-        ctx = RunContext(spec=spec, llms=_Clients(cfgs, made, key), run_dir=rd, seed=seed, engine=engine, log=log)
-        before = _usage(made.values())
-        log(f'[{i + 1}/{n_st}] {st["name"]}: running on {len(df)} rows')
-        if engine == 'ray':
-            from synthbench.run.rayengine import ray_stage
-            fn = ray_stage(st['name'], fn, st['fn'])
-        res = run_stage(fn, df, dict(st['params']), ctx)
-        if res.status != 'failed' and st.get('drop'):
-            keep, gone = split_marked(res.table, st['drop'])
-            res.table, res.dropped = keep, gone if res.dropped is None else pd.concat([res.dropped, gone], ignore_index=True)
-        after = _usage(made.values())
-        rec.update(status=res.status, error_kind=res.error_kind, reason=res.reason, rows_out=len(res.table), seconds=round(time.time() - t0, 2),
-                   **{k: (round(after[k] - before[k], 6) if k == 'usd' else after[k] - before[k]) for k in after})
-        rec['cost_usd'] = rec.pop('usd')
-        if 'traceback' in res.report: rec['traceback'] = res.report.pop('traceback')
+        fn, key, h, rec = _stage_record(run, i, st, df, prev)
+        resumed = _resumed_table(run, i, st, rec, h)
+        if resumed is not None:
+            df, prev = resumed, h; run.save_manifest(); continue
+        if df is None: df = _first_table(run); rec['rows_in'] = len(df)
+        res = _execute_stage(run, i, st, fn, df, key, rec)
         if res.status == 'failed':
-            log(f'[{i + 1}/{n_st}] {st["name"]}: FAILED ({res.error_kind}): {res.reason}')
             if cfg.get('on_error', 'stop') == 'stop':
-                man['not_run'] = [x['name'] for x in cfg['stages'][i + 1:]]
-                _finish(man, made); save_manifest(); return Run(rd)
-            prev = stable_hash(h, 'failed'); save_manifest(); continue
-        from synthbench.formats import save_table
-        out = res.table.copy(); out.attrs = {}
-        save_table(out, rd/fname)
-        arts = [str(Path(p).relative_to(rd)) if Path(p).is_relative_to(rd) else str(p) for p in res.files.values()]
-        if res.dropped is not None and len(res.dropped):
-            dn = fname.replace('.parquet', '.dropped.parquet'); d2 = res.dropped.copy(); d2.attrs = {}
-            save_table(d2, rd/dn); arts.append(dn)
-        if res.report:
-            rn = fname.replace('.parquet', '.report.json'); _write_json(rd/rn, _jsonable(res.report)); arts.append(rn)
-        rec.update(file=fname, artifacts=arts, report=_small(res.report),
-                   dropped=_reason_counts(res.dropped['drop_reason']) if res.n_dropped else {}, flagged=_flags(out),
-                   prompt_ids=sorted({str(x) for x in out['prompt_id'].dropna()})[:20] if 'prompt_id' in out else [],
-                   models=sorted({str(x) for x in out['model'].dropna()})[:20] if 'model' in out else [])
-        rec['prompt_templates'] = known_templates(rec['prompt_ids'], st['params'])
-        if res.status == 'partial': log(f'[{i + 1}/{n_st}] {st["name"]}: PARTIAL ({res.error_kind}): {res.reason}')
-        log(f'    -> {rec["rows_out"]} rows, {rec.get("calls", 0)} calls ({rec.get("cached", 0)} cached), ${rec.get("cost_usd", 0):.4f}, {rec["seconds"]}s')
-        df, prev = out, h
-        save_manifest()
-    _finish(man, made); save_manifest()
-    return Run(rd)
+                run.man['not_run'] = [x['name'] for x in cfg['stages'][i + 1:]]; break
+            prev = stable_hash(h, 'failed'); run.save_manifest(); continue   # on_error: continue passes the stage's input on
+        df, prev = _save_stage(run, i, st, res, rec), h
+        run.save_manifest()
+    _finish(run.man, run.made); run.save_manifest()   # step 7: status, reason and totals
+    return Run(run.rd)
 
 # %% ../../nbs/06_workbench.ipynb #47c586c2
 def _demo_rows(df:pd.DataFrame, *, ctx:RunContext, n:int=6, invalid_every:int=3) -> StageResult:
@@ -664,7 +724,7 @@ def compare_runs(runs:Sequence[Run|str|Path]) -> pd.DataFrame:
     "Runs side by side: one column per run, one row per figure."
     rs = [r if isinstance(r, Run) else Run(r) for r in runs]
     figs = {f'{r.name} ({r.path.parent.name})' if sum(x.name == r.name for x in rs) > 1 else r.name: run_figures(r) for r in rs}
-    stages = []                                   # stage names merged in pipeline order
+    stages: list[str] = []                        # stage names merged in pipeline order
     for r in rs:
         pos = 0
         for s in r.stages:
@@ -700,7 +760,7 @@ def demo_pipeline(n:int=12, seeds:str|Path|None=None, finetune_steps:int=20, hel
     return {'name': 'demo', 'task': str(task), 'llm': 'local', 'on_error': 'continue', 'seed': 0, 'stages': stages}
 
 def _summary(run:Run, cmd:str='synthbench run') -> str:
-    lines, prev = [f"{cmd}: run {run.manifest.get('status')} in {run.path}"], {}
+    lines = [f"{cmd}: run {run.manifest.get('status')} in {run.path}"]; prev: dict = {}
     for s in run.stages:
         extra = f"  {s.get('error_kind')}: {s.get('reason')}" if s.get('status') in ('failed', 'partial') else ''
         flags = s.get('flagged') or {}
@@ -721,9 +781,7 @@ def _summary(run:Run, cmd:str='synthbench run') -> str:
     return '\n'.join(lines)
 
 def _user_error(e) -> bool:
-    from synthbench.formats import InputError
-    from synthbench.spec import SpecError
-    return isinstance(e, (PipelineError, InputError, SpecError)) or (isinstance(e, StageError) and e.kind in ('config', 'input'))
+    return isinstance(e, InputError) or (isinstance(e, StageError) and e.kind in ('config', 'input'))   # SpecError, PipelineError included
 
 def _end(run:Run, cmd:str) -> int:
     print(_summary(run, cmd))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse, difflib, html, re, sys, time, unicodedata
 from collections import Counter
 from pathlib import Path
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
@@ -44,7 +44,7 @@ def connected_groups(n:int,          # number of items
     for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist()):
         ra, rb = find(a), find(b)
         if ra != rb: parent[max(ra, rb)] = min(ra, rb)
-    groups = {}
+    groups: dict[int, list[int]] = {}
     for a in range(n): groups.setdefault(find(a), []).append(a)
     return [g for g in groups.values() if len(g) > 1]
 
@@ -142,13 +142,14 @@ def minhash_signatures_from_hashes(flat:np.ndarray, offsets:np.ndarray, num_perm
 def lsh_params(threshold:float, num_perm:int, fp_weight:float=0.5) -> tuple[int, int]:
     "Bands `b` and rows per band `r` (b*r <= num_perm) minimising weighted false positive + negative area at `threshold`."
     s = np.linspace(0, 1, 201)
-    best, arg = None, None
+    best: float|None = None; arg: tuple[int, int]|None = None
     for b in range(1, num_perm + 1):
         for r in range(1, num_perm // b + 1):
             p = 1 - (1 - s**r)**b
             fp = np.trapezoid(p[s <= threshold], s[s <= threshold]); fn = np.trapezoid(1 - p[s >= threshold], s[s >= threshold])
-            err = fp_weight*fp + (1 - fp_weight)*fn
+            err = float(fp_weight*fp + (1 - fp_weight)*fn)
             if best is None or err < best: best, arg = err, (b, r)
+    if arg is None: raise ValueError(f"lsh_params: num_perm must be at least 1, got {num_perm}")
     return arg
 
 def _band_pairs(D:np.ndarray, b:int, r:int) -> np.ndarray:
@@ -330,7 +331,7 @@ def scaffold_turns(records:Sequence[Mapping],   # rows (dicts with `messages`, o
                    min_rows:int=SHARED_MIN      # ... and in at least this many different examples
                   ) -> list[dict]:
     "Non-system turns (role + normalised content) so many different chat rows carry that they may be the task's scaffolding, not the example."
-    rows, seen, cnt = 0, {}, Counter()
+    rows = 0; seen: dict[tuple[str, str], set[int]] = {}; cnt: Counter[tuple[str, str]] = Counter()
     for r in records:
         ts = _turns(r.get('messages'))
         if not ts: continue
@@ -358,7 +359,7 @@ def compare_texts(records:Sequence[Mapping]|pd.DataFrame,  # rows (or a table)
         return [example_text(r, roles) for r in records], {'roles': roles}
     shared = scaffold_turns(records, share, min_rows)
     skip = {(s['role'], s['text']) for s in shared}
-    used, texts, n_sys, n_whole = Counter(), [], 0, 0
+    used: Counter[tuple[str, str]] = Counter(); texts: list[str] = []; n_sys, n_whole = 0, 0
     for r in records:
         ts = _turns(r.get('messages'))
         if not ts: texts.append(example_text(r)); continue
@@ -435,6 +436,7 @@ def dedup(df:pd.DataFrame,                         # example table
     rank = keep_order(df, score_col)
     parent = np.full(n, -1, np.int64); psim = np.full(n, np.nan); pmeth = np.array([''] * n, dtype=object)
     active = np.arange(n)
+    simf: Callable[..., float]   # (a, b) -> similarity of two rows of `active`, by the method that paired them
     for m in ms:
         if len(active) < 2: break
         sub = [texts[a] for a in active]
@@ -601,7 +603,7 @@ def dedup_stage(df:pd.DataFrame, *, ctx,
     try: score_column(df, score_col)
     except ValueError as e: raise StageError('config', str(e)) from None
     texts, ignored = compare_texts(df, roles, shared_share, shared_min)
-    kw = {'model': embed_model} if embed_model else {}
+    kw: dict = {'model': embed_model} if embed_model else {}
     try:
         out = dedup(df, ms, minhash_threshold=mt, num_perm=num_perm, shingle=shingle, ngram=ngram, embedding_threshold=et,
                     exact_max=exact_max, score_col=score_col, texts=texts, progress=progress, **kw)
@@ -634,11 +636,11 @@ def cross_duplicates(a:pd.DataFrame,                    # rows to check (generat
         todo = [k for k in range(len(ta)) if k not in found]
         if not todo or not len(tb): break
         if m == 'exact':
-            index = {}
+            index: dict[str, int] = {}
             for q, t in enumerate(tb): index.setdefault(normalize_text(t), q)
             for k in todo:
-                q = index.get(normalize_text(ta[k]))
-                if q is not None: found[k] = (q, m, 1.0)
+                hit = index.get(normalize_text(ta[k]))
+                if hit is not None: found[k] = (hit, m, 1.0)
         elif m == 'minhash':
             both = [ta[k] for k in todo] + tb
             i, j, s, _ = minhash_pairs(both, minhash_threshold, num_perm, shingle, ngram)

@@ -78,7 +78,7 @@ EXPORT_FORMATS = {'sharegpt': 'sharegpt', 'alpaca': 'alpaca', 'openai': 'message
 def incomplete_reason(row:Mapping) -> str:
     "Why `row` is no training example in any format ('' if it is one): a chat needs a user turn and an assistant reply, and no turn without content; a text row needs its text and label."
     msgs = row.get('messages')
-    if not _is_missing(msgs):
+    if msgs is not None and not _is_missing(msgs):
         if isinstance(msgs, str) or not hasattr(msgs, '__len__') or not len(msgs): return 'incomplete: no messages'
         for i, m in enumerate(msgs):
             if not isinstance(m, Mapping): return f'incomplete: message {i} is not a {{role, content}} object'
@@ -203,7 +203,7 @@ def train_eval_split(df:pd.DataFrame,        # example table
     # a family is stratified by the value of its root row (or its first row, if the root is not in df)
     first = pd.DataFrame({'unit': unit, 'key': keys, 'isroot': unit == out['id'].astype(str)}).sort_values('isroot', ascending=False, kind='stable')
     unit_key = first.drop_duplicates('unit').set_index('unit')['key']
-    rng, eval_units = np.random.default_rng(seed), set()
+    rng, eval_units = np.random.default_rng(seed), set[str]()
     for k in sorted(unit_key.unique()):
         units = np.array(sorted(unit_key.index[unit_key == k]))
         n = len(units); n_eval = int(round(eval_frac * n))
@@ -443,7 +443,7 @@ def cli_export(argv:list[str]) -> int:
     r = res.report
     where = f"(nothing written to {a.out})" if res.status == 'failed' else f"to {a.out}"
     print(f"Exported {r['written']}/{r['rows_in']} rows as {r['format']} {where}" + (f"; left out {r['left_out']}: {r['left_out_by']}" if r['left_out'] else ''))
-    if r['left_out']:
+    if r['left_out'] and res.dropped is not None:
         for why, n in res.dropped['drop_reason'].map(lambda s: s.split(' (')[0] if s.startswith('judge rejected') else s).value_counts().head(5).items():
             print(f"  {n} x {why}")
     if res.status == 'failed':

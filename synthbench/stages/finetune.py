@@ -28,8 +28,9 @@ def training_table(dataset:str|Path|pd.DataFrame  # export file (JSONL/JSON/CSV/
     p = Path(dataset)
     if p.is_dir():
         cands = [p/'dataset.parquet', *sorted(p.glob('*.parquet')), *sorted(p.glob('*.jsonl'))]
-        p = next((c for c in cands if c.exists()), None)
-        if p is None: raise FileNotFoundError(f"{dataset}: no dataset.parquet (or .jsonl) in this folder; pass the exported file")
+        found = next((c for c in cands if c.exists()), None)
+        if found is None: raise FileNotFoundError(f"{dataset}: no dataset.parquet (or .jsonl) in this folder; pass the exported file")
+        p = found
     from synthbench.formats import load_examples
     return load_examples(p)
 
@@ -38,7 +39,7 @@ def training_messages(row:Mapping,               # one example (a table row as a
                      ) -> list[dict]:
     "The chat a row trains on: its `messages`, or user `text` → assistant `label` for a classification row."
     msgs = row.get('messages')
-    if _is_missing(msgs):
+    if msgs is None or _is_missing(msgs):
         if _is_missing(row.get('text')) or _is_missing(row.get('label')): raise ValueError(f"row id={row.get('id')}: no messages and no text/label to train on")
         msgs = [{'role': 'user', 'content': str(row['text'])}, {'role': 'assistant', 'content': str(row['label'])}]
     msgs = [{'role': m['role'], 'content': '' if m.get('content') is None else str(m['content'])} for m in msgs]
@@ -80,17 +81,19 @@ def load_student(student:str='smollm2-135m',  # a name in `STUDENTS`, a model fo
     ad = None if student in STUDENTS else adapter_dir(student)
     base = json.loads((ad/'synthbench_base.json').read_text())['student'] if ad and (ad/'synthbench_base.json').exists() else (student if ad is None else None)
     if base is None: raise ValueError(f"{student}: an adapter folder without synthbench_base.json; say which base model it belongs to")
+    model: torch.nn.Module   # a transformers model, or a peft model wrapping it
     if base in STUDENTS: d, f = _gguf(); model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
     else: model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     # transformers dequantizes a GGUF file to fp32 tensors but keeps its GGUF quantizer and `is_quantized`, and TRL's trainers
     # refuse to train a 'quantized' model: the weights are plain fp32, so the flag goes
-    if base in STUDENTS and getattr(model, 'hf_quantizer', None) is not None: model.hf_quantizer.remove_quantization_config(model)
+    quantizer = getattr(model, 'hf_quantizer', None)
+    if base in STUDENTS and quantizer is not None: quantizer.remove_quantization_config(model)
     tok = load_tokenizer(base)
     if ad is not None:
         from peft import PeftModel
         model = PeftModel.from_pretrained(model, str(ad))
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
-    return model.to(device), tok
+    return model.to(device), tok  # type: ignore[arg-type]  # transformers wraps PreTrainedModel.to in functools.wraps(Module.to): mypy reads the unbound signature
 
 # %% ../../nbs/37_finetune.ipynb #33dd951e
 def _render(tok, msgs, gen:bool=False) -> str:
@@ -173,7 +176,7 @@ class FinetuneResult:
 # %% ../../nbs/37_finetune.ipynb #59d9885d
 def _batches(n:int, bs:int, steps:int, seed:int) -> list[list[int]]:
     "Row indices of each step's batch: epochs of seeded shuffles, concatenated."
-    rng, order = random.Random(seed), []
+    rng, order = random.Random(seed), list[int]()
     while len(order) < steps * bs:
         ep = list(range(n)); rng.shuffle(ep); order += ep
     return [order[i * bs:(i + 1) * bs] for i in range(steps)]
@@ -378,7 +381,7 @@ def finetune_openai(df:pd.DataFrame,                 # training examples
     client = openai.OpenAI(base_url=base_url, api_key=api_key or os.environ.get('OPENAI_API_KEY') or ('EMPTY' if base_url else None))
     say = print if progress else (lambda *a, **k: None)
     if budget_usd is None and llm is not None: budget_usd = llm.budget_usd
-    ledger = job_ledger(client.base_url, budget_scope, cache_dir, llm)
+    ledger = job_ledger(str(client.base_url), budget_scope, cache_dir, llm)
     held = 0.0
     try:
         if not job.get('job_id'):
@@ -423,8 +426,9 @@ def finetune_openai(df:pd.DataFrame,                 # training examples
         if j.status != status: status = j.status; say(f"finetune: job {j.id} {status}")
         for e in reversed(client.fine_tuning.jobs.list_events(job['job_id'], limit=50).data):
             if e.id not in seen: seen.add(e.id); say(f"  {e.message}")
+        jerr = getattr(j, 'error', None)
         job.update(status=j.status, fine_tuned_model=j.fine_tuned_model, trained_tokens=j.trained_tokens,
-                   error=(j.error.message if getattr(j, 'error', None) and j.error.message else None), events_seen=sorted(seen))
+                   error=(jerr.message if jerr and jerr.message else None), events_seen=sorted(seen))
         _save_job(jp, job)
         if j.status in _DONE or (timeout is not None and time.monotonic() - t0 > timeout): break
         time.sleep(poll_interval)
@@ -518,7 +522,7 @@ def finetune(dataset:str|Path|pd.DataFrame,      # export file, run folder or ex
     df = training_table(dataset)
     if isinstance(spec, (str, os.PathLike)):
         from synthbench.spec import load_spec
-        spec = load_spec(spec)
+        spec = load_spec(Path(spec))
     sp = system_prompt if system_prompt is not None else (spec.system_prompt.strip() if spec is not None and spec.system_prompt else None)
     if backend == 'local':
         s = settings or LoraSettings()

@@ -93,7 +93,7 @@ def check_tool_calls(messages:list,          # one chat (OpenAI messages)
                      tools:Mapping|None=None # tool name -> jsonschema validator (`tool_validators`); None: any name, no schema
                     ) -> list[str]:
     "Reasons (`code: detail`) why the tool calls and results of `messages` are not well formed; [] if they are."
-    out, pending = [], {}
+    out: list[str] = []; pending: dict[str, str] = {}
     for i, m in enumerate(messages if isinstance(messages, list) else []):
         if not isinstance(m, Mapping): continue
         role = m.get('role')
@@ -116,8 +116,8 @@ def check_tool_calls(messages:list,          # one chat (OpenAI messages)
                 v = (tools or {}).get(name)
                 errs = sorted(v.iter_errors(args), key=lambda e: list(e.path)) if v is not None else []
                 if errs:
-                    e = errs[0]; path = '/'.join(map(str, e.path)) or '(root)'
-                    out.append(f"arguments_schema: {where} at {path}: {e.message[:120]}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ''))
+                    first = errs[0]; path = '/'.join(map(str, first.path)) or '(root)'
+                    out.append(f"arguments_schema: {where} at {path}: {first.message[:120]}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ''))
         elif role == 'tool':
             cid = m.get('tool_call_id')
             if cid not in pending: out.append(f"orphan_tool_result: message {i} (tool) answers {cid!r}, which no pending call has")
@@ -130,7 +130,7 @@ class Rules:
     "The checks a `TaskSpec` implies, compiled once."
     def __init__(self, spec:TaskSpec|None=None):
         self.spec = spec
-        rx = getattr(spec, 'output_regex', None)
+        rx = spec.output_regex if spec is not None else None
         self.regex = re.compile(rx) if rx else None
         self.json = bool(spec and (spec.output_format == 'json' or spec.output_schema))
         self.schema = None
@@ -140,8 +140,8 @@ class Rules:
         self.labels = set(spec.labels) if spec and spec.labels else None
         self.axes = {a: set(v) for a, v in spec.axes.items()} if spec else {}
         self.min_chars, self.max_chars = (spec.min_chars, spec.max_chars) if spec else (None, None)
-        self.turns = set(getattr(spec, 'turns', None) or ()) or None
-        self.tools = tool_validators(spec.tools) if getattr(spec, 'tools', None) else None
+        self.turns = set((spec.turns if spec is not None else None) or ()) or None
+        self.tools = tool_validators(spec.tools) if spec is not None and spec.tools else None
 
     def _length(self, what:str, s:str) -> list[str]:
         n = len(s)
@@ -159,8 +159,8 @@ class Rules:
             if self.schema is not None:
                 errs = sorted(self.schema.iter_errors(obj), key=lambda e: list(e.path))
                 if errs:
-                    e = errs[0]; path = '/'.join(map(str, e.path)) or '(root)'
-                    out.append(f"schema_mismatch: {what} at {path}: {e.message[:120]}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ''))
+                    first = errs[0]; path = '/'.join(map(str, first.path)) or '(root)'
+                    out.append(f"schema_mismatch: {what} at {path}: {first.message[:120]}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ''))
         return out
 
     def _turns(self, row:Mapping, msgs) -> list[str]:
@@ -168,14 +168,14 @@ class Rules:
         if self.turns is None or not isinstance(msgs, list): return []
         n = sum(isinstance(m, Mapping) and m.get('role') == 'user' for m in msgs)
         planned = row.get('turns')
-        if not _is_missing(planned) and str(planned).strip().isdigit() and int(planned) != n:
+        if planned is not None and not _is_missing(planned) and str(planned).strip().isdigit() and int(planned) != n:
             return [f"turn_count: the conversation has {n} user turn(s), planned {int(planned)}"]
         if n not in self.turns: return [f"turn_count: the conversation has {n} user turn(s), the spec plans {sorted(self.turns)}"]
         return []
     def check(self, row:Mapping) -> list[str]:
         "Reasons why `row` breaks a rule; [] if it passes."
         msgs, out = row.get('messages'), []
-        if not _is_missing(msgs):
+        if msgs is not None and not _is_missing(msgs):
             out += check_messages(msgs)
             if isinstance(msgs, list) and any(isinstance(m, Mapping) and (m.get('tool_calls') or m.get('role') == 'tool') for m in msgs):
                 out += check_tool_calls(msgs, self.tools or {})
@@ -268,7 +268,7 @@ class ValidationSummary:
 def validation_summary(df:pd.DataFrame) -> ValidationSummary:
     "Counts of valid rows and of invalid rows by reason code (a row with two reasons counts under both)."
     if 'valid' not in df.columns: raise ValueError("validation_summary: the table has no 'valid' column; run synthbench.stages.validate.validate(df, spec) first")
-    cnt, ex = Counter(), {}
+    cnt: Counter[str] = Counter(); ex: dict[str, tuple] = {}
     for rid, v, why in zip(df.get('id', pd.Series([None] * len(df))), df['valid'], df.get('invalid_reason', pd.Series([''] * len(df)))):
         if v is True or _is_missing(v): continue
         for part in split_reasons(why) or ['unknown: no reason recorded']:
