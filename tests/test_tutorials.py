@@ -104,3 +104,34 @@ def test_tutorial_imports_are_declared_by_the_all_extra(nb):
         assert names, f"{nb.name}: imports {mod!r}, which no installed distribution provides"
         if not names & declared: missing[mod] = sorted(names)
     assert not missing, f"{nb.name} imports {missing} (module: distributions), not declared by `pip install -e \".[all]\"`: add them to the [all] extra in pyproject.toml"
+
+
+# ---------- stored outputs: tools/check_outputs.py executes and checks the tutorials; nbdev-test in .ci/run skips exactly those ----------
+
+def _check_outputs():
+    sys.path.insert(0, str(ROOT/'tools'))
+    try: import check_outputs
+    finally: sys.path.remove(str(ROOT/'tools'))
+    return check_outputs
+
+def test_tutorials_with_stored_outputs_are_checked():
+    co = _check_outputs()
+    checked = {co.nb_path(n).resolve() for n in co.OUTPUT_NOTEBOOKS}
+    assert all(p.is_file() for p in checked), sorted(str(p) for p in checked if not p.is_file())
+    flags = ('#| slow', '#| notest')
+    for nb in TUTORIALS:
+        cells = [c for c in json.loads(nb.read_text(encoding='utf-8'))['cells'] if c['cell_type'] == 'code']
+        stored = [c for c in cells if c.get('outputs') and not any(f in ''.join(c['source']) for f in flags)]
+        if stored: assert nb.resolve() in checked, f"{nb.name} stores outputs but is not in tools/check_outputs.py OUTPUT_NOTEBOOKS: nothing checks they are current"
+    assert {'task_api', 'support_tickets', 'grounded_policy', 'audit_existing', 'ablation'} <= {p.stem for p in checked if p.parent.name == 'tutorials'}
+
+def test_nbdev_test_skips_exactly_the_checked_notebooks():
+    "The regex .ci/run gives `nbdev-test --skip-file-re` (matched against file names) skips the notebooks check_outputs executes, and no other."
+    co = _check_outputs()
+    ci = (ROOT/'.ci'/'run').read_text(encoding='utf-8')
+    assert "c.skip_names()" in ci and '--skip-file-re "^($OUT_NBS)\\.ipynb$"' in ci
+    rx = re.compile(f"^({'|'.join(co.skip_names())})\\.ipynb$")
+    every = [p for p in (ROOT/'nbs').rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts]
+    skipped = {p.resolve() for p in every if rx.search(p.name)}
+    assert skipped == {co.nb_path(n).resolve() for n in co.OUTPUT_NOTEBOOKS}
+    assert len(every) - len(skipped) > 10      # the other chapters still run under nbdev-test

@@ -17,9 +17,24 @@ NBS = ROOT/'nbs'
 # notebooks whose outputs are committed (and checked in CI); the others keep no outputs
 OUTPUT_NOTEBOOKS = ['00_core', '05_stage', '10_llm', '11_cost', '12_local', '13_llmcache', '14_batch', '15_embed', '32_dedup',
                     '60_review', '40_metrics', '41_embedmap', '50_tstr', '51_evalgen', '23_prefs', '37_finetune', '53_evaluate',
-                    '54_datawork', '34_pii', '36_hub', 'index', '42_audit', '61_promptlab', '95_testing']
+                    '54_datawork', '34_pii', '36_hub', 'index', '42_audit', '61_promptlab', '95_testing',
+                    'tutorials/task_api', 'tutorials/support_tickets', 'tutorials/grounded_policy', 'tutorials/audit_existing',
+                    'tutorials/ablation']
 _BAR = re.compile(r'\r|\d+%\|.*\||\bit/s\]')
 MAX_TEXT = 20_000          # characters of one text output kept in the notebook (longer ones are cut, with a note)
+
+def nb_path(name:str) -> Path:
+    "A notebook named as in OUTPUT_NOTEBOOKS (`32_dedup`, `tutorials/task_api`: relative to nbs/, no suffix) or by its path."
+    return Path(name).resolve() if name.endswith('.ipynb') else NBS/f'{name}.ipynb'
+
+def skip_names(names=None) -> list[str]:
+    "File names (regex-escaped, no suffix) for `nbdev-test --skip-file-re`, which matches a notebook's file name, not its folder."
+    names = OUTPUT_NOTEBOOKS if names is None else names
+    res = [Path(n).name for n in names]
+    for b in res:   # a name in two folders would make nbdev-test skip a notebook nobody checks
+        found = sorted(str(p.relative_to(NBS)) for p in NBS.rglob(f'{b}.ipynb') if '.ipynb_checkpoints' not in p.parts)
+        if len(found) > 1: raise SystemExit(f'check_outputs: {found} share the file name {b}.ipynb; nbdev-test would skip all of them: rename one')
+    return [re.escape(b) for b in res]
 
 # --- executing -------------------------------------------------------------------------------------------------------
 
@@ -192,7 +207,7 @@ def main(argv=None) -> int:
     ap.add_argument('--workers', type=int, default=2)
     ap.add_argument('--timeout', type=int, default=600, help='seconds per cell')
     a = ap.parse_args(argv)
-    nbs = [Path(n).resolve() if n.endswith('.ipynb') else NBS/f'{n}.ipynb' for n in (a.notebooks or OUTPUT_NOTEBOOKS)]
+    nbs = [nb_path(n) for n in (a.notebooks or OUTPUT_NOTEBOOKS)]
     for p in nbs:
         if not p.is_file(): print(f'check_outputs: no notebook {p}', file=sys.stderr); return 2
     t0, probs = time.time(), []
