@@ -132,6 +132,51 @@ def compact(outputs:list) -> list:
         res.append(o)
     return res
 
+# --- static images ---------------------------------------------------------------------------------------------------
+# A code host (GitHub) draws no plotly JSON, so every stored figure also carries a PNG of itself, drawn by plotly.js (the copy
+# shipped in the plotly package) in headless chromium. The PNG is not compared (fonts differ between machines); the figure's
+# JSON is, and a stored figure without its PNG is a problem.
+CHROMIUM = os.environ.get('SYNTHBENCH_CHROMIUM', '/usr/bin/chromium')
+
+class StaticImages:
+    "Render plotly figure JSON to PNG (base64) in one headless chromium page, started on first use."
+    def __init__(self): self.page = None
+    def start(self):
+        try: from playwright.sync_api import sync_playwright
+        except ImportError: raise SystemExit('check_outputs --update: playwright is not installed (pip install -e ".[dev]"); it draws the static figures') from None
+        if not Path(CHROMIUM).exists():
+            raise SystemExit(f'check_outputs --update: no browser at {CHROMIUM} (apt-get install chromium, or set SYNTHBENCH_CHROMIUM); it draws the static figures')
+        import plotly
+        self._pw = sync_playwright().start()
+        self._browser = self._pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'])
+        self.page = self._browser.new_page()
+        self.page.set_content('<!doctype html><html><body style="margin:0"><div id="fig"></div></body></html>')
+        self.page.add_script_tag(content=(Path(plotly.__file__).parent/'package_data'/'plotly.min.js').read_text(encoding='utf-8'))
+    def png(self, fig:dict) -> str:
+        if self.page is None: self.start()
+        lay = fig.get('layout') or {}
+        w, h = int(lay.get('width') or 700), int(lay.get('height') or 450)
+        url = self.page.evaluate("""async ([fig, w, h]) => {
+            const gd = document.getElementById('fig');
+            await Plotly.react(gd, fig.data || [], Object.assign({}, fig.layout || {}, {width: w, height: h}), {staticPlot: true});
+            return await Plotly.toImage(gd, {format: 'png', width: w, height: h, scale: 1}); }""", [fig, w, h])
+        return url.split(',', 1)[1]
+    def close(self):
+        if self.page is not None: self._browser.close(); self._pw.stop(); self.page = None
+
+def add_images(outputs:list, images:StaticImages) -> list:
+    "Give each stored plotly figure its PNG (`image/png`), drawn from the stored (compact) JSON."
+    for o in outputs:
+        d = o.get('data') or {}
+        if 'application/vnd.plotly.v1+json' in d:
+            d['image/png'] = images.png(d['application/vnd.plotly.v1+json'])
+            o['data'] = {k: d[k] for k in ('application/vnd.plotly.v1+json', 'image/png', 'text/plain') if k in d}
+    return outputs
+
+def missing_images(outputs:list) -> int:
+    "Stored plotly figures without their static PNG."
+    return sum(1 for o in outputs if 'application/vnd.plotly.v1+json' in (o.get('data') or {}) and 'image/png' not in o['data'])
+
 # --- comparing -------------------------------------------------------------------------------------------------------
 
 _SUBS = [
@@ -180,6 +225,8 @@ def check(nb_path:Path, res:dict) -> list[str]:
     nb, probs = _nb_json(nb_path), []
     name = nb_path.relative_to(ROOT) if nb_path.is_relative_to(ROOT) else nb_path
     if res['error']: probs.append(f'{name}: executing it failed:\n{res["error"][-3000:]}')
+    no_png = sum(missing_images(c.get('outputs') or []) for c in nb['cells'] if c['cell_type'] == 'code')
+    if no_png: probs.append(f'{name}: {no_png} stored figure(s) without a static image (a code host cannot draw them); re-run `python tools/check_outputs.py --update {name}`')
     for i, c in enumerate(nb['cells']):
         if c['cell_type'] != 'code' or c.get('id') in res['skipped'] or c.get('id') not in res['outputs']: continue
         old, new = comparable(c.get('outputs') or []), comparable(res['outputs'][c['id']])
@@ -191,12 +238,12 @@ def check(nb_path:Path, res:dict) -> list[str]:
                      + '\n  '.join(l[:200] for l in cut))
     return probs
 
-def update(nb_path:Path, res:dict):
-    "Store the executed outputs (compactly) in the notebook, the rest of the file untouched."
+def update(nb_path:Path, res:dict, images:StaticImages):
+    "Store the executed outputs (compactly, figures with a static PNG) in the notebook, the rest of the file untouched."
     if res['error']: raise SystemExit(f'{nb_path}: not updated, executing it failed:\n{res["error"][-3000:]}')
     nb = _nb_json(nb_path)
     for c in nb['cells']:
-        if c['cell_type'] == 'code' and c.get('id') in res['outputs']: c['outputs'] = compact(res['outputs'][c['id']])
+        if c['cell_type'] == 'code' and c.get('id') in res['outputs']: c['outputs'] = add_images(compact(res['outputs'][c['id']]), images)
     nb_path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + '\n', encoding='utf-8')
     subprocess.run(['nbdev-clean', '--fname', str(nb_path)], check=True, cwd=ROOT)
 
@@ -213,12 +260,14 @@ def main(argv=None) -> int:
     t0, probs = time.time(), []
     def one(p):
         t = time.time(); r = execute(p, a.timeout); return p, r, time.time() - t
+    images = StaticImages()   # used by --update only, in this thread
     with ThreadPoolExecutor(a.workers) as ex:
         for p, r, dt in ex.map(one, nbs):
-            if a.update: update(p, r); print(f'{p.name}: outputs stored ({dt:.0f}s)')
+            if a.update: update(p, r, images); print(f'{p.name}: outputs stored ({dt:.0f}s)')
             else:
                 pr = check(p, r); probs += pr
                 print(f'{p.name}: {"STALE" if pr else "current"} ({dt:.0f}s)')
+    images.close()
     for pr in probs: print(pr, file=sys.stderr)
     print(f'check_outputs: {len(nbs)} notebook(s), {len(probs)} problem(s), {time.time() - t0:.0f}s')
     return 1 if probs else 0
