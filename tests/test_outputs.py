@@ -66,3 +66,24 @@ def test_committed_notebooks_stay_small():
     for n in co.OUTPUT_NOTEBOOKS:
         nb = json.loads((REPO/'nbs'/f'{n}.ipynb').read_text())
         assert any(c.get('outputs') for c in nb['cells']), f'{n} stores no outputs'
+
+def test_stored_figures_get_a_static_png_and_a_figure_without_one_is_reported(tmp_path):
+    "A code host draws no plotly JSON: --update stores a PNG beside each figure; the check names a figure stored without one."
+    import base64, os
+    if not os.path.exists(co.CHROMIUM): pytest.skip(f'NO BROWSER: {co.CHROMIUM} is missing; the static figures were NOT checked')
+    fig = {'data': [{'type': 'bar', 'x': ['a', 'b'], 'y': [3, 1]}], 'layout': {'height': 200, 'width': 300, 'title': {'text': 'two bars'}}}
+    out = {'output_type': 'display_data', 'metadata': {}, 'data': {'application/vnd.plotly.v1+json': fig, 'text/html': '<div>plotly</div>'}}
+    images = co.StaticImages()
+    try: stored = co.add_images(co.compact([out]), images)
+    finally: images.close()
+    d = stored[0]['data']
+    assert list(d) == ['application/vnd.plotly.v1+json', 'image/png', 'text/plain'], list(d)
+    png = base64.b64decode(d['image/png'])
+    assert png[:8] == b'\x89PNG\r\n\x1a\n' and int.from_bytes(png[16:20], 'big') == 300 and int.from_bytes(png[20:24], 'big') == 200
+    assert co.missing_images(stored) == 0 and co.missing_images(co.compact([out])) == 1
+    # the PNG is not compared (fonts differ between machines), the figure is
+    assert co.comparable(stored) == co.comparable(co.compact([out])) == ["[plotly] plotly figure: 1 trace(s) (bar), title 'two bars'"]
+    p = tmp_path/'fig.ipynb'
+    p.write_text(json.dumps(nb_with([("1", co.compact([out]))])))
+    probs = co.check(p, {'error': None, 'skipped': [], 'outputs': {}})
+    assert len(probs) == 1 and '1 stored figure(s) without a static image' in probs[0], probs
