@@ -17,7 +17,7 @@ NBS = ROOT/'nbs'
 # notebooks whose outputs are committed (and checked in CI); the others keep no outputs
 OUTPUT_NOTEBOOKS = ['00_core', '05_stage', '10_llm', '11_cost', '12_local', '13_llmcache', '14_batch', '15_embed', '32_dedup',
                     '60_review', '40_metrics', '41_embedmap', '50_tstr', '51_evalgen', '23_prefs', '37_finetune', '53_evaluate',
-                    '54_datawork', '34_pii', '36_hub', 'index']
+                    '54_datawork', '34_pii', '36_hub', 'index', '01_spec', '02_formats', '06_workbench', '30_validate', '35_export']
 _BAR = re.compile(r'\r|\d+%\|.*\||\bit/s\]')
 MAX_TEXT = 20_000          # characters of one text output kept in the notebook (longer ones are cut, with a note)
 
