@@ -18,7 +18,7 @@ NBS = ROOT/'nbs'
 OUTPUT_NOTEBOOKS = ['00_core', '05_stage', '10_llm', '11_cost', '12_local', '13_llmcache', '14_batch', '15_embed', '32_dedup',
                     '60_review', '40_metrics', '41_embedmap', '50_tstr', '51_evalgen', '23_prefs', '37_finetune', '53_evaluate',
                     '54_datawork', '34_pii', '36_hub', 'index', '42_audit', '61_promptlab', '95_testing',
-                    '20_generate', '21_evol', '22_augment', '31_judge',
+                    '20_generate', '21_evol', '22_augment', '31_judge', '01_spec', '02_formats', '06_workbench', '30_validate', '35_export',
                     'tutorials/task_api', 'tutorials/support_tickets', 'tutorials/grounded_policy', 'tutorials/audit_existing',
                     'tutorials/ablation']
 _BAR = re.compile(r'\r|\d+%\|.*\||\bit/s\]')
