@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import pandas as pd
 from fake_openai import FakeOpenAIServer
-from synthbench.llm.engine import LLM
+from synthbench.llm.engine import LLM, ChatModel
 from synthbench.spec import load_spec
 from synthbench.core import concat_tables
 from synthbench.stages.generate import (generate, plan_generation, axis_targets, generate_eval_set, check_split_isolation, generate_edge_cases,
@@ -315,10 +315,13 @@ class _FakeLLM:
             txt = gen_responder()(body)
             out.append(SimpleNamespace(error=None, error_kind=None, parsed=response_format.model_validate_json(txt), text=txt, usage=None, cost_usd=0.0, model='fake'))
         return out
+    def chat(self, messages, response_format=None, **kw): return self.chat_many([messages], response_format, **kw)[0]
+    def estimate(self, prompts, max_tokens=None, n=1, **kw): raise NotImplementedError('_FakeLLM: these tests never estimate')
 
 
 def test_budget_running_out_fails_the_stage_and_says_how_far(spec):
     llm = _FakeLLM(ok_calls=2, error='budget of $0.05 reached: request not sent', kind='budget')
+    assert isinstance(llm, ChatModel)   # the stand-in has every member of the protocol a stage is typed with
     res = generate_stage(spec.seeds(), ctx=RunContext(spec=spec, llms={'main': llm}), n=100, k=10)
     assert res.status == 'failed' and res.error_kind == 'budget'                     # was: stop_reason 'budget' in attrs only
     assert res.reason.startswith('the budget ran out: stopped at 20 of 100 rows after'), res.reason

@@ -7,7 +7,7 @@ from fake_openai import FakeOpenAIServer
 from synthbench.core import make_table, response_text
 from synthbench.stages.judge import (CORRUPTIONS, Criterion, apply_threshold, calibrate, calibration_set, cohens_kappa, example_block,
                               judge, judge_summary, known_good, suggest_threshold)
-from synthbench.llm.engine import LLM
+from synthbench.llm.engine import LLM, ChatModel
 from synthbench.spec import TaskSpec
 from synthbench.ui.review import record_review
 
@@ -312,6 +312,9 @@ def test_unparseable_judge_answers_are_parse_errors():
     class Chatty:   # answers in prose: no structure the judge can use
         model = 'chatty'
         def chat_many(self, msgs, **kw): return [SimpleNamespace(error=None, parsed=None, text='Looks great to me!', model='chatty') for _ in msgs]
+        def chat(self, messages, **kw): return self.chat_many([messages])[0]
+        def estimate(self, prompts, **kw): raise NotImplementedError('Chatty: never estimated')
+    assert isinstance(Chatty(), ChatModel)   # a stand-in a stage accepts: every member of the protocol
     res = judge_stage(seeds(3), ctx=RunContext(llms={'main': Chatty()}))
     assert (res.status, res.error_kind) == ('failed', 'parse') and 'unusable judge answer' in res.reason
     assert res.table.judge_pass.tolist() == [None] * 3

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from ..core import COLUMNS, check_table, make_table, normalize_text, _is_missing
+from ..spec import TaskSpec
+from ..llm.engine import ChatModel
 
 # %% auto #0
 __all__ = ['split_prompt_reference', 'with_system_prompt', 'eval_prompt', 'rate', 'group_figures', 'eval_figures', 'EvalResult',
@@ -266,9 +268,9 @@ def _merge_judgement(out:pd.DataFrame, judged:pd.DataFrame) -> pd.DataFrame:
 
 # %% ../../nbs/51_evalgen.ipynb #881f12a6
 def evaluate_outputs(eval_df:pd.DataFrame,        # eval examples (chat rows; the last assistant turn is the reference)
-                     llm,                         # the model under test: a synthbench.llm.engine.LLM (fine-tuned or base)
-                     spec=None,                   # TaskSpec or path of task.yaml: format rules, system prompt, judge context
-                     judge_llm=None,              # LLM that judges the replies (None: no judging)
+                     llm:ChatModel,               # the model under test: a synthbench.llm.engine.LLM (fine-tuned or base)
+                     spec:TaskSpec|str|os.PathLike|None=None, # TaskSpec or path of task.yaml: format rules, system prompt, judge context
+                     judge_llm:ChatModel|None=None, # LLM that judges the replies (None: no judging)
                      criteria=None,               # judge criteria (default: from `spec`, see synthbench.stages.judge)
                      max_tokens:int=512,          # room for each reply
                      temperature:float=0.0,       # sampling temperature of the model under test
@@ -287,11 +289,11 @@ def evaluate_outputs(eval_df:pd.DataFrame,        # eval examples (chat rows; th
     if 'messages' not in eval_df.columns or eval_df['messages'].map(_is_missing).all():
         raise ValueError('evaluate_outputs: no row of the eval set has chat messages; it evaluates generation (chat) tasks. '
                          'For classification (text/label) data use synthbench.analysis.tstr.tstr.')
-    sp = (getattr(spec, 'system_prompt', None) or None) if system_prompt is None else (system_prompt or None)
+    sp = ((spec.system_prompt if spec is not None else None) or None) if system_prompt is None else (system_prompt or None)
     recs = eval_df.reset_index(drop=True).to_dict('records')
     asks = [eval_prompt(r, sp) for r in recs]
     idx = [i for i, (p, _, _) in enumerate(asks) if p is not None]
-    model, spent0 = getattr(llm, 'model', None), getattr(llm, 'cost', 0.0)
+    model, spent0 = llm.model, getattr(llm, 'cost', 0.0)
     results = llm.chat_many([asks[i][0] for i in idx], desc=desc or f'eval {model}', temperature=temperature,
                             max_tokens=max_tokens, **params) if idx else []
     res = dict(zip(idx, results))
@@ -304,7 +306,7 @@ def evaluate_outputs(eval_df:pd.DataFrame,        # eval examples (chat rows; th
         j0 = getattr(judge_llm, 'cost', 0.0)
         judged = judge(out[_answered(out)], judge_llm, crits, spec, skip_invalid=False, desc=f'judge {model} outputs', **(judge_kw or {}))
         out = _merge_judgement(out, judged)
-        jmodel, jspent = getattr(judge_llm, 'model', None), getattr(judge_llm, 'cost', 0.0) - j0
+        jmodel, jspent = judge_llm.model, getattr(judge_llm, 'cost', 0.0) - j0
         out.attrs['evalgen'] = {'criteria': [c.name for c in crits], 'judge_model': jmodel}
     figs = eval_figures(out, by)
     figs['spent_usd'] = float(getattr(llm, 'cost', 0.0) - spent0)
@@ -313,7 +315,7 @@ def evaluate_outputs(eval_df:pd.DataFrame,        # eval examples (chat rows; th
     if n_fail: warnings.warn(f'evaluate_outputs: {n_fail} of {len(out)} eval row(s) got no reply; they are kept with eval_error '
                              f'({dict(figs["failed_reasons"])}). Re-run to retry failed calls (answered ones are cached).', stacklevel=2)
     params = dict(model=model, judge_model=jmodel, max_tokens=max_tokens, temperature=temperature, system_prompt=bool(sp),
-                  spec=getattr(spec, 'name', None), **{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))})
+                  spec=spec.name if spec is not None else None, **{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))})
     return EvalResult(out, figs, params)
 
 # %% ../../nbs/51_evalgen.ipynb #d75d651e
@@ -355,11 +357,11 @@ def compare_outputs(results:Mapping[str, EvalResult],   # name -> EvalResult, e.
 
 # %% ../../nbs/51_evalgen.ipynb #02d7186f
 def add_system_prompt(df:pd.DataFrame,  # example table
-                      spec_or_prompt    # a TaskSpec (its system_prompt) or the system prompt text
+                      spec_or_prompt:TaskSpec|str|None # a TaskSpec (its system_prompt) or the system prompt text
                      ) -> pd.DataFrame:
     "A copy of `df` whose chat rows start with the system prompt (rows that already have one are left as they are)."
     check_table(df, 'add_system_prompt')
-    sp = spec_or_prompt if isinstance(spec_or_prompt, str) or spec_or_prompt is None else getattr(spec_or_prompt, 'system_prompt', None)
+    sp = spec_or_prompt if isinstance(spec_or_prompt, str) or spec_or_prompt is None else spec_or_prompt.system_prompt
     out = df.copy()
     if 'messages' in out.columns:
         out['messages'] = [m if _is_missing(m) or not isinstance(m, list) else with_system_prompt(m, sp) for m in out['messages']]

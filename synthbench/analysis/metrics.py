@@ -12,6 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 import numpy as np, pandas as pd
 from ..core import check_table, example_text, prompt_text, _is_missing
+from ..spec import TaskSpec
 
 # %% auto #0
 __all__ = ['FIELDS', 'BALANCE_AXES', 'GROUP_COLUMNS', 'HIGHER_IS_DIVERSE', 'DEMOGRAPHIC_TERMS', 'AMBIGUOUS_TERMS', 'PERSON_WORDS',
@@ -149,13 +150,13 @@ def copy_finding(cs:Mapping, n:int) -> str|None:
 # %% ../../nbs/40_metrics.ipynb #66524764
 BALANCE_AXES = ('label', 'category', 'difficulty')
 
-def spec_targets(spec=None) -> dict[str, dict[str, float]]:
+def spec_targets(spec:TaskSpec|None=None) -> dict[str, dict[str, float]]:
     "Target shares per axis from a `TaskSpec` (its `axes`; labels without targets get a uniform target)."
     if spec is None: return {}
-    axes = {k: dict(v) for k, v in (getattr(spec, 'axes', None) or {}).items() if isinstance(v, Mapping)}
-    labels = list(getattr(spec, 'labels', None) or [])
+    axes = {k: dict(v) for k, v in (spec.axes or {}).items() if isinstance(v, Mapping)}
+    labels = list(spec.labels or [])
     if labels:
-        key = 'label' if getattr(spec, 'task_type', None) == 'classification' else 'category'
+        key = 'label' if spec.task_type == 'classification' else 'category'
         axes.setdefault(key, {l: 1 / len(labels) for l in labels})
     return axes
 
@@ -163,7 +164,7 @@ def _axis_values(df:pd.DataFrame, axis:str) -> pd.Series:
     return df[axis].map(lambda v: '(missing)' if _is_missing(v) else str(v))
 
 def balance(df:pd.DataFrame,          # example table
-            spec=None,                 # TaskSpec (or anything with `.axes` / `.labels`) for targets
+            spec:TaskSpec|None=None,   # TaskSpec for targets (its axes and labels)
             axes:Sequence[str]|None=None, # axes to count (default: label, category, difficulty + spec axes)
             tolerance:float=0.5        # under if share < tolerance*target, over if share > target/tolerance
            ) -> pd.DataFrame:
@@ -185,7 +186,7 @@ def balance(df:pd.DataFrame,          # example table
     return pd.DataFrame(rows, columns=['axis', 'value', 'count', 'share', 'target', 'status'])
 
 # %% ../../nbs/40_metrics.ipynb #4882d75b
-def cell_balance(df:pd.DataFrame, a:str='category', b:str='difficulty', spec=None, tolerance:float=0.5, min_expected:float=2.0) -> pd.DataFrame:
+def cell_balance(df:pd.DataFrame, a:str='category', b:str='difficulty', spec:TaskSpec|None=None, tolerance:float=0.5, min_expected:float=2.0) -> pd.DataFrame:
     "Counts of every (`a`, `b`) cell against the count expected from targets (or margins); flags under-filled cells (expected ≥ `min_expected`)."
     if a not in df.columns or b not in df.columns: return pd.DataFrame(columns=[a, b, 'count', 'expected', 'status'])
     va, vb = _axis_values(df, a), _axis_values(df, b)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse, json, random, re, sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 from ..core import make_table, check_table, concat_tables, prompt_text, response_text, normalize_text, _is_missing
@@ -16,6 +17,7 @@ from .generate import (PromptTemplate, task_section, salvage_json_items, EDGE_TY
                                  _add_llm_args, _fail, _stage_exit, _CallRecorder, answer_turns)
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
 from ..spec import TaskSpec
+from ..llm.engine import ChatModel
 
 # %% auto #0
 __all__ = ['PARAPHRASE', 'TRANSLATE', 'CONTEXT', 'EDGE', 'CHECK', 'LANGUAGES', 'CONTEXTS', 'RULE_EDGE_TYPES', 'AUGMENT_OPS',
@@ -191,7 +193,7 @@ def _err(res, what:str='answer') -> str:
     return f'no {what} in the model answer: {(getattr(res, "text", None) or "")[:120]!r}'
 
 # %% ../../nbs/22_augment.ipynb #dc4672d9
-def _llm(llm):
+def _llm(llm:ChatModel|None) -> ChatModel:
     if llm is None:
         from synthbench.llm.engine import LLM
         llm = LLM()
@@ -217,7 +219,7 @@ def _finish(rows:list, parents:pd.DataFrame, spec:TaskSpec|None, validator) -> p
     return df
 
 def paraphrase(df:pd.DataFrame,        # rows to paraphrase
-               llm=None,               # `synthbench.llm.engine.LLM` (default `LLM()`)
+               llm:ChatModel|None=None, # `synthbench.llm.engine.LLM` (default `LLM()`)
                n:int=3,                # variants per row
                spec:TaskSpec|None=None, # task spec: validate the new rows against it (optional)
                temperature:float=1.0,  # sampling temperature
@@ -254,7 +256,7 @@ def paraphrase(df:pd.DataFrame,        # rows to paraphrase
 
 # %% ../../nbs/22_augment.ipynb #165ba607
 def back_translate(df:pd.DataFrame,            # rows to back-translate
-                   llm=None,                   # `synthbench.llm.engine.LLM` (default `LLM()`)
+                   llm:ChatModel|None=None,    # `synthbench.llm.engine.LLM` (default `LLM()`)
                    pivots:Sequence[str]=('de',), # pivot languages (codes in `LANGUAGES` or names)
                    source_language:str='English', # the language to translate back into
                    spec:TaskSpec|None=None,    # task spec: validate the new rows against it (optional)
@@ -271,7 +273,7 @@ def back_translate(df:pd.DataFrame,            # rows to back-translate
     _tag = lambda r, t: f':t{t}' if t is not None and t != _input_turns(r)[0] else ''
     there = [[{'role': 'user', 'content': TRANSLATE.render(language=LANGUAGES.get(p, p), text=_txt(r, t))}] for r, p, t in jobs]
     if estimate: return llm.estimate(there * 2, max_tokens=max_tokens)
-    kw = dict(response_format=Translation, temperature=temperature, max_tokens=max_tokens)
+    kw: dict[str, Any] = dict(response_format=Translation, temperature=temperature, max_tokens=max_tokens)
     r1 = llm.chat_many(there, sample_ids=[f"bt1:{r['id']}:{p}{_tag(r, t)}" for r, p, t in jobs], desc='translate', **kw)
     mid = [_field(x, 'text') for x in r1]
     back_i = [i for i, t in enumerate(mid) if t]
@@ -321,12 +323,12 @@ def _rewrite_child(r:Mapping, x, op:str, tpl:PromptTemplate, **extra) -> dict:
     if not err and not re.search(r'\w\w', str(u)): err = f'degenerate rewrite {str(u)[:20]!r}'
     return child_row(r, content, op, x, err, prompt_id=tpl.id, **extra)
 
-def _regenerate(rows:list, llm, spec:TaskSpec|None, max_tokens:int=600) -> list:
+def _regenerate(rows:list, llm:ChatModel|None, spec:TaskSpec|None, max_tokens:int=600) -> list:
     "Re-answer the later turns of the rows a rewrite marked (`_regen`: the first user turn whose reply is stale); a row that cannot be is invalid, never shipped stale."
     todo = [r for r in rows if r.get('_regen') is not None and not r.get('invalid_reason')]
     if todo and llm is None:
         for r in todo: r.update(valid=False, invalid_reason='aug: stale_reply: the replies after the rewritten turn need a model to re-answer them; pass llm=')
-    elif todo:
+    elif todo and llm is not None:
         for r, (k, err) in zip(todo, answer_turns(todo, llm, spec, [r['_regen'] for r in todo], max_tokens=max_tokens, desc='re-answer later turns')):
             r['aug_regenerated'] = k
             if err: r.update(valid=False, invalid_reason=f'aug: {err}')
@@ -334,7 +336,7 @@ def _regenerate(rows:list, llm, spec:TaskSpec|None, max_tokens:int=600) -> list:
     return rows
 
 def vary_context(df:pd.DataFrame,        # rows to vary
-                 llm=None,               # `synthbench.llm.engine.LLM` (default `LLM()`)
+                 llm:ChatModel|None=None, # `synthbench.llm.engine.LLM` (default `LLM()`)
                  contexts:Sequence[str]|Mapping|None=None, # contexts, or {kind: [contexts]} (default `CONTEXTS`)
                  per_row:int=2,          # contexts per row
                  spec:TaskSpec|None=None, # task spec: its rules go in the prompt, and the new rows are validated
@@ -361,7 +363,7 @@ RULE_EDGE_TYPES = [k for k, e in EDGE_TYPES.items() if e.rule is not None]
 
 def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
                   types:Sequence[str]=tuple(RULE_EDGE_TYPES), # edge types (see `synthbench.stages.generate.EDGE_TYPES`)
-                  llm=None,                     # needed for model-made types, and to re-answer rule-made ones
+                  llm:ChatModel|None=None,      # needed for model-made types, and to re-answer rule-made ones
                   spec:TaskSpec|None=None,      # task spec: system prompt for re-answering, rules, validation
                   per_row:int=1,                # edge types applied to each row (dealt out in rotation)
                   rng_seed:int=0,               # seed of the rule-made noise
@@ -383,7 +385,7 @@ def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
     msgs = [[{'role': 'user', 'content': _rewrite_prompt(EDGE, jobs[j][0], spec, description=EDGE_TYPES[jobs[j][1]].description)}] for j in model_jobs]
     if estimate: return llm.estimate(msgs or [[{'role': 'user', 'content': ''}]], max_tokens=max_tokens) if llm is not None else None
     res = dict(zip(model_jobs, llm.chat_many(msgs, response_format=Rewrite, sample_ids=[f"edge:{jobs[j][0]['id']}:{jobs[j][1]}" for j in model_jobs],
-                                             desc='edge variants', temperature=temperature, max_tokens=max_tokens))) if model_jobs else {}
+                                             desc='edge variants', temperature=temperature, max_tokens=max_tokens))) if model_jobs and llm is not None else {}
     rows, reanswer = [], []
     for j, (r, t) in enumerate(jobs):
         e = EDGE_TYPES[t]
@@ -394,7 +396,7 @@ def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
         if not e.keeps_answer and (len(user_turns(r)) > 1 or (not _is_missing(r.get('messages')) and any(m.get('tool_calls') for m in r['messages']))):
             rows[-1].update(_regen=0, edge_answer='model')   # every reply re-answered, turn by turn (tool calls cannot be: marked stale)
         elif not e.keeps_answer and not _is_missing(r.get('messages')) and llm is not None and spec is not None: reanswer.append(len(rows) - 1)
-    if reanswer:
+    if reanswer and llm is not None:   # rows are queued for re-answering only with a model
         sys_p = spec.system_prompt if spec is not None else None   # rows are re-answered only with a spec
         am = [[m for m in rows[k]['messages'] if m['role'] != 'assistant'][:2] for k in reanswer]
         am = [([{'role': 'system', 'content': sys_p}] if sys_p and m[0]['role'] != 'system' else []) + m for m in am]
@@ -402,14 +404,14 @@ def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
                                                 desc='answer edge variants', temperature=0.7, max_tokens=max_tokens)):
             if getattr(x, 'error', None) or not (x.text or '').strip(): rows[k].update(valid=False, invalid_reason=f'aug: {_err(x, "reply")}')
             else:
-                rows[k].update(set_reply(rows[k], x.text.strip()), edge_answer='model', model=x.model)
+                rows[k].update(set_reply(rows[k], (x.text or '').strip()), edge_answer='model', model=x.model)
                 rows[k].update(tokens_in=x.usage.prompt_tokens, tokens_out=x.usage.completion_tokens, cost_usd=x.cost_usd)
     return _finish(_regenerate(rows, llm, spec, max_tokens), df, spec, validator)
 
 # %% ../../nbs/22_augment.ipynb #6ca86764
 def check_augmented(aug:pd.DataFrame,            # augmented rows (with `parent_id`)
                     parents:pd.DataFrame,        # the rows they came from
-                    llm=None,                    # `synthbench.llm.engine.LLM`, for method='llm'
+                    llm:ChatModel|None=None,     # `synthbench.llm.engine.LLM`, for method='llm'
                     method:str|Callable='llm',   # 'llm', 'embedding', or a classifier fn(texts) -> labels
                     threshold:float=0.75,        # embedding: least cosine similarity that passes
                     max_tokens:int=200           # llm: completion budget per check
@@ -437,7 +439,7 @@ def check_augmented(aug:pd.DataFrame,            # augmented rows (with `parent_
     if method == 'embedding': out['aug_check_score'] = score
     return out
 
-def _check_llm(todo, llm, verdict, reason, max_tokens):
+def _check_llm(todo, llm:ChatModel, verdict, reason, max_tokens):
     msgs = [[{'role': 'user', 'content': CHECK.render(op=r.get('op') or 'augmentation', original=_show(p), variant=_show(r), label_rule=_label_rule(p, ' and its label').rstrip('.'))}] for _, p, r in todo]
     res = llm.chat_many(msgs, response_format=SameIntent, desc='check augmented', temperature=0.0, max_tokens=max_tokens)
     for (i, _, _), x in zip(todo, res):
@@ -472,7 +474,7 @@ AUGMENT_OPS: dict[str, Callable[..., pd.DataFrame]] = {'paraphrase': paraphrase,
 
 def augment(df:pd.DataFrame, # rows to augment
             op:str,          # one of `AUGMENT_OPS`: paraphrase, back_translate, context, edge
-            llm=None,        # `synthbench.llm.engine.LLM`
+            llm:ChatModel|None=None, # `synthbench.llm.engine.LLM`
             **kw             # passed to the operation (n, pivots, contexts, types, spec, estimate, ...)
            ) -> pd.DataFrame:
     "Run augmentation `op` on `df`; returns the new rows."

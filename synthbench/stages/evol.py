@@ -18,6 +18,7 @@ from .generate import (PromptTemplate, text_hash, task_section, salvage_json_ite
                                  _match_label, _CallRecorder, answer_turns, _regen_blocker)
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
 from ..spec import TaskSpec
+from ..llm.engine import ChatModel
 
 # %% auto #0
 __all__ = ['LEVELS', 'DEPTH_METHODS', 'DEPTH_OPS', 'BREADTH_OP', 'EDGE_OP', 'MODEL_EDGE_TYPES', 'EVOL_DEPTH', 'EVOL_BREADTH',
@@ -189,7 +190,7 @@ def _plan_jobs(frontier:Sequence[dict], spec:TaskSpec, rng:random.Random, diffs:
         jobs.append(_EvolJob(r, lv, op, et, [c[0] for c in calls], calls[0][1], turns if len(turns) > 1 else None, texts))
     return jobs
 
-def _rewrite(jobs:Sequence[_EvolJob], llm, rnd:int, temperature:float, max_tokens:int) -> tuple[list, list[list[str|None]]]:
+def _rewrite(jobs:Sequence[_EvolJob], llm:ChatModel, rnd:int, temperature:float, max_tokens:int) -> tuple[list, list[list[str|None]]]:
     "Send every rewriting call of `jobs`; per job, the answer that speaks for it (its first failed call, else its first) and the new text of each call."
     flat = [(i, k) for i, j in enumerate(jobs) for k in range(len(j.calls))]   # every user turn of a conversation is evolved
     answers = llm.chat_many([jobs[i].calls[k] for i, k in flat], response_format=EvolvedPrompt,
@@ -199,7 +200,7 @@ def _rewrite(jobs:Sequence[_EvolJob], llm, rnd:int, temperature:float, max_token
     for (i, _k), x in zip(flat, answers): per[i].append(x)
     return [next((x for x in xs if getattr(x, 'error', None)), xs[0]) for xs in per], [[_evolved_prompt(x) for x in xs] for xs in per]
 
-def _answer_conversations(jobs:Sequence[_EvolJob], newt:Sequence[Sequence[str|None]], llm, spec:TaskSpec, rnd:int,
+def _answer_conversations(jobs:Sequence[_EvolJob], newt:Sequence[Sequence[str|None]], llm:ChatModel, spec:TaskSpec, rnd:int,
                           max_similarity:float, temperature:float, max_tokens:int) -> list[tuple[list, str]|None]:
     "Per job: for a conversation whose user turns all evolved, its new messages with every reply re-answered turn by turn (no stale reply) and the error ('' when none); else None."
     convs: list[tuple[list, str]|None] = [None] * len(jobs)
@@ -214,7 +215,7 @@ def _answer_conversations(jobs:Sequence[_EvolJob], newt:Sequence[Sequence[str|No
         convs[i] = (rm['messages'], err)
     return convs
 
-def _answer_prompts(jobs:Sequence[_EvolJob], newp:Sequence[str|None], llm, spec:TaskSpec, rnd:int,
+def _answer_prompts(jobs:Sequence[_EvolJob], newp:Sequence[str|None], llm:ChatModel, spec:TaskSpec, rnd:int,
                     max_similarity:float, temperature:float, max_tokens:int) -> list:
     "Per job: the answer to its evolved prompt (chat tasks, single prompts that did not already fail); else None."
     answers: list[Any] = [None] * len(jobs)
@@ -248,7 +249,7 @@ def _round_table(jobs:Sequence[_EvolJob], res:Sequence, newt:Sequence[Sequence[s
 
 def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
            spec:TaskSpec,                  # task spec
-           llm=None,                       # `synthbench.llm.engine.LLM` (default `LLM()`)
+           llm:ChatModel|None=None,        # `synthbench.llm.engine.LLM` (default `LLM()`)
            rounds:int=3,                   # evolution rounds (3 takes simple rows to edge cases)
            ops:Sequence[str]=DEPTH_OPS,    # in-depth operations to use
            breadth_share:float=0.25,       # share of in-breadth mutations
@@ -280,7 +281,7 @@ def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
         res, newt = _rewrite(jobs, llm, rnd, temperature, max_tokens)
         convs = _answer_conversations(jobs, newt, llm, spec, rnd, max_similarity, answer_temperature, max_tokens)
         answers = _answer_prompts(jobs, [t[0] for t in newt], llm, spec, rnd, max_similarity, answer_temperature, max_tokens)
-        t, nxt = _round_table(jobs, res, newt, answers, convs, spec, getattr(llm, 'model', None), rnd, max_similarity, diffs, validator)
+        t, nxt = _round_table(jobs, res, newt, answers, convs, spec, llm.model, rnd, max_similarity, diffs, validator)
         out.append(t)
         frontier = [r for r in nxt if _level_of(r, diffs) < len(LEVELS) - 1 and len(r['_tried']) < len(ops) + 2]
     if estimate: return llm.estimate([], max_tokens=max_tokens)
@@ -340,7 +341,7 @@ def _valid_levels(df:pd.DataFrame, diffs:Sequence[str]) -> list[int]:
 
 def evolve_to_targets(df:pd.DataFrame,          # rows to start from (their level: `evol_level`, else difficulty, else simple)
                       spec:TaskSpec,            # task spec
-                      llm=None,                 # `synthbench.llm.engine.LLM`
+                      llm:ChatModel|None=None,  # `synthbench.llm.engine.LLM`
                       targets:Mapping[str, int]|None=None, # valid rows wanted per level name (default `EVOL_TARGETS`); the input rows count
                       max_passes:int=6,         # cap on top-up passes
                       max_calls:int|None=None,  # cap on rewriting calls over all passes (None: 4x the rows still missing at the start)

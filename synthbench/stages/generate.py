@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from ..core import make_table, content_id, prompt_text, response_text, normalize_text, examples_html, show_examples, _is_missing
 from ..run.stage import RunContext, StageResult, StageError, FATAL_KINDS, calls_outcome, marked_rows
 from ..spec import TaskSpec
+from ..llm.engine import ChatModel
 
 # %% auto #0
 __all__ = ['GENERATE_CHAT', 'GENERATE_CLASSIFY', 'GENERATE_TOOLS', 'TEMPLATES', 'TEMPERATURES', 'TURNS_RULE', 'EDGE_TYPES',
@@ -611,7 +612,7 @@ def _default_max_calls(first_round_calls:int) -> int: return max(3, 3 * first_ro
 
 def plan_generation(spec:TaskSpec,        # task spec (`synthbench.spec.load_spec`)
                     n:int,                # valid rows wanted
-                    llm=None,             # `synthbench.llm.engine.LLM` (for the estimate); None: no estimate
+                    llm:ChatModel|None=None, # `synthbench.llm.engine.LLM` (for the estimate); None: no estimate
                     k:int=20,             # examples per call
                     template:PromptTemplate|str|None=None, # prompt template (default per task type)
                     axes:Mapping|None=None,                # axes to rotate (default: the spec's)
@@ -681,9 +682,9 @@ def _rows_from(batch:Batch, res, spec:TaskSpec, llm_model, op, source, split, la
     return rows, err
 
 # %% ../../nbs/20_generate.ipynb #f36c7d0a
-def _run_calls(llm, batches:list[Batch], schema, desc:str) -> list:
+def _run_calls(llm:ChatModel, batches:list[Batch], schema, desc:str) -> list:
     "`llm.chat_many` over `batches`, one call per temperature group, results in batch order."
-    res = [None] * len(batches)
+    res: list[Any] = [None] * len(batches)
     for (t, mt), idx in pd.Series(range(len(batches))).groupby([[b.temperature for b in batches], [b.max_tokens for b in batches]]).groups.items():
         idx = list(idx)
         out = llm.chat_many([batches[i].messages for i in idx], response_format=schema, sample_ids=[batches[i].sample_id for i in idx],
@@ -716,7 +717,7 @@ def _fatal(results:Sequence) -> str|None:
 @dataclass
 class _GenRun:
     "One `generate` run: what it needs to make rows (set once), and what it has made so far (the state each round is decided on)."
-    spec:TaskSpec; llm:Any; template:PromptTemplate; c:_Controls   # the task, the model, the prompt template, the diversity controls
+    spec:TaskSpec; llm:ChatModel; template:PromptTemplate; c:_Controls   # the task, the model, the prompt template, the diversity controls
     seeds:pd.DataFrame; rot:SeedRotation; chunks:list              # the seeds shown, their rotation, the document chunks
     names:list[str]; targets:dict[tuple, int]                      # axis names; valid rows wanted per axis combination
     label_axis:str|None; validator:Any; op:str; split:str          # how rows are read, checked and marked
@@ -779,7 +780,7 @@ def _send_wave(run:_GenRun, wave:list[Batch], w:int) -> tuple[list, int]:
     run.n_calls += len(wave)
     new = []
     for b, res in zip(wave, results):
-        rows, err = _rows_from(b, res, run.spec, getattr(run.llm, 'model', None), run.op, 'generated', run.split, run.label_axis)
+        rows, err = _rows_from(b, res, run.spec, run.llm.model, run.op, 'generated', run.split, run.label_axis)
         kept = _keep_new(run, rows)
         _log_call(run, w + 1, b, res, len(rows), len(kept), err)
         new += kept
@@ -816,7 +817,7 @@ def _generation_report(run:_GenRun, df:pd.DataFrame, n:int, stop:str|None, trimm
 
 def generate(spec:TaskSpec,                  # task spec (`synthbench.spec.load_spec`)
              n:int,                          # valid rows wanted
-             llm=None,                       # `synthbench.llm.engine.LLM` (default: `LLM()`, the local model when nothing is configured)
+             llm:ChatModel|None=None,        # `synthbench.llm.engine.LLM` (default: `LLM()`, the local model when nothing is configured)
              k:int=20,                       # examples per call
              template:PromptTemplate|str|None=None, # prompt template (default per task type)
              axes:Mapping|None=None,         # axes to rotate, {axis: {value: share}} (default: the spec's)
@@ -897,7 +898,7 @@ def _regen_blocker(msgs:list, start:int) -> str:
     return ''
 
 def answer_turns(rows:list[dict],              # chat rows (their `messages` are replaced)
-                 llm,                          # `synthbench.llm.engine.LLM`
+                 llm:ChatModel,                # `synthbench.llm.engine.LLM`
                  spec:TaskSpec|None=None,      # task spec: its system prompt goes first when a chat has none
                  start:Sequence[int]|int=0,    # per row: the first user turn (0-based) whose reply is re-answered
                  temperature:float=0.7,        # answer temperature
@@ -934,7 +935,9 @@ def answer_turns(rows:list[dict],              # chat rows (their `messages` are
 # %% ../../nbs/20_generate.ipynb #06e970e1
 class _CallRecorder:
     "An LLM wrapper that notes every answer's `error` and `error_kind`, so a stage can judge its model calls (`calls_outcome`)."
-    def __init__(self, llm): self.llm, self.outcomes = llm, []
+    def __init__(self, llm:ChatModel):
+        self.llm = llm
+        self.outcomes: list[SimpleNamespace] = []
     def __getattr__(self, name):   # everything else is the wrapped client's (model, estimate, cost, ...)
         if name == 'llm': raise AttributeError(name)
         return getattr(self.llm, name)
@@ -1012,7 +1015,7 @@ def uniform_axes(spec:TaskSpec, names:Sequence[str]=('category', 'difficulty')) 
 
 def generate_eval_set(spec:TaskSpec,           # task spec
                       per_cell:int,            # rows per category x difficulty cell
-                      llm=None,                # `synthbench.llm.engine.LLM`
+                      llm:ChatModel|None=None, # `synthbench.llm.engine.LLM`
                       train:pd.DataFrame|None=None, # training table to keep apart from
                       names:Sequence[str]=('category', 'difficulty'), # axes of the grid
                       **kw                     # passed to `generate` (k, seeds, validator, max_calls, ...)
@@ -1110,7 +1113,7 @@ def edge_catalogue() -> pd.DataFrame:
 # %% ../../nbs/20_generate.ipynb #4c130d4b
 def generate_edge_cases(spec:TaskSpec,             # task spec
                         n:int,                     # rows wanted, spread evenly over `types`
-                        llm=None,                  # `synthbench.llm.engine.LLM`
+                        llm:ChatModel|None=None,   # `synthbench.llm.engine.LLM`
                         types:Sequence[str]|None=None, # edge types (default: all in `EDGE_TYPES`)
                         **kw                       # passed to `generate` (k, seeds, validator, max_calls, ...)
                        ) -> pd.DataFrame|Plan:

@@ -17,6 +17,7 @@ import pandas as pd
 from ..core import check_table, content_id, make_table, prompt_text, response_text, _is_missing, _has_calls, calls_key
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome
 from ..spec import TaskSpec
+from ..llm.engine import ChatModel
 
 # %% auto #0
 __all__ = ['JUDGE_SYSTEM', 'MODEL_FAMILIES', 'CORRUPTIONS', 'Criterion', 'default_criteria', 'criteria_from_spec',
@@ -326,13 +327,13 @@ def _warn_same_model(df:pd.DataFrame, judge_model:str|None):
     w = family_warning(judge_model, gen, 'generated rows of this table (column \'model\')')
     if w: warnings.warn(w, stacklevel=3)
 
-def _default_llm(llm):
+def _default_llm(llm:ChatModel|None) -> ChatModel:
     if llm is not None: return llm
     from synthbench.llm.engine import LLM
     return LLM()
 
 # %% ../../nbs/31_judge.ipynb #689ab3b9
-def _judge_rows(df, llm, crits, spec:TaskSpec|None, threshold, min_score, bottom_pct, calibration, skip_invalid, desc, temperature, max_tokens, **params
+def _judge_rows(df, llm:ChatModel, crits, spec:TaskSpec|None, threshold, min_score, bottom_pct, calibration, skip_invalid, desc, temperature, max_tokens, **params
                ) -> tuple[pd.DataFrame, list]:
     "The judged table and one outcome (`error`, `error_kind`) per judge call."
     check_table(df, 'judge')
@@ -350,7 +351,7 @@ def _judge_rows(df, llm, crits, spec:TaskSpec|None, threshold, min_score, bottom
         if not send[i]:
             cols['judge_reason'][i] = f"not judged: failed validation ({recs[i].get('invalid_reason') or 'valid == False'})"
     for i, res in zip(idx, results):
-        cols['judge_model'][i] = getattr(res, 'model', None) or getattr(llm, 'model', None)
+        cols['judge_model'][i] = getattr(res, 'model', None) or llm.model
         err = getattr(res, 'error', None)
         if err:
             cols['judge_error'][i] = ' '.join(str(err).split())
@@ -369,12 +370,12 @@ def _judge_rows(df, llm, crits, spec:TaskSpec|None, threshold, min_score, bottom
     out['judge_pass'] = None
     out = out[[c for c in out.columns if not c.startswith('judge_')] + _judge_cols([c.name for c in crits])]
     out.attrs = {**df.attrs, 'judge': {'criteria': [dict(name=c.name, description=c.description, weight=c.weight) for c in crits],
-                                       'model': getattr(llm, 'model', None),
+                                       'model': llm.model,
                                        'calibration': calibration.summary() if calibration is not None else None}}
     return apply_threshold(out, threshold, min_score, bottom_pct, crits), outcomes
 
 def judge(df:pd.DataFrame,               # example table
-          llm=None,                      # synthbench.llm.engine.LLM doing the judging (default: LLM(), i.e. configured or local)
+          llm:ChatModel|None=None,       # synthbench.llm.engine.LLM doing the judging (default: LLM(), i.e. configured or local)
           criteria=None,                 # criteria (default: from `spec`, else the 4 defaults)
           spec:TaskSpec|None=None,       # TaskSpec: task context, labels, format and guideline criteria
           threshold:float|None=None,     # pass when judge_overall >= threshold (default: calibration's suggestion, else 3.5)
@@ -391,7 +392,7 @@ def judge(df:pd.DataFrame,               # example table
     "Score each row of `df` on `criteria` with an LLM judge and decide `judge_pass` (None, i.e. NA, where the call failed or the row was not sent)."
     crits = make_criteria(criteria, spec)
     llm = _default_llm(llm)
-    _warn_same_model(df, getattr(llm, 'model', None))
+    _warn_same_model(df, llm.model)
     out, outcomes = _judge_rows(df, llm, crits, spec, threshold, min_score, bottom_pct, calibration, skip_invalid, desc, temperature, max_tokens, **params)
     n_err = int((out['judge_error'] != '').sum())
     if n_err: warnings.warn(f'judge: {n_err} of {len(outcomes)} judge call(s) failed; those rows are kept with judge_error and judge_pass=None (not judged). Re-run to retry them (answered calls are cached).', stacklevel=2)
@@ -732,7 +733,7 @@ def calibration_report(judged:pd.DataFrame,            # a calibration set after
                        meta.get('model'), target_catch)
 
 def calibrate(calib:pd.DataFrame,          # calibration_set(...) output, or known-good rows (corrupted here)
-              llm=None,                    # the judge LLM (use the same one for the big run)
+              llm:ChatModel|None=None,     # the judge LLM (use the same one for the big run)
               criteria=None,               # judge criteria
               spec:TaskSpec|None=None,     # TaskSpec
               threshold:float=3.5,         # the rule being calibrated

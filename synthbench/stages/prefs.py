@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from ..core import check_table, content_id, _is_missing
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome
 from ..spec import TaskSpec
+from ..llm.engine import ChatModel
 from .judge import make_criteria, _judge_rows, length_bias, family_warning, _default_llm
 
 # %% auto #0
@@ -64,14 +65,14 @@ def candidate_plan(n_candidates:int=4,                              # candidates
     return [{'i': i, 'temperature': float(temps[(i // len(ms)) % len(temps)]), 'model': ms[i % len(ms)]} for i in range(n_candidates)]
 
 # %% ../../nbs/23_prefs.ipynb #20598219
-def _model_name(llm, m) -> str|None:
-    return m if isinstance(m, str) else getattr(m, 'model', None) if m is not None else getattr(llm, 'model', None)
+def _model_name(llm:ChatModel, m:str|ChatModel|None) -> str|None:
+    return m if isinstance(m, str) else m.model if m is not None else llm.model
 
 def _outcome(res, what:str, pid:str, i) -> dict:
     return {'prompt_id': pid, 'what': what, 'i': i, 'error': res.error, 'error_kind': (res.error_kind or 'internal') if res.error else None}
 
 def sample_candidates(prompts:list[dict],    # `pair_prompts` output
-                      llm,                   # the generator (`synthbench.llm.engine.LLM`)
+                      llm:ChatModel,         # the generator (`synthbench.llm.engine.LLM`)
                       plan:list[dict],       # `candidate_plan` output
                       max_tokens:int=512,    # room for a reply
                       desc:str='candidates'  # progress label
@@ -81,7 +82,7 @@ def sample_candidates(prompts:list[dict],    # `pair_prompts` output
     for c in plan:
         m = c['model']
         client = m if m is not None and not isinstance(m, str) else llm
-        kw = {'model': m} if isinstance(m, str) else {}
+        kw: dict[str, Any] = {'model': m} if isinstance(m, str) else {}
         res = client.chat_many([p['prompt'] for p in prompts], sample_ids=[f"prefs:{p['prompt_id']}:{c['i']}" for p in prompts],
                                desc=f"{desc} {c['i'] + 1}/{len(plan)} (t={c['temperature']:g})", temperature=c['temperature'], max_tokens=max_tokens, **kw)
         for p, r in zip(prompts, res):
@@ -121,7 +122,7 @@ def _winner(res) -> str|None:
     w = p.winner if hasattr(p, 'winner') else (p or {}).get('winner') if isinstance(p, Mapping) else None
     return w if w in ('A', 'B', 'tie') else None
 
-def score_pointwise(prompts, cands, judge_llm, spec:TaskSpec|None=None, criteria=None, max_tokens:int=800) -> tuple[pd.DataFrame, list[dict]]:
+def score_pointwise(prompts, cands, judge_llm:ChatModel, spec:TaskSpec|None=None, criteria=None, max_tokens:int=800) -> tuple[pd.DataFrame, list[dict]]:
     "`cands` with `score` (judge_overall) and `judge_error`; one outcome per judge call."
     crits = make_criteria(criteria, spec)
     pm = {p['prompt_id']: p['prompt'] for p in prompts}
@@ -138,7 +139,7 @@ def score_pointwise(prompts, cands, judge_llm, spec:TaskSpec|None=None, criteria
     outcomes = [{'prompt_id': r.prompt_id, 'what': 'judge', 'i': r.i, 'error': o.error, 'error_kind': o.error_kind} for r, o in zip(ok.itertuples(), outs)]
     return out, outcomes
 
-def score_pairwise(prompts, cands, judge_llm, spec:TaskSpec|None=None, max_tokens:int=300) -> tuple[pd.DataFrame, list[dict], dict]:
+def score_pairwise(prompts, cands, judge_llm:ChatModel, spec:TaskSpec|None=None, max_tokens:int=300) -> tuple[pd.DataFrame, list[dict], dict]:
     "`cands` with `score` (wins against the prompt's other distinct replies); the outcomes; `{(prompt_id, text_a, text_b): 'A'|'B'|'tie'|'inconsistent'|None}`."
     pm = {p['prompt_id']: p['prompt'] for p in prompts}
     jobs = []   # (prompt_id, first, second): asked as A=first, B=second and A=second, B=first
@@ -258,12 +259,12 @@ class PreferencePairs:
 
 # %% ../../nbs/23_prefs.ipynb #26a3a651
 def preference_pairs(df:pd.DataFrame,                          # example table: its prompts are sampled
-                     llm=None,                                 # the generator (`synthbench.llm.engine.LLM`; default: configured or local)
+                     llm:ChatModel|None=None,                  # the generator (`synthbench.llm.engine.LLM`; default: configured or local)
                      spec:TaskSpec|None=None,                  # TaskSpec: system prompt, judge criteria and context
                      n_candidates:int=4,                       # candidates per prompt
                      temperatures:Sequence[float]=DEFAULT_TEMPERATURES,  # candidate temperatures (cycled)
                      models:Sequence|None=None,                # model names (on `llm`'s endpoint) or LLMs, taking turns
-                     judge_llm=None,                           # the judge (default: `llm`, warned about)
+                     judge_llm:ChatModel|None=None,            # the judge (default: `llm`, warned about)
                      min_margin:float=1.0,                     # keep pairs whose score margin is at least this
                      pairwise:bool=False,                      # pairwise judge with position swap instead of pointwise scores
                      criteria=None,                            # pointwise judge criteria (default: from the spec)
@@ -279,7 +280,7 @@ def preference_pairs(df:pd.DataFrame,                          # example table: 
     prompts = pair_prompts(df, spec, system_prompt)
     findings = []
     gens = sorted({m for m in (_model_name(llm, c['model']) for c in plan) if m})
-    jm = getattr(judge_llm, 'model', None)
+    jm = judge_llm.model
     fam = family_warning(jm, gens, 'wrote the candidates')
     if fam:
         warnings.warn(f'preference_pairs: {fam}', stacklevel=2); findings.append(f'judge: {fam}')

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import cast
 import pandas as pd
 from ..core import examples_html, concat_tables, example_text, prompt_text, response_text, _is_missing
+from ..spec import TaskSpec
+from ..llm.engine import ChatModel
 
 # %% auto #0
 __all__ = ['batch_diversity', 'Trial', 'restrict_axes', 'try_prompt', 'compare_trials', 'accept_trial', 'PromptLab']
@@ -93,26 +95,26 @@ def _stats(llms) -> dict:
         for k in tot: tot[k] += s.get(k, 0) or 0
     return tot
 
-def restrict_axes(spec, chosen:Mapping[str, Sequence[str]]|None) -> dict|None:
+def restrict_axes(spec:TaskSpec, chosen:Mapping[str, Sequence[str]]|None) -> dict|None:
     "The spec's axes limited to `chosen` values per axis (shares renormalised); None keeps the spec's."
     if not chosen: return None
     axes = {}
-    for a, vals in (getattr(spec, 'axes', None) or {}).items():
+    for a, vals in (spec.axes or {}).items():
         keep = {v: s for v, s in vals.items() if a not in chosen or v in chosen[a]}
         if not keep: raise ValueError(f"axis {a!r}: none of {list(chosen[a])} is one of its values {list(vals)}.")
         tot = sum(keep.values()) or 1
         axes[a] = {v: s / tot for v, s in keep.items()}
     return axes
 
-def try_prompt(spec,                          # task spec (`synthbench.spec.load_spec`)
+def try_prompt(spec:TaskSpec,                 # task spec (`synthbench.spec.load_spec`)
                template:str|None=None,        # generation template text with {task} {seeds} {focus} {count} ... (None: the default)
                n:int=8,                       # examples to make (5-20 is the useful range)
-               llm=None,                      # the model (`synthbench.llm.engine.LLM`; default `LLM()`)
+               llm:ChatModel|None=None,       # the model (`synthbench.llm.engine.LLM`; default `LLM()`)
                seeds:Sequence[str]|pd.DataFrame|None=None, # seed ids to show the model, or a seed table (default: all, rotated)
                axes:Mapping[str, Sequence[str]]|None=None,  # axis -> values to rotate over (default: all of the spec's)
                temperature:float=1.0,         # sampling temperature
                judge:bool=False,              # also score the rows with `synthbench.stages.judge`
-               judge_llm=None,                # judge model (default: `llm`)
+               judge_llm:ChatModel|None=None, # judge model (default: `llm`)
                criteria=None,                 # judge criteria (default: from the spec)
                k:int=4,                       # examples per call
                max_tokens_per_example:int=300,
@@ -125,7 +127,7 @@ def try_prompt(spec,                          # task spec (`synthbench.spec.load
     if llm is None:
         from synthbench.llm.engine import LLM
         llm = LLM()
-    tt = getattr(spec, 'task_type', 'chat')
+    tt = spec.task_type
     default = TEMPLATES['generate_classify' if tt == 'classification' else 'generate_chat']
     tpl = default if template is None or template == default.text else PromptTemplate('custom', template)
     seed_tab = None
@@ -133,7 +135,7 @@ def try_prompt(spec,                          # task spec (`synthbench.spec.load
     elif seeds:
         all_seeds = spec.seeds()
         unknown = sorted(set(seeds) - set(all_seeds['id']))
-        if unknown: raise ValueError(f'try_prompt: seed id(s) {unknown[:5]} are not in {getattr(spec, "seeds_path", "the seed file")}; pick ids from spec.seeds()["id"].')
+        if unknown: raise ValueError(f'try_prompt: seed id(s) {unknown[:5]} are not in {spec.seeds_path}; pick ids from spec.seeds()["id"].')
         seed_tab = all_seeds[all_seeds['id'].isin(list(seeds))].reset_index(drop=True)
     ax = restrict_axes(spec, axes)
     before, t0 = _stats([llm, judge_llm]), time.time()
@@ -143,8 +145,8 @@ def try_prompt(spec,                          # task spec (`synthbench.spec.load
         from synthbench.stages.judge import judge as run_judge
         df = run_judge(df, llm=judge_llm or llm, spec=spec, criteria=criteria, desc='judge trial')
     after = _stats([llm, judge_llm])
-    params = {'n': n, 'k': k, 'temperature': temperature, 'model': getattr(llm, 'model', None), 'judge': bool(judge),
-              'judge_model': getattr(judge_llm or llm, 'model', None) if judge else None,
+    params = {'n': n, 'k': k, 'temperature': temperature, 'model': llm.model, 'judge': bool(judge),
+              'judge_model': (judge_llm or llm).model if judge else None,
               'seeds': None if seed_tab is None else seed_tab['id'].tolist(), 'axes': {a: list(v) for a, v in (axes or {}).items()} or None}
     return Trial(name, tpl.text, tpl.id, params, df.reset_index(drop=True), cost=after['usd'] - before['usd'],
                  calls=after['calls'] - before['calls'], tokens_in=after['tokens_in'] - before['tokens_in'],
@@ -173,9 +175,9 @@ def accept_trial(trial:Trial,                 # the batch to accept
 # %% ../../nbs/61_promptlab.ipynb #21058121
 class PromptLab:
     "Notebook widget around `try_prompt`: edit, generate, compare two versions, accept."
-    def __init__(self, spec,                    # task spec
-                 llm=None,                      # an LLM, or {name: LLM} to choose the model from
-                 judge_llm=None,                # judge model (None: no judge unless the box is ticked, then `llm`)
+    def __init__(self, spec:TaskSpec,           # task spec
+                 llm:ChatModel|Mapping[str, ChatModel]|None=None, # an LLM, or {name: LLM} to choose the model from
+                 judge_llm:ChatModel|None=None, # judge model (None: no judge unless the box is ticked, then `llm`)
                  template:str|None=None,        # starting template (default: the spec's task type default)
                  dataset:pd.DataFrame|None=None,# accepted rows so far
                  embed:bool=False,              # embedding diversity in trials
@@ -186,10 +188,10 @@ class PromptLab:
             from synthbench.llm.engine import LLM
             llm = LLM()
         self.spec, self.judge_llm, self.embed, self.try_kw = spec, judge_llm, embed, try_kw
-        self.llms = dict(llm) if isinstance(llm, Mapping) else {getattr(llm, 'model', 'model'): llm}
+        self.llms = dict(llm) if isinstance(llm, Mapping) else {llm.model: llm}
         self.dataset = dataset if dataset is not None else None
         self.trials: list[Trial] = []; self.kept: dict[str, Trial] = {}; self.trial: Trial|None = None
-        tt = getattr(spec, 'task_type', 'chat')
+        tt = spec.task_type
         self.default_template = TEMPLATES['generate_classify' if tt == 'classification' else 'generate_chat'].text
         seeds = spec.seeds()
         lay = W.Layout(width='98%')
@@ -197,7 +199,7 @@ class PromptLab:
         self.seed_select = W.SelectMultiple(options=[(f"{r['id'][:8]}  {(example_text(r)[:70]).replace(chr(10), ' ')}", r['id']) for r in seeds.to_dict('records')],
                                             rows=6, layout=lay, description='seeds')
         self.axis_selects = {a: W.SelectMultiple(options=list(v), value=tuple(v), rows=min(6, len(v)), description=a)
-                             for a, v in (getattr(spec, 'axes', None) or {}).items()}
+                             for a, v in (spec.axes or {}).items()}
         self.temperature = W.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.1, description='temperature')
         self.model = W.Dropdown(options=list(self.llms), description='model')
         self.n = W.IntSlider(value=8, min=5, max=20, description='n')
