@@ -768,7 +768,7 @@ def cli_dedup(argv:list[str]) -> int:
     except (InputError, ValueError) as e: return err(e if isinstance(e, InputError) else f"{a.input}: {e}")
     t0 = time.time()
     try:
-        stage = dedup_stage
+        stage: Callable[..., StageResult] = dedup_stage   # or the Ray one (same parameters the CLI passes)
         if a.engine == 'ray':
             from synthbench.run.rayengine import connect, ray_dedup_stage
             connect(a.address); stage = ray_dedup_stage
