@@ -313,3 +313,112 @@ def test_dedup_stage_marks_copies_of_seeds_not_in_the_table():
     assert res.table['dup_of'].fillna('').tolist() == [seeds.iloc[0]['id'], ''] and res.report['copies_of_seeds'] == 1
     assert res.table['dup_method'].iloc[0].endswith('(seed)')
     assert dedup_stage(gen, ctx=RunContext(spec=spec), methods=['exact', 'minhash'], against_seeds=False).report['copies_of_seeds'] == 0
+
+
+# ---------- paid embeddings go through the run's client: its ledger books them, its budget refuses them (tests/fake_openai.py)
+
+from fake_openai import FakeOpenAIServer, embedding_tokens  # noqa: E402
+from synthbench.llm.cost import price_for  # noqa: E402
+from synthbench.llm.engine import LLM  # noqa: E402
+from synthbench.run.workbench import run_stage  # noqa: E402
+
+EMB_KEY = 'sk-' + 'test-DEDUPEMB-0123456789abcd'   # a fake key, split so secret scanners don't flag it
+SMALL = 'text-embedding-3-small'
+
+
+@pytest.fixture
+def emb_srv(tmp_path, monkeypatch):
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))   # the embedding cache lands in tmp_path
+    with FakeOpenAIServer() as s: yield s
+
+
+def _run_llm(srv, tmp_path, budget_usd=1.0, **kw):
+    "A run's client (chat model gpt-4o-mini), its ledger in tmp_path/llm."
+    return LLM(model='gpt-4o-mini', base_url=srv.base_url, api_key=EMB_KEY, cache_dir=tmp_path / 'llm', budget_usd=budget_usd, progress=False, **kw)
+
+
+def _emb_table():
+    return table(SENTENCES[:6] + [SENTENCES[1], SENTENCES[4]])     # rows 6, 7 copy rows 1, 4 word for word
+
+
+def test_dedup_stage_books_openai_embeddings_in_the_runs_ledger(emb_srv, tmp_path):
+    llm = _run_llm(emb_srv, tmp_path)
+    ctx = RunContext(llms={'main': llm})
+    res = run_stage(dedup_stage, _emb_table(), {'methods': ['embedding'], 'embed_model': f'openai:{SMALL}'}, ctx)
+    assert res.ok, res.line()
+    assert res.table['dup_of'].fillna('').astype(bool).tolist() == [False] * 6 + [True, True]
+    uniq = SENTENCES[:6]                                          # repeats are embedded once
+    billed = sum(embedding_tokens(t) for t in uniq)
+    usd = billed * price_for(SMALL)[0] / 1e6
+    assert emb_srv.n_embed_requests >= 1 and emb_srv.embed_tokens == billed
+    assert {b['model'] for b in emb_srv.embed_requests} == {SMALL}
+    assert llm.spent_usd == pytest.approx(usd) and llm.ledger.reserved == 0
+    e = res.report['embeddings']
+    assert e['usd'] == pytest.approx(usd) and e['texts'] == 6 and e['llm'] == 'main' and e['base_url'] == llm.base_url
+    # a re-run (a new session, same caches): every vector comes from the embedding cache, nothing sent, nothing booked
+    n = emb_srv.n_embed_requests
+    llm2 = _run_llm(emb_srv, tmp_path)
+    res2 = run_stage(dedup_stage, _emb_table(), {'methods': ['embedding'], 'embed_model': f'openai:{SMALL}'}, RunContext(llms={'main': llm2}))
+    assert res2.ok and res2.table['dup_of'].tolist() == res.table['dup_of'].tolist()
+    assert emb_srv.n_embed_requests == n and res2.report['embeddings']['usd'] == 0 and llm2.spent_usd == pytest.approx(usd)
+    for f in tmp_path.rglob('*'):                                  # the key is never written anywhere
+        if f.is_file(): assert EMB_KEY.encode() not in f.read_bytes(), f
+
+
+def test_dedup_stage_embedding_over_budget_fails_before_any_request(emb_srv, tmp_path):
+    ctx = RunContext(llms={'main': _run_llm(emb_srv, tmp_path, budget_usd=1e-9)})
+    res = run_stage(dedup_stage, _emb_table(), {'methods': ['exact', 'embedding'], 'embed_model': f'openai:{SMALL}'}, ctx)
+    assert res.status == 'failed' and res.error_kind == 'budget' and '\n' not in res.reason, res.line()
+    assert emb_srv.n_embed_requests == 0 and ctx.llm().spent_usd == 0
+    assert 'dup_of' not in res.table                               # the input comes back as it was, not half marked
+
+
+def test_dedup_stage_embed_llm_names_the_client_and_endpoint_is_checked(emb_srv, tmp_path, monkeypatch):
+    other = _run_llm(emb_srv, tmp_path)
+    ctx = RunContext(llms={'main': other, 'emb': other})
+    p = {'methods': ['embedding'], 'embed_model': f'openai:{SMALL}'}
+    assert run_stage(dedup_stage, _emb_table(), {**p, 'embed_llm': 'emb', 'embed_base_url': emb_srv.base_url + '/'}, ctx).ok
+    def fails(params, ctx=ctx):
+        r = run_stage(dedup_stage, _emb_table(), params, ctx)
+        assert r.status == 'failed' and r.error_kind == 'config' and '\n' not in r.reason, r.line()
+        return r.reason
+    n = emb_srv.n_embed_requests
+    assert 'sends to' in fails({**p, 'embed_llm': 'emb', 'embed_base_url': 'https://api.openai.com/v1'})   # not the named endpoint
+    assert "client 'judge'" in fails({**p, 'embed_llm': 'judge'})                                          # no such client
+    assert 'add `llm:`' in fails(p, RunContext())                                                           # a run without clients
+    assert 'OpenAI-compatible embeddings only' in fails({'methods': ['embedding'], 'embed_llm': 'emb'})     # local model + embed_llm
+    assert 'no price is known' in fails({**p, 'embed_model': 'openai:my-embedder'})                       # budget needs a price
+    assert emb_srv.n_embed_requests == n                                                                    # none of these sent anything
+    assert check_params(dedup_stage, {'embed_llm': 'main', 'embed_base_url': None}) == []
+
+
+def test_dedup_stage_local_embeddings_unchanged_no_client_needed():
+    "The local default needs no client and books nothing (exact + minhash only here: no model load)."
+    res = run_stage(dedup_stage, _emb_table(), {'methods': ['exact', 'minhash']}, RunContext())
+    assert res.ok and 'embeddings' not in res.report and res.report['duplicates'] == 2
+
+
+def test_pipeline_dedup_openai_embeddings_count_against_the_runs_budget(emb_srv, tmp_path, monkeypatch):
+    from synthbench.formats import save_table
+    from synthbench.run.workbench import run_pipeline
+    monkeypatch.setenv('S6_EMB_KEY', EMB_KEY)
+    inp = tmp_path / 'in.jsonl'; save_table(_emb_table(), inp)
+    def cfg(budget):
+        return {'name': f'emb{budget}', 'input': str(inp), 'runs_dir': str(tmp_path / 'runs'),
+                'llm': {'model': 'gpt-4o-mini', 'base_url': emb_srv.base_url, 'api_key_env': 'S6_EMB_KEY', 'budget_usd': budget,
+                        'cache_dir': str(tmp_path / 'llm'), 'progress': False},
+                'stages': [{'dedup': {'methods': ['embedding'], 'embed_model': f'openai:{SMALL}'}}]}
+    usd = sum(embedding_tokens(t) for t in SENTENCES[:6]) * price_for(SMALL)[0] / 1e6
+    man = run_pipeline(cfg(1.0), verbose=False).manifest
+    assert man['status'] == 'done' and man['this_session']['usd'] == pytest.approx(usd, abs=1e-6), man
+    n = emb_srv.n_embed_requests; assert n >= 1
+    # a re-run under another name (same caches): every vector comes from the embedding cache, nothing sent, nothing booked
+    man = run_pipeline({**cfg(1.0), 'name': 'emb_again'}, verbose=False).manifest
+    assert man['status'] == 'done' and man['this_session']['usd'] == 0 and emb_srv.n_embed_requests == n
+    # new texts and a budget below their estimate: the stage fails with kind budget before any request
+    inp2 = tmp_path / 'in2.jsonl'; save_table(table(SENTENCES[6:]), inp2)
+    c = cfg(1e-9); c['input'] = str(inp2); c['llm']['cache_dir'] = str(tmp_path / 'llm2')
+    man = run_pipeline(c, verbose=False).manifest
+    st = man['stages'][0]
+    assert man['status'] == 'failed' and st['status'] == 'failed' and st['error_kind'] == 'budget', st
+    assert emb_srv.n_embed_requests == n and man['this_session']['usd'] == 0

@@ -101,3 +101,33 @@ def test_cli_bad_files_name_file_line_and_fix(files, tmp_path, capsys):
                   'label': pd.read_json(files/'syn.jsonl', lines=True)['label']}).to_json(sg, orient='records', lines=True)
     r = tstr(sg, files/'real.csv', ratios=None, n_boot=0)
     assert r.n_train == len(good) and r.macro_f1 > 0.5
+
+
+# ---- 'openai:' embeddings through a run's client: booked in its ledger, refused by its budget (tests/fake_openai.py)
+
+def test_openai_embeddings_through_llm_are_booked_and_budgeted(split, tmp_path, monkeypatch):
+    from fake_openai import FakeOpenAIServer, embedding_tokens
+    from synthbench.llm.cost import price_for
+    from synthbench.llm.engine import LLM
+    from synthbench.run.stage import StageError
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))
+    key, small = 'sk-' + 'test-TSTREMB-0123456789abcd', 'text-embedding-3-small'
+    syn, real = (d.head(40) for d in split)
+    def llm(budget, cache='llm'):
+        return LLM(model='gpt-4o-mini', base_url=srv.base_url, api_key=key, cache_dir=tmp_path / cache, budget_usd=budget, progress=False)
+    with FakeOpenAIServer() as srv:
+        with pytest.raises(ValueError, match='OpenAI-compatible embeddings only'): tstr(syn, real, llm=llm(1.0))   # local model + llm
+        assert srv.n_embed_requests == 0
+        # a budget below the estimate: refused before any request
+        with pytest.raises(StageError) as e: tstr(syn, real, model=f'openai:{small}', llm=llm(1e-9, 'llm_low'), ratios=None, n_boot=0)
+        assert e.value.kind == 'budget' and srv.n_embed_requests == 0
+        c = llm(1.0)
+        r = tstr(syn, real, model=f'openai:{small}', llm=c, ratios=None, n_boot=0)
+        assert r.n_train == 40 and r.params['model'] == f'openai:{small}'
+        texts = set(syn['text']) | set(real['text'])   # every distinct text embedded once (one cache for both sets)
+        billed = sum(embedding_tokens(t) for t in texts)
+        assert srv.embed_tokens == billed and c.spent_usd == pytest.approx(billed * price_for(small)[0] / 1e6) and c.ledger.reserved == 0
+        n = srv.n_embed_requests
+        c2 = llm(1.0)                                   # a re-run: all vectors cached, nothing sent, nothing booked
+        assert tstr(syn, real, model=f'openai:{small}', llm=c2, ratios=None, n_boot=0).accuracy == r.accuracy
+        assert srv.n_embed_requests == n and c2.spent_usd == pytest.approx(c.spent_usd)

@@ -228,7 +228,8 @@ def tstr(train,                          # synthetic examples: table or path (JS
          test_size:float=0.5,            # share of the real data held out for scoring when `reference`
          ratios=(0.0, 0.25, 0.5, 0.75, 1.0), # real shares for the mixing sweep (empty/None: no sweep)
          on_unseen:str='error',          # test labels absent from train: 'error' or 'drop'
-         model:str='all-MiniLM-L6-v2',   # embedding model (see `synthbench.llm.embed`)
+         model:str='all-MiniLM-L6-v2',   # embedding model (see `synthbench.llm.embed`; 'openai:MODEL' for an endpoint's)
+         llm=None,                       # an `LLM` that sends 'openai:' embeddings (a run's client: its budget and ledger count them)
          C:float=1.0,                    # inverse regularisation of the logistic regression
          seed:int=0,                     # split/sampling seed
          cache_dir=None,                 # embedding cache folder (default: synthbench's)
@@ -236,7 +237,9 @@ def tstr(train,                          # synthetic examples: table or path (JS
          n_boot:int=500,                 # bootstrap resamples of the test rows for intervals (0: none)
         ) -> TSTRResult:
     "Train a classifier on synthetic `train`, score it on real `test`, beside a real-trained reference and a mixing sweep."
-    from synthbench.llm.embed import embed_texts
+    from synthbench.llm.embed import embed_texts, get_embedder
+    if llm is not None and not str(model).startswith('openai:'):
+        raise ValueError(f"tstr: llm= sends OpenAI-compatible embeddings only, and model is {model!r}; pass model='openai:MODEL' or drop llm")
     tr, trname = _as_table(train, 'train'); te, tename = _as_table(test, 'test')
     Xs_t, ys, ds = texts_labels(tr, text_col, label_col, trname)
     Xr_t, yr, dr = texts_labels(te, text_col, label_col, tename)
@@ -252,8 +255,9 @@ def tstr(train,                          # synthetic examples: table or path (JS
         notes.append(f'{len(yr) - len(keep)} real row(s) with label(s) {unseen} unseen in the synthetic set dropped (on_unseen=drop)')
         Xr_t, yr = [Xr_t[i] for i in keep], [yr[i] for i in keep]
     if len(set(ys)) < 2: notes.append(f'the synthetic set has a single label {ys[0]!r}: the classifier always predicts it')
-    Xs = embed_texts(Xs_t, model=model, cache_dir=cache_dir, progress=progress)
-    Xr = embed_texts(Xr_t, model=model, cache_dir=cache_dir, progress=progress)
+    emb = get_embedder(model, llm=llm) if llm is not None else model   # one embedder for both sets (its spend booked in llm's ledger)
+    Xs = embed_texts(Xs_t, model=emb, cache_dir=cache_dir, progress=progress)
+    Xr = embed_texts(Xr_t, model=emb, cache_dir=cache_dir, progress=progress)
     labels = sorted(set(ys) | set(yr))
     if reference and len(yr) >= 4:
         pool, held = _stratified_split(yr, test_size, seed)

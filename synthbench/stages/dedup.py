@@ -22,8 +22,8 @@ __all__ = ['METHODS', 'NEAR_DUP_COSINE', 'SEMANTIC_COSINE', 'SCORE_COLUMNS', 'SH
            'shingles', 'minhash_signatures', 'minhash_similarity', 'char_shingle_hashes',
            'minhash_signatures_from_hashes', 'lsh_params', 'minhash_pairs', 'similar_pairs', 'score_column',
            'keep_order', 'scaffold_turns', 'compare_texts', 'marks_table', 'dedup', 'dup_groups', 'dup_groups_html',
-           'show_dup_groups', 'DedupSummary', 'dedup_summary', 'check_methods', 'dedup_stage', 'cross_duplicates',
-           'CrossSetReport', 'check_copying', 'check_leakage', 'cli_dedup']
+           'show_dup_groups', 'DedupSummary', 'dedup_summary', 'check_methods', 'stage_embedder', 'dedup_stage',
+           'cross_duplicates', 'CrossSetReport', 'check_copying', 'check_leakage', 'cli_dedup']
 
 # %% ../../nbs/32_dedup.ipynb #bb405c98
 METHODS = ('exact', 'minhash', 'embedding')
@@ -571,6 +571,29 @@ def _mark_seed_copies(out:pd.DataFrame, spec, ms, mt, et, num_perm, shingle, ngr
         out.at[i, 'dup_of'], out.at[i, 'dup_sim'], out.at[i, 'dup_method'] = h['b_id'], h['sim'], f"{h['method']} (seed)"
     return len(hits)
 
+def stage_embedder(ctx, embed_model:str|None, embed_llm:str|None=None, embed_base_url:str|None=None, what:str='dedup'):
+    "The embedder a stage uses: None (local default), a local model name, or for `openai:MODEL` an `OpenAIEmbedder` sending through the run's client `embed_llm` (default 'main'), so the run's budget and ledger count it."
+    if not (embed_model or '').startswith('openai:'):
+        if embed_llm is not None or embed_base_url is not None:
+            raise StageError('config', f"{what}: embed_llm / embed_base_url apply to OpenAI-compatible embeddings only, and embed_model is "
+                                       f"{embed_model or 'the local default'!r}; set embed_model: 'openai:MODEL' or drop them")
+        return embed_model
+    name, model = embed_llm or 'main', str(embed_model)[len('openai:'):]
+    if name not in ctx.llms or ctx.llms[name] is None:
+        raise StageError('config', f"{what}: embed_model {embed_model!r} sends embeddings through the run's LLM client {name!r} (its budget "
+                                   f"and ledger count them), and the run has {sorted(ctx.llms) or 'none'}: add `llm:` (or `llms: {{{name}: ...}}`) "
+                                   "with the endpoint's base_url, or set embed_llm to one of the run's clients")
+    llm = ctx.llm(name)
+    if getattr(llm, '_local', None) is not None:
+        raise StageError('config', f"{what}: embed_llm {name!r} is the embedded local chat model, which serves no embeddings; name a client "
+                                   f"of the endpoint that serves {model!r}, or drop embed_model for the local sentence-transformers default")
+    if embed_base_url is not None and str(embed_base_url).rstrip('/') != str(llm.base_url).rstrip('/'):
+        raise StageError('config', f"{what}: embed_base_url is {embed_base_url!r} but the run's client {name!r} sends to {llm.base_url!r}; "
+                                   "requests only go to the endpoint you name: set embed_llm to a client of that endpoint, or fix embed_base_url")
+    from synthbench.llm.embed import OpenAIEmbedder
+    try: return OpenAIEmbedder(model, llm=llm)
+    except ValueError as e: raise StageError('config', f"{what}: embed_model {embed_model!r} via client {name!r}: {e}") from None
+
 def dedup_stage(df:pd.DataFrame, *, ctx,
                 methods:str|Sequence[str]=('exact', 'minhash', 'embedding'), # detectors to run, in this order ('all' = every one)
                 roles:str|Sequence[str]|None=None,     # None: leave out system turns and shared scaffolding; 'all'; or roles to compare
@@ -583,7 +606,9 @@ def dedup_stage(df:pd.DataFrame, *, ctx,
                 score_col:str|None=None,               # judge score column for picking the kept row (default judge_score/judge_overall)
                 shared_share:float=SHARED_SHARE,       # scaffolding rule: a turn in at least this share of the chat rows ...
                 shared_min:int=SHARED_MIN,             # ... and in at least this many different examples
-                embed_model:str|None=None,             # embedding model (default all-MiniLM-L6-v2, local)
+                embed_model:str|None=None,             # embedding model (default all-MiniLM-L6-v2, local; 'openai:MODEL' through a run client)
+                embed_llm:str|None=None,               # the run's LLM client that sends 'openai:' embeddings (default 'main'; its budget counts them)
+                embed_base_url:str|None=None,          # the endpoint 'openai:' embeddings must go to (checked against the client's)
                 exact_max:int=20_000,                  # exact cosine search up to this many rows, ANN beyond
                 progress:bool=False,                   # progress bars
                 against_seeds:bool=True,               # also mark rows that copy one of the task's seeds (seeds not in the table)
@@ -603,7 +628,8 @@ def dedup_stage(df:pd.DataFrame, *, ctx,
     try: score_column(df, score_col)
     except ValueError as e: raise StageError('config', str(e)) from None
     texts, ignored = compare_texts(df, roles, shared_share, shared_min)
-    kw: dict = {'model': embed_model} if embed_model else {}
+    emb = stage_embedder(ctx, embed_model, embed_llm, embed_base_url) if 'embedding' in ms else None
+    kw: dict = {'model': emb} if emb else {}
     try:
         out = dedup(df, ms, minhash_threshold=mt, num_perm=num_perm, shingle=shingle, ngram=ngram, embedding_threshold=et,
                     exact_max=exact_max, score_col=score_col, texts=texts, progress=progress, **kw)
@@ -615,6 +641,8 @@ def dedup_stage(df:pd.DataFrame, *, ctx,
               'groups': s.n_groups, 'largest': s.largest, 'methods': ms,
               'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms}, 'ignored': ignored,
               'copies_of_seeds': seed_copies}
+    if emb is not None and not isinstance(emb, str):
+        report['embeddings'] = {'model': emb.model, 'llm': embed_llm or 'main', 'base_url': emb.base_url, 'texts': emb.n_computed, 'usd': emb.usd}
     return StageResult(out, report=report)
 
 # %% ../../nbs/32_dedup.ipynb #e7a25b78
@@ -740,7 +768,7 @@ def cli_dedup(argv:list[str]) -> int:
     except (InputError, ValueError) as e: return err(e if isinstance(e, InputError) else f"{a.input}: {e}")
     t0 = time.time()
     try:
-        stage = dedup_stage
+        stage: Callable[..., StageResult] = dedup_stage   # or the Ray one (same parameters the CLI passes)
         if a.engine == 'ray':
             from synthbench.run.rayengine import connect, ray_dedup_stage
             connect(a.address); stage = ray_dedup_stage
