@@ -7,13 +7,13 @@ Docs: https://synthbench.github.io/synthbench/core.html.md"""
 # %% ../nbs/00_core.ipynb #c9679e41
 from __future__ import annotations
 import hashlib, html, json, re, unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 import pandas as pd
 
 # %% auto #0
-__all__ = ['COLUMNS', 'SOURCES', 'normalize_text', 'calls_key', 'content_id', 'example_text', 'prompt_text', 'response_text',
-           'order_columns', 'make_table', 'check_table', 'concat_tables', 'seeds_path', 'examples_html',
-           'show_examples']
+__all__ = ['COLUMNS', 'SOURCES', 'normalize_text', 'calls_key', 'content_id', 'example_text', 'split_reply', 'prompt_text',
+           'response_text', 'order_columns', 'make_table', 'check_table', 'concat_tables', 'seeds_path',
+           'examples_html', 'show_examples']
 
 # %% ../nbs/00_core.ipynb #f4b8a301
 COLUMNS = {
@@ -92,12 +92,25 @@ def example_text(row:Mapping, roles:Iterable[str]|None=None) -> str:
     t = row.get('text')
     return '' if _is_missing(t) else str(t)
 
+def split_reply(x:Mapping|Sequence,   # a row (chat `messages`, or `text`/`label`) or a chat's messages
+                trailing:bool=False    # the reply is every assistant turn at the end of the chat, not only the last
+               ) -> tuple[list[dict], list[dict]]:
+    "(prompt, reply) of an example: the turns asked and the assistant turn(s) ending the chat ([] when it does not end with one)."
+    if isinstance(x, Mapping):
+        msgs = x.get('messages')
+        if msgs is None or _is_missing(msgs):
+            t, l = x.get('text'), x.get('label')
+            return ([{'role': 'user', 'content': '' if _is_missing(t) else str(t)}],
+                    [] if _is_missing(l) else [{'role': 'assistant', 'content': str(l)}])
+    else: msgs = x
+    msgs = [dict(m) for m in msgs]
+    k = len(msgs)
+    while k and msgs[k - 1].get('role') == 'assistant' and (trailing or k == len(msgs)): k -= 1
+    return msgs[:k], msgs[k:]
+
 def prompt_text(row:Mapping) -> str:
     "The input side of an example: the user turns of a chat, or the `text` of a classification row."
-    msgs = row.get('messages')
-    if msgs is not None and not _is_missing(msgs): return '\n'.join(str(m.get('content') or '') for m in msgs if m.get('role') == 'user')
-    t = row.get('text')
-    return '' if _is_missing(t) else str(t)
+    return '\n'.join(str(m.get('content') or '') for m in split_reply(row)[0] if m.get('role') == 'user')
 
 def response_text(row:Mapping) -> str:
     "The output side of an example: the last assistant turn of a chat, or the `label` of a classification row."

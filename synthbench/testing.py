@@ -14,6 +14,7 @@ from typing import Any
 from collections.abc import Collection
 import pandas as pd
 from fastcore.basics import patch
+from .formats import SHAREGPT_TO_ROLE
 
 # %% auto #0
 __all__ = ['TODAY', 'WEEKDAYS', 'MONTHS', 'TITLES', 'ODD_TITLES', 'PRIORITIES', 'TURN_DEFECTS', 'TOOL_DEFECTS', 'DEFECT_KINDS',
@@ -792,7 +793,7 @@ def row_key(row:dict) -> str:
     "The record key of a pipeline row: `messages` (or ShareGPT `conversations`), Alpaca columns, or `text`."
     msgs: Any = row.get('messages')   # a list, an array (from parquet), None or NaN
     if _missing(msgs) and not _missing(row.get('conversations')):
-        msgs = [{'role': {'human': 'user', 'gpt': 'assistant'}.get(m.get('from'), m.get('from')), 'content': m.get('value')} for m in row['conversations']]
+        msgs = [{'role': SHAREGPT_TO_ROLE.get(m.get('from'), m.get('from')), 'content': m.get('value')} for m in row['conversations']]
     if not _missing(msgs) and len(msgs): return _turns_key(list(msgs))
     if not _missing(row.get('instruction')):
         u = str(row['instruction']) + (f"\n\n{row['input']}" if not _missing(row.get('input')) and str(row.get('input')).strip() else '')

@@ -119,3 +119,18 @@ def test_cli_bad_input_is_clear(tmp_path):
     assert r.returncode == 2 and '--model' in r.stderr
     r = subprocess.run(['synthbench', 'estimate', str(_write_jsonl(tmp_path / 'u.jsonl', [_chat(1)])), '--model', 'mystery'], capture_output=True, text=True)
     assert r.returncode == 0 and 'price unknown' in r.stdout and '--price' in r.stdout
+
+def test_prompt_side_is_core_split_reply_with_trailing_turns():
+    "The cost's request/answer cut is core.split_reply: every assistant turn at the end is the answer, multimodal text kept."
+    import numpy as np
+    from synthbench.core import split_reply
+    from synthbench.llm.cost import prompt_side
+    u, t = {'role': 'user', 'content': 'q'}, {'role': 'tool', 'tool_call_id': 'c1', 'content': 'ok'}
+    call = {'role': 'assistant', 'content': None, 'tool_calls': [{'id': 'c1', 'type': 'function', 'function': {'name': 'f', 'arguments': '{}'}}]}
+    parts = {'role': 'assistant', 'content': [{'type': 'text', 'text': 'b'}]}
+    row = {'messages': [u, call, t, {'role': 'assistant', 'content': 'a'}, parts]}
+    assert prompt_side(row) == ([u, call, t], 'ab')
+    assert split_reply(row, trailing=True)[0] == prompt_side(row)[0]
+    assert prompt_side({'messages': np.array([u, {'role': 'assistant', 'content': 'a'}], dtype=object)}) == ([u], 'a')   # parquet rows
+    assert prompt_side({'messages': [u]}) == ([u], '')                       # no reply: all prompt, empty answer
+    assert prompt_side({'text': 'q', 'label': float('nan'), 'messages': None}) == ([u], '')

@@ -229,3 +229,15 @@ def test_tool_call_rows_keep_their_calls(tmp_path):
     assert all(json.loads(r['tools']) for r in rows)
     ids = {c['id'] for c in calls}
     assert {m['tool_call_id'] for r in rows for m in r['messages'] if m['role'] == 'tool'} <= ids
+
+def test_prompt_completion_split_is_core_split_reply():
+    "prompt_completion/dpo cut at the assistant turn that ends the chat (core.split_reply); a chat without one fails loudly."
+    from synthbench.core import make_table
+    from synthbench.stages.hub import hf_records
+    sys_, u = {'role': 'system', 'content': 'You manage tasks.'}, {'role': 'user', 'content': 'Add a task: buy milk'}
+    a1, u2 = {'role': 'assistant', 'content': "Created task: 'Buy milk'"}, {'role': 'user', 'content': 'And bread'}
+    a2 = {'role': 'assistant', 'content': "Created task: 'Bread'"}
+    rec = hf_records(make_table([{'messages': [sys_, u, a1, u2, a2]}]), 'prompt_completion')[0]
+    assert rec['prompt'] == [sys_, u, a1, u2] and rec['completion'] == [a2]
+    with pytest.raises(ValueError, match="does not end with an assistant reply.*'user'"):
+        hf_records(make_table([{'messages': [u, a1, u2]}]), 'prompt_completion')

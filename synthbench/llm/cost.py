@@ -12,6 +12,7 @@ from functools import lru_cache, cache
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
+from ..core import split_reply
 
 # %% auto #0
 __all__ = ['PRICES', 'FT_PRICES', 'price_for', 'cost_usd', 'encoding_name', 'count_tokens', 'count_message_tokens',
@@ -289,39 +290,14 @@ def estimate(prompts:Iterable,                         # requests: lists of chat
     return Estimate(calls, tin, typ, usd(typ), model, notes, worst, usd(worst))
 
 # %% ../../nbs/11_cost.ipynb #14f1bddc
-def _read_jsonl_rows(path:Path) -> list[dict]:
-    "Fallback reader: JSONL rows with `messages`, ShareGPT `conversations`, or `text`/`prompt`."
-    rows = []
-    for i, line in enumerate(path.read_text(encoding='utf-8').splitlines(), 1):
-        if not line.strip(): continue
-        try: r = json.loads(line)
-        except json.JSONDecodeError as e: raise ValueError(f'{path}, line {i}: not valid JSON ({e.msg}); fix or remove the line.') from None
-        if not isinstance(r, dict): raise ValueError(f'{path}, line {i}: expected a JSON object, got {type(r).__name__}.')
-        if 'conversations' in r and 'messages' not in r:
-            roles = {'human': 'user', 'gpt': 'assistant', 'system': 'system', 'user': 'user', 'assistant': 'assistant'}
-            r['messages'] = [{'role': roles.get(t.get('from'), t.get('from')), 'content': t.get('value')} for t in r['conversations']]
-        if 'messages' not in r and 'text' not in r and 'prompt' not in r:
-            raise ValueError(f"{path}, line {i}: no 'messages', 'conversations', 'text' or 'prompt' field (keys: {sorted(r)}); "
-                             "give each line OpenAI chat 'messages' or a 'text'.")
-        if 'text' not in r and 'prompt' in r: r['text'] = r['prompt']
-        rows.append(r)
-    return rows
-
 def _load_rows(path:Path) -> list[dict]:
-    try: from synthbench.formats import load_examples
-    except ImportError: return _read_jsonl_rows(path)
+    from synthbench.formats import load_examples
     return load_examples(path).to_dict('records')
 
 def prompt_side(row:Mapping) -> tuple[list[dict], str]:
     "The request side of an example (messages before the final assistant turns) and its answer text."
-    msgs = row.get('messages')
-    if isinstance(msgs, (list, tuple)) and msgs:
-        msgs = [dict(m) for m in msgs]
-        answer = ''
-        while msgs and msgs[-1].get('role') == 'assistant': answer = _as_text(msgs.pop().get('content')) + answer
-        return msgs, answer
-    text, label = row.get('text'), row.get('label')
-    return [{'role': 'user', 'content': '' if text is None else str(text)}], ('' if label is None or label != label else str(label))
+    prompt, reply = split_reply(row, trailing=True)
+    return prompt, ''.join(_as_text(m.get('content')) for m in reply)
 
 # %% ../../nbs/11_cost.ipynb #3e961249
 def _parser() -> argparse.ArgumentParser:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import yaml
-from ..core import check_table, _is_missing
+from ..core import check_table, split_reply, _is_missing
 from ..formats import _to_py
 from .export import train_eval_split, exportable, lineage_roots, dataset_card as contents_card
 from ..run.stage import DEFAULT_DROP, StageError, StageResult
@@ -65,9 +65,10 @@ def _turns(msgs) -> list[dict]:
     return out
 
 def _split_last(msgs):
-    msgs = _turns(msgs)
-    k = max(i for i, m in enumerate(msgs) if m['role'] == 'assistant')
-    return msgs[:k], msgs[k:k + 1]
+    prompt, reply = split_reply(_turns(msgs))
+    if not reply: raise ValueError(f"hub: a chat row does not end with an assistant reply (its last turn is {(prompt or [{}])[-1].get('role')!r}); "
+                                   "export only finished examples (validate drops the rest)")
+    return prompt, reply
 
 def _meta(r:Mapping) -> dict:
     d = {c: (None if _is_missing(r.get(c)) else str(r.get(c))) for c in META_COLUMNS if c in r}
