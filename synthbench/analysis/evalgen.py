@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 import numpy as np
 import pandas as pd
-from ..core import COLUMNS, check_table, make_table, normalize_text, _is_missing
+from ..core import COLUMNS, check_table, make_table, normalize_text, split_reply, _is_missing
 from ..spec import TaskSpec
 from ..llm.engine import ChatModel
 
@@ -25,11 +25,8 @@ __all__ = ['split_prompt_reference', 'with_system_prompt', 'eval_prompt', 'rate'
 def split_prompt_reference(messages:list  # OpenAI chat messages of one example
                           ) -> tuple[list, str|None]:
     "(prompt, reference): a chat ending with an assistant turn splits before it; otherwise the whole chat is the prompt and there is no reference."
-    msgs = [dict(m) for m in messages]
-    if msgs and msgs[-1].get('role') == 'assistant':
-        ref = msgs[-1].get('content')
-        return msgs[:-1], '' if ref is None else str(ref)
-    return msgs, None
+    prompt, reply = split_reply(list(messages))
+    return prompt, (None if not reply else '' if reply[0].get('content') is None else str(reply[0]['content']))
 
 def with_system_prompt(messages:list,             # chat messages
                        system_prompt:str|None     # prompt to put first (None/'' = leave as is)

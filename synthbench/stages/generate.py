@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from ..core import make_table, content_id, prompt_text, response_text, normalize_text, examples_html, show_examples, _is_missing
 from ..run.stage import RunContext, StageResult, StageError, FATAL_KINDS, calls_outcome, marked_rows
 from ..spec import TaskSpec
+from ..formats import SHAREGPT_TO_ROLE
 from ..llm.engine import ChatModel
 
 # %% auto #0
@@ -410,9 +411,6 @@ def document_section(chunk:Mapping|None) -> str:
             f'Do not invent facts that are not in it.\n<<<\n{chunk["text"]}\n>>>')
 
 # %% ../../nbs/20_generate.ipynb #5d6ceb28
-_ROLE = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'bot': 'assistant', 'model': 'assistant', 'system': 'system',
-         'tool': 'tool', 'observation': 'tool'}
-
 def salvage_json_items(text:str) -> list:
     "Complete JSON objects found in `text`: the whole answer if it parses, else each object inside its `examples` list."
     text = (text or '').strip()
@@ -465,7 +463,7 @@ def normalize_item(item, task_type:str='chat') -> tuple[dict, str]:
     msgs = []
     for t in turns or []:
         if not isinstance(t, Mapping): continue
-        role = _ROLE.get(str(t.get('role', t.get('from', ''))).strip().lower())
+        role = SHAREGPT_TO_ROLE.get(str(t.get('role', t.get('from', ''))).strip().lower())
         content = t.get('content', t.get('value'))
         if not role: continue
         m: dict[str, Any] = {'role': role, 'content': '' if content is None else str(content).strip()}

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, Field
-from ..core import check_table, content_id, _is_missing
+from ..core import check_table, content_id, split_reply, _is_missing
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome
 from ..spec import TaskSpec
 from ..llm.engine import ChatModel
@@ -37,12 +37,7 @@ def pair_prompts(df:pd.DataFrame,              # example table (chat `messages`,
     sp = spec.system_prompt if system_prompt and spec is not None and spec.system_prompt else None
     out, seen = [], set()
     for r in df.to_dict('records'):
-        msgs = r.get('messages')
-        if not _is_missing(msgs):
-            msgs = [{'role': m.get('role'), 'content': m.get('content')} for m in msgs]
-            last = max([i for i, m in enumerate(msgs) if m['role'] == 'assistant'], default=len(msgs))
-            turns = msgs[:last]
-        else: turns = [{'role': 'user', 'content': '' if _is_missing(r.get('text')) else str(r['text'])}]
+        turns: list[dict[str, Any]] = [{'role': m.get('role'), 'content': m.get('content')} for m in split_reply(r)[0]]   # the prompt side (core.split_reply)
         if not any(m['role'] == 'user' and str(m['content'] or '').strip() for m in turns): continue
         if sp and not any(m['role'] == 'system' for m in turns): turns = [{'role': 'system', 'content': sp}] + turns
         pid = content_id(turns)
