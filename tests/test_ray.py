@@ -27,7 +27,8 @@ def cluster(tmp_path_factory):
     tmp = Path('/tmp')/f'sbray{os.getpid()}'            # short: Ray's socket paths must stay under 107 characters
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
            'RAY_USAGE_STATS_ENABLED': '0', 'RAY_DATA_DISABLE_PROGRESS_BARS': '1',
-           'RAY_AUTH_MODE': 'disabled'}   # a loopback test cluster; a real one keeps token auth
+           'RAY_AUTH_MODE': 'disabled',   # a loopback test cluster; a real one keeps token auth
+           'OPENAI_API_KEY': KEY, 'SB_RAY_KEY': KEY}   # workers read keys from the environment of the `ray start` that launched them
     addr = f'127.0.0.1:{port}'
     try:
         _ray_cli('start', '--head', '--node-ip-address=127.0.0.1', f'--port={port}', '--num-cpus=1', '--include-dashboard=false',
@@ -173,6 +174,7 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
 
 def test_workers_share_one_rate_limit_and_budget(cluster, tmp_path, monkeypatch):
     "Two workers judging through one endpoint: together they stay under its RPM, and together under the dollar cap."
+    monkeypatch.setenv('SB_RAY_KEY', KEY)           # the driver's key lives in a variable the workers also have
     from synthbench.testing import ScriptedTeacher
     from synthbench.spec import load_spec
     from synthbench.run.stage import RunContext
@@ -214,6 +216,50 @@ def test_workers_share_one_rate_limit_and_budget(cluster, tmp_path, monkeypatch)
         assert 0 < len(times) < len(rows), (len(times), len(rows))            # some calls were refused for the budget
         assert res2.status == 'failed' and res2.error_kind == 'budget', res2.line()
         print(f'budget ${budget}: {len(times)} of {len(rows)} calls sent, ${st["spent_usd"]:.5f} spent')
+
+
+def test_api_key_is_never_serialized_to_workers(cluster, tmp_path, monkeypatch):
+    "Everything Ray pickles for a judge on the cluster (task and actor arguments, actor classes, puts) holds the key's variable name, never the key."
+    from synthbench.testing import ScriptedTeacher
+    from synthbench.spec import load_spec
+    from synthbench.run.stage import RunContext
+    from synthbench.llm.engine import LLM
+    from synthbench.run.rayengine import run_row_local
+    import ray.cloudpickle as rcp
+    monkeypatch.setenv('SB_RAY_KEY', KEY)
+    blobs, real = [], rcp.dumps
+    def spy(obj, *a, **kw):
+        cb = kw.get('buffer_callback')
+        if cb is not None: kw['buffer_callback'] = lambda b: (blobs.append(bytes(b.raw())), cb(b))[1]
+        out = real(obj, *a, **kw); blobs.append(bytes(out)); return out
+    monkeypatch.setattr(rcp, 'dumps', spy)
+    spec = load_spec(REPO/'seeds'/'task_api')
+    rows = spec.seeds().drop_duplicates('id').reset_index(drop=True)
+    with ScriptedTeacher(REPO/'seeds'/'task_api', seed=1) as t:
+        llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key=KEY, progress=False, cache_dir=tmp_path/'c', max_retries=1)
+        res = run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm, batch_rows=max(1, len(rows) // 2), concurrency=2)
+    assert res.ok, res.reason
+    assert res.report['engine']['shared_requests'] >= len(rows)                       # the workers did call the endpoint, with the key
+    assert blobs and any(b'SB_RAY_KEY' in b for b in blobs)                            # the spy saw the worker config go out
+    assert not any(KEY.encode() in b for b in blobs), 'the API key was pickled into a Ray task or actor argument'
+
+
+def test_key_variable_unset_on_workers_is_one_line(cluster, tmp_path, monkeypatch):
+    "A key the driver has but the workers' environment lacks: the stage fails with one line naming the variable and the fix."
+    from synthbench.spec import load_spec
+    from synthbench.run.stage import RunContext
+    from synthbench.llm.engine import LLM
+    from synthbench.run.rayengine import run_row_local
+    monkeypatch.setenv('SB_DRIVER_ONLY_KEY', 'sk-driver-only-0123456789')
+    spec = load_spec(REPO/'seeds'/'task_api')
+    rows = spec.seeds().drop_duplicates('id').reset_index(drop=True)
+    llm = LLM(model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key='sk-driver-only-0123456789', progress=False, cache_dir=None)
+    res = run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm, batch_rows=len(rows))
+    assert res.status == 'failed' and res.error_kind == 'config', res.line()
+    assert '$SB_DRIVER_ONLY_KEY is not set on the Ray worker' in res.reason and 'ray start' in res.reason and '\n' not in res.reason
+    llm2 = LLM(model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key='sk-in-no-variable-0123456789', progress=False, cache_dir=None)
+    with pytest.raises(Exception, match='not in an environment variable'):
+        run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm2)
 
 
 def test_unreachable_cluster_is_one_line_and_exit_1(tmp_path, capsys):
