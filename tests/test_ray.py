@@ -262,6 +262,56 @@ def test_key_variable_unset_on_workers_is_one_line(cluster, tmp_path, monkeypatc
         run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm2)
 
 
+def test_audit_ray_equals_local_and_map_sample(cluster, tmp_path, monkeypatch):
+    "`synthbench audit --engine ray` (embeddings from the actor pool, per-row measures per batch) gives the local audit's headline figures; a sampled map says so."
+    from synthbench.analysis.audit import audit
+    from synthbench.analysis.metrics import make_demo_table
+    from synthbench.formats import save_table
+    from synthbench.cli import main
+    from synthbench.run.rayengine import embed_cache_dir, read_embed_cache
+    from synthbench.llm.embed import default_cache_dir
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path/'cache'))
+    df = make_demo_table(300)
+    save_table(df, tmp_path/'in.jsonl')
+    loc = audit(df, embed='model', projection='pca', progress=False).metrics
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(['audit', str(tmp_path/'in.jsonl'), '--json', '--quiet', '--embed', 'model', '--projection', 'pca', '--engine', 'ray', '--address', cluster])
+    assert code == 0
+    import json
+    got = json.loads(out.getvalue())
+    assert got['provenance']['engine'] == 'ray' and 'Ray actor pool' in got['provenance']['embeddings']
+    assert got['n'] == loc['n'] == 300 and got['copies'] == loc['copies'] and got['copies']['rows'] > 0
+    assert got['vocabulary'] == loc['vocabulary'] and got['length'] == loc['length']
+    assert got['bias']['sentiment_mean'] == pytest.approx(loc['bias']['sentiment_mean'])
+    for k in ('mean_cosine_distance', 'vendi_score', 'near_duplicate_rate', 'n_clusters', 'top_cluster_share'):
+        assert got['embedding'][k] == pytest.approx(loc['embedding'][k], rel=1e-3, abs=1e-4), k
+    assert got['findings'] == loc['findings'] and len(loc['findings']) >= 2
+    assert len(read_embed_cache(embed_cache_dir(default_cache_dir()))) >= 250       # the Parquet cache holds every distinct text
+    # the map on a sample of 120 rows: said on the plot title, clusters over all 300 rows
+    rep = audit(df, embed='model', projection='pca', progress=False, engine='ray', map_sample=120)
+    assert rep.map.figure('cluster').layout.title.text.endswith('map of a sample of 120 of 300 rows')
+    assert rep.tables['clusters']['size'].sum() == 300 and len(rep.map.points) == 120 and rep.rows['x'].notna().sum() == 120
+    assert rep.metrics['n'] == 300 and rep.metrics['copies'] == loc['copies']
+    small = audit(df, embed='model', projection='pca', progress=False, engine='ray')      # map_sample not hit: every row on the map
+    assert len(small.map.points) == 300 and 'sample' not in small.map.figure('cluster').layout.title.text
+
+
+def test_cli_export_engine_ray_writes_what_local_writes(cluster, tmp_path):
+    "export is a whole stage: under --engine ray the table is collected here and written as one file, the same file."
+    from synthbench.cli import main
+    src = REPO/'seeds'/'task_api'/'seeds.jsonl'
+    for eng in ('local', 'ray'):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert main(['export', str(src), '-o', str(tmp_path/f'{eng}.jsonl'), '--engine', eng, '--address', cluster] if eng == 'ray'
+                        else ['export', str(src), '-o', str(tmp_path/f'{eng}.jsonl')]) == 0
+    assert (tmp_path/'ray.jsonl').read_text() == (tmp_path/'local.jsonl').read_text() and (tmp_path/'local.jsonl').read_text().count('\n') >= 10
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(['export', str(src), '-o', str(tmp_path/'x.jsonl'), '--engine', 'spark']) == 2
+    assert err.getvalue().count('\n') == 1 and 'use --engine local or --engine ray' in err.getvalue()
+
+
 def test_unreachable_cluster_is_one_line_and_exit_1(tmp_path, capsys):
     "No cluster at --address: exit 1 at once with one line naming the address and the fix (not Ray's minutes of retries)."
     from synthbench.cli import main

@@ -6,7 +6,7 @@ Docs: https://synthbench.github.io/synthbench/rayengine.html.md"""
 
 # %% ../../nbs/07_rayengine.ipynb #857e8a8c
 from __future__ import annotations
-import asyncio, hashlib, os, pickle, time, uuid
+import asyncio, contextlib, contextvars, hashlib, os, pickle, time, uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 import numpy as np
@@ -14,10 +14,10 @@ import pandas as pd
 from .stage import RunContext, StageError, StageResult
 
 # %% auto #0
-__all__ = ['STAGE_KINDS', 'KINDS', 'GLOBAL_STAGES', 'stage_kind', 'connect', 'from_pandas_blocks', 'merge_reports',
-           'EndpointLimiter', 'key_env', 'llm_config', 'worker_key', 'worker_llm', 'endpoint_limiter', 'run_row_local',
-           'ray_dedup', 'EmbedActor', 'embed_cache_dir', 'read_embed_cache', 'ray_embed_texts', 'ray_dedup_stage',
-           'llm_config_check', 'ray_stage']
+__all__ = ['STAGE_KINDS', 'KINDS', 'GLOBAL_STAGES', 'stage_kind', 'current_engine', 'engine_scope', 'connect',
+           'from_pandas_blocks', 'ray_map_table', 'merge_reports', 'EndpointLimiter', 'key_env', 'llm_config',
+           'worker_key', 'worker_llm', 'endpoint_limiter', 'run_row_local', 'ray_dedup', 'EmbedActor',
+           'embed_cache_dir', 'read_embed_cache', 'ray_embed_texts', 'ray_dedup_stage', 'llm_config_check', 'ray_stage']
 
 # %% ../../nbs/07_rayengine.ipynb #7a2d838c
 STAGE_KINDS = {
@@ -48,6 +48,20 @@ def _ray():
     try: import ray
     except ImportError: raise StageError('config', "engine ray needs Ray Data: pip install 'synthbench[ray]'") from None
     return ray
+
+_ENGINE: contextvars.ContextVar = contextvars.ContextVar('synthbench_engine', default=('local', None))
+
+def current_engine() -> tuple[str, str|None]:
+    "(engine, address) that functions called without `engine=` use: ('local', None) unless inside `engine_scope`."
+    return _ENGINE.get()
+
+@contextlib.contextmanager
+def engine_scope(engine:str='ray', address:str|None=None):
+    "Within this block, functions with `engine=None` (e.g. `audit`) run on `engine` (the CLI's `--engine`/`--address` for commands that take no such option)."
+    if engine not in ('local', 'ray'): raise StageError('config', f"unknown engine {engine!r}: use --engine local or --engine ray")
+    tok = _ENGINE.set((engine, address))
+    try: yield
+    finally: _ENGINE.reset(tok)
 
 def connect(address:str|None=None,  # 'auto', 'ray://host:10001', 'host:port'; None: a local cluster
             num_cpus:int|None=2,    # CPUs of a local cluster (ignored when joining one)
@@ -94,6 +108,25 @@ def _decode(rows, columns, dtypes=None) -> pd.DataFrame:
             try: df[c] = df[c].astype(t)
             except (TypeError, ValueError): pass
     return df
+
+def _map_piece(batch:pd.DataFrame, fn, columns, dtypes) -> pd.DataFrame:
+    "One batch of `ray_map_table`: `fn` on the decoded rows, its whole result pickled in one cell (any column types survive)."
+    df = _decode(batch['_row'], columns, dtypes)
+    res = fn(df)
+    if len(res) != len(df): raise ValueError(f'ray_map_table: {getattr(fn, "__name__", fn)} returned {len(res)} rows for a batch of {len(df)}; it must keep one row per input row.')
+    return pd.DataFrame({'_pos': np.asarray([int(batch['_pos'].iloc[0]) if len(batch) else -1], np.int64), '_blob': [pickle.dumps(res.reset_index(drop=True), protocol=5)]})
+
+def ray_map_table(df:pd.DataFrame, fn:Callable, batch_rows:int|None=None) -> pd.DataFrame:
+    "`fn(batch) -> DataFrame` (one row per input row; an importable function) over batches of `df` on the cluster; the pieces back in row order."
+    ray = connect()
+    if not len(df): return fn(df)
+    cpus = max(1, int(ray.cluster_resources().get('CPU', 1)))
+    batch_rows = batch_rows or max(1, min(20_000, -(-len(df) // (2 * cpus))))
+    ds = from_pandas_blocks(_encode(df), batch_rows)
+    got = ds.map_batches(_map_piece, batch_size=batch_rows, batch_format='pandas',
+                         fn_kwargs=dict(fn=fn, columns=list(df.columns), dtypes={c: str(t) for c, t in df.dtypes.items()})).to_pandas()
+    got = got.sort_values('_pos', kind='stable')
+    return pd.concat([pickle.loads(b) for b in got['_blob']], ignore_index=True)
 
 def merge_reports(reports:Sequence[Mapping], weights:Sequence[int]|None=None) -> dict:
     "One report from per-batch reports: counts add up, other numbers are row-weighted means, anything else is the first batch's."
