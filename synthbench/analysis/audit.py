@@ -392,12 +392,14 @@ class SampledMap(EmbeddingMap):
         super().__init__(pts, m.clusters, m.method, m.note); self.total = total
     def _mask(self, mask): return None if mask is None else np.asarray(mask)[self.points['row'].to_numpy()]
     def figure(self, color:str='cluster', mask=None, **kw):
-        fig = super().figure(color, mask=self._mask(mask), **kw)
+        from synthbench.analysis.embedmap import _figure      # EmbeddingMap.figure (attached after the class)
+        fig = _figure(self, color, mask=self._mask(mask), **kw)
         fig.update_layout(title=f'{fig.layout.title.text} · map of a sample of {len(self.points):,} of {self.total:,} rows')
         return fig
     def members(self, rows, mask=None) -> pd.DataFrame:
         pos = pd.Series(np.arange(len(self.points)), index=self.points['row'].to_numpy())
-        return super().members(pos.loc[list(rows)].to_numpy(), self._mask(mask))
+        from synthbench.analysis.embedmap import _members     # EmbeddingMap.members
+        return _members(self, pos.loc[list(rows)].to_numpy(), self._mask(mask))
     def __repr__(self): return f'SampledMap({len(self.points)} of {self.total} rows, {len(self.clusters)} clusters, {self.method})'
 
 # %% ../../nbs/42_audit.ipynb #8d0fe87b

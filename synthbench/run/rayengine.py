@@ -8,6 +8,7 @@ Docs: https://synthbench.github.io/synthbench/rayengine.html.md"""
 from __future__ import annotations
 import asyncio, contextlib, contextvars, hashlib, os, pickle, time, uuid
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 from pathlib import Path
 import numpy as np
 import pandas as pd
@@ -133,7 +134,7 @@ def merge_reports(reports:Sequence[Mapping], weights:Sequence[int]|None=None) ->
     reports = [r for r in reports if r]
     if not reports: return {}
     w = list(weights) if weights is not None else [1] * len(reports)
-    out = {}
+    out: dict[str, Any] = {}
     for k in dict.fromkeys(k for r in reports for k in r):
         vs = [(r[k], wi) for r, wi in zip(reports, w) if k in r]
         v0 = vs[0][0]
@@ -152,8 +153,8 @@ class EndpointLimiter:
         from synthbench.llm.engine import _Bucket
         self.rpm, self.tpm = (_Bucket(rpm) if rpm else None), (_Bucket(tpm) if tpm else None)
         self.budget_usd, self.spent_usd, self.start_usd = budget_usd, float(spent_usd), float(spent_usd)
-        self.reserved = {}       # owner -> dollars reserved by requests in flight
-        self.requests, self.log = 0, []
+        self.reserved: dict[str, float] = {}       # owner -> dollars reserved by requests in flight
+        self.requests, self.log = 0, cast(list[float], [])
 
     def take(self, tokens:int=0) -> float:
         "Seconds to wait before one more request may go out (0: the slot is taken now)."
@@ -278,17 +279,18 @@ def worker_key(cfg:Mapping) -> str|None:
                                    f"it is never shipped to them): export {name}=... in the shell that runs `ray start` on every node, then restart the nodes")
     return key
 
-_WORKER_LLMS = {}
+_WORKER_LLMS: dict[tuple[str, str], Any] = {}
 
 def worker_llm(cfg:Mapping, limiter):
     "The worker's `LLM` for `cfg` (made once per process), its gate and ledger shared through `limiter`."
     key = (repr(sorted((k, v) for k, v in cfg.items() if k != 'spent_usd')), limiter._actor_id.hex())
     if key in _WORKER_LLMS: return _WORKER_LLMS[key]
     from synthbench.llm.engine import LLM
+    from synthbench.llm.cache import BudgetLedger
     kw = {k: cfg[k] for k in _CLIENT_KEYS if cfg.get(k) is not None}
     llm = LLM(api_key=worker_key(cfg), cache_dir=cfg.get('cache_dir'), budget_scope=cfg['budget_scope'], progress=False, **kw, **cfg['params'])
     llm._gate = _shared_gate_class()(limiter, cfg.get('max_concurrency') or 64, tpm=bool(cfg.get('tpm')))
-    llm.ledger = _SharedLedger(limiter, cfg['budget_scope'])
+    llm.ledger = cast(BudgetLedger, _SharedLedger(limiter, cfg['budget_scope']))   # BudgetLedger's interface over the shared actor
     _WORKER_LLMS[key] = llm
     return llm
 
@@ -372,7 +374,7 @@ def run_row_local(fn_path:str,                 # the stage (`module:function` or
     status = worst['status']
     report = merge_reports([m['report'] for _, m in metas], [m['rows'] for _, m in metas])
     report['engine'] = {'engine': 'ray', 'kind': 'row_local', 'batches': len(metas), 'batch_rows': batch_rows}
-    if limiter is not None:
+    if limiter is not None and st0 is not None:
         st = ray.get(limiter.state.remote())
         report['engine'].update(shared_requests=st['requests'] - st0['requests'], shared_spent_usd=round(st['spent_usd'] - st0['spent_usd'], 6))
         _add_worker_stats(llm, metas, st['session_usd'] - st0['session_usd'])
@@ -555,7 +557,7 @@ def embed_cache_dir(run_dir, model:str|None=None) -> Path:
 def read_embed_cache(folder:Path) -> dict[str, np.ndarray]:
     "{key: vector} of every shard under `folder` (empty when there is none)."
     import pyarrow.parquet as pq
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for f in sorted(Path(folder).rglob('*.parquet')):
         t = pq.read_table(f)
         keys = t.column('key').to_pylist()
@@ -609,7 +611,7 @@ def ray_dedup_stage(df:pd.DataFrame, *, ctx, methods=('exact', 'minhash', 'embed
     try: D.score_column(df, score_col)
     except ValueError as e: raise StageError('config', str(e)) from None
     texts, ignored = D.compare_texts(df, roles, D.SHARED_SHARE if shared_share is None else shared_share, D.SHARED_MIN if shared_min is None else shared_min)
-    timings = {}
+    timings: dict[str, Any] = {}
     out = ray_dedup(df, ms, minhash_threshold=mt, num_perm=num_perm, shingle=shingle, ngram=ngram, embedding_threshold=et, exact_max=exact_max,
                     score_col=score_col, texts=texts, run_dir=ctx.run_dir, embed_model=embed_model, timings=timings)
     kw = {'model': embed_model} if embed_model else {}
