@@ -8,7 +8,7 @@ plus the measured per-row cost of MiniLM embeddings on both engines and the proj
 Each (engine, size) runs in a fresh subprocess so peak memory is its own. Every Ray measurement checks that its `dup_of`
 equals the local one on the same input (stored next to the timings). Timings on a shared 2-core machine are noisy."""
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, tempfile, threading, time
+import argparse, contextlib, json, os, re, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import numpy as np
 
@@ -57,7 +57,7 @@ def measure(engine:str, n:int, data_dir:str) -> dict:
     T = {}
     if engine == 'ray':
         from synthbench.run.rayengine import connect, ray_dedup
-        t = time.perf_counter(); ray = connect(None, num_cpus=2); T['start_s'] = time.perf_counter() - t
+        t = time.perf_counter(); connect(None, num_cpus=2); T['start_s'] = time.perf_counter() - t
         t = time.perf_counter(); out = ray_dedup(df, ['exact', 'minhash'], timings=T); secs = time.perf_counter() - t
     else:
         from synthbench.stages.dedup import dedup
@@ -93,12 +93,18 @@ def _sub(kind:str, engine:str, n:int, data_dir:str, timeout:int) -> dict:
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get('PYTHONPATH', '')]), 'RAY_AUTH_MODE': 'disabled'}
     cmd = [sys.executable, __file__, '--one', kind, engine, str(n), data_dir]
     t = time.perf_counter()
-    try: r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired: return {'engine': engine, 'rows': n, 'error': f'timed out after {timeout}s'}
-    finally:
-        if engine == 'ray': subprocess.run([str(Path(sys.executable).parent/'ray'), 'stop', '--force'], capture_output=True)
-    line = next((l for l in reversed(r.stdout.splitlines()) if l.startswith('{')), None)
-    if r.returncode or line is None: return {'engine': engine, 'rows': n, 'error': (r.stderr.strip().splitlines() or ['?'])[-1][:300],
+    # its own session, killed as a group on timeout: the Ray cluster that ray.init started dies with it (no `ray stop --force`,
+    # which would stop every Ray cluster on a shared machine)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try: out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        import signal
+        with contextlib.suppress(ProcessLookupError): os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(); return {'engine': engine, 'rows': n, 'error': f'timed out after {timeout}s'}
+    line = next((l for l in reversed(out.splitlines()) if l.startswith('{')), None)
+    errs = err.strip().splitlines() or ['?']
+    why = next((l for l in reversed(errs) if re.search(r'\b\w*(Error|Exception)\b', l)), errs[-1])   # the exception, not Ray's retry advice
+    if proc.returncode or line is None: return {'engine': engine, 'rows': n, 'error': why.strip()[:300],
                                              'seconds_until_failure': round(time.perf_counter() - t, 1)}
     return json.loads(line)
 

@@ -15,9 +15,15 @@ def _free_port() -> int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
-def _ray_cli(*args, env, check=True, timeout=120):
+def _ray_cli(*args, env, check=True, timeout=120, tries=2):
+    "`ray ARGS`; with `check`, a failure is retried once (a loaded machine can time out Ray's start) and then raised with Ray's own output."
     exe = shutil.which('ray') or str(Path(sys.executable).parent/'ray')
-    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout, check=check)
+    for k in range(tries if check else 1):
+        r = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout)
+        if r.returncode == 0 or not check: return r
+        time.sleep(3)
+    tail = '\n'.join((r.stdout + r.stderr).strip().splitlines()[-15:])
+    raise RuntimeError(f"`ray {' '.join(args[:2])}` failed (exit {r.returncode}):\n{tail}")
 
 
 @pytest.fixture(scope='module')
@@ -135,7 +141,7 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
         gen = run_pipeline({'name': 'gen', 'task': str(REPO/'seeds'/'task_api'), 'llm': llm('cache_gen'), 'seed': 3,
                             'stages': [{'generate': {'n': 36}}]}, runs_dir=tmp_path/'runs', verbose=False)
         assert gen.ok, gen.reason
-        stages = ['validate', {'judge': {'threshold': 3.5}}, 'dedup', 'filter']
+        stages = ['validate', {'judge': {'threshold': 3.5}}, 'dedup', 'filter', {'audit': {'embed': 'model'}}]
         runs = {}
         for eng in ('local', 'ray'):
             before = t.stats['by_kind'].copy()
@@ -162,6 +168,10 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
             for col in ('valid', 'invalid_reason', 'judge_pass', 'dup_of', 'dup_method'):
                 if col in a: assert b[col].astype(str).tolist() == a[col].astype(str).tolist(), (stage, col)
         assert R.final['id'].tolist() == L.final['id'].tolist()
+        au = {k: r.manifest['stages'][-1]['report']['metrics'] for k, r in runs.items()}      # audit, a whole stage: on the cluster's actor pool under ray
+        assert au['ray']['provenance']['engine'] == 'ray' and 'engine' not in au['local']['provenance']
+        assert au['ray']['n'] == au['local']['n'] == len(L.final) and au['ray']['copies'] == au['local']['copies']
+        assert au['ray']['embedding']['n_clusters'] == au['local']['embedding']['n_clusters']
         truth = t.truth(L.table('validate'))
         assert truth.notna().sum() >= 5 and len(L.final) < len(L.table('validate'))   # defects were planted and some rows left out
         assert R.manifest['stages'][1]['calls'] >= 25                             # worker calls are counted in the manifest

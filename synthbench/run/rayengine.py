@@ -646,14 +646,14 @@ def llm_config_check(cfg):
                                    "point `llm:` at an OpenAI-compatible endpoint (a vLLM/llama.cpp server) or use --engine local")
 
 def ray_stage(name:str, fn:Callable, fn_path:str) -> Callable:
-    "The stage function the runner calls under `engine: ray`: row-local stages mapped over batches, dedup distributed, whole stages as they are."
+    "The stage function the runner calls under `engine: ray`: row-local stages mapped over batches, dedup distributed, whole stages as they are (in `engine_scope`)."
     def run(df, *, ctx, **params):
         kind = stage_kind(name, params)
         if kind == 'row_local':
             uses = _uses_llm(name)
             return run_row_local(fn_path, df, params, ctx, llm=_stage_llm(ctx) if uses else None, api_key_env=_stage_key_env(ctx) if uses else None)
         if kind == 'global' and name in GLOBAL_STAGES and fn_path == 'synthbench.stages.dedup:dedup_stage': return GLOBAL_STAGES[name](df, ctx=ctx, **params)
-        return fn(df, ctx=ctx, **params)
+        with engine_scope('ray'): return fn(df, ctx=ctx, **params)   # whole stages as they are; those that ask `current_engine()` (audit) use the cluster
     run.__name__ = run.__qualname__ = getattr(fn, '__name__', name)
     return run
 
