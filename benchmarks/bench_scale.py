@@ -8,7 +8,7 @@ plus the measured per-row cost of MiniLM embeddings on both engines and the proj
 Each (engine, size) runs in a fresh subprocess so peak memory is its own. Every Ray measurement checks that its `dup_of`
 equals the local one on the same input (stored next to the timings). Timings on a shared 2-core machine are noisy."""
 from __future__ import annotations
-import argparse, json, os, subprocess, sys, tempfile, threading, time
+import argparse, contextlib, json, os, re, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import numpy as np
 
@@ -57,7 +57,7 @@ def measure(engine:str, n:int, data_dir:str) -> dict:
     T = {}
     if engine == 'ray':
         from synthbench.run.rayengine import connect, ray_dedup
-        t = time.perf_counter(); ray = connect(None, num_cpus=2); T['start_s'] = time.perf_counter() - t
+        t = time.perf_counter(); connect(None, num_cpus=2); T['start_s'] = time.perf_counter() - t
         t = time.perf_counter(); out = ray_dedup(df, ['exact', 'minhash'], timings=T); secs = time.perf_counter() - t
     else:
         from synthbench.stages.dedup import dedup
@@ -72,6 +72,8 @@ def measure_embed(engine:str, n:int, data_dir:str) -> dict:
     "Seconds per row of MiniLM embeddings (no cache) on `n` texts."
     import pandas as pd
     texts = pd.read_parquet(Path(data_dir)/'texts_10000.parquet')['text'].tolist()[:n]
+    stop, mem = threading.Event(), {}
+    th = threading.Thread(target=_peak_sampler, args=(stop, mem), daemon=True); th.start()
     if engine == 'ray':
         from synthbench.run.rayengine import connect, ray_embed_texts
         connect(None, num_cpus=2)
@@ -82,19 +84,27 @@ def measure_embed(engine:str, n:int, data_dir:str) -> dict:
         from synthbench.llm.embed import embed_texts
         embed_texts(texts[:64], cache_dir=False, progress=False)
         t = time.perf_counter(); embed_texts(texts, cache_dir=False, progress=False); secs = time.perf_counter() - t
-    return {'engine': engine, 'rows': n, 'seconds': round(secs, 2), 'ms_per_row': round(1000 * secs / n, 2)}
+    stop.set(); th.join()
+    return {'engine': engine, 'rows': n, 'seconds': round(secs, 2), 'ms_per_row': round(1000 * secs / n, 2), 'rows_per_s': round(n / secs, 1),
+            'peak_rss_gb': round(mem.get('peak', 0) / 2**30, 2)}
 
 
 def _sub(kind:str, engine:str, n:int, data_dir:str, timeout:int) -> dict:
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get('PYTHONPATH', '')]), 'RAY_AUTH_MODE': 'disabled'}
     cmd = [sys.executable, __file__, '--one', kind, engine, str(n), data_dir]
     t = time.perf_counter()
-    try: r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired: return {'engine': engine, 'rows': n, 'error': f'timed out after {timeout}s'}
-    finally:
-        if engine == 'ray': subprocess.run([str(Path(sys.executable).parent/'ray'), 'stop', '--force'], capture_output=True)
-    line = next((l for l in reversed(r.stdout.splitlines()) if l.startswith('{')), None)
-    if r.returncode or line is None: return {'engine': engine, 'rows': n, 'error': (r.stderr.strip().splitlines() or ['?'])[-1][:300],
+    # its own session, killed as a group on timeout: the Ray cluster that ray.init started dies with it (no `ray stop --force`,
+    # which would stop every Ray cluster on a shared machine)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try: out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        import signal
+        with contextlib.suppress(ProcessLookupError): os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(); return {'engine': engine, 'rows': n, 'error': f'timed out after {timeout}s'}
+    line = next((l for l in reversed(out.splitlines()) if l.startswith('{')), None)
+    errs = err.strip().splitlines() or ['?']
+    why = next((l for l in reversed(errs) if re.search(r'\b\w*(Error|Exception)\b', l)), errs[-1])   # the exception, not Ray's retry advice
+    if proc.returncode or line is None: return {'engine': engine, 'rows': n, 'error': why.strip()[:300],
                                              'seconds_until_failure': round(time.perf_counter() - t, 1)}
     return json.loads(line)
 
@@ -113,6 +123,7 @@ def main(argv=None):
     import pandas as pd
     sizes = [int(s) for s in a.sizes.split(',')]
     res = {'dedup': [], 'embed': [], 'cpus': os.cpu_count(), 'load': os.getloadavg()}
+    print(f"{os.cpu_count()} CPUs, load average at the start {' '.join(f'{x:.2f}' for x in os.getloadavg())} (timings on a shared machine are noisy)", flush=True)
     with tempfile.TemporaryDirectory() as d:
         for n in sorted(set(sizes) | {10000}):
             pd.DataFrame({'text': scale_texts(n)}).to_parquet(Path(d)/f'texts_{n}.parquet')
@@ -128,13 +139,15 @@ def main(argv=None):
         if a.embed_rows:
             for eng in ('local', 'ray'):
                 r = _sub('embed', eng, a.embed_rows, d, a.timeout); res['embed'].append(r)
-                print(f"embed {a.embed_rows} rows, {eng}: " + (f"{r['seconds']}s = {r['ms_per_row']} ms/row -> 1M rows ~ {r['ms_per_row'] * 1e6 / 3.6e6:.1f} h on this machine"
+                print(f"embed {a.embed_rows} rows, {eng}: " + (f"{r['seconds']}s = {r['rows_per_s']} rows/s, peak {r['peak_rss_gb']} GB -> 1M rows ~ {r['ms_per_row'] * 1e6 / 3.6e6:.1f} h on this machine"
                                                           if 'error' not in r else f"ERROR {r['error']}"), flush=True)
     ok = [r for r in res['embed'] if 'error' not in r]
     if ok:
         best = min(r['ms_per_row'] for r in ok)
         print(f"projection, 16 nodes x 16 cores (MiniLM, CPU, scaled from {os.cpu_count()} cores, linear in workers): "
               f"1M rows ~ {best * 1e6 / 1000 * os.cpu_count() / 256 / 60:.1f} min")
+    res['load_end'] = os.getloadavg()
+    print(f"load average at the end {' '.join(f'{x:.2f}' for x in res['load_end'])}", flush=True)
     if a.out: Path(a.out).write_text(json.dumps(res, indent=1))
     return 0
 

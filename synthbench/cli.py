@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib, os, sys
 
 # %% auto #0
-__all__ = ['COMMANDS', 'main', 'error_line']
+__all__ = ['COMMANDS', 'ENGINE_COMMANDS', 'ENGINE_HELP', 'engine_args', 'main', 'error_line']
 
 # %% ../nbs/90_cli.ipynb #6c9858d8
 COMMANDS = {
@@ -30,6 +30,35 @@ COMMANDS = {
     'report':   ('synthbench.analysis.datawork',  'does the data work? student, TSTR and audit of a run (JSON or HTML; --compare runs)'),
 }
 
+ENGINE_COMMANDS = ('audit', 'export')   # their own parsers take no --engine: `main` takes `--engine`/`--address` and runs them in `engine_scope`
+ENGINE_HELP = """engine options (synthbench):
+  --engine {local,ray}  local (default) or ray: Ray Data on a cluster (audit: embeddings from an actor pool, per-row measures per batch;
+                        export: the table is collected to this process and written as one file)
+  --address ADDRESS     with --engine ray: the cluster ('auto', 'ray://host:10001', 'host:port'); default: start a local one"""
+
+def engine_args(rest:list[str]) -> tuple[str|None, str|None, list[str]]:
+    "(`--engine`, `--address`, the other arguments) of a command's arguments."
+    import argparse
+    p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    p.add_argument('--engine', default=None); p.add_argument('--address', default=None)
+    a, other = p.parse_known_args(rest)
+    return a.engine, a.address, other
+
+def _run_engine_command(cmd:str, fn, rest:list[str]) -> int:
+    "Run `fn(rest)` for a command of `ENGINE_COMMANDS` on the engine its `--engine`/`--address` name."
+    from synthbench.run.rayengine import engine_scope, connect
+    engine, address, rest = engine_args(rest)
+    if engine not in (None, 'local', 'ray'):
+        print(f"synthbench {cmd}: --engine {engine!r} is not an engine; use --engine local or --engine ray.", file=sys.stderr); return 2
+    if address and engine != 'ray':
+        print(f"synthbench {cmd}: --address {address} needs --engine ray.", file=sys.stderr); return 2
+    if '-h' in rest or '--help' in rest:
+        try: fn(rest)
+        except SystemExit: pass
+        print(ENGINE_HELP); return 0
+    if engine == 'ray': connect(address)
+    with engine_scope(engine or 'local', address): return int(fn(rest) or 0)
+
 def _usage() -> str:
     w = max(map(len, COMMANDS))
     lines = ['usage: synthbench <command> [options]   (synthbench <command> --help for its options)', '', 'commands:']
@@ -49,7 +78,7 @@ def main(argv:list[str]|None=None) -> int:
     try: fn = getattr(importlib.import_module(modname), f'cli_{cmd}')
     except (ImportError, AttributeError) as e:
         print(f"synthbench {cmd}: this command is not available in this install ({e}).", file=sys.stderr); return 2
-    try: return int(fn(rest) or 0)
+    try: return _run_engine_command(cmd, fn, rest) if cmd in ENGINE_COMMANDS else int(fn(rest) or 0)
     except KeyboardInterrupt:
         print(f"synthbench {cmd}: interrupted; finished model calls are cached, re-run to resume.", file=sys.stderr); return 130
     except SystemExit: raise

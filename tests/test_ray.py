@@ -15,9 +15,15 @@ def _free_port() -> int:
     with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
-def _ray_cli(*args, env, check=True, timeout=120):
+def _ray_cli(*args, env, check=True, timeout=120, tries=2):
+    "`ray ARGS`; with `check`, a failure is retried once (a loaded machine can time out Ray's start) and then raised with Ray's own output."
     exe = shutil.which('ray') or str(Path(sys.executable).parent/'ray')
-    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout, check=check)
+    for k in range(tries if check else 1):
+        r = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout)
+        if r.returncode == 0 or not check: return r
+        time.sleep(3)
+    tail = '\n'.join((r.stdout + r.stderr).strip().splitlines()[-15:])
+    raise RuntimeError(f"`ray {' '.join(args[:2])}` failed (exit {r.returncode}):\n{tail}")
 
 
 @pytest.fixture(scope='module')
@@ -27,7 +33,8 @@ def cluster(tmp_path_factory):
     tmp = Path('/tmp')/f'sbray{os.getpid()}'            # short: Ray's socket paths must stay under 107 characters
     env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
            'RAY_USAGE_STATS_ENABLED': '0', 'RAY_DATA_DISABLE_PROGRESS_BARS': '1',
-           'RAY_AUTH_MODE': 'disabled'}   # a loopback test cluster; a real one keeps token auth
+           'RAY_AUTH_MODE': 'disabled',   # a loopback test cluster; a real one keeps token auth
+           'OPENAI_API_KEY': KEY, 'SB_RAY_KEY': KEY}   # workers read keys from the environment of the `ray start` that launched them
     addr = f'127.0.0.1:{port}'
     try:
         _ray_cli('start', '--head', '--node-ip-address=127.0.0.1', f'--port={port}', '--num-cpus=1', '--include-dashboard=false',
@@ -134,7 +141,7 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
         gen = run_pipeline({'name': 'gen', 'task': str(REPO/'seeds'/'task_api'), 'llm': llm('cache_gen'), 'seed': 3,
                             'stages': [{'generate': {'n': 36}}]}, runs_dir=tmp_path/'runs', verbose=False)
         assert gen.ok, gen.reason
-        stages = ['validate', {'judge': {'threshold': 3.5}}, 'dedup', 'filter']
+        stages = ['validate', {'judge': {'threshold': 3.5}}, 'dedup', 'filter', {'audit': {'embed': 'model'}}]
         runs = {}
         for eng in ('local', 'ray'):
             before = t.stats['by_kind'].copy()
@@ -161,6 +168,10 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
             for col in ('valid', 'invalid_reason', 'judge_pass', 'dup_of', 'dup_method'):
                 if col in a: assert b[col].astype(str).tolist() == a[col].astype(str).tolist(), (stage, col)
         assert R.final['id'].tolist() == L.final['id'].tolist()
+        au = {k: r.manifest['stages'][-1]['report']['metrics'] for k, r in runs.items()}      # audit, a whole stage: on the cluster's actor pool under ray
+        assert au['ray']['provenance']['engine'] == 'ray' and 'engine' not in au['local']['provenance']
+        assert au['ray']['n'] == au['local']['n'] == len(L.final) and au['ray']['copies'] == au['local']['copies']
+        assert au['ray']['embedding']['n_clusters'] == au['local']['embedding']['n_clusters']
         truth = t.truth(L.table('validate'))
         assert truth.notna().sum() >= 5 and len(L.final) < len(L.table('validate'))   # defects were planted and some rows left out
         assert R.manifest['stages'][1]['calls'] >= 25                             # worker calls are counted in the manifest
@@ -173,6 +184,7 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
 
 def test_workers_share_one_rate_limit_and_budget(cluster, tmp_path, monkeypatch):
     "Two workers judging through one endpoint: together they stay under its RPM, and together under the dollar cap."
+    monkeypatch.setenv('SB_RAY_KEY', KEY)           # the driver's key lives in a variable the workers also have
     from synthbench.testing import ScriptedTeacher
     from synthbench.spec import load_spec
     from synthbench.run.stage import RunContext
@@ -214,6 +226,100 @@ def test_workers_share_one_rate_limit_and_budget(cluster, tmp_path, monkeypatch)
         assert 0 < len(times) < len(rows), (len(times), len(rows))            # some calls were refused for the budget
         assert res2.status == 'failed' and res2.error_kind == 'budget', res2.line()
         print(f'budget ${budget}: {len(times)} of {len(rows)} calls sent, ${st["spent_usd"]:.5f} spent')
+
+
+def test_api_key_is_never_serialized_to_workers(cluster, tmp_path, monkeypatch):
+    "Everything Ray pickles for a judge on the cluster (task and actor arguments, actor classes, puts) holds the key's variable name, never the key."
+    from synthbench.testing import ScriptedTeacher
+    from synthbench.spec import load_spec
+    from synthbench.run.stage import RunContext
+    from synthbench.llm.engine import LLM
+    from synthbench.run.rayengine import run_row_local
+    import ray.cloudpickle as rcp
+    monkeypatch.setenv('SB_RAY_KEY', KEY)
+    blobs, real = [], rcp.dumps
+    def spy(obj, *a, **kw):
+        cb = kw.get('buffer_callback')
+        if cb is not None: kw['buffer_callback'] = lambda b: (blobs.append(bytes(b.raw())), cb(b))[1]
+        out = real(obj, *a, **kw); blobs.append(bytes(out)); return out
+    monkeypatch.setattr(rcp, 'dumps', spy)
+    spec = load_spec(REPO/'seeds'/'task_api')
+    rows = spec.seeds().drop_duplicates('id').reset_index(drop=True)
+    with ScriptedTeacher(REPO/'seeds'/'task_api', seed=1) as t:
+        llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key=KEY, progress=False, cache_dir=tmp_path/'c', max_retries=1)
+        res = run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm, batch_rows=max(1, len(rows) // 2), concurrency=2)
+    assert res.ok, res.reason
+    assert res.report['engine']['shared_requests'] >= len(rows)                       # the workers did call the endpoint, with the key
+    assert blobs and any(b'SB_RAY_KEY' in b for b in blobs)                            # the spy saw the worker config go out
+    assert not any(KEY.encode() in b for b in blobs), 'the API key was pickled into a Ray task or actor argument'
+
+
+def test_key_variable_unset_on_workers_is_one_line(cluster, tmp_path, monkeypatch):
+    "A key the driver has but the workers' environment lacks: the stage fails with one line naming the variable and the fix."
+    from synthbench.spec import load_spec
+    from synthbench.run.stage import RunContext
+    from synthbench.llm.engine import LLM
+    from synthbench.run.rayengine import run_row_local
+    monkeypatch.setenv('SB_DRIVER_ONLY_KEY', 'sk-driver-only-0123456789')
+    spec = load_spec(REPO/'seeds'/'task_api')
+    rows = spec.seeds().drop_duplicates('id').reset_index(drop=True)
+    llm = LLM(model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key='sk-driver-only-0123456789', progress=False, cache_dir=None)
+    res = run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm, batch_rows=len(rows))
+    assert res.status == 'failed' and res.error_kind == 'config', res.line()
+    assert '$SB_DRIVER_ONLY_KEY is not set on the Ray worker' in res.reason and 'ray start' in res.reason and '\n' not in res.reason
+    llm2 = LLM(model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key='sk-in-no-variable-0123456789', progress=False, cache_dir=None)
+    with pytest.raises(Exception, match='not in an environment variable'):
+        run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm2)
+
+
+def test_audit_ray_equals_local_and_map_sample(cluster, tmp_path, monkeypatch):
+    "`synthbench audit --engine ray` (embeddings from the actor pool, per-row measures per batch) gives the local audit's headline figures; a sampled map says so."
+    from synthbench.analysis.audit import audit
+    from synthbench.analysis.metrics import make_demo_table
+    from synthbench.formats import save_table
+    from synthbench.cli import main
+    from synthbench.run.rayengine import embed_cache_dir, read_embed_cache
+    from synthbench.llm.embed import default_cache_dir
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path/'cache'))
+    df = make_demo_table(300)
+    save_table(df, tmp_path/'in.jsonl')
+    loc = audit(df, embed='model', projection='pca', progress=False).metrics
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        code = main(['audit', str(tmp_path/'in.jsonl'), '--json', '--quiet', '--embed', 'model', '--projection', 'pca', '--engine', 'ray', '--address', cluster])
+    assert code == 0
+    import json
+    got = json.loads(out.getvalue())
+    assert got['provenance']['engine'] == 'ray' and 'Ray actor pool' in got['provenance']['embeddings']
+    assert got['n'] == loc['n'] == 300 and got['copies'] == loc['copies'] and got['copies']['rows'] > 0
+    assert got['vocabulary'] == loc['vocabulary'] and got['length'] == loc['length']
+    assert got['bias']['sentiment_mean'] == pytest.approx(loc['bias']['sentiment_mean'])
+    for k in ('mean_cosine_distance', 'vendi_score', 'near_duplicate_rate', 'n_clusters', 'top_cluster_share'):
+        assert got['embedding'][k] == pytest.approx(loc['embedding'][k], rel=1e-3, abs=1e-4), k
+    assert got['findings'] == loc['findings'] and len(loc['findings']) >= 2
+    assert len(read_embed_cache(embed_cache_dir(default_cache_dir()))) >= 250       # the Parquet cache holds every distinct text
+    # the map on a sample of 120 rows: said on the plot title, clusters over all 300 rows
+    rep = audit(df, embed='model', projection='pca', progress=False, engine='ray', map_sample=120)
+    assert rep.map.figure('cluster').layout.title.text.endswith('map of a sample of 120 of 300 rows')
+    assert rep.tables['clusters']['size'].sum() == 300 and len(rep.map.points) == 120 and rep.rows['x'].notna().sum() == 120
+    assert rep.metrics['n'] == 300 and rep.metrics['copies'] == loc['copies']
+    small = audit(df, embed='model', projection='pca', progress=False, engine='ray')      # map_sample not hit: every row on the map
+    assert len(small.map.points) == 300 and 'sample' not in small.map.figure('cluster').layout.title.text
+
+
+def test_cli_export_engine_ray_writes_what_local_writes(cluster, tmp_path):
+    "export is a whole stage: under --engine ray the table is collected here and written as one file, the same file."
+    from synthbench.cli import main
+    src = REPO/'seeds'/'task_api'/'seeds.jsonl'
+    for eng in ('local', 'ray'):
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            assert main(['export', str(src), '-o', str(tmp_path/f'{eng}.jsonl'), '--engine', eng, '--address', cluster] if eng == 'ray'
+                        else ['export', str(src), '-o', str(tmp_path/f'{eng}.jsonl')]) == 0
+    assert (tmp_path/'ray.jsonl').read_text() == (tmp_path/'local.jsonl').read_text() and (tmp_path/'local.jsonl').read_text().count('\n') >= 10
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert main(['export', str(src), '-o', str(tmp_path/'x.jsonl'), '--engine', 'spark']) == 2
+    assert err.getvalue().count('\n') == 1 and 'use --engine local or --engine ray' in err.getvalue()
 
 
 def test_unreachable_cluster_is_one_line_and_exit_1(tmp_path, capsys):

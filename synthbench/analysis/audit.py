@@ -22,10 +22,10 @@ from .embedmap import embedding_map, EmbeddingMap, hover_text, spread_by
 
 # %% auto #0
 __all__ = ['FILTER_COLUMNS', 'TABS', 'METRIC_HELP', 'SEVERITY', 'SECTIONS', 'audit_embeddings', 'metric_label', 'metric_help',
-           'glossary_html', 'AuditReport', 'pair_figures', 'audit', 'fig_balance', 'fig_round_category', 'split_column',
-           'fig_length', 'fig_length_box', 'fig_rounds', 'fig_spread', 'fig_openings', 'fig_sentiment', 'fig_terms',
-           'fig_real', 'table_html', 'outliers_html', 'report_sections', 'provenance_html', 'to_html', 'dashboard',
-           'cli_audit', 'audit_stage']
+           'glossary_html', 'AuditReport', 'pair_figures', 'audit', 'SampledMap', 'fig_balance', 'fig_round_category',
+           'split_column', 'fig_length', 'fig_length_box', 'fig_rounds', 'fig_spread', 'fig_openings', 'fig_sentiment',
+           'fig_terms', 'fig_real', 'table_html', 'outliers_html', 'report_sections', 'provenance_html', 'to_html',
+           'dashboard', 'cli_audit', 'audit_stage']
 
 # %% ../../nbs/42_audit.ipynb #9699b7be
 def audit_embeddings(df:pd.DataFrame, real:pd.DataFrame|None=None, embed:str='auto', progress:bool=True) -> tuple:
@@ -209,11 +209,19 @@ def audit(df:pd.DataFrame,                 # example table to audit
           k:int|None=None,                 # clusters (default √(n/2), at most 20)
           sample:int=2000,                 # rows for the quadratic measures (near-dups, two-sample tests)
           progress:bool=True,              # progress bar and UMAP messages (stderr)
-          source:str|None=None             # where the table came from (a file name), for the report's provenance
+          source:str|None=None,            # where the table came from (a file name), for the report's provenance
+          map_sample:int|None=20_000,      # the 2-D map is drawn on a sample of at most this many rows (clusters still cover every row)
+          engine:str|None=None,            # 'local' | 'ray' (embeddings from an actor pool, per-row measures per batch); None: the CLI's --engine, else local
+          address:str|None=None,           # with engine='ray': the cluster ('auto', 'ray://host:10001'); None: start a local one
+          embed_cache=None,                # with engine='ray': folder of the Parquet embedding cache (default: the embedding cache folder)
          ) -> AuditReport:
     "Audit `df` for balance, length, vocabulary and embedding diversity, mode collapse, bias and (with `real`) realism."
     from tqdm.auto import tqdm
-    from synthbench.analysis.metrics import ATTRIBUTE_COLUMNS
+    from synthbench.analysis.metrics import ATTRIBUTE_COLUMNS, default_k
+    from synthbench.run import rayengine as RE
+    if engine is None: engine, address = RE.current_engine()
+    if engine not in ('local', 'ray'): raise ValueError(f"audit: engine must be 'local' or 'ray', got {engine!r}.")
+    if map_sample is not None and map_sample < 2: raise ValueError(f'audit: map_sample={map_sample}; use at least 2 rows (or None for the whole table).')
     check_table(df, 'audit'); df = df.reset_index(drop=True)
     if real is not None: check_table(real, 'audit (real=)'); real = real.reset_index(drop=True)
     if isinstance(spec, (str, Path)):
@@ -228,10 +236,14 @@ def audit(df:pd.DataFrame,                 # example table to audit
     tim = {}
     last = [time.time()]
     def tick(name): tim[name] = round(time.time() - last[0], 3); last[0] = time.time()
+    R = None
+    if engine == 'ray':     # per-row measures batch by batch on the cluster, in row order
+        RE.connect(address); R = RE.ray_map_table(df, _row_metrics)
     T['balance'] = balance(df, spec)
     T['cells'] = cell_balance(df, spec=spec) if {'category', 'difficulty'} <= set(df.columns) and df['difficulty'].notna().any() else pd.DataFrame()
     step('length'); tick('balance')
-    lengths = length_table(df); lengths['length_outlier'] = length_outliers(lengths)
+    lengths = length_table(df) if R is None else R[[c for c in R.columns if not c.startswith('_')]].copy()
+    lengths['length_outlier'] = length_outliers(lengths)
     T['length_by_category'] = length_summary(lengths, 'category' if 'category' in df.columns and df['category'].notna().any() else 'label', 'total_tokens')
     T['length_by_source'] = length_summary(lengths, 'source', 'total_tokens')
     step('vocabulary'); tick('length')
@@ -245,24 +257,43 @@ def audit(df:pd.DataFrame,                 # example table to audit
     T['vocabulary_by_source'] = vocabulary_by(df, 'source')
     T['top_ngrams'] = top_ngrams(texts, 3, 15); T['top_openings'] = top_openings(resp, 3, 15)
     step('embeddings'); tick('vocabulary')
+    how = None
+    if engine == 'ray' and embed != 'tfidf' and (embeddings is None or (real is not None and real_embeddings is None)):
+        try:
+            from synthbench.llm.embed import DEFAULT_MODEL, default_cache_dir
+            from synthbench.core import example_text
+            run = embed_cache if embed_cache is not None else default_cache_dir()
+            if embeddings is None: embeddings = RE.ray_embed_texts([example_text(r) for r in df.to_dict('records')], run_dir=run)
+            if real is not None and real_embeddings is None: real_embeddings = RE.ray_embed_texts([example_text(r) for r in real.to_dict('records')], run_dir=run)
+            how = f'sentence embeddings ({DEFAULT_MODEL}, Ray actor pool)'
+        except Exception:
+            if embed == 'model': raise
     if embeddings is None or (real is not None and real_embeddings is None):
         e, r, how = audit_embeddings(df, real, embed, progress)
         embeddings = e if embeddings is None else embeddings; real_embeddings = r if real_embeddings is None else real_embeddings
-    else: how = 'embeddings given by the caller'
+    elif how is None: how = 'embeddings given by the caller'
     x = unit_rows(embeddings)
     if len(x) != len(df): raise ValueError(f'audit: {len(x)} embeddings for {len(df)} rows; pass embeddings of this table (synthbench.llm.embed.embed_table(df)).')
     notes.append(f'Embeddings: {how}.')
     step('diversity'); tick('embeddings')
     div = embedding_diversity(x, sample=sample); notes.append(div.pop('notes'))
-    labels = cluster_embeddings(x, k); cs = pd.Series(labels).value_counts(normalize=True)
+    n = len(df)
+    samp = np.sort(np.random.default_rng(0).choice(n, map_sample, replace=False)) if map_sample is not None and n > map_sample else None
+    labels = cluster_embeddings(x, k) if samp is None else _nearest_centre(x, samp, cluster_embeddings(x[samp], k or default_k(n)))
+    cs = pd.Series(labels).value_counts(normalize=True)
     div.update(n_clusters=int(len(cs)), top_cluster_share=float(cs.iloc[0]))
     T['by_round'], by = _round_table(df, x, labels, sample)
     step('map'); tick('diversity')
-    emap = embedding_map(df, x, method=projection, labels=labels, progress=progress)
+    if samp is None: emap = embedding_map(df, x, method=projection, labels=labels, progress=progress)
+    else:
+        emap = SampledMap(embedding_map(df.iloc[samp].reset_index(drop=True), x[samp], method=projection, labels=labels[samp], progress=progress), samp, n)
+        from synthbench.analysis.embedmap import cluster_summary
+        emap.clusters = cluster_summary(texts, x, labels)         # cluster statistics over every row, not the sample
+        notes.append(f'Map of a sample of {len(samp)} of {n} rows (map_sample={map_sample}); k-means clusters fitted on the sample, every row assigned to its nearest cluster centre.')
     T['clusters'] = emap.clusters; notes.append(emap.note)
     T['spread'] = spread_by(emap, x, by)
     step('bias'); tick('map')
-    sent = sentiment_scores(resp)
+    sent = sentiment_scores(resp) if R is None else R['_sentiment'].to_numpy()
     T['sentiment'] = sentiment_by(df, scores=sent)
     lab = next((c for c in ('label', 'category') if c in df.columns and df[c].notna().any()), None)
     T['terms'] = term_frequencies(df, lab) if lab else pd.DataFrame()
@@ -285,12 +316,16 @@ def audit(df:pd.DataFrame,                 # example table to audit
     for c in ('label', 'split'):
         if c in df.columns and c not in rows.columns: rows[c] = df[c].to_numpy()
     rows['copies'] = cg['copies'].to_numpy(); rows['copy_group'] = cg['copy_group'].to_numpy()
-    rows['sentiment'] = sent; rows['cluster'] = labels; rows['x'] = emap.points['x'].to_numpy(); rows['y'] = emap.points['y'].to_numpy()
-    rows['hover'] = emap.points['hover'].to_numpy(); rows['opening'] = openings(resp).to_numpy()
-    tm = term_mentions(texts)
+    rows['sentiment'] = sent; rows['cluster'] = labels
+    if samp is None: rows['x'] = emap.points['x'].to_numpy(); rows['y'] = emap.points['y'].to_numpy(); rows['hover'] = emap.points['hover'].to_numpy()
+    else:                   # rows off the map have no coordinates
+        rows['x'] = rows['y'] = np.nan; rows.loc[samp, 'x'] = emap.points['x'].to_numpy(); rows.loc[samp, 'y'] = emap.points['y'].to_numpy()
+        rows['hover'] = [hover_text(t) for t in texts]
+    rows['opening'] = (openings(resp) if R is None else R['_opening']).to_numpy()
+    tm = term_mentions(texts) if R is None else R[[c for c in R.columns if c.startswith('_mentions_')]].rename(columns=lambda c: c[len('_mentions_'):])
     for g in tm.columns: rows[f'mentions_{g}'] = tm[g].to_numpy() > 0
     for c in emap.points.columns:
-        if c.startswith('judge_'): rows[c] = emap.points[c].to_numpy()
+        if c.startswith('judge_'): rows[c] = emap.points[c].to_numpy() if samp is None else df[c].to_numpy()
 
     ranked = []   # (severity rank: 0 copies, 1 collapse, 2 balance/realism, 3 bias, 4 length, 5 method notes; kind; text)
     def add(sev, kind, texts_): ranked.extend((sev, kind, t) for t in texts_)
@@ -319,6 +354,8 @@ def audit(df:pd.DataFrame,                 # example table to audit
     prov = dict(source=str(source) if source else '(in-memory table)', rows=len(df), real_rows=len(real) if real is not None else None,
                 date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), synthbench=__version__,
                 spec=str(getattr(spec, 'name', None) or type(spec).__name__) if spec is not None else None, embeddings=how, projection=emap.method)
+    if samp is not None: prov['map'] = f'a sample of {len(samp)} of {n} rows'
+    if engine == 'ray': prov['engine'] = 'ray'
 
     lsum = {c: dict(mean=float(lengths[c].mean()), median=float(lengths[c].median()), p95=float(lengths[c].quantile(.95)), max=int(lengths[c].max()))
             for c in ('total_tokens', 'total_chars', 'prompt_tokens', 'response_tokens')}
@@ -338,6 +375,39 @@ def audit(df:pd.DataFrame,                 # example table to audit
         findings_ranked=[dict(severity=SEVERITY[sv], kind=k, text=t) for sv, k, t in ranked], **({'preference_pairs': pp} if pp else {})))
     notes.append(f'Audit took {time.time() - t0:.1f} s.')
     return AuditReport(df, rows, T, metrics, findings, emap, spec, real, real_rows, notes)
+
+def _row_metrics(df:pd.DataFrame) -> pd.DataFrame:
+    "Per-row measures of `df` (`length_table`, and `_sentiment`, `_opening`, `_mentions_GROUP` of each row): what the Ray engine computes batch by batch."
+    out = length_table(df); resp = field_texts(df, 'response')
+    out['_sentiment'] = sentiment_scores(resp); out['_opening'] = openings(resp).to_numpy()
+    tm = term_mentions(field_texts(df))
+    for g in tm.columns: out[f'_mentions_{g}'] = tm[g].to_numpy()
+    return out
+
+def _nearest_centre(x:np.ndarray, samp:np.ndarray, lab:np.ndarray, chunk:int=100_000) -> np.ndarray:
+    "Cluster ids of every row of `x`: the nearest centre of the clusters `lab` fitted on rows `samp`, renumbered so 0 is the biggest over all rows."
+    C = np.stack([x[samp][lab == c].mean(0) for c in range(int(lab.max()) + 1)]).astype(np.float32)
+    h = (C * C).sum(1) / 2
+    out = np.concatenate([np.argmax(x[s:s+chunk] @ C.T - h, 1) for s in range(0, len(x), chunk)])
+    order = pd.Series(out).value_counts().index
+    return pd.Series(out).map({c: i for i, c in enumerate(order)}).to_numpy()
+
+class SampledMap(EmbeddingMap):
+    "An `EmbeddingMap` drawn on a sample of a table's rows: `points['row']` are table rows, masks cover the whole table, the title says so."
+    def __init__(self, m:EmbeddingMap, rows:np.ndarray, total:int):
+        pts = m.points.copy(); pts['row'] = np.asarray(rows)
+        super().__init__(pts, m.clusters, m.method, m.note); self.total = total
+    def _mask(self, mask): return None if mask is None else np.asarray(mask)[self.points['row'].to_numpy()]
+    def figure(self, color:str='cluster', mask=None, **kw):
+        from synthbench.analysis.embedmap import _figure      # EmbeddingMap.figure (attached after the class)
+        fig = _figure(self, color, mask=self._mask(mask), **kw)
+        fig.update_layout(title=f'{fig.layout.title.text} · map of a sample of {len(self.points):,} of {self.total:,} rows')
+        return fig
+    def members(self, rows, mask=None) -> pd.DataFrame:
+        pos = pd.Series(np.arange(len(self.points)), index=self.points['row'].to_numpy())
+        from synthbench.analysis.embedmap import _members     # EmbeddingMap.members
+        return _members(self, pos.loc[list(rows)].to_numpy(), self._mask(mask))
+    def __repr__(self): return f'SampledMap({len(self.points)} of {self.total} rows, {len(self.clusters)} clusters, {self.method})'
 
 # %% ../../nbs/42_audit.ipynb #8d0fe87b
 def _layout(fig, title:str, height:int=360):

@@ -6,18 +6,19 @@ Docs: https://synthbench.github.io/synthbench/rayengine.html.md"""
 
 # %% ../../nbs/07_rayengine.ipynb #857e8a8c
 from __future__ import annotations
-import asyncio, hashlib, os, pickle, time, uuid
+import asyncio, contextlib, contextvars, hashlib, os, pickle, time, uuid
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 from pathlib import Path
 import numpy as np
 import pandas as pd
 from .stage import RunContext, StageError, StageResult
 
 # %% auto #0
-__all__ = ['STAGE_KINDS', 'KINDS', 'GLOBAL_STAGES', 'stage_kind', 'connect', 'from_pandas_blocks', 'merge_reports',
-           'EndpointLimiter', 'llm_config', 'worker_llm', 'endpoint_limiter', 'run_row_local', 'ray_dedup',
-           'EmbedActor', 'embed_cache_dir', 'read_embed_cache', 'ray_embed_texts', 'ray_dedup_stage',
-           'llm_config_check', 'ray_stage']
+__all__ = ['STAGE_KINDS', 'KINDS', 'GLOBAL_STAGES', 'stage_kind', 'current_engine', 'engine_scope', 'connect',
+           'from_pandas_blocks', 'ray_map_table', 'merge_reports', 'EndpointLimiter', 'key_env', 'llm_config',
+           'worker_key', 'worker_llm', 'endpoint_limiter', 'run_row_local', 'ray_dedup', 'EmbedActor',
+           'embed_cache_dir', 'read_embed_cache', 'ray_embed_texts', 'ray_dedup_stage', 'llm_config_check', 'ray_stage']
 
 # %% ../../nbs/07_rayengine.ipynb #7a2d838c
 STAGE_KINDS = {
@@ -48,6 +49,20 @@ def _ray():
     try: import ray
     except ImportError: raise StageError('config', "engine ray needs Ray Data: pip install 'synthbench[ray]'") from None
     return ray
+
+_ENGINE: contextvars.ContextVar = contextvars.ContextVar('synthbench_engine', default=('local', None))
+
+def current_engine() -> tuple[str, str|None]:
+    "(engine, address) that functions called without `engine=` use: ('local', None) unless inside `engine_scope`."
+    return _ENGINE.get()
+
+@contextlib.contextmanager
+def engine_scope(engine:str='ray', address:str|None=None):
+    "Within this block, functions with `engine=None` (e.g. `audit`) run on `engine` (the CLI's `--engine`/`--address` for commands that take no such option)."
+    if engine not in ('local', 'ray'): raise StageError('config', f"unknown engine {engine!r}: use --engine local or --engine ray")
+    tok = _ENGINE.set((engine, address))
+    try: yield
+    finally: _ENGINE.reset(tok)
 
 def connect(address:str|None=None,  # 'auto', 'ray://host:10001', 'host:port'; None: a local cluster
             num_cpus:int|None=2,    # CPUs of a local cluster (ignored when joining one)
@@ -95,12 +110,31 @@ def _decode(rows, columns, dtypes=None) -> pd.DataFrame:
             except (TypeError, ValueError): pass
     return df
 
+def _map_piece(batch:pd.DataFrame, fn, columns, dtypes) -> pd.DataFrame:
+    "One batch of `ray_map_table`: `fn` on the decoded rows, its whole result pickled in one cell (any column types survive)."
+    df = _decode(batch['_row'], columns, dtypes)
+    res = fn(df)
+    if len(res) != len(df): raise ValueError(f'ray_map_table: {getattr(fn, "__name__", fn)} returned {len(res)} rows for a batch of {len(df)}; it must keep one row per input row.')
+    return pd.DataFrame({'_pos': np.asarray([int(batch['_pos'].iloc[0]) if len(batch) else -1], np.int64), '_blob': [pickle.dumps(res.reset_index(drop=True), protocol=5)]})
+
+def ray_map_table(df:pd.DataFrame, fn:Callable, batch_rows:int|None=None) -> pd.DataFrame:
+    "`fn(batch) -> DataFrame` (one row per input row; an importable function) over batches of `df` on the cluster; the pieces back in row order."
+    ray = connect()
+    if not len(df): return fn(df)
+    cpus = max(1, int(ray.cluster_resources().get('CPU', 1)))
+    batch_rows = batch_rows or max(1, min(20_000, -(-len(df) // (2 * cpus))))
+    ds = from_pandas_blocks(_encode(df), batch_rows)
+    got = ds.map_batches(_map_piece, batch_size=batch_rows, batch_format='pandas',
+                         fn_kwargs=dict(fn=fn, columns=list(df.columns), dtypes={c: str(t) for c, t in df.dtypes.items()})).to_pandas()
+    got = got.sort_values('_pos', kind='stable')
+    return pd.concat([pickle.loads(b) for b in got['_blob']], ignore_index=True)
+
 def merge_reports(reports:Sequence[Mapping], weights:Sequence[int]|None=None) -> dict:
     "One report from per-batch reports: counts add up, other numbers are row-weighted means, anything else is the first batch's."
     reports = [r for r in reports if r]
     if not reports: return {}
     w = list(weights) if weights is not None else [1] * len(reports)
-    out = {}
+    out: dict[str, Any] = {}
     for k in dict.fromkeys(k for r in reports for k in r):
         vs = [(r[k], wi) for r, wi in zip(reports, w) if k in r]
         v0 = vs[0][0]
@@ -119,8 +153,8 @@ class EndpointLimiter:
         from synthbench.llm.engine import _Bucket
         self.rpm, self.tpm = (_Bucket(rpm) if rpm else None), (_Bucket(tpm) if tpm else None)
         self.budget_usd, self.spent_usd, self.start_usd = budget_usd, float(spent_usd), float(spent_usd)
-        self.reserved = {}       # owner -> dollars reserved by requests in flight
-        self.requests, self.log = 0, []
+        self.reserved: dict[str, float] = {}       # owner -> dollars reserved by requests in flight
+        self.requests, self.log = 0, cast(list[float], [])
 
     def take(self, tokens:int=0) -> float:
         "Seconds to wait before one more request may go out (0: the slot is taken now)."
@@ -201,34 +235,62 @@ class _SharedLedger:
 
 # %% ../../nbs/07_rayengine.ipynb #d4e98ee6
 _CLIENT_KEYS = ('model', 'base_url', 'max_concurrency', 'budget_usd', 'max_retries', 'timeout', 'prices', 'cache_namespace', 'transport')
+_NOT_SECRET = ('EMPTY', 'local')     # what a keyless endpoint gets as its "key"
 
-def llm_config(llm_or_cfg) -> dict:
-    "A picklable config of an `LLM` (or a pipeline `llm:` mapping, its `api_key_env` resolved here) for making the same client on a worker."
+def key_env(llm, api_key_env:str|None=None) -> str|None:
+    "The name of the environment variable that holds `llm`'s API key (None for a keyless endpoint); workers read the key there themselves."
+    key = getattr(llm._client, 'api_key', None)
+    if not key or key in _NOT_SECRET: return None
+    if api_key_env:
+        if os.environ.get(api_key_env) != key:
+            raise StageError('config', f"engine ray: ${api_key_env} does not hold this LLM's API key; workers read the key from ${api_key_env} in their own environment, so export it there and here")
+        return api_key_env
+    names = sorted(k for k, v in os.environ.items() if v == key)
+    if not names:
+        raise StageError('config', "engine ray: the LLM's API key is not in an environment variable, and keys are never shipped to workers; "
+                                   "export it (e.g. OPENAI_API_KEY=...) here and in the shell that runs `ray start` on every node, or set `api_key_env:`")
+    return 'OPENAI_API_KEY' if 'OPENAI_API_KEY' in names else names[0]
+
+def llm_config(llm_or_cfg, api_key_env:str|None=None) -> dict:
+    "A picklable config of an `LLM` (or a pipeline `llm:` mapping) for making the same client on a worker: the key's variable name (`api_key_env`), never the key."
     llm_config_check(llm_or_cfg)
     if isinstance(llm_or_cfg, Mapping):
         from synthbench.run.workbench import make_llm
-        llm = make_llm(llm_or_cfg)
-    else: llm = llm_or_cfg
+        llm, env = make_llm(llm_or_cfg), llm_or_cfg.get('api_key_env') or api_key_env
+    else: llm, env = llm_or_cfg, api_key_env
     g = llm._gate
     cfg = {k: getattr(llm, k, None) for k in _CLIENT_KEYS}
-    cfg.update(cache_namespace=llm.endpoint, api_key=getattr(llm._client, 'api_key', None), params=dict(llm.params or {}),
+    key = getattr(llm._client, 'api_key', None)
+    cfg.update(cache_namespace=llm.endpoint, api_key_env=key_env(llm, env), api_key=key if key in _NOT_SECRET else None, params=dict(llm.params or {}),
                rpm=g.rpm.per_minute if g.rpm and not getattr(g.rpm, 'learned', False) else None,
                tpm=g.tpm.per_minute if g.tpm and not getattr(g.tpm, 'learned', False) else None,
                cache_dir=str(llm.cache.path.parent) if llm.cache is not None else None, budget_scope=llm.ledger.scope,
                spent_usd=llm.ledger.spent())
     return cfg
 
-_WORKER_LLMS = {}
+def worker_key(cfg:Mapping) -> str|None:
+    "The API key for `cfg` on this worker: read from the variable `cfg['api_key_env']` of the worker's own environment (set where `ray start` ran)."
+    name = cfg.get('api_key_env')
+    if not name: return cfg.get('api_key')
+    key = os.environ.get(name)
+    if not key:
+        import socket
+        raise StageError('config', f"engine ray: ${name} is not set on the Ray worker at {socket.gethostname()} (workers read the API key from their own environment; "
+                                   f"it is never shipped to them): export {name}=... in the shell that runs `ray start` on every node, then restart the nodes")
+    return key
+
+_WORKER_LLMS: dict[tuple[str, str], Any] = {}
 
 def worker_llm(cfg:Mapping, limiter):
     "The worker's `LLM` for `cfg` (made once per process), its gate and ledger shared through `limiter`."
     key = (repr(sorted((k, v) for k, v in cfg.items() if k != 'spent_usd')), limiter._actor_id.hex())
     if key in _WORKER_LLMS: return _WORKER_LLMS[key]
     from synthbench.llm.engine import LLM
+    from synthbench.llm.cache import BudgetLedger
     kw = {k: cfg[k] for k in _CLIENT_KEYS if cfg.get(k) is not None}
-    llm = LLM(api_key=cfg.get('api_key'), cache_dir=cfg.get('cache_dir'), budget_scope=cfg['budget_scope'], progress=False, **kw, **cfg['params'])
+    llm = LLM(api_key=worker_key(cfg), cache_dir=cfg.get('cache_dir'), budget_scope=cfg['budget_scope'], progress=False, **kw, **cfg['params'])
     llm._gate = _shared_gate_class()(limiter, cfg.get('max_concurrency') or 64, tpm=bool(cfg.get('tpm')))
-    llm.ledger = _SharedLedger(limiter, cfg['budget_scope'])
+    llm.ledger = cast(BudgetLedger, _SharedLedger(limiter, cfg['budget_scope']))   # BudgetLedger's interface over the shared actor
     _WORKER_LLMS[key] = llm
     return llm
 
@@ -250,12 +312,15 @@ class _StageBatch:
     def __call__(self, batch:pd.DataFrame) -> pd.DataFrame:
         from synthbench.run.workbench import run_stage
         df = _decode(batch['_row'], self.columns, self.dtypes)
-        llms = {'main': worker_llm(self.llm_cfg, self.limiter)} if self.llm_cfg else {}
+        first = int(batch['_pos'].iloc[0]) if len(batch) else -1
+        try: llms = {'main': worker_llm(self.llm_cfg, self.limiter)} if self.llm_cfg else {}
+        except StageError as e:       # e.g. the key's variable is unset on this worker: the stage fails with that one line
+            meta = {'status': 'failed', 'error_kind': e.kind, 'reason': e.reason, 'report': {}, 'rows': len(df), 'stats': {}}
+            return pd.DataFrame({'_kind': ['meta'], '_pos': np.asarray([first], np.int64), '_row': [pickle.dumps(meta, protocol=5)]})
         ctx = RunContext(**self.ctx_kw, llms=llms, engine='ray', log=lambda *a: None)
         before = dict(llms['main'].stats) if llms else {}
         res = run_stage(self.fn, df, dict(self.params), ctx)
         stats = {k: llms['main'].stats[k] - before.get(k, 0) for k in ('calls', 'cached', 'failed', 'retries', 'tokens_in', 'tokens_out', 'usd')} if llms else {}
-        first = int(batch['_pos'].iloc[0]) if len(batch) else -1
         meta = {'status': res.status, 'error_kind': res.error_kind, 'reason': res.reason, 'report': res.report, 'rows': len(df), 'stats': stats}
         parts = [('table', res.table), ('dropped', res.dropped if res.dropped is not None else pd.DataFrame())]
         kinds, pos, rows = ['meta'], [first], [pickle.dumps(meta, protocol=5)]
@@ -274,6 +339,7 @@ def run_row_local(fn_path:str,                 # the stage (`module:function` or
                   llm=None,                    # the stage's LLM (or pipeline `llm:` config) when it calls a model
                   batch_rows:int|None=None,    # rows per batch (default: the table in about 2 batches per CPU, at most 5,000)
                   concurrency:int|None=None,   # stage actors (default: the cluster's CPUs)
+                  api_key_env:str|None=None,   # the variable holding `llm`'s key on every node (default: found by value here)
                  ) -> StageResult:
     "Run a row-local stage on batches of a Ray Dataset; the result is the one the local engine gives (rows in order, reports added up)."
     ray = connect()
@@ -282,7 +348,7 @@ def run_row_local(fn_path:str,                 # the stage (`module:function` or
         return run_stage(stage_function(fn_path), df, dict(params), ctx)
     cpus = max(1, int(ray.cluster_resources().get('CPU', 1)))
     batch_rows = batch_rows or max(1, min(5000, -(-len(df) // (2 * cpus))))
-    cfg = llm_config(llm) if llm is not None else None
+    cfg = llm_config(llm, api_key_env) if llm is not None else None
     limiter = endpoint_limiter(cfg) if cfg else None
     ctx_kw = dict(spec=ctx.spec, run_dir=ctx.run_dir, seed=ctx.seed)
     st0 = ray.get(limiter.state.remote()) if limiter is not None else None
@@ -308,7 +374,7 @@ def run_row_local(fn_path:str,                 # the stage (`module:function` or
     status = worst['status']
     report = merge_reports([m['report'] for _, m in metas], [m['rows'] for _, m in metas])
     report['engine'] = {'engine': 'ray', 'kind': 'row_local', 'batches': len(metas), 'batch_rows': batch_rows}
-    if limiter is not None:
+    if limiter is not None and st0 is not None:
         st = ray.get(limiter.state.remote())
         report['engine'].update(shared_requests=st['requests'] - st0['requests'], shared_spent_usd=round(st['spent_usd'] - st0['spent_usd'], 6))
         _add_worker_stats(llm, metas, st['session_usd'] - st0['session_usd'])
@@ -491,7 +557,7 @@ def embed_cache_dir(run_dir, model:str|None=None) -> Path:
 def read_embed_cache(folder:Path) -> dict[str, np.ndarray]:
     "{key: vector} of every shard under `folder` (empty when there is none)."
     import pyarrow.parquet as pq
-    out = {}
+    out: dict[str, np.ndarray] = {}
     for f in sorted(Path(folder).rglob('*.parquet')):
         t = pq.read_table(f)
         keys = t.column('key').to_pylist()
@@ -545,7 +611,7 @@ def ray_dedup_stage(df:pd.DataFrame, *, ctx, methods=('exact', 'minhash', 'embed
     try: D.score_column(df, score_col)
     except ValueError as e: raise StageError('config', str(e)) from None
     texts, ignored = D.compare_texts(df, roles, D.SHARED_SHARE if shared_share is None else shared_share, D.SHARED_MIN if shared_min is None else shared_min)
-    timings = {}
+    timings: dict[str, Any] = {}
     out = ray_dedup(df, ms, minhash_threshold=mt, num_perm=num_perm, shingle=shingle, ngram=ngram, embedding_threshold=et, exact_max=exact_max,
                     score_col=score_col, texts=texts, run_dir=ctx.run_dir, embed_model=embed_model, timings=timings)
     kw = {'model': embed_model} if embed_model else {}
@@ -567,6 +633,12 @@ def _stage_llm(ctx:RunContext):
     if cfgs is not None: llm_config_check(cfgs.get(main))
     return ctx.llm('main')
 
+def _stage_key_env(ctx:RunContext) -> str|None:
+    "The `api_key_env` of the stage's pipeline `llm:` entry, if it names one."
+    cfgs, main = getattr(ctx.llms, 'cfgs', None), getattr(ctx.llms, 'main', 'main')
+    c = cfgs.get(main) if cfgs is not None else None
+    return c.get('api_key_env') if isinstance(c, Mapping) else None
+
 def llm_config_check(cfg):
     "A `StageError` (config) when `cfg` is the embedded local model, which runs in one process."
     if cfg is None or cfg == 'local' or (isinstance(cfg, Mapping) and (cfg.get('local') or cfg.get('model') == 'local')) or getattr(cfg, '_local', None) is not None:
@@ -574,12 +646,14 @@ def llm_config_check(cfg):
                                    "point `llm:` at an OpenAI-compatible endpoint (a vLLM/llama.cpp server) or use --engine local")
 
 def ray_stage(name:str, fn:Callable, fn_path:str) -> Callable:
-    "The stage function the runner calls under `engine: ray`: row-local stages mapped over batches, dedup distributed, whole stages as they are."
+    "The stage function the runner calls under `engine: ray`: row-local stages mapped over batches, dedup distributed, whole stages as they are (in `engine_scope`)."
     def run(df, *, ctx, **params):
         kind = stage_kind(name, params)
-        if kind == 'row_local': return run_row_local(fn_path, df, params, ctx, llm=_stage_llm(ctx) if _uses_llm(name) else None)
+        if kind == 'row_local':
+            uses = _uses_llm(name)
+            return run_row_local(fn_path, df, params, ctx, llm=_stage_llm(ctx) if uses else None, api_key_env=_stage_key_env(ctx) if uses else None)
         if kind == 'global' and name in GLOBAL_STAGES and fn_path == 'synthbench.stages.dedup:dedup_stage': return GLOBAL_STAGES[name](df, ctx=ctx, **params)
-        return fn(df, ctx=ctx, **params)
+        with engine_scope('ray'): return fn(df, ctx=ctx, **params)   # whole stages as they are; those that ask `current_engine()` (audit) use the cluster
     run.__name__ = run.__qualname__ = getattr(fn, '__name__', name)
     return run
 
