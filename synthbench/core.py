@@ -96,7 +96,7 @@ def split_reply(x:Mapping|pd.Series|Sequence, # a row (chat `messages`, or `text
                 trailing:bool=False    # the reply is every assistant turn at the end of the chat, not only the last
                ) -> tuple[list[dict], list[dict]]:
     "(prompt, reply) of an example: the turns asked and the assistant turn(s) ending the chat ([] when it does not end with one)."
-    if isinstance(x, Mapping) or hasattr(x, 'keys'):   # a dict, or a table row as a pandas Series (`df.apply(..., axis=1)`)
+    if isinstance(x, (Mapping, pd.Series)):   # a dict, or a table row as pandas hands it to `df.apply(..., axis=1)`
         msgs = x.get('messages')
         if msgs is None or _is_missing(msgs):
             t, l = x.get('text'), x.get('label')
