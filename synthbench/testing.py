@@ -1539,7 +1539,7 @@ def main(argv:list[str]|None=None) -> int:
 # %% ../nbs/95_testing.ipynb #ffa738f6
 if __name__ == '__main__': sys.exit(main())
 
-# %% ../nbs/95_testing.ipynb #9ed1386f
+# %% ../nbs/95_testing.ipynb #5c9aa75f
 from typing import TYPE_CHECKING  # noqa: E402  (only the type of `teacher_llm` needs it)
 if TYPE_CHECKING: from synthbench.llm.engine import LLM
 
