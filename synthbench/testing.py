@@ -24,7 +24,7 @@ __all__ = ['TODAY', 'WEEKDAYS', 'MONTHS', 'TITLES', 'ODD_TITLES', 'PRIORITIES', 
            'request_schema', 'parse_focus', 'parse_count', 'row_key', 'truth_of', 'guess_label', 'find_date',
            'answer_task_api', 'answer_policy', 'parse_faults', 'ScriptedTeacher', 'parse_example', 'reword',
            'pseudo_translate', 'task_state', 'answer_followup', 'sample_defect_rate', 'padded_reply', 'sample_truth',
-           'load_records', 'main']
+           'load_records', 'main', 'teacher_llm']
 
 # %% ../nbs/95_testing.ipynb #9897b3b5
 TODAY = date(2025, 1, 13)
@@ -1539,3 +1539,17 @@ def main(argv:list[str]|None=None) -> int:
 
 # %% ../nbs/95_testing.ipynb #ffa738f6
 if __name__ == '__main__': sys.exit(main())
+
+# %% ../nbs/95_testing.ipynb #5c9aa75f
+from typing import TYPE_CHECKING  # noqa: E402  (only the type of `teacher_llm` needs it)
+if TYPE_CHECKING: from synthbench.llm.engine import LLM
+
+def teacher_llm(teacher:ScriptedTeacher,       # a started teacher
+                model:str='teacher',            # the model name the rows record
+                **llm_kw) -> LLM:               # anything else `LLM` takes (budget_usd, max_retries, cache_dir, api_key, ...)
+    "A real `LLM` client on a started `ScriptedTeacher`: its key, no cache, no progress bar, unless given."
+    from synthbench.llm.engine import LLM   # here, not at the top: serving needs no engine
+    if not teacher.base_url: raise ValueError('teacher_llm: the teacher is not started; use `with ScriptedTeacher(...) as t:` or `t.start()`.')
+    kw: dict[str, Any] = {'api_key': teacher.auth_key or 'unused', 'cache_dir': None, 'progress': False, **llm_kw}
+    return LLM(model, base_url=teacher.base_url, **kw)
+

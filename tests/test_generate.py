@@ -300,39 +300,35 @@ def test_generate_stage_missed_target_is_partial(spec, tmp_path):
     assert res.reason.startswith(f'got {got} of 40 valid rows after 8 call(s) (max_calls)'), res.reason
 
 
-class _FakeLLM:
-    "An LLM-like object: good answers for the first `ok_calls` calls, then `error`/`error_kind` results."
-    model = 'fake'
-    def __init__(self, ok_calls, error, kind): self.ok_calls, self.error, self.kind, self.calls = ok_calls, error, kind, 0
-    def chat_many(self, msgs, response_format=None, **kw):
-        from types import SimpleNamespace
-        out = []
-        for m in msgs:
-            self.calls += 1
-            if self.calls > self.ok_calls:
-                out.append(SimpleNamespace(error=self.error, error_kind=self.kind, parsed=None, text=None, usage=None, cost_usd=0.0, model='fake')); continue
-            body = {'messages': m, 'response_format': {'json_schema': {'name': response_format.__name__}}}
-            txt = gen_responder()(body)
-            out.append(SimpleNamespace(error=None, error_kind=None, parsed=response_format.model_validate_json(txt), text=txt, usage=None, cost_usd=0.0, model='fake'))
-        return out
-    def chat(self, messages, response_format=None, **kw): return self.chat_many([messages], response_format, **kw)[0]
-    def estimate(self, prompts, max_tokens=None, n=1, **kw): raise NotImplementedError('_FakeLLM: these tests never estimate')
+@pytest.fixture(scope='module')
+def teacher():
+    "The scripted capable teacher on the task API, one for the module; `auth_key` set so a wrong key gets a real 401."
+    from synthbench.testing import ScriptedTeacher
+    with ScriptedTeacher('task_api', defect_rate=0.0, seed=0, auth_key='sk-teacher') as t: yield t
 
 
-def test_budget_running_out_fails_the_stage_and_says_how_far(spec):
-    llm = _FakeLLM(ok_calls=2, error='budget of $0.05 reached: request not sent', kind='budget')
-    assert isinstance(llm, ChatModel)   # the stand-in has every member of the protocol a stage is typed with
+def test_budget_running_out_fails_the_stage_and_says_how_far(spec, teacher):
+    from synthbench.testing import teacher_llm
+    # a real engine whose budget runs out part way: each call of k=10 reserves its worst case (3,080 completion tokens at
+    # $10/1M = $0.031) before it is sent, and books what the answer cost; calls stop once the next reservation does not fit
+    llm = teacher_llm(teacher, budget_usd=0.045, prices={'teacher': (0.0, 10.0)}, max_concurrency=1)
+    assert isinstance(llm, ChatModel)
+    sent = teacher.stats['answers']
     res = generate_stage(spec.seeds(), ctx=RunContext(spec=spec, llms={'main': llm}), n=100, k=10)
+    answered = teacher.stats['answers'] - sent
+    got = int((res.table['valid'] == True).sum())
     assert res.status == 'failed' and res.error_kind == 'budget'                     # was: stop_reason 'budget' in attrs only
-    assert res.reason.startswith('the budget ran out: stopped at 20 of 100 rows after'), res.reason
-    assert llm.calls < 10                                                             # it stopped at once
+    assert 0 < answered < 10 and 0 < got < 100, (answered, got)                      # it stopped before the 10 calls 100 rows need
+    assert res.reason.startswith(f'the budget ran out: stopped at {got} of 100 rows after'), res.reason
 
 
-def test_all_calls_refused_fail_the_stage(spec):
-    llm = _FakeLLM(ok_calls=0, error='HTTP 401: Incorrect API key provided', kind='auth')
-    res = generate_stage(spec.seeds(), ctx=RunContext(spec=spec, llms={'main': llm}), n=100, k=10)
+def test_all_calls_refused_fail_the_stage(spec, teacher):
+    from synthbench.testing import teacher_llm
+    refused = teacher.stats['unauthorized']
+    res = generate_stage(spec.seeds(), ctx=RunContext(spec=spec, llms={'main': teacher_llm(teacher, api_key='sk-wrong')}), n=100, k=10)
+    calls = teacher.stats['unauthorized'] - refused
     assert (res.status, res.error_kind, len(res.table)) == ('failed', 'auth', 0)
-    assert res.reason == f'{llm.calls} of {llm.calls} generation call(s) failed: HTTP 401: Incorrect API key provided' and llm.calls <= 2
+    assert 1 <= calls <= 10 and res.reason.startswith(f'{calls} of {calls} generation call(s) failed: HTTP 401: Incorrect API key provided'), res.reason
 
 
 def test_cli_generate_refuses_bad_output_and_seeds_before_spending(tmp_path):

@@ -309,6 +309,17 @@ def test_judge_stage_wrong_key_fails_never_rejects(tmp_path):
 
 
 def test_unparseable_judge_answers_are_parse_errors():
+    # through the real engine: the teacher's `bad_json` fault answers every judge request in prose; the engine's repair
+    # fails too, and the stage fails with the engine's parse error on every row
+    from synthbench.testing import ScriptedTeacher, teacher_llm
+    with ScriptedTeacher('task_api', faults={'bad_json': 1.0}) as t:
+        res = judge_stage(seeds(3), ctx=RunContext(llms={'main': teacher_llm(t)}))
+        assert t.stats['faults']['bad_json'] == t.stats['by_kind']['judge'] == 6   # 3 answers + 3 failed repairs
+    assert (res.status, res.error_kind) == ('failed', 'parse') and res.reason.startswith('3 of 3 judge call(s) failed: parse failed'), res.reason
+    assert res.table.judge_pass.tolist() == [None] * 3 and res.table.judge_error.str.contains('not valid JSON').all()
+    # a client that is not the engine (no response_format parsing: a local model, a custom ChatModel) hands the judge
+    # prose with no error; the judge's own parse catches it. The engine never returns such a result, so this stays a
+    # minimal stand-in (it reads no prompt: the same prose for every call).
     class Chatty:   # answers in prose: no structure the judge can use
         model = 'chatty'
         def chat_many(self, msgs, **kw): return [SimpleNamespace(error=None, parsed=None, text='Looks great to me!', model='chatty') for _ in msgs]
