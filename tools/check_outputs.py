@@ -20,7 +20,7 @@ OUTPUT_NOTEBOOKS = ['00_core', '05_stage', '10_llm', '11_cost', '12_local', '13_
                     '54_datawork', '34_pii', '36_hub', 'index', '42_audit', '61_promptlab', '95_testing',
                     '20_generate', '21_evol', '22_augment', '31_judge', '01_spec', '02_formats', '06_workbench', '30_validate', '35_export',
                     'tutorials/task_api', 'tutorials/support_tickets', 'tutorials/grounded_policy', 'tutorials/audit_existing',
-                    'tutorials/ablation']
+                    'tutorials/ablation', '07_rayengine', '90_cli']
 _BAR = re.compile(r'\r|\d+%\|.*\||\bit/s\]')
 MAX_TEXT = 20_000          # characters of one text output kept in the notebook (longer ones are cut, with a note)
 
