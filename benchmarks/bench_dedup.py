@@ -13,10 +13,14 @@
 Run: python benchmarks/bench_dedup.py [--n 100000] [--quick]
 Wall times on a shared machine depend on load: the load average is printed with the figures, and CPU time too.
 """
+
 from __future__ import annotations
 import argparse, os, sys, tempfile, time
 from pathlib import Path
-os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1'); os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
+
+os.environ.setdefault('HF_HUB_OFFLINE', '1')
+os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
 sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np
 import pandas as pd
@@ -55,8 +59,16 @@ def main(argv=None):
     df = table(texts)
     d, wall, cpu = timed(lambda: dedup(df, 'minhash', progress=False))  # defaults: char 5-grams, 128 perm, J>=0.7
     p, r, _, _ = pair_prf(labels_of(d), true)
-    rows.append(dict(figure=f'MinHash dedup, {n:,} short examples (char 5-grams, 128 perm, J>=0.7)', value=wall, unit='s wall',
-                     target=15 * n / 100_000, cpu_s=cpu, note=f'{n / wall:,.0f} docs/s; planted-pair precision {p:.3f} recall {r:.3f}'))
+    rows.append(
+        dict(
+            figure=f'MinHash dedup, {n:,} short examples (char 5-grams, 128 perm, J>=0.7)',
+            value=wall,
+            unit='s wall',
+            target=15 * n / 100_000,
+            cpu_s=cpu,
+            note=f'{n / wall:,.0f} docs/s; planted-pair precision {p:.3f} recall {r:.3f}',
+        )
+    )
 
     # 2. Embedding similarity at scale (synthetic vectors)
     X, true = planted_vectors(n, 384, seed=0)
@@ -64,40 +76,89 @@ def main(argv=None):
     d, wall, cpu = timed(lambda: dedup(dfv, 'embedding', embeddings=X, embedding_threshold=0.95, progress=False))
     p, r, _, _ = pair_prf(labels_of(d), true)
     mode = 'IVF: numpy k-means lists, nprobe 3, exact verify' if n > 20_000 else 'exact blockwise'
-    rows.append(dict(figure=f'Embedding dedup, {n:,} pre-embedded rows (SYNTHETIC vectors, cos>=0.95, {mode})', value=wall, unit='s wall',
-                     target=60 * n / 100_000, cpu_s=cpu, note=f'planted-pair precision {p:.3f} recall {r:.3f}'))
-    if n > 20_000:   # the exact path on a 20k slice, for comparison
+    rows.append(
+        dict(
+            figure=f'Embedding dedup, {n:,} pre-embedded rows (SYNTHETIC vectors, cos>=0.95, {mode})',
+            value=wall,
+            unit='s wall',
+            target=60 * n / 100_000,
+            cpu_s=cpu,
+            note=f'planted-pair precision {p:.3f} recall {r:.3f}',
+        )
+    )
+    if n > 20_000:  # the exact path on a 20k slice, for comparison
         m = 20_000
         d, wall, cpu = timed(lambda: dedup(dfv.iloc[:m], 'embedding', embeddings=X[:m], embedding_threshold=0.95, progress=False))
         p, r, _, _ = pair_prf(labels_of(d), true[:m])
-        rows.append(dict(figure=f'  same, exact blockwise on the first {m:,} rows', value=wall, unit='s wall', target=None, cpu_s=cpu, note=f'precision {p:.3f} recall {r:.3f}'))
-        d, wall, cpu = timed(lambda: dedup(dfv.iloc[:m], 'embedding', embeddings=X[:m], embedding_threshold=0.95, exact_max=0, ann='usearch', progress=False))
+        rows.append(
+            dict(
+                figure=f'  same, exact blockwise on the first {m:,} rows',
+                value=wall,
+                unit='s wall',
+                target=None,
+                cpu_s=cpu,
+                note=f'precision {p:.3f} recall {r:.3f}',
+            )
+        )
+        d, wall, cpu = timed(
+            lambda: dedup(dfv.iloc[:m], 'embedding', embeddings=X[:m], embedding_threshold=0.95, exact_max=0, ann='usearch', progress=False)
+        )
         p, r, _, _ = pair_prf(labels_of(d), true[:m])
-        rows.append(dict(figure=f'  same, usearch HNSW (int8, k=10) on the first {m:,} rows', value=wall, unit='s wall', target=None, cpu_s=cpu, note=f'precision {p:.3f} recall {r:.3f}'))
+        rows.append(
+            dict(
+                figure=f'  same, usearch HNSW (int8, k=10) on the first {m:,} rows',
+                value=wall,
+                unit='s wall',
+                target=None,
+                cpu_s=cpu,
+                note=f'precision {p:.3f} recall {r:.3f}',
+            )
+        )
 
     # 3. Labelled near-duplicates on real text
     lt, ltrue, ledits = labelled_near_dups(300 if a.quick else 600, 200 if a.quick else 400, seed=1)
     ldf = table(lt)
     from synthbench.llm.embed import embed_texts, get_embedder
+
     get_embedder().st  # load the model outside the throughput timing
     with tempfile.TemporaryDirectory() as tmp:
         E, wall, cpu = timed(lambda: embed_texts(lt, cache_dir=tmp, progress=False))
-        rows.append(dict(figure=f'Embedding throughput, all-MiniLM-L6-v2 on CPU ({len(lt)} paragraphs, ~{np.mean([len(t.split()) for t in lt]):.0f} words)',
-                         value=len(lt) / wall, unit='texts/s', target=None, cpu_s=cpu, note=f'{wall:.1f} s, fresh cache'))
+        rows.append(
+            dict(
+                figure=f'Embedding throughput, all-MiniLM-L6-v2 on CPU ({len(lt)} paragraphs, ~{np.mean([len(t.split()) for t in lt]):.0f} words)',
+                value=len(lt) / wall,
+                unit='texts/s',
+                target=None,
+                cpu_s=cpu,
+                note=f'{wall:.1f} s, fresh cache',
+            )
+        )
         _, wall2, _ = timed(lambda: embed_texts(lt, cache_dir=tmp, progress=False))
-        rows.append(dict(figure='  same texts again (all from the disk cache)', value=len(lt) / wall2, unit='texts/s', target=None, cpu_s=None,
-                         note=f'{wall2:.2f} s, {wall / wall2:.0f}x faster'))
-    print(f'\nLabelled near-duplicate benchmark: {len(lt)} texts ({ltrue.max() + 1} real paragraphs of the Python reference, '
-          f'{sum(1 for e in ledits if e)} edited copies)')
-    configs = [('exact', dict(methods='exact')),
-               ('minhash word-3 J>=0.8', dict(methods='minhash', minhash_threshold=0.8, shingle='word')),
-               ('minhash word-3 J>=0.5', dict(methods='minhash', minhash_threshold=0.5, shingle='word')),
-               ('minhash char-5 J>=0.7 (default)', dict(methods='minhash')),
-               ('minhash char-5 J>=0.5', dict(methods='minhash', minhash_threshold=0.5)),
-               ('embedding cos>=0.95', dict(methods='embedding', embedding_threshold=0.95)),
-               ('embedding cos>=0.85', dict(methods='embedding', embedding_threshold=0.85)),
-               ('all defaults (exact, minhash 0.7, emb 0.95)', dict(methods='all')),
-               ('all (exact, minhash 0.5, emb 0.85)', dict(methods='all', minhash_threshold=0.5, embedding_threshold=0.85))]
+        rows.append(
+            dict(
+                figure='  same texts again (all from the disk cache)',
+                value=len(lt) / wall2,
+                unit='texts/s',
+                target=None,
+                cpu_s=None,
+                note=f'{wall2:.2f} s, {wall / wall2:.0f}x faster',
+            )
+        )
+    print(
+        f'\nLabelled near-duplicate benchmark: {len(lt)} texts ({ltrue.max() + 1} real paragraphs of the Python reference, '
+        f'{sum(1 for e in ledits if e)} edited copies)'
+    )
+    configs = [
+        ('exact', dict(methods='exact')),
+        ('minhash word-3 J>=0.8', dict(methods='minhash', minhash_threshold=0.8, shingle='word')),
+        ('minhash word-3 J>=0.5', dict(methods='minhash', minhash_threshold=0.5, shingle='word')),
+        ('minhash char-5 J>=0.7 (default)', dict(methods='minhash')),
+        ('minhash char-5 J>=0.5', dict(methods='minhash', minhash_threshold=0.5)),
+        ('embedding cos>=0.95', dict(methods='embedding', embedding_threshold=0.95)),
+        ('embedding cos>=0.85', dict(methods='embedding', embedding_threshold=0.85)),
+        ('all defaults (exact, minhash 0.7, emb 0.95)', dict(methods='all')),
+        ('all (exact, minhash 0.5, emb 0.85)', dict(methods='all', minhash_threshold=0.5, embedding_threshold=0.85)),
+    ]
     q = []
     edited = np.array([bool(e) for e in ledits])
     for name, kw in configs:
@@ -111,17 +172,36 @@ def main(argv=None):
             orig_pos = {int(ltrue[k]): k for k in range(len(lt)) if not ledits[k]}
             hit = [lab[k] == lab[orig_pos[int(ltrue[k])]] for k in idx]
             by_edit[e] = np.mean(hit) if hit else np.nan
-        q.append(dict(method=name, precision=round(p, 3), recall=round(r, 3), pred_pairs=pp, true_pairs=tp,
-                      **{f'recall_{e}': round(v, 3) for e, v in by_edit.items()}, seconds=round(wall, 2)))
+        q.append(
+            dict(
+                method=name,
+                precision=round(p, 3),
+                recall=round(r, 3),
+                pred_pairs=pp,
+                true_pairs=tp,
+                **{f'recall_{e}': round(v, 3) for e, v in by_edit.items()},
+                seconds=round(wall, 2),
+            )
+        )
     with pd.option_context('display.width', 200, 'display.max_columns', 20):
         print(pd.DataFrame(q).to_string(index=False))
 
-    print(f'\nSpeed figures (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; ratio = value / target, < 1 meets a time target):')
+    print(
+        f'\nSpeed figures (load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; ratio = value / target, < 1 meets a time target):'
+    )
     out = []
     for r_ in rows:
         ratio = f"{r_['value'] / r_['target']:.2f}" if r_['target'] else ''
-        out.append({'figure': r_['figure'], 'value': f"{r_['value']:,.1f} {r_['unit']}", 'target': f"< {r_['target']:.0f} s" if r_['target'] else '',
-                    'ratio': ratio, 'cpu s': f"{r_['cpu_s']:.1f}" if r_['cpu_s'] is not None else '', 'note': r_['note']})
+        out.append(
+            {
+                'figure': r_['figure'],
+                'value': f"{r_['value']:,.1f} {r_['unit']}",
+                'target': f"< {r_['target']:.0f} s" if r_['target'] else '',
+                'ratio': ratio,
+                'cpu s': f"{r_['cpu_s']:.1f}" if r_['cpu_s'] is not None else '',
+                'note': r_['note'],
+            }
+        )
     with pd.option_context('display.width', 250, 'display.max_colwidth', 90):
         print(pd.DataFrame(out).to_string(index=False))
 

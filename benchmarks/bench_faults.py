@@ -19,7 +19,9 @@ curator is not a dependency of synthbench (it pins older openai/pandas/datasets 
 into a separate virtual environment and pass its python. Each client runs in its own process; the machine it runs on
 may be shared, so timings are noisy: compare ratios within one run.
 """
+
 import argparse, json, os, subprocess, sys, tempfile, textwrap, time
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, 'tests'))
@@ -85,21 +87,34 @@ CURATOR_WORKER = textwrap.dedent('''
 def worker(python, code, args, env_path=None, timeout=900):
     "Run a worker script in its own process; its RESULT line as a dict (or {'failed': reason})."
     env = dict(os.environ)
-    if env_path: env['PYTHONPATH'] = env_path
-    with tempfile.NamedTemporaryFile('w', suffix='.py', delete=False) as f: f.write(code)
+    if env_path:
+        env['PYTHONPATH'] = env_path
+    with tempfile.NamedTemporaryFile('w', suffix='.py', delete=False) as f:
+        f.write(code)
     try:
         p = subprocess.run([python, f.name, json.dumps(args)], capture_output=True, text=True, env=env, timeout=timeout)
-    except subprocess.TimeoutExpired: return {'failed': f'timed out after {timeout}s'}
-    finally: os.unlink(f.name)
+    except subprocess.TimeoutExpired:
+        return {'failed': f'timed out after {timeout}s'}
+    finally:
+        os.unlink(f.name)
     for line in p.stdout.splitlines():
-        if line.startswith('RESULT '): return json.loads(line[7:])
+        if line.startswith('RESULT '):
+            return json.loads(line[7:])
     return {'failed': (p.stderr.strip().splitlines() or ['no output'])[-1][:200]}
 
 
 def synthbench_run(root, n, conc, latency, share, tag, retries=8, rerun=False, flush_every=None, cache=True):
     with FakeOpenAIServer(latency=latency, process=True, record=False, faults=FAULTS(share), retry_after_ms=200) as srv:
-        args = dict(url=srv.base_url, n=n, conc=conc, tag=tag, retries=retries, rerun=rerun, flush_every=flush_every,
-                    cache=tempfile.mkdtemp(prefix='bench_faults_') if cache else None)
+        args = dict(
+            url=srv.base_url,
+            n=n,
+            conc=conc,
+            tag=tag,
+            retries=retries,
+            rerun=rerun,
+            flush_every=flush_every,
+            cache=tempfile.mkdtemp(prefix='bench_faults_') if cache else None,
+        )
         r = worker(sys.executable, SYNTHBENCH_WORKER, args, root)
         r['faults'] = sum(srv.stats()['n_faults'].values()) if 'failed' not in r else None
         return r
@@ -108,11 +123,15 @@ def synthbench_run(root, n, conc, latency, share, tag, retries=8, rerun=False, f
 def tiktoken_cache() -> str:
     "A TIKTOKEN_CACHE_DIR holding the encodings bpe_openai ships (curator's tiktoken would download them; offline here)."
     import gzip, hashlib, importlib.util
+
     d = tempfile.mkdtemp(prefix='tiktoken_')
     data = os.path.join(os.path.dirname(importlib.util.find_spec('bpe_openai').origin), 'data')
     for name in ('cl100k_base', 'o200k_base'):
         url = f'https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken'
-        with gzip.open(os.path.join(data, f'{name}.tiktoken.gz'), 'rb') as f, open(os.path.join(d, hashlib.sha1(url.encode()).hexdigest()), 'wb') as g:
+        with (
+            gzip.open(os.path.join(data, f'{name}.tiktoken.gz'), 'rb') as f,
+            open(os.path.join(d, hashlib.sha1(url.encode()).hexdigest()), 'wb') as g,
+        ):
             g.write(f.read())
     return d
 
@@ -120,12 +139,16 @@ def tiktoken_cache() -> str:
 def curator_run(python, n, conc, latency, share, tag, retries=8):
     os.environ.setdefault('TIKTOKEN_CACHE_DIR', tiktoken_cache())
     with FakeOpenAIServer(latency=latency, process=True, record=False, faults=FAULTS(share), retry_after_ms=200) as srv:
-        return worker(python, CURATOR_WORKER, dict(url=srv.base_url, n=n, conc=conc, tag=tag, retries=retries,
-                                                   cache=tempfile.mkdtemp(prefix='bench_curator_')))
+        return worker(
+            python,
+            CURATOR_WORKER,
+            dict(url=srv.base_url, n=n, conc=conc, tag=tag, retries=retries, cache=tempfile.mkdtemp(prefix='bench_curator_')),
+        )
 
 
 def fmt(r, key, f='{:.2f}'):
-    if 'failed' in r: return 'n/a'
+    if 'failed' in r:
+        return 'n/a'
     v = r.get(key)
     return '-' if v is None else f.format(v)
 
@@ -137,43 +160,65 @@ def main():
     p.add_argument('--curator-python', help='a python that has bespokelabs-curator installed (for part b)')
     p.add_argument('--skip', default='', help='parts to skip, e.g. "b,c"')
     a = p.parse_args()
-    clients = [('synthbench (this checkout)', ROOT)] + ([(f'synthbench baseline ({a.baseline})', os.path.abspath(a.baseline))] if a.baseline else [])
+    clients = [('synthbench (this checkout)', ROOT)] + (
+        [(f'synthbench baseline ({a.baseline})', os.path.abspath(a.baseline))] if a.baseline else []
+    )
     print(f'fake server: separate process on 127.0.0.1; cores: {os.cpu_count()} (shared machines give noisy timings)')
     if 'a' not in a.skip:
         n, conc, lat = (200, 50, 0.05) if a.quick else (500, 50, 0.05)
-        print(f'\n(a) {n} requests, {conc} concurrent, {lat}s latency; faults: 429 (retry-after-ms 200) / 500 / truncated 200, equal shares; max_retries=8')
-        print(f"{'client':<44}{'faults':>7}{'time s':>8}{'vs 0%':>7}{'errors':>8}{'retries':>9}{'min conc':>9}{'end conc':>9}{'re-run sent':>12}")
+        print(
+            f'\n(a) {n} requests, {conc} concurrent, {lat}s latency; faults: 429 (retry-after-ms 200) / 500 / truncated 200, equal shares; max_retries=8'
+        )
+        print(
+            f"{'client':<44}{'faults':>7}{'time s':>8}{'vs 0%':>7}{'errors':>8}{'retries':>9}{'min conc':>9}{'end conc':>9}{'re-run sent':>12}"
+        )
         for name, root in clients:
             base = synthbench_run(root, n, conc, lat, 0.0, 'clean', rerun=True)
             flt = synthbench_run(root, n, conc, lat, 0.3, 'faulty', rerun=True)
             for share, r in ((0.0, base), (0.3, flt)):
                 ratio = (r['wall'] / base['wall']) if 'failed' not in r and 'failed' not in base else None
-                print(f"{name:<44}{share:>7.0%}{fmt(r, 'wall'):>8}{'-' if ratio is None else f'{ratio:.1f}x':>7}{fmt(r, 'errors', '{}'):>8}"
-                      f"{fmt(r, 'retries', '{}'):>9}{fmt(r, 'min_limit', '{}'):>9}{fmt(r, 'limit', '{}'):>9}{fmt(r, 'rerun_sent', '{}'):>12}"
-                      + (f"   failed: {r['failed']}" if 'failed' in r else (f"   kinds: {r['kinds']}" if r.get('kinds') else '')))
+                print(
+                    f"{name:<44}{share:>7.0%}{fmt(r, 'wall'):>8}{'-' if ratio is None else f'{ratio:.1f}x':>7}{fmt(r, 'errors', '{}'):>8}"
+                    f"{fmt(r, 'retries', '{}'):>9}{fmt(r, 'min_limit', '{}'):>9}{fmt(r, 'limit', '{}'):>9}{fmt(r, 'rerun_sent', '{}'):>12}"
+                    + (f"   failed: {r['failed']}" if 'failed' in r else (f"   kinds: {r['kinds']}" if r.get('kinds') else ''))
+                )
         print('targets: 30% faults <= 3x the 0% time, 0 errors, re-run sends 0')
     if 'b' not in a.skip:
         n, conc, lat = (600, 100, 0.05) if a.quick else (2000, 100, 0.05)
         print(f'\n(b) {n} requests, {conc} concurrent, {lat}s latency, 20% faults; max_retries=8')
         print(f"{'client':<44}{'time s':>8}{'req/s':>8}{'errors':>8}{'cpu ms/req':>12}{'vs synthbench':>15}")
         rows = [(name, synthbench_run(root, n, conc, lat, 0.2, 'b')) for name, root in clients]
-        if a.curator_python: rows.append(('bespokelabs-curator (openai backend)', curator_run(a.curator_python, n, conc, lat, 0.2, 'b')))
+        if a.curator_python:
+            rows.append(('bespokelabs-curator (openai backend)', curator_run(a.curator_python, n, conc, lat, 0.2, 'b')))
         ref = rows[0][1]
         for name, r in rows:
-            if 'failed' in r: print(f'{name:<44}   failed: {r["failed"]}'); continue
-            rps = n / r['wall']; ratio = rps / (n / ref['wall']) if 'failed' not in ref else None
-            print(f"{name:<44}{r['wall']:>8.2f}{rps:>8.0f}{r['errors']:>8}{1000 * r['cpu'] / n:>12.3f}{'-' if ratio is None else f'{ratio:.2f}':>15}")
-        if not a.curator_python: print('bespokelabs-curator: skipped (pass --curator-python PATH: a python with bespokelabs-curator installed)')
-        else: print("curator pauses all requests after a 429 for seconds_to_pause_on_rate_limit (an int, set here to its least, 1 s); "
-                    "synthbench waits what the server asks (200 ms) for that request only")
+            if 'failed' in r:
+                print(f'{name:<44}   failed: {r["failed"]}')
+                continue
+            rps = n / r['wall']
+            ratio = rps / (n / ref['wall']) if 'failed' not in ref else None
+            print(
+                f"{name:<44}{r['wall']:>8.2f}{rps:>8.0f}{r['errors']:>8}{1000 * r['cpu'] / n:>12.3f}{'-' if ratio is None else f'{ratio:.2f}':>15}"
+            )
+        if not a.curator_python:
+            print('bespokelabs-curator: skipped (pass --curator-python PATH: a python with bespokelabs-curator installed)')
+        else:
+            print(
+                "curator pauses all requests after a 429 for seconds_to_pause_on_rate_limit (an int, set here to its least, 1 s); "
+                "synthbench waits what the server asks (200 ms) for that request only"
+            )
     if 'c' not in a.skip:
         n, conc, lat = (1000, 100, 0.02) if a.quick else (3000, 100, 0.02)
         print(f'\n(c) response cache writer: {n} requests, {conc} concurrent, {lat}s latency, no faults')
         print(f"{'writer':<44}{'time s':>8}{'req/s':>8}{'commits':>9}{'cpu ms/req':>12}{'answers/commit':>16}")
         for label, fe in (('today: commit every 0.2 s', 0.2), ('now: commit every 50 ms', 0.05)):
             r = synthbench_run(ROOT, n, conc, lat, 0.0, f'w{fe}', flush_every=fe)
-            if 'failed' in r: print(f'{label:<44}   failed: {r["failed"]}'); continue
-            print(f"{label:<44}{r['wall']:>8.2f}{n / r['wall']:>8.0f}{r['commits']:>9}{1000 * r['cpu'] / n:>12.3f}{n / max(1, r['commits']):>16.0f}")
+            if 'failed' in r:
+                print(f'{label:<44}   failed: {r["failed"]}')
+                continue
+            print(
+                f"{label:<44}{r['wall']:>8.2f}{n / r['wall']:>8.0f}{r['commits']:>9}{1000 * r['cpu'] / n:>12.3f}{n / max(1, r['commits']):>16.0f}"
+            )
         print('a kill -9 loses at most the answers of one commit window (plus those still being read)')
 
 

@@ -7,21 +7,25 @@ plus the measured per-row cost of MiniLM embeddings on both engines and the proj
 
 Each (engine, size) runs in a fresh subprocess so peak memory is its own. Every Ray measurement checks that its `dup_of`
 equals the local one on the same input (stored next to the timings). Timings on a shared 2-core machine are noisy."""
+
 from __future__ import annotations
 import argparse, contextlib, json, os, re, subprocess, sys, tempfile, threading, time
 from pathlib import Path
 import numpy as np
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE)); sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 
 
-def scale_texts(n:int, dup_frac:float=0.1, seed:int=0) -> list[str]:
+def scale_texts(n: int, dup_frac: float = 0.1, seed: int = 0) -> list[str]:
     "`n` short texts (three real reference sentences each; unique triples) with `dup_frac` lightly edited copies."
     from dedup_data import pydoc_sentences, edit_typos, edit_numbers_names, edit_synonyms
+
     rng = np.random.default_rng(seed)
     sents = pydoc_sentences(6, 18)
-    n_dup = int(n * dup_frac); n_orig = n - n_dup
+    n_dup = int(n * dup_frac)
+    n_orig = n - n_dup
     tri = rng.integers(0, len(sents), size=(int(n_orig * 1.05) + 10, 3))
     tri = tri[(tri[:, 0] != tri[:, 1]) & (tri[:, 1] != tri[:, 2]) & (tri[:, 0] != tri[:, 2])]
     tri = np.unique(np.sort(tri, 1), axis=0)[:n_orig]
@@ -33,79 +37,121 @@ def scale_texts(n:int, dup_frac:float=0.1, seed:int=0) -> list[str]:
     return [texts[i] for i in rng.permutation(len(texts))]
 
 
-def _peak_sampler(stop:threading.Event, out:dict):
+def _peak_sampler(stop: threading.Event, out: dict):
     import psutil
+
     me = psutil.Process()
     while not stop.is_set():
         try:
             procs = [me] + me.children(recursive=True)
             rss = sum(p.memory_info().rss for p in procs if p.is_running())
             out['peak'] = max(out.get('peak', 0), rss)
-        except Exception: pass
+        except Exception:
+            pass
         stop.wait(0.25)
 
 
-def measure(engine:str, n:int, data_dir:str) -> dict:
+def measure(engine: str, n: int, data_dir: str) -> dict:
     "One measurement in this process: dedup exact+minhash on `n` rows; seconds, peak RSS, marks."
     import pandas as pd
     from synthbench.core import make_table
-    f = Path(data_dir)/f'texts_{n}.parquet'
+
+    f = Path(data_dir) / f'texts_{n}.parquet'
     texts = pd.read_parquet(f)['text'].tolist()
     df = make_table([{'text': t, 'id': f'r{k}'} for k, t in enumerate(texts)], source='generated')
     stop, mem = threading.Event(), {}
-    th = threading.Thread(target=_peak_sampler, args=(stop, mem), daemon=True); th.start()
+    th = threading.Thread(target=_peak_sampler, args=(stop, mem), daemon=True)
+    th.start()
     T = {}
     if engine == 'ray':
         from synthbench.run.rayengine import connect, ray_dedup
-        t = time.perf_counter(); connect(None, num_cpus=2); T['start_s'] = time.perf_counter() - t
-        t = time.perf_counter(); out = ray_dedup(df, ['exact', 'minhash'], timings=T); secs = time.perf_counter() - t
+
+        t = time.perf_counter()
+        connect(None, num_cpus=2)
+        T['start_s'] = time.perf_counter() - t
+        t = time.perf_counter()
+        out = ray_dedup(df, ['exact', 'minhash'], timings=T)
+        secs = time.perf_counter() - t
     else:
         from synthbench.stages.dedup import dedup
-        t = time.perf_counter(); out = dedup(df, ['exact', 'minhash'], progress=False); secs = time.perf_counter() - t
-    stop.set(); th.join()
-    out[['dup_of']].to_parquet(Path(data_dir)/f'dup_{engine}_{n}.parquet')
-    return {'engine': engine, 'rows': n, 'seconds': round(secs, 2), 'peak_rss_gb': round(mem.get('peak', 0) / 2**30, 2),
-            'marked': int((out['dup_of'] != '').sum()), 'steps': {k: round(v, 2) if isinstance(v, float) else v for k, v in T.items()}}
+
+        t = time.perf_counter()
+        out = dedup(df, ['exact', 'minhash'], progress=False)
+        secs = time.perf_counter() - t
+    stop.set()
+    th.join()
+    out[['dup_of']].to_parquet(Path(data_dir) / f'dup_{engine}_{n}.parquet')
+    return {
+        'engine': engine,
+        'rows': n,
+        'seconds': round(secs, 2),
+        'peak_rss_gb': round(mem.get('peak', 0) / 2**30, 2),
+        'marked': int((out['dup_of'] != '').sum()),
+        'steps': {k: round(v, 2) if isinstance(v, float) else v for k, v in T.items()},
+    }
 
 
-def measure_embed(engine:str, n:int, data_dir:str) -> dict:
+def measure_embed(engine: str, n: int, data_dir: str) -> dict:
     "Seconds per row of MiniLM embeddings (no cache) on `n` texts."
     import pandas as pd
-    texts = pd.read_parquet(Path(data_dir)/'texts_10000.parquet')['text'].tolist()[:n]
+
+    texts = pd.read_parquet(Path(data_dir) / 'texts_10000.parquet')['text'].tolist()[:n]
     stop, mem = threading.Event(), {}
-    th = threading.Thread(target=_peak_sampler, args=(stop, mem), daemon=True); th.start()
+    th = threading.Thread(target=_peak_sampler, args=(stop, mem), daemon=True)
+    th.start()
     if engine == 'ray':
         from synthbench.run.rayengine import connect, ray_embed_texts
+
         connect(None, num_cpus=2)
         with tempfile.TemporaryDirectory() as d:
-            ray_embed_texts(texts[:64], run_dir=d)                         # actors load the model: not per-row cost
-            t = time.perf_counter(); ray_embed_texts(texts, run_dir=d + '/b'); secs = time.perf_counter() - t
+            ray_embed_texts(texts[:64], run_dir=d)  # actors load the model: not per-row cost
+            t = time.perf_counter()
+            ray_embed_texts(texts, run_dir=d + '/b')
+            secs = time.perf_counter() - t
     else:
         from synthbench.llm.embed import embed_texts
+
         embed_texts(texts[:64], cache_dir=False, progress=False)
-        t = time.perf_counter(); embed_texts(texts, cache_dir=False, progress=False); secs = time.perf_counter() - t
-    stop.set(); th.join()
-    return {'engine': engine, 'rows': n, 'seconds': round(secs, 2), 'ms_per_row': round(1000 * secs / n, 2), 'rows_per_s': round(n / secs, 1),
-            'peak_rss_gb': round(mem.get('peak', 0) / 2**30, 2)}
+        t = time.perf_counter()
+        embed_texts(texts, cache_dir=False, progress=False)
+        secs = time.perf_counter() - t
+    stop.set()
+    th.join()
+    return {
+        'engine': engine,
+        'rows': n,
+        'seconds': round(secs, 2),
+        'ms_per_row': round(1000 * secs / n, 2),
+        'rows_per_s': round(n / secs, 1),
+        'peak_rss_gb': round(mem.get('peak', 0) / 2**30, 2),
+    }
 
 
-def _sub(kind:str, engine:str, n:int, data_dir:str, timeout:int) -> dict:
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get('PYTHONPATH', '')]), 'RAY_AUTH_MODE': 'disabled'}
+def _sub(kind: str, engine: str, n: int, data_dir: str, timeout: int) -> dict:
+    env = {
+        **os.environ,
+        'PYTHONPATH': os.pathsep.join([str(HERE.parent), str(HERE), os.environ.get('PYTHONPATH', '')]),
+        'RAY_AUTH_MODE': 'disabled',
+    }
     cmd = [sys.executable, __file__, '--one', kind, engine, str(n), data_dir]
     t = time.perf_counter()
     # its own session, killed as a group on timeout: the Ray cluster that ray.init started dies with it (no `ray stop --force`,
     # which would stop every Ray cluster on a shared machine)
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
-    try: out, err = proc.communicate(timeout=timeout)
+    try:
+        out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         import signal
-        with contextlib.suppress(ProcessLookupError): os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(); return {'engine': engine, 'rows': n, 'error': f'timed out after {timeout}s'}
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return {'engine': engine, 'rows': n, 'error': f'timed out after {timeout}s'}
     line = next((l for l in reversed(out.splitlines()) if l.startswith('{')), None)
     errs = err.strip().splitlines() or ['?']
-    why = next((l for l in reversed(errs) if re.search(r'\b\w*(Error|Exception)\b', l)), errs[-1])   # the exception, not Ray's retry advice
-    if proc.returncode or line is None: return {'engine': engine, 'rows': n, 'error': why.strip()[:300],
-                                             'seconds_until_failure': round(time.perf_counter() - t, 1)}
+    why = next((l for l in reversed(errs) if re.search(r'\b\w*(Error|Exception)\b', l)), errs[-1])  # the exception, not Ray's retry advice
+    if proc.returncode or line is None:
+        return {'engine': engine, 'rows': n, 'error': why.strip()[:300], 'seconds_until_failure': round(time.perf_counter() - t, 1)}
     return json.loads(line)
 
 
@@ -119,36 +165,61 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.one:
         kind, engine, n, d = a.one
-        print(json.dumps((measure if kind == 'dedup' else measure_embed)(engine, int(n), d))); return 0
+        print(json.dumps((measure if kind == 'dedup' else measure_embed)(engine, int(n), d)))
+        return 0
     import pandas as pd
+
     sizes = [int(s) for s in a.sizes.split(',')]
     res = {'dedup': [], 'embed': [], 'cpus': os.cpu_count(), 'load': os.getloadavg()}
-    print(f"{os.cpu_count()} CPUs, load average at the start {' '.join(f'{x:.2f}' for x in os.getloadavg())} (timings on a shared machine are noisy)", flush=True)
+    print(
+        f"{os.cpu_count()} CPUs, load average at the start {' '.join(f'{x:.2f}' for x in os.getloadavg())} (timings on a shared machine are noisy)",
+        flush=True,
+    )
     with tempfile.TemporaryDirectory() as d:
         for n in sorted(set(sizes) | {10000}):
-            pd.DataFrame({'text': scale_texts(n)}).to_parquet(Path(d)/f'texts_{n}.parquet')
+            pd.DataFrame({'text': scale_texts(n)}).to_parquet(Path(d) / f'texts_{n}.parquet')
         print(f"{'rows':>9} {'engine':<6} {'seconds':>8} {'peak GB':>8} {'marked':>8}  equal  steps", flush=True)
         for n in sizes:
             for eng in ('local', 'ray'):
                 r = _sub('dedup', eng, n, d, a.timeout)
-                if eng == 'ray' and 'error' not in r and (Path(d)/f'dup_local_{n}.parquet').exists():
-                    r['equal_to_local'] = bool(pd.read_parquet(Path(d)/f'dup_ray_{n}.parquet')['dup_of'].equals(pd.read_parquet(Path(d)/f'dup_local_{n}.parquet')['dup_of']))
+                if eng == 'ray' and 'error' not in r and (Path(d) / f'dup_local_{n}.parquet').exists():
+                    r['equal_to_local'] = bool(
+                        pd.read_parquet(Path(d) / f'dup_ray_{n}.parquet')['dup_of'].equals(
+                            pd.read_parquet(Path(d) / f'dup_local_{n}.parquet')['dup_of']
+                        )
+                    )
                 res['dedup'].append(r)
-                if 'error' in r: print(f"{n:>9} {eng:<6} ERROR {r['error']}", flush=True); continue
-                print(f"{n:>9} {eng:<6} {r['seconds']:>8.1f} {r['peak_rss_gb']:>8.2f} {r['marked']:>8}  {str(r.get('equal_to_local', '')):<5}  {r['steps']}", flush=True)
+                if 'error' in r:
+                    print(f"{n:>9} {eng:<6} ERROR {r['error']}", flush=True)
+                    continue
+                print(
+                    f"{n:>9} {eng:<6} {r['seconds']:>8.1f} {r['peak_rss_gb']:>8.2f} {r['marked']:>8}  {str(r.get('equal_to_local', '')):<5}  {r['steps']}",
+                    flush=True,
+                )
         if a.embed_rows:
             for eng in ('local', 'ray'):
-                r = _sub('embed', eng, a.embed_rows, d, a.timeout); res['embed'].append(r)
-                print(f"embed {a.embed_rows} rows, {eng}: " + (f"{r['seconds']}s = {r['rows_per_s']} rows/s, peak {r['peak_rss_gb']} GB -> 1M rows ~ {r['ms_per_row'] * 1e6 / 3.6e6:.1f} h on this machine"
-                                                          if 'error' not in r else f"ERROR {r['error']}"), flush=True)
+                r = _sub('embed', eng, a.embed_rows, d, a.timeout)
+                res['embed'].append(r)
+                print(
+                    f"embed {a.embed_rows} rows, {eng}: "
+                    + (
+                        f"{r['seconds']}s = {r['rows_per_s']} rows/s, peak {r['peak_rss_gb']} GB -> 1M rows ~ {r['ms_per_row'] * 1e6 / 3.6e6:.1f} h on this machine"
+                        if 'error' not in r
+                        else f"ERROR {r['error']}"
+                    ),
+                    flush=True,
+                )
     ok = [r for r in res['embed'] if 'error' not in r]
     if ok:
         best = min(r['ms_per_row'] for r in ok)
-        print(f"projection, 16 nodes x 16 cores (MiniLM, CPU, scaled from {os.cpu_count()} cores, linear in workers): "
-              f"1M rows ~ {best * 1e6 / 1000 * os.cpu_count() / 256 / 60:.1f} min")
+        print(
+            f"projection, 16 nodes x 16 cores (MiniLM, CPU, scaled from {os.cpu_count()} cores, linear in workers): "
+            f"1M rows ~ {best * 1e6 / 1000 * os.cpu_count() / 256 / 60:.1f} min"
+        )
     res['load_end'] = os.getloadavg()
     print(f"load average at the end {' '.join(f'{x:.2f}' for x in res['load_end'])}", flush=True)
-    if a.out: Path(a.out).write_text(json.dumps(res, indent=1))
+    if a.out:
+        Path(a.out).write_text(json.dumps(res, indent=1))
     return 0
 
 

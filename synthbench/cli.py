@@ -13,87 +13,121 @@ __all__ = ['COMMANDS', 'ENGINE_COMMANDS', 'ENGINE_HELP', 'engine_args', 'main', 
 
 # %% ../nbs/90_cli.ipynb #6c9858d8
 COMMANDS = {
-    'demo':     ('synthbench.run.workbench', 'the embedded main job on seeds/task_api with the local model'),
-    'run':      ('synthbench.run.workbench', 'run a pipeline declared in YAML'),
-    'generate': ('synthbench.stages.generate',  'generate examples from a seed folder (task.yaml + seeds)'),
-    'augment':  ('synthbench.stages.augment',   'paraphrase / back-translate / vary context / make edge cases'),
-    'validate': ('synthbench.stages.validate',  'rule-validate a dataset against a task spec'),
-    'judge':    ('synthbench.stages.judge',     'score examples with an LLM judge and filter'),
-    'dedup':    ('synthbench.stages.dedup',     'mark exact, MinHash and embedding near-duplicates'),
-    'audit':    ('synthbench.analysis.audit',     'diversity and bias audit, HTML report or JSON metrics'),
-    'export':   ('synthbench.stages.export',    'convert a dataset to ShareGPT / Alpaca / OpenAI chat / ChatML / Parquet'),
-    'estimate': ('synthbench.llm.cost',      'calls, tokens and dollars a run would cost'),
-    'hub':      ('synthbench.stages.hub',       'save kept rows as a Hugging Face DatasetDict (train/validation/test) with a validated dataset card'),
-    'tstr':     ('synthbench.analysis.tstr',      'train on synthetic, test on real'),
-    'finetune': ('synthbench.stages.finetune',  'fine-tune a student on an exported set (local LoRA, OpenAI job, or a GPU recipe)'),
-    'evaluate': ('synthbench.analysis.evaluate',  "score a student on the task's held-out real set (base vs fine-tuned)"),
-    'report':   ('synthbench.analysis.datawork',  'does the data work? student, TSTR and audit of a run (JSON or HTML; --compare runs)'),
+    'demo': ('synthbench.run.workbench', 'the embedded main job on seeds/task_api with the local model'),
+    'run': ('synthbench.run.workbench', 'run a pipeline declared in YAML'),
+    'generate': ('synthbench.stages.generate', 'generate examples from a seed folder (task.yaml + seeds)'),
+    'augment': ('synthbench.stages.augment', 'paraphrase / back-translate / vary context / make edge cases'),
+    'validate': ('synthbench.stages.validate', 'rule-validate a dataset against a task spec'),
+    'judge': ('synthbench.stages.judge', 'score examples with an LLM judge and filter'),
+    'dedup': ('synthbench.stages.dedup', 'mark exact, MinHash and embedding near-duplicates'),
+    'audit': ('synthbench.analysis.audit', 'diversity and bias audit, HTML report or JSON metrics'),
+    'export': ('synthbench.stages.export', 'convert a dataset to ShareGPT / Alpaca / OpenAI chat / ChatML / Parquet'),
+    'estimate': ('synthbench.llm.cost', 'calls, tokens and dollars a run would cost'),
+    'hub': ('synthbench.stages.hub', 'save kept rows as a Hugging Face DatasetDict (train/validation/test) with a validated dataset card'),
+    'tstr': ('synthbench.analysis.tstr', 'train on synthetic, test on real'),
+    'finetune': ('synthbench.stages.finetune', 'fine-tune a student on an exported set (local LoRA, OpenAI job, or a GPU recipe)'),
+    'evaluate': ('synthbench.analysis.evaluate', "score a student on the task's held-out real set (base vs fine-tuned)"),
+    'report': ('synthbench.analysis.datawork', 'does the data work? student, TSTR and audit of a run (JSON or HTML; --compare runs)'),
 }
 
-ENGINE_COMMANDS = ('audit', 'export')   # their own parsers take no --engine: `main` takes `--engine`/`--address` and runs them in `engine_scope`
+ENGINE_COMMANDS = (
+    'audit',
+    'export',
+)  # their own parsers take no --engine: `main` takes `--engine`/`--address` and runs them in `engine_scope`
 ENGINE_HELP = """engine options (synthbench):
   --engine {local,ray}  local (default) or ray: Ray Data on a cluster (audit: embeddings from an actor pool, per-row measures per batch;
                         export: the table is collected to this process and written as one file)
   --address ADDRESS     with --engine ray: the cluster ('auto', 'ray://host:10001', 'host:port'); default: start a local one"""
 
-def engine_args(rest:list[str]) -> tuple[str|None, str|None, list[str]]:
+
+def engine_args(rest: list[str]) -> tuple[str | None, str | None, list[str]]:
     "(`--engine`, `--address`, the other arguments) of a command's arguments."
     import argparse
+
     p = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    p.add_argument('--engine', default=None); p.add_argument('--address', default=None)
+    p.add_argument('--engine', default=None)
+    p.add_argument('--address', default=None)
     a, other = p.parse_known_args(rest)
     return a.engine, a.address, other
 
-def _run_engine_command(cmd:str, fn, rest:list[str]) -> int:
+
+def _run_engine_command(cmd: str, fn, rest: list[str]) -> int:
     "Run `fn(rest)` for a command of `ENGINE_COMMANDS` on the engine its `--engine`/`--address` name."
     from synthbench.run.rayengine import engine_scope, connect
+
     engine, address, rest = engine_args(rest)
     if engine not in (None, 'local', 'ray'):
-        print(f"synthbench {cmd}: --engine {engine!r} is not an engine; use --engine local or --engine ray.", file=sys.stderr); return 2
+        print(f"synthbench {cmd}: --engine {engine!r} is not an engine; use --engine local or --engine ray.", file=sys.stderr)
+        return 2
     if address and engine != 'ray':
-        print(f"synthbench {cmd}: --address {address} needs --engine ray.", file=sys.stderr); return 2
+        print(f"synthbench {cmd}: --address {address} needs --engine ray.", file=sys.stderr)
+        return 2
     if '-h' in rest or '--help' in rest:
-        try: fn(rest)
-        except SystemExit: pass
-        print(ENGINE_HELP); return 0
-    if engine == 'ray': connect(address)
-    with engine_scope(engine or 'local', address): return int(fn(rest) or 0)
+        try:
+            fn(rest)
+        except SystemExit:
+            pass
+        print(ENGINE_HELP)
+        return 0
+    if engine == 'ray':
+        connect(address)
+    with engine_scope(engine or 'local', address):
+        return int(fn(rest) or 0)
+
 
 def _usage() -> str:
     w = max(map(len, COMMANDS))
     lines = ['usage: synthbench <command> [options]   (synthbench <command> --help for its options)', '', 'commands:']
     return '\n'.join(lines + [f'  {k:<{w}}  {v[1]}' for k, v in COMMANDS.items()])
 
-def main(argv:list[str]|None=None) -> int:
+
+def main(argv: list[str] | None = None) -> int:
     "Entry point of the `synthbench` console script."
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ('-h', '--help', 'help'):
-        print(_usage()); return 0
+        print(_usage())
+        return 0
     if argv[0] in ('-V', '--version'):
-        from synthbench import __version__; print(__version__); return 0
+        from synthbench import __version__
+
+        print(__version__)
+        return 0
     cmd, rest = argv[0], argv[1:]
     if cmd not in COMMANDS:
-        print(f"synthbench: unknown command {cmd!r}.\n\n{_usage()}", file=sys.stderr); return 2
+        print(f"synthbench: unknown command {cmd!r}.\n\n{_usage()}", file=sys.stderr)
+        return 2
     modname = COMMANDS[cmd][0]
-    try: fn = getattr(importlib.import_module(modname), f'cli_{cmd}')
+    try:
+        fn = getattr(importlib.import_module(modname), f'cli_{cmd}')
     except (ImportError, AttributeError) as e:
-        print(f"synthbench {cmd}: this command is not available in this install ({e}).", file=sys.stderr); return 2
-    try: return _run_engine_command(cmd, fn, rest) if cmd in ENGINE_COMMANDS else int(fn(rest) or 0)
+        print(f"synthbench {cmd}: this command is not available in this install ({e}).", file=sys.stderr)
+        return 2
+    try:
+        return _run_engine_command(cmd, fn, rest) if cmd in ENGINE_COMMANDS else int(fn(rest) or 0)
     except KeyboardInterrupt:
-        print(f"synthbench {cmd}: interrupted; finished model calls are cached, re-run to resume.", file=sys.stderr); return 130
-    except SystemExit: raise
+        print(f"synthbench {cmd}: interrupted; finished model calls are cached, re-run to resume.", file=sys.stderr)
+        return 130
+    except SystemExit:
+        raise
     except Exception as e:
-        if os.environ.get('SYNTHBENCH_DEBUG'): raise
+        if os.environ.get('SYNTHBENCH_DEBUG'):
+            raise
         code, line = error_line(e)
-        print(f"synthbench {cmd}: {line}", file=sys.stderr); return code
+        print(f"synthbench {cmd}: {line}", file=sys.stderr)
+        return code
 
-def error_line(e:BaseException) -> tuple[int, str]:
+
+def error_line(e: BaseException) -> tuple[int, str]:
     "(exit code, one line) for an error that reached the command line: 2 for bad input or arguments, 1 for a failure."
     from synthbench.run.stage import StageError
     from synthbench.formats import InputError
     from synthbench.spec import SpecError
+
     one = lambda s: ' '.join(str(s).split())
-    if isinstance(e, StageError): return (2 if e.kind in ('config', 'input') else 1), f"failed ({e.kind}): {e.reason}"
-    if isinstance(e, (InputError, SpecError)) or type(e).__name__ == 'PipelineError': return 2, one(e)
-    if isinstance(e, OSError): return 2, f"{e.strerror or one(e)}" + (f": {e.filename}" if e.filename else '')
+    if isinstance(e, StageError):
+        return (2 if e.kind in ('config', 'input') else 1), f"failed ({e.kind}): {e.reason}"
+    if isinstance(e, (InputError, SpecError)) or type(e).__name__ == 'PipelineError':
+        return 2, one(e)
+    if isinstance(e, OSError):
+        return 2, f"{e.strerror or one(e)}" + (f": {e.filename}" if e.filename else '')
     return 1, f"internal error: {type(e).__name__}: {one(e)[:300]} (a bug: set SYNTHBENCH_DEBUG=1 for the traceback and report it)"

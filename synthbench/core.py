@@ -37,15 +37,34 @@ COLUMNS = {
     'split': 'train | eval',
 }
 SOURCES = ('seed', 'generated', 'augmented', 'real')
-_DEFAULTS = dict(messages=None, text=None, label=None, category=None, difficulty=None, source='seed',
-                 parent_id=None, op=None, round=0, model=None, prompt_id=None, tokens_in=0, tokens_out=0,
-                 cost_usd=0.0, valid=None, invalid_reason='', split='train')
+_DEFAULTS = dict(
+    messages=None,
+    text=None,
+    label=None,
+    category=None,
+    difficulty=None,
+    source='seed',
+    parent_id=None,
+    op=None,
+    round=0,
+    model=None,
+    prompt_id=None,
+    tokens_in=0,
+    tokens_out=0,
+    cost_usd=0.0,
+    valid=None,
+    invalid_reason='',
+    split='train',
+)
 
 # %% ../nbs/00_core.ipynb #d329207d
 _ws = re.compile(r'\s+')
-def normalize_text(s:str|None) -> str:
+
+
+def normalize_text(s: str | None) -> str:
     "NFKC-normalise, casefold and collapse whitespace in `s` (None -> '')."
-    if s is None: return ''
+    if s is None:
+        return ''
     return _ws.sub(' ', unicodedata.normalize('NFKC', str(s))).strip().casefold()
 
 # %% ../nbs/00_core.ipynb #40678c95
@@ -53,66 +72,90 @@ def _has_calls(m) -> bool:
     tc = m.get('tool_calls') if hasattr(m, 'get') else None
     return tc is not None and not isinstance(tc, (str, float)) and len(tc) > 0
 
+
 def calls_key(tool_calls) -> list:
     "A tool-call turn's calls as [name, arguments] pairs, arguments as canonical JSON (so key order and spacing do not matter)."
     out = []
     for c in tool_calls:
         f = (c.get('function') if hasattr(c, 'get') else None) or {}
         a = f.get('arguments')
-        try: a = json.dumps(json.loads(a) if isinstance(a, str) else a, sort_keys=True, ensure_ascii=False, default=str)
-        except (TypeError, ValueError): a = normalize_text(a)
+        try:
+            a = json.dumps(json.loads(a) if isinstance(a, str) else a, sort_keys=True, ensure_ascii=False, default=str)
+        except (TypeError, ValueError):
+            a = normalize_text(a)
         out.append([str(f.get('name')), a])
     return out
 
-def content_id(messages:list|None=None, # OpenAI chat messages
-               text:str|None=None,      # classification text (used when `messages` is None)
-               label:str|None=None,     # classification label
-               n:int=16                 # hex digits to keep
-              ) -> str:
+
+def content_id(
+    messages: list | None = None,  # OpenAI chat messages
+    text: str | None = None,  # classification text (used when `messages` is None)
+    label: str | None = None,  # classification label
+    n: int = 16,  # hex digits to keep
+) -> str:
     "Stable id: hash of the normalised content of an example."
     key: list
     if messages is not None:
-        key = [[normalize_text(m.get('role')), normalize_text(m.get('content'))] + ([calls_key(m['tool_calls'])] if _has_calls(m) else [])
-               for m in messages]
-    else: key = ['text', normalize_text(text), normalize_text(label)]
+        key = [
+            [normalize_text(m.get('role')), normalize_text(m.get('content'))] + ([calls_key(m['tool_calls'])] if _has_calls(m) else [])
+            for m in messages
+        ]
+    else:
+        key = ['text', normalize_text(text), normalize_text(label)]
     return hashlib.blake2b(json.dumps(key, ensure_ascii=False).encode(), digest_size=16).hexdigest()[:n]
 
 # %% ../nbs/00_core.ipynb #a2a858aa
 def _is_missing(x) -> bool:
-    if x is None: return True
-    try: return bool(pd.isna(x)) if not isinstance(x, (list, dict, tuple)) else False
-    except (TypeError, ValueError): return False
+    if x is None:
+        return True
+    try:
+        return bool(pd.isna(x)) if not isinstance(x, (list, dict, tuple)) else False
+    except (TypeError, ValueError):
+        return False
 
-def example_text(row:Mapping, roles:Iterable[str]|None=None) -> str:
+
+def example_text(row: Mapping, roles: Iterable[str] | None = None) -> str:
     "One string for an example: chat turns as `role: content` lines (only `roles` if given), else `text`."
     msgs = row.get('messages')
     if msgs is not None and not _is_missing(msgs):
-        return '\n'.join(f"{m.get('role')}: {m.get('content') or ''}" + (''.join(f' [call {n}({a})]' for n, a in calls_key(m['tool_calls'])) if _has_calls(m) else '')
-                         for m in msgs if roles is None or m.get('role') in roles)
+        return '\n'.join(
+            f"{m.get('role')}: {m.get('content') or ''}"
+            + (''.join(f' [call {n}({a})]' for n, a in calls_key(m['tool_calls'])) if _has_calls(m) else '')
+            for m in msgs
+            if roles is None or m.get('role') in roles
+        )
     t = row.get('text')
     return '' if _is_missing(t) else str(t)
 
-def split_reply(x:Mapping|pd.Series|Sequence, # a row (chat `messages`, or `text`/`label`) or a chat's messages
-                trailing:bool=False    # the reply is every assistant turn at the end of the chat, not only the last
-               ) -> tuple[list[dict], list[dict]]:
+
+def split_reply(
+    x: Mapping | pd.Series | Sequence,  # a row (chat `messages`, or `text`/`label`) or a chat's messages
+    trailing: bool = False,  # the reply is every assistant turn at the end of the chat, not only the last
+) -> tuple[list[dict], list[dict]]:
     "(prompt, reply) of an example: the turns asked and the assistant turn(s) ending the chat ([] when it does not end with one)."
-    if isinstance(x, (Mapping, pd.Series)):   # a dict, or a table row as pandas hands it to `df.apply(..., axis=1)`
+    if isinstance(x, (Mapping, pd.Series)):  # a dict, or a table row as pandas hands it to `df.apply(..., axis=1)`
         msgs = x.get('messages')
         if msgs is None or _is_missing(msgs):
             t, l = x.get('text'), x.get('label')
-            return ([{'role': 'user', 'content': '' if _is_missing(t) else str(t)}],
-                    [] if _is_missing(l) else [{'role': 'assistant', 'content': str(l)}])
-    else: msgs = x
+            return (
+                [{'role': 'user', 'content': '' if _is_missing(t) else str(t)}],
+                [] if _is_missing(l) else [{'role': 'assistant', 'content': str(l)}],
+            )
+    else:
+        msgs = x
     msgs = [dict(m) for m in msgs]
     k = len(msgs)
-    while k and msgs[k - 1].get('role') == 'assistant' and (trailing or k == len(msgs)): k -= 1
+    while k and msgs[k - 1].get('role') == 'assistant' and (trailing or k == len(msgs)):
+        k -= 1
     return msgs[:k], msgs[k:]
 
-def prompt_text(row:Mapping) -> str:
+
+def prompt_text(row: Mapping) -> str:
     "The input side of an example: the user turns of a chat, or the `text` of a classification row."
     return '\n'.join(str(m.get('content') or '') for m in split_reply(row)[0] if m.get('role') == 'user')
 
-def response_text(row:Mapping) -> str:
+
+def response_text(row: Mapping) -> str:
     "The output side of an example: the last assistant turn of a chat, or the `label` of a classification row."
     msgs = row.get('messages')
     if msgs is not None and not _is_missing(msgs):
@@ -122,98 +165,136 @@ def response_text(row:Mapping) -> str:
     return '' if _is_missing(l) else str(l)
 
 # %% ../nbs/00_core.ipynb #97a3d778
-def _row_id(r:Mapping) -> str:
+def _row_id(r: Mapping) -> str:
     msgs = r.get('messages')
-    if not _is_missing(msgs): return content_id(msgs)
+    if not _is_missing(msgs):
+        return content_id(msgs)
     return content_id(text=r.get('text'), label=r.get('label'))
 
-def order_columns(df:pd.DataFrame) -> pd.DataFrame:
+
+def order_columns(df: pd.DataFrame) -> pd.DataFrame:
     "Standard columns first (in `COLUMNS` order), then the rest as they were."
     std = [c for c in COLUMNS if c in df.columns]
     return df[std + [c for c in df.columns if c not in COLUMNS]]
 
-def make_table(records:Iterable[Mapping]|pd.DataFrame=(), # examples: dicts with `messages` or `text`(+`label`)
-               **defaults                                  # values for columns the records lack, e.g. source='real'
-              ) -> pd.DataFrame:
+
+def make_table(
+    records: Iterable[Mapping] | pd.DataFrame = (),  # examples: dicts with `messages` or `text`(+`label`)
+    **defaults,  # values for columns the records lack, e.g. source='real'
+) -> pd.DataFrame:
     "A table of examples with every standard column, ids filled in, and standard column order."
     recs = records.to_dict('records') if isinstance(records, pd.DataFrame) else [dict(r) for r in records]
     base = {**_DEFAULTS, **defaults}
     rows = []
     for r in recs:
-        row = {**base, **{k:v for k,v in r.items() if not (_is_missing(v) and k in base and base[k] is not None)}}
-        if _is_missing(row.get('id')): row['id'] = _row_id(row)
+        row = {**base, **{k: v for k, v in r.items() if not (_is_missing(v) and k in base and base[k] is not None)}}
+        if _is_missing(row.get('id')):
+            row['id'] = _row_id(row)
         rows.append(row)
     df = pd.DataFrame(rows, columns=list(dict.fromkeys([*COLUMNS, *(k for r in rows for k in r)])))
-    for c in ('round', 'tokens_in', 'tokens_out'): df[c] = df[c].fillna(0).astype('int64')
+    for c in ('round', 'tokens_in', 'tokens_out'):
+        df[c] = df[c].fillna(0).astype('int64')
     df['cost_usd'] = df['cost_usd'].fillna(0.0).astype('float64')
     df['valid'] = df['valid'].astype('object')
     return order_columns(df.reset_index(drop=True))
 
 # %% ../nbs/00_core.ipynb #afa8e77d
-def check_table(df, stage:str='this stage') -> pd.DataFrame:
+def check_table(df, stage: str = 'this stage') -> pd.DataFrame:
     "Raise a clear error if `df` is not an example table; return it unchanged otherwise."
     if not isinstance(df, pd.DataFrame):
-        raise TypeError(f"{stage} expects a pandas DataFrame of examples, got {type(df).__name__}; build one with synthbench.core.make_table(records).")
+        raise TypeError(
+            f"{stage} expects a pandas DataFrame of examples, got {type(df).__name__}; build one with synthbench.core.make_table(records)."
+        )
     if 'messages' not in df.columns and 'text' not in df.columns:
-        raise ValueError(f"{stage}: the table has neither a 'messages' nor a 'text' column (columns: {list(df.columns)}); load data with synthbench.formats.load_examples or make_table.")
+        raise ValueError(
+            f"{stage}: the table has neither a 'messages' nor a 'text' column (columns: {list(df.columns)}); load data with synthbench.formats.load_examples or make_table."
+        )
     missing = [c for c in ('id', 'source') if c not in df.columns]
-    if missing: raise ValueError(f"{stage}: the table lacks column(s) {missing}; pass it through synthbench.core.make_table(df) first.")
+    if missing:
+        raise ValueError(f"{stage}: the table lacks column(s) {missing}; pass it through synthbench.core.make_table(df) first.")
     return df
 
 # %% ../nbs/00_core.ipynb #ea8bedf0
-def concat_tables(*dfs:pd.DataFrame, drop_duplicate_ids:bool=False) -> pd.DataFrame:
+def concat_tables(*dfs: pd.DataFrame, drop_duplicate_ids: bool = False) -> pd.DataFrame:
     "Stack example tables; columns unioned, standard ones first. Duplicate ids raise unless `drop_duplicate_ids`."
     tables = [make_table(d) if 'id' not in d.columns else d for d in dfs if d is not None and len(d.columns)]
-    if not tables: return make_table([])
+    if not tables:
+        return make_table([])
     df = pd.concat(tables, ignore_index=True)
     dup = df['id'].duplicated()
     if dup.any():
         if not drop_duplicate_ids:
             ids = df.loc[dup, 'id'].unique()[:5].tolist()
-            raise ValueError(f"concat_tables: {int(dup.sum())} row(s) repeat an id already present (e.g. {ids}); pass drop_duplicate_ids=True to keep the first of each, or dedup first.")
+            raise ValueError(
+                f"concat_tables: {int(dup.sum())} row(s) repeat an id already present (e.g. {ids}); pass drop_duplicate_ids=True to keep the first of each, or dedup first."
+            )
         df = df[~dup]
     return make_table(df)
 
 # %% ../nbs/00_core.ipynb #1723b892
 from pathlib import Path  # noqa: E402  (the chapter introduces it here)
 
-def seeds_path(name:str|Path|None=None) -> Path:
+
+def seeds_path(name: str | Path | None = None) -> Path:
     "Folder of the built-in seed set `name` (e.g. 'task_api'), or `name` itself if it is an existing path; no name: the seeds root."
-    if name is not None and Path(name).expanduser().exists(): return Path(name).expanduser()
+    if name is not None and Path(name).expanduser().exists():
+        return Path(name).expanduser()
     import importlib.util
+
     spec = importlib.util.find_spec('synthbench')
-    if spec is None or spec.origin is None: raise FileNotFoundError("synthbench is not importable as a package (no module spec); reinstall synthbench or pass a seed folder path.")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError(
+            "synthbench is not importable as a package (no module spec); reinstall synthbench or pass a seed folder path."
+        )
     here = Path(spec.origin).resolve().parent
-    roots = [here/'seeds', here.parent/'seeds']
+    roots = [here / 'seeds', here.parent / 'seeds']
     root = next((r for r in roots if r.is_dir()), None)
-    if root is None: raise FileNotFoundError(f"synthbench's seed sets were not found (looked in {', '.join(map(str, roots))}); reinstall synthbench or pass a seed folder path.")
-    if name is None: return root
-    p = root/str(name)
+    if root is None:
+        raise FileNotFoundError(
+            f"synthbench's seed sets were not found (looked in {', '.join(map(str, roots))}); reinstall synthbench or pass a seed folder path."
+        )
+    if name is None:
+        return root
+    p = root / str(name)
     if not p.is_dir():
-        have = sorted(d.name for d in root.iterdir() if (d/'task.yaml').exists())
-        raise FileNotFoundError(f"No seed set or folder named {str(name)!r}; built-in seed sets: {have}; or pass the path of a folder holding task.yaml and a seed file.")
+        have = sorted(d.name for d in root.iterdir() if (d / 'task.yaml').exists())
+        raise FileNotFoundError(
+            f"No seed set or folder named {str(name)!r}; built-in seed sets: {have}; or pass the path of a folder holding task.yaml and a seed file."
+        )
     return p
 
 # %% ../nbs/00_core.ipynb #e714306c
-def _cell(v, maxlen:int) -> str:
+def _cell(v, maxlen: int) -> str:
     if isinstance(v, list) and v and isinstance(v[0], Mapping):
         s = '\n'.join(f"{m.get('role')}: {m.get('content')}" for m in v)
-    elif _is_missing(v): s = ''
-    else: s = str(v)
-    if len(s) > maxlen: s = s[:maxlen] + '…'
+    elif _is_missing(v):
+        s = ''
+    else:
+        s = str(v)
+    if len(s) > maxlen:
+        s = s[:maxlen] + '…'
     return html.escape(s).replace('\n', '<br>')
 
-def examples_html(df:pd.DataFrame, cols:Iterable[str]|None=None, n:int=20, maxlen:int=400) -> str:
+
+def examples_html(df: pd.DataFrame, cols: Iterable[str] | None = None, n: int = 20, maxlen: int = 400) -> str:
     "An HTML table of the first `n` rows of `df` (all values escaped)."
-    cols = [c for c in (cols or ['id', 'messages', 'text', 'label', 'category', 'difficulty', 'source', 'op', 'valid', 'invalid_reason']) if c in df.columns]
+    cols = [
+        c
+        for c in (cols or ['id', 'messages', 'text', 'label', 'category', 'difficulty', 'source', 'op', 'valid', 'invalid_reason'])
+        if c in df.columns
+    ]
     cols = [c for c in cols if not df[c].map(_is_missing).all()] or cols
     head = ''.join(f'<th>{html.escape(str(c))}</th>' for c in cols)
-    body = ''.join('<tr>' + ''.join(f'<td style="text-align:left;vertical-align:top">{_cell(r[c], maxlen)}</td>' for c in cols) + '</tr>'
-                   for r in df.head(n).to_dict('records'))
+    body = ''.join(
+        '<tr>' + ''.join(f'<td style="text-align:left;vertical-align:top">{_cell(r[c], maxlen)}</td>' for c in cols) + '</tr>'
+        for r in df.head(n).to_dict('records')
+    )
     more = f'<p>{len(df) - n} more rows</p>' if len(df) > n else ''
     return f'<table class="synthbench-examples"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{more}'
 
-def show_examples(df:pd.DataFrame, cols:Iterable[str]|None=None, n:int=20, maxlen:int=400):
+
+def show_examples(df: pd.DataFrame, cols: Iterable[str] | None = None, n: int = 20, maxlen: int = 400):
     "Display `examples_html` in the notebook."
     from IPython.display import HTML
+
     return HTML(examples_html(df, cols, n, maxlen))

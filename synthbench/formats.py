@@ -20,49 +20,75 @@ __all__ = ['ROLES', 'SHAREGPT_TO_ROLE', 'ROLE_TO_SHAREGPT', 'FORMATS', 'SAVE_FOR
            'save_examples', 'check_output_path']
 
 # %% ../nbs/02_formats.ipynb #22e84873
-def error_text(file,                  # the file the problem is in
-               problem:str,           # what is wrong
-               fix:str='',            # what to do about it
-               line:int|None=None,    # its line in the file
-               where:str|None=None,   # another place in the file: 'item 3', 'row 7', 'line 2, column 5'
-               field:str|None=None    # the field or key
-              ) -> str:
+def error_text(
+    file,  # the file the problem is in
+    problem: str,  # what is wrong
+    fix: str = '',  # what to do about it
+    line: int | None = None,  # its line in the file
+    where: str | None = None,  # another place in the file: 'item 3', 'row 7', 'line 2, column 5'
+    field: str | None = None,  # the field or key
+) -> str:
     "The one shape of an input problem: `file, line N, where, field 'x': problem. Fix: fix` (parts not given are left out)."
     loc = ', '.join(x for x in (str(file), f'line {line}' if line else None, where, f"field '{field}'" if field else None) if x)
     return f"{loc}: {problem}" + (f". Fix: {fix}" if fix else '')
 
+
 class InputError(ValueError):
     "A problem with an input file: its `file`, `line`, `where` (item/row/column), `field`, `problem` and `fix`; `SpecError` and `PipelineError` are kinds of it."
-    def __init__(self, file, problem:str, fix:str='', where:str|None=None, field:str|None=None, line:int|None=None):
+
+    def __init__(self, file, problem: str, fix: str = '', where: str | None = None, field: str | None = None, line: int | None = None):
         self.file, self.problem, self.fix, self.where, self.field, self.line = str(file), problem, fix, where, field, line
         super().__init__(error_text(self.file, problem, fix, line, where, field))
 
 # %% ../nbs/02_formats.ipynb #c38b9549
 ROLES = ('system', 'user', 'assistant', 'tool')
-SHAREGPT_TO_ROLE = {'human': 'user', 'user': 'user', 'gpt': 'assistant', 'assistant': 'assistant', 'bot': 'assistant',
-                    'model': 'assistant', 'chatgpt': 'assistant', 'system': 'system', 'observation': 'tool',
-                    'tool': 'tool', 'function_call': 'assistant'}
+SHAREGPT_TO_ROLE = {
+    'human': 'user',
+    'user': 'user',
+    'gpt': 'assistant',
+    'assistant': 'assistant',
+    'bot': 'assistant',
+    'model': 'assistant',
+    'chatgpt': 'assistant',
+    'system': 'system',
+    'observation': 'tool',
+    'tool': 'tool',
+    'function_call': 'assistant',
+}
 ROLE_TO_SHAREGPT = {'user': 'human', 'assistant': 'gpt', 'system': 'system', 'tool': 'observation'}
 
 # %% ../nbs/02_formats.ipynb #56fe312a
 FORMATS = ('messages', 'sharegpt', 'alpaca', 'text', 'chatml')
 _ALIASES = {'openai': 'messages', 'chat': 'messages', 'table': None, 'auto': None, 'label': 'text'}
-_CONTENT_KEYS = {'messages': ('messages',), 'sharegpt': ('conversations', 'system'),
-                 'alpaca': ('instruction', 'input', 'output', 'system', 'history'), 'text': ('text', 'label'), 'chatml': ('text',)}
+_CONTENT_KEYS = {
+    'messages': ('messages',),
+    'sharegpt': ('conversations', 'system'),
+    'alpaca': ('instruction', 'input', 'output', 'system', 'history'),
+    'text': ('text', 'label'),
+    'chatml': ('text',),
+}
 _FORM_HELP = "one of: 'messages' (OpenAI chat), 'conversations' (ShareGPT), 'instruction'+'output' (Alpaca), 'text' (+'label')"
 
-def _canon_format(format:str|None) -> str|None:
-    if format is None: return None
+
+def _canon_format(format: str | None) -> str | None:
+    if format is None:
+        return None
     f = str(format).lower()
-    if f in FORMATS: return f
-    if f in _ALIASES: return _ALIASES[f]
+    if f in FORMATS:
+        return f
+    if f in _ALIASES:
+        return _ALIASES[f]
     raise ValueError(f"unknown format {format!r}; use one of {FORMATS + tuple(_ALIASES)} or None to detect it")
 
-def detect_format(rec:Mapping) -> str|None:
+
+def detect_format(rec: Mapping) -> str | None:
     "The form of one record from its keys: 'messages', 'sharegpt', 'alpaca', 'chatml', 'text', or None."
-    if 'messages' in rec and not (_is_missing(rec['messages']) and 'text' in rec and not _is_missing(rec['text'])): return 'messages'
-    if 'conversations' in rec: return 'sharegpt'
-    if 'instruction' in rec: return 'alpaca'
+    if 'messages' in rec and not (_is_missing(rec['messages']) and 'text' in rec and not _is_missing(rec['text'])):
+        return 'messages'
+    if 'conversations' in rec:
+        return 'sharegpt'
+    if 'instruction' in rec:
+        return 'alpaca'
     if 'text' in rec:
         t = rec['text']
         return 'chatml' if isinstance(t, str) and t.lstrip().startswith('<|im_start|>') else 'text'
@@ -71,15 +97,20 @@ def detect_format(rec:Mapping) -> str|None:
 # %% ../nbs/02_formats.ipynb #772f28ba
 def _to_py(v):
     "Plain Python from numpy arrays/scalars (as Parquet gives them)."
-    if hasattr(v, 'tolist') and not isinstance(v, (str, bytes)): v = v.tolist()
-    if isinstance(v, Mapping): return {k: _to_py(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)): return [_to_py(x) for x in v]
+    if hasattr(v, 'tolist') and not isinstance(v, (str, bytes)):
+        v = v.tolist()
+    if isinstance(v, Mapping):
+        return {k: _to_py(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_to_py(x) for x in v]
     return v
+
 
 def _json_value(v, err, field):
     "Parse `v` if it is a JSON string (CSV/Parquet store lists that way), else return it as plain Python."
     if isinstance(v, str):
-        try: return json.loads(v)
+        try:
+            return json.loads(v)
         except json.JSONDecodeError as e:
             raise err(f"is a string that is not valid JSON ({e.msg} at char {e.pos})", f"store '{field}' as a JSON list", field) from None
     return _to_py(v)
@@ -88,7 +119,11 @@ def _json_value(v, err, field):
 def _check_messages(msgs, err, field='messages') -> list[dict]:
     msgs = _json_value(msgs, err, field)
     if not isinstance(msgs, list):
-        raise err(f"must be a list of {{'role', 'content'}} messages, got {type(msgs).__name__}", 'write it as [{"role": "user", "content": "..."}, ...]', field)
+        raise err(
+            f"must be a list of {{'role', 'content'}} messages, got {type(msgs).__name__}",
+            'write it as [{"role": "user", "content": "..."}, ...]',
+            field,
+        )
     out = []
     for i, m in enumerate(msgs):
         if not isinstance(m, Mapping):
@@ -100,10 +135,15 @@ def _check_messages(msgs, err, field='messages') -> list[dict]:
         out.append(m)
     return out
 
+
 def _from_sharegpt(convs, err, system=None) -> list[dict]:
     convs = _json_value(convs, err, 'conversations')
     if not isinstance(convs, list):
-        raise err(f"must be a list of {{'from', 'value'}} turns, got {type(convs).__name__}", 'write it as [{"from": "human", "value": "..."}, ...]', 'conversations')
+        raise err(
+            f"must be a list of {{'from', 'value'}} turns, got {type(convs).__name__}",
+            'write it as [{"from": "human", "value": "..."}, ...]',
+            'conversations',
+        )
     msgs: list[dict] = [{'role': 'system', 'content': system}] if isinstance(system, str) and system else []
     for i, t in enumerate(convs):
         if not isinstance(t, Mapping) or 'from' not in t:
@@ -111,15 +151,20 @@ def _from_sharegpt(convs, err, system=None) -> list[dict]:
         who = str(t['from']).lower()
         if who not in SHAREGPT_TO_ROLE:
             close = difflib.get_close_matches(who, SHAREGPT_TO_ROLE, 1)
-            raise err(f"turn {i} has from={t['from']!r}, which is not a ShareGPT speaker" + (f" (did you mean {close[0]!r}?)" if close else ''),
-                      f"use one of {sorted(SHAREGPT_TO_ROLE)}", 'conversations')
+            raise err(
+                f"turn {i} has from={t['from']!r}, which is not a ShareGPT speaker" + (f" (did you mean {close[0]!r}?)" if close else ''),
+                f"use one of {sorted(SHAREGPT_TO_ROLE)}",
+                'conversations',
+            )
         extra = {k: v for k, v in t.items() if k not in ('from', 'value') and not _is_missing(v)}
         msgs.append({'role': SHAREGPT_TO_ROLE[who], 'content': t.get('value'), **extra})
     return msgs
 
+
 def _from_alpaca(rec, err) -> list[dict]:
     for k in ('instruction', 'output'):
-        if k not in rec: raise err("missing (an Alpaca record needs 'instruction' and 'output')", f"add '{k}'", k)
+        if k not in rec:
+            raise err("missing (an Alpaca record needs 'instruction' and 'output')", f"add '{k}'", k)
     msgs = [{'role': 'system', 'content': rec['system']}] if isinstance(rec.get('system'), str) and rec['system'] else []
     hist = rec.get('history')
     if not _is_missing(hist):
@@ -134,112 +179,190 @@ def _from_alpaca(rec, err) -> list[dict]:
 
 # %% ../nbs/02_formats.ipynb #ba0d3e23
 _chatml_re = re.compile(r'<\|im_start\|>([^\n]*)\n(.*?)<\|im_end\|>', re.S)
-def from_chatml(text:str) -> list[dict]:
+
+
+def from_chatml(text: str) -> list[dict]:
     "Messages from ChatML text (`<|im_start|>role\\ncontent<|im_end|>` blocks)."
     return [{'role': r.strip(), 'content': c} for r, c in _chatml_re.findall(text)]
 
-def to_chatml(messages:list[dict]) -> str:
+
+def to_chatml(messages: list[dict]) -> str:
     "ChatML text for `messages`: `<|im_start|>role\\ncontent<|im_end|>` blocks joined by newlines."
     return '\n'.join(f"<|im_start|>{m['role']}\n{m.get('content') or ''}<|im_end|>" for m in messages)
 
 # %% ../nbs/02_formats.ipynb #565c54fe
-def record_to_example(rec:Mapping,            # one record read from a file
-                      format:str|None=None,   # force a form; None detects it from the keys
-                      file:str='<records>',   # file name, for errors
-                      where:str|None=None     # location in the file ('line 3'), for errors
-                     ) -> dict:
+def record_to_example(
+    rec: Mapping,  # one record read from a file
+    format: str | None = None,  # force a form; None detects it from the keys
+    file: str = '<records>',  # file name, for errors
+    where: str | None = None,  # location in the file ('line 3'), for errors
+) -> dict:
     "One example dict (`messages` or `text`/`label`, plus the record's other keys) from a record in any supported form."
-    def err(problem, fix='', field=None): return InputError(file, problem, fix, where, field)
+
+    def err(problem, fix='', field=None):
+        return InputError(file, problem, fix, where, field)
+
     if not isinstance(rec, Mapping):
         raise err(f"expected a JSON object per record, got {type(rec).__name__}", 'write one {...} object per line/item')
     fmt = _canon_format(format) or detect_format(rec)
     if fmt is None:
         keys = list(rec)
-        close = sorted({c for k in keys for c in difflib.get_close_matches(str(k), ['messages', 'conversations', 'instruction', 'output', 'text', 'label'], 1, 0.7)})
+        close = sorted(
+            {
+                c
+                for k in keys
+                for c in difflib.get_close_matches(str(k), ['messages', 'conversations', 'instruction', 'output', 'text', 'label'], 1, 0.7)
+            }
+        )
         hint = f" (did you mean {close}?)" if close else ''
-        raise err(f"no content field: found keys {keys}, expected {_FORM_HELP}{hint}",
-                  "rename the columns (load_examples(..., rename={'question': 'text'})) or pass format=")
+        raise err(
+            f"no content field: found keys {keys}, expected {_FORM_HELP}{hint}",
+            "rename the columns (load_examples(..., rename={'question': 'text'})) or pass format=",
+        )
     need = {'messages': 'messages', 'sharegpt': 'conversations', 'alpaca': 'instruction', 'text': 'text', 'chatml': 'text'}[fmt]
-    if need not in rec: raise err(f"missing (format={fmt!r} needs it; keys found: {list(rec)})", f"add '{need}' or pass the right format=", need)
+    if need not in rec:
+        raise err(f"missing (format={fmt!r} needs it; keys found: {list(rec)})", f"add '{need}' or pass the right format=", need)
     extra = {k: _to_py(v) for k, v in rec.items() if k not in _CONTENT_KEYS[fmt]}
-    if isinstance(extra.get('tools'), str): extra['tools'] = _json_value(extra['tools'], err, 'tools')   # ShareGPT/LLaMA-Factory keep tools as a JSON string
+    if isinstance(extra.get('tools'), str):
+        extra['tools'] = _json_value(extra['tools'], err, 'tools')  # ShareGPT/LLaMA-Factory keep tools as a JSON string
     if fmt == 'messages':
         msgs = rec['messages']
         return {**extra, 'messages': None if _is_missing(msgs) else _check_messages(msgs, err)}
-    if fmt == 'sharegpt': return {**extra, 'messages': _from_sharegpt(rec['conversations'], err, rec.get('system'))}
-    if fmt == 'alpaca': return {**extra, 'messages': _from_alpaca(rec, err)}
+    if fmt == 'sharegpt':
+        return {**extra, 'messages': _from_sharegpt(rec['conversations'], err, rec.get('system'))}
+    if fmt == 'alpaca':
+        return {**extra, 'messages': _from_alpaca(rec, err)}
     t = rec['text']
     if fmt == 'chatml':
         msgs = from_chatml(t) if isinstance(t, str) else []
-        if not msgs: raise err('has no <|im_start|>role\\ncontent<|im_end|> blocks', 'write ChatML blocks or load it as format="text"', 'text')
+        if not msgs:
+            raise err('has no <|im_start|>role\\ncontent<|im_end|> blocks', 'write ChatML blocks or load it as format="text"', 'text')
         return {**extra, 'messages': msgs}
-    if not _is_missing(t) and not isinstance(t, str): raise err(f"must be a string, got {type(t).__name__}", 'quote the text', 'text')
+    if not _is_missing(t) and not isinstance(t, str):
+        raise err(f"must be a string, got {type(t).__name__}", 'quote the text', 'text')
     lab = rec.get('label')
-    return {**extra, 'text': None if _is_missing(t) else t, 'label': None if _is_missing(lab) else (lab if isinstance(lab, str) else str(lab))}
+    return {
+        **extra,
+        'text': None if _is_missing(t) else t,
+        'label': None if _is_missing(lab) else (lab if isinstance(lab, str) else str(lab)),
+    }
 
 # %% ../nbs/02_formats.ipynb #d00f294d
-def _decode(raw:bytes, file, encoding:str='utf-8', lenient:bool=False, skipped:list|None=None) -> str:
+def _decode(raw: bytes, file, encoding: str = 'utf-8', lenient: bool = False, skipped: list | None = None) -> str:
     "Text of `raw`, with clear errors for UTF-16/32 files and bytes that are not `encoding`."
     if encoding.lower().replace('-', '').replace('_', '') in ('utf8', 'utf8sig'):
-        for bom, name in ((b'\xff\xfe\x00\x00', 'UTF-32'), (b'\x00\x00\xfe\xff', 'UTF-32'), (b'\xff\xfe', 'UTF-16'), (b'\xfe\xff', 'UTF-16')):
+        for bom, name in (
+            (b'\xff\xfe\x00\x00', 'UTF-32'),
+            (b'\x00\x00\xfe\xff', 'UTF-32'),
+            (b'\xff\xfe', 'UTF-16'),
+            (b'\xfe\xff', 'UTF-16'),
+        ):
             if raw.startswith(bom):
-                raise InputError(file, f"the file is {name} encoded (it starts with a {name} byte-order mark), not UTF-8",
-                                 f"re-save it as UTF-8 (e.g. `iconv -f {name} -t UTF-8 in > out`) or pass encoding='{name.lower()}'")
+                raise InputError(
+                    file,
+                    f"the file is {name} encoded (it starts with a {name} byte-order mark), not UTF-8",
+                    f"re-save it as UTF-8 (e.g. `iconv -f {name} -t UTF-8 in > out`) or pass encoding='{name.lower()}'",
+                )
         if raw[:4000].count(b'\x00') > len(raw[:4000]) // 8:
-            raise InputError(file, "the file has many NUL bytes: it looks UTF-16/UTF-32 encoded (without a byte-order mark) or binary, not UTF-8 text",
-                             "re-save it as UTF-8 (e.g. `iconv -f UTF-16LE -t UTF-8 in > out`) or pass encoding='utf-16-le'")
+            raise InputError(
+                file,
+                "the file has many NUL bytes: it looks UTF-16/UTF-32 encoded (without a byte-order mark) or binary, not UTF-8 text",
+                "re-save it as UTF-8 (e.g. `iconv -f UTF-16LE -t UTF-8 in > out`) or pass encoding='utf-16-le'",
+            )
         encoding = 'utf-8-sig'
-    try: return raw.decode(encoding)
+    try:
+        return raw.decode(encoding)
     except UnicodeDecodeError as e:
         lines = raw.split(b'\n')
         line = raw.count(b'\n', 0, e.start) + 1
         if not lenient:
             col = e.start - (raw.rfind(b'\n', 0, e.start) + 1) + 1
             guess = ''
-            try: raw.decode('cp1252'); guess = '; it looks Latin-1/Windows-1252 encoded'
-            except UnicodeDecodeError: pass
-            raise InputError(file, f"byte 0x{raw[e.start]:02x} at column {col} is not valid {encoding.replace('-sig', '').upper()}{guess}",
-                             "re-save the file as UTF-8 (e.g. `iconv -f latin1 -t UTF-8 in > out`) or pass encoding='latin-1'", where=f'line {line}') from None
-        if skipped is None: raise ValueError("_decode(lenient=True) needs a `skipped` list to report the lines it skips") from None
+            try:
+                raw.decode('cp1252')
+                guess = '; it looks Latin-1/Windows-1252 encoded'
+            except UnicodeDecodeError:
+                pass
+            raise InputError(
+                file,
+                f"byte 0x{raw[e.start]:02x} at column {col} is not valid {encoding.replace('-sig', '').upper()}{guess}",
+                "re-save the file as UTF-8 (e.g. `iconv -f latin1 -t UTF-8 in > out`) or pass encoding='latin-1'",
+                where=f'line {line}',
+            ) from None
+        if skipped is None:
+            raise ValueError("_decode(lenient=True) needs a `skipped` list to report the lines it skips") from None
         good = []
         for i, l in enumerate(lines, 1):
-            try: good.append(l.decode(encoding))
+            try:
+                good.append(l.decode(encoding))
             except UnicodeDecodeError as le:
-                skipped.append((f'line {i}', f"byte 0x{l[le.start]:02x} is not valid UTF-8 (wrong encoding)")); good.append('')
+                skipped.append((f'line {i}', f"byte 0x{l[le.start]:02x} is not valid UTF-8 (wrong encoding)"))
+                good.append('')
         return '\n'.join(good)
 
 # %% ../nbs/02_formats.ipynb #1c5ac12f
 _JSON_COLS = ('messages', 'conversations', 'history', 'tools')
-_TEXT_COLS = ('id', 'text', 'label', 'instruction', 'input', 'output', 'system', 'category', 'difficulty', 'source', 'parent_id',
-              'op', 'model', 'prompt_id', 'invalid_reason', 'split')
+_TEXT_COLS = (
+    'id',
+    'text',
+    'label',
+    'instruction',
+    'input',
+    'output',
+    'system',
+    'category',
+    'difficulty',
+    'source',
+    'parent_id',
+    'op',
+    'model',
+    'prompt_id',
+    'invalid_reason',
+    'split',
+)
+
 
 def _csv_value(k, v):
-    if v == '': return None
-    if k in _JSON_COLS or k in _TEXT_COLS: return v
-    if k == 'valid' or v.lower() in ('true', 'false'): return {'true': True, 'false': False}.get(v.lower(), v)
+    if v == '':
+        return None
+    if k in _JSON_COLS or k in _TEXT_COLS:
+        return v
+    if k == 'valid' or v.lower() in ('true', 'false'):
+        return {'true': True, 'false': False}.get(v.lower(), v)
     for t in (int, float):
-        try: return t(v)
-        except ValueError: pass
+        try:
+            return t(v)
+        except ValueError:
+            pass
     return v
+
 
 def _parquet_json_columns(path) -> list[str]:
     import pyarrow.parquet as pq
+
     meta = pq.read_schema(path).metadata or {}
     return json.loads(meta.get(b'synthbench', b'{}')).get('json_columns', [])
 
-def read_records(path:str|Path,             # .jsonl/.ndjson, .json, .csv/.tsv or .parquet file
-                 encoding:str='utf-8',      # text encoding of JSON/CSV files
-                 lenient:bool=False,        # skip unparseable lines (reported in `skipped`) instead of raising
-                 skipped:list|None=None     # list that receives (location, reason) of skipped lines
-                ) -> list[tuple[str, dict]]:
+
+def read_records(
+    path: str | Path,  # .jsonl/.ndjson, .json, .csv/.tsv or .parquet file
+    encoding: str = 'utf-8',  # text encoding of JSON/CSV files
+    lenient: bool = False,  # skip unparseable lines (reported in `skipped`) instead of raising
+    skipped: list | None = None,  # list that receives (location, reason) of skipped lines
+) -> list[tuple[str, dict]]:
     "(location, record) pairs from a data file, with clear errors for bad encodings and malformed lines."
-    p = Path(path); skipped = [] if skipped is None else skipped
-    if not p.exists(): raise InputError(p, 'file not found', 'check the path (relative paths start from the current directory: ' + str(Path.cwd()) + ')')
-    if p.is_dir(): raise InputError(p, 'is a folder, not a data file', 'pass the .jsonl/.json/.csv/.parquet file inside it')
+    p = Path(path)
+    skipped = [] if skipped is None else skipped
+    if not p.exists():
+        raise InputError(p, 'file not found', 'check the path (relative paths start from the current directory: ' + str(Path.cwd()) + ')')
+    if p.is_dir():
+        raise InputError(p, 'is a folder, not a data file', 'pass the .jsonl/.json/.csv/.parquet file inside it')
     suf = ''.join(s for s in p.suffixes[-1:]).lower()
     if suf == '.parquet':
-        try: df = pd.read_parquet(p)
-        except Exception as e: raise InputError(p, f'cannot be read as Parquet ({e})', 'check that the file is a complete Parquet file') from e
+        try:
+            df = pd.read_parquet(p)
+        except Exception as e:
+            raise InputError(p, f'cannot be read as Parquet ({e})', 'check that the file is a complete Parquet file') from e
         jcols = _parquet_json_columns(p)
         recs = []
         for i, r in enumerate(df.to_dict('records'), 1):
@@ -249,62 +372,92 @@ def read_records(path:str|Path,             # .jsonl/.ndjson, .json, .csv/.tsv o
     if suf not in ('.jsonl', '.ndjson', '.json', '.csv', '.tsv'):
         raise InputError(p, f"unknown file type {suf or '(no suffix)'!r}", 'use .jsonl, .json, .csv, .tsv or .parquet')
     text = _decode(p.read_bytes(), p, encoding, lenient, skipped)
-    if not text.strip(): raise InputError(p, 'the file is empty (0 examples)', 'write at least one example, or check you passed the right file')
+    if not text.strip():
+        raise InputError(p, 'the file is empty (0 examples)', 'write at least one example, or check you passed the right file')
     if suf == '.json':
-        try: data = json.loads(text)
+        try:
+            data = json.loads(text)
         except json.JSONDecodeError as e:
             hint = '; it looks like JSON Lines, rename it to .jsonl' if e.msg == 'Extra data' else ''
-            raise InputError(p, f'not valid JSON ({e.msg}){hint}', 'fix the JSON syntax at that position', where=f'line {e.lineno}, column {e.colno}') from e
+            raise InputError(
+                p, f'not valid JSON ({e.msg}){hint}', 'fix the JSON syntax at that position', where=f'line {e.lineno}, column {e.colno}'
+            ) from e
         if isinstance(data, Mapping):
             lists = [k for k, v in data.items() if isinstance(v, list)]
-            if detect_format(data) is not None: data = [data]
-            elif len(lists) == 1: data = data[lists[0]]
-            else: raise InputError(p, f'a JSON object with keys {list(data)[:8]}, not a list of examples', 'write a JSON array of example objects')
-        if not isinstance(data, list): raise InputError(p, f'top-level JSON is a {type(data).__name__}, not a list of examples', 'write a JSON array of example objects')
+            if detect_format(data) is not None:
+                data = [data]
+            elif len(lists) == 1:
+                data = data[lists[0]]
+            else:
+                raise InputError(
+                    p, f'a JSON object with keys {list(data)[:8]}, not a list of examples', 'write a JSON array of example objects'
+                )
+        if not isinstance(data, list):
+            raise InputError(
+                p, f'top-level JSON is a {type(data).__name__}, not a list of examples', 'write a JSON array of example objects'
+            )
         return [(f'item {i}', r) for i, r in enumerate(data, 1)]
     if suf in ('.csv', '.tsv'):
         rd = csv.DictReader(io.StringIO(text, newline=''), delimiter='\t' if suf == '.tsv' else ',')
         recs, last = [], 1
         try:
             for r in rd:
-                where = f'line {last + 1}'; last = rd.line_num
+                where = f'line {last + 1}'
+                last = rd.line_num
                 if None in r:
                     nhead = len(rd.fieldnames or ())  # set once the first row is read
                     msg = (f"has {nhead + len(r[None])} fields but the header has {nhead}", 'quote values that contain commas')
-                    if lenient: skipped.append((where, msg[0])); continue
+                    if lenient:
+                        skipped.append((where, msg[0]))
+                        continue
                     raise InputError(p, *msg, where=where)
                 recs.append((where, {k: _csv_value(k, v if v is not None else '') for k, v in r.items()}))
-        except csv.Error as e: raise InputError(p, f'malformed CSV ({e})', 'check quoting', where=f'line {rd.line_num}') from e
+        except csv.Error as e:
+            raise InputError(p, f'malformed CSV ({e})', 'check quoting', where=f'line {rd.line_num}') from e
         return recs
     recs = []
     for i, line in enumerate(text.split('\n'), 1):
-        if not line.strip(): continue
-        try: rec = json.loads(line)
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
         except json.JSONDecodeError as e:
             reason = f'not valid JSON ({e.msg} at column {e.colno})'
-            if lenient: skipped.append((f'line {i}', reason)); continue
-            raise InputError(p, reason, 'each line must be one complete JSON object: check for a missing quote, comma or brace, or a record split over several lines', where=f'line {i}') from e
+            if lenient:
+                skipped.append((f'line {i}', reason))
+                continue
+            raise InputError(
+                p,
+                reason,
+                'each line must be one complete JSON object: check for a missing quote, comma or brace, or a record split over several lines',
+                where=f'line {i}',
+            ) from e
         recs.append((f'line {i}', rec))
     return recs
 
 # %% ../nbs/02_formats.ipynb #817a0caa
-def from_records(records:Iterable[Mapping],  # dicts in any supported form
-                 format:str|None=None,       # force a form; None detects each record's form
-                 lenient:bool=False,         # skip bad records (reported) instead of raising
-                 file:str='<records>',       # name used in errors
-                 rename:Mapping|None=None,   # {old_column: new_column} applied first
-                 **defaults                  # column values for records that lack them
-                ) -> pd.DataFrame:
+def from_records(
+    records: Iterable[Mapping],  # dicts in any supported form
+    format: str | None = None,  # force a form; None detects each record's form
+    lenient: bool = False,  # skip bad records (reported) instead of raising
+    file: str = '<records>',  # name used in errors
+    rename: Mapping | None = None,  # {old_column: new_column} applied first
+    **defaults,  # column values for records that lack them
+) -> pd.DataFrame:
     "An example table from records; see `load_examples`."
     return _to_table([(f'item {i}', r) for i, r in enumerate(records, 1)], format, lenient, file, rename, [], **defaults)
+
 
 def _to_table(pairs, format, lenient, file, rename, skipped, **defaults) -> pd.DataFrame:
     rows = []
     for where, rec in pairs:
-        if rename and isinstance(rec, Mapping): rec = {rename.get(k, k): v for k, v in rec.items()}
-        try: rows.append(record_to_example(rec, format, str(file), where))
+        if rename and isinstance(rec, Mapping):
+            rec = {rename.get(k, k): v for k, v in rec.items()}
+        try:
+            rows.append(record_to_example(rec, format, str(file), where))
         except InputError as e:
-            if not lenient: raise
+            if not lenient:
+                raise
             skipped.append((where, e.problem))
     df = make_table(rows, **defaults)
     df.attrs['skipped'] = list(skipped)
@@ -313,157 +466,229 @@ def _to_table(pairs, format, lenient, file, rename, skipped, **defaults) -> pd.D
         warnings.warn(f"{file}: skipped {len(skipped)} of {len(rows) + len(skipped)} records (lenient=True): {shown}", stacklevel=3)
     return df
 
-def load_examples(path:str|Path,            # .jsonl/.ndjson, .json, .csv/.tsv or .parquet
-                  format:str|None=None,     # 'messages'|'openai', 'sharegpt', 'alpaca', 'text', 'chatml'; None detects
-                  lenient:bool=False,       # skip malformed lines and report them (df.attrs['skipped'] + a warning)
-                  encoding:str='utf-8',     # text encoding of JSON/CSV files
-                  rename:Mapping|None=None, # {old_column: new_column}, e.g. {'question': 'text'}
-                  **defaults                # values for columns the file lacks, e.g. source='real'
-                 ) -> pd.DataFrame:
+
+def load_examples(
+    path: str | Path,  # .jsonl/.ndjson, .json, .csv/.tsv or .parquet
+    format: str | None = None,  # 'messages'|'openai', 'sharegpt', 'alpaca', 'text', 'chatml'; None detects
+    lenient: bool = False,  # skip malformed lines and report them (df.attrs['skipped'] + a warning)
+    encoding: str = 'utf-8',  # text encoding of JSON/CSV files
+    rename: Mapping | None = None,  # {old_column: new_column}, e.g. {'question': 'text'}
+    **defaults,  # values for columns the file lacks, e.g. source='real'
+) -> pd.DataFrame:
     "An example table from a data file in any supported file type and form."
     skipped: list[tuple[str, str]] = []
     pairs = read_records(path, encoding, lenient, skipped)
-    if not pairs and not skipped: raise InputError(path, 'the file has no examples', 'write at least one example, or check you passed the right file')
+    if not pairs and not skipped:
+        raise InputError(path, 'the file has no examples', 'write at least one example, or check you passed the right file')
     return _to_table(pairs, format, lenient, path, rename, skipped, **defaults)
 
 # %% ../nbs/02_formats.ipynb #b28bb4c6
-def to_sharegpt(messages:list[dict]) -> list[dict]:
+def to_sharegpt(messages: list[dict]) -> list[dict]:
     "ShareGPT `conversations` turns for OpenAI `messages` (extra message keys kept on the turn)."
-    return [{'from': ROLE_TO_SHAREGPT.get(m['role'], m['role']), 'value': m.get('content'),
-             **{k: v for k, v in m.items() if k not in ('role', 'content')}} for m in messages]
+    return [
+        {
+            'from': ROLE_TO_SHAREGPT.get(m['role'], m['role']),
+            'value': m.get('content'),
+            **{k: v for k, v in m.items() if k not in ('role', 'content')},
+        }
+        for m in messages
+    ]
 
-def to_alpaca(messages:list[dict]) -> dict:
+
+def to_alpaca(messages: list[dict]) -> dict:
     "An Alpaca record (`instruction`, `input`, `output`, + `system`, `history` when needed) for a user/assistant chat."
-    msgs = list(messages); out = {}
-    if msgs and msgs[0]['role'] == 'system': out['system'] = msgs.pop(0).get('content')
+    msgs = list(messages)
+    out = {}
+    if msgs and msgs[0]['role'] == 'system':
+        out['system'] = msgs.pop(0).get('content')
     roles = [m['role'] for m in msgs]
     if len(msgs) < 2 or len(msgs) % 2 or roles != ['user', 'assistant'] * (len(msgs) // 2):
         raise ValueError(f"an Alpaca record needs alternating user/assistant turns ending with the assistant, got roles {roles}")
     pairs = [[msgs[i].get('content'), msgs[i + 1].get('content')] for i in range(0, len(msgs), 2)]
     out.update(instruction=pairs[-1][0], input='', output=pairs[-1][1])
-    if len(pairs) > 1: out['history'] = pairs[:-1]
+    if len(pairs) > 1:
+        out['history'] = pairs[:-1]
     return out
 
 # %% ../nbs/02_formats.ipynb #f73e3a0b
 SAVE_FORMATS = ('messages', 'sharegpt', 'alpaca', 'text', 'chatml', 'table')
 DEFAULT_KEEP = ('id', 'category', 'difficulty', 'source')
 
+
 def _clean(v):
     "JSON-safe plain Python: numpy -> Python, NaN/NA -> None."
     v = _to_py(v)
-    if isinstance(v, dict): return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, list): return [_clean(x) for x in v]
-    if isinstance(v, float) and math.isnan(v): return None
-    if v is pd.NA or v is pd.NaT: return None
-    if isinstance(v, pd.Timestamp): return v.isoformat()
+    if isinstance(v, dict):
+        return {k: _clean(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_clean(x) for x in v]
+    if isinstance(v, float) and math.isnan(v):
+        return None
+    if v is pd.NA or v is pd.NaT:
+        return None
+    if isinstance(v, pd.Timestamp):
+        return v.isoformat()
     return v
 
-def _is_chat(r) -> bool: return not _is_missing(r.get('messages'))
 
-def example_to_record(row:Mapping,          # one row of an example table
-                      format:str='messages', # 'messages'|'openai', 'sharegpt', 'alpaca', 'text', 'chatml'
-                      keep:Iterable[str]=() # extra columns to write alongside the content
-                     ) -> dict:
+def _is_chat(r) -> bool:
+    return not _is_missing(r.get('messages'))
+
+
+def example_to_record(
+    row: Mapping,  # one row of an example table
+    format: str = 'messages',  # 'messages'|'openai', 'sharegpt', 'alpaca', 'text', 'chatml'
+    keep: Iterable[str] = (),  # extra columns to write alongside the content
+) -> dict:
     "The record for one example in `format` (raises ValueError naming the row if it cannot be written so)."
     fmt = _canon_format(format)
     rid = row.get('id')
-    def fail(why): return ValueError(f"row id={rid}: cannot be written as {fmt}: {why}. Fix: validate the table and export with only_valid=True, or choose another format")
+
+    def fail(why):
+        return ValueError(
+            f"row id={rid}: cannot be written as {fmt}: {why}. Fix: validate the table and export with only_valid=True, or choose another format"
+        )
+
     extra = {k: _clean(row[k]) for k in keep if k in row and not (not isinstance(row[k], (list, dict)) and _is_missing(row[k]))}
     if fmt == 'text':
-        if _is_chat(row): raise fail("it is a chat (messages), not a text/label row")
+        if _is_chat(row):
+            raise fail("it is a chat (messages), not a text/label row")
         return {'text': _clean(row.get('text')), 'label': _clean(row.get('label')), **extra}
-    if not _is_chat(row): raise fail("it has no messages (a text/label row)")
+    if not _is_chat(row):
+        raise fail("it has no messages (a text/label row)")
     msgs = _clean(row['messages'])
     msgs = [{k: v for k, v in mm.items() if v is not None or k == 'content'} for mm in msgs]
     tools = _clean(row.get('tools')) if isinstance(row.get('tools'), (list, tuple)) or hasattr(row.get('tools'), 'tolist') else None
-    if tools is not None and not tools: tools = None
-    if tools is not None and fmt in ('chatml', 'alpaca'): raise fail("it declares tools, which this format cannot carry; use messages (OpenAI) or sharegpt")
-    if fmt == 'messages': return {'messages': msgs, **({'tools': tools} if tools else {}), **extra}
-    if fmt == 'sharegpt':   # tools as a JSON string: LLaMA-Factory's ShareGPT shape, which TRL's SFTTrainer also reads
+    if tools is not None and not tools:
+        tools = None
+    if tools is not None and fmt in ('chatml', 'alpaca'):
+        raise fail("it declares tools, which this format cannot carry; use messages (OpenAI) or sharegpt")
+    if fmt == 'messages':
+        return {'messages': msgs, **({'tools': tools} if tools else {}), **extra}
+    if fmt == 'sharegpt':  # tools as a JSON string: LLaMA-Factory's ShareGPT shape, which TRL's SFTTrainer also reads
         return {'conversations': to_sharegpt(msgs), **({'tools': json.dumps(tools, ensure_ascii=False)} if tools else {}), **extra}
-    if fmt == 'chatml': return {'text': to_chatml(msgs), **extra}
-    try: return {**to_alpaca(msgs), **extra}
-    except ValueError as e: raise fail(str(e)) from None
+    if fmt == 'chatml':
+        return {'text': to_chatml(msgs), **extra}
+    try:
+        return {**to_alpaca(msgs), **extra}
+    except ValueError as e:
+        raise fail(str(e)) from None
 
 # %% ../nbs/02_formats.ipynb #dfeb5f38
-def _json_columns(df:pd.DataFrame) -> list[str]:
+def _json_columns(df: pd.DataFrame) -> list[str]:
     "Object columns that Parquet/CSV cannot hold as they are: lists, dicts, or mixed types."
     out = []
     for c in df.columns:
-        if df[c].dtype != object: continue
+        if df[c].dtype != object:
+            continue
         types = {type(v) for v in df[c] if not (not isinstance(v, (list, dict)) and _is_missing(v))}
-        if types & {list, dict, tuple} or len(types) > 1 or (types and not types <= {str, bool, int, float}): out.append(c)
+        if types & {list, dict, tuple} or len(types) > 1 or (types and not types <= {str, bool, int, float}):
+            out.append(c)
     return out
 
-def save_table(df:pd.DataFrame, path:str|Path) -> Path:
+
+def save_table(df: pd.DataFrame, path: str | Path) -> Path:
     "Write every column of `df` losslessly: .parquet (list columns as JSON strings, restored by `load_table`), .jsonl, .json or .csv."
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
     suf = p.suffix.lower()
     if suf == '.parquet':
         import pyarrow as pa, pyarrow.parquet as pq
-        jcols = _json_columns(df); d = df.copy()
-        for c in jcols: d[c] = [None if not isinstance(v, (list, dict)) and _is_missing(v) else json.dumps(_clean(v), ensure_ascii=False) for v in d[c]]
+
+        jcols = _json_columns(df)
+        d = df.copy()
+        for c in jcols:
+            d[c] = [None if not isinstance(v, (list, dict)) and _is_missing(v) else json.dumps(_clean(v), ensure_ascii=False) for v in d[c]]
         t = pa.Table.from_pandas(d.reset_index(drop=True), preserve_index=False)
         t = t.replace_schema_metadata({**(t.schema.metadata or {}), b'synthbench': json.dumps({'json_columns': jcols}).encode()})
-        pq.write_table(t, p); return p
+        pq.write_table(t, p)
+        return p
     recs = [{k: _clean(v) for k, v in r.items()} for r in df.to_dict('records')]
     if suf in ('.jsonl', '.ndjson'):
         p.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
-    elif suf == '.json': p.write_text(json.dumps(recs, ensure_ascii=False, indent=1), encoding='utf-8')
+    elif suf == '.json':
+        p.write_text(json.dumps(recs, ensure_ascii=False, indent=1), encoding='utf-8')
     elif suf == '.csv':
         d = df.copy()
-        for c in _json_columns(df): d[c] = [None if not isinstance(v, (list, dict)) and _is_missing(v) else json.dumps(_clean(v), ensure_ascii=False) for v in d[c]]
+        for c in _json_columns(df):
+            d[c] = [None if not isinstance(v, (list, dict)) and _is_missing(v) else json.dumps(_clean(v), ensure_ascii=False) for v in d[c]]
         d.to_csv(p, index=False, encoding='utf-8')
-    else: raise ValueError(f"{p}: unknown suffix {suf!r}; use .parquet, .jsonl, .json or .csv")
+    else:
+        raise ValueError(f"{p}: unknown suffix {suf!r}; use .parquet, .jsonl, .json or .csv")
     return p
 
-def load_table(path:str|Path, **kw) -> pd.DataFrame:
+
+def load_table(path: str | Path, **kw) -> pd.DataFrame:
     "Read a table written by `save_table` (or any file `load_examples` reads), every column restored."
     p = Path(path)
     if p.suffix.lower() == '.parquet' and p.is_file():
         import pyarrow.parquet as pq
-        try: md = pq.read_metadata(p)
-        except Exception: md = None   # not Parquet after all: load_examples names the problem
+
+        try:
+            md = pq.read_metadata(p)
+        except Exception:
+            md = None  # not Parquet after all: load_examples names the problem
         if md is not None and md.num_rows == 0 and b'synthbench' in (md.metadata or {}):
             # an empty stage output written by `save_table` is a legitimate table (a user's empty file is not)
             return make_table([]).reindex(columns=list(dict.fromkeys([*COLUMNS, *pq.read_schema(p).names])))
     return load_examples(path, **kw)
 
 # %% ../nbs/02_formats.ipynb #c60a4d69
-def save_examples(df:pd.DataFrame,                  # example table
-                  path:str|Path,                    # output file (.jsonl, .json; .parquet/.csv for 'table')
-                  format:str='messages',            # 'messages'|'openai', 'sharegpt', 'alpaca', 'text', 'chatml', 'table'
-                  keep:Iterable[str]|str|None=None  # extra columns to write; None = the default per format, 'all' = every column
-                 ) -> Path:
+def save_examples(
+    df: pd.DataFrame,  # example table
+    path: str | Path,  # output file (.jsonl, .json; .parquet/.csv for 'table')
+    format: str = 'messages',  # 'messages'|'openai', 'sharegpt', 'alpaca', 'text', 'chatml', 'table'
+    keep: Iterable[str] | str | None = None,  # extra columns to write; None = the default per format, 'all' = every column
+) -> Path:
     "Write `df` to `path` in `format` (unicode as is); rows that cannot be written so raise a ValueError naming them."
-    if format == 'table': return save_table(df, path)
+    if format == 'table':
+        return save_table(df, path)
     fmt = _canon_format(format)
-    if fmt is None: return save_table(df, path)
-    if keep is None: keep = () if fmt in ('messages', 'chatml') else DEFAULT_KEEP
-    elif keep == 'all': keep = [c for c in df.columns if c not in ('messages', 'text', 'label')]
+    if fmt is None:
+        return save_table(df, path)
+    if keep is None:
+        keep = () if fmt in ('messages', 'chatml') else DEFAULT_KEEP
+    elif keep == 'all':
+        keep = [c for c in df.columns if c not in ('messages', 'text', 'label')]
     recs = [example_to_record(r, fmt, keep) for r in df.to_dict('records')]
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() == '.json': p.write_text(json.dumps(recs, ensure_ascii=False, indent=1), encoding='utf-8')
-    elif p.suffix.lower() == '.parquet': save_table(pd.DataFrame(recs), p)
-    else: p.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.suffix.lower() == '.json':
+        p.write_text(json.dumps(recs, ensure_ascii=False, indent=1), encoding='utf-8')
+    elif p.suffix.lower() == '.parquet':
+        save_table(pd.DataFrame(recs), p)
+    else:
+        p.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
     return p
 
 # %% ../nbs/02_formats.ipynb #1e554b44
 TABLE_SUFFIXES = ('.jsonl', '.json', '.csv', '.parquet')
 
-def check_output_path(path:str|Path,                     # where a command will write
-                      suffixes:Sequence[str]=TABLE_SUFFIXES, # the suffixes it can write
-                      what:str='output',                 # what the file is, for the message
-                     ) -> Path:
+
+def check_output_path(
+    path: str | Path,  # where a command will write
+    suffixes: Sequence[str] = TABLE_SUFFIXES,  # the suffixes it can write
+    what: str = 'output',  # what the file is, for the message
+) -> Path:
     "`path` as a Path, after checking its suffix and that its folder can be written (an `InputError` otherwise)."
     p = Path(path)
     if p.suffix.lower() not in suffixes:
-        raise InputError(p, f"cannot write the {what} as {p.suffix or '(no suffix)'!r}", f"use a file name ending in {' or '.join(suffixes)}")
-    if p.is_dir(): raise InputError(p, f"the {what} path is a folder", "give a file name inside it")
+        raise InputError(
+            p, f"cannot write the {what} as {p.suffix or '(no suffix)'!r}", f"use a file name ending in {' or '.join(suffixes)}"
+        )
+    if p.is_dir():
+        raise InputError(p, f"the {what} path is a folder", "give a file name inside it")
     parent = p.parent if str(p.parent) else Path('.')
-    try: parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise InputError(p, f"cannot create the folder {str(parent)!r} ({e.strerror or e})", "write somewhere you can create files") from None
-    probe = parent/f'.{p.name}.synthbench-probe'
-    try: probe.touch(); probe.unlink()
-    except OSError as e: raise InputError(p, f"cannot write files in {str(parent)!r} ({e.strerror or e})", "write somewhere you can create files") from None
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise InputError(
+            p, f"cannot create the folder {str(parent)!r} ({e.strerror or e})", "write somewhere you can create files"
+        ) from None
+    probe = parent / f'.{p.name}.synthbench-probe'
+    try:
+        probe.touch()
+        probe.unlink()
+    except OSError as e:
+        raise InputError(p, f"cannot write files in {str(parent)!r} ({e.strerror or e})", "write somewhere you can create files") from None
     return p

@@ -20,182 +20,297 @@ __all__ = ['TOP_KEYS', 'OUTPUT_KEYS', 'TASK_TYPES', 'OUTPUT_FORMATS', 'SpecError
 # %% ../nbs/01_spec.ipynb #a9b09a7b
 class SpecError(InputError):
     "Problems in a task spec: `problems` is a list of dicts (field, line, problem, fix); `field`, `line`, `problem` and `fix` are the first one's."
-    def __init__(self, file, problems:list[dict]):
+
+    def __init__(self, file, problems: list[dict]):
         first = problems[0]
         super().__init__(file, first['problem'], first.get('fix') or '', field=first.get('field'), line=first.get('line'))
         self.problems = problems
-        if len(problems) > 1:   # every problem, one line each, under a count
+        if len(problems) > 1:  # every problem, one line each, under a count
             lines = [error_text(self.file, p['problem'], p.get('fix') or '', p.get('line'), field=p.get('field')) for p in problems]
             self.args = (f"{len(lines)} problems in the task spec:\n" + '\n'.join('  - ' + l for l in lines),)
 
 # %% ../nbs/01_spec.ipynb #0b9db1b0
-TOP_KEYS: dict[str, type|tuple[type, ...]] = {'name': str, 'description': str, 'task_type': str, 'system_prompt': str, 'seeds': str, 'seed_format': str, 'context': str,
-            'output': dict, 'labels': list, 'axes': dict, 'guidelines': (list, str), 'turns': (dict, list), 'tools': list}
-OUTPUT_KEYS: dict[str, type|tuple[type, ...]] = {'format': str, 'regex': str, 'schema': (dict, str), 'min_chars': int, 'max_chars': int}
+TOP_KEYS: dict[str, type | tuple[type, ...]] = {
+    'name': str,
+    'description': str,
+    'task_type': str,
+    'system_prompt': str,
+    'seeds': str,
+    'seed_format': str,
+    'context': str,
+    'output': dict,
+    'labels': list,
+    'axes': dict,
+    'guidelines': (list, str),
+    'turns': (dict, list),
+    'tools': list,
+}
+OUTPUT_KEYS: dict[str, type | tuple[type, ...]] = {'format': str, 'regex': str, 'schema': (dict, str), 'min_chars': int, 'max_chars': int}
 TASK_TYPES = ('chat', 'classification')
 OUTPUT_FORMATS = ('text', 'json')
 _TYPE_NAMES = {str: 'a string', dict: 'a mapping (key: value lines)', list: 'a list', int: 'an integer'}
 
-def _tname(t) -> str: return ' or '.join(_TYPE_NAMES[x] for x in t) if isinstance(t, tuple) else _TYPE_NAMES[t]
 
-def _key_lines(text:str) -> dict:
+def _tname(t) -> str:
+    return ' or '.join(_TYPE_NAMES[x] for x in t) if isinstance(t, tuple) else _TYPE_NAMES[t]
+
+
+def _key_lines(text: str) -> dict:
     "{'dotted.key.path': line number} for every mapping key of a YAML document."
     out = {}
+
     def walk(node, prefix):
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
                 p = f'{prefix}.{k.value}' if prefix else str(k.value)
-                out[p] = k.start_mark.line + 1; walk(v, p)
-        elif isinstance(node, yaml.SequenceNode):   # list items as `key.0`, `key.1`, ... (the tools list)
+                out[p] = k.start_mark.line + 1
+                walk(v, p)
+        elif isinstance(node, yaml.SequenceNode):  # list items as `key.0`, `key.1`, ... (the tools list)
             for i, v in enumerate(node.value):
                 p = f'{prefix}.{i}'
-                out.setdefault(p, v.start_mark.line + 1); walk(v, p)
-    try: walk(yaml.compose(text), '')
-    except yaml.YAMLError: pass
+                out.setdefault(p, v.start_mark.line + 1)
+                walk(v, p)
+
+    try:
+        walk(yaml.compose(text), '')
+    except yaml.YAMLError:
+        pass
     return out
 
+
 class _Problems(list):
-    def __init__(self, lines): super().__init__(); self.lines = lines
+    def __init__(self, lines):
+        super().__init__()
+        self.lines = lines
+
     def add(self, fld, problem, fix=''):
         l = self.lines.get(fld) or self.lines.get(fld.rsplit('.', 1)[0]) if fld else None
         self.append(dict(field=fld, line=l, problem=problem, fix=fix))
 
-def _check_keys(d:Mapping, known:dict, prefix:str, probs:_Problems, other:dict|None=None):
+
+def _check_keys(d: Mapping, known: dict, prefix: str, probs: _Problems, other: dict | None = None):
     "Record unknown keys (with the closest known one) and keys of the wrong type."
     for k, v in d.items():
         fld = f'{prefix}{k}'
         if k not in known:
-            if other and k in other: probs.add(fld, f"'{k}' belongs under 'output:'", "move it under 'output:' (indented)"); continue
+            if other and k in other:
+                probs.add(fld, f"'{k}' belongs under 'output:'", "move it under 'output:' (indented)")
+                continue
             close = difflib.get_close_matches(str(k), list(known), 1, 0.6)
-            probs.add(fld, f"unknown key '{k}'" + (f" (did you mean '{close[0]}'?)" if close else ''),
-                      f"rename it to '{close[0]}'" if close else f"use one of {sorted(known)}")
+            probs.add(
+                fld,
+                f"unknown key '{k}'" + (f" (did you mean '{close[0]}'?)" if close else ''),
+                f"rename it to '{close[0]}'" if close else f"use one of {sorted(known)}",
+            )
         elif v is not None and not (isinstance(v, known[k]) and not isinstance(v, bool)):
             probs.add(fld, f"must be {_tname(known[k])}, got {type(v).__name__} {v!r:.60}", f"write {k} as {_tname(known[k])}")
 
 # %% ../nbs/01_spec.ipynb #94a97b27
-def _parse_axis(name:str, spec, probs:_Problems|_Renamed) -> tuple[dict, str]:
+def _parse_axis(name: str, spec, probs: _Problems | _Renamed) -> tuple[dict, str]:
     "(value -> share, description) for one axis; problems recorded in `probs`."
     fld, desc = f'axes.{name}', ''
     if isinstance(spec, Mapping) and 'values' in spec:
         extra = [k for k in spec if k not in ('values', 'description')]
-        if extra: probs.add(fld, f"unknown key(s) {extra} in the long form of an axis", "use only 'description' and 'values'")
+        if extra:
+            probs.add(fld, f"unknown key(s) {extra} in the long form of an axis", "use only 'description' and 'values'")
         desc, spec = str(spec.get('description') or ''), spec['values']
-    if isinstance(spec, (list, tuple)): spec = {v: None for v in spec} if len(set(map(str, spec))) == len(spec) else spec
+    if isinstance(spec, (list, tuple)):
+        spec = {v: None for v in spec} if len(set(map(str, spec))) == len(spec) else spec
     if isinstance(spec, (list, tuple)):
         dup = sorted({str(v) for v in spec if list(map(str, spec)).count(str(v)) > 1})
-        probs.add(fld, f"repeats value(s) {dup}", 'list each value once'); return {}, desc
+        probs.add(fld, f"repeats value(s) {dup}", 'list each value once')
+        return {}, desc
     if not isinstance(spec, Mapping) or not spec:
-        probs.add(fld, f"must be a non-empty list of values or a mapping value: share, got {spec!r:.60}",
-                  f"write e.g. {name}: [a, b] or {name}: {{a: 0.5, b: 0.5}}"); return {}, desc
+        probs.add(
+            fld,
+            f"must be a non-empty list of values or a mapping value: share, got {spec!r:.60}",
+            f"write e.g. {name}: [a, b] or {name}: {{a: 0.5, b: 0.5}}",
+        )
+        return {}, desc
     shares, bad = {}, False
     for v, s in spec.items():
         if s is not None and (isinstance(s, bool) or not isinstance(s, (int, float)) or s < 0 or math.isnan(s)):
-            probs.add(f'{fld}.{v}', f"share must be a non-negative number, got {s!r}", 'write a fraction like 0.25, or leave it out'); bad = True
+            probs.add(f'{fld}.{v}', f"share must be a non-negative number, got {s!r}", 'write a fraction like 0.25, or leave it out')
+            bad = True
         shares[str(v)] = s
-    if bad: return {}, desc
-    given = sum(s for s in shares.values() if s is not None); n_free = sum(s is None for s in shares.values())
+    if bad:
+        return {}, desc
+    given = sum(s for s in shares.values() if s is not None)
+    n_free = sum(s is None for s in shares.values())
     if n_free == 0 and abs(given - 1) > 0.01:
-        fix = 'they look like percentages: divide by 100' if abs(given - 100) < 1 else 'make them sum to 1, or leave them out for uniform shares'
-        probs.add(fld, f"shares sum to {given:g}, not 1", fix); return {}, desc
+        fix = (
+            'they look like percentages: divide by 100'
+            if abs(given - 100) < 1
+            else 'make them sum to 1, or leave them out for uniform shares'
+        )
+        probs.add(fld, f"shares sum to {given:g}, not 1", fix)
+        return {}, desc
     if n_free and given > 1 + 1e-9:
-        probs.add(fld, f"given shares already sum to {given:g} > 1, leaving nothing for {n_free} value(s) without a share", 'lower the given shares'); return {}, desc
+        probs.add(
+            fld,
+            f"given shares already sum to {given:g} > 1, leaving nothing for {n_free} value(s) without a share",
+            'lower the given shares',
+        )
+        return {}, desc
     rest = max(0.0, 1 - given) / n_free if n_free else 0.0
     shares = {v: float(rest if s is None else s) for v, s in shares.items()}
     tot = sum(shares.values())
-    if tot <= 0: probs.add(fld, 'all shares are 0', 'give at least one value a share'); return {}, desc
+    if tot <= 0:
+        probs.add(fld, 'all shares are 0', 'give at least one value a share')
+        return {}, desc
     return {v: s / tot for v, s in shares.items()}, desc
 
 # %% ../nbs/01_spec.ipynb #0c1eb244
-def _parse_turns(spec, probs:_Problems) -> dict:
+def _parse_turns(spec, probs: _Problems) -> dict:
     "{user turns: share} from `turns:` (mapping or list), shares summing to 1; problems recorded in `probs`."
     fix = 'write e.g. turns: {1: 0.5, 2: 0.3, 3: 0.2} (user turns per conversation: share), or turns: [1, 2, 3]'
     items = {v: None for v in spec} if isinstance(spec, list) else dict(spec)
-    if not items: probs.add('turns', 'is empty', fix); return {}
+    if not items:
+        probs.add('turns', 'is empty', fix)
+        return {}
     out, bad = {}, False
     for k, s in items.items():
         n = int(k) if isinstance(k, int) and not isinstance(k, bool) else int(k) if isinstance(k, str) and k.strip().isdigit() else None
         if n is None or n < 1:
-            probs.add(f'turns.{k}' if isinstance(spec, Mapping) else 'turns', f"turn count {k!r} is not a positive whole number", fix); bad = True; continue
-        if n in out: probs.add('turns', f'repeats turn count {n}', 'list each turn count once'); bad = True; continue
+            probs.add(f'turns.{k}' if isinstance(spec, Mapping) else 'turns', f"turn count {k!r} is not a positive whole number", fix)
+            bad = True
+            continue
+        if n in out:
+            probs.add('turns', f'repeats turn count {n}', 'list each turn count once')
+            bad = True
+            continue
         out[n] = s
-    if bad: return {}
+    if bad:
+        return {}
     vals, _ = _parse_axis('turns', {str(k): s for k, s in out.items()}, _Renamed(probs))
     return {int(k): s for k, s in sorted(vals.items(), key=lambda kv: int(kv[0]))}
 
+
 class _Renamed:
     "Problems of `_parse_axis` reported under 'turns' instead of 'axes.turns'."
-    def __init__(self, probs): self.probs = probs
+
+    def __init__(self, probs):
+        self.probs = probs
+
     def add(self, fld, problem, fix=''):
-        self.probs.add(fld.replace('axes.turns', 'turns', 1), problem, fix.replace('turns: [a, b] or turns: {a: 0.5, b: 0.5}', 'turns: {1: 0.5, 2: 0.5}'))
+        self.probs.add(
+            fld.replace('axes.turns', 'turns', 1),
+            problem,
+            fix.replace('turns: [a, b] or turns: {a: 0.5, b: 0.5}', 'turns: {1: 0.5, 2: 0.5}'),
+        )
+
 
 _TOOL_KEYS = ('name', 'description', 'parameters')
 _TOOL_NAME = re.compile(r'[A-Za-z0-9_-]{1,64}')
 
-def _parse_tools(spec:list, probs:_Problems) -> list[dict]:
+
+def _parse_tools(spec: list, probs: _Problems) -> list[dict]:
     "The declared tools (name, description, JSON-schema parameters), each checked; problems recorded in `probs`."
     import jsonschema
+
     out, names = [], set()
     for i, t in enumerate(spec):
         fld = f'tools.{i}'
         if not isinstance(t, Mapping):
-            probs.add(fld, f'tool {i} must be a mapping with name, description and parameters, got {t!r:.60}', 'write - {name: ..., description: ..., parameters: {type: object, properties: {...}}}'); continue
+            probs.add(
+                fld,
+                f'tool {i} must be a mapping with name, description and parameters, got {t!r:.60}',
+                'write - {name: ..., description: ..., parameters: {type: object, properties: {...}}}',
+            )
+            continue
         extra = [k for k in t if k not in _TOOL_KEYS]
         if extra:
             close = difflib.get_close_matches(str(extra[0]), _TOOL_KEYS, 1, 0.6)
-            probs.add(f'{fld}.{extra[0]}', f"unknown key(s) {extra} in tool {i}" + (f" (did you mean '{close[0]}'?)" if close else ''), f"use only {list(_TOOL_KEYS)}")
+            probs.add(
+                f'{fld}.{extra[0]}',
+                f"unknown key(s) {extra} in tool {i}" + (f" (did you mean '{close[0]}'?)" if close else ''),
+                f"use only {list(_TOOL_KEYS)}",
+            )
         name, desc, params = t.get('name'), t.get('description'), t.get('parameters')
         ok = True
         if not isinstance(name, str) or not _TOOL_NAME.fullmatch(name):
-            probs.add(f'{fld}.name' if 'name' in t else fld, f'tool {i} needs a name of letters, digits, _ or - (at most 64), got {name!r}', 'write name: create_task'); ok = False
-        elif name in names: probs.add(f'{fld}.name', f'tool name {name!r} is declared twice', 'give each tool its own name'); ok = False
+            probs.add(
+                f'{fld}.name' if 'name' in t else fld,
+                f'tool {i} needs a name of letters, digits, _ or - (at most 64), got {name!r}',
+                'write name: create_task',
+            )
+            ok = False
+        elif name in names:
+            probs.add(f'{fld}.name', f'tool name {name!r} is declared twice', 'give each tool its own name')
+            ok = False
         if not isinstance(desc, str) or not desc.strip():
-            probs.add(f'{fld}.description' if 'description' in t else fld, f'tool {name or i!r} needs a description (what it does, when to call it)', 'add description: ...'); ok = False
+            probs.add(
+                f'{fld}.description' if 'description' in t else fld,
+                f'tool {name or i!r} needs a description (what it does, when to call it)',
+                'add description: ...',
+            )
+            ok = False
         if not isinstance(params, Mapping):
-            probs.add(f'{fld}.parameters' if 'parameters' in t else fld, f'tool {name or i!r} needs parameters as a JSON schema mapping, got {params!r:.60}',
-                      'write parameters: {type: object, properties: {title: {type: string}}, required: [title]}'); ok = False
+            probs.add(
+                f'{fld}.parameters' if 'parameters' in t else fld,
+                f'tool {name or i!r} needs parameters as a JSON schema mapping, got {params!r:.60}',
+                'write parameters: {type: object, properties: {title: {type: string}}, required: [title]}',
+            )
+            ok = False
         else:
-            try: jsonschema.validators.validator_for(params).check_schema(params)
+            try:
+                jsonschema.validators.validator_for(params).check_schema(params)
             except jsonschema.SchemaError as e:
-                probs.add(f'{fld}.parameters', f'tool {name!r}: parameters is not a valid JSON schema: {e.message[:160]}', 'see https://json-schema.org (types: string, integer, number, boolean, object, array)'); ok = False
+                probs.add(
+                    f'{fld}.parameters',
+                    f'tool {name!r}: parameters is not a valid JSON schema: {e.message[:160]}',
+                    'see https://json-schema.org (types: string, integer, number, boolean, object, array)',
+                )
+                ok = False
             else:
                 if params.get('type') != 'object':
-                    probs.add(f'{fld}.parameters', f"tool {name!r}: parameters must be a JSON schema of type object (the call's named arguments), got type {params.get('type')!r}", 'add type: object and list the arguments under properties:'); ok = False
+                    probs.add(
+                        f'{fld}.parameters',
+                        f"tool {name!r}: parameters must be a JSON schema of type object (the call's named arguments), got type {params.get('type')!r}",
+                        'add type: object and list the arguments under properties:',
+                    )
+                    ok = False
         if ok and isinstance(desc, str) and isinstance(params, Mapping):  # ok implies both; the check narrows the types
-            names.add(name); out.append({'name': name, 'description': desc.strip(), 'parameters': dict(params)})
+            names.add(name)
+            out.append({'name': name, 'description': desc.strip(), 'parameters': dict(params)})
     return out
 
 # %% ../nbs/01_spec.ipynb #bef616a8
 @dataclass
 class TaskSpec:
     "A loaded, checked task spec (see `load_spec`)."
+
     name: str
     description: str = ''
-    task_type: str = 'chat'                  # 'chat' | 'classification'
+    task_type: str = 'chat'  # 'chat' | 'classification'
     system_prompt: str = ''
-    output_format: str = 'text'              # 'text' | 'json'
-    output_regex: str|None = None            # every assistant reply (chat) / label (classification) must fullmatch
-    output_schema: dict|None = None          # JSON schema the assistant reply must satisfy (output_format 'json')
-    labels: list = field(default_factory=list)   # classification labels / chat categories
-    axes: dict = field(default_factory=dict)     # axis -> {value: share}, shares sum to 1
+    output_format: str = 'text'  # 'text' | 'json'
+    output_regex: str | None = None  # every assistant reply (chat) / label (classification) must fullmatch
+    output_schema: dict | None = None  # JSON schema the assistant reply must satisfy (output_format 'json')
+    labels: list = field(default_factory=list)  # classification labels / chat categories
+    axes: dict = field(default_factory=dict)  # axis -> {value: share}, shares sum to 1
     axis_descriptions: dict = field(default_factory=dict)  # axis -> description (for prompts)
-    min_chars: int|None = None               # bounds on the reply (chat) / text (classification) length
-    max_chars: int|None = None
-    seeds_path: Path|None = None
-    seed_format: str|None = None             # force the seed file's form; None detects it
-    path: Path|None = None                   # the task.yaml file
+    min_chars: int | None = None  # bounds on the reply (chat) / text (classification) length
+    max_chars: int | None = None
+    seeds_path: Path | None = None
+    seed_format: str | None = None  # force the seed file's form; None detects it
+    path: Path | None = None  # the task.yaml file
     guidelines: list = field(default_factory=list)
-    context_path: Path|None = None           # a document the examples are grounded in (e.g. policy.md)
-    context: str = ''                        # its text
-    turns: dict = field(default_factory=dict)    # user turns per conversation -> share (empty: single-turn); see `_parse_turns`
-    tools: list = field(default_factory=list)    # declared tools: {'name', 'description', 'parameters' (JSON schema)}; see `_parse_tools`
+    context_path: Path | None = None  # a document the examples are grounded in (e.g. policy.md)
+    context: str = ''  # its text
+    turns: dict = field(default_factory=dict)  # user turns per conversation -> share (empty: single-turn); see `_parse_turns`
+    tools: list = field(default_factory=list)  # declared tools: {'name', 'description', 'parameters' (JSON schema)}; see `_parse_tools`
 
     def seeds(self, **defaults) -> pd.DataFrame:
         "The seed examples as an example table (source='seed', op='seed')."
         from synthbench.formats import load_examples
         from synthbench.core import make_table
-        if self.seeds_path is None: return make_table([])
+
+        if self.seeds_path is None:
+            return make_table([])
         df = load_examples(self.seeds_path, format=self.seed_format, **{'source': 'seed', 'op': 'seed', **defaults})
-        if self.tools and len(df) and 'tools' not in df.columns: df['tools'] = [self.openai_tools() for _ in range(len(df))]
+        if self.tools and len(df) and 'tools' not in df.columns:
+            df['tools'] = [self.openai_tools() for _ in range(len(df))]
         return df
 
     @property
@@ -204,21 +319,26 @@ class TaskSpec:
         return any(k > 1 for k in self.turns)
 
     @property
-    def tool_names(self) -> list[str]: return [t['name'] for t in self.tools]
+    def tool_names(self) -> list[str]:
+        return [t['name'] for t in self.tools]
 
     def openai_tools(self) -> list[dict]:
         "The declared tools in OpenAI's `tools` shape: `[{'type': 'function', 'function': {name, description, parameters}}]`."
-        return [{'type': 'function', 'function': {'name': t['name'], 'description': t.get('description', ''), 'parameters': t['parameters']}} for t in self.tools]
+        return [
+            {'type': 'function', 'function': {'name': t['name'], 'description': t.get('description', ''), 'parameters': t['parameters']}}
+            for t in self.tools
+        ]
 
     @property
-    def category_axis(self) -> str|None:
+    def category_axis(self) -> str | None:
         "The axis that holds the categories: 'label' for classification, else 'category' (or None)."
-        for a in (('label', 'category') if self.task_type == 'classification' else ('category', 'label')):
-            if a in self.axes: return a
+        for a in ('label', 'category') if self.task_type == 'classification' else ('category', 'label'):
+            if a in self.axes:
+                return a
         return None
 
     @property
-    def regex(self) -> re.Pattern|None:
+    def regex(self) -> re.Pattern | None:
         "`output_regex` compiled."
         return None if self.output_regex is None else re.compile(self.output_regex)
 
@@ -229,15 +349,23 @@ class TaskSpec:
 
     def _repr_markdown_(self) -> str:
         out = [f"**Task spec `{self.name}`** ({self.task_type}): {self.description.strip()}", '']
-        fmt = self.output_format + (f", regex `{self.output_regex[:80]}`" if self.output_regex and '\n' not in self.output_regex else ', regex set' if self.output_regex else '')
+        fmt = self.output_format + (
+            f", regex `{self.output_regex[:80]}`"
+            if self.output_regex and '\n' not in self.output_regex
+            else ', regex set'
+            if self.output_regex
+            else ''
+        )
         fmt += ', JSON schema' if self.output_schema else ''
         fmt += f", {self.min_chars or 0}–{self.max_chars or '∞'} chars" if self.min_chars or self.max_chars else ''
         out += [f"- output: {fmt}", f"- labels: {', '.join(self.labels) or '—'}", f"- seeds: `{self.seeds_path}`"]
-        if self.context_path: out.append(f"- context: `{self.context_path}` ({len(self.context):,} chars)")
-        if self.turns: out.append('- turns: ' + ', '.join(f'{k} ({s:.0%})' for k, s in self.turns.items()))
-        if self.tools: out.append('- tools: ' + ', '.join(f"`{t['name']}`" for t in self.tools))
-        out += ['',
-                '| axis | value | share |', '|---|---|---|']
+        if self.context_path:
+            out.append(f"- context: `{self.context_path}` ({len(self.context):,} chars)")
+        if self.turns:
+            out.append('- turns: ' + ', '.join(f'{k} ({s:.0%})' for k, s in self.turns.items()))
+        if self.tools:
+            out.append('- tools: ' + ', '.join(f"`{t['name']}`" for t in self.tools))
+        out += ['', '| axis | value | share |', '|---|---|---|']
         out += [f"| {a} | {v} | {s:.0%} |" for a, vals in self.axes.items() for v, s in vals.items()]
         return '\n'.join(out)
 
@@ -246,105 +374,190 @@ def _find_yaml(path) -> Path:
     p = Path(path)
     if p.is_dir():
         for n in ('task.yaml', 'task.yml'):
-            if (p/n).exists(): return p/n
-        raise SpecError(p, [dict(problem='folder has no task.yaml', fix=f"create {p/'task.yaml'} or pass the path of the spec file")])
-    if not p.exists(): raise SpecError(p, [dict(problem='file not found', fix=f"check the path (current directory: {Path.cwd()})")])
+            if (p / n).exists():
+                return p / n
+        raise SpecError(p, [dict(problem='folder has no task.yaml', fix=f"create {p / 'task.yaml'} or pass the path of the spec file")])
+    if not p.exists():
+        raise SpecError(p, [dict(problem='file not found', fix=f"check the path (current directory: {Path.cwd()})")])
     return p
 
-def spec_from_dict(d:Mapping,                 # the parsed task.yaml
-                   base_dir:str|Path='.',     # folder that relative paths (seeds, schema) start from
-                   path:str|Path|None=None,   # the spec file, for errors
-                   lines:dict|None=None       # key path -> line number, for errors
-                  ) -> TaskSpec:
+
+def spec_from_dict(
+    d: Mapping,  # the parsed task.yaml
+    base_dir: str | Path = '.',  # folder that relative paths (seeds, schema) start from
+    path: str | Path | None = None,  # the spec file, for errors
+    lines: dict | None = None,  # key path -> line number, for errors
+) -> TaskSpec:
     "A checked `TaskSpec` from a dict; raises `SpecError` listing every problem."
     file, base = str(path or '<spec>'), Path(base_dir)
     probs = _Problems(lines or {})
-    if not isinstance(d, Mapping): raise SpecError(file, [dict(problem=f'the spec must be a mapping of keys, got {type(d).__name__}', fix='write key: value lines (name:, description:, axes:, ...)')])
+    if not isinstance(d, Mapping):
+        raise SpecError(
+            file,
+            [
+                dict(
+                    problem=f'the spec must be a mapping of keys, got {type(d).__name__}',
+                    fix='write key: value lines (name:, description:, axes:, ...)',
+                )
+            ],
+        )
     _check_keys(d, TOP_KEYS, '', probs, OUTPUT_KEYS)
+
     def get(k, default=None):
         v = d.get(k, default)
         return v if v is not None and isinstance(v, TOP_KEYS[k]) else default
+
     out = get('output', {}) or {}
     _check_keys(out, OUTPUT_KEYS, 'output.', probs)
     oget = lambda k: out.get(k) if isinstance(out.get(k), OUTPUT_KEYS[k]) and not isinstance(out.get(k), bool) else None
     task_type = get('task_type', 'chat')
-    if task_type not in TASK_TYPES: probs.add('task_type', f"unknown task type {task_type!r}", f"use one of {list(TASK_TYPES)}")
+    if task_type not in TASK_TYPES:
+        probs.add('task_type', f"unknown task type {task_type!r}", f"use one of {list(TASK_TYPES)}")
     # output format, regex, schema, length bounds
     schema = oget('schema')
     if isinstance(schema, str):
-        sp = base/schema
-        try: schema = json.loads(sp.read_text(encoding='utf-8'))
-        except FileNotFoundError: probs.add('output.schema', f"schema file {sp} not found", 'give the path of a JSON schema file relative to task.yaml, or write the schema inline'); schema = None
-        except json.JSONDecodeError as e: probs.add('output.schema', f"schema file {sp} is not valid JSON ({e.msg}, line {e.lineno})", 'fix the JSON'); schema = None
+        sp = base / schema
+        try:
+            schema = json.loads(sp.read_text(encoding='utf-8'))
+        except FileNotFoundError:
+            probs.add(
+                'output.schema',
+                f"schema file {sp} not found",
+                'give the path of a JSON schema file relative to task.yaml, or write the schema inline',
+            )
+            schema = None
+        except json.JSONDecodeError as e:
+            probs.add('output.schema', f"schema file {sp} is not valid JSON ({e.msg}, line {e.lineno})", 'fix the JSON')
+            schema = None
     if schema is not None:
         import jsonschema
-        try: jsonschema.validators.validator_for(schema).check_schema(schema)
-        except jsonschema.SchemaError as e: probs.add('output.schema', f"not a valid JSON schema: {e.message}", 'see https://json-schema.org'); schema = None
+
+        try:
+            jsonschema.validators.validator_for(schema).check_schema(schema)
+        except jsonschema.SchemaError as e:
+            probs.add('output.schema', f"not a valid JSON schema: {e.message}", 'see https://json-schema.org')
+            schema = None
     fmt = oget('format') or ('json' if schema is not None else 'text')
-    if fmt not in OUTPUT_FORMATS: probs.add('output.format', f"unknown output format {fmt!r}", f"use one of {list(OUTPUT_FORMATS)}")
-    if schema is not None and fmt != 'json': probs.add('output.schema', "a JSON schema is given but output.format is 'text'", "set output.format: json, or remove the schema")
+    if fmt not in OUTPUT_FORMATS:
+        probs.add('output.format', f"unknown output format {fmt!r}", f"use one of {list(OUTPUT_FORMATS)}")
+    if schema is not None and fmt != 'json':
+        probs.add('output.schema', "a JSON schema is given but output.format is 'text'", "set output.format: json, or remove the schema")
     regex = oget('regex')
     if regex is not None:
-        try: re.compile(regex)
-        except re.error as e: probs.add('output.regex', f"not a valid regular expression: {e}", 'fix the pattern (YAML: use a block scalar `regex: |-` to avoid escaping backslashes)'); regex = None
+        try:
+            re.compile(regex)
+        except re.error as e:
+            probs.add(
+                'output.regex',
+                f"not a valid regular expression: {e}",
+                'fix the pattern (YAML: use a block scalar `regex: |-` to avoid escaping backslashes)',
+            )
+            regex = None
     mn, mx = oget('min_chars'), oget('max_chars')
     for k, v in (('min_chars', mn), ('max_chars', mx)):
-        if v is not None and v < 0: probs.add(f'output.{k}', f'must be >= 0, got {v}', 'use a non-negative integer')
-    if mn is not None and mx is not None and mn > mx: probs.add('output.min_chars', f'min_chars {mn} > max_chars {mx}', 'swap them')
+        if v is not None and v < 0:
+            probs.add(f'output.{k}', f'must be >= 0, got {v}', 'use a non-negative integer')
+    if mn is not None and mx is not None and mn > mx:
+        probs.add('output.min_chars', f'min_chars {mn} > max_chars {mx}', 'swap them')
     # labels and axes
     labels = get('labels', []) or []
-    if any(not isinstance(l, (str, int)) or isinstance(l, bool) for l in labels): probs.add('labels', 'labels must be strings', 'write labels: [a, b, c]')
+    if any(not isinstance(l, (str, int)) or isinstance(l, bool) for l in labels):
+        probs.add('labels', 'labels must be strings', 'write labels: [a, b, c]')
     labels = [str(l) for l in labels]
-    if len(set(labels)) != len(labels): probs.add('labels', f"repeats label(s) {sorted({l for l in labels if labels.count(l) > 1})}", 'list each label once')
+    if len(set(labels)) != len(labels):
+        probs.add('labels', f"repeats label(s) {sorted({l for l in labels if labels.count(l) > 1})}", 'list each label once')
     axes, descs = {}, {}
     for name, ax in (get('axes', {}) or {}).items():
         vals, desc = _parse_axis(str(name), ax, probs)
-        if vals: axes[str(name)] = vals
-        if desc: descs[str(name)] = desc
+        if vals:
+            axes[str(name)] = vals
+        if desc:
+            descs[str(name)] = desc
     cat = next((a for a in (('label', 'category') if task_type == 'classification' else ('category', 'label')) if a in axes), None)
     if cat and labels and set(labels) != set(axes[cat]):
-        probs.add(f'axes.{cat}', f"values {sorted(axes[cat])} differ from labels {sorted(labels)}", f"make axes.{cat} list exactly the labels")
-    if cat and not labels: labels = list(axes[cat])
+        probs.add(
+            f'axes.{cat}', f"values {sorted(axes[cat])} differ from labels {sorted(labels)}", f"make axes.{cat} list exactly the labels"
+        )
+    if cat and not labels:
+        labels = list(axes[cat])
     if task_type == 'classification' and not labels:
         probs.add('labels', 'a classification task needs labels', 'add labels: [a, b, ...] (or an axis named label)')
     # seeds
     seeds = get('seeds')
-    seeds_path = base/seeds if seeds else (base/'seeds.jsonl' if (base/'seeds.jsonl').exists() else None)
+    seeds_path = base / seeds if seeds else (base / 'seeds.jsonl' if (base / 'seeds.jsonl').exists() else None)
     if seeds and seeds_path is not None and not seeds_path.is_file():
         there = sorted(x.name for x in base.iterdir())[:10] if base.is_dir() else []
-        probs.add('seeds', f"seed file {seeds_path} not found" + (f" (files there: {there})" if there else ''), 'create the seed file or correct the path (relative to task.yaml)')
+        probs.add(
+            'seeds',
+            f"seed file {seeds_path} not found" + (f" (files there: {there})" if there else ''),
+            'create the seed file or correct the path (relative to task.yaml)',
+        )
     sf = get('seed_format')
     if sf is not None:
         from synthbench.formats import FORMATS
-        if sf not in FORMATS: probs.add('seed_format', f"unknown seed format {sf!r}", f"use one of {list(FORMATS)} or leave it out to detect it")
+
+        if sf not in FORMATS:
+            probs.add('seed_format', f"unknown seed format {sf!r}", f"use one of {list(FORMATS)} or leave it out to detect it")
     ctx, ctx_path = '', None
     if get('context'):
-        ctx_path = base/get('context')
-        try: ctx = ctx_path.read_text(encoding='utf-8')
-        except (FileNotFoundError, IsADirectoryError): probs.add('context', f"context file {ctx_path} not found", 'ship the document next to task.yaml or correct the path')
-        except UnicodeDecodeError: probs.add('context', f"context file {ctx_path} is not UTF-8 text", 're-save it as UTF-8')
+        ctx_path = base / get('context')
+        try:
+            ctx = ctx_path.read_text(encoding='utf-8')
+        except (FileNotFoundError, IsADirectoryError):
+            probs.add('context', f"context file {ctx_path} not found", 'ship the document next to task.yaml or correct the path')
+        except UnicodeDecodeError:
+            probs.add('context', f"context file {ctx_path} is not UTF-8 text", 're-save it as UTF-8')
     guide = get('guidelines', []) or []
     guide = [guide] if isinstance(guide, str) else [str(g) for g in guide]
     turns = _parse_turns(d.get('turns'), probs) if isinstance(d.get('turns'), (Mapping, list)) else {}
     tools_given = d.get('tools')
     tools = _parse_tools(tools_given, probs) if isinstance(tools_given, list) else []
-    if tools and task_type == 'classification': probs.add('tools', 'a classification task cannot call tools', "remove tools:, or use task_type: chat")
-    if probs: raise SpecError(file, list(probs))
-    return TaskSpec(name=str(get('name') or (Path(path).parent.name if path else 'task')), description=get('description', '') or '',
-                    task_type=task_type, system_prompt=get('system_prompt', '') or '', output_format=fmt, output_regex=regex,
-                    output_schema=schema, labels=labels, axes=axes, axis_descriptions=descs, min_chars=mn, max_chars=mx,
-                    seeds_path=seeds_path, seed_format=sf, path=Path(path) if path else None, guidelines=guide,
-                    context_path=ctx_path, context=ctx, turns=turns, tools=tools)
+    if tools and task_type == 'classification':
+        probs.add('tools', 'a classification task cannot call tools', "remove tools:, or use task_type: chat")
+    if probs:
+        raise SpecError(file, list(probs))
+    return TaskSpec(
+        name=str(get('name') or (Path(path).parent.name if path else 'task')),
+        description=get('description', '') or '',
+        task_type=task_type,
+        system_prompt=get('system_prompt', '') or '',
+        output_format=fmt,
+        output_regex=regex,
+        output_schema=schema,
+        labels=labels,
+        axes=axes,
+        axis_descriptions=descs,
+        min_chars=mn,
+        max_chars=mx,
+        seeds_path=seeds_path,
+        seed_format=sf,
+        path=Path(path) if path else None,
+        guidelines=guide,
+        context_path=ctx_path,
+        context=ctx,
+        turns=turns,
+        tools=tools,
+    )
 
 # %% ../nbs/01_spec.ipynb #504f9479
-def load_spec(path:str|Path) -> TaskSpec:
+def load_spec(path: str | Path) -> TaskSpec:
     "Load and check a task spec from `task.yaml` or the folder holding it; raises `SpecError` naming every bad field."
     p = _find_yaml(path)
     text = p.read_text(encoding='utf-8')
-    try: d = yaml.safe_load(text)
+    try:
+        d = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
-        raise SpecError(p, [dict(line=mark.line + 1 if mark else None, problem=f"not valid YAML: {getattr(e, 'problem', None) or e}",
-                                 fix='check indentation, and quote values that contain ": " or start with a special character')]) from None
-    if d is None: raise SpecError(p, [dict(problem='the spec file is empty', fix='write at least description:, task_type: and axes:')])
+        raise SpecError(
+            p,
+            [
+                dict(
+                    line=mark.line + 1 if mark else None,
+                    problem=f"not valid YAML: {getattr(e, 'problem', None) or e}",
+                    fix='check indentation, and quote values that contain ": " or start with a special character',
+                )
+            ],
+        ) from None
+    if d is None:
+        raise SpecError(p, [dict(problem='the spec file is empty', fix='write at least description:, task_type: and axes:')])
     return spec_from_dict(d, p.parent, p, _key_lines(text))

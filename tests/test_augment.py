@@ -1,4 +1,5 @@
 "Augmentation against the fake OpenAI server: paraphrase, back-translation, context, edge variants, the parent check, the CLI."
+
 import json, os, re, subprocess
 from pathlib import Path
 import pytest
@@ -6,7 +7,16 @@ from fake_openai import FakeOpenAIServer
 from synthbench.llm.engine import LLM
 from synthbench.spec import load_spec
 from synthbench.core import make_table
-from synthbench.stages.augment import paraphrase, back_translate, vary_context, edge_variants, check_augmented, augment, PARAPHRASE, TRANSLATE
+from synthbench.stages.augment import (
+    paraphrase,
+    back_translate,
+    vary_context,
+    edge_variants,
+    check_augmented,
+    augment,
+    PARAPHRASE,
+    TRANSLATE,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_API = ROOT / 'seeds' / 'task_api'
@@ -23,7 +33,8 @@ def aug_responder(body):
         return json.dumps({'variants': [f'{txt} (variant {i})' for i in range(n)]})
     if name == 'Translation':
         lang = re.search(r'into (\w+)', p)[1]
-        if lang == 'English': return json.dumps({'text': txt + ' (back)'})
+        if lang == 'English':
+            return json.dumps({'text': txt + ' (back)'})
         return json.dumps({'text': f'[{lang}] {txt}'})
     if name == 'Rewrite':
         ctx = re.search(r'(?:context|kind): (.+?)\.\n', p)[1]
@@ -35,10 +46,12 @@ def aug_responder(body):
 
 
 @pytest.fixture
-def seeds(): return load_spec(TASK_API).seeds().head(3)
+def seeds():
+    return load_spec(TASK_API).seeds().head(3)
 
 
-def _llm(srv, tmp_path): return LLM(model='fake-model', base_url=srv.base_url, api_key='test', cache_dir=tmp_path / 'cache', progress=False)
+def _llm(srv, tmp_path):
+    return LLM(model='fake-model', base_url=srv.base_url, api_key='test', cache_dir=tmp_path / 'cache', progress=False)
 
 
 def test_paraphrase_keeps_label_and_lineage(seeds, tmp_path):
@@ -59,7 +72,7 @@ def test_paraphrase_keeps_label_and_lineage(seeds, tmp_path):
 def test_back_translation_records_pivot(seeds, tmp_path):
     with FakeOpenAIServer(responder=aug_responder) as srv:
         bt = back_translate(seeds, _llm(srv, tmp_path), pivots=['de', 'ja'])
-        assert len(srv.requests) == 12   # there and back, per row and pivot
+        assert len(srv.requests) == 12  # there and back, per row and pivot
     assert bt['aug_pivot'].tolist() == ['de', 'ja'] * 3
     assert bt['aug_pivot_text'].str.startswith(('[German]', '[Japanese]')).all()
     assert bt['messages'].map(lambda m: m[0]['content'].endswith('(back)')).all()
@@ -71,13 +84,20 @@ def test_context_variation_and_edge_variants(seeds, tmp_path):
     with FakeOpenAIServer(responder=aug_responder) as srv:
         llm = _llm(srv, tmp_path)
         cv = vary_context(seeds, llm, contexts={'industry': ['healthcare', 'retail'], 'channel': ['email']}, per_row=2, spec=spec)
-        assert cv['aug_context'].tolist() == ['industry: healthcare', 'industry: retail', 'channel: email', 'industry: healthcare', 'industry: retail', 'channel: email']
+        assert cv['aug_context'].tolist() == [
+            'industry: healthcare',
+            'industry: retail',
+            'channel: email',
+            'industry: healthcare',
+            'industry: retail',
+            'channel: email',
+        ]
         assert cv['messages'].map(lambda m: m[-1]['content'].startswith("Created task: 'Ctx'")).all()
-        assert 'task-manager API' in srv.requests[0]['messages'][0]['content']   # the task's rules are in the prompt
+        assert 'task-manager API' in srv.requests[0]['messages'][0]['content']  # the task's rules are in the prompt
         ev = edge_variants(seeds, types=['typos', 'truncated', 'out_of_scope'], per_row=3, llm=llm, spec=spec)
     assert sorted(ev['edge_type'].value_counts().to_dict().items()) == [('out_of_scope', 3), ('truncated', 3), ('typos', 3)]
     assert set(ev.loc[ev['edge_type'] == 'typos', 'edge_answer']) == {'parent'}
-    assert set(ev.loc[ev['edge_type'] == 'truncated', 'edge_answer']) == {'model'}      # re-answered for the cut-off input
+    assert set(ev.loc[ev['edge_type'] == 'truncated', 'edge_answer']) == {'model'}  # re-answered for the cut-off input
     assert ev.loc[ev['edge_type'] == 'truncated', 'messages'].map(lambda m: m[-1]['content'].startswith('Error:')).all()
     assert set(ev['op']) == {'edge'} and ev['parent_id'].isin(seeds['id']).all()
 
@@ -87,7 +107,7 @@ def test_check_records_disagreement(seeds, tmp_path):
         llm = _llm(srv, tmp_path)
         pa = paraphrase(seeds, llm, n=2)
         ck = check_augmented(pa, seeds, llm)
-    assert len(ck) == len(pa)                                  # nothing dropped
+    assert len(ck) == len(pa)  # nothing dropped
     assert ck['aug_check'].tolist() == ['pass', 'fail'] * 3
     assert ck.loc[ck['aug_check'] == 'fail', 'aug_check_reason'].eq('variant 1 drifts').all()
 
@@ -100,24 +120,54 @@ def test_failed_calls_kept_marked(seeds, tmp_path):
 
 def test_cli_augment(tmp_path):
     from synthbench.formats import load_table
+
     out = tmp_path / 'aug.jsonl'
     env = {k: v for k, v in os.environ.items() if k not in ('OPENAI_API_KEY', 'OPENAI_BASE_URL')}
     env.update(SYNTHBENCH_CACHE_DIR=str(tmp_path / 'c'), HF_HUB_OFFLINE='1')
     src = TASK_API / 'seeds.jsonl'
     with FakeOpenAIServer(responder=aug_responder) as srv:
-        r = subprocess.run(['synthbench', 'augment', str(src), '-o', str(out), '--op', 'paraphrase', '--n', '2', '--model', 'fake-model',
-                            '--base-url', srv.base_url], capture_output=True, text=True, env=env, timeout=300)
+        r = subprocess.run(
+            [
+                'synthbench',
+                'augment',
+                str(src),
+                '-o',
+                str(out),
+                '--op',
+                'paraphrase',
+                '--n',
+                '2',
+                '--model',
+                'fake-model',
+                '--base-url',
+                srv.base_url,
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert r.returncode == 0, r.stderr
     df = load_table(out)
     n = sum(1 for _ in open(src))
     new = df[df['source'] == 'augmented']
     assert len(df) == 3 * n and len(new) == 2 * n and new['aug_check'].isin(['pass', 'fail']).all()
     assert new['parent_id'].isin(df.loc[df['source'] == 'seed', 'id']).all()
-    r = subprocess.run(['synthbench', 'augment', str(src), '-o', str(out), '--op', 'edge', '--types', 'typos,unicode', '--check', 'none'],
-                       capture_output=True, text=True, env=env, timeout=300)
+    r = subprocess.run(
+        ['synthbench', 'augment', str(src), '-o', str(out), '--op', 'edge', '--types', 'typos,unicode', '--check', 'none'],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert set(load_table(out)['edge_type'].dropna()) == {'typos', 'unicode'}
-    r = subprocess.run(['synthbench', 'augment', str(tmp_path / 'missing.jsonl'), '-o', str(out), '--op', 'paraphrase'], capture_output=True, text=True, env=env)
+    r = subprocess.run(
+        ['synthbench', 'augment', str(tmp_path / 'missing.jsonl'), '-o', str(out), '--op', 'paraphrase'],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert r.returncode == 2 and 'not found' in r.stderr
 
 
@@ -127,7 +177,7 @@ from synthbench.llm.engine import ChatResult
 from synthbench.run.stage import RunContext, check_params
 from synthbench.stages.augment import augment_stage
 
-HAS_KINDS = 'error_kind' in getattr(ChatResult, '__dataclass_fields__', {})   # the engine labels its errors (after the engine change)
+HAS_KINDS = 'error_kind' in getattr(ChatResult, '__dataclass_fields__', {})  # the engine labels its errors (after the engine change)
 
 
 def test_augment_stage_adds_rows_keeps_lineage_and_drops_known_ids(seeds, tmp_path):
@@ -140,8 +190,15 @@ def test_augment_stage_adds_rows_keeps_lineage_and_drops_known_ids(seeds, tmp_pa
         assert len(t) == 3 + 4 and t['id'].is_unique and t['id'].tolist()[:3] == seeds['id'].tolist()
         new = t[t['source'] == 'augmented']
         assert new['parent_id'].tolist() == [i for i in seeds['id'][:2] for _ in range(2)] and set(new['op']) == {'paraphrase'}
-        assert res.report == {'op': 'paraphrase', 'source_rows': 2, 'new_rows': 4, 'same_as_existing_dropped': 0, 'failed': 0, 'skipped_identical': 0}
-        again = augment_stage(t, ctx=ctx, op='paraphrase', n=2, from_seeds=True, rows=2)   # the same variants again: already in the table
+        assert res.report == {
+            'op': 'paraphrase',
+            'source_rows': 2,
+            'new_rows': 4,
+            'same_as_existing_dropped': 0,
+            'failed': 0,
+            'skipped_identical': 0,
+        }
+        again = augment_stage(t, ctx=ctx, op='paraphrase', n=2, from_seeds=True, rows=2)  # the same variants again: already in the table
         assert len(again.table) == len(t) and again.report['same_as_existing_dropped'] == 4 and again.n_dropped == 4
         assert set(again.dropped['drop_reason']) == {'same as a row already in the table'}
     assert "has no parameter 'per_row'" in check_params(augment_stage, {'per_row': 2})[0][1]
@@ -150,8 +207,11 @@ def test_augment_stage_adds_rows_keeps_lineage_and_drops_known_ids(seeds, tmp_pa
 def test_augment_stage_refused_calls_fail_the_stage(seeds, tmp_path):
     with FakeOpenAIServer(responder=lambda b: {'status': 401, 'error': 'Incorrect API key provided'}) as srv:
         res = augment_stage(seeds, ctx=RunContext(llms={'main': _llm(srv, tmp_path)}), op='paraphrase')
-    assert res.status == 'failed' and res.reason.startswith('3 of 3 augmentation call(s) failed: HTTP 401'), res.reason   # was: 3 invalid rows, success
-    if HAS_KINDS: assert res.error_kind == 'auth'
+    assert res.status == 'failed' and res.reason.startswith('3 of 3 augmentation call(s) failed: HTTP 401'), (
+        res.reason
+    )  # was: 3 invalid rows, success
+    if HAS_KINDS:
+        assert res.error_kind == 'auth'
 
 
 def test_cli_augment_wrong_key_and_bad_output(tmp_path):

@@ -1,12 +1,14 @@
 """The docs site (docs/build.py): it builds, every internal link and anchor resolves, a planted broken link is caught,
 every public name of `synthbench.*.__all__` has an entry, and llms.txt lists every module."""
+
 import importlib, re, shutil, sys
 from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO/'docs'))
+sys.path.insert(0, str(REPO / 'docs'))
 import build  # noqa: E402
+
 
 @pytest.fixture(scope='module')
 def site(tmp_path_factory):
@@ -14,54 +16,69 @@ def site(tmp_path_factory):
     build.build(out, quiet=True)
     return out
 
+
 def test_site_builds_with_every_page_and_no_broken_link(site):
-    for rel in ('index.html', 'architecture.html', 'api/index.html', 'style.css'): assert (site/rel).is_file(), rel
-    for p in (REPO/'nbs').glob('*.ipynb'):
-        if p.stem != 'index': assert (site/'chapters'/f'{p.stem}.html').is_file(), p.name
-    for p in (REPO/'nbs'/'tutorials').glob('*.ipynb'): assert (site/'tutorials'/f'{p.stem}.html').is_file(), p.name
-    arch = (site/'architecture.html').read_text()
+    for rel in ('index.html', 'architecture.html', 'api/index.html', 'style.css'):
+        assert (site / rel).is_file(), rel
+    for p in (REPO / 'nbs').glob('*.ipynb'):
+        if p.stem != 'index':
+            assert (site / 'chapters' / f'{p.stem}.html').is_file(), p.name
+    for p in (REPO / 'nbs' / 'tutorials').glob('*.ipynb'):
+        assert (site / 'tutorials' / f'{p.stem}.html').is_file(), p.name
+    arch = (site / 'architecture.html').read_text()
     assert 'How a row flows through a run' in arch and 'StageResult' in arch and 'run --explain' in arch
-    assert 'href="chapters/05_stage.html"' in (site/'index.html').read_text()     # sidebar and index reach the chapters
+    assert 'href="chapters/05_stage.html"' in (site / 'index.html').read_text()  # sidebar and index reach the chapters
     assert build.check_links(site) == []
 
+
 def test_link_checker_catches_planted_broken_links(site, tmp_path):
-    s = tmp_path/'s'; shutil.copytree(site, s)
-    page = s/'chapters'/'00_core.html'
-    page.write_text(page.read_text().replace('</main>', '<a href="../chapters/99_nope.html">x</a><a href="../api/synthbench.core.html#no_such_name">y</a>'
-                                             '<a href="#missing-here">z</a><a href="https//example.com">w</a><a href="https://">v</a>'
-                                             '<a href="https://example.com/fine">ok</a></main>'))
+    s = tmp_path / 's'
+    shutil.copytree(site, s)
+    page = s / 'chapters' / '00_core.html'
+    page.write_text(
+        page.read_text().replace(
+            '</main>',
+            '<a href="../chapters/99_nope.html">x</a><a href="../api/synthbench.core.html#no_such_name">y</a>'
+            '<a href="#missing-here">z</a><a href="https//example.com">w</a><a href="https://">v</a>'
+            '<a href="https://example.com/fine">ok</a></main>',
+        )
+    )
     bad = build.check_links(s)
     assert len(bad) == 5, bad
     assert any('99_nope.html (no such file)' in b for b in bad)
     assert any('no anchor #no_such_name' in b for b in bad) and any('no anchor #missing-here' in b for b in bad)
     assert any('https://' in b and 'malformed' in b for b in bad)
-    assert not any('example.com/fine' in b for b in bad)                        # external: syntax only, no network
+    assert not any('example.com/fine' in b for b in bad)  # external: syntax only, no network
     assert all(b.startswith('chapters/00_core.html:') for b in bad)
+
 
 def test_every_public_name_has_an_api_entry(site):
     missing = []
     for m in build.modules():
-        page = site/'api'/f'{m}.html'
+        page = site / 'api' / f'{m}.html'
         assert page.is_file(), m
         ids = set(re.findall(r'id="([^"]+)"', page.read_text()))
         missing += [f'{m}.{n}' for n in getattr(importlib.import_module(m), '__all__', []) if n not in ids]
     assert missing == []
-    idx = (site/'api'/'index.html').read_text()
-    for m in build.modules(): assert f'href="{m}.html"' in idx
-    core = (site/'api'/'synthbench.core.html').read_text()
-    assert 'make_table(' in core and 'A table of examples with every standard column' in core   # signature and docstring
+    idx = (site / 'api' / 'index.html').read_text()
+    for m in build.modules():
+        assert f'href="{m}.html"' in idx
+    core = (site / 'api' / 'synthbench.core.html').read_text()
+    assert 'make_table(' in core and 'A table of examples with every standard column' in core  # signature and docstring
+
 
 def test_module_docs_urls_resolve_in_the_site(site):
     "Each module docstring ends with `Docs: SITE_URL<module>.html.md`; the site has that page."
     for m in build.modules():
         url = (importlib.import_module(m).__doc__ or '').strip().splitlines()[-1]
         assert url.startswith('Docs: ' + build.SITE_URL), (m, url)
-        page = site/url[len('Docs: ' + build.SITE_URL):]
+        page = site / url[len('Docs: ' + build.SITE_URL) :]
         assert page.is_file() and f'# {m}' in page.read_text(), page
-    assert (site/'llms.txt').read_text() == (REPO/'nbs'/'llms.txt').read_text()
+    assert (site / 'llms.txt').read_text() == (REPO / 'nbs' / 'llms.txt').read_text()
+
 
 def test_llms_txt_lists_every_module():
-    txt = (REPO/'nbs'/'llms.txt').read_text()
+    txt = (REPO / 'nbs' / 'llms.txt').read_text()
     assert 'Generated by nbdev-export' in txt
     missing = [m for m in build.modules() if f'[`{m}`]' not in txt and f'[{m}]' not in txt]
     assert missing == [], f'llms.txt lacks {missing}: add them to the module table in nbs/index.ipynb and run nbdev-export'

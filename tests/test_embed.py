@@ -1,4 +1,5 @@
 "Embeddings: local model offline, disk cache, and the OpenAI-compatible embedder against a loopback fixture."
+
 import hashlib, json, os, subprocess, sys, threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
@@ -9,6 +10,7 @@ from synthbench.llm.embed import EmbeddingCache, OpenAIEmbedder, embed_table, em
 
 DIM = 8
 
+
 def fake_vector(text: str) -> list[float]:
     "Deterministic, unnormalised vector for `text` (so the test can check normalisation)."
     h = hashlib.sha256(text.encode()).digest()
@@ -17,36 +19,59 @@ def fake_vector(text: str) -> list[float]:
 
 class EmbeddingsServer:
     "Loopback OpenAI-compatible `/v1/embeddings` server returning `fake_vector`s (fixture, not product)."
+
     def __init__(self):
         self.requests, self.headers = [], []
         outer = self
+
         class H(BaseHTTPRequestHandler):
-            def log_message(self, *a): pass
+            def log_message(self, *a):
+                pass
+
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers['Content-Length'])))
-                outer.requests.append(body); outer.headers.append({k.lower(): v for k, v in self.headers.items()})
+                outer.requests.append(body)
+                outer.headers.append({k.lower(): v for k, v in self.headers.items()})
                 if self.path != '/v1/embeddings' or body.get('encoding_format') != 'float':
-                    self.send_response(400); self.end_headers(); return
+                    self.send_response(400)
+                    self.end_headers()
+                    return
                 inp = body['input'] if isinstance(body['input'], list) else [body['input']]
                 data = [{'object': 'embedding', 'index': i, 'embedding': fake_vector(t)} for i, t in enumerate(inp)]
-                out = json.dumps({'object': 'list', 'data': data[::-1], 'model': body['model'],  # shuffled order: client must sort by index
-                                  'usage': {'prompt_tokens': len(inp), 'total_tokens': len(inp)}}).encode()
-                self.send_response(200); self.send_header('Content-Type', 'application/json')
-                self.send_header('Content-Length', str(len(out))); self.end_headers(); self.wfile.write(out)
+                out = json.dumps(
+                    {
+                        'object': 'list',
+                        'data': data[::-1],
+                        'model': body['model'],  # shuffled order: client must sort by index
+                        'usage': {'prompt_tokens': len(inp), 'total_tokens': len(inp)},
+                    }
+                ).encode()
+                self.send_response(200)
+                self.send_header('Content-Type', 'application/json')
+                self.send_header('Content-Length', str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
         self.httpd = ThreadingHTTPServer(('127.0.0.1', 0), H)
         self.base_url = f'http://127.0.0.1:{self.httpd.server_address[1]}/v1'
+
     def __enter__(self):
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start(); return self
-    def __exit__(self, *a): self.httpd.shutdown(); self.httpd.server_close()
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *a):
+        self.httpd.shutdown()
+        self.httpd.server_close()
 
 
 @pytest.fixture
 def emb_server():
-    with EmbeddingsServer() as s: yield s
+    with EmbeddingsServer() as s:
+        yield s
 
 
 def test_openai_embedder_batches_normalises_and_caches(emb_server, tmp_path, monkeypatch):
-    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))   # the engine's ledger too: checked for the key below
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))  # the engine's ledger too: checked for the key below
     texts = [f'text number {i}' for i in range(7)] + ['text number 0']  # one repeat
     emb = OpenAIEmbedder('fake-emb', base_url=emb_server.base_url, api_key='sk-test-SECRET', max_batch=3)
     X = embed_texts(texts, model=emb, cache_dir=tmp_path, progress=False)
@@ -65,7 +90,8 @@ def test_openai_embedder_batches_normalises_and_caches(emb_server, tmp_path, mon
     assert emb_server.requests[-1]['input'] == ['brand new']
     # the key is never written to disk nor shown
     for f in tmp_path.rglob('*'):
-        if f.is_file(): assert b'sk-test-SECRET' not in f.read_bytes()
+        if f.is_file():
+            assert b'sk-test-SECRET' not in f.read_bytes()
     assert 'SECRET' not in repr(emb)
 
 
@@ -80,8 +106,10 @@ def test_get_embedder_openai_by_name_and_env(emb_server, tmp_path, monkeypatch):
 
 
 def test_openai_embedder_needs_key_or_url(monkeypatch):
-    monkeypatch.delenv('OPENAI_API_KEY', raising=False); monkeypatch.delenv('OPENAI_BASE_URL', raising=False)
-    with pytest.raises(ValueError, match='no API key'): OpenAIEmbedder('x')
+    monkeypatch.delenv('OPENAI_API_KEY', raising=False)
+    monkeypatch.delenv('OPENAI_BASE_URL', raising=False)
+    with pytest.raises(ValueError, match='no API key'):
+        OpenAIEmbedder('x')
 
 
 def test_local_cache_hit_computes_nothing(tmp_path):
@@ -100,8 +128,12 @@ def test_local_cache_hit_computes_nothing(tmp_path):
 
 
 def test_embed_table_roles(tmp_path):
-    df = make_table([{'messages': [{'role': 'user', 'content': 'Where is my parcel?'}, {'role': 'assistant', 'content': 'It ships Monday.'}]},
-                     {'text': 'Where is my parcel?', 'label': 'shipping'}])
+    df = make_table(
+        [
+            {'messages': [{'role': 'user', 'content': 'Where is my parcel?'}, {'role': 'assistant', 'content': 'It ships Monday.'}]},
+            {'text': 'Where is my parcel?', 'label': 'shipping'},
+        ]
+    )
     X = embed_table(df, cache_dir=tmp_path, progress=False)
     Xu = embed_table(df, roles=['user'], cache_dir=tmp_path, progress=False)
     assert X.shape == Xu.shape == (2, 384)
@@ -110,8 +142,10 @@ def test_embed_table_roles(tmp_path):
 
 def test_offline_and_lazy_import(tmp_path):
     "`import synthbench.llm.embed` loads no torch; embedding works with HF_HUB_OFFLINE unset (it is set before loading)."
-    code = ("import sys, os; import synthbench.llm.embed as m; assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules;"
-            f"X = m.embed_texts(['hello'], cache_dir={str(tmp_path)!r}, progress=False); print(X.shape, os.environ['HF_HUB_OFFLINE'])")
+    code = (
+        "import sys, os; import synthbench.llm.embed as m; assert 'torch' not in sys.modules and 'sentence_transformers' not in sys.modules;"
+        f"X = m.embed_texts(['hello'], cache_dir={str(tmp_path)!r}, progress=False); print(X.shape, os.environ['HF_HUB_OFFLINE'])"
+    )
     env = {k: v for k, v in os.environ.items() if k not in ('HF_HUB_OFFLINE', 'TRANSFORMERS_OFFLINE')}
     r = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -124,14 +158,15 @@ from synthbench.llm.cost import price_for
 from synthbench.llm.engine import LLM
 from synthbench.run.stage import StageError
 
-KEY = 'sk-' + 'test-EMBEDKEY-0123456789abcd'   # a fake key, split so secret scanners don't flag it
+KEY = 'sk-' + 'test-EMBEDKEY-0123456789abcd'  # a fake key, split so secret scanners don't flag it
 SMALL = 'text-embedding-3-small'
 
 
 @pytest.fixture
 def srv(tmp_path, monkeypatch):
-    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))   # nothing lands in ~/.cache
-    with FakeOpenAIServer() as s: yield s
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))  # nothing lands in ~/.cache
+    with FakeOpenAIServer() as s:
+        yield s
 
 
 def paid(srv, tmp_path, **kw):
@@ -139,13 +174,14 @@ def paid(srv, tmp_path, **kw):
     return OpenAIEmbedder(kw.pop('model', SMALL), **kw)
 
 
-def texts(n, tag='doc'): return [f'{tag} number {i} about refunds' for i in range(n)]
+def texts(n, tag='doc'):
+    return [f'{tag} number {i} about refunds' for i in range(n)]
 
 
 def test_spend_booked_matches_usage_times_price_and_cache_books_nothing(srv, tmp_path):
     emb = paid(srv, tmp_path, budget_usd=1.0)
     X = embed_texts(texts(10), model=emb, cache_dir=tmp_path / 'emb', progress=False)
-    assert X.shape == (10, 8) and srv.n_embed_requests == 3                      # 10 texts, 4 per request
+    assert X.shape == (10, 8) and srv.n_embed_requests == 3  # 10 texts, 4 per request
     want = np.array([fake_embedding(t) for t in texts(10)], np.float32)
     np.testing.assert_allclose(X, want / np.linalg.norm(want, axis=1, keepdims=True), rtol=1e-5)
     billed = sum(embedding_tokens(t) for t in texts(10))
@@ -159,8 +195,9 @@ def test_spend_booked_matches_usage_times_price_and_cache_books_nothing(srv, tmp
     embed_texts(texts(10)[::-1], model=emb2, cache_dir=tmp_path / 'emb', progress=False)
     assert srv.n_embed_requests == 3 and emb2.usd == 0 and emb2.llm.spent_usd == pytest.approx(usd)
     assert all(a == 'Bearer ' + KEY for a in srv.embed_auth)
-    for f in tmp_path.rglob('*'):                                                # the key is never written anywhere
-        if f.is_file(): assert KEY.encode() not in f.read_bytes(), f
+    for f in tmp_path.rglob('*'):  # the key is never written anywhere
+        if f.is_file():
+            assert KEY.encode() not in f.read_bytes(), f
 
 
 def test_one_budget_covers_chat_and_embeddings(srv, tmp_path):
@@ -174,27 +211,31 @@ def test_one_budget_covers_chat_and_embeddings(srv, tmp_path):
     assert llm.spent_usd == pytest.approx(chat_usd + emb_usd)
     # an embedding request that does not fit what is left of the run's budget is refused before it is sent
     llm.budget_usd = llm.spent_usd + 1e-9
-    with pytest.raises(StageError) as e: embed_texts(texts(3, 'new'), model=emb, cache_dir=tmp_path / 'emb', progress=False)
+    with pytest.raises(StageError) as e:
+        embed_texts(texts(3, 'new'), model=emb, cache_dir=tmp_path / 'emb', progress=False)
     assert e.value.kind == 'budget' and srv.n_embed_requests == 2 and 'budget exceeded' in e.value.reason
 
 
 def test_budget_smaller_than_estimate_refused_before_sending(srv, tmp_path):
     emb = paid(srv, tmp_path, budget_usd=1e-7)
-    with pytest.raises(StageError) as e: embed_texts(texts(10), model=emb, cache_dir=tmp_path / 'emb', progress=False)
+    with pytest.raises(StageError) as e:
+        embed_texts(texts(10), model=emb, cache_dir=tmp_path / 'emb', progress=False)
     assert srv.n_embed_requests == 0
     assert e.value.kind == 'budget' and '\n' not in e.value.reason and 'budget_usd=$0.000000' in e.value.reason
     assert emb.llm.spent_usd == 0 and emb.n_computed == 0
     # a budget without a price for the model is refused at once, like chat
-    with pytest.raises(ValueError, match='no price is known'): paid(srv, tmp_path, model='my-embedder', budget_usd=1.0)
-    free = paid(srv, tmp_path, model='my-embedder')                              # no budget: unknown price counts 0, like chat
+    with pytest.raises(ValueError, match='no price is known'):
+        paid(srv, tmp_path, model='my-embedder', budget_usd=1.0)
+    free = paid(srv, tmp_path, model='my-embedder')  # no budget: unknown price counts 0, like chat
     assert free.encode(['a b']).shape == (1, 8) and free.usd == 0
 
 
 def test_401_fails_with_kind_auth_and_one_line(srv, tmp_path):
     srv.embed_statuses = [401] * 5
     emb = paid(srv, tmp_path, max_batch=100)
-    with pytest.raises(StageError) as e: embed_texts(texts(5), model=emb, cache_dir=tmp_path / 'emb', progress=False)
-    assert e.value.kind == 'auth' and srv.n_embed_requests == 1                  # fatal: not retried
+    with pytest.raises(StageError) as e:
+        embed_texts(texts(5), model=emb, cache_dir=tmp_path / 'emb', progress=False)
+    assert e.value.kind == 'auth' and srv.n_embed_requests == 1  # fatal: not retried
     assert '\n' not in e.value.reason and 'HTTP 401' in e.value.reason and KEY not in str(e.value)
 
 
@@ -205,18 +246,22 @@ def test_429_retried_then_rate_limit_and_500_server(srv, tmp_path):
     assert X.shape == (5, 8) and srv.n_embed_requests == 3 and emb.llm.stats['retries'] == 2
     srv.embed_statuses = [429] * 3
     emb = paid(srv, tmp_path, max_batch=100, max_retries=2)
-    with pytest.raises(StageError) as e: emb.encode(['x y z'])
+    with pytest.raises(StageError) as e:
+        emb.encode(['x y z'])
     assert e.value.kind == 'rate_limit' and srv.n_embed_requests == 6 and 'after 3 attempts' in e.value.reason
     srv.embed_statuses = [500] * 3
-    with pytest.raises(StageError) as e: emb.encode(['x y z'])
+    with pytest.raises(StageError) as e:
+        emb.encode(['x y z'])
     assert e.value.kind == 'server' and srv.n_embed_requests == 9
 
 
 def test_rpm_limit_and_endpoint_rule(srv, tmp_path, monkeypatch):
     import time
-    emb = paid(srv, tmp_path, max_batch=1, rpm=120)                              # 2 per second, bursts of 2
-    t = time.monotonic(); emb.encode(['a', 'b', 'c', 'd'])
-    assert srv.n_embed_requests == 4 and time.monotonic() - t >= 0.8             # timing: loose bound (shared CPUs)
+
+    emb = paid(srv, tmp_path, max_batch=1, rpm=120)  # 2 per second, bursts of 2
+    t = time.monotonic()
+    emb.encode(['a', 'b', 'c', 'd'])
+    assert srv.n_embed_requests == 4 and time.monotonic() - t >= 0.8  # timing: loose bound (shared CPUs)
     llm = LLM(model='gpt-4o-mini', base_url=srv.base_url, api_key=KEY, cache_dir=None, progress=False)
     with pytest.raises(ValueError, match='requests only go to the endpoint you name'):
         OpenAIEmbedder(SMALL, llm=llm, base_url='https://api.openai.com/v1')
@@ -225,7 +270,8 @@ def test_rpm_limit_and_endpoint_rule(srv, tmp_path, monkeypatch):
     e.encode(['q'])
     assert srv.embed_auth[-1] == 'Bearer sk-' + 'from-env-0123456789' and 'from-env' not in repr(e)
     monkeypatch.delenv('MY_EMBED_KEY')
-    with pytest.raises(ValueError, match=r'api_key_env names \$MY_EMBED_KEY'): paid(srv, tmp_path, api_key=None, api_key_env='MY_EMBED_KEY')
+    with pytest.raises(ValueError, match=r'api_key_env names \$MY_EMBED_KEY'):
+        paid(srv, tmp_path, api_key=None, api_key_env='MY_EMBED_KEY')
 
 
 def test_sdk_transport_sends_embeddings_too(srv, tmp_path):

@@ -1,4 +1,5 @@
 "evaluate_outputs / compare_outputs against the fake OpenAI server: compliance per category, failed calls, judge figures, caching."
+
 import json, math, re, warnings
 import pytest
 from fake_openai import FakeOpenAIServer
@@ -10,10 +11,12 @@ from synthbench.spec import load_spec
 SPEC = load_spec(seeds_path('task_api'))
 SEEDS = SPEC.seeds()
 # last user message of each seed -> (category, reference reply)
-BY_PROMPT = {[m for m in msgs if m['role'] == 'user'][-1]['content']: (cat, msgs[-1]['content'])
-             for msgs, cat in zip(SEEDS['messages'], SEEDS['category'])}
+BY_PROMPT = {
+    [m for m in msgs if m['role'] == 'user'][-1]['content']: (cat, msgs[-1]['content'])
+    for msgs, cat in zip(SEEDS['messages'], SEEDS['category'])
+}
 COUNTS = SEEDS['category'].value_counts().to_dict()
-GOOD = ('create', 'update', 'complete')   # the model under test answers these in the task's format
+GOOD = ('create', 'update', 'complete')  # the model under test answers these in the task's format
 PROSE = 'Sure! I have taken care of that for you.'
 
 
@@ -23,11 +26,15 @@ def last_user(body):
 
 def model_responder(body):
     "The model under test: format-compliant replies for GOOD categories, prose for list/delete, HTTP 500 for error rows."
-    if body['model'] == 'judge-model': return judge_responder(body)
+    if body['model'] == 'judge-model':
+        return judge_responder(body)
     cat, ref = BY_PROMPT[last_user(body)]
-    if body['model'] == 'base-model': return PROSE
-    if cat in GOOD: return ref
-    if cat == 'error': return {'status': 500, 'error': 'the fine-tune server crashed'}
+    if body['model'] == 'base-model':
+        return PROSE
+    if cat in GOOD:
+        return ref
+    if cat == 'error':
+        return {'status': 500, 'error': 'the fine-tune server crashed'}
     return PROSE
 
 
@@ -52,17 +59,19 @@ def test_compliance_per_category_failed_calls_and_judge(tmp_path):
         reqs = list(srv.requests)
     asked = [r for r in reqs if r['model'] == 'ft-model']
     judged = [r for r in reqs if r['model'] == 'judge-model']
-    assert len(asked) == 20 and len(judged) == 18            # failed rows are not judged
+    assert len(asked) == 20 and len(judged) == 18  # failed rows are not judged
     assert all(r['messages'][0] == {'role': 'system', 'content': SPEC.system_prompt} for r in asked)
     assert all(r['max_tokens'] == 64 and r['temperature'] == 0.0 for r in asked)
-    assert all(r['messages'][-1]['role'] == 'user' for r in asked)   # the reference is never sent
+    assert all(r['messages'][-1]['role'] == 'user' for r in asked)  # the reference is never sent
     f = res.figures
     assert (f['n'], f['answered'], f['failed']) == (20, 18, 2)
     n_good = sum(COUNTS[c] for c in GOOD)
     assert f['valid'] == n_good and f['compliance'] == pytest.approx(n_good / 18)
     by = f['by']['category']
-    for c in GOOD: assert by[c]['compliance'] == 1.0 and by[c]['answered'] == COUNTS[c]
-    for c in ('list', 'delete'): assert by[c]['compliance'] == 0.0 and by[c]['valid'] == 0
+    for c in GOOD:
+        assert by[c]['compliance'] == 1.0 and by[c]['answered'] == COUNTS[c]
+    for c in ('list', 'delete'):
+        assert by[c]['compliance'] == 0.0 and by[c]['valid'] == 0
     assert by['error']['failed'] == 2 and math.isnan(by['error']['compliance'])
     assert f['invalid_reasons'] == {'format_mismatch': COUNTS['list'] + COUNTS['delete']}
     assert f['failed_reasons'] == {'model_error': 2}
@@ -98,14 +107,16 @@ def test_rerun_is_cached_and_retries_only_failures(tmp_path):
             n1 = len(srv.requests)
             second = evaluate_outputs(SEEDS, llm(srv, tmp_path, 'ft-model'), SPEC)
         n2 = len(srv.requests) - n1
-    assert n1 == 20 and n2 == 2   # only the two failed calls are sent again
+    assert n1 == 20 and n2 == 2  # only the two failed calls are sent again
     assert second.figures['compliance'] == first.figures['compliance']
 
 
 def test_truncated_reply_counts_as_answered_not_compliant(tmp_path):
     rows = SEEDS[SEEDS.category == 'create'].iloc[:2]
+
     def cut(body):
         return {'content': "Created task: 'Review", 'finish_reason': 'length'}
+
     with FakeOpenAIServer(responder=cut) as srv:
         res = evaluate_outputs(rows, llm(srv, tmp_path, 'ft-model'), SPEC, max_tokens=5)
     f = res.figures
@@ -127,6 +138,6 @@ def test_compare_base_and_fine_tuned(tmp_path):
     assert cmp.loc['compliance [category=create]', 'fine-tuned'] == 1.0
     assert cmp.loc['failed', 'fine-tuned - base'] == 2
     assert '<table' in cmp._repr_html_()
-    assert list(compare_outputs({'a': base, 'b': ft, 'c': ft}).columns) == ['a', 'b', 'c']   # no delta for 3 runs
+    assert list(compare_outputs({'a': base, 'b': ft, 'c': ft}).columns) == ['a', 'b', 'c']  # no delta for 3 runs
     with pytest.warns(UserWarning, match='different eval sets'):
         compare_outputs({'base': base, 'part': EvalResult(ft.table.iloc[:3], eval_figures(ft.table.iloc[:3]))})

@@ -1,5 +1,6 @@
 """The Ray engine against the local one, on a real local Ray cluster (a head and one worker node on loopback, started here and
 stopped at the end even when a test fails): same ids, `dup_of` and verdicts; one rate limit and budget for every worker."""
+
 import contextlib, io, os, shutil, socket, subprocess, sys, time
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
@@ -7,20 +8,23 @@ import numpy as np, pandas as pd, pytest
 ray = pytest.importorskip('ray')
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO/'benchmarks'))
+sys.path.insert(0, str(REPO / 'benchmarks'))
 KEY = 'sk-' + 'ray-0123456789abcdef'
 
 
 def _free_port() -> int:
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
 
 
 def _ray_cli(*args, env, check=True, timeout=120, tries=2):
     "`ray ARGS`; with `check`, a failure is retried once (a loaded machine can time out Ray's start) and then raised with Ray's own output."
-    exe = shutil.which('ray') or str(Path(sys.executable).parent/'ray')
+    exe = shutil.which('ray') or str(Path(sys.executable).parent / 'ray')
     for k in range(tries if check else 1):
         r = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout)
-        if r.returncode == 0 or not check: return r
+        if r.returncode == 0 or not check:
+            return r
         time.sleep(3)
     tail = '\n'.join((r.stdout + r.stderr).strip().splitlines()[-15:])
     raise RuntimeError(f"`ray {' '.join(args[:2])}` failed (exit {r.returncode}):\n{tail}")
@@ -30,25 +34,50 @@ def _ray_cli(*args, env, check=True, timeout=120, tries=2):
 def cluster(tmp_path_factory):
     "`ray start --head` on loopback (1 CPU) plus one worker node (1 CPU): 2 CPUs in all, the machine is shared. Always stopped."
     port = _free_port()
-    tmp = Path('/tmp')/f'sbray{os.getpid()}'            # short: Ray's socket paths must stay under 107 characters
-    env = {**os.environ, 'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
-           'RAY_USAGE_STATS_ENABLED': '0', 'RAY_DATA_DISABLE_PROGRESS_BARS': '1',
-           'RAY_AUTH_MODE': 'disabled',   # a loopback test cluster; a real one keeps token auth
-           'OPENAI_API_KEY': KEY, 'SB_RAY_KEY': KEY}   # workers read keys from the environment of the `ray start` that launched them
+    tmp = Path('/tmp') / f'sbray{os.getpid()}'  # short: Ray's socket paths must stay under 107 characters
+    env = {
+        **os.environ,
+        'PYTHONPATH': os.pathsep.join([str(REPO), os.environ.get('PYTHONPATH', '')]).rstrip(os.pathsep),
+        'RAY_USAGE_STATS_ENABLED': '0',
+        'RAY_DATA_DISABLE_PROGRESS_BARS': '1',
+        'RAY_AUTH_MODE': 'disabled',  # a loopback test cluster; a real one keeps token auth
+        'OPENAI_API_KEY': KEY,
+        'SB_RAY_KEY': KEY,
+    }  # workers read keys from the environment of the `ray start` that launched them
     addr = f'127.0.0.1:{port}'
     try:
-        _ray_cli('start', '--head', '--node-ip-address=127.0.0.1', f'--port={port}', '--num-cpus=1', '--include-dashboard=false',
-                 '--object-store-memory=400000000', f'--temp-dir={tmp}', '--disable-usage-stats', env=env)
-        _ray_cli('start', f'--address={addr}', '--node-ip-address=127.0.0.1', '--num-cpus=1', '--object-store-memory=300000000',
-                 '--disable-usage-stats', env=env)
-        os.environ['PYTHONPATH'] = env['PYTHONPATH']; os.environ['RAY_AUTH_MODE'] = 'disabled'
+        _ray_cli(
+            'start',
+            '--head',
+            '--node-ip-address=127.0.0.1',
+            f'--port={port}',
+            '--num-cpus=1',
+            '--include-dashboard=false',
+            '--object-store-memory=400000000',
+            f'--temp-dir={tmp}',
+            '--disable-usage-stats',
+            env=env,
+        )
+        _ray_cli(
+            'start',
+            f'--address={addr}',
+            '--node-ip-address=127.0.0.1',
+            '--num-cpus=1',
+            '--object-store-memory=300000000',
+            '--disable-usage-stats',
+            env=env,
+        )
+        os.environ['PYTHONPATH'] = env['PYTHONPATH']
+        os.environ['RAY_AUTH_MODE'] = 'disabled'
         from synthbench.run.rayengine import connect
+
         r = connect(addr)
         assert int(r.cluster_resources().get('CPU', 0)) == 2, r.cluster_resources()
         assert len([n for n in r.nodes() if n['Alive']]) == 2
         yield addr
     finally:
-        with contextlib.suppress(Exception): ray.shutdown()
+        with contextlib.suppress(Exception):
+            ray.shutdown()
         _ray_cli('stop', '--force', env=env, check=False)
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -56,22 +85,31 @@ def cluster(tmp_path_factory):
 def _table(n, dup_frac=0.1, copies=0, seed=0):
     from dedup_data import short_examples
     from synthbench.core import make_table
+
     texts, _ = short_examples(n - copies, dup_frac, seed=seed)
     texts = texts + texts[:copies]
     rng = np.random.default_rng(seed)
-    return make_table([{'text': t, 'id': f'r{k}', 'judge_overall': float(s)} for k, (t, s) in enumerate(zip(texts, rng.integers(1, 6, len(texts))))],
-                      source='generated')
+    return make_table(
+        [{'text': t, 'id': f'r{k}', 'judge_overall': float(s)} for k, (t, s) in enumerate(zip(texts, rng.integers(1, 6, len(texts))))],
+        source='generated',
+    )
 
 
 def test_dedup_100k_rows_ray_equals_local(cluster):
     "Exact (hash groupby) + MinHash (band shuffle + connected components) on 100k rows: the same marks as the local path."
     from synthbench.stages.dedup import dedup
     from synthbench.run.rayengine import ray_dedup
+
     df = _table(100_000, 0.1, copies=2_000)
-    t0 = time.time(); loc = dedup(df, ['exact', 'minhash'], progress=False); t_loc = time.time() - t0
-    T = {}; t0 = time.time(); got = ray_dedup(df, ['exact', 'minhash'], timings=T); t_ray = time.time() - t0
+    t0 = time.time()
+    loc = dedup(df, ['exact', 'minhash'], progress=False)
+    t_loc = time.time() - t0
+    T = {}
+    t0 = time.time()
+    got = ray_dedup(df, ['exact', 'minhash'], timings=T)
+    t_ray = time.time() - t0
     print(f'100k rows: local {t_loc:.1f}s, ray {t_ray:.1f}s {T}')
-    assert (loc['dup_method'] == 'exact').sum() >= 1_900 and (loc['dup_method'] == 'minhash').sum() > 3_000   # the test can fail
+    assert (loc['dup_method'] == 'exact').sum() >= 1_900 and (loc['dup_method'] == 'minhash').sum() > 3_000  # the test can fail
     assert got['id'].tolist() == loc['id'].tolist()
     assert got['dup_of'].tolist() == loc['dup_of'].tolist()
     assert got['dup_method'].tolist() == loc['dup_method'].tolist()
@@ -81,16 +119,30 @@ def test_dedup_100k_rows_ray_equals_local(cluster):
 def test_cli_dedup_engine_ray_writes_what_local_writes(cluster, tmp_path):
     from synthbench.cli import main
     from synthbench.formats import save_table, load_table
+
     df = _table(3_000, 0.2, copies=100, seed=2)
-    save_table(df, tmp_path/'in.jsonl')
+    save_table(df, tmp_path / 'in.jsonl')
     outs = {}
     for eng in ('local', 'ray'):
         o, e = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(o), contextlib.redirect_stderr(e):
-            code = main(['dedup', str(tmp_path/'in.jsonl'), '-o', str(tmp_path/f'{eng}.jsonl'), '--method', 'exact,minhash', '--no-progress',
-                         '--engine', eng, '--address', cluster])
+            code = main(
+                [
+                    'dedup',
+                    str(tmp_path / 'in.jsonl'),
+                    '-o',
+                    str(tmp_path / f'{eng}.jsonl'),
+                    '--method',
+                    'exact,minhash',
+                    '--no-progress',
+                    '--engine',
+                    eng,
+                    '--address',
+                    cluster,
+                ]
+            )
         assert code == 0, e.getvalue()
-        outs[eng] = load_table(tmp_path/f'{eng}.jsonl')
+        outs[eng] = load_table(tmp_path / f'{eng}.jsonl')
     assert (outs['local']['dup_of'] != '').sum() > 300
     assert outs['ray']['dup_of'].tolist() == outs['local']['dup_of'].tolist()
 
@@ -101,27 +153,51 @@ def test_cli_validate_and_judge_engine_ray_match_local(cluster, tmp_path, monkey
     from synthbench.cli import main
     from synthbench.formats import load_table
     from synthbench.run.workbench import run_pipeline
+
     monkeypatch.setenv('OPENAI_API_KEY', KEY)
-    with ScriptedTeacher(REPO/'seeds'/'task_api', defect_rate=0.3, seed=5) as t:
-        gen = run_pipeline({'name': 'g', 'task': str(REPO/'seeds'/'task_api'), 'seed': 1, 'stages': [{'generate': {'n': 24}}],
-                            'llm': {'model': 'gpt-4o-mini', 'base_url': t.base_url, 'progress': False, 'cache_dir': str(tmp_path/'c0')}},
-                           runs_dir=tmp_path/'runs', verbose=False)
+    with ScriptedTeacher(REPO / 'seeds' / 'task_api', defect_rate=0.3, seed=5) as t:
+        gen = run_pipeline(
+            {
+                'name': 'g',
+                'task': str(REPO / 'seeds' / 'task_api'),
+                'seed': 1,
+                'stages': [{'generate': {'n': 24}}],
+                'llm': {'model': 'gpt-4o-mini', 'base_url': t.base_url, 'progress': False, 'cache_dir': str(tmp_path / 'c0')},
+            },
+            runs_dir=tmp_path / 'runs',
+            verbose=False,
+        )
         assert gen.ok, gen.reason
-        src = gen.path/'01_generate.parquet'
+        src = gen.path / '01_generate.parquet'
         outs = {}
         for eng in ('local', 'ray'):
             t._occ.clear()
-            for cmd, extra in (('validate', ['--spec', str(REPO/'seeds'/'task_api'), '-o', str(tmp_path/f'v_{eng}.parquet')]),
-                               ('judge', ['-o', str(tmp_path/f'j_{eng}.parquet'), '--spec', str(REPO/'seeds'/'task_api'), '--model', 'gpt-4o-mini',
-                                          '--base-url', t.base_url, '--cache-dir', str(tmp_path/f'c_{eng}')])):
-                inp = str(src) if cmd == 'validate' else str(tmp_path/f'v_{eng}.parquet')
+            for cmd, extra in (
+                ('validate', ['--spec', str(REPO / 'seeds' / 'task_api'), '-o', str(tmp_path / f'v_{eng}.parquet')]),
+                (
+                    'judge',
+                    [
+                        '-o',
+                        str(tmp_path / f'j_{eng}.parquet'),
+                        '--spec',
+                        str(REPO / 'seeds' / 'task_api'),
+                        '--model',
+                        'gpt-4o-mini',
+                        '--base-url',
+                        t.base_url,
+                        '--cache-dir',
+                        str(tmp_path / f'c_{eng}'),
+                    ],
+                ),
+            ):
+                inp = str(src) if cmd == 'validate' else str(tmp_path / f'v_{eng}.parquet')
                 err = io.StringIO()
                 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
                     code = main([cmd, inp, *extra, '--engine', eng, '--address', cluster])
                 assert code == 0, (cmd, eng, err.getvalue())
-            outs[eng] = load_table(tmp_path/f'j_{eng}.parquet')
+            outs[eng] = load_table(tmp_path / f'j_{eng}.parquet')
     L, R = outs['local'], outs['ray']
-    assert (L['valid'] == False).sum() >= 2 and (L['judge_pass'] == False).sum() >= 1          # defects were planted and caught
+    assert (L['valid'] == False).sum() >= 2 and (L['judge_pass'] == False).sum() >= 1  # defects were planted and caught
     assert R['id'].tolist() == L['id'].tolist()
     for col in ('valid', 'invalid_reason', 'judge_pass', 'judge_overall'):
         assert R[col].astype(str).tolist() == L[col].astype(str).tolist(), col
@@ -134,72 +210,116 @@ def test_task_api_pipeline_ray_equals_local(cluster, tmp_path, monkeypatch):
     from synthbench.cli import main
     from synthbench.run.workbench import run_pipeline, Run
     from synthbench.run.rayengine import ray_embed_texts
+
     monkeypatch.setenv('SB_RAY_KEY', KEY)
     monkeypatch.chdir(tmp_path)
-    with ScriptedTeacher(REPO/'seeds'/'task_api', defect_rate=0.25, seed=4) as t:
-        llm = lambda c: {'model': 'gpt-4o-mini', 'base_url': t.base_url, 'api_key_env': 'SB_RAY_KEY', 'progress': False, 'max_retries': 3, 'cache_dir': str(tmp_path/c)}
-        gen = run_pipeline({'name': 'gen', 'task': str(REPO/'seeds'/'task_api'), 'llm': llm('cache_gen'), 'seed': 3,
-                            'stages': [{'generate': {'n': 36}}]}, runs_dir=tmp_path/'runs', verbose=False)
+    with ScriptedTeacher(REPO / 'seeds' / 'task_api', defect_rate=0.25, seed=4) as t:
+        llm = lambda c: {
+            'model': 'gpt-4o-mini',
+            'base_url': t.base_url,
+            'api_key_env': 'SB_RAY_KEY',
+            'progress': False,
+            'max_retries': 3,
+            'cache_dir': str(tmp_path / c),
+        }
+        gen = run_pipeline(
+            {
+                'name': 'gen',
+                'task': str(REPO / 'seeds' / 'task_api'),
+                'llm': llm('cache_gen'),
+                'seed': 3,
+                'stages': [{'generate': {'n': 36}}],
+            },
+            runs_dir=tmp_path / 'runs',
+            verbose=False,
+        )
         assert gen.ok, gen.reason
         stages = ['validate', {'judge': {'threshold': 3.5}}, 'dedup', 'filter', {'audit': {'embed': 'model'}}]
         runs = {}
         for eng in ('local', 'ray'):
             before = t.stats['by_kind'].copy()
-            t._occ.clear()        # the teacher varies its answer to a repeated prompt; each engine's run should see the first answers
-            cfg = {'name': eng, 'task': str(REPO/'seeds'/'task_api'), 'llm': llm(f'cache_{eng}'), 'seed': 3,
-                   'input': str(gen.path/'01_generate.parquet'), 'stages': stages}
-            if eng == 'local': runs[eng] = run_pipeline(cfg, runs_dir=tmp_path/'runs', verbose=False)
-            else:                                                                  # the CLI: synthbench run --engine ray --address ...
-                (tmp_path/'ray.yaml').write_text(yaml.safe_dump(cfg))
+            t._occ.clear()  # the teacher varies its answer to a repeated prompt; each engine's run should see the first answers
+            cfg = {
+                'name': eng,
+                'task': str(REPO / 'seeds' / 'task_api'),
+                'llm': llm(f'cache_{eng}'),
+                'seed': 3,
+                'input': str(gen.path / '01_generate.parquet'),
+                'stages': stages,
+            }
+            if eng == 'local':
+                runs[eng] = run_pipeline(cfg, runs_dir=tmp_path / 'runs', verbose=False)
+            else:  # the CLI: synthbench run --engine ray --address ...
+                (tmp_path / 'ray.yaml').write_text(yaml.safe_dump(cfg))
                 err = io.StringIO()
                 with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-                    code = main(['run', str(tmp_path/'ray.yaml'), '--runs-dir', str(tmp_path/'runs'), '--quiet', '--engine', 'ray', '--address', cluster])
+                    code = main(
+                        [
+                            'run',
+                            str(tmp_path / 'ray.yaml'),
+                            '--runs-dir',
+                            str(tmp_path / 'runs'),
+                            '--quiet',
+                            '--engine',
+                            'ray',
+                            '--address',
+                            cluster,
+                        ]
+                    )
                 assert code == 0, err.getvalue()
-                runs[eng] = Run(tmp_path/'runs'/'ray')
+                runs[eng] = Run(tmp_path / 'runs' / 'ray')
             assert runs[eng].ok, runs[eng].reason
             sent = sum(v for k, v in (t.stats['by_kind'] - before).items() if k.startswith('judge'))
-            assert sent >= 25, (eng, t.stats['by_kind'])                         # each engine asked the teacher itself (fresh caches)
+            assert sent >= 25, (eng, t.stats['by_kind'])  # each engine asked the teacher itself (fresh caches)
         L, R = runs['local'], runs['ray']
         assert R.manifest['engine'] == 'ray' and L.manifest['engine'] == 'local'
-        assert R.manifest['stages'][1]['report']['engine']['batches'] >= 2        # the judge ran on batches of a Ray Dataset
+        assert R.manifest['stages'][1]['report']['engine']['batches'] >= 2  # the judge ran on batches of a Ray Dataset
         for stage in ('validate', 'judge', 'dedup'):
             a, b = L.table(stage), R.table(stage)
             assert b['id'].tolist() == a['id'].tolist(), stage
             for col in ('valid', 'invalid_reason', 'judge_pass', 'dup_of', 'dup_method'):
-                if col in a: assert b[col].astype(str).tolist() == a[col].astype(str).tolist(), (stage, col)
+                if col in a:
+                    assert b[col].astype(str).tolist() == a[col].astype(str).tolist(), (stage, col)
         assert R.final['id'].tolist() == L.final['id'].tolist()
-        au = {k: r.manifest['stages'][-1]['report']['metrics'] for k, r in runs.items()}      # audit, a whole stage: on the cluster's actor pool under ray
+        au = {
+            k: r.manifest['stages'][-1]['report']['metrics'] for k, r in runs.items()
+        }  # audit, a whole stage: on the cluster's actor pool under ray
         assert au['ray']['provenance']['engine'] == 'ray' and 'engine' not in au['local']['provenance']
         assert au['ray']['n'] == au['local']['n'] == len(L.final) and au['ray']['copies'] == au['local']['copies']
         assert au['ray']['embedding']['n_clusters'] == au['local']['embedding']['n_clusters']
         truth = t.truth(L.table('validate'))
-        assert truth.notna().sum() >= 5 and len(L.final) < len(L.table('validate'))   # defects were planted and some rows left out
-        assert R.manifest['stages'][1]['calls'] >= 25                             # worker calls are counted in the manifest
+        assert truth.notna().sum() >= 5 and len(L.final) < len(L.table('validate'))  # defects were planted and some rows left out
+        assert R.manifest['stages'][1]['calls'] >= 25  # worker calls are counted in the manifest
         # the embedding cache is Parquet shards in the run folder: a re-run embeds nothing
         from synthbench.stages.dedup import compare_texts
+
         texts = compare_texts(R.table('validate'))[0]
-        st = {}; ray_embed_texts(texts, run_dir=R.path, stats=st)
+        st = {}
+        ray_embed_texts(texts, run_dir=R.path, stats=st)
         assert st['embedded'] == 0 and st['cached'] == st['unique'] > 25, st
 
 
 def test_workers_share_one_rate_limit_and_budget(cluster, tmp_path, monkeypatch):
     "Two workers judging through one endpoint: together they stay under its RPM, and together under the dollar cap."
-    monkeypatch.setenv('SB_RAY_KEY', KEY)           # the driver's key lives in a variable the workers also have
+    monkeypatch.setenv('SB_RAY_KEY', KEY)  # the driver's key lives in a variable the workers also have
     from synthbench.testing import ScriptedTeacher
     from synthbench.spec import load_spec
     from synthbench.run.stage import RunContext
     from synthbench.llm.engine import LLM
     from synthbench.run.rayengine import run_row_local, endpoint_limiter, llm_config
-    spec = load_spec(REPO/'seeds'/'task_api')
+
+    spec = load_spec(REPO / 'seeds' / 'task_api')
     rows = pd.concat([spec.seeds(), spec.seeds()], ignore_index=True).drop_duplicates('id').reset_index(drop=True)
     times = []
 
     class Timed(ScriptedTeacher):
         def respond(self, body):
-            times.append(time.monotonic()); return super().respond(body)
-    with Timed(REPO/'seeds'/'task_api', seed=1) as t:
+            times.append(time.monotonic())
+            return super().respond(body)
+
+    with Timed(REPO / 'seeds' / 'task_api', seed=1) as t:
         rpm = 120
-        llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key=KEY, rpm=rpm, progress=False, cache_dir=tmp_path/'c1', max_retries=1)
+        llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key=KEY, rpm=rpm, progress=False, cache_dir=tmp_path / 'c1', max_retries=1)
         ctx = RunContext(spec=spec, run_dir=tmp_path)
         t0 = time.monotonic()
         res = run_row_local('judge', rows, {}, ctx, llm=llm, batch_rows=max(1, len(rows) // 4), concurrency=2)
@@ -218,12 +338,20 @@ def test_workers_share_one_rate_limit_and_budget(cluster, tmp_path, monkeypatch)
         # budget: a cap that fits only some calls; both workers draw on the one ledger
         times.clear()
         budget = 0.004
-        llm2 = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key=KEY, budget_usd=budget, progress=False, cache_dir=tmp_path/'c2', max_retries=1)
+        llm2 = LLM(
+            model='gpt-4o-mini',
+            base_url=t.base_url,
+            api_key=KEY,
+            budget_usd=budget,
+            progress=False,
+            cache_dir=tmp_path / 'c2',
+            max_retries=1,
+        )
         res2 = run_row_local('judge', rows, {}, ctx, llm=llm2, batch_rows=max(1, len(rows) // 4), concurrency=2)
         lim = endpoint_limiter(llm_config(llm2))
         st = ray.get(lim.state.remote())
         assert st['spent_usd'] <= budget + 1e-9, st['spent_usd']
-        assert 0 < len(times) < len(rows), (len(times), len(rows))            # some calls were refused for the budget
+        assert 0 < len(times) < len(rows), (len(times), len(rows))  # some calls were refused for the budget
         assert res2.status == 'failed' and res2.error_kind == 'budget', res2.line()
         print(f'budget ${budget}: {len(times)} of {len(rows)} calls sent, ${st["spent_usd"]:.5f} spent')
 
@@ -236,21 +364,29 @@ def test_api_key_is_never_serialized_to_workers(cluster, tmp_path, monkeypatch):
     from synthbench.llm.engine import LLM
     from synthbench.run.rayengine import run_row_local
     import ray.cloudpickle as rcp
+
     monkeypatch.setenv('SB_RAY_KEY', KEY)
     blobs, real = [], rcp.dumps
+
     def spy(obj, *a, **kw):
         cb = kw.get('buffer_callback')
-        if cb is not None: kw['buffer_callback'] = lambda b: (blobs.append(bytes(b.raw())), cb(b))[1]
-        out = real(obj, *a, **kw); blobs.append(bytes(out)); return out
+        if cb is not None:
+            kw['buffer_callback'] = lambda b: (blobs.append(bytes(b.raw())), cb(b))[1]
+        out = real(obj, *a, **kw)
+        blobs.append(bytes(out))
+        return out
+
     monkeypatch.setattr(rcp, 'dumps', spy)
-    spec = load_spec(REPO/'seeds'/'task_api')
+    spec = load_spec(REPO / 'seeds' / 'task_api')
     rows = spec.seeds().drop_duplicates('id').reset_index(drop=True)
-    with ScriptedTeacher(REPO/'seeds'/'task_api', seed=1) as t:
-        llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key=KEY, progress=False, cache_dir=tmp_path/'c', max_retries=1)
-        res = run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm, batch_rows=max(1, len(rows) // 2), concurrency=2)
+    with ScriptedTeacher(REPO / 'seeds' / 'task_api', seed=1) as t:
+        llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key=KEY, progress=False, cache_dir=tmp_path / 'c', max_retries=1)
+        res = run_row_local(
+            'judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm, batch_rows=max(1, len(rows) // 2), concurrency=2
+        )
     assert res.ok, res.reason
-    assert res.report['engine']['shared_requests'] >= len(rows)                       # the workers did call the endpoint, with the key
-    assert blobs and any(b'SB_RAY_KEY' in b for b in blobs)                            # the spy saw the worker config go out
+    assert res.report['engine']['shared_requests'] >= len(rows)  # the workers did call the endpoint, with the key
+    assert blobs and any(b'SB_RAY_KEY' in b for b in blobs)  # the spy saw the worker config go out
     assert not any(KEY.encode() in b for b in blobs), 'the API key was pickled into a Ray task or actor argument'
 
 
@@ -260,14 +396,17 @@ def test_key_variable_unset_on_workers_is_one_line(cluster, tmp_path, monkeypatc
     from synthbench.run.stage import RunContext
     from synthbench.llm.engine import LLM
     from synthbench.run.rayengine import run_row_local
+
     monkeypatch.setenv('SB_DRIVER_ONLY_KEY', 'sk-driver-only-0123456789')
-    spec = load_spec(REPO/'seeds'/'task_api')
+    spec = load_spec(REPO / 'seeds' / 'task_api')
     rows = spec.seeds().drop_duplicates('id').reset_index(drop=True)
     llm = LLM(model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key='sk-driver-only-0123456789', progress=False, cache_dir=None)
     res = run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm, batch_rows=len(rows))
     assert res.status == 'failed' and res.error_kind == 'config', res.line()
     assert '$SB_DRIVER_ONLY_KEY is not set on the Ray worker' in res.reason and 'ray start' in res.reason and '\n' not in res.reason
-    llm2 = LLM(model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key='sk-in-no-variable-0123456789', progress=False, cache_dir=None)
+    llm2 = LLM(
+        model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key='sk-in-no-variable-0123456789', progress=False, cache_dir=None
+    )
     with pytest.raises(Exception, match='not in an environment variable'):
         run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm2)
 
@@ -280,15 +419,32 @@ def test_audit_ray_equals_local_and_map_sample(cluster, tmp_path, monkeypatch):
     from synthbench.cli import main
     from synthbench.run.rayengine import embed_cache_dir, read_embed_cache
     from synthbench.llm.embed import default_cache_dir
-    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path/'cache'))
+
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'cache'))
     df = make_demo_table(300)
-    save_table(df, tmp_path/'in.jsonl')
+    save_table(df, tmp_path / 'in.jsonl')
     loc = audit(df, embed='model', projection='pca', progress=False).metrics
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        code = main(['audit', str(tmp_path/'in.jsonl'), '--json', '--quiet', '--embed', 'model', '--projection', 'pca', '--engine', 'ray', '--address', cluster])
+        code = main(
+            [
+                'audit',
+                str(tmp_path / 'in.jsonl'),
+                '--json',
+                '--quiet',
+                '--embed',
+                'model',
+                '--projection',
+                'pca',
+                '--engine',
+                'ray',
+                '--address',
+                cluster,
+            ]
+        )
     assert code == 0
     import json
+
     got = json.loads(out.getvalue())
     assert got['provenance']['engine'] == 'ray' and 'Ray actor pool' in got['provenance']['embeddings']
     assert got['n'] == loc['n'] == 300 and got['copies'] == loc['copies'] and got['copies']['rows'] > 0
@@ -297,38 +453,48 @@ def test_audit_ray_equals_local_and_map_sample(cluster, tmp_path, monkeypatch):
     for k in ('mean_cosine_distance', 'vendi_score', 'near_duplicate_rate', 'n_clusters', 'top_cluster_share'):
         assert got['embedding'][k] == pytest.approx(loc['embedding'][k], rel=1e-3, abs=1e-4), k
     assert got['findings'] == loc['findings'] and len(loc['findings']) >= 2
-    assert len(read_embed_cache(embed_cache_dir(default_cache_dir()))) >= 250       # the Parquet cache holds every distinct text
+    assert len(read_embed_cache(embed_cache_dir(default_cache_dir()))) >= 250  # the Parquet cache holds every distinct text
     # the map on a sample of 120 rows: said on the plot title, clusters over all 300 rows
     rep = audit(df, embed='model', projection='pca', progress=False, engine='ray', map_sample=120)
     assert rep.map.figure('cluster').layout.title.text.endswith('map of a sample of 120 of 300 rows')
     assert rep.tables['clusters']['size'].sum() == 300 and len(rep.map.points) == 120 and rep.rows['x'].notna().sum() == 120
     assert rep.metrics['n'] == 300 and rep.metrics['copies'] == loc['copies']
-    small = audit(df, embed='model', projection='pca', progress=False, engine='ray')      # map_sample not hit: every row on the map
+    small = audit(df, embed='model', projection='pca', progress=False, engine='ray')  # map_sample not hit: every row on the map
     assert len(small.map.points) == 300 and 'sample' not in small.map.figure('cluster').layout.title.text
 
 
 def test_cli_export_engine_ray_writes_what_local_writes(cluster, tmp_path):
     "export is a whole stage: under --engine ray the table is collected here and written as one file, the same file."
     from synthbench.cli import main
-    src = REPO/'seeds'/'task_api'/'seeds.jsonl'
+
+    src = REPO / 'seeds' / 'task_api' / 'seeds.jsonl'
     for eng in ('local', 'ray'):
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            assert main(['export', str(src), '-o', str(tmp_path/f'{eng}.jsonl'), '--engine', eng, '--address', cluster] if eng == 'ray'
-                        else ['export', str(src), '-o', str(tmp_path/f'{eng}.jsonl')]) == 0
-    assert (tmp_path/'ray.jsonl').read_text() == (tmp_path/'local.jsonl').read_text() and (tmp_path/'local.jsonl').read_text().count('\n') >= 10
+            assert (
+                main(
+                    ['export', str(src), '-o', str(tmp_path / f'{eng}.jsonl'), '--engine', eng, '--address', cluster]
+                    if eng == 'ray'
+                    else ['export', str(src), '-o', str(tmp_path / f'{eng}.jsonl')]
+                )
+                == 0
+            )
+    assert (tmp_path / 'ray.jsonl').read_text() == (tmp_path / 'local.jsonl').read_text() and (tmp_path / 'local.jsonl').read_text().count(
+        '\n'
+    ) >= 10
     err = io.StringIO()
     with contextlib.redirect_stderr(err):
-        assert main(['export', str(src), '-o', str(tmp_path/'x.jsonl'), '--engine', 'spark']) == 2
+        assert main(['export', str(src), '-o', str(tmp_path / 'x.jsonl'), '--engine', 'spark']) == 2
     assert err.getvalue().count('\n') == 1 and 'use --engine local or --engine ray' in err.getvalue()
 
 
 def test_unreachable_cluster_is_one_line_and_exit_1(tmp_path, capsys):
     "No cluster at --address: exit 1 at once with one line naming the address and the fix (not Ray's minutes of retries)."
     from synthbench.cli import main
-    p = tmp_path/'p.yaml'
-    p.write_text(f"name: x\ninput: {REPO/'seeds'/'task_api'/'seeds.jsonl'}\nstages: [validate]\n")
+
+    p = tmp_path / 'p.yaml'
+    p.write_text(f"name: x\ninput: {REPO / 'seeds' / 'task_api' / 'seeds.jsonl'}\nstages: [validate]\n")
     t0 = time.time()
-    code = main(['run', str(p), '--engine', 'ray', '--address', f'127.0.0.1:{_free_port()}', '--runs-dir', str(tmp_path/'runs')])
+    code = main(['run', str(p), '--engine', 'ray', '--address', f'127.0.0.1:{_free_port()}', '--runs-dir', str(tmp_path / 'runs')])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and time.time() - t0 < 30
     assert 'nothing answers at 127.0.0.1:' in err[-1] and 'ray start --head' in err[-1]

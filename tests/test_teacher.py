@@ -1,4 +1,5 @@
 "End-to-end tests of the scripted capable teacher (synthbench.testing) driving the real pipeline."
+
 import json, os, re, signal, socket, subprocess, sys, time
 from collections import Counter
 from pathlib import Path
@@ -20,6 +21,7 @@ def _llm(t, tmp_path, **kw):
 @pytest.fixture(scope='module')
 def task_api_run(tmp_path_factory):
     from synthbench.stages.generate import generate
+
     spec = load_spec(seeds_path('task_api'))
     with ScriptedTeacher('task_api', defect_rate=0.2, seed=0) as t:
         t0 = time.time()
@@ -43,6 +45,7 @@ def test_generate_defect_share_and_coverage(task_api_run):
 
 def test_clean_rows_valid_and_weekdays_right(task_api_run):
     from synthbench.stages.validate import validate
+
     t, spec, df, _ = task_api_run
     truth = t.truth(df)
     clean = df[truth.isna().values]
@@ -50,9 +53,11 @@ def test_clean_rows_valid_and_weekdays_right(task_api_run):
     assert v['valid'].astype(bool).all(), v.loc[~v['valid'].astype(bool), 'invalid_reason'].head().tolist()
     for msgs in clean['messages']:
         for m in msgs:
-            if m['role'] != 'assistant': continue
+            if m['role'] != 'assistant':
+                continue
             for y, mo, d, wd in re.findall(r'(\d{4})-(\d{2})-(\d{2}) \((\w+)\)', m['content']):
-                if 'not a valid date' in m['content']: continue
+                if 'not a valid date' in m['content']:
+                    continue
                 assert WEEKDAYS[pd.Timestamp(int(y), int(mo), int(d)).weekday()] == wd, m['content']
     broken = df[(truth == 'broken_format').values]
     assert len(broken) and not validate(broken.copy(), spec)['valid'].astype(bool).any()
@@ -60,6 +65,7 @@ def test_clean_rows_valid_and_weekdays_right(task_api_run):
 
 def test_clean_rows_are_not_near_duplicates(task_api_run):
     from synthbench.stages.dedup import dedup
+
     t, spec, df, _ = task_api_run
     truth = t.truth(df)
     clean = df[truth.isna().values].reset_index(drop=True)
@@ -70,11 +76,13 @@ def test_clean_rows_are_not_near_duplicates(task_api_run):
     both = dedup(pool, methods=['exact', 'minhash'], roles=['user', 'assistant'], progress=False)
     assert (both.tail(len(copies))['dup_of'] != '').mean() > 0.6
     from synthbench.stages.dedup import shingles
+
     recs = t.records
     by = dict(zip(recs['key'], recs['messages']))
     sims = []
     for r in recs[recs['defect'] == 'near_copy'].to_dict('records'):
-        if r['source_key'] not in by: continue
+        if r['source_key'] not in by:
+            continue
         a = set(shingles(' '.join(m['content'] for m in r['messages']), 'char'))
         b = set(shingles(' '.join(m['content'] for m in by[r['source_key']]), 'char'))
         sims.append(len(a & b) / len(a | b))
@@ -83,6 +91,7 @@ def test_clean_rows_are_not_near_duplicates(task_api_run):
 
 def test_judge_separates_clean_from_wrong(task_api_run, tmp_path):
     from synthbench.stages.judge import judge
+
     t, spec, df, _ = task_api_run
     truth = t.truth(df)
     sub = df[truth.isin([None, 'wrong_answer', 'off_task']).values | truth.isna().values].copy()
@@ -96,6 +105,7 @@ def test_judge_separates_clean_from_wrong(task_api_run, tmp_path):
 
 def test_seeds_judged_good(tmp_path):
     from synthbench.stages.judge import judge
+
     spec = load_spec(seeds_path('task_api'))
     with ScriptedTeacher('task_api') as t:
         seeds = spec.seeds()
@@ -107,6 +117,7 @@ def test_seeds_judged_good(tmp_path):
 def test_support_tickets_and_policy(tmp_path):
     from synthbench.stages.generate import generate
     from synthbench.stages.validate import validate
+
     for task in ('support_tickets', 'policy_qa'):
         spec = load_spec(seeds_path(task))
         with ScriptedTeacher(task, defect_rate=0.2, seed=1) as t:
@@ -121,6 +132,7 @@ def test_support_tickets_and_policy(tmp_path):
 
 def test_faults_injected_at_rates(tmp_path):
     from synthbench.stages.generate import plan_generation, ChatExamples
+
     spec = load_spec(seeds_path('task_api'))
     plan = plan_generation(spec, 240, k=1)
     with ScriptedTeacher('task_api', faults={'429': 0.1, '500': 0.05, 'truncated': 0.05, 'bad_json': 0.05}, retry_after=0.01) as t:
@@ -130,11 +142,12 @@ def test_faults_injected_at_rates(tmp_path):
         f = t.stats['faults']
         assert abs(f['429'] / n - 0.10) < 0.05 and abs(f['500'] / n - 0.05) < 0.035
         assert abs(f['truncated'] / n - 0.05) < 0.035 and abs(f['bad_json'] / n - 0.05) < 0.035
-        assert sum(r.error is None for r in res) / len(res) > 0.95   # retries and repairs recover nearly all
+        assert sum(r.error is None for r in res) / len(res) > 0.95  # retries and repairs recover nearly all
 
 
 def test_fail_judge_and_401(tmp_path):
     from synthbench.stages.judge import judge
+
     spec = load_spec(seeds_path('task_api'))
     with ScriptedTeacher('task_api', fail='judge') as t:
         j = judge(spec.seeds().head(3), llm=_llm(t, tmp_path, max_retries=0), spec=spec)
@@ -148,15 +161,19 @@ def test_fail_judge_and_401(tmp_path):
 def _non_loopback_ip():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
-        s.connect(('10.255.255.255', 1)); ip = s.getsockname()[0]
-    except OSError: ip = None
-    finally: s.close()
+        s.connect(('10.255.255.255', 1))
+        ip = s.getsockname()[0]
+    except OSError:
+        ip = None
+    finally:
+        s.close()
     return ip if ip and not ip.startswith('127.') else None
 
 
 def test_loopback_only():
     ip = _non_loopback_ip()
-    if ip is None: pytest.skip('this machine has no non-loopback address')
+    if ip is None:
+        pytest.skip('this machine has no non-loopback address')
     with ScriptedTeacher('task_api') as t:
         with pytest.raises(OSError):
             socket.create_connection((ip, t.port), timeout=2).close()
@@ -165,17 +182,23 @@ def test_loopback_only():
 def test_cli_ready_and_records(tmp_path):
     rec = tmp_path / 'records.jsonl'
     env = {**os.environ, 'PYTHONPATH': str(Path(__file__).resolve().parents[1])}
-    p = subprocess.Popen([sys.executable, '-m', 'synthbench.testing', '--task', str(seeds_path('support_tickets')), '--port', '0', '--records', str(rec)],
-                         stdout=subprocess.PIPE, text=True, env=env)
+    p = subprocess.Popen(
+        [sys.executable, '-m', 'synthbench.testing', '--task', str(seeds_path('support_tickets')), '--port', '0', '--records', str(rec)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
     try:
         line = p.stdout.readline().strip()
         assert re.fullmatch(r'READY http://127\.0\.0\.1:\d+/v1', line), line
         from synthbench.stages.generate import generate
+
         spec = load_spec(seeds_path('support_tickets'))
         llm = LLM(model='gpt-4o-mini', base_url=line.split()[1], api_key=KEY, cache_dir=tmp_path, progress=False)
         df = generate(spec, n=20, llm=llm, k=10)
     finally:
-        p.send_signal(signal.SIGTERM); p.wait(10)
+        p.send_signal(signal.SIGTERM)
+        p.wait(10)
     recs = load_records(rec)
     assert len(recs) >= 20
     assert (truth_of(recs, df) != 'unknown').all()
@@ -185,6 +208,7 @@ def test_augment_evol_and_calibration(tmp_path):
     from synthbench.stages import augment as A
     from synthbench.stages.evol import evolve
     from synthbench.stages.judge import calibrate
+
     for task in ('task_api', 'support_tickets'):
         spec = load_spec(seeds_path(task))
         seeds = spec.seeds()
@@ -202,14 +226,24 @@ def test_augment_evol_and_calibration(tmp_path):
 def test_json_object_mode_and_repair():
     from synthbench.llm.engine import _Format
     from synthbench.stages.generate import plan_generation, ChatExamples
+
     spec = load_spec(seeds_path('task_api'))
     msgs = plan_generation(spec, 20).batches[0].messages
     t = ScriptedTeacher('task_api')
     jm, rf = _Format(ChatExamples).json_mode(msgs)
     st, _, payload = t.respond({'model': 'm', 'messages': jm, 'response_format': rf})
     ChatExamples.model_validate_json(payload['choices'][0]['message']['content'])
-    repair = msgs + [{'role': 'assistant', 'content': '{"examples": ['}, {'role': 'user', 'content': 'That reply is not valid: x. Reply with only the corrected JSON object.'}]
-    st, _, payload = t.respond({'model': 'm', 'messages': repair, 'response_format': {'type': 'json_schema', 'json_schema': {'name': 'ChatExamples', 'schema': ChatExamples.model_json_schema()}}})
+    repair = msgs + [
+        {'role': 'assistant', 'content': '{"examples": ['},
+        {'role': 'user', 'content': 'That reply is not valid: x. Reply with only the corrected JSON object.'},
+    ]
+    st, _, payload = t.respond(
+        {
+            'model': 'm',
+            'messages': repair,
+            'response_format': {'type': 'json_schema', 'json_schema': {'name': 'ChatExamples', 'schema': ChatExamples.model_json_schema()}},
+        }
+    )
     assert len(ChatExamples.model_validate_json(payload['choices'][0]['message']['content']).examples) >= 1
 
 
@@ -226,6 +260,7 @@ def test_concurrency_and_usage(tmp_path):
 def test_truth_of_alpaca_export(tmp_path):
     from synthbench.stages.generate import generate
     from synthbench.formats import to_alpaca
+
     spec = load_spec(seeds_path('policy_qa'))
     with ScriptedTeacher('policy_qa', seed=3) as t:
         df = generate(spec, n=30, llm=_llm(t, tmp_path), k=10)

@@ -13,11 +13,41 @@ from typing import Any
 from ..formats import InputError, load_examples
 import numpy as np, pandas as pd
 from ..core import check_table, examples_html, make_table, _is_missing
-from .metrics import (balance, cell_balance, length_table, length_outliers, length_summary, field_texts, openings,
-    vocabulary_stats, vocabulary_by, top_ngrams, top_openings, embedding_diversity, cluster_embeddings, diversity_by_round,
-    collapse_findings, sentiment_scores, sentiment_by, term_frequencies, term_mentions, bias_skews, compare_real, real_findings,
-    tfidf_embeddings, unit_rows, jsonable, DEMOGRAPHIC_TERMS, copy_groups, copy_summary, copy_finding, balance_skew, skew_findings,
-    term_contexts, spec_targets)
+from synthbench.analysis.metrics import (
+    balance,
+    cell_balance,
+    length_table,
+    length_outliers,
+    length_summary,
+    field_texts,
+    openings,
+    vocabulary_stats,
+    vocabulary_by,
+    top_ngrams,
+    top_openings,
+    embedding_diversity,
+    cluster_embeddings,
+    diversity_by_round,
+    collapse_findings,
+    sentiment_scores,
+    sentiment_by,
+    term_frequencies,
+    term_mentions,
+    bias_skews,
+    compare_real,
+    real_findings,
+    tfidf_embeddings,
+    unit_rows,
+    jsonable,
+    DEMOGRAPHIC_TERMS,
+    copy_groups,
+    copy_summary,
+    copy_finding,
+    balance_skew,
+    skew_findings,
+    term_contexts,
+    spec_targets,
+)
 from .embedmap import embedding_map, EmbeddingMap, hover_text, spread_by
 
 # %% auto #0
@@ -28,133 +58,265 @@ __all__ = ['FILTER_COLUMNS', 'TABS', 'METRIC_HELP', 'SEVERITY', 'SECTIONS', 'aud
            'dashboard', 'cli_audit', 'audit_stage']
 
 # %% ../../nbs/42_audit.ipynb #9699b7be
-def audit_embeddings(df:pd.DataFrame, real:pd.DataFrame|None=None, embed:str='auto', progress:bool=True) -> tuple:
+def audit_embeddings(df: pd.DataFrame, real: pd.DataFrame | None = None, embed: str = 'auto', progress: bool = True) -> tuple:
     "(embeddings of `df` (each distinct text embedded once), of `real` or None, note): `embed` is 'auto' (the model, TF-IDF if unavailable), 'model' or 'tfidf'."
-    if embed not in ('auto', 'model', 'tfidf'): raise ValueError(f"audit: embed must be 'auto', 'model' or 'tfidf', got {embed!r}.")
+    if embed not in ('auto', 'model', 'tfidf'):
+        raise ValueError(f"audit: embed must be 'auto', 'model' or 'tfidf', got {embed!r}.")
     if embed != 'tfidf':
         try:
             from synthbench.llm.embed import embed_table, DEFAULT_MODEL
-            g = copy_groups(field_texts(df))['copy_group'].to_numpy(); first = pd.Series(range(len(g))).groupby(g).first().to_numpy()
-            e = np.asarray(embed_table(df.iloc[first], progress=progress))[g]   # each distinct text once
+
+            g = copy_groups(field_texts(df))['copy_group'].to_numpy()
+            first = pd.Series(range(len(g))).groupby(g).first().to_numpy()
+            e = np.asarray(embed_table(df.iloc[first], progress=progress))[g]  # each distinct text once
             r = embed_table(real, progress=progress) if real is not None else None
             return e, r, f'sentence embeddings ({DEFAULT_MODEL})'
         except Exception as ex:
-            if embed == 'model': raise
+            if embed == 'model':
+                raise
             why = f'{type(ex).__name__}: {ex}'[:200]
-    else: why = 'asked for'
+    else:
+        why = 'asked for'
     texts = field_texts(df).tolist() + ([] if real is None else field_texts(real).tolist())
     z = tfidf_embeddings(texts)
-    return z[:len(df)], (z[len(df):] if real is not None else None), f'lexical TF-IDF+SVD vectors (no embedding model: {why})'
+    return z[: len(df)], (z[len(df) :] if real is not None else None), f'lexical TF-IDF+SVD vectors (no embedding model: {why})'
 
 # %% ../../nbs/42_audit.ipynb #a42670f0
 FILTER_COLUMNS = ('round', 'source', 'category', 'split')
 TABS = ('Balance', 'Length', 'Vocabulary', 'Embedding map', 'Bias', 'Real vs synthetic')
 
-def _e(v) -> str: return html.escape(str(v))
+
+def _e(v) -> str:
+    return html.escape(str(v))
+
 
 # what each number measures, which direction is bad, and a healthy range (rough guides for chat data, not laws)
 METRIC_HELP = {
     'copies': ('exact copies', 'rows whose text is word for word the same as another row', 'higher is worse', '0; dedup removes them'),
-    'ttr': ('type-token ratio', 'distinct words / words over the whole set (falls as a set grows; compare like sizes)', 'lower is worse', 'depends on size'),
+    'ttr': (
+        'type-token ratio',
+        'distinct words / words over the whole set (falls as a set grows; compare like sizes)',
+        'lower is worse',
+        'depends on size',
+    ),
     'distinct_1': ('distinct-1', 'distinct words / all words over the set', 'lower is worse', 'depends on size; compare rounds'),
     'distinct_3': ('distinct-3', 'distinct word triples / all word triples', 'lower is worse', '> 0.6'),
     'top_opening': ('top opening', 'the most common first three words of the responses', '', ''),
     'words': ('words', 'words in the group', '', ''),
-    'mattr': ('MATTR', 'moving-average type-token ratio: distinct words / words in 100-word windows', 'lower is worse (repetitive wording)', '≈ 0.6–0.8 for varied chat'),
+    'mattr': (
+        'MATTR',
+        'moving-average type-token ratio: distinct words / words in 100-word windows',
+        'lower is worse (repetitive wording)',
+        '≈ 0.6–0.8 for varied chat',
+    ),
     'distinct_2': ('distinct-2', 'distinct word pairs / all word pairs over the set', 'lower is worse', '> 0.5; < 0.3 means stock phrases'),
-    'compression_ratio': ('compression ratio', 'raw bytes / gzip bytes of all texts', 'higher is worse (more repetitive)', '≈ 2–3.5; > 4 is repetitive'),
-    'mean_cosine_distance': ('mean embedding distance', 'mean cosine distance between all pairs of examples', 'lower is worse (examples mean the same)', '≈ 0.5–0.9 (model embeddings)'),
-    'vendi_score': ('Vendi score', 'effective number of different examples (eigenvalue entropy of the similarity matrix)', 'lower is worse', 'grows with the set; 1 = all alike'),
-    'near_duplicate_rate': ('near-duplicate rate', 'share of examples whose nearest neighbour has cosine ≥ 0.95', 'higher is worse', '< 5%'),
-    'top_cluster_share': ('top cluster share', 'share of examples in the biggest k-means cluster', 'higher is worse (generator stuck)', '≲ 2 / number of clusters'),
+    'compression_ratio': (
+        'compression ratio',
+        'raw bytes / gzip bytes of all texts',
+        'higher is worse (more repetitive)',
+        '≈ 2–3.5; > 4 is repetitive',
+    ),
+    'mean_cosine_distance': (
+        'mean embedding distance',
+        'mean cosine distance between all pairs of examples',
+        'lower is worse (examples mean the same)',
+        '≈ 0.5–0.9 (model embeddings)',
+    ),
+    'vendi_score': (
+        'Vendi score',
+        'effective number of different examples (eigenvalue entropy of the similarity matrix)',
+        'lower is worse',
+        'grows with the set; 1 = all alike',
+    ),
+    'near_duplicate_rate': (
+        'near-duplicate rate',
+        'share of examples whose nearest neighbour has cosine ≥ 0.95',
+        'higher is worse',
+        '< 5%',
+    ),
+    'top_cluster_share': (
+        'top cluster share',
+        'share of examples in the biggest k-means cluster',
+        'higher is worse (generator stuck)',
+        '≲ 2 / number of clusters',
+    ),
     'top_opening_share': ('top opening share', 'share of responses starting with the same three words', 'higher is worse', '< 10%'),
     'n_clusters': ('clusters', 'k-means clusters on the embeddings (k = √(n/2), at most 20)', '', ''),
-    'median_tokens': ('median tokens', 'median tokens per example (prompt + response, o200k tokenizer)', 'far from real data is worse', 'task-dependent'),
-    'map_area_share': ('map area share', "share of the map's occupied grid cells a round's points reach", 'lower is worse (a round covers a sliver)', 'roughly its share of rows or more'),
-    'dispersion_share': ('dispersion share', "a round's embedding dispersion / the whole table's", 'lower is worse', '≈ 1; < 0.5 is collapse'),
+    'median_tokens': (
+        'median tokens',
+        'median tokens per example (prompt + response, o200k tokenizer)',
+        'far from real data is worse',
+        'task-dependent',
+    ),
+    'map_area_share': (
+        'map area share',
+        "share of the map's occupied grid cells a round's points reach",
+        'lower is worse (a round covers a sliver)',
+        'roughly its share of rows or more',
+    ),
+    'dispersion_share': (
+        'dispersion share',
+        "a round's embedding dispersion / the whole table's",
+        'lower is worse',
+        '≈ 1; < 0.5 is collapse',
+    ),
     'dense_share': ('densest-cells share', 'share of rows in the densest 1% of map cells', 'higher is worse (piled-up copies)', '< 10%'),
-    'classifier_auc': ('classifier AUC', 'cross-validated AUC of a classifier telling synthetic from real', 'higher is worse', '0.5–0.7 (0.5 = indistinguishable)'),
-    'mmd2': ('MMD²', 'maximum mean discrepancy between synthetic and real embeddings (RBF kernel)', 'higher is worse', '≈ 0; > 0.05 is a clear shift'),
+    'classifier_auc': (
+        'classifier AUC',
+        'cross-validated AUC of a classifier telling synthetic from real',
+        'higher is worse',
+        '0.5–0.7 (0.5 = indistinguishable)',
+    ),
+    'mmd2': (
+        'MMD²',
+        'maximum mean discrepancy between synthetic and real embeddings (RBF kernel)',
+        'higher is worse',
+        '≈ 0; > 0.05 is a clear shift',
+    ),
     'coverage': ('coverage', 'share of real examples with a synthetic one among their nearest neighbours', 'lower is worse', '> 0.5'),
     'length_ks': ('length KS', 'Kolmogorov–Smirnov distance of the length distributions', 'higher is worse', '< 0.2'),
-    'real_vocabulary_covered': ('real vocabulary covered', 'share of real words (seen twice or more) the synthetic set uses', 'lower is worse', '> 0.5'),
-    'entropy': ('normalised entropy', 'evenness of the shares of an axis (1 = even, 0 = one value)', 'lower is worse', '> 0.8 without targets'),
-    'q_value': ('q-value', 'p-value after Benjamini–Hochberg correction for testing many attributes', 'lower = stronger evidence', 'finding when < 0.01'),
-    'cramers_v': ("Cramér's V", 'strength of a label × attribute association (0 none, 1 perfect)', 'higher is more skewed', '< 0.1 negligible'),
-    'sentiment': ('sentiment', 'VADER compound score of responses (−1 negative … +1 positive)', 'big gaps between groups are worse', 'groups within ±0.3 of overall'),
+    'real_vocabulary_covered': (
+        'real vocabulary covered',
+        'share of real words (seen twice or more) the synthetic set uses',
+        'lower is worse',
+        '> 0.5',
+    ),
+    'entropy': (
+        'normalised entropy',
+        'evenness of the shares of an axis (1 = even, 0 = one value)',
+        'lower is worse',
+        '> 0.8 without targets',
+    ),
+    'q_value': (
+        'q-value',
+        'p-value after Benjamini–Hochberg correction for testing many attributes',
+        'lower = stronger evidence',
+        'finding when < 0.01',
+    ),
+    'cramers_v': (
+        "Cramér's V",
+        'strength of a label × attribute association (0 none, 1 perfect)',
+        'higher is more skewed',
+        '< 0.1 negligible',
+    ),
+    'sentiment': (
+        'sentiment',
+        'VADER compound score of responses (−1 negative … +1 positive)',
+        'big gaps between groups are worse',
+        'groups within ±0.3 of overall',
+    ),
 }
 
-def _split_side(key:str) -> tuple[str, str]:
+
+def _split_side(key: str) -> tuple[str, str]:
     "('mattr', ' (synthetic)') for 'mattr_synthetic'; (key, '') otherwise."
     for side in ('_synthetic', '_real'):
-        if key.endswith(side) and key[:-len(side)] in METRIC_HELP: return key[:-len(side)], f' ({side[1:]})'
+        if key.endswith(side) and key[: -len(side)] in METRIC_HELP:
+            return key[: -len(side)], f' ({side[1:]})'
     return key, ''
 
-def metric_label(key:str) -> str:
+
+def metric_label(key: str) -> str:
     "Readable name of metric `key` ('mattr_real' -> 'MATTR (real)'; the key itself when unknown)."
     base, side = _split_side(key)
     return METRIC_HELP[base][0] + side if base in METRIC_HELP else key
 
-def metric_help(key:str) -> str:
+
+def metric_help(key: str) -> str:
     "One line: what `key` measures, which direction is bad, a healthy range."
     key = _split_side(key)[0]
-    if key not in METRIC_HELP: return ''
+    if key not in METRIC_HELP:
+        return ''
     name, what, bad, ok = METRIC_HELP[key]
     return f'{name}: {what}' + (f'; {bad}' if bad else '') + (f'; healthy: {ok}' if ok else '')
 
+
 def glossary_html(keys=None) -> str:
     "An escaped table explaining the metrics `keys` (default: all)."
-    rows = ''.join(f'<tr><td><b>{_e(METRIC_HELP[k][0])}</b></td><td>{_e(METRIC_HELP[k][1])}</td><td>{_e(METRIC_HELP[k][2])}</td><td>{_e(METRIC_HELP[k][3])}</td></tr>'
-                   for k in (keys or METRIC_HELP) if k in METRIC_HELP)
-    return ('<details class="synthbench-glossary"><summary>What the numbers mean</summary><table class="synthbench-table"><thead><tr><th>metric</th>'
-            f'<th>what it measures</th><th>bad direction</th><th>healthy range</th></tr></thead><tbody>{rows}</tbody></table></details>')
+    rows = ''.join(
+        f'<tr><td><b>{_e(METRIC_HELP[k][0])}</b></td><td>{_e(METRIC_HELP[k][1])}</td><td>{_e(METRIC_HELP[k][2])}</td><td>{_e(METRIC_HELP[k][3])}</td></tr>'
+        for k in (keys or METRIC_HELP)
+        if k in METRIC_HELP
+    )
+    return (
+        '<details class="synthbench-glossary"><summary>What the numbers mean</summary><table class="synthbench-table"><thead><tr><th>metric</th>'
+        f'<th>what it measures</th><th>bad direction</th><th>healthy range</th></tr></thead><tbody>{rows}</tbody></table></details>'
+    )
+
 
 SEVERITY = {0: 'high', 1: 'high', 2: 'medium', 3: 'medium', 4: 'low', 5: 'low'}
 
+
 class AuditReport:
     "The result of `audit`: `findings`, `metrics` (plain dict), `tables`, `map`; shows a dashboard in Jupyter, `to_html` to share."
-    to_html: Callable[..., str]              # the shareable HTML page (`to_html`, attached in the HTML report cell)
-    dashboard: Callable[..., Any]            # the ipywidgets dashboard (attached in the dashboard cell)
-    _repr_mimebundle_: Callable[..., dict]   # Jupyter shows the dashboard (attached in the dashboard cell)
-    selection: pd.DataFrame                  # the rows the dashboard listed last (set by `dashboard`)
+
+    to_html: Callable[..., str]  # the shareable HTML page (`to_html`, attached in the HTML report cell)
+    dashboard: Callable[..., Any]  # the ipywidgets dashboard (attached in the dashboard cell)
+    _repr_mimebundle_: Callable[..., dict]  # Jupyter shows the dashboard (attached in the dashboard cell)
+    selection: pd.DataFrame  # the rows the dashboard listed last (set by `dashboard`)
+
     def __init__(self, df, rows, tables, metrics, findings, emap=None, spec=None, real=None, real_rows=None, notes=()):
         self.df, self.rows, self.tables, self.metrics, self.findings = df, rows, tables, metrics, findings
         self.map, self.spec, self.real, self.real_rows, self.notes = emap, spec, real, real_rows, list(notes)
         self._dash = None
 
-    def __repr__(self): return f'AuditReport({len(self.df)} examples, {len(self.findings)} findings)'
+    def __repr__(self):
+        return f'AuditReport({len(self.df)} examples, {len(self.findings)} findings)'
 
     def summary_html(self) -> str:
         "Findings and headline numbers as an HTML fragment (all text escaped)."
-        m = self.metrics; emb = m.get('embedding') or {}; v = m.get('vocabulary') or {}; ln = (m.get('length') or {}).get('total_tokens', {})
+        m = self.metrics
+        emb = m.get('embedding') or {}
+        v = m.get('vocabulary') or {}
+        ln = (m.get('length') or {}).get('total_tokens', {})
         ranked = m.get('findings_ranked') or [dict(severity='', text=f) for f in self.findings]
-        items = ''.join(f'<li class="sev-{_e(r["severity"])}"><b>{_e(r["severity"])}</b> {_e(r["text"])}</li>' for r in ranked) or '<li>No warnings.</li>'
+        items = (
+            ''.join(f'<li class="sev-{_e(r["severity"])}"><b>{_e(r["severity"])}</b> {_e(r["text"])}</li>' for r in ranked)
+            or '<li>No warnings.</li>'
+        )
         cp = m.get('copies') or {}
-        head = [('examples', None, m['n']), ('exact copies', 'copies', f"{cp.get('rows', 0)} in {cp.get('groups', 0)} groups" if cp else None),
-                ('median tokens', 'median_tokens', ln.get('median')), *[(metric_label(k), k, v.get(k)) for k in ('mattr', 'distinct_2', 'compression_ratio')],
-                *[(metric_label(k), k, emb.get(k)) for k in ('mean_cosine_distance', 'vendi_score', 'near_duplicate_rate', 'n_clusters')]]
-        cells = ''.join(f'<td title="{_e(metric_help(k) if k else "")}"><b>{_e(lab)}</b><br>{_fmt(x)}</td>' for lab, k, x in head if x is not None)
+        head = [
+            ('examples', None, m['n']),
+            ('exact copies', 'copies', f"{cp.get('rows', 0)} in {cp.get('groups', 0)} groups" if cp else None),
+            ('median tokens', 'median_tokens', ln.get('median')),
+            *[(metric_label(k), k, v.get(k)) for k in ('mattr', 'distinct_2', 'compression_ratio')],
+            *[(metric_label(k), k, emb.get(k)) for k in ('mean_cosine_distance', 'vendi_score', 'near_duplicate_rate', 'n_clusters')],
+        ]
+        cells = ''.join(
+            f'<td title="{_e(metric_help(k) if k else "")}"><b>{_e(lab)}</b><br>{_fmt(x)}</td>' for lab, k, x in head if x is not None
+        )
         notes = ''.join(f'<li>{_e(n)}</li>' for n in self.notes)
-        return (f'<div class="synthbench-audit"><h3>synthbench audit: {m["n"]} examples</h3><table class="synthbench-head"><tr>{cells}</tr></table>'
-                f'<p><b>Findings</b> (most severe first)</p><ul class="synthbench-findings">{items}</ul>{glossary_html()}<details><summary>notes</summary><ul>{notes}</ul></details></div>')
+        return (
+            f'<div class="synthbench-audit"><h3>synthbench audit: {m["n"]} examples</h3><table class="synthbench-head"><tr>{cells}</tr></table>'
+            f'<p><b>Findings</b> (most severe first)</p><ul class="synthbench-findings">{items}</ul>{glossary_html()}<details><summary>notes</summary><ul>{notes}</ul></details></div>'
+        )
 
-    def _repr_html_(self): return self.summary_html()
+    def _repr_html_(self):
+        return self.summary_html()
 
 # %% ../../nbs/42_audit.ipynb #c64f74fc
 def _fmt(x) -> str:
-    if isinstance(x, (float, np.floating)): return 'n/a' if not np.isfinite(x) else f'{x:.3g}'
+    if isinstance(x, (float, np.floating)):
+        return 'n/a' if not np.isfinite(x) else f'{x:.3g}'
     return _e(x)
 
-def _balance_findings(bal:pd.DataFrame, cells:pd.DataFrame|None, max_items:int=6) -> list[str]:
-    out = [f"{r.axis} = {r.value}: {r.count} examples ({r.share:.0%}) against a target of {r.target:.0%}; under-filled."
-           for r in bal[bal['status'] == 'under'].itertuples()][:max_items]
+
+def _balance_findings(bal: pd.DataFrame, cells: pd.DataFrame | None, max_items: int = 6) -> list[str]:
+    out = [
+        f"{r.axis} = {r.value}: {r.count} examples ({r.share:.0%}) against a target of {r.target:.0%}; under-filled."
+        for r in bal[bal['status'] == 'under'].itertuples()
+    ][:max_items]
     if cells is not None and len(cells) and (cells['status'] == 'under').any():
-        u = cells[cells['status'] == 'under']; a, b = cells.columns[:2]
+        u = cells[cells['status'] == 'under']
+        a, b = cells.columns[:2]
         ex = ', '.join(f'{r[a]}×{r[b]} ({r["count"]} vs ~{r["expected"]:.0f})' for _, r in u.head(4).iterrows())
         out.append(f'{len(u)} {a}×{b} cell(s) under-filled, e.g. {ex}.')
     return out
 
-def _bias_findings(skews:pd.DataFrame, sent:pd.DataFrame, overall:float, p:float=0.01, top:int=3, texts=None, labels=None, min_n:int=10) -> list[str]:
+
+def _bias_findings(
+    skews: pd.DataFrame, sent: pd.DataFrame, overall: float, p: float = 0.01, top: int = 3, texts=None, labels=None, min_n: int = 10
+) -> list[str]:
     "Label × attribute skews whose Benjamini–Hochberg q < `p`, with the contexts that triggered term findings; sentiment gaps of groups with ≥ `min_n` rows."
     out = []
     if len(skews):
@@ -167,301 +329,539 @@ def _bias_findings(skews:pd.DataFrame, sent:pd.DataFrame, overall:float, p:float
                 sel = [t for t, l in zip(texts, labels) if l == r.label]
                 cs = term_contexts(sel, r.attribute[9:], n=2)
                 ctx = (' Triggered by: ' + ' | '.join(f'"{c}"' for c in cs) + '.') if cs else ''
-            out.append(f"Examples labelled '{r.label}' {what} far more often than expected ({r.observed} vs {r.expected:.1f}; "
-                       f"p = {r.p_value:.1g}, BH q = {getattr(r, 'q_value', r.p_value):.1g}).{ctx}")
+            out.append(
+                f"Examples labelled '{r.label}' {what} far more often than expected ({r.observed} vs {r.expected:.1f}; "
+                f"p = {r.p_value:.1g}, BH q = {getattr(r, 'q_value', r.p_value):.1g}).{ctx}"
+            )
     if len(sent):
         for r in sent[(sent['n'] >= min_n) & ((sent['mean'] - overall).abs() >= 0.3)].itertuples():
             out.append(f"Sentiment of {r.column} '{r.value}' averages {r.mean:+.2f} against {overall:+.2f} overall.")
     return out
 
-def _round_table(df:pd.DataFrame, emb, labels, sample) -> tuple[pd.DataFrame, str]:
-    by = 'round' if 'round' in df.columns and df['round'].nunique() > 1 else 'source' if 'source' in df.columns and df['source'].nunique() > 1 else 'round'
+
+def _round_table(df: pd.DataFrame, emb, labels, sample) -> tuple[pd.DataFrame, str]:
+    by = (
+        'round'
+        if 'round' in df.columns and df['round'].nunique() > 1
+        else 'source'
+        if 'source' in df.columns and df['source'].nunique() > 1
+        else 'round'
+    )
     return diversity_by_round(df, emb, by=by, clusters=labels, sample=sample), by
 
 # %% ../../nbs/42_audit.ipynb #b7c8d9e0
-def pair_figures(df:pd.DataFrame,             # an example table; preference pairs carry `prefs_rejected` and `prefs_margin` (the `prefs` stage)
-                 max_longer_share:float=0.7  # a length-bias finding above this share of chosen-is-longer pairs
-                ) -> dict|None:
+def pair_figures(
+    df: pd.DataFrame,  # an example table; preference pairs carry `prefs_rejected` and `prefs_margin` (the `prefs` stage)
+    max_longer_share: float = 0.7,  # a length-bias finding above this share of chosen-is-longer pairs
+) -> dict | None:
     "Margin and length bias of the preference pairs in `df` (None when it has none): what `audit` reports for DPO data."
-    if not {'prefs_rejected', 'prefs_margin'} <= set(df.columns): return None
+    if not {'prefs_rejected', 'prefs_margin'} <= set(df.columns):
+        return None
     from synthbench.stages.prefs import pair_length_bias, length_findings
     from synthbench.core import response_text
+
     chosen = [response_text(r) if not _is_missing(r.get('messages')) else str(r.get('text') or '') for r in df.to_dict('records')]
     pairs = pd.DataFrame({'chosen': chosen, 'rejected': df['prefs_rejected'].map(lambda v: '' if _is_missing(v) else str(v))})
     lb = pair_length_bias(pairs, max_longer_share=max_longer_share)
     m = pd.to_numeric(df['prefs_margin'], errors='coerce')
-    out: dict = dict(pairs=len(df), margin_mean=round(float(m.mean()), 3) if m.notna().any() else None,
-               margin_median=round(float(m.median()), 3) if m.notna().any() else None,
-               margin_min=round(float(m.min()), 3) if m.notna().any() else None, length_bias=lb)
+    out: dict = dict(
+        pairs=len(df),
+        margin_mean=round(float(m.mean()), 3) if m.notna().any() else None,
+        margin_median=round(float(m.median()), 3) if m.notna().any() else None,
+        margin_min=round(float(m.min()), 3) if m.notna().any() else None,
+        length_bias=lb,
+    )
     f = length_findings(lb)
-    if m.notna().any() and float(m.median()) < 1: f.append(f"preference pairs: the median score margin is {float(m.median()):.2f}; pairs this close teach little and are often judge noise (raise `min_margin`).")
+    if m.notna().any() and float(m.median()) < 1:
+        f.append(
+            f"preference pairs: the median score margin is {float(m.median()):.2f}; pairs this close teach little and are often judge noise (raise `min_margin`)."
+        )
     out['findings'] = f
     return out
 
 # %% ../../nbs/42_audit.ipynb #5c61cc2f
-def audit(df:pd.DataFrame,                 # example table to audit
-          real:pd.DataFrame|None=None,     # real examples to compare with (same kind of table)
-          spec=None,                       # TaskSpec or path to task.yaml / its folder (axis targets)
-          embeddings=None,                 # embeddings of `df` (default: synthbench.llm.embed.embed_table(df))
-          real_embeddings=None,            # embeddings of `real`
-          embed:str='auto',                # 'auto' | 'model' | 'tfidf' when embeddings are not given
-          projection:str='auto',           # map: 'auto' (UMAP, PCA under 15 rows) | 'umap' | 'pca'
-          k:int|None=None,                 # clusters (default √(n/2), at most 20)
-          sample:int=2000,                 # rows for the quadratic measures (near-dups, two-sample tests)
-          progress:bool=True,              # progress bar and UMAP messages (stderr)
-          source:str|None=None,            # where the table came from (a file name), for the report's provenance
-          map_sample:int|None=20_000,      # the 2-D map is drawn on a sample of at most this many rows (clusters still cover every row)
-          engine:str|None=None,            # 'local' | 'ray' (embeddings from an actor pool, per-row measures per batch); None: the CLI's --engine, else local
-          address:str|None=None,           # with engine='ray': the cluster ('auto', 'ray://host:10001'); None: start a local one
-          embed_cache=None,                # with engine='ray': folder of the Parquet embedding cache (default: the embedding cache folder)
-         ) -> AuditReport:
+def audit(
+    df: pd.DataFrame,  # example table to audit
+    real: pd.DataFrame | None = None,  # real examples to compare with (same kind of table)
+    spec=None,  # TaskSpec or path to task.yaml / its folder (axis targets)
+    embeddings=None,  # embeddings of `df` (default: synthbench.llm.embed.embed_table(df))
+    real_embeddings=None,  # embeddings of `real`
+    embed: str = 'auto',  # 'auto' | 'model' | 'tfidf' when embeddings are not given
+    projection: str = 'auto',  # map: 'auto' (UMAP, PCA under 15 rows) | 'umap' | 'pca'
+    k: int | None = None,  # clusters (default √(n/2), at most 20)
+    sample: int = 2000,  # rows for the quadratic measures (near-dups, two-sample tests)
+    progress: bool = True,  # progress bar and UMAP messages (stderr)
+    source: str | None = None,  # where the table came from (a file name), for the report's provenance
+    map_sample: int | None = 20_000,  # the 2-D map is drawn on a sample of at most this many rows (clusters still cover every row)
+    engine: str
+    | None = None,  # 'local' | 'ray' (embeddings from an actor pool, per-row measures per batch); None: the CLI's --engine, else local
+    address: str | None = None,  # with engine='ray': the cluster ('auto', 'ray://host:10001'); None: start a local one
+    embed_cache=None,  # with engine='ray': folder of the Parquet embedding cache (default: the embedding cache folder)
+) -> AuditReport:
     "Audit `df` for balance, length, vocabulary and embedding diversity, mode collapse, bias and (with `real`) realism."
     from tqdm.auto import tqdm
     from synthbench.analysis.metrics import ATTRIBUTE_COLUMNS, default_k
     from synthbench.run import rayengine as RE
-    if engine is None: engine, address = RE.current_engine()
-    if engine not in ('local', 'ray'): raise ValueError(f"audit: engine must be 'local' or 'ray', got {engine!r}.")
-    if map_sample is not None and map_sample < 2: raise ValueError(f'audit: map_sample={map_sample}; use at least 2 rows (or None for the whole table).')
-    check_table(df, 'audit'); df = df.reset_index(drop=True)
-    if real is not None: check_table(real, 'audit (real=)'); real = real.reset_index(drop=True)
+
+    if engine is None:
+        engine, address = RE.current_engine()
+    if engine not in ('local', 'ray'):
+        raise ValueError(f"audit: engine must be 'local' or 'ray', got {engine!r}.")
+    if map_sample is not None and map_sample < 2:
+        raise ValueError(f'audit: map_sample={map_sample}; use at least 2 rows (or None for the whole table).')
+    check_table(df, 'audit')
+    df = df.reset_index(drop=True)
+    if real is not None:
+        check_table(real, 'audit (real=)')
+        real = real.reset_index(drop=True)
     if isinstance(spec, (str, Path)):
         from synthbench.spec import load_spec
+
         spec = load_spec(spec)
-    if len(df) == 0: raise ValueError('audit: the table is empty; nothing to audit.')
+    if len(df) == 0:
+        raise ValueError('audit: the table is empty; nothing to audit.')
     T, notes, t0 = {}, [], time.time()
     bar = tqdm(total=7, desc='audit', disable=not progress, file=sys.stderr)
+
     def step(name):
-        bar.set_postfix_str(name); bar.update(1)
+        bar.set_postfix_str(name)
+        bar.update(1)
 
     tim = {}
     last = [time.time()]
-    def tick(name): tim[name] = round(time.time() - last[0], 3); last[0] = time.time()
+
+    def tick(name):
+        tim[name] = round(time.time() - last[0], 3)
+        last[0] = time.time()
+
     R = None
-    if engine == 'ray':     # per-row measures batch by batch on the cluster, in row order
-        RE.connect(address); R = RE.ray_map_table(df, _row_metrics)
+    if engine == 'ray':  # per-row measures batch by batch on the cluster, in row order
+        RE.connect(address)
+        R = RE.ray_map_table(df, _row_metrics)
     T['balance'] = balance(df, spec)
-    T['cells'] = cell_balance(df, spec=spec) if {'category', 'difficulty'} <= set(df.columns) and df['difficulty'].notna().any() else pd.DataFrame()
-    step('length'); tick('balance')
+    T['cells'] = (
+        cell_balance(df, spec=spec) if {'category', 'difficulty'} <= set(df.columns) and df['difficulty'].notna().any() else pd.DataFrame()
+    )
+    step('length')
+    tick('balance')
     lengths = length_table(df) if R is None else R[[c for c in R.columns if not c.startswith('_')]].copy()
     lengths['length_outlier'] = length_outliers(lengths)
-    T['length_by_category'] = length_summary(lengths, 'category' if 'category' in df.columns and df['category'].notna().any() else 'label', 'total_tokens')
+    T['length_by_category'] = length_summary(
+        lengths, 'category' if 'category' in df.columns and df['category'].notna().any() else 'label', 'total_tokens'
+    )
     T['length_by_source'] = length_summary(lengths, 'source', 'total_tokens')
-    step('vocabulary'); tick('length')
+    step('vocabulary')
+    tick('length')
     texts, resp = field_texts(df), field_texts(df, 'response')
-    cg = copy_groups(texts); copies = copy_summary(texts.tolist())
+    cg = copy_groups(texts)
+    copies = copy_summary(texts.tolist())
     dup = cg[cg['copies'] > 1]
-    T['copies'] = (pd.DataFrame({'copies': dup.groupby('copy_group').size(), 'first row': dup.reset_index().groupby('copy_group')['index'].first(),
-                                 'text': [texts.iloc[i] for i in dup.reset_index().groupby('copy_group')['index'].first()]})
-                   .sort_values('copies', ascending=False, kind='stable').reset_index(drop=True) if len(dup) else pd.DataFrame(columns=['copies', 'first row', 'text']))
+    T['copies'] = (
+        pd.DataFrame(
+            {
+                'copies': dup.groupby('copy_group').size(),
+                'first row': dup.reset_index().groupby('copy_group')['index'].first(),
+                'text': [texts.iloc[i] for i in dup.reset_index().groupby('copy_group')['index'].first()],
+            }
+        )
+        .sort_values('copies', ascending=False, kind='stable')
+        .reset_index(drop=True)
+        if len(dup)
+        else pd.DataFrame(columns=['copies', 'first row', 'text'])
+    )
     vocab = vocabulary_stats(texts.tolist(), resp.tolist())
     T['vocabulary_by_source'] = vocabulary_by(df, 'source')
-    T['top_ngrams'] = top_ngrams(texts, 3, 15); T['top_openings'] = top_openings(resp, 3, 15)
-    step('embeddings'); tick('vocabulary')
+    T['top_ngrams'] = top_ngrams(texts, 3, 15)
+    T['top_openings'] = top_openings(resp, 3, 15)
+    step('embeddings')
+    tick('vocabulary')
     how = None
     if engine == 'ray' and embed != 'tfidf' and (embeddings is None or (real is not None and real_embeddings is None)):
         try:
             from synthbench.llm.embed import DEFAULT_MODEL, default_cache_dir
             from synthbench.core import example_text
+
             run = embed_cache if embed_cache is not None else default_cache_dir()
-            if embeddings is None: embeddings = RE.ray_embed_texts([example_text(r) for r in df.to_dict('records')], run_dir=run)
-            if real is not None and real_embeddings is None: real_embeddings = RE.ray_embed_texts([example_text(r) for r in real.to_dict('records')], run_dir=run)
+            if embeddings is None:
+                embeddings = RE.ray_embed_texts([example_text(r) for r in df.to_dict('records')], run_dir=run)
+            if real is not None and real_embeddings is None:
+                real_embeddings = RE.ray_embed_texts([example_text(r) for r in real.to_dict('records')], run_dir=run)
             how = f'sentence embeddings ({DEFAULT_MODEL}, Ray actor pool)'
         except Exception:
-            if embed == 'model': raise
+            if embed == 'model':
+                raise
     if embeddings is None or (real is not None and real_embeddings is None):
         e, r, how = audit_embeddings(df, real, embed, progress)
-        embeddings = e if embeddings is None else embeddings; real_embeddings = r if real_embeddings is None else real_embeddings
-    elif how is None: how = 'embeddings given by the caller'
+        embeddings = e if embeddings is None else embeddings
+        real_embeddings = r if real_embeddings is None else real_embeddings
+    elif how is None:
+        how = 'embeddings given by the caller'
     x = unit_rows(embeddings)
-    if len(x) != len(df): raise ValueError(f'audit: {len(x)} embeddings for {len(df)} rows; pass embeddings of this table (synthbench.llm.embed.embed_table(df)).')
+    if len(x) != len(df):
+        raise ValueError(
+            f'audit: {len(x)} embeddings for {len(df)} rows; pass embeddings of this table (synthbench.llm.embed.embed_table(df)).'
+        )
     notes.append(f'Embeddings: {how}.')
-    step('diversity'); tick('embeddings')
-    div = embedding_diversity(x, sample=sample); notes.append(div.pop('notes'))
+    step('diversity')
+    tick('embeddings')
+    div = embedding_diversity(x, sample=sample)
+    notes.append(div.pop('notes'))
     n = len(df)
     samp = np.sort(np.random.default_rng(0).choice(n, map_sample, replace=False)) if map_sample is not None and n > map_sample else None
     labels = cluster_embeddings(x, k) if samp is None else _nearest_centre(x, samp, cluster_embeddings(x[samp], k or default_k(n)))
     cs = pd.Series(labels).value_counts(normalize=True)
     div.update(n_clusters=int(len(cs)), top_cluster_share=float(cs.iloc[0]))
     T['by_round'], by = _round_table(df, x, labels, sample)
-    step('map'); tick('diversity')
-    if samp is None: emap = embedding_map(df, x, method=projection, labels=labels, progress=progress)
+    step('map')
+    tick('diversity')
+    if samp is None:
+        emap = embedding_map(df, x, method=projection, labels=labels, progress=progress)
     else:
-        emap = SampledMap(embedding_map(df.iloc[samp].reset_index(drop=True), x[samp], method=projection, labels=labels[samp], progress=progress), samp, n)
+        emap = SampledMap(
+            embedding_map(df.iloc[samp].reset_index(drop=True), x[samp], method=projection, labels=labels[samp], progress=progress), samp, n
+        )
         from synthbench.analysis.embedmap import cluster_summary
-        emap.clusters = cluster_summary(texts, x, labels)         # cluster statistics over every row, not the sample
-        notes.append(f'Map of a sample of {len(samp)} of {n} rows (map_sample={map_sample}); k-means clusters fitted on the sample, every row assigned to its nearest cluster centre.')
-    T['clusters'] = emap.clusters; notes.append(emap.note)
+
+        emap.clusters = cluster_summary(texts, x, labels)  # cluster statistics over every row, not the sample
+        notes.append(
+            f'Map of a sample of {len(samp)} of {n} rows (map_sample={map_sample}); k-means clusters fitted on the sample, every row assigned to its nearest cluster centre.'
+        )
+    T['clusters'] = emap.clusters
+    notes.append(emap.note)
     T['spread'] = spread_by(emap, x, by)
-    step('bias'); tick('map')
+    step('bias')
+    tick('map')
     sent = sentiment_scores(resp) if R is None else R['_sentiment'].to_numpy()
     T['sentiment'] = sentiment_by(df, scores=sent)
     lab = next((c for c in ('label', 'category') if c in df.columns and df[c].notna().any()), None)
     T['terms'] = term_frequencies(df, lab) if lab else pd.DataFrame()
     T['association'], T['skews'] = bias_skews(df, lab, attributes=list(dict.fromkeys([*ATTRIBUTE_COLUMNS, *spec_targets(spec)])))
-    step('real'); tick('bias')
+    step('real')
+    tick('bias')
     rc, real_rows = None, None
     if real is not None:
         rc = compare_real(df, real, x, real_embeddings, max_n=sample)
         real_rows = length_table(real)
         both = np.vstack([x, unit_rows(real_embeddings)])
         from sklearn.decomposition import PCA
+
         xy = PCA(2, random_state=0).fit_transform(both) if len(both) > 2 else np.zeros((len(both), 2))
-        real_rows['x'], real_rows['y'] = xy[len(x):, 0], xy[len(x):, 1]
+        real_rows['x'], real_rows['y'] = xy[len(x) :, 0], xy[len(x) :, 1]
         real_rows['hover'] = [hover_text(t) for t in field_texts(real)]
-        T['real_syn_xy'] = xy[:len(x)]
-        if 'notes' in rc: notes.append(rc.pop('notes'))
-    bar.close(); tick('real')
+        T['real_syn_xy'] = xy[: len(x)]
+        if 'notes' in rc:
+            notes.append(rc.pop('notes'))
+    bar.close()
+    tick('real')
 
     rows = lengths.drop(columns=[c for c in ('persona', 'topic') if c in lengths.columns]).copy()
     for c in ('label', 'split'):
-        if c in df.columns and c not in rows.columns: rows[c] = df[c].to_numpy()
-    rows['copies'] = cg['copies'].to_numpy(); rows['copy_group'] = cg['copy_group'].to_numpy()
-    rows['sentiment'] = sent; rows['cluster'] = labels
-    if samp is None: rows['x'] = emap.points['x'].to_numpy(); rows['y'] = emap.points['y'].to_numpy(); rows['hover'] = emap.points['hover'].to_numpy()
-    else:                   # rows off the map have no coordinates
-        rows['x'] = rows['y'] = np.nan; rows.loc[samp, 'x'] = emap.points['x'].to_numpy(); rows.loc[samp, 'y'] = emap.points['y'].to_numpy()
+        if c in df.columns and c not in rows.columns:
+            rows[c] = df[c].to_numpy()
+    rows['copies'] = cg['copies'].to_numpy()
+    rows['copy_group'] = cg['copy_group'].to_numpy()
+    rows['sentiment'] = sent
+    rows['cluster'] = labels
+    if samp is None:
+        rows['x'] = emap.points['x'].to_numpy()
+        rows['y'] = emap.points['y'].to_numpy()
+        rows['hover'] = emap.points['hover'].to_numpy()
+    else:  # rows off the map have no coordinates
+        rows['x'] = rows['y'] = np.nan
+        rows.loc[samp, 'x'] = emap.points['x'].to_numpy()
+        rows.loc[samp, 'y'] = emap.points['y'].to_numpy()
         rows['hover'] = [hover_text(t) for t in texts]
     rows['opening'] = (openings(resp) if R is None else R['_opening']).to_numpy()
-    tm = term_mentions(texts) if R is None else R[[c for c in R.columns if c.startswith('_mentions_')]].rename(columns=lambda c: c[len('_mentions_'):])
-    for g in tm.columns: rows[f'mentions_{g}'] = tm[g].to_numpy() > 0
+    tm = (
+        term_mentions(texts)
+        if R is None
+        else R[[c for c in R.columns if c.startswith('_mentions_')]].rename(columns=lambda c: c[len('_mentions_') :])
+    )
+    for g in tm.columns:
+        rows[f'mentions_{g}'] = tm[g].to_numpy() > 0
     for c in emap.points.columns:
-        if c.startswith('judge_'): rows[c] = emap.points[c].to_numpy() if samp is None else df[c].to_numpy()
+        if c.startswith('judge_'):
+            rows[c] = emap.points[c].to_numpy() if samp is None else df[c].to_numpy()
 
-    ranked = []   # (severity rank: 0 copies, 1 collapse, 2 balance/realism, 3 bias, 4 length, 5 method notes; kind; text)
-    def add(sev, kind, texts_): ranked.extend((sev, kind, t) for t in texts_)
-    cf = copy_finding(copies, len(df)); add(0, 'copies', [cf] if cf else [])
+    ranked = []  # (severity rank: 0 copies, 1 collapse, 2 balance/realism, 3 bias, 4 length, 5 method notes; kind; text)
+
+    def add(sev, kind, texts_):
+        ranked.extend((sev, kind, t) for t in texts_)
+
+    cf = copy_finding(copies, len(df))
+    add(0, 'copies', [cf] if cf else [])
     add(1, 'collapse', collapse_findings(T['by_round'], name=by))
     if len(T['by_round']) > 1:
-        if div['near_duplicate_rate'] >= 0.1: add(1, 'collapse', [f"Overall: {div['near_duplicate_rate']:.0%} of examples have a near-duplicate (cosine ≥ 0.95)."])
-        if div['top_cluster_share'] >= 0.4 and div['n_clusters'] >= 3: add(1, 'collapse', [f"Overall: the biggest of {div['n_clusters']} clusters holds {div['top_cluster_share']:.0%} of all examples."])
-        sp = T['spread']; big = sp['rows'] >= 10
+        if div['near_duplicate_rate'] >= 0.1:
+            add(1, 'collapse', [f"Overall: {div['near_duplicate_rate']:.0%} of examples have a near-duplicate (cosine ≥ 0.95)."])
+        if div['top_cluster_share'] >= 0.4 and div['n_clusters'] >= 3:
+            add(
+                1,
+                'collapse',
+                [f"Overall: the biggest of {div['n_clusters']} clusters holds {div['top_cluster_share']:.0%} of all examples."],
+            )
+        sp = T['spread']
+        big = sp['rows'] >= 10
         for k, r in sp[big & ((sp['dispersion_share'] < 0.6) | (sp['map_area_share'] < 0.1))].iterrows():
-            add(1, 'collapse', [f"{by.capitalize()} {k}: its {int(r['rows'])} rows ({int(r['distinct'])} distinct) cover {r['map_area_share']:.0%} of the map and {r['dispersion_share']:.0%} of the table's embedding dispersion; {r['dense_share']:.0%} of them sit in the densest 1% of the map."])
+            add(
+                1,
+                'collapse',
+                [
+                    f"{by.capitalize()} {k}: its {int(r['rows'])} rows ({int(r['distinct'])} distinct) cover {r['map_area_share']:.0%} of the map and {r['dispersion_share']:.0%} of the table's embedding dispersion; {r['dense_share']:.0%} of them sit in the densest 1% of the map."
+                ],
+            )
     add(2, 'balance', _balance_findings(T['balance'], T['cells']))
     T['balance_skew'] = balance_skew(T['balance'])
-    if not spec_targets(spec): add(2, 'balance', skew_findings(T['balance_skew']))
-    if rc: add(2, 'real', real_findings(rc))
+    if not spec_targets(spec):
+        add(2, 'balance', skew_findings(T['balance_skew']))
+    if rc:
+        add(2, 'real', real_findings(rc))
     lab_vals = df[lab].map(lambda v: '(missing)' if _is_missing(v) else str(v)).tolist() if lab else None
     add(3, 'bias', _bias_findings(T['skews'], T['sentiment'], float(np.mean(sent)), texts=texts.tolist(), labels=lab_vals))
     nl, ns = int((lengths['length_outlier'] == 'long').sum()), int((lengths['length_outlier'] == 'short').sum())
-    if nl or ns: add(4, 'length', [f'{nl} unusually long and {ns} unusually short or empty example(s) (far outside the interquartile range of tokens).'])
+    if nl or ns:
+        add(
+            4,
+            'length',
+            [f'{nl} unusually long and {ns} unusually short or empty example(s) (far outside the interquartile range of tokens).'],
+        )
     pp = pair_figures(df)
-    if pp: add(2, 'pairs', pp.pop('findings'))
-    if how.startswith('lexical'): add(5, 'method', ['Embedding measures used lexical TF-IDF vectors, not a sentence-embedding model: paraphrases look more different than they are.'])
+    if pp:
+        add(2, 'pairs', pp.pop('findings'))
+    if how.startswith('lexical'):
+        add(
+            5,
+            'method',
+            [
+                'Embedding measures used lexical TF-IDF vectors, not a sentence-embedding model: paraphrases look more different than they are.'
+            ],
+        )
     ranked.sort(key=lambda t: t[0])
     findings = [t for _, _, t in ranked]
     from synthbench import __version__
-    prov = dict(source=str(source) if source else '(in-memory table)', rows=len(df), real_rows=len(real) if real is not None else None,
-                date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), synthbench=__version__,
-                spec=str(getattr(spec, 'name', None) or type(spec).__name__) if spec is not None else None, embeddings=how, projection=emap.method)
-    if samp is not None: prov['map'] = f'a sample of {len(samp)} of {n} rows'
-    if engine == 'ray': prov['engine'] = 'ray'
 
-    lsum = {c: dict(mean=float(lengths[c].mean()), median=float(lengths[c].median()), p95=float(lengths[c].quantile(.95)), max=int(lengths[c].max()))
-            for c in ('total_tokens', 'total_chars', 'prompt_tokens', 'response_tokens')}
-    metrics = jsonable(dict(
-        n=len(df),
-        balance={ax: {r.value: dict(count=r.count, share=r.share, target=r.target, status=r.status) for r in g.itertuples()} for ax, g in T['balance'].groupby('axis', sort=False)},
-        under_filled=int((T['balance']['status'] == 'under').sum()) + (int((T['cells']['status'] == 'under').sum()) if len(T['cells']) else 0),
-        length=dict(**lsum, outliers_long=nl, outliers_short=ns, by_category=T['length_by_category'][['count', 'mean', 'median']].to_dict('index')),
-        vocabulary=vocab, vocabulary_by_source=T['vocabulary_by_source'].to_dict('index'),
-        embedding=div, by=by, by_round=T['by_round'].to_dict('index'),
-        bias=dict(sentiment_mean=float(np.mean(sent)), sentiment_by=T['sentiment'].to_dict('records'),
-                  association=T['association'].to_dict('records') if len(T['association']) else [],
-                  top_skews=T['skews'].head(10).to_dict('records') if len(T['skews']) else []),
-        real_vs_synthetic=rc, findings=findings, timings_s=tim, provenance=prov,
-        copies=dict(rows=copies['rows'], groups=copies['groups'], redundant=copies['redundant'], largest=[n for n, _ in copies['largest']]),
-        spread=T['spread'].to_dict('index'), balance_skew=T['balance_skew'].to_dict('records'),
-        findings_ranked=[dict(severity=SEVERITY[sv], kind=k, text=t) for sv, k, t in ranked], **({'preference_pairs': pp} if pp else {})))
+    prov = dict(
+        source=str(source) if source else '(in-memory table)',
+        rows=len(df),
+        real_rows=len(real) if real is not None else None,
+        date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+        synthbench=__version__,
+        spec=str(getattr(spec, 'name', None) or type(spec).__name__) if spec is not None else None,
+        embeddings=how,
+        projection=emap.method,
+    )
+    if samp is not None:
+        prov['map'] = f'a sample of {len(samp)} of {n} rows'
+    if engine == 'ray':
+        prov['engine'] = 'ray'
+
+    lsum = {
+        c: dict(
+            mean=float(lengths[c].mean()),
+            median=float(lengths[c].median()),
+            p95=float(lengths[c].quantile(0.95)),
+            max=int(lengths[c].max()),
+        )
+        for c in ('total_tokens', 'total_chars', 'prompt_tokens', 'response_tokens')
+    }
+    metrics = jsonable(
+        dict(
+            n=len(df),
+            balance={
+                ax: {r.value: dict(count=r.count, share=r.share, target=r.target, status=r.status) for r in g.itertuples()}
+                for ax, g in T['balance'].groupby('axis', sort=False)
+            },
+            under_filled=int((T['balance']['status'] == 'under').sum())
+            + (int((T['cells']['status'] == 'under').sum()) if len(T['cells']) else 0),
+            length=dict(
+                **lsum,
+                outliers_long=nl,
+                outliers_short=ns,
+                by_category=T['length_by_category'][['count', 'mean', 'median']].to_dict('index'),
+            ),
+            vocabulary=vocab,
+            vocabulary_by_source=T['vocabulary_by_source'].to_dict('index'),
+            embedding=div,
+            by=by,
+            by_round=T['by_round'].to_dict('index'),
+            bias=dict(
+                sentiment_mean=float(np.mean(sent)),
+                sentiment_by=T['sentiment'].to_dict('records'),
+                association=T['association'].to_dict('records') if len(T['association']) else [],
+                top_skews=T['skews'].head(10).to_dict('records') if len(T['skews']) else [],
+            ),
+            real_vs_synthetic=rc,
+            findings=findings,
+            timings_s=tim,
+            provenance=prov,
+            copies=dict(
+                rows=copies['rows'], groups=copies['groups'], redundant=copies['redundant'], largest=[n for n, _ in copies['largest']]
+            ),
+            spread=T['spread'].to_dict('index'),
+            balance_skew=T['balance_skew'].to_dict('records'),
+            findings_ranked=[dict(severity=SEVERITY[sv], kind=k, text=t) for sv, k, t in ranked],
+            **({'preference_pairs': pp} if pp else {}),
+        )
+    )
     notes.append(f'Audit took {time.time() - t0:.1f} s.')
     return AuditReport(df, rows, T, metrics, findings, emap, spec, real, real_rows, notes)
 
-def _row_metrics(df:pd.DataFrame) -> pd.DataFrame:
+
+def _row_metrics(df: pd.DataFrame) -> pd.DataFrame:
     "Per-row measures of `df` (`length_table`, and `_sentiment`, `_opening`, `_mentions_GROUP` of each row): what the Ray engine computes batch by batch."
-    out = length_table(df); resp = field_texts(df, 'response')
-    out['_sentiment'] = sentiment_scores(resp); out['_opening'] = openings(resp).to_numpy()
+    out = length_table(df)
+    resp = field_texts(df, 'response')
+    out['_sentiment'] = sentiment_scores(resp)
+    out['_opening'] = openings(resp).to_numpy()
     tm = term_mentions(field_texts(df))
-    for g in tm.columns: out[f'_mentions_{g}'] = tm[g].to_numpy()
+    for g in tm.columns:
+        out[f'_mentions_{g}'] = tm[g].to_numpy()
     return out
 
-def _nearest_centre(x:np.ndarray, samp:np.ndarray, lab:np.ndarray, chunk:int=100_000) -> np.ndarray:
+
+def _nearest_centre(x: np.ndarray, samp: np.ndarray, lab: np.ndarray, chunk: int = 100_000) -> np.ndarray:
     "Cluster ids of every row of `x`: the nearest centre of the clusters `lab` fitted on rows `samp`, renumbered so 0 is the biggest over all rows."
     C = np.stack([x[samp][lab == c].mean(0) for c in range(int(lab.max()) + 1)]).astype(np.float32)
     h = (C * C).sum(1) / 2
-    out = np.concatenate([np.argmax(x[s:s+chunk] @ C.T - h, 1) for s in range(0, len(x), chunk)])
+    out = np.concatenate([np.argmax(x[s : s + chunk] @ C.T - h, 1) for s in range(0, len(x), chunk)])
     order = pd.Series(out).value_counts().index
     return pd.Series(out).map({c: i for i, c in enumerate(order)}).to_numpy()
 
+
 class SampledMap(EmbeddingMap):
     "An `EmbeddingMap` drawn on a sample of a table's rows: `points['row']` are table rows, masks cover the whole table, the title says so."
-    def __init__(self, m:EmbeddingMap, rows:np.ndarray, total:int):
-        pts = m.points.copy(); pts['row'] = np.asarray(rows)
-        super().__init__(pts, m.clusters, m.method, m.note); self.total = total
-    def _mask(self, mask): return None if mask is None else np.asarray(mask)[self.points['row'].to_numpy()]
-    def figure(self, color:str='cluster', mask=None, **kw):
-        from synthbench.analysis.embedmap import _figure      # EmbeddingMap.figure (attached after the class)
+
+    def __init__(self, m: EmbeddingMap, rows: np.ndarray, total: int):
+        pts = m.points.copy()
+        pts['row'] = np.asarray(rows)
+        super().__init__(pts, m.clusters, m.method, m.note)
+        self.total = total
+
+    def _mask(self, mask):
+        return None if mask is None else np.asarray(mask)[self.points['row'].to_numpy()]
+
+    def figure(self, color: str = 'cluster', mask=None, **kw):
+        from synthbench.analysis.embedmap import _figure  # EmbeddingMap.figure (attached after the class)
+
         fig = _figure(self, color, mask=self._mask(mask), **kw)
         fig.update_layout(title=f'{fig.layout.title.text} · map of a sample of {len(self.points):,} of {self.total:,} rows')
         return fig
+
     def members(self, rows, mask=None) -> pd.DataFrame:
         pos = pd.Series(np.arange(len(self.points)), index=self.points['row'].to_numpy())
-        from synthbench.analysis.embedmap import _members     # EmbeddingMap.members
+        from synthbench.analysis.embedmap import _members  # EmbeddingMap.members
+
         return _members(self, pos.loc[list(rows)].to_numpy(), self._mask(mask))
-    def __repr__(self): return f'SampledMap({len(self.points)} of {self.total} rows, {len(self.clusters)} clusters, {self.method})'
+
+    def __repr__(self):
+        return f'SampledMap({len(self.points)} of {self.total} rows, {len(self.clusters)} clusters, {self.method})'
 
 # %% ../../nbs/42_audit.ipynb #8d0fe87b
-def _layout(fig, title:str, height:int=360):
+def _layout(fig, title: str, height: int = 360):
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=50, b=10), template='plotly_white')
     return fig
 
-def fig_balance(bal:pd.DataFrame):
+
+def fig_balance(bal: pd.DataFrame):
     "Bars of counts per value for each axis (one panel per axis), red when under-filled, ◆ = target count."
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
+
     axes = list(dict.fromkeys(bal['axis'])) or ['(none)']
     fig = make_subplots(rows=1, cols=len(axes), subplot_titles=[_e(a) for a in axes])
     for i, ax in enumerate(axes, 1):
-        g = bal[bal['axis'] == ax]; n = g['count'].sum()
+        g = bal[bal['axis'] == ax]
+        n = g['count'].sum()
         col = np.where(g['status'] == 'under', '#d62728', np.where(g['status'] == 'over', '#ff7f0e', '#1f77b4'))
-        fig.add_trace(go.Bar(x=[_e(v) for v in g['value']], y=g['count'], marker_color=col, name=_e(ax), showlegend=False,
-                             customdata=[[ax, v] for v in g['value']], hovertemplate='%{x}: %{y} (%{text})<extra></extra>',
-                             text=[f'{s:.0%}' for s in g['share']], textposition='auto'), 1, i)
+        fig.add_trace(
+            go.Bar(
+                x=[_e(v) for v in g['value']],
+                y=g['count'],
+                marker_color=col,
+                name=_e(ax),
+                showlegend=False,
+                customdata=[[ax, v] for v in g['value']],
+                hovertemplate='%{x}: %{y} (%{text})<extra></extra>',
+                text=[f'{s:.0%}' for s in g['share']],
+                textposition='auto',
+            ),
+            1,
+            i,
+        )
         if g['target'].notna().any():
-            fig.add_trace(go.Scatter(x=[_e(v) for v in g['value']], y=g['target'] * n, mode='markers', marker=dict(symbol='diamond', size=10, color='black'),
-                                     name='target', showlegend=i == 1, hovertemplate='target %{y:.0f}<extra></extra>'), 1, i)
+            fig.add_trace(
+                go.Scatter(
+                    x=[_e(v) for v in g['value']],
+                    y=g['target'] * n,
+                    mode='markers',
+                    marker=dict(symbol='diamond', size=10, color='black'),
+                    name='target',
+                    showlegend=i == 1,
+                    hovertemplate='target %{y:.0f}<extra></extra>',
+                ),
+                1,
+                i,
+            )
     has_t = bal['target'].notna().any()
-    return _layout(fig, 'Balance: examples per value (red = under-filled against the spec target, ◆ = target)' if has_t else
-                   'Balance: examples per value (no spec given: compare the bars with each other; evenness per axis below)', 340)
+    return _layout(
+        fig,
+        'Balance: examples per value (red = under-filled against the spec target, ◆ = target)'
+        if has_t
+        else 'Balance: examples per value (no spec given: compare the bars with each other; evenness per axis below)',
+        340,
+    )
 
-def fig_round_category(rows:pd.DataFrame, by:str='round', col:str='category'):
+
+def fig_round_category(rows: pd.DataFrame, by: str = 'round', col: str = 'category'):
     "Heatmap of examples per (`by`, `col`) cell, each row's shares as text: which round made which categories."
     import plotly.graph_objects as go
-    if by not in rows.columns or col not in rows.columns: return None
+
+    if by not in rows.columns or col not in rows.columns:
+        return None
     ct = pd.crosstab(rows[by].astype(str), rows[col].map(lambda v: '(missing)' if _is_missing(v) else str(v)))
     sh = ct.div(ct.sum(axis=1), axis=0)
-    fig = go.Figure(go.Heatmap(z=ct.to_numpy(), x=[_e(c) for c in ct.columns], y=[_e(f'{by} {i}') for i in ct.index], colorscale='Blues',
-                               text=[[f'{n} ({p:.0%})' for n, p in zip(r, q)] for r, q in zip(ct.to_numpy(), sh.to_numpy())], texttemplate='%{text}',
-                               customdata=[[[i, c] for c in ct.columns] for i in ct.index], hovertemplate='%{y} × %{x}: %{text}<extra></extra>'))
+    fig = go.Figure(
+        go.Heatmap(
+            z=ct.to_numpy(),
+            x=[_e(c) for c in ct.columns],
+            y=[_e(f'{by} {i}') for i in ct.index],
+            colorscale='Blues',
+            text=[[f'{n} ({p:.0%})' for n, p in zip(r, q)] for r, q in zip(ct.to_numpy(), sh.to_numpy())],
+            texttemplate='%{text}',
+            customdata=[[[i, c] for c in ct.columns] for i in ct.index],
+            hovertemplate='%{y} × %{x}: %{text}<extra></extra>',
+        )
+    )
     return _layout(fig, f'{_e(by).capitalize()} × {_e(col)}: examples per cell (share of the {_e(by)})', 140 + 34 * len(ct))
 
-def split_column(rows:pd.DataFrame, cols=('source', 'round', 'category', 'label')) -> str|None:
+
+def split_column(rows: pd.DataFrame, cols=('source', 'round', 'category', 'label')) -> str | None:
     "The first of `cols` with more than one value in `rows` (a split by a one-value column says nothing)."
     return next((c for c in cols if c in rows.columns and rows[c].astype(str).nunique() > 1), None)
 
-def fig_length(rows:pd.DataFrame, by:str|None=None):
+
+def fig_length(rows: pd.DataFrame, by: str | None = None):
     "Histogram of tokens per example, one colour per value of `by` (default: the first of source, round, category with 2+ values)."
     import plotly.graph_objects as go
-    fig = go.Figure(); by = by if by in rows.columns and rows[by].astype(str).nunique() > 1 else split_column(rows)
+
+    fig = go.Figure()
+    by = by if by in rows.columns and rows[by].astype(str).nunique() > 1 else split_column(rows)
     src = rows[by].astype(str) if by else pd.Series('all', index=rows.index)
     for s in sorted(src.unique(), key=lambda v: (len(v), v)):
         q = rows[src == s]
-        fig.add_trace(go.Histogram(x=q['total_tokens'], name=_e(f'{by} {s}' if by == 'round' else s), customdata=q.index.to_numpy(), opacity=0.75, nbinsx=40))
+        fig.add_trace(
+            go.Histogram(
+                x=q['total_tokens'], name=_e(f'{by} {s}' if by == 'round' else s), customdata=q.index.to_numpy(), opacity=0.75, nbinsx=40
+            )
+        )
     fig.update_layout(barmode='overlay', xaxis_title='tokens per example (prompt + response)', yaxis_title='examples')
     return _layout(fig, f'Length: tokens per example{" by " + _e(by) if by else ""} (click a bar for its examples)')
 
-def _boxes_by(rows:pd.DataFrame, col:str, by:str, **box):
+
+def _boxes_by(rows: pd.DataFrame, col: str, by: str, **box):
     "A figure with one box of `rows[col]` per `by` value (falls back to `source`), points linked to their rows; returns (fig, by)."
     import plotly.graph_objects as go
+
     by = by if by in rows.columns else 'source'
     fig = go.Figure()
     for v in sorted(rows[by].astype(str).unique()):
@@ -470,100 +870,188 @@ def _boxes_by(rows:pd.DataFrame, col:str, by:str, **box):
     fig.update_layout(showlegend=False)
     return fig, by
 
-def fig_length_box(rows:pd.DataFrame, by:str='category'):
+
+def fig_length_box(rows: pd.DataFrame, by: str = 'category'):
     "Box plot of tokens per example per `by` value, outliers as points."
     fig, by = _boxes_by(rows, 'total_tokens', by, boxpoints='outliers')
     fig.update_layout(yaxis_title='tokens')
     return _layout(fig, f'Length by {_e(by)}')
 
-def fig_rounds(by_round:pd.DataFrame, by:str='round'):
+
+def fig_rounds(by_round: pd.DataFrame, by: str = 'round'):
     "Diversity measures per round: lines of MATTR, distinct-2, embedding distance, near-dup rate, top-cluster and top-opening shares."
     import plotly.graph_objects as go
-    fig = go.Figure(); xs = [_e(v) for v in by_round.index]
+
+    fig = go.Figure()
+    xs = [_e(v) for v in by_round.index]
     for c in ('mattr', 'distinct_2', 'mean_cosine_distance', 'near_duplicate_rate', 'top_cluster_share', 'top_opening_share'):
         if c in by_round.columns:
-            fig.add_trace(go.Scatter(x=xs, y=by_round[c], mode='lines+markers', name=_e(metric_label(c)), customdata=list(by_round.index),
-                                     hovertemplate=f'{_e(metric_label(c))} %{{y:.3f}}<br>{_e(metric_help(c))}<extra></extra>'))
+            fig.add_trace(
+                go.Scatter(
+                    x=xs,
+                    y=by_round[c],
+                    mode='lines+markers',
+                    name=_e(metric_label(c)),
+                    customdata=list(by_round.index),
+                    hovertemplate=f'{_e(metric_label(c))} %{{y:.3f}}<br>{_e(metric_help(c))}<extra></extra>',
+                )
+            )
     fig.update_layout(xaxis_title=_e(by), yaxis=dict(range=[0, 1.05]), xaxis_type='category')
     return _layout(fig, f'Diversity per {_e(by)}: falling lines = less diverse, rising shares = collapse')
 
-def fig_spread(spread:pd.DataFrame, by:str='round'):
+
+def fig_spread(spread: pd.DataFrame, by: str = 'round'):
     "Bars per round: share of the map's area and of the embedding dispersion it covers (a collapsed round is short on both)."
     import plotly.graph_objects as go
-    fig = go.Figure(); xs = [_e(v) for v in spread.index]
-    for c, col in (('map_area_share', '#1f77b4'), ('dispersion_share', '#ff7f0e')):
-        fig.add_trace(go.Bar(x=xs, y=spread[c], name=_e(metric_label(c)), marker_color=col, customdata=list(spread.index),
-                             text=[f'{v:.0%}' for v in spread[c]], textposition='auto',
-                             hovertemplate=f'%{{x}}: %{{y:.0%}}<br>{_e(metric_help(c))}<extra></extra>'))
-    fig.update_layout(barmode='group', xaxis_title=_e(by), xaxis_type='category', yaxis=dict(range=[0, 1.05], tickformat='.0%'))
-    return _layout(fig, f'Spread per {_e(by)}: share of the map and of the embedding dispersion each {_e(by)} covers (short bars = collapse)')
 
-def fig_openings(rows:pd.DataFrame, k:int=12):
+    fig = go.Figure()
+    xs = [_e(v) for v in spread.index]
+    for c, col in (('map_area_share', '#1f77b4'), ('dispersion_share', '#ff7f0e')):
+        fig.add_trace(
+            go.Bar(
+                x=xs,
+                y=spread[c],
+                name=_e(metric_label(c)),
+                marker_color=col,
+                customdata=list(spread.index),
+                text=[f'{v:.0%}' for v in spread[c]],
+                textposition='auto',
+                hovertemplate=f'%{{x}}: %{{y:.0%}}<br>{_e(metric_help(c))}<extra></extra>',
+            )
+        )
+    fig.update_layout(barmode='group', xaxis_title=_e(by), xaxis_type='category', yaxis=dict(range=[0, 1.05], tickformat='.0%'))
+    return _layout(
+        fig, f'Spread per {_e(by)}: share of the map and of the embedding dispersion each {_e(by)} covers (short bars = collapse)'
+    )
+
+
+def fig_openings(rows: pd.DataFrame, k: int = 12):
     "Horizontal bars of the most repeated response openings."
     import plotly.graph_objects as go
+
     vc = rows['opening'][rows['opening'] != ''].value_counts().head(k)[::-1]
-    fig = go.Figure(go.Bar(x=vc.values, y=[_e(o) + '…' for o in vc.index], orientation='h', customdata=list(vc.index),
-                           hovertemplate='%{y}: %{x} responses<extra></extra>'))
+    fig = go.Figure(
+        go.Bar(
+            x=vc.values,
+            y=[_e(o) + '…' for o in vc.index],
+            orientation='h',
+            customdata=list(vc.index),
+            hovertemplate='%{y}: %{x} responses<extra></extra>',
+        )
+    )
     fig.update_layout(xaxis_title='responses')
     return _layout(fig, 'Most repeated openings (first three words of the response)', 80 + 28 * max(len(vc), 3))
 
-def fig_sentiment(rows:pd.DataFrame, by:str='category'):
+
+def fig_sentiment(rows: pd.DataFrame, by: str = 'category'):
     "Box plot of VADER sentiment of responses per `by` value."
     fig, by = _boxes_by(rows, 'sentiment', by, boxpoints='all', jitter=0.4, pointpos=0, marker=dict(size=4))
     fig.update_layout(yaxis=dict(title='VADER compound', range=[-1.05, 1.05]))
     return _layout(fig, f'Sentiment of responses by {_e(by)}')
 
-def fig_terms(terms:pd.DataFrame):
+
+def fig_terms(terms: pd.DataFrame):
     "Heatmap: share of examples mentioning each term group, per label."
     import plotly.graph_objects as go
+
     t = terms.drop(columns='n', errors='ignore')
-    if len(t) == 0: t = pd.DataFrame({g: [0.0] for g in DEMOGRAPHIC_TERMS}, index=['(none)'])
-    fig = go.Figure(go.Heatmap(z=t.to_numpy(), x=[_e(c) for c in t.columns], y=[_e(i) for i in t.index], colorscale='Blues', zmin=0,
-                               text=[[f'{v:.0%}' for v in r] for r in t.to_numpy()], texttemplate='%{text}',
-                               customdata=[[[i, c] for c in t.columns] for i in t.index], hovertemplate='%{y} × %{x}: %{text}<extra></extra>'))
+    if len(t) == 0:
+        t = pd.DataFrame({g: [0.0] for g in DEMOGRAPHIC_TERMS}, index=['(none)'])
+    fig = go.Figure(
+        go.Heatmap(
+            z=t.to_numpy(),
+            x=[_e(c) for c in t.columns],
+            y=[_e(i) for i in t.index],
+            colorscale='Blues',
+            zmin=0,
+            text=[[f'{v:.0%}' for v in r] for r in t.to_numpy()],
+            texttemplate='%{text}',
+            customdata=[[[i, c] for c in t.columns] for i in t.index],
+            hovertemplate='%{y} × %{x}: %{text}<extra></extra>',
+        )
+    )
     return _layout(fig, f'Share of examples mentioning each term group, by {_e(terms.index.name or "label")}', 120 + 30 * len(t))
 
-def fig_real(report:AuditReport):
+
+def fig_real(report: AuditReport):
     "Synthetic vs real: token histograms and a joint PCA map of both embedding sets."
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
+
     fig = make_subplots(rows=1, cols=2, subplot_titles=['tokens per example', 'embeddings (joint PCA)'])
     rr, sr = report.real_rows, report.rows
     fig.add_trace(go.Histogram(x=sr['total_tokens'], name='synthetic', opacity=0.7, histnorm='probability', marker_color='#1f77b4'), 1, 1)
     fig.add_trace(go.Histogram(x=rr['total_tokens'], name='real', opacity=0.7, histnorm='probability', marker_color='#2ca02c'), 1, 1)
     xy = report.tables['real_syn_xy']
-    fig.add_trace(go.Scatter(x=xy[:, 0], y=xy[:, 1], mode='markers', name='synthetic', customdata=sr.index.to_numpy(), hovertext=sr['hover'],
-                             hovertemplate='%{hovertext}<extra>synthetic</extra>', marker=dict(size=5, color='#1f77b4', opacity=0.6), showlegend=False), 1, 2)
-    fig.add_trace(go.Scatter(x=rr['x'], y=rr['y'], mode='markers', name='real', hovertext=rr['hover'],
-                             hovertemplate='%{hovertext}<extra>real</extra>', marker=dict(size=5, color='#2ca02c', opacity=0.6), showlegend=False), 1, 2)
+    fig.add_trace(
+        go.Scatter(
+            x=xy[:, 0],
+            y=xy[:, 1],
+            mode='markers',
+            name='synthetic',
+            customdata=sr.index.to_numpy(),
+            hovertext=sr['hover'],
+            hovertemplate='%{hovertext}<extra>synthetic</extra>',
+            marker=dict(size=5, color='#1f77b4', opacity=0.6),
+            showlegend=False,
+        ),
+        1,
+        2,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=rr['x'],
+            y=rr['y'],
+            mode='markers',
+            name='real',
+            hovertext=rr['hover'],
+            hovertemplate='%{hovertext}<extra>real</extra>',
+            marker=dict(size=5, color='#2ca02c', opacity=0.6),
+            showlegend=False,
+        ),
+        1,
+        2,
+    )
     fig.update_layout(barmode='overlay')
     return _layout(fig, 'Synthetic (blue) vs real (green)', 420)
 
 # %% ../../nbs/42_audit.ipynb #8c1e50c7
-def table_html(df:pd.DataFrame, float_format:str='{:.3g}', max_rows:int=30) -> str:
+def table_html(df: pd.DataFrame, float_format: str = '{:.3g}', max_rows: int = 30) -> str:
     "An escaped HTML table of `df` (lists shown as lines)."
-    if df is None or len(df) == 0: return '<p><i>none</i></p>'
+    if df is None or len(df) == 0:
+        return '<p><i>none</i></p>'
     d = df.head(max_rows).copy()
     for c in d.columns:
-        if d[c].map(lambda v: isinstance(v, list)).any(): d[c] = d[c].map(lambda v: ' ‖ '.join(' '.join(str(s).split())[:160] for s in v) if isinstance(v, list) else v)
-        elif d[c].dtype == object: d[c] = d[c].map(lambda v: ' '.join(v.split()) if isinstance(v, str) else v)
-    if not (isinstance(d.index, pd.RangeIndex) and d.index.name is None):   # a named or non-default index (round, value) is a column
+        if d[c].map(lambda v: isinstance(v, list)).any():
+            d[c] = d[c].map(lambda v: ' ‖ '.join(' '.join(str(s).split())[:160] for s in v) if isinstance(v, list) else v)
+        elif d[c].dtype == object:
+            d[c] = d[c].map(lambda v: ' '.join(v.split()) if isinstance(v, str) else v)
+    if not (isinstance(d.index, pd.RangeIndex) and d.index.name is None):  # a named or non-default index (round, value) is a column
         d = d.reset_index()
     d.columns = [metric_label(str(c)) for c in d.columns]
     return d.to_html(escape=True, index=False, float_format=lambda v: float_format.format(v), classes='synthbench-table', border=0)
 
-def outliers_html(report:AuditReport, max_rows:int=200, chars:int=120) -> str:
+
+def outliers_html(report: AuditReport, max_rows: int = 200, chars: int = 120) -> str:
     "The length outliers as a compact scrollable table: row, kind, tokens, category, the first `chars` characters (escaped)."
-    r = report.rows; o = r[r['length_outlier'] != '']
-    if not len(o): return '<p><i>no length outliers</i></p>'
+    r = report.rows
+    o = r[r['length_outlier'] != '']
+    if not len(o):
+        return '<p><i>no length outliers</i></p>'
     texts = field_texts(report.df.iloc[o.index[:max_rows]])
     cols = [c for c in ('category', 'label', 'round') if c in o.columns]
-    body = ''.join(f'<tr><td>{i}</td><td>{_e(k)}</td><td>{t}</td>' + ''.join(f'<td>{_e(v)}</td>' for v in vs) + f'<td>{_e(" ".join(str(x).split())[:chars])}</td></tr>'
-                   for i, k, t, vs, x in zip(o.index[:max_rows], o['length_outlier'], o['total_tokens'], o[cols].to_numpy(), texts))
+    body = ''.join(
+        f'<tr><td>{i}</td><td>{_e(k)}</td><td>{t}</td>'
+        + ''.join(f'<td>{_e(v)}</td>' for v in vs)
+        + f'<td>{_e(" ".join(str(x).split())[:chars])}</td></tr>'
+        for i, k, t, vs, x in zip(o.index[:max_rows], o['length_outlier'], o['total_tokens'], o[cols].to_numpy(), texts)
+    )
     head = ''.join(f'<th>{_e(c)}</th>' for c in ['row', 'outlier', 'tokens', *cols, 'text (start)'])
     more = f'<p>{len(o) - max_rows} more outliers not listed.</p>' if len(o) > max_rows else ''
-    return (f'<div class="synthbench-scroll" style="max-height:260px;overflow:auto;border:1px solid #ddd"><table class="synthbench-table">'
-            f'<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}')
+    return (
+        f'<div class="synthbench-scroll" style="max-height:260px;overflow:auto;border:1px solid #ddd"><table class="synthbench-table">'
+        f'<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>{more}'
+    )
 
 # %% ../../nbs/42_audit.ipynb #64272945
 _CSS = """body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:24px;max-width:1200px;color:#222}
@@ -573,80 +1061,149 @@ table.synthbench-table,table.synthbench-examples{border-collapse:collapse;font-s
 .findings li,.synthbench-findings li{margin:4px 0} .sev-high b{color:#b00} .sev-medium b{color:#b60} .sev-low b{color:#666}
 #sb-search{width:420px;padding:4px} #sb-list{max-height:420px;overflow:auto}"""
 
+
 def _help_p(keys) -> str:
     return '<ul class="synthbench-help">' + ''.join(f'<li>{_e(metric_help(k))}</li>' for k in keys if k in METRIC_HELP) + '</ul>'
 
-def _grp(r:pd.DataFrame) -> str:
+
+def _grp(r: pd.DataFrame) -> str:
     return 'category' if 'category' in r.columns and r['category'].notna().any() else 'label' if 'label' in r.columns else 'source'
 
-def _sec_balance(report:AuditReport, color:str='cluster') -> list:
+
+def _sec_balance(report: AuditReport, color: str = 'cluster') -> list:
     T, r, by = report.tables, report.rows, report.metrics.get('by', 'round')
     rc = fig_round_category(r, by, _grp(r)) if by in r.columns and r[by].astype(str).nunique() > 1 else None
     sk = T.get('balance_skew', pd.DataFrame())
-    return [fig_balance(T['balance']), *([rc] if rc is not None else []), table_html(T['balance'].set_index(['axis', 'value'])),
-            '<h4>Evenness per axis</h4>', table_html(sk), _help_p(['entropy']),
-            *(['<h4>Cells</h4>', table_html(T['cells'])] if len(T['cells']) else [])]
+    return [
+        fig_balance(T['balance']),
+        *([rc] if rc is not None else []),
+        table_html(T['balance'].set_index(['axis', 'value'])),
+        '<h4>Evenness per axis</h4>',
+        table_html(sk),
+        _help_p(['entropy']),
+        *(['<h4>Cells</h4>', table_html(T['cells'])] if len(T['cells']) else []),
+    ]
 
-def _sec_length(report:AuditReport, color:str='cluster') -> list:
+
+def _sec_length(report: AuditReport, color: str = 'cluster') -> list:
     T, r = report.tables, report.rows
-    return [fig_length(r), fig_length_box(r, _grp(r)), '<h4>Tokens per example by group</h4>', table_html(T['length_by_category']),
-            '<h4>Outliers</h4>', outliers_html(report)]
+    return [
+        fig_length(r),
+        fig_length_box(r, _grp(r)),
+        '<h4>Tokens per example by group</h4>',
+        table_html(T['length_by_category']),
+        '<h4>Outliers</h4>',
+        outliers_html(report),
+    ]
 
-def _sec_vocabulary(report:AuditReport, color:str='cluster') -> list:
+
+def _sec_vocabulary(report: AuditReport, color: str = 'cluster') -> list:
     T, by = report.tables, report.metrics.get('by', 'round')
-    return [fig_rounds(T['by_round'], by), fig_spread(T['spread'], by), fig_openings(report.rows), f'<h4>Per {_e(by)}</h4>', table_html(T['by_round']),
-            _help_p(['mattr', 'distinct_2', 'compression_ratio', 'mean_cosine_distance', 'vendi_score', 'near_duplicate_rate', 'top_cluster_share', 'top_opening_share']),
-            '<h4>Exact copies (groups)</h4>', table_html(T['copies'], max_rows=15),
-            '<h4>Most repeated 3-grams</h4>', table_html(T['top_ngrams']), '<h4>By source</h4>', table_html(T['vocabulary_by_source'])]
+    return [
+        fig_rounds(T['by_round'], by),
+        fig_spread(T['spread'], by),
+        fig_openings(report.rows),
+        f'<h4>Per {_e(by)}</h4>',
+        table_html(T['by_round']),
+        _help_p(
+            [
+                'mattr',
+                'distinct_2',
+                'compression_ratio',
+                'mean_cosine_distance',
+                'vendi_score',
+                'near_duplicate_rate',
+                'top_cluster_share',
+                'top_opening_share',
+            ]
+        ),
+        '<h4>Exact copies (groups)</h4>',
+        table_html(T['copies'], max_rows=15),
+        '<h4>Most repeated 3-grams</h4>',
+        table_html(T['top_ngrams']),
+        '<h4>By source</h4>',
+        table_html(T['vocabulary_by_source']),
+    ]
 
-def _sec_map(report:AuditReport, color:str='cluster') -> list:
+
+def _sec_map(report: AuditReport, color: str = 'cluster') -> list:
     T, emb, by, m = report.tables, report.metrics.get('embedding') or {}, report.metrics.get('by', 'round'), report.map
     cp = report.metrics.get('copies') or {}
-    return [m.figure(color), fig_spread(T['spread'], by),
-            f'<p>{_e(m.note)}. One point per distinct text: size = number of exact copies ({cp.get("rows", 0)} rows are copies, in {cp.get("groups", 0)} groups); '
-            f'grey shading = density of all rows. {_e(metric_label("mean_cosine_distance"))} {_fmt(emb.get("mean_cosine_distance"))}, '
-            f'Vendi score {_fmt(emb.get("vendi_score"))}, near-duplicate rate {_fmt(emb.get("near_duplicate_rate"))}.</p>',
-            _help_p(['mean_cosine_distance', 'vendi_score', 'near_duplicate_rate', 'map_area_share', 'dispersion_share', 'dense_share']),
-            '<h4>Spread per ' + _e(by) + '</h4>', table_html(T['spread']), '<h4>Clusters (top terms by c-TF-IDF)</h4>', table_html(T['clusters'])]
+    return [
+        m.figure(color),
+        fig_spread(T['spread'], by),
+        f'<p>{_e(m.note)}. One point per distinct text: size = number of exact copies ({cp.get("rows", 0)} rows are copies, in {cp.get("groups", 0)} groups); '
+        f'grey shading = density of all rows. {_e(metric_label("mean_cosine_distance"))} {_fmt(emb.get("mean_cosine_distance"))}, '
+        f'Vendi score {_fmt(emb.get("vendi_score"))}, near-duplicate rate {_fmt(emb.get("near_duplicate_rate"))}.</p>',
+        _help_p(['mean_cosine_distance', 'vendi_score', 'near_duplicate_rate', 'map_area_share', 'dispersion_share', 'dense_share']),
+        '<h4>Spread per ' + _e(by) + '</h4>',
+        table_html(T['spread']),
+        '<h4>Clusters (top terms by c-TF-IDF)</h4>',
+        table_html(T['clusters']),
+    ]
 
-def _sec_bias(report:AuditReport, color:str='cluster') -> list:
+
+def _sec_bias(report: AuditReport, color: str = 'cluster') -> list:
     T, r = report.tables, report.rows
-    return [fig_sentiment(r, _grp(r)), fig_terms(T['terms']),
-            '<p>Term groups count words, not meanings: colour words, "blind", "senior" and the like count only before a word for people. '
-            'Tests: chi-square where every expected count ≥ 5, Fisher\'s exact test for small 2×2 tables, otherwise none; q-values are Benjamini–Hochberg corrected. '
-            'Sentiment gaps of groups with fewer than 10 rows are not reported.</p>',
-            '<h4>Strongest label × attribute skews (standardised residuals)</h4>', table_html(T['skews']),
-            '<h4>Tests of independence</h4>', table_html(T['association']), _help_p(['q_value', 'cramers_v', 'sentiment']),
-            '<h4>Sentiment by group</h4>', table_html(T['sentiment'])]
+    return [
+        fig_sentiment(r, _grp(r)),
+        fig_terms(T['terms']),
+        '<p>Term groups count words, not meanings: colour words, "blind", "senior" and the like count only before a word for people. '
+        'Tests: chi-square where every expected count ≥ 5, Fisher\'s exact test for small 2×2 tables, otherwise none; q-values are Benjamini–Hochberg corrected. '
+        'Sentiment gaps of groups with fewer than 10 rows are not reported.</p>',
+        '<h4>Strongest label × attribute skews (standardised residuals)</h4>',
+        table_html(T['skews']),
+        '<h4>Tests of independence</h4>',
+        table_html(T['association']),
+        _help_p(['q_value', 'cramers_v', 'sentiment']),
+        '<h4>Sentiment by group</h4>',
+        table_html(T['sentiment']),
+    ]
 
-def _sec_real(report:AuditReport, color:str='cluster') -> list:
-    if report.real is None: return ['<p>No real examples given: pass <code>real=</code> (or <code>--real</code>) to compare.</p>']
+
+def _sec_real(report: AuditReport, color: str = 'cluster') -> list:
+    if report.real is None:
+        return ['<p>No real examples given: pass <code>real=</code> (or <code>--real</code>) to compare.</p>']
     rc = report.metrics.get('real_vs_synthetic') or {}
-    t = pd.DataFrame([(metric_label(k), v, metric_help(k)) for k, v in rc.items()], columns=['measure', 'value', 'meaning']).set_index('measure')
+    t = pd.DataFrame([(metric_label(k), v, metric_help(k)) for k, v in rc.items()], columns=['measure', 'value', 'meaning']).set_index(
+        'measure'
+    )
     return [fig_real(report), table_html(t)]
+
 
 SECTIONS = dict(zip(TABS, (_sec_balance, _sec_length, _sec_vocabulary, _sec_map, _sec_bias, _sec_real)))
 
-def report_sections(report:AuditReport, color:str='cluster') -> list[tuple[str, list]]:
+
+def report_sections(report: AuditReport, color: str = 'cluster') -> list[tuple[str, list]]:
     "(tab title, [figures and HTML strings]) for each tab, shared by the dashboard and the HTML file."
     return [(name, f(report, color)) for name, f in SECTIONS.items()]
 
-def provenance_html(report:AuditReport) -> str:
+
+def provenance_html(report: AuditReport) -> str:
     "Where the report comes from: file, row counts, date, synthbench version, spec, embeddings (escaped)."
     p = report.metrics.get('provenance') or {}
-    return ('<table class="synthbench-table synthbench-provenance">' + ''.join(f'<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in p.items() if v is not None) + '</table>')
+    return (
+        '<table class="synthbench-table synthbench-provenance">'
+        + ''.join(f'<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>' for k, v in p.items() if v is not None)
+        + '</table>'
+    )
+
 
 def _json_script(obj) -> str:
     "`obj` as JSON safe inside a <script> element: <, >, & and line separators escaped."
     s = json.dumps(obj, ensure_ascii=True, allow_nan=False)
     return s.replace('<', '\\u003c').replace('>', '\\u003e').replace('&', '\\u0026')
 
-def _report_rows(report:AuditReport, chars:int=1000) -> list:
+
+def _report_rows(report: AuditReport, chars: int = 1000) -> list:
     r, texts = report.rows, field_texts(report.df)
     axes = [c for c in ('round', 'category', 'label', 'source', 'difficulty') if c in report.df.columns]
     vals = {c: report.df[c].map(lambda v: '(missing)' if _is_missing(v) else str(v)).tolist() for c in axes}
-    return [dict(t=' '.join(str(t).split())[:chars], c=int(n), k=int(g), a={c: vals[c][i] for c in axes})
-            for i, (t, n, g) in enumerate(zip(texts, r['copies'], r['copy_group']))]
+    return [
+        dict(t=' '.join(str(t).split())[:chars], c=int(n), k=int(g), a={c: vals[c][i] for c in axes})
+        for i, (t, n, g) in enumerate(zip(texts, r['copies'], r['copy_group']))
+    ]
+
 
 _JS = r"""(function(){
 var rows=JSON.parse(document.getElementById('sb-rows').textContent), box=document.getElementById('sb-search'), out=document.getElementById('sb-list');
@@ -667,214 +1224,371 @@ window.addEventListener('load',function(){document.querySelectorAll('.js-plotly-
  gd.on('plotly_selected',function(ev){if(!ev)return;var idx=rowsOf(ev.points);if(idx.length)list(idx,'selected on the map');});});});
 })();"""
 
-def to_html(report:AuditReport, path:str|Path|None=None, title:str='synthbench audit',
-            data=None,   # a `synthbench.analysis.datawork.DataReport`, or a run folder / `Run`: adds the "Does the data work?" section
-           ) -> str:
+
+def to_html(
+    report: AuditReport,
+    path: str | Path | None = None,
+    title: str = 'synthbench audit',
+    data=None,  # a `synthbench.analysis.datawork.DataReport`, or a run folder / `Run`: adds the "Does the data work?" section
+) -> str:
     "One self-contained HTML page: provenance, findings, every figure and table, and a search box / click-to-list over the rows (text escaped, never injected as HTML)."
     parts, first, secs = [], True, report_sections(report)
     if data is not None:
         from synthbench.analysis.datawork import DataReport, data_report, html_section
+
         dw = html_section(data if isinstance(data, DataReport) else data_report(data, audit=report))
-    else: dw = ''
+    else:
+        dw = ''
     dwnav = '<a href="#data-work">Does the data work?</a>' if dw else ''
     for name, items in secs:
         sid = name.lower().replace(' ', '-')
         parts.append(f'<section id="{sid}"><h2>{_e(name)}</h2>')
         for it in items:
-            if isinstance(it, str): parts.append(it)
+            if isinstance(it, str):
+                parts.append(it)
             else:
-                parts.append(it.to_html(full_html=False, include_plotlyjs=first, config={'displaylogo': False, 'responsive': True})); first = False
+                parts.append(it.to_html(full_html=False, include_plotlyjs=first, config={'displaylogo': False, 'responsive': True}))
+                first = False
         parts.append('</section>')
     nav = ''.join(f'<a href="#{n.lower().replace(" ", "-")}">{_e(n)}</a>' for n, _ in secs)
-    search = ('<section id="examples"><h2>Examples</h2><p>Search the example text, or click a bar or point (lasso on the map) to list its examples; '
-              'exact copies are listed once with their count.</p><input id="sb-search" type="search" placeholder="search examples…"><div id="sb-list"></div></section>')
-    page = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(title)}</title><style>{_CSS}</style></head><body>'
-            f'<h1>{_e(title)}</h1><nav>{dwnav}{nav}<a href="#examples">Examples</a></nav>{dw}<h3>Provenance</h3>{provenance_html(report)}{report.summary_html()}{search}{"".join(parts)}'
-            f'<script type="application/json" id="sb-rows">{_json_script(_report_rows(report))}</script><script>{_JS}</script>'
-            f'<footer><p>Generated by synthbench {_e((report.metrics.get("provenance") or {}).get("synthbench", ""))}. Example text is escaped; hover a point to read it.</p></footer></body></html>')
-    if path is not None: Path(path).write_text(page, encoding='utf-8')
+    search = (
+        '<section id="examples"><h2>Examples</h2><p>Search the example text, or click a bar or point (lasso on the map) to list its examples; '
+        'exact copies are listed once with their count.</p><input id="sb-search" type="search" placeholder="search examples…"><div id="sb-list"></div></section>'
+    )
+    page = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(title)}</title><style>{_CSS}</style></head><body>'
+        f'<h1>{_e(title)}</h1><nav>{dwnav}{nav}<a href="#examples">Examples</a></nav>{dw}<h3>Provenance</h3>{provenance_html(report)}{report.summary_html()}{search}{"".join(parts)}'
+        f'<script type="application/json" id="sb-rows">{_json_script(_report_rows(report))}</script><script>{_JS}</script>'
+        f'<footer><p>Generated by synthbench {_e((report.metrics.get("provenance") or {}).get("synthbench", ""))}. Example text is escaped; hover a point to read it.</p></footer></body></html>'
+    )
+    if path is not None:
+        Path(path).write_text(page, encoding='utf-8')
     return page
+
 
 AuditReport.to_html = to_html
 
 # %% ../../nbs/42_audit.ipynb #e48f212e
-def _filtered(report:AuditReport, mask:np.ndarray, tab:str) -> AuditReport:
+def _filtered(report: AuditReport, mask: np.ndarray, tab: str) -> AuditReport:
     "A report over the rows in `mask`, recomputing only the tables that tab `tab` shows."
-    if mask.all(): return report
-    df = report.df[mask].reset_index(drop=True); r = report.rows[mask].reset_index(drop=True)
+    if mask.all():
+        return report
+    df = report.df[mask].reset_index(drop=True)
+    r = report.rows[mask].reset_index(drop=True)
     T = dict(report.tables)
     if tab == 'Balance':
-        T['balance'] = balance(df, report.spec); T['balance_skew'] = balance_skew(T['balance'])
+        T['balance'] = balance(df, report.spec)
+        T['balance_skew'] = balance_skew(T['balance'])
         T['cells'] = cell_balance(df, spec=report.spec) if len(T['cells']) else T['cells']
-    if tab == 'Bias': T['terms'] = term_frequencies(df, next((c for c in ('label', 'category') if c in df.columns and df[c].notna().any()), 'label'))
+    if tab == 'Bias':
+        T['terms'] = term_frequencies(df, next((c for c in ('label', 'category') if c in df.columns and df[c].notna().any()), 'label'))
     if tab == 'Vocabulary' and len(df) >= 2:
-        T['by_round'] = vocabulary_by(df, report.metrics.get('by', 'round')).join(report.tables['by_round'].drop(columns=list(vocabulary_stats([]).keys()), errors='ignore'), how='left')
+        T['by_round'] = vocabulary_by(df, report.metrics.get('by', 'round')).join(
+            report.tables['by_round'].drop(columns=list(vocabulary_stats([]).keys()), errors='ignore'), how='left'
+        )
     sub = AuditReport(df, r, T, report.metrics, report.findings, report.map, report.spec, report.real, report.real_rows)
     return sub
 
-def _tab_widgets(report:AuditReport, mask:np.ndarray, tab:str, color:str, show, map_only:bool=False) -> list:
+
+def _tab_widgets(report: AuditReport, mask: np.ndarray, tab: str, color: str, show, map_only: bool = False) -> list:
     "The widgets of one tab for the rows in `mask`, wired so clicks/selections call `show(row_indices, description, groups)`; `map_only`: just the map figure."
     import ipywidgets as W, plotly.graph_objects as go
-    sub = _filtered(report, mask, tab); idx_map = np.flatnonzero(mask)   # filtered positions -> full-table positions
+
+    sub = _filtered(report, mask, tab)
+    idx_map = np.flatnonzero(mask)  # filtered positions -> full-table positions
     by = report.metrics.get('by', 'round')
+
     def cb(kind):
         def f(trace, points, state):
             pos = list(points.point_inds)
-            if not pos: return
+            if not pos:
+                return
             cd = trace.customdata
-            if kind == 'map':   # customdata: the first row of each marker's copy group
+            if kind == 'map':  # customdata: the first row of each marker's copy group
                 g = report.map.members([int(cd[i]) for i in pos], mask)
                 return show(np.concatenate(g['rows'].to_numpy()).astype(int), 'selected on the map', g)
             if kind == 'cell':
-                ax, val = cd[pos[0]]; rows = np.flatnonzero(sub.df[ax].map(lambda v: '(missing)' if _is_missing(v) else str(v)).to_numpy() == val); what = f'{ax} = {val}'
-            elif kind == 'opening': op = cd[pos[0]]; rows = np.flatnonzero(sub.rows['opening'].to_numpy() == op); what = f'responses opening "{op}…"'
-            elif kind == 'round': rv = cd[pos[0]]; rows = np.flatnonzero(sub.df[by].astype(str).to_numpy() == str(rv)); what = f'{by} {rv}'
+                ax, val = cd[pos[0]]
+                rows = np.flatnonzero(sub.df[ax].map(lambda v: '(missing)' if _is_missing(v) else str(v)).to_numpy() == val)
+                what = f'{ax} = {val}'
+            elif kind == 'opening':
+                op = cd[pos[0]]
+                rows = np.flatnonzero(sub.rows['opening'].to_numpy() == op)
+                what = f'responses opening "{op}…"'
+            elif kind == 'round':
+                rv = cd[pos[0]]
+                rows = np.flatnonzero(sub.df[by].astype(str).to_numpy() == str(rv))
+                what = f'{by} {rv}'
             else:
-                rows = np.asarray([int(cd[i]) for i in pos if np.ndim(cd[i]) == 0]); what = f'{len(rows)} selected in {trace.name}'
+                rows = np.asarray([int(cd[i]) for i in pos if np.ndim(cd[i]) == 0])
+                what = f'{len(rows)} selected in {trace.name}'
             show(idx_map[np.asarray(rows, dtype=int)], what)
+
         return f
-    kinds = {'Balance': ['cell', 'cell'], 'Length': ['rows', 'rows'], 'Vocabulary': ['round', 'round', 'opening'], 'Embedding map': ['map', 'round'],
-             'Bias': ['rows', 'none'], 'Real vs synthetic': ['rows']}[tab]
+
+    kinds = {
+        'Balance': ['cell', 'cell'],
+        'Length': ['rows', 'rows'],
+        'Vocabulary': ['round', 'round', 'opening'],
+        'Embedding map': ['map', 'round'],
+        'Bias': ['rows', 'none'],
+        'Real vs synthetic': ['rows'],
+    }[tab]
     out, ki = [], iter(kinds)
-    items = [report.map.figure(color, mask=mask)] if map_only else SECTIONS[tab](sub, color) if tab != 'Embedding map' else _map_items(report, mask, color)
+    items = (
+        [report.map.figure(color, mask=mask)]
+        if map_only
+        else SECTIONS[tab](sub, color)
+        if tab != 'Embedding map'
+        else _map_items(report, mask, color)
+    )
     for it in items:
-        if isinstance(it, str): out.append(W.HTML(it)); continue
-        kind = next(ki, 'none'); w = go.FigureWidget(it)
+        if isinstance(it, str):
+            out.append(W.HTML(it))
+            continue
+        kind = next(ki, 'none')
+        w = go.FigureWidget(it)
         for t in w.data:
-            if t.customdata is None or kind == 'none': continue
+            if t.customdata is None or kind == 'none':
+                continue
             t.on_click(cb(kind))
-            if kind == 'map' or tab == 'Real vs synthetic': t.on_selection(cb(kind))
+            if kind == 'map' or tab == 'Real vs synthetic':
+                t.on_selection(cb(kind))
         out.append(w)
     return out
 
-def _map_items(report:AuditReport, mask, color:str) -> list:
-    secs = _sec_map(report, color)
-    return [report.map.figure(color, mask=mask), '<p>Click a point or lasso-select points to list their examples (copies counted, not repeated).</p>', *secs[1:]]
 
-def _groups_html(g:pd.DataFrame, n:int=30) -> str:
+def _map_items(report: AuditReport, mask, color: str) -> list:
+    secs = _sec_map(report, color)
+    return [
+        report.map.figure(color, mask=mask),
+        '<p>Click a point or lasso-select points to list their examples (copies counted, not repeated).</p>',
+        *secs[1:],
+    ]
+
+
+def _groups_html(g: pd.DataFrame, n: int = 30) -> str:
     "An escaped table of copy groups: copies, rows, text."
-    body = ''.join(f'<tr><td>×{r.copies}</td><td>{_e(", ".join(map(str, r.rows[:5])) + (" …" if len(r.rows) > 5 else ""))}</td><td>{r.hover}</td></tr>' for r in g.head(n).itertuples())
+    body = ''.join(
+        f'<tr><td>×{r.copies}</td><td>{_e(", ".join(map(str, r.rows[:5])) + (" …" if len(r.rows) > 5 else ""))}</td><td>{r.hover}</td></tr>'
+        for r in g.head(n).itertuples()
+    )
     return f'<table class="synthbench-table synthbench-groups"><thead><tr><th>copies</th><th>rows</th><th>text</th></tr></thead><tbody>{body}</tbody></table>'
 
-def dashboard(report:AuditReport):
+
+def dashboard(report: AuditReport):
     "An ipywidgets dashboard for `report`: filters, one tab per view (drawn when shown, redrawn only while visible), and the examples behind a click or selection."
     import ipywidgets as W
+
     r = report.rows
-    drops = {c: W.Dropdown(options=['(all)'] + sorted(map(str, r[c].dropna().unique()), key=lambda s: (len(s), s)), value='(all)', description=c,
-                           layout=W.Layout(width='230px'))
-             for c in FILTER_COLUMNS if c in r.columns and r[c].notna().any()}
+    drops = {
+        c: W.Dropdown(
+            options=['(all)'] + sorted(map(str, r[c].dropna().unique()), key=lambda s: (len(s), s)),
+            value='(all)',
+            description=c,
+            layout=W.Layout(width='230px'),
+        )
+        for c in FILTER_COLUMNS
+        if c in r.columns and r[c].notna().any()
+    }
     color = W.Dropdown(options=report.map.color_options(), value='cluster', description='colour by', layout=W.Layout(width='230px'))
-    head, picked, status = W.HTML(report.summary_html()), W.HTML('<p><i>Click a bar or select points to list the examples here.</i></p>'), W.HTML()
-    picked.add_class('synthbench-picked'); status.add_class('synthbench-status')
-    boxes = [W.VBox() for _ in TABS]; stale = set(range(len(TABS))); MAP = TABS.index('Embedding map')
-    tab = W.Tab(children=boxes); tab.titles = TABS
+    head, picked, status = (
+        W.HTML(report.summary_html()),
+        W.HTML('<p><i>Click a bar or select points to list the examples here.</i></p>'),
+        W.HTML(),
+    )
+    picked.add_class('synthbench-picked')
+    status.add_class('synthbench-status')
+    boxes = [W.VBox() for _ in TABS]
+    stale = set(range(len(TABS)))
+    MAP = TABS.index('Embedding map')
+    tab = W.Tab(children=boxes)
+    tab.titles = TABS
     report.selection = report.df.iloc[:0]
+
     def show(rows, what, groups=None):
-        rows = list(map(int, rows)); report.selection = report.df.iloc[rows]
-        if groups is None:   # group exact copies: one line per distinct text with its count
+        rows = list(map(int, rows))
+        report.selection = report.df.iloc[rows]
+        if groups is None:  # group exact copies: one line per distinct text with its count
             g = pd.DataFrame({'row': rows, 'copy_group': r['copy_group'].to_numpy()[rows]})
             groups = g.groupby('copy_group', sort=False).agg(copies=('row', 'size'), rows=('row', list)).reset_index()
             groups['hover'] = [r['hover'].iloc[x[0]] for x in groups['rows']]
             groups = groups.sort_values('copies', ascending=False, kind='stable')
         firsts = [x[0] for x in groups['rows']]
-        picked.value = (f'<h4>{len(rows)} example(s) in {len(groups)} distinct text(s): {_e(what)}</h4>' + _groups_html(groups) +
-                        '<p>One example per distinct text:</p>' + examples_html(report.df.iloc[firsts], n=15) +
-                        '<p><i>The listed rows are in <code>report.selection</code> (e.g. to send them to review).</i></p>')
+        picked.value = (
+            f'<h4>{len(rows)} example(s) in {len(groups)} distinct text(s): {_e(what)}</h4>'
+            + _groups_html(groups)
+            + '<p>One example per distinct text:</p>'
+            + examples_html(report.df.iloc[firsts], n=15)
+            + '<p><i>The listed rows are in <code>report.selection</code> (e.g. to send them to review).</i></p>'
+        )
+
     def mask():
         m = np.ones(len(r), bool)
         for c, d in drops.items():
-            if d.value != '(all)': m &= r[c].astype(str).to_numpy() == d.value
+            if d.value != '(all)':
+                m &= r[c].astype(str).to_numpy() == d.value
         return m
+
     def render(i):
         m = mask()
-        if not m.any(): status.value = '<p><b>No examples match these filters.</b></p>'; return
+        if not m.any():
+            status.value = '<p><b>No examples match these filters.</b></p>'
+            return
         status.value = f'<p>{int(m.sum())} of {len(r)} examples.</p>'
-        t0 = time.time(); boxes[i].children = _tab_widgets(report, m, TABS[i], color.value, show); stale.discard(i)
+        t0 = time.time()
+        boxes[i].children = _tab_widgets(report, m, TABS[i], color.value, show)
+        stale.discard(i)
         report._last_render_s = time.time() - t0
+
     def swap_map():
         "The map tab's other items do not depend on filters or colours: replace only its figure."
         m = mask()
-        if not m.any(): status.value = '<p><b>No examples match these filters.</b></p>'; return
+        if not m.any():
+            status.value = '<p><b>No examples match these filters.</b></p>'
+            return
         status.value = f'<p>{int(m.sum())} of {len(r)} examples.</p>'
-        t0 = time.time(); boxes[MAP].children = (*_tab_widgets(report, m, TABS[MAP], color.value, show, map_only=True), *boxes[MAP].children[1:])
+        t0 = time.time()
+        boxes[MAP].children = (*_tab_widgets(report, m, TABS[MAP], color.value, show, map_only=True), *boxes[MAP].children[1:])
         report._last_render_s = time.time() - t0
+
     def on_filter(_):
-        drawn = MAP not in stale; stale.update(range(len(TABS)))
-        if (tab.selected_index or 0) == MAP and drawn: swap_map(); stale.discard(MAP)
-        else: render(tab.selected_index or 0)
+        drawn = MAP not in stale
+        stale.update(range(len(TABS)))
+        if (tab.selected_index or 0) == MAP and drawn:
+            swap_map()
+            stale.discard(MAP)
+        else:
+            render(tab.selected_index or 0)
+
     def on_color(_):
-        if (tab.selected_index or 0) != MAP or MAP in stale: stale.add(MAP); return
+        if (tab.selected_index or 0) != MAP or MAP in stale:
+            stale.add(MAP)
+            return
         swap_map()
+
     def on_tab(ch):
-        if ch['new'] is not None and ch['new'] in stale: render(ch['new'])
-    for d in drops.values(): d.observe(on_filter, 'value')
-    color.observe(on_color, 'value'); tab.observe(on_tab, 'selected_index')
-    tab.selected_index = 0; render(0)
+        if ch['new'] is not None and ch['new'] in stale:
+            render(ch['new'])
+
+    for d in drops.values():
+        d.observe(on_filter, 'value')
+    color.observe(on_color, 'value')
+    tab.observe(on_tab, 'selected_index')
+    tab.selected_index = 0
+    render(0)
     return W.VBox([head, W.HBox([*drops.values(), color]), status, tab, picked], layout=W.Layout(width='100%'))
+
 
 def _report_dashboard(self):
     "The dashboard widget of this report (built once, then reused)."
-    if self._dash is None: self._dash = dashboard(self)
+    if self._dash is None:
+        self._dash = dashboard(self)
     return self._dash
+
 
 def _repr_mimebundle_(self, include=None, exclude=None, **kw):
     data = {'text/plain': repr(self), 'text/html': self.summary_html()}
-    try: w = self.dashboard()
-    except ImportError: return data
+    try:
+        w = self.dashboard()
+    except ImportError:
+        return data
     data.update({k: v for k, v in w._repr_mimebundle_(include=include, exclude=exclude).items() if k != 'text/plain'})
     return data
+
 
 AuditReport.dashboard = _report_dashboard
 AuditReport._repr_mimebundle_ = _repr_mimebundle_
 
 # %% ../../nbs/42_audit.ipynb #3a0ab8bc
-def _load(path:str, what:str) -> pd.DataFrame:
+def _load(path: str, what: str) -> pd.DataFrame:
     "The example table in `path` (any file type and form `synthbench.formats` reads); a missing file is an `InputError` naming `what` it was for."
-    if not Path(path).exists(): raise InputError(path, f'the {what} file does not exist', f'check the path (relative paths start from {Path.cwd()})')
+    if not Path(path).exists():
+        raise InputError(path, f'the {what} file does not exist', f'check the path (relative paths start from {Path.cwd()})')
     return load_examples(path)
 
-def cli_audit(argv:list[str]|None=None) -> int:
+
+def cli_audit(argv: list[str] | None = None) -> int:
     "`synthbench audit IN [--real REAL] [--spec task.yaml] [--html OUT.html] [--json]`"
-    p = argparse.ArgumentParser(prog='synthbench audit', description='Diversity, balance and bias audit of an example file: findings on stderr, an HTML report (--html) and/or the metrics as JSON on stdout (--json).')
+    p = argparse.ArgumentParser(
+        prog='synthbench audit',
+        description='Diversity, balance and bias audit of an example file: findings on stderr, an HTML report (--html) and/or the metrics as JSON on stdout (--json).',
+    )
     p.add_argument('input', help='examples: .jsonl/.json/.csv/.parquet (messages, ShareGPT, Alpaca or text/label rows)')
     p.add_argument('--real', help='real examples to compare with (same formats)')
     p.add_argument('--spec', help='task.yaml (or its folder) with axis targets for the balance check')
     p.add_argument('--html', metavar='OUT.html', help='write a self-contained HTML report here')
     p.add_argument('--json', action='store_true', help='print the metrics as JSON on stdout')
-    p.add_argument('--embed', choices=['auto', 'model', 'tfidf'], default='auto', help='embeddings: the sentence model (auto/model) or lexical TF-IDF vectors')
-    p.add_argument('--projection', choices=['auto', 'umap', 'pca'], default='auto', help='2-D map projection (auto: UMAP, PCA for tiny tables)')
+    p.add_argument(
+        '--embed',
+        choices=['auto', 'model', 'tfidf'],
+        default='auto',
+        help='embeddings: the sentence model (auto/model) or lexical TF-IDF vectors',
+    )
+    p.add_argument(
+        '--projection', choices=['auto', 'umap', 'pca'], default='auto', help='2-D map projection (auto: UMAP, PCA for tiny tables)'
+    )
     p.add_argument('--quiet', action='store_true', help='no progress output')
     a = p.parse_args(argv)
     try:
-        df = _load(a.input, 'input'); real = _load(a.real, '--real') if a.real else None
+        df = _load(a.input, 'input')
+        real = _load(a.real, '--real') if a.real else None
         spec = None
         if a.spec:
             from synthbench.spec import load_spec
+
             spec = load_spec(a.spec)
         rep = audit(df, real=real, spec=spec, embed=a.embed, projection=a.projection, progress=not a.quiet, source=a.input)
     except (FileNotFoundError, ValueError, KeyError) as e:
-        print(f'synthbench audit: {e}', file=sys.stderr); return 2
-    if a.html: rep.to_html(a.html); print(f'synthbench audit: wrote {a.html}', file=sys.stderr)
-    if a.json: print(json.dumps(rep.metrics, indent=1, ensure_ascii=False))
+        print(f'synthbench audit: {e}', file=sys.stderr)
+        return 2
+    if a.html:
+        rep.to_html(a.html)
+        print(f'synthbench audit: wrote {a.html}', file=sys.stderr)
+    if a.json:
+        print(json.dumps(rep.metrics, indent=1, ensure_ascii=False))
     if not a.quiet or not (a.json or a.html):
         print(f'synthbench audit: {rep.metrics["n"]} examples, {len(rep.findings)} finding(s):', file=sys.stderr)
-        for f in rep.findings: print(f'  - {f}', file=sys.stderr)
+        for f in rep.findings:
+            print(f'  - {f}', file=sys.stderr)
     return 0
 
 # %% ../../nbs/42_audit.ipynb #ce97fa60
-def audit_stage(df:pd.DataFrame, *, ctx,
-                name:str='report',            # file stem of the HTML report in the run folder
-                projection:str='pca',         # map: 'pca' (instant) | 'umap' (compiles for 20-40 s the first time) | 'auto'
-                real:str|None=None,           # a file of real examples to compare with
-                embed:str='auto',             # 'auto' | 'model' | 'tfidf'
-                k:int|None=None,              # clusters (default: sqrt(n/2), at most 20)
-                sample:int=2000,              # rows for the quadratic measures
-               ):
+def audit_stage(
+    df: pd.DataFrame,
+    *,
+    ctx,
+    name: str = 'report',  # file stem of the HTML report in the run folder
+    projection: str = 'pca',  # map: 'pca' (instant) | 'umap' (compiles for 20-40 s the first time) | 'auto'
+    real: str | None = None,  # a file of real examples to compare with
+    embed: str = 'auto',  # 'auto' | 'model' | 'tfidf'
+    k: int | None = None,  # clusters (default: sqrt(n/2), at most 20)
+    sample: int = 2000,  # rows for the quadratic measures
+):
     "Audit `df`, write `<name>.html` into the run folder; the table passes through unchanged."
     from synthbench.run.stage import StageResult, StageError
-    if projection not in ('pca', 'umap', 'auto'): raise StageError('config', f"audit: projection {projection!r} is not pca, umap or auto")
-    if not len(df): return StageResult(df, status='failed', error_kind='input', reason='audit: the table is empty; an earlier stage left no rows (see its dropped rows)')
+
+    if projection not in ('pca', 'umap', 'auto'):
+        raise StageError('config', f"audit: projection {projection!r} is not pca, umap or auto")
+    if not len(df):
+        return StageResult(
+            df,
+            status='failed',
+            error_kind='input',
+            reason='audit: the table is empty; an earlier stage left no rows (see its dropped rows)',
+        )
     r = _load(real, 'real') if real else None
-    rep = audit(df, real=r, spec=ctx.spec, projection=projection, embed=embed, k=k, sample=sample, progress=False, source=f'run folder {ctx.path("")}')
-    path = ctx.path(f'{name}.html'); to_html(rep, path)
+    rep = audit(
+        df,
+        real=r,
+        spec=ctx.spec,
+        projection=projection,
+        embed=embed,
+        k=k,
+        sample=sample,
+        progress=False,
+        source=f'run folder {ctx.path("")}',
+    )
+    path = ctx.path(f'{name}.html')
+    to_html(rep, path)
     return StageResult(df, report={'findings': list(rep.findings), 'metrics': rep.metrics}, files={'html': str(path)})

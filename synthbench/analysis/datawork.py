@@ -19,363 +19,576 @@ __all__ = ['FIGURE_LABELS', 'AUDIT_HEADLINE', 'ci_text', 'figure_label', 'studen
            'cli_report']
 
 # %% ../../nbs/54_datawork.ipynb #244585a8
-def _num(x) -> float|None:
+def _num(x) -> float | None:
     "`x` as a finite float, else None."
-    try: x = float(x)
-    except (TypeError, ValueError): return None
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
     return x if math.isfinite(x) else None
 
-def ci_text(f:Mapping|Sequence|None,   # {'value', 'lo', 'hi'} or (value, lo, hi)
-            pct:bool=True               # as percentages (shares), else 3 decimals
-           ) -> str:
+
+def ci_text(
+    f: Mapping | Sequence | None,  # {'value', 'lo', 'hi'} or (value, lo, hi)
+    pct: bool = True,  # as percentages (shares), else 3 decimals
+) -> str:
     "A figure as `71% [60%, 80%]` ('-' when it has no value)."
-    if f is None: return '-'
+    if f is None:
+        return '-'
     v, lo, hi = (f.get('value'), f.get('lo'), f.get('hi')) if isinstance(f, Mapping) else tuple(f)
     v, lo, hi = _num(v), _num(lo), _num(hi)
-    if v is None: return '-'
+    if v is None:
+        return '-'
     fmt = (lambda x: f'{x:.0%}') if pct else (lambda x: f'{x:.3f}')
     return f'{fmt(v)} [{fmt(lo)}, {fmt(hi)}]' if lo is not None and hi is not None else fmt(v)
 
 # %% ../../nbs/54_datawork.ipynb #815b9d80
-FIGURE_LABELS = {'format_compliance': 'format compliance', 'exact_match': 'exact match', 'accuracy': 'accuracy', 'macro_f1': 'macro-F1',
-                 'field_all_fields': 'all task fields right'}
+FIGURE_LABELS = {
+    'format_compliance': 'format compliance',
+    'exact_match': 'exact match',
+    'accuracy': 'accuracy',
+    'macro_f1': 'macro-F1',
+    'field_all_fields': 'all task fields right',
+}
 
-def figure_label(k:str) -> str:
+
+def figure_label(k: str) -> str:
     "How a figure name reads in a sentence (`field_due` -> 'field due')."
     return FIGURE_LABELS.get(k, k.replace('_', ' '))
 
-def student_verdict(evaluation:Mapping,            # {name: {'n', 'figures': {figure: {value, lo, hi}}}} (StudentComparison.to_dict())
-                    figure:str='format_compliance', # the figure the verdict is about
-                    base:str='base',                # the reference student
-                    tuned:str='fine-tuned'          # the student trained on the data
-                   ) -> str:
+
+def student_verdict(
+    evaluation: Mapping,  # {name: {'n', 'figures': {figure: {value, lo, hi}}}} (StudentComparison.to_dict())
+    figure: str = 'format_compliance',  # the figure the verdict is about
+    base: str = 'base',  # the reference student
+    tuned: str = 'fine-tuned',  # the student trained on the data
+) -> str:
     "One line: does `tuned` beat `base` on held-out `figure` (95% intervals that do not overlap)?"
     b, t = (evaluation.get(base) or {}).get('figures', {}).get(figure), (evaluation.get(tuned) or {}).get('figures', {}).get(figure)
     if not b or not t or _num(b.get('value')) is None or _num(t.get('value')) is None:
         return f'not measured: no {figure_label(figure)} for both {base!r} and {tuned!r}'
     bv, tv = b['value'], t['value']
     blo, bhi, tlo, thi = (_num(b.get('lo')), _num(b.get('hi')), _num(t.get('lo')), _num(t.get('hi')))
-    if blo is None or bhi is None or tlo is None or thi is None: word = 'beats' if tv > bv else 'is worse than' if tv < bv else 'ties with'; word += ' (no intervals)'
-    elif tlo > bhi: word = 'beats'
-    elif thi < blo: word = 'is worse than'
-    else: word = 'does not clearly differ from'
+    if blo is None or bhi is None or tlo is None or thi is None:
+        word = 'beats' if tv > bv else 'is worse than' if tv < bv else 'ties with'
+        word += ' (no intervals)'
+    elif tlo > bhi:
+        word = 'beats'
+    elif thi < blo:
+        word = 'is worse than'
+    else:
+        word = 'does not clearly differ from'
     n = (evaluation.get(tuned) or {}).get('n')
-    return (f'{tuned} {word} {base} on held-out {figure_label(figure)}: {ci_text(b)} → {ci_text(t)}'
-            + (f' ({n} rows)' if n else ''))
+    return f'{tuned} {word} {base} on held-out {figure_label(figure)}: {ci_text(b)} → {ci_text(t)}' + (f' ({n} rows)' if n else '')
 
 # %% ../../nbs/54_datawork.ipynb #3ff7cd41
 def _as_run(run):
     from synthbench.run.workbench import Run
+
     return run if isinstance(run, Run) else Run(run)
 
-def _stage(run, name:str) -> dict|None:
+
+def _stage(run, name: str) -> dict | None:
     "The last record of stage `name` (by name or by its function) in the run's manifest."
     hits = [s for s in run.stages if s['name'] == name or str(s.get('fn', '')).endswith(f':{name}_stage')]
     return hits[-1] if hits else None
 
-def stage_report(run, st:Mapping) -> dict:
+
+def stage_report(run, st: Mapping) -> dict:
     "The full report of stage record `st` (its .report.json, else the manifest's copy)."
     if st.get('file'):
-        p = run.path/st['file'].replace('.parquet', '.report.json')
-        if p.exists(): return json.loads(p.read_text(encoding='utf-8'))
+        p = run.path / st['file'].replace('.parquet', '.report.json')
+        if p.exists():
+            return json.loads(p.read_text(encoding='utf-8'))
     return dict(st.get('report') or {})
+
 
 def _spec_of(run):
     "The run's TaskSpec (from the pipeline's `task:`), or None."
     from synthbench.spec import load_spec
+
     t = (run.manifest.get('pipeline') or {}).get('task')
-    if not t or not Path(t).exists(): return None
-    try: return load_spec(t)
-    except (ValueError, OSError): return None   # SpecError is a ValueError: the report says the spec is missing
+    if not t or not Path(t).exists():
+        return None
+    try:
+        return load_spec(t)
+    except (ValueError, OSError):
+        return None  # SpecError is a ValueError: the report says the spec is missing
 
 # %% ../../nbs/54_datawork.ipynb #91968a82
-def student_section(run=None, comparison=None, base:str='base', tuned:str='fine-tuned', figure:str='format_compliance') -> dict:
+def student_section(run=None, comparison=None, base: str = 'base', tuned: str = 'fine-tuned', figure: str = 'format_compliance') -> dict:
     "The student evaluation of a run (its finetune stage) or of an explicit `StudentComparison`: figures with intervals and a verdict."
     if comparison is not None:
         ev = comparison.to_dict() if hasattr(comparison, 'to_dict') else dict(comparison)
         names = list(ev)
         base, tuned = (base if base in ev else names[0]), (tuned if tuned in ev else names[-1])
-        return {'measured': True, 'source': 'given StudentComparison', 'evaluation': ev, 'base': base, 'tuned': tuned,
-                'verdict': student_verdict(ev, figure, base, tuned)}
+        return {
+            'measured': True,
+            'source': 'given StudentComparison',
+            'evaluation': ev,
+            'base': base,
+            'tuned': tuned,
+            'verdict': student_verdict(ev, figure, base, tuned),
+        }
     st = _stage(run, 'finetune') if run is not None else None
-    if st is None: return {'measured': False, 'reason': 'no finetune stage', 'verdict': 'not measured: no finetune stage'}
+    if st is None:
+        return {'measured': False, 'reason': 'no finetune stage', 'verdict': 'not measured: no finetune stage'}
     if st.get('status') == 'failed':
         why = f"the finetune stage failed ({st.get('error_kind')}): {st.get('reason')}"
         return {'measured': False, 'reason': why, 'verdict': f'not measured: {why}'}
-    rep = stage_report(run, st); ev = rep.get('evaluation')
+    rep = stage_report(run, st)
+    ev = rep.get('evaluation')
     if not isinstance(ev, Mapping):
         why = str(ev or 'the finetune stage wrote no evaluation')
         return {'measured': False, 'reason': why, 'verdict': f'not measured: {why}', 'training': rep.get('training')}
-    return {'measured': True, 'source': st['file'].replace('.parquet', '.report.json') if st.get('file') else 'manifest',
-            'evaluation': dict(ev), 'base': base, 'tuned': tuned, 'verdict': student_verdict(ev, figure, base, tuned),
-            'training': {k: v for k, v in (rep.get('training') or {}).items() if isinstance(v, (int, float, str))}}
+    return {
+        'measured': True,
+        'source': st['file'].replace('.parquet', '.report.json') if st.get('file') else 'manifest',
+        'evaluation': dict(ev),
+        'base': base,
+        'tuned': tuned,
+        'verdict': student_verdict(ev, figure, base, tuned),
+        'training': {k: v for k, v in (rep.get('training') or {}).items() if isinstance(v, (int, float, str))},
+    }
 
 # %% ../../nbs/54_datawork.ipynb #9176bd6d
-def tstr_section(run=None, spec=None, result=None, run_tstr:bool=True, n_boot:int=500) -> dict:
+def tstr_section(run=None, spec=None, result=None, run_tstr: bool = True, n_boot: int = 500) -> dict:
     "TSTR for a classification run (computed on the final table vs the held-out set, or an explicit `TSTRResult`), else why it is n/a."
-    def na(why): return {'measured': False, 'reason': why}
+
+    def na(why):
+        return {'measured': False, 'reason': why}
+
     if result is None:
-        if spec is None: return na('the run has no task spec (pipeline `task:`)')
+        if spec is None:
+            return na('the run has no task spec (pipeline `task:`)')
         if spec.task_type != 'classification':
-            return na(f'{spec.name} is a {spec.task_type} task; TSTR needs a classification task (text → label). The student evaluation is the test here')
-        ho = Path(spec.path).parent/'heldout.jsonl' if spec.path else None
-        if ho is None or not ho.exists(): return na(f'no real held-out set: write {ho or "heldout.jsonl next to task.yaml"}')
-        if not run_tstr: return na('not computed (run_tstr=False / --no-tstr)')
-        try: df = run.final
-        except (KeyError, FileNotFoundError) as e: return na(f'the run has no final table ({e})')
-        if not len(df): return na('the final table is empty')
+            return na(
+                f'{spec.name} is a {spec.task_type} task; TSTR needs a classification task (text → label). The student evaluation is the test here'
+            )
+        ho = Path(spec.path).parent / 'heldout.jsonl' if spec.path else None
+        if ho is None or not ho.exists():
+            return na(f'no real held-out set: write {ho or "heldout.jsonl next to task.yaml"}')
+        if not run_tstr:
+            return na('not computed (run_tstr=False / --no-tstr)')
+        try:
+            df = run.final
+        except (KeyError, FileNotFoundError) as e:
+            return na(f'the run has no final table ({e})')
+        if not len(df):
+            return na('the final table is empty')
         from synthbench.analysis.tstr import tstr
         from synthbench.analysis.evaluate import load_heldout
-        try: result = tstr(df, load_heldout(spec), on_unseen='drop', ratios=None, n_boot=n_boot)
-        except (ValueError, ImportError) as e: return na(f'TSTR could not run: {" ".join(str(e).split())}')
-        src = {'train': f'final table ({len(df)} rows: ' + ', '.join(f'{v} {k}' for k, v in df['source'].value_counts().items()) + ')' if 'source' in df else f'final table ({len(df)} rows)',
-               'test': str(ho)}
-    else: src = {'train': 'given TSTRResult', 'test': 'given TSTRResult'}
+
+        try:
+            result = tstr(df, load_heldout(spec), on_unseen='drop', ratios=None, n_boot=n_boot)
+        except (ValueError, ImportError) as e:
+            return na(f'TSTR could not run: {" ".join(str(e).split())}')
+        src = {
+            'train': f'final table ({len(df)} rows: ' + ', '.join(f'{v} {k}' for k, v in df['source'].value_counts().items()) + ')'
+            if 'source' in df
+            else f'final table ({len(df)} rows)',
+            'test': str(ho),
+        }
+    else:
+        src = {'train': 'given TSTRResult', 'test': 'given TSTRResult'}
     d = result.to_dict()
-    out = {'measured': True, **src, **{k: d.get(k) for k in ('accuracy', 'macro_f1', 'n_train', 'n_test', 'reference', 'gap', 'ci', 'per_class_f1', 'notes')}}
+    out = {
+        'measured': True,
+        **src,
+        **{k: d.get(k) for k in ('accuracy', 'macro_f1', 'n_train', 'n_test', 'reference', 'gap', 'ci', 'per_class_f1', 'notes')},
+    }
     ci = d.get('ci') or {}
-    gap = f", real-trained reference {d['reference']['macro_f1']:.3f} (gap {d['gap']:+.3f}" + (f" [{ci['gap'][0]:+.3f}, {ci['gap'][1]:+.3f}])" if ci.get('gap') else ')') if d.get('reference') else ''
-    out['verdict'] = (f"TSTR macro-F1 {ci_text((d['macro_f1'], *(ci.get('macro_f1') or (None, None))), pct=False)} on {d['n_test']} real rows{gap}")
+    gap = (
+        f", real-trained reference {d['reference']['macro_f1']:.3f} (gap {d['gap']:+.3f}"
+        + (f" [{ci['gap'][0]:+.3f}, {ci['gap'][1]:+.3f}])" if ci.get('gap') else ')')
+        if d.get('reference')
+        else ''
+    )
+    out['verdict'] = (
+        f"TSTR macro-F1 {ci_text((d['macro_f1'], *(ci.get('macro_f1') or (None, None))), pct=False)} on {d['n_test']} real rows{gap}"
+    )
     return out
 
 # %% ../../nbs/54_datawork.ipynb #e0a84157
-AUDIT_HEADLINE = ('n', 'median_tokens', 'mattr', 'distinct_2', 'mean_cosine_distance', 'vendi_score', 'near_duplicate_rate', 'n_clusters',
-                  'copies', 'under_filled')
+AUDIT_HEADLINE = (
+    'n',
+    'median_tokens',
+    'mattr',
+    'distinct_2',
+    'mean_cosine_distance',
+    'vendi_score',
+    'near_duplicate_rate',
+    'n_clusters',
+    'copies',
+    'under_filled',
+)
 
-def audit_headline(metrics:Mapping) -> dict:
+
+def audit_headline(metrics: Mapping) -> dict:
     "The audit's headline figures from its `metrics` (numbers only)."
     emb, v = metrics.get('embedding') or {}, metrics.get('vocabulary') or {}
-    src = {'n': metrics.get('n'), 'median_tokens': ((metrics.get('length') or {}).get('total_tokens') or {}).get('median'),
-           'copies': (metrics.get('copies') or {}).get('rows'), 'under_filled': metrics.get('under_filled'), **v, **emb}
+    src = {
+        'n': metrics.get('n'),
+        'median_tokens': ((metrics.get('length') or {}).get('total_tokens') or {}).get('median'),
+        'copies': (metrics.get('copies') or {}).get('rows'),
+        'under_filled': metrics.get('under_filled'),
+        **v,
+        **emb,
+    }
     return {k: src.get(k) for k in AUDIT_HEADLINE if _num(src.get(k)) is not None}
 
-def audit_section(run=None, report=None, spec=None, run_audit:bool=True, top:int=5) -> dict:
+
+def audit_section(run=None, report=None, spec=None, run_audit: bool = True, top: int = 5) -> dict:
     "The data audit's headline figures and top findings: an explicit `AuditReport`, the run's audit stage, or an audit of the final table."
-    if report is not None: m, src, html_file = report.metrics, 'given AuditReport', None
+    if report is not None:
+        m, src, html_file = report.metrics, 'given AuditReport', None
     else:
         st = _stage(run, 'audit') if run is not None else None
         if st is not None and st.get('status') in ('ok', 'skipped'):
             m, src = stage_report(run, st).get('metrics') or {}, st['file'].replace('.parquet', '.report.json')
             html_file = next((a for a in st.get('artifacts') or [] if str(a).endswith('.html')), None)
-        elif not run_audit: return {'measured': False, 'reason': 'no audit stage and not computed (run_audit=False / --no-audit)'}
+        elif not run_audit:
+            return {'measured': False, 'reason': 'no audit stage and not computed (run_audit=False / --no-audit)'}
         else:
-            try: df = run.final
-            except (KeyError, FileNotFoundError) as e: return {'measured': False, 'reason': f'no audit stage and no final table to audit ({e})'}
-            if not len(df): return {'measured': False, 'reason': 'no audit stage and the final table is empty'}
+            try:
+                df = run.final
+            except (KeyError, FileNotFoundError) as e:
+                return {'measured': False, 'reason': f'no audit stage and no final table to audit ({e})'}
+            if not len(df):
+                return {'measured': False, 'reason': 'no audit stage and the final table is empty'}
             from synthbench.analysis.audit import audit
-            m, src, html_file = audit(df, spec=spec, projection='pca', progress=False).metrics, f'audit of the final table ({len(df)} rows)', None
+
+            m, src, html_file = (
+                audit(df, spec=spec, projection='pca', progress=False).metrics,
+                f'audit of the final table ({len(df)} rows)',
+                None,
+            )
     ranked = m.get('findings_ranked') or [{'severity': '', 'kind': '', 'text': f} for f in m.get('findings') or []]
-    return {'measured': True, 'source': src, 'html': html_file, 'headline': audit_headline(m),
-            'n_findings': len(ranked), 'findings': [dict(r) for r in ranked[:top]]}
+    return {
+        'measured': True,
+        'source': src,
+        'html': html_file,
+        'headline': audit_headline(m),
+        'n_findings': len(ranked),
+        'findings': [dict(r) for r in ranked[:top]],
+    }
 
 # %% ../../nbs/54_datawork.ipynb #33ede2f0
-def reason_kind(reason:str) -> str:
+def reason_kind(reason: str) -> str:
     "The rule a drop reason comes from: invalid, duplicate, not judged, judge rejected, or the reason's first words."
     r = str(reason)
     for k in ('invalid', 'duplicate', 'not judged', 'judge rejected', 'not validated', 'split is not', 'incomplete'):
-        if r.startswith(k): return k
+        if r.startswith(k):
+            return k
     return re.split(r'[:(]', r, maxsplit=1)[0].strip()[:40] or 'other'
+
 
 def rows_section(run) -> dict:
     "Rows in and out of each stage, and the rows dropped by reason (from each stage's dropped rows)."
-    stages: list[dict] = []; kinds: dict[str, int] = {}; examples: dict[str, dict[str, int]] = {}
+    stages: list[dict] = []
+    kinds: dict[str, int] = {}
+    examples: dict[str, dict[str, int]] = {}
     for s in run.stages:
         reasons = None
         dp = next((a for a in s.get('artifacts') or [] if str(a).endswith('.dropped.parquet')), None)
-        if dp and (run.path/dp).exists():
-            reasons = pd.read_parquet(run.path/dp, columns=['drop_reason'])['drop_reason'].astype(str).value_counts().to_dict()
-        elif s.get('dropped'): reasons = dict(s['dropped'])
+        if dp and (run.path / dp).exists():
+            reasons = pd.read_parquet(run.path / dp, columns=['drop_reason'])['drop_reason'].astype(str).value_counts().to_dict()
+        elif s.get('dropped'):
+            reasons = dict(s['dropped'])
         n = int(sum((reasons or {}).values()))
-        stages.append({'stage': s['name'], 'status': s.get('status'), 'rows_in': s.get('rows_in'), 'rows_out': s.get('rows_out'), 'dropped': n})
+        stages.append(
+            {'stage': s['name'], 'status': s.get('status'), 'rows_in': s.get('rows_in'), 'rows_out': s.get('rows_out'), 'dropped': n}
+        )
         for r, c in (reasons or {}).items():
-            k = reason_kind(r); kinds[k] = kinds.get(k, 0) + int(c)
-            examples.setdefault(k, {}); examples[k][r[:120]] = examples[k].get(r[:120], 0) + int(c)
+            k = reason_kind(r)
+            kinds[k] = kinds.get(k, 0) + int(c)
+            examples.setdefault(k, {})
+            examples[k][r[:120]] = examples[k].get(r[:120], 0) + int(c)
     first = next((s['rows_in'] for s in stages if s['rows_in'] is not None), None)
     final = next((s['rows_out'] for s in reversed(stages) if s['status'] in ('ok', 'skipped', 'partial')), None)
-    return {'rows_in': first, 'kept': final, 'dropped': sum(kinds.values()), 'dropped_by_reason': dict(sorted(kinds.items(), key=lambda t: -t[1])),
-            'examples': {k: dict(sorted(v.items(), key=lambda t: -t[1])[:3]) for k, v in examples.items()}, 'stages': stages}
+    return {
+        'rows_in': first,
+        'kept': final,
+        'dropped': sum(kinds.values()),
+        'dropped_by_reason': dict(sorted(kinds.items(), key=lambda t: -t[1])),
+        'examples': {k: dict(sorted(v.items(), key=lambda t: -t[1])[:3]) for k, v in examples.items()},
+        'stages': stages,
+    }
 
 # %% ../../nbs/54_datawork.ipynb #96c9185f
 @dataclass
 class DataReport:
     "Does the data work? The verdict, student evaluation, TSTR, audit and row counts of one run (`_repr_html_`, `.widget()`, `.to_dict()`, `.to_html()`)."
-    name: str                      # the run's name
-    path: str                      # the run folder
-    status: str|None               # the run's status (done, done_with_warnings, failed, target_missed)
-    reason: str|None               # why the run did not end done
-    task: dict                     # name and task_type
-    verdict: str                   # one line
-    student: dict                  # student_section
-    tstr: dict                     # tstr_section
-    audit: dict                    # audit_section
-    rows: dict                     # rows_section
+
+    name: str  # the run's name
+    path: str  # the run folder
+    status: str | None  # the run's status (done, done_with_warnings, failed, target_missed)
+    reason: str | None  # why the run did not end done
+    task: dict  # name and task_type
+    verdict: str  # one line
+    student: dict  # student_section
+    tstr: dict  # tstr_section
+    audit: dict  # audit_section
+    rows: dict  # rows_section
 
     @property
-    def ok(self) -> bool: return self.status in ('done', 'done_with_warnings')
+    def ok(self) -> bool:
+        return self.status in ('done', 'done_with_warnings')
 
     def to_dict(self) -> dict:
         "JSON-ready (NaN as null)."
-        return _clean({k: getattr(self, k) for k in ('name', 'path', 'status', 'reason', 'task', 'verdict', 'student', 'tstr', 'audit', 'rows')})
+        return _clean(
+            {k: getattr(self, k) for k in ('name', 'path', 'status', 'reason', 'task', 'verdict', 'student', 'tstr', 'audit', 'rows')}
+        )
 
-    def __repr__(self): return f'DataReport({self.name!r}, {self.status}: {self.verdict})'
+    def __repr__(self):
+        return f'DataReport({self.name!r}, {self.status}: {self.verdict})'
+
 
 def _clean(o):
-    if isinstance(o, Mapping): return {str(k): _clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)): return [_clean(v) for v in o]
-    if isinstance(o, float): return o if math.isfinite(o) else None
+    if isinstance(o, Mapping):
+        return {str(k): _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
     if hasattr(o, 'item') and not isinstance(o, (str, bytes)):
-        try: return _clean(o.item())
-        except (TypeError, ValueError): pass
+        try:
+            return _clean(o.item())
+        except (TypeError, ValueError):
+            pass
     return o if o is None or isinstance(o, (str, int, bool)) else str(o)
 
 # %% ../../nbs/54_datawork.ipynb #b6f717f3
-def data_report(run,                         # a run folder or `Run`
-                comparison=None,             # a `StudentComparison` to use instead of the finetune stage's figures
-                tstr=None,                   # a `TSTRResult` to use instead of computing TSTR
-                audit=None,                  # an `AuditReport` to use instead of the audit stage's
-                run_tstr:bool=True,          # compute TSTR for classification runs when not given
-                run_audit:bool=True,         # audit the final table when the run had no audit stage
-                figure:str='format_compliance', # the student figure the verdict is about
-                n_boot:int=500,              # bootstrap resamples for TSTR's intervals
-               ) -> DataReport:
+def data_report(
+    run,  # a run folder or `Run`
+    comparison=None,  # a `StudentComparison` to use instead of the finetune stage's figures
+    tstr=None,  # a `TSTRResult` to use instead of computing TSTR
+    audit=None,  # an `AuditReport` to use instead of the audit stage's
+    run_tstr: bool = True,  # compute TSTR for classification runs when not given
+    run_audit: bool = True,  # audit the final table when the run had no audit stage
+    figure: str = 'format_compliance',  # the student figure the verdict is about
+    n_boot: int = 500,  # bootstrap resamples for TSTR's intervals
+) -> DataReport:
     "Gather a run's student evaluation, TSTR, audit and row counts into one `DataReport` with a verdict line."
-    r = _as_run(run); spec = _spec_of(r)
+    r = _as_run(run)
+    spec = _spec_of(r)
     st = student_section(r, comparison, figure=figure)
     ts = tstr_section(r, spec, tstr, run_tstr, n_boot)
     au = audit_section(r, audit, spec, run_audit)
     verdict = st['verdict'] + (f"; {ts['verdict']}" if ts.get('measured') else '')
-    task = {'name': spec.name if spec else (r.manifest.get('task') or {}).get('name'), 'task_type': spec.task_type if spec else (r.manifest.get('task') or {}).get('task_type')}
+    task = {
+        'name': spec.name if spec else (r.manifest.get('task') or {}).get('name'),
+        'task_type': spec.task_type if spec else (r.manifest.get('task') or {}).get('task_type'),
+    }
     return DataReport(r.name, str(r.path), r.manifest.get('status'), r.reason, task, verdict, st, ts, au, rows_section(r))
 
 # %% ../../nbs/54_datawork.ipynb #9d37bf13
 _e = lambda v: html.escape(str(v))
 
+
 def _method(f):
     "Attach `f` to `DataReport` (one method per cell, like fastcore's `patch`, without the dependency)."
-    setattr(DataReport, f.__name__, f); return f
+    setattr(DataReport, f.__name__, f)
+    return f
 
-def _table(head:Sequence[str], rows:Sequence[Sequence]) -> str:
-    return ('<table class="synthbench-table"><tr>' + ''.join(f'<th>{_e(h)}</th>' for h in head) + '</tr>'
-            + ''.join('<tr>' + ''.join(f'<td>{_e(c)}</td>' for c in r) + '</tr>' for r in rows) + '</table>')
+
+def _table(head: Sequence[str], rows: Sequence[Sequence]) -> str:
+    return (
+        '<table class="synthbench-table"><tr>'
+        + ''.join(f'<th>{_e(h)}</th>' for h in head)
+        + '</tr>'
+        + ''.join('<tr>' + ''.join(f'<td>{_e(c)}</td>' for c in r) + '</tr>' for r in rows)
+        + '</table>'
+    )
+
 
 @_method
-def _verdict_html(self:DataReport) -> str:
+def _verdict_html(self: DataReport) -> str:
     r = self.rows
     st = f' <b>{_e(self.status)}</b>' + (f': {_e(self.reason)}' if self.reason else '')
     by = ', '.join(f'{v} {k}' for k, v in r['dropped_by_reason'].items()) or 'none'
-    return (f'<p class="sb-verdict"><b>Verdict:</b> {_e(self.verdict)}</p><p>run <code>{_e(self.name)}</code>{st}; task {_e(self.task.get("name"))} '
-            f'({_e(self.task.get("task_type"))}). Rows: {_e(r["kept"])} kept, {_e(r["dropped"])} dropped ({_e(by)}).</p>'
-            + _table(['stage', 'status', 'rows in', 'rows out', 'dropped'], [[s['stage'], s['status'], s['rows_in'], s['rows_out'], s['dropped']] for s in r['stages']]))
+    return (
+        f'<p class="sb-verdict"><b>Verdict:</b> {_e(self.verdict)}</p><p>run <code>{_e(self.name)}</code>{st}; task {_e(self.task.get("name"))} '
+        f'({_e(self.task.get("task_type"))}). Rows: {_e(r["kept"])} kept, {_e(r["dropped"])} dropped ({_e(by)}).</p>'
+        + _table(
+            ['stage', 'status', 'rows in', 'rows out', 'dropped'],
+            [[s['stage'], s['status'], s['rows_in'], s['rows_out'], s['dropped']] for s in r['stages']],
+        )
+    )
+
 
 @_method
-def _student_html(self:DataReport) -> str:
+def _student_html(self: DataReport) -> str:
     s = self.student
-    if not s.get('measured'): return f'<p>Student: {_e(s["verdict"])}</p>'
-    ev = s['evaluation']; figs = list(dict.fromkeys(k for e in ev.values() for k in (e.get('figures') or {})))
+    if not s.get('measured'):
+        return f'<p>Student: {_e(s["verdict"])}</p>'
+    ev = s['evaluation']
+    figs = list(dict.fromkeys(k for e in ev.values() for k in (e.get('figures') or {})))
     rows = [[figure_label(f), *[ci_text((e.get('figures') or {}).get(f)) for e in ev.values()]] for f in figs]
     n = ', '.join(f'{k}: {e.get("n")}' for k, e in ev.items())
-    return (f'<p>{_e(s["verdict"])}</p><p>held-out real rows ({_e(n)}); bootstrap 95% intervals in brackets; source {_e(s.get("source"))}</p>'
-            + _table(['figure', *ev], rows))
+    return (
+        f'<p>{_e(s["verdict"])}</p><p>held-out real rows ({_e(n)}); bootstrap 95% intervals in brackets; source {_e(s.get("source"))}</p>'
+        + _table(['figure', *ev], rows)
+    )
+
 
 @_method
-def _tstr_html(self:DataReport) -> str:
+def _tstr_html(self: DataReport) -> str:
     t = self.tstr
-    if not t.get('measured'): return f'<p>TSTR: n/a: {_e(t["reason"])}</p>'
+    if not t.get('measured'):
+        return f'<p>TSTR: n/a: {_e(t["reason"])}</p>'
     pc = _table(['label', 'F1 (synthetic-trained)'], [[k, f'{v:.3f}'] for k, v in (t.get('per_class_f1') or {}).items()])
     notes = ''.join(f'<li>{_e(n)}</li>' for n in t.get('notes') or [])
     return f'<p>{_e(t["verdict"])}</p><p>train: {_e(t["train"])}; test: {_e(t["test"])}</p>{pc}' + (f'<ul>{notes}</ul>' if notes else '')
 
+
 @_method
-def _audit_html(self:DataReport) -> str:
+def _audit_html(self: DataReport) -> str:
     a = self.audit
-    if not a.get('measured'): return f'<p>Audit: not measured: {_e(a["reason"])}</p>'
+    if not a.get('measured'):
+        return f'<p>Audit: not measured: {_e(a["reason"])}</p>'
     from synthbench.analysis.audit import metric_label
-    head = _table([{'under_filled': 'under-filled', 'copies': 'exact copies (rows)', 'n': 'rows'}.get(k) or metric_label(k) for k in a['headline']], [[f'{v:.3g}' if isinstance(v, float) else v for v in a['headline'].values()]])
+
+    head = _table(
+        [{'under_filled': 'under-filled', 'copies': 'exact copies (rows)', 'n': 'rows'}.get(k) or metric_label(k) for k in a['headline']],
+        [[f'{v:.3g}' if isinstance(v, float) else v for v in a['headline'].values()]],
+    )
     items = ''.join(f'<li><b>{_e(f.get("severity"))}</b> {_e(f.get("text"))}</li>' for f in a['findings']) or '<li>No warnings.</li>'
     more = f' (top {len(a["findings"])} of {a["n_findings"]})' if a['n_findings'] > len(a['findings']) else ''
     link = f'; full report <code>{_e(a["html"])}</code>' if a.get('html') else ''
     return f'<p>source {_e(a["source"])}{link}</p>{head}<p><b>Findings</b>{_e(more)}</p><ul>{items}</ul>'
 
+
 @_method
-def html_section(self:DataReport) -> str:
+def html_section(self: DataReport) -> str:
     "The 'Does the data work?' section (escaped HTML), as the audit's HTML report and `to_html` show it."
-    return (f'<section id="data-work" class="synthbench-datawork"><h2>Does the data work?</h2>{self._verdict_html()}'
-            f'<h3>Student</h3>{self._student_html()}<h3>TSTR</h3>{self._tstr_html()}<h3>Audit</h3>{self._audit_html()}</section>')
+    return (
+        f'<section id="data-work" class="synthbench-datawork"><h2>Does the data work?</h2>{self._verdict_html()}'
+        f'<h3>Student</h3>{self._student_html()}<h3>TSTR</h3>{self._tstr_html()}<h3>Audit</h3>{self._audit_html()}</section>'
+    )
+
 
 @_method
-def _repr_html_(self:DataReport) -> str: return self.html_section()
+def _repr_html_(self: DataReport) -> str:
+    return self.html_section()
 
-_CSS = ("body{font-family:system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}.synthbench-table{border-collapse:collapse;margin:6px 0}"
-        ".synthbench-table td,.synthbench-table th{border:1px solid #ddd;padding:3px 8px;text-align:left}.sb-verdict{font-size:1.1em}")
 
-def html_page(title:str, body:str, path:str|Path|None=None) -> str:
+_CSS = (
+    "body{font-family:system-ui,sans-serif;margin:24px;max-width:1100px;color:#222}.synthbench-table{border-collapse:collapse;margin:6px 0}"
+    ".synthbench-table td,.synthbench-table th{border:1px solid #ddd;padding:3px 8px;text-align:left}.sb-verdict{font-size:1.1em}"
+)
+
+
+def html_page(title: str, body: str, path: str | Path | None = None) -> str:
     "A small standalone page around `body` (escaped HTML; no scripts), written to `path` when given."
-    page = f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>'
-    if path is not None: Path(path).write_text(page, encoding='utf-8')
+    page = (
+        f'<!DOCTYPE html><html><head><meta charset="utf-8"><title>{_e(title)}</title><style>{_CSS}</style></head><body>{body}</body></html>'
+    )
+    if path is not None:
+        Path(path).write_text(page, encoding='utf-8')
     return page
 
+
 @_method
-def to_html(self:DataReport, path:str|Path|None=None) -> str:
+def to_html(self: DataReport, path: str | Path | None = None) -> str:
     "A small standalone HTML page of the report (no scripts); written to `path` when given."
     return html_page(f'synthbench: does the data work? {self.name}', self.html_section(), path)
 
+
 @_method
-def widget(self:DataReport):
+def widget(self: DataReport):
     "Tabs in JupyterLab: Verdict, Student, TSTR, Audit (ipywidgets)."
     import ipywidgets as W
-    parts = [('Verdict', self._verdict_html()), ('Student', self._student_html()), ('TSTR', self._tstr_html()), ('Audit', self._audit_html())]
+
+    parts = [
+        ('Verdict', self._verdict_html()),
+        ('Student', self._student_html()),
+        ('TSTR', self._tstr_html()),
+        ('Audit', self._audit_html()),
+    ]
     tab = W.Tab(children=[W.HTML(h) for _, h in parts])
-    for i, (t, _) in enumerate(parts): tab.set_title(i, t)
+    for i, (t, _) in enumerate(parts):
+        tab.set_title(i, t)
     return tab
 
 # %% ../../nbs/54_datawork.ipynb #8064b4cd
-def report_figures(r:DataReport) -> dict:
+def report_figures(r: DataReport) -> dict:
     "{figure: (shown text, number or None)} of a report, for `compare_reports`."
-    out: dict[str, tuple[str, float|None]] = {'status': (str(r.status), None), 'verdict': (r.verdict, None)}
-    for k, lab in (('rows_in', 'rows in'), ('kept', 'rows kept'), ('dropped', 'rows dropped')): out[lab] = (str(r.rows.get(k)), _num(r.rows.get(k)))
-    for k, v in r.rows['dropped_by_reason'].items(): out[f'dropped: {k}'] = (str(v), float(v))
+    out: dict[str, tuple[str, float | None]] = {'status': (str(r.status), None), 'verdict': (r.verdict, None)}
+    for k, lab in (('rows_in', 'rows in'), ('kept', 'rows kept'), ('dropped', 'rows dropped')):
+        out[lab] = (str(r.rows.get(k)), _num(r.rows.get(k)))
+    for k, v in r.rows['dropped_by_reason'].items():
+        out[f'dropped: {k}'] = (str(v), float(v))
     if r.student.get('measured'):
         for who, e in r.student['evaluation'].items():
-            for f, x in (e.get('figures') or {}).items(): out[f'student {who}: {figure_label(f)}'] = (ci_text(x), _num(x.get('value')))
-    else: out['student'] = (r.student['verdict'], None)
+            for f, x in (e.get('figures') or {}).items():
+                out[f'student {who}: {figure_label(f)}'] = (ci_text(x), _num(x.get('value')))
+    else:
+        out['student'] = (r.student['verdict'], None)
     if r.tstr.get('measured'):
-        out['TSTR macro-F1'] = (ci_text((r.tstr['macro_f1'], *((r.tstr.get('ci') or {}).get('macro_f1') or (None, None))), pct=False), _num(r.tstr['macro_f1']))
+        out['TSTR macro-F1'] = (
+            ci_text((r.tstr['macro_f1'], *((r.tstr.get('ci') or {}).get('macro_f1') or (None, None))), pct=False),
+            _num(r.tstr['macro_f1']),
+        )
         out['TSTR accuracy'] = (f"{r.tstr['accuracy']:.3f}", _num(r.tstr['accuracy']))
-        if r.tstr.get('gap') is not None: out['TSTR gap to real'] = (f"{r.tstr['gap']:+.3f}", _num(r.tstr['gap']))
-    else: out['TSTR'] = ('n/a: ' + r.tstr['reason'], None)
+        if r.tstr.get('gap') is not None:
+            out['TSTR gap to real'] = (f"{r.tstr['gap']:+.3f}", _num(r.tstr['gap']))
+    else:
+        out['TSTR'] = ('n/a: ' + r.tstr['reason'], None)
     if r.audit.get('measured'):
-        for k, v in r.audit['headline'].items(): out[f'audit {k}'] = (f'{v:.3g}' if isinstance(v, float) else str(v), _num(v))
+        for k, v in r.audit['headline'].items():
+            out[f'audit {k}'] = (f'{v:.3g}' if isinstance(v, float) else str(v), _num(v))
         out['audit findings'] = (str(r.audit['n_findings']), float(r.audit['n_findings']))
     return out
 
-def compare_reports(r1:DataReport, r2:DataReport) -> pd.DataFrame:
+
+def compare_reports(r1: DataReport, r2: DataReport) -> pd.DataFrame:
     "Two reports side by side: one row per figure, a column each and `change` (second minus first, where both are numbers)."
     a, b = report_figures(r1), report_figures(r2)
-    n1, n2 = (r1.name, r2.name) if r1.name != r2.name else (f'{r1.name} ({Path(r1.path).parent.name})', f'{r2.name} ({Path(r2.path).parent.name})')
-    if n1 == n2: n1, n2 = f'{n1} #1', f'{n2} #2'
+    n1, n2 = (
+        (r1.name, r2.name)
+        if r1.name != r2.name
+        else (f'{r1.name} ({Path(r1.path).parent.name})', f'{r2.name} ({Path(r2.path).parent.name})')
+    )
+    if n1 == n2:
+        n1, n2 = f'{n1} #1', f'{n2} #2'
     keys = list(dict.fromkeys([*a, *b]))
+
     def delta(k):
         x, y = a.get(k, (None, None))[1], b.get(k, (None, None))[1]
         return None if x is None or y is None else round(y - x, 4)
-    return pd.DataFrame({n1: [a.get(k, ('-',))[0] for k in keys], n2: [b.get(k, ('-',))[0] for k in keys],
-                         'change': [delta(k) for k in keys]}, index=pd.Index(keys, name='figure'))
+
+    return pd.DataFrame(
+        {n1: [a.get(k, ('-',))[0] for k in keys], n2: [b.get(k, ('-',))[0] for k in keys], 'change': [delta(k) for k in keys]},
+        index=pd.Index(keys, name='figure'),
+    )
 
 # %% ../../nbs/54_datawork.ipynb #ee229983
-def _check_run_dir(p:str) -> str|None:
+def _check_run_dir(p: str) -> str | None:
     "Why `p` is not a run folder (one line with the fix), or None."
     d = Path(p)
-    if not d.exists(): return f"{p}: no such folder; pass a run folder (runs/NAME, the one holding manifest.json)"
-    if not d.is_dir(): return f"{p}: not a folder; pass a run folder (runs/NAME, the one holding manifest.json), not a file in it"
-    if not (d/'manifest.json').exists(): return f"{p}: not a run folder (no manifest.json); pass runs/NAME of a pipeline run (synthbench run pipeline.yaml makes one)"
-    try: json.loads((d/'manifest.json').read_text(encoding='utf-8'))
-    except ValueError as e: return f"{d/'manifest.json'}: not valid JSON ({e}); re-run the pipeline to rewrite it"
+    if not d.exists():
+        return f"{p}: no such folder; pass a run folder (runs/NAME, the one holding manifest.json)"
+    if not d.is_dir():
+        return f"{p}: not a folder; pass a run folder (runs/NAME, the one holding manifest.json), not a file in it"
+    if not (d / 'manifest.json').exists():
+        return f"{p}: not a run folder (no manifest.json); pass runs/NAME of a pipeline run (synthbench run pipeline.yaml makes one)"
+    try:
+        json.loads((d / 'manifest.json').read_text(encoding='utf-8'))
+    except ValueError as e:
+        return f"{d / 'manifest.json'}: not valid JSON ({e}); re-run the pipeline to rewrite it"
     return None
 
-def cli_report(argv:list[str]) -> int:
+
+def cli_report(argv: list[str]) -> int:
     "`synthbench report RUN_DIR`: does the data work? Student, TSTR, audit and rows of a run as JSON or HTML."
-    p = argparse.ArgumentParser(prog='synthbench report', description='Does the data work? The student evaluation (base vs fine-tuned, '
+    p = argparse.ArgumentParser(
+        prog='synthbench report',
+        description='Does the data work? The student evaluation (base vs fine-tuned, '
         '95% intervals), TSTR (classification tasks) and the data audit of a run, with the rows kept and dropped by reason and a verdict. '
-        'Prints JSON (default) or writes HTML (-o). Exit codes: 0 figures read, 1 a run failed or missed its target, 2 bad input.')
+        'Prints JSON (default) or writes HTML (-o). Exit codes: 0 figures read, 1 a run failed or missed its target, 2 bad input.',
+    )
     p.add_argument('run_dir', help='the run folder (runs/NAME, holding manifest.json)')
     p.add_argument('--json', action='store_true', help='print the JSON (the default unless -o is given)')
     p.add_argument('-o', '--out', default=None, help='write the HTML report here')
@@ -384,19 +597,36 @@ def cli_report(argv:list[str]) -> int:
     p.add_argument('--no-audit', action='store_true', help='do not audit the final table when the run had no audit stage')
     a = p.parse_args(argv)
     for d in [a.run_dir, *a.compare]:
-        if (why := _check_run_dir(d)): print(f'synthbench report: {why}', file=sys.stderr); return 2
+        if why := _check_run_dir(d):
+            print(f'synthbench report: {why}', file=sys.stderr)
+            return 2
     reps = [data_report(d, run_tstr=not a.no_tstr, run_audit=not a.no_audit) for d in [a.run_dir, *a.compare]]
-    out = reps[0].to_dict() if len(reps) == 1 else {'runs': [r.to_dict() for r in reps],
-          'comparison': [_clean(compare_reports(reps[0], r).reset_index().to_dict('records')) for r in reps[1:]]}
+    out = (
+        reps[0].to_dict()
+        if len(reps) == 1
+        else {
+            'runs': [r.to_dict() for r in reps],
+            'comparison': [_clean(compare_reports(reps[0], r).reset_index().to_dict('records')) for r in reps[1:]],
+        }
+    )
     if a.out:
         body = ''.join(r.html_section() for r in reps)
-        body += ''.join(f'<section><h2>{_e(reps[0].name)} vs {_e(r.name)}</h2>{compare_reports(reps[0], r).to_html(escape=True, na_rep="")}</section>' for r in reps[1:])
+        body += ''.join(
+            f'<section><h2>{_e(reps[0].name)} vs {_e(r.name)}</h2>{compare_reports(reps[0], r).to_html(escape=True, na_rep="")}</section>'
+            for r in reps[1:]
+        )
         html_page(f'synthbench: does the data work? {", ".join(r.name for r in reps)}', body, a.out)
         print(f'synthbench report: wrote {a.out}', file=sys.stderr)
-    if a.json or not a.out: print(json.dumps(out, indent=1, ensure_ascii=False, allow_nan=False))
-    for r in reps: print(f'synthbench report: {r.name}: {r.verdict}', file=sys.stderr)
+    if a.json or not a.out:
+        print(json.dumps(out, indent=1, ensure_ascii=False, allow_nan=False))
+    for r in reps:
+        print(f'synthbench report: {r.name}: {r.verdict}', file=sys.stderr)
     bad = [r for r in reps if r.status in ('failed', 'target_missed')]
     if bad:
-        print(f'synthbench report: run {bad[0].name} {bad[0].status}: {bad[0].reason}' + (f' (and {len(bad) - 1} more run(s))' if len(bad) > 1 else ''), file=sys.stderr)
+        print(
+            f'synthbench report: run {bad[0].name} {bad[0].status}: {bad[0].reason}'
+            + (f' (and {len(bad) - 1} more run(s))' if len(bad) > 1 else ''),
+            file=sys.stderr,
+        )
         return 1
     return 0

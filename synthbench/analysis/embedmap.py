@@ -19,93 +19,180 @@ __all__ = ['COLOR_COLUMNS', 'PALETTE', 'project_2d', 'palette_colors', 'judge_sc
 
 # %% ../../nbs/41_embedmap.ipynb #f47e923e
 _umap_warm = False
-def project_2d(emb,                        # embeddings (n, d)
-               method:str='auto',          # 'umap', 'pca', or 'auto' (PCA below `min_umap` rows)
-               min_umap:int=15,            # smallest table UMAP is used for under 'auto'
-               n_neighbors:int=15,         # UMAP neighbourhood size
-               seed:int|None=0,            # random seed (UMAP: used up to 5000 rows; above, runs in parallel unseeded)
-               progress:bool=True          # print what is happening (UMAP's first call JIT-compiles)
-              ) -> tuple[np.ndarray, str, str]:
+
+
+def project_2d(
+    emb,  # embeddings (n, d)
+    method: str = 'auto',  # 'umap', 'pca', or 'auto' (PCA below `min_umap` rows)
+    min_umap: int = 15,  # smallest table UMAP is used for under 'auto'
+    n_neighbors: int = 15,  # UMAP neighbourhood size
+    seed: int | None = 0,  # random seed (UMAP: used up to 5000 rows; above, runs in parallel unseeded)
+    progress: bool = True,  # print what is happening (UMAP's first call JIT-compiles)
+) -> tuple[np.ndarray, str, str]:
     "(2-D coordinates, method used, note) for `emb`."
     global _umap_warm
-    x = unit_rows(emb); n = len(x)
-    if method not in ('auto', 'umap', 'pca'): raise ValueError(f"project_2d: method must be 'auto', 'umap' or 'pca', got {method!r}.")
-    if n == 0: return np.zeros((0, 2), np.float32), 'none', 'no rows'
+    x = unit_rows(emb)
+    n = len(x)
+    if method not in ('auto', 'umap', 'pca'):
+        raise ValueError(f"project_2d: method must be 'auto', 'umap' or 'pca', got {method!r}.")
+    if n == 0:
+        return np.zeros((0, 2), np.float32), 'none', 'no rows'
     if method == 'pca' or (method == 'auto' and n < min_umap) or n < 4:
         from sklearn.decomposition import PCA
+
         k = min(2, n, x.shape[1])
         xy = PCA(k, random_state=0).fit_transform(x) if n > 1 else np.zeros((n, k))
         xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
         note = f'PCA projection ({n} rows: too few for UMAP, which needs at least {min_umap})' if method == 'auto' else 'PCA projection'
         return xy.astype(np.float32), 'pca', note
     import warnings
+
     t0 = time.time()
     if progress:
         msg = '' if _umap_warm else ' (first UMAP call in this process: numba JIT-compiles for 20-40 s; warm_umap() does it ahead of time)'
         print(f'UMAP: projecting {n} points{msg}...', file=sys.stderr, flush=True)
     import umap
+
     z, note = x, 'UMAP projection (cosine)'
     if x.shape[1] > 50 and n > 5000:
         from sklearn.decomposition import PCA
-        z = unit_rows(PCA(50, random_state=0).fit_transform(x)); note += ', after PCA to 50 dims'
+
+        z = unit_rows(PCA(50, random_state=0).fit_transform(x))
+        note += ', after PCA to 50 dims'
     seeded = seed is not None and n <= 5000
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        big = n > 2000   # spectral initialisation dominates the run time on large tables: start from PCA, 200 epochs
-        red = umap.UMAP(n_components=2, n_neighbors=min(n_neighbors, n - 1), metric='cosine', min_dist=0.1,
-                        random_state=seed if seeded else None, low_memory=n > 50_000,
-                        init='pca' if big else 'spectral', n_epochs=200 if big else None)
+        big = n > 2000  # spectral initialisation dominates the run time on large tables: start from PCA, 200 epochs
+        red = umap.UMAP(
+            n_components=2,
+            n_neighbors=min(n_neighbors, n - 1),
+            metric='cosine',
+            min_dist=0.1,
+            random_state=seed if seeded else None,
+            low_memory=n > 50_000,
+            init='pca' if big else 'spectral',
+            n_epochs=200 if big else None,
+        )
         xy = red.fit_transform(z)
     _umap_warm = True
-    if progress: print(f'UMAP: done in {time.time() - t0:.1f} s', file=sys.stderr, flush=True)
-    if n > 2000: note += ', PCA initialisation, 200 epochs'
+    if progress:
+        print(f'UMAP: done in {time.time() - t0:.1f} s', file=sys.stderr, flush=True)
+    if n > 2000:
+        note += ', PCA initialisation, 200 epochs'
     return np.asarray(xy, dtype=np.float32), 'umap', note + ('' if seeded else ', unseeded (parallel) for speed')
 
 # %% ../../nbs/41_embedmap.ipynb #6b6d2d7d
 COLOR_COLUMNS = ('cluster', 'source', 'category', 'label', 'difficulty', 'round', 'split', 'persona')
 # 26 + 24 qualitative colours (plotly's Alphabet, then Dark24): 20 clusters get 20 different colours
-PALETTE = ('#AA0DFE', '#3283FE', '#85660D', '#782AB6', '#565656', '#1C8356', '#16FF32', '#F7E1A0', '#E2E2E2', '#1CBE4F', '#C4451C', '#DEA0FD',
-           '#FE00FA', '#325A9B', '#FEAF16', '#F8A19F', '#90AD1C', '#F6222E', '#1CFFCE', '#2ED9FF', '#B10DA1', '#C075A6', '#FC1CBF', '#B00068',
-           '#FBE426', '#FA0087', '#2E91E5', '#E15F99', '#1CA71C', '#FB0D0D', '#DA16FF', '#222A2A', '#B68100', '#750D86', '#EB663B', '#511CFB',
-           '#00A08B', '#FB00D1', '#FC0080', '#B2828D', '#6C7C32', '#778AAE', '#862A16', '#A777F1', '#620042', '#1616A7', '#DA60CA', '#6C4516',
-           '#0D2A63', '#AF0038')
+PALETTE = (
+    '#AA0DFE',
+    '#3283FE',
+    '#85660D',
+    '#782AB6',
+    '#565656',
+    '#1C8356',
+    '#16FF32',
+    '#F7E1A0',
+    '#E2E2E2',
+    '#1CBE4F',
+    '#C4451C',
+    '#DEA0FD',
+    '#FE00FA',
+    '#325A9B',
+    '#FEAF16',
+    '#F8A19F',
+    '#90AD1C',
+    '#F6222E',
+    '#1CFFCE',
+    '#2ED9FF',
+    '#B10DA1',
+    '#C075A6',
+    '#FC1CBF',
+    '#B00068',
+    '#FBE426',
+    '#FA0087',
+    '#2E91E5',
+    '#E15F99',
+    '#1CA71C',
+    '#FB0D0D',
+    '#DA16FF',
+    '#222A2A',
+    '#B68100',
+    '#750D86',
+    '#EB663B',
+    '#511CFB',
+    '#00A08B',
+    '#FB00D1',
+    '#FC0080',
+    '#B2828D',
+    '#6C7C32',
+    '#778AAE',
+    '#862A16',
+    '#A777F1',
+    '#620042',
+    '#1616A7',
+    '#DA60CA',
+    '#6C4516',
+    '#0D2A63',
+    '#AF0038',
+)
 
-def palette_colors(values:Sequence) -> dict:
+
+def palette_colors(values: Sequence) -> dict:
     "A colour of `PALETTE` per distinct value, in order (repeats only past 50 values)."
     return {v: PALETTE[i % len(PALETTE)] for i, v in enumerate(dict.fromkeys(values))}
 
-def judge_score_column(df:pd.DataFrame) -> str|None:
+
+def judge_score_column(df: pd.DataFrame) -> str | None:
     "The first numeric `judge_*` column of `df` (e.g. `judge_score`), or None."
     for c in df.columns:
-        if str(c).startswith('judge_') and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]): return c
+        if str(c).startswith('judge_') and pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c]):
+            return c
     return None
 
-def hover_text(s:str, n:int=240, width:int=60) -> str:
+
+def hover_text(s: str, n: int = 240, width: int = 60) -> str:
     "`s` truncated to `n` characters, HTML-escaped, wrapped to lines of about `width` with `<br>` for plotly hovers."
-    s = ' '.join(str(s).split()); s = s[:n].rstrip() + '…' if len(s) > n else s
+    s = ' '.join(str(s).split())
+    s = s[:n].rstrip() + '…' if len(s) > n else s
     lines, cur = [], ''
     for w in s.split(' '):
-        if cur and len(cur) + len(w) + 1 > width: lines.append(cur); cur = w
-        else: cur = f'{cur} {w}' if cur else w
+        if cur and len(cur) + len(w) + 1 > width:
+            lines.append(cur)
+            cur = w
+        else:
+            cur = f'{cur} {w}' if cur else w
     return '<br>'.join(html.escape(l) for l in lines + [cur])
 
-def cluster_terms(texts:Sequence[str], labels, k:int=3) -> dict:
+
+def cluster_terms(texts: Sequence[str], labels, k: int = 3) -> dict:
     "The `k` top terms of each cluster by class-based TF-IDF (c-TF-IDF: a cluster's term frequency × log(1 + mean words per cluster / the term's count))."
     from sklearn.feature_extraction.text import CountVectorizer
-    labels = np.asarray(labels); cl = list(pd.unique(labels)); tx = np.asarray([str(t) for t in texts], dtype=object)
+
+    labels = np.asarray(labels)
+    cl = list(pd.unique(labels))
+    tx = np.asarray([str(t) for t in texts], dtype=object)
     docs = [' '.join(tx[labels == c]) for c in cl]
-    try: X = CountVectorizer(stop_words='english', token_pattern=r"(?u)\b[^\W\d_][^\W\d_]+\b").fit(docs)
-    except ValueError: return {int(c): [] for c in cl}   # no words at all
-    C = X.transform(docs).toarray().astype(float); terms = X.get_feature_names_out()
-    tf = C / np.maximum(C.sum(1, keepdims=True), 1); idf = np.log(1 + C.sum() / len(cl) / np.maximum(C.sum(0), 1))
+    try:
+        X = CountVectorizer(stop_words='english', token_pattern=r"(?u)\b[^\W\d_][^\W\d_]+\b").fit(docs)
+    except ValueError:
+        return {int(c): [] for c in cl}  # no words at all
+    C = X.transform(docs).toarray().astype(float)
+    terms = X.get_feature_names_out()
+    tf = C / np.maximum(C.sum(1, keepdims=True), 1)
+    idf = np.log(1 + C.sum() / len(cl) / np.maximum(C.sum(0), 1))
     s = tf * idf
     return {int(c): [terms[j] for j in np.argsort(-s[i])[:k] if s[i, j] > 0] for i, c in enumerate(cl)}
 
-def cluster_summary(texts:pd.Series, emb, labels, n_repr:int=3) -> pd.DataFrame:
+
+def cluster_summary(texts: pd.Series, emb, labels, n_repr: int = 3) -> pd.DataFrame:
     "Per cluster: size, share, top terms (c-TF-IDF), and the `n_repr` texts nearest the cluster's centre."
-    x = unit_rows(emb); labels = np.asarray(labels); rows = []
+    x = unit_rows(emb)
+    labels = np.asarray(labels)
+    rows = []
     for c in pd.Series(labels).value_counts().index:
-        idx = np.flatnonzero(labels == c); cen = x[idx].mean(0)
+        idx = np.flatnonzero(labels == c)
+        cen = x[idx].mean(0)
         near = idx[np.argsort(-(x[idx] @ cen))[:n_repr]]
         rows.append(dict(cluster=int(c), size=len(idx), share=len(idx) / len(labels), examples=[str(texts.iloc[i]) for i in near]))
     out = pd.DataFrame(rows, columns=['cluster', 'size', 'share', 'examples'])
@@ -118,27 +205,34 @@ def _marker_size(copies) -> np.ndarray:
     "Marker size for a point standing for `copies` identical examples: 6 px for one, growing with √copies, at most 40."
     return np.minimum(6 + 4 * np.sqrt(np.asarray(copies, float) - 1), 40)
 
-def map_density(x, y, bins:int=40, bounds=None, smooth:float=1.0):
+
+def map_density(x, y, bins: int = 40, bounds=None, smooth: float = 1.0):
     "(x centres, y centres, z) of a smoothed 2-D histogram of the points (rows per cell): the density layer of the map."
     from scipy.ndimage import gaussian_filter
+
     x, y = np.asarray(x, float), np.asarray(y, float)
     (x0, x1, y0, y1) = bounds or (x.min(), x.max(), y.min(), y.max())
     px, py = (x1 - x0) * 0.05 or 1, (y1 - y0) * 0.05 or 1
     h, xe, ye = np.histogram2d(x, y, bins=bins, range=[[x0 - px, x1 + px], [y0 - py, y1 + py]])
     return (xe[:-1] + xe[1:]) / 2, (ye[:-1] + ye[1:]) / 2, gaussian_filter(h, smooth).T
 
-def dense_share(x, y, bins:int=30, top:float=0.01, bounds=None) -> float:
+
+def dense_share(x, y, bins: int = 30, top: float = 0.01, bounds=None) -> float:
     "Share of the points in the densest `top` of the cells of a `bins`×`bins` grid (collapsed sets pile up in a few cells)."
-    if len(x) == 0: return float('nan')
+    if len(x) == 0:
+        return float('nan')
     _, _, z = map_density(x, y, bins, bounds, smooth=0)
     k = max(1, int(round(top * bins * bins)))
     return float(np.sort(z.ravel())[::-1][:k].sum() / len(x))
 
+
 class EmbeddingMap:
     "Points on a 2-D map of the examples (`points`: x, y, cluster, copies, colour columns, hover text) and `clusters`."
-    figure: Callable[..., Any]             # the plotly map (`_figure`, attached in a later cell)
-    members: Callable[..., pd.DataFrame]   # the copy groups behind markers (`_members`, attached in a later cell)
-    def __init__(self, points:pd.DataFrame, clusters:pd.DataFrame, method:str, note:str):
+
+    figure: Callable[..., Any]  # the plotly map (`_figure`, attached in a later cell)
+    members: Callable[..., pd.DataFrame]  # the copy groups behind markers (`_members`, attached in a later cell)
+
+    def __init__(self, points: pd.DataFrame, clusters: pd.DataFrame, method: str, note: str):
         self.points, self.clusters, self.method, self.note = points, clusters, method, note
 
     def color_options(self) -> list[str]:
@@ -147,65 +241,132 @@ class EmbeddingMap:
 
     def bounds(self) -> tuple:
         "(x min, x max, y min, y max) of all points: filtered maps keep the same frame and density grid."
-        p = self.points; return (float(p['x'].min()), float(p['x'].max()), float(p['y'].min()), float(p['y'].max())) if len(p) else (0, 1, 0, 1)
+        p = self.points
+        return (float(p['x'].min()), float(p['x'].max()), float(p['y'].min()), float(p['y'].max())) if len(p) else (0, 1, 0, 1)
 
     def cluster_names(self) -> dict:
         "'cluster 3: refund · invoice · charge' per cluster id."
         t = dict(zip(self.clusters['cluster'], self.clusters['terms'])) if 'terms' in self.clusters else {}
         return {c: f'cluster {c}' + (f': {t[c]}' if t.get(c) else '') for c in sorted(self.points['cluster'].unique())}
 
-    def __repr__(self): return f'EmbeddingMap({len(self.points)} points, {len(self.clusters)} clusters, {self.method})'
+    def __repr__(self):
+        return f'EmbeddingMap({len(self.points)} points, {len(self.clusters)} clusters, {self.method})'
 
     def _repr_html_(self):
         from synthbench.core import _cell
-        rows = ''.join(f"<tr><td>{r.cluster}</td><td>{r.size}</td><td>{r.share:.0%}</td><td>{html.escape(str(r.terms))}</td><td style='text-align:left'>{'<hr>'.join(_cell(e, 160) for e in r.examples)}</td></tr>"
-                       for r in self.clusters.itertuples())
-        return (f'<p><b>Embedding map</b>: {len(self.points)} points, {len(self.clusters)} clusters. {html.escape(self.note)}.</p>'
-                f'<table><thead><tr><th>cluster</th><th>size</th><th>share</th><th>top terms</th><th>representative texts</th></tr></thead><tbody>{rows}</tbody></table>')
+
+        rows = ''.join(
+            f"<tr><td>{r.cluster}</td><td>{r.size}</td><td>{r.share:.0%}</td><td>{html.escape(str(r.terms))}</td><td style='text-align:left'>{'<hr>'.join(_cell(e, 160) for e in r.examples)}</td></tr>"
+            for r in self.clusters.itertuples()
+        )
+        return (
+            f'<p><b>Embedding map</b>: {len(self.points)} points, {len(self.clusters)} clusters. {html.escape(self.note)}.</p>'
+            f'<table><thead><tr><th>cluster</th><th>size</th><th>share</th><th>top terms</th><th>representative texts</th></tr></thead><tbody>{rows}</tbody></table>'
+        )
 
 # %% ../../nbs/41_embedmap.ipynb #8e056093
-def _groups(p:pd.DataFrame, color:str) -> pd.DataFrame:
+def _groups(p: pd.DataFrame, color: str) -> pd.DataFrame:
     "One row per (colour value, copy group) of points `p`: the first point, `n` copies, the colour value `_v`."
     vals = p[color].map(lambda v: '(missing)' if _is_missing(v) else str(v)) if not _numeric(p, color) else pd.Series('', index=p.index)
     q = p.assign(_v=vals.to_numpy())
     g = q.groupby(['_v', 'copy_group'], sort=False)
     return g.head(1).assign(n=g['row'].transform('size').loc[g.head(1).index].to_numpy())
 
-def _numeric(p, color) -> bool: return str(color).startswith('judge_') and pd.api.types.is_numeric_dtype(p[color])
 
-def _figure(self, color:str='cluster', mask=None, max_points:int=20_000, title:str|None=None, seed:int=0, density:bool=True):
+def _numeric(p, color) -> bool:
+    return str(color).startswith('judge_') and pd.api.types.is_numeric_dtype(p[color])
+
+
+def _figure(
+    self, color: str = 'cluster', mask=None, max_points: int = 20_000, title: str | None = None, seed: int = 0, density: bool = True
+):
     "A plotly scatter of the map coloured by `color` (one trace per value, or a colour scale for a judge score), copies as one sized point, over a density layer."
     import plotly.graph_objects as go
-    if color not in self.points.columns: raise KeyError(f"EmbeddingMap.figure: cannot colour by {color!r}; choose one of {self.color_options()}.")
+
+    if color not in self.points.columns:
+        raise KeyError(f"EmbeddingMap.figure: cannot colour by {color!r}; choose one of {self.color_options()}.")
     p = self.points if mask is None else self.points[np.asarray(mask)]
     a = _groups(p, color)
-    if len(a) > max_points: a = a.sample(max_points, random_state=seed)
+    if len(a) > max_points:
+        a = a.sample(max_points, random_state=seed)
     Scatter = go.Scattergl if len(a) > 5000 else go.Scatter
-    fig = go.Figure(); b = self.bounds()
+    fig = go.Figure()
+    b = self.bounds()
     if density and len(p) >= 10:
         xs, ys, z = map_density(p['x'], p['y'], bounds=b)
-        fig.add_trace(go.Contour(x=xs.tolist(), y=ys.tolist(), z=z.tolist(), colorscale=[[0, 'rgba(255,255,255,0)'], [1, 'rgba(60,60,60,0.55)']], showscale=False, ncontours=10,
-                                 contours=dict(coloring='fill', showlines=False), hoverinfo='skip', name='density (rows)', showlegend=True))
-    def hov(q): return [(f'<b>×{n} copies</b><br>' if n > 1 else '') + h for n, h in zip(q['n'], q['hover'])]
+        fig.add_trace(
+            go.Contour(
+                x=xs.tolist(),
+                y=ys.tolist(),
+                z=z.tolist(),
+                colorscale=[[0, 'rgba(255,255,255,0)'], [1, 'rgba(60,60,60,0.55)']],
+                showscale=False,
+                ncontours=10,
+                contours=dict(coloring='fill', showlines=False),
+                hoverinfo='skip',
+                name='density (rows)',
+                showlegend=True,
+            )
+        )
+
+    def hov(q):
+        return [(f'<b>×{n} copies</b><br>' if n > 1 else '') + h for n, h in zip(q['n'], q['hover'])]
+
     if _numeric(p, color):
-        fig.add_trace(Scatter(x=a['x'], y=a['y'], mode='markers', customdata=a['row'], hovertext=hov(a), name=color,
-                              hovertemplate='%{hovertext}<extra>' + html.escape(color) + ' %{marker.color}</extra>',
-                              marker=dict(color=a[color], colorscale='Viridis', showscale=True, size=_marker_size(a['n']).tolist(), colorbar=dict(title=color),
-                                          line=dict(width=0.5, color='white'))))
+        fig.add_trace(
+            Scatter(
+                x=a['x'],
+                y=a['y'],
+                mode='markers',
+                customdata=a['row'],
+                hovertext=hov(a),
+                name=color,
+                hovertemplate='%{hovertext}<extra>' + html.escape(color) + ' %{marker.color}</extra>',
+                marker=dict(
+                    color=a[color],
+                    colorscale='Viridis',
+                    showscale=True,
+                    size=_marker_size(a['n']).tolist(),
+                    colorbar=dict(title=color),
+                    line=dict(width=0.5, color='white'),
+                ),
+            )
+        )
     else:
         names = self.cluster_names() if color == 'cluster' else {}
-        keys = sorted(a['_v'].unique(), key=lambda s: (len(s), s)); cols = palette_colors(keys)
+        keys = sorted(a['_v'].unique(), key=lambda s: (len(s), s))
+        cols = palette_colors(keys)
         for v in keys:
             q = a[a['_v'] == v]
             name = html.escape(names.get(int(v), v) if color == 'cluster' else f'{color} {v}' if color == 'round' else v)
-            fig.add_trace(Scatter(x=q['x'], y=q['y'], mode='markers', name=name, customdata=q['row'], hovertext=hov(q),
-                                  hovertemplate='%{hovertext}<extra>' + name[:40] + '</extra>',
-                                  marker=dict(size=_marker_size(q['n']).tolist(), color=cols[v], opacity=0.8, line=dict(width=0.5, color='white'))))
-    fig.update_layout(title=title or f'Embedding map ({self.method.upper()}) by {html.escape(str(color))}: size = copies, grey = density',
-                      height=560, margin=dict(l=10, r=10, t=50, b=10), dragmode='lasso', legend=dict(itemsizing='constant'), template='plotly_white')
-    fig.update_xaxes(showticklabels=False, title='', range=[b[0] - (b[1] - b[0]) * .06, b[1] + (b[1] - b[0]) * .06], showgrid=False, zeroline=False)
-    fig.update_yaxes(showticklabels=False, title='', range=[b[2] - (b[3] - b[2]) * .06, b[3] + (b[3] - b[2]) * .06], showgrid=False, zeroline=False)
+            fig.add_trace(
+                Scatter(
+                    x=q['x'],
+                    y=q['y'],
+                    mode='markers',
+                    name=name,
+                    customdata=q['row'],
+                    hovertext=hov(q),
+                    hovertemplate='%{hovertext}<extra>' + name[:40] + '</extra>',
+                    marker=dict(size=_marker_size(q['n']).tolist(), color=cols[v], opacity=0.8, line=dict(width=0.5, color='white')),
+                )
+            )
+    fig.update_layout(
+        title=title or f'Embedding map ({self.method.upper()}) by {html.escape(str(color))}: size = copies, grey = density',
+        height=560,
+        margin=dict(l=10, r=10, t=50, b=10),
+        dragmode='lasso',
+        legend=dict(itemsizing='constant'),
+        template='plotly_white',
+    )
+    fig.update_xaxes(
+        showticklabels=False, title='', range=[b[0] - (b[1] - b[0]) * 0.06, b[1] + (b[1] - b[0]) * 0.06], showgrid=False, zeroline=False
+    )
+    fig.update_yaxes(
+        showticklabels=False, title='', range=[b[2] - (b[3] - b[2]) * 0.06, b[3] + (b[3] - b[2]) * 0.06], showgrid=False, zeroline=False
+    )
     return fig
+
 
 def _members(self, rows, mask=None) -> pd.DataFrame:
     "The copy groups behind the markers whose first rows are `rows`: group, copies (within `mask`), the rows, the text."
@@ -215,67 +376,106 @@ def _members(self, rows, mask=None) -> pd.DataFrame:
     out = q.groupby('copy_group', sort=False).agg(copies=('row', 'size'), rows=('row', list), hover=('hover', 'first')).reset_index()
     return out.sort_values('copies', ascending=False, kind='stable').reset_index(drop=True)
 
+
 EmbeddingMap.figure = _figure
 EmbeddingMap.members = _members
 
 # %% ../../nbs/41_embedmap.ipynb #32947fc7
-def embedding_map(df:pd.DataFrame,           # example table
-                  emb,                        # its embeddings, one row per example (synthbench.llm.embed.embed_table(df))
-                  method:str='auto',          # projection: 'auto' (UMAP; PCA under 15 rows), 'umap' or 'pca'
-                  clustering:str='kmeans',    # 'kmeans' on the embeddings, or 'hdbscan' on the 2-D map
-                  k:int|None=None,            # k-means clusters (default √(n/2), at most 20)
-                  labels=None,                # precomputed cluster ids (skip clustering)
-                  coords=None,                # precomputed 2-D coordinates (skip projection)
-                  n_repr:int=3,               # representative texts per cluster
-                  field:str='content',        # text shown on hover
-                  progress:bool=True
-                 ) -> EmbeddingMap:
+def embedding_map(
+    df: pd.DataFrame,  # example table
+    emb,  # its embeddings, one row per example (synthbench.llm.embed.embed_table(df))
+    method: str = 'auto',  # projection: 'auto' (UMAP; PCA under 15 rows), 'umap' or 'pca'
+    clustering: str = 'kmeans',  # 'kmeans' on the embeddings, or 'hdbscan' on the 2-D map
+    k: int | None = None,  # k-means clusters (default √(n/2), at most 20)
+    labels=None,  # precomputed cluster ids (skip clustering)
+    coords=None,  # precomputed 2-D coordinates (skip projection)
+    n_repr: int = 3,  # representative texts per cluster
+    field: str = 'content',  # text shown on hover
+    progress: bool = True,
+) -> EmbeddingMap:
     "Project `emb` to 2-D, cluster, and collect what the map shows and colours by."
     x = unit_rows(emb)
-    if len(x) != len(df): raise ValueError(f'embedding_map: {len(x)} embeddings for {len(df)} rows; embed the same table (synthbench.llm.embed.embed_table(df)).')
+    if len(x) != len(df):
+        raise ValueError(
+            f'embedding_map: {len(x)} embeddings for {len(df)} rows; embed the same table (synthbench.llm.embed.embed_table(df)).'
+        )
     texts = field_texts(df, field).reset_index(drop=True)
-    cg = copy_groups(texts); first = cg.drop_duplicates('copy_group').index.to_numpy()
-    if coords is None:   # each distinct text once: 200 copies are one point to UMAP, not a clump that bends the map
-        xy, how, note = project_2d(x[first], method, progress=progress); xy = xy[cg['copy_group'].to_numpy()]
-        if len(first) < len(x): note += f" of the {len(first)} distinct texts"
-    else: xy, how, note = np.asarray(coords), 'given', 'given coordinates'
+    cg = copy_groups(texts)
+    first = cg.drop_duplicates('copy_group').index.to_numpy()
+    if coords is None:  # each distinct text once: 200 copies are one point to UMAP, not a clump that bends the map
+        xy, how, note = project_2d(x[first], method, progress=progress)
+        xy = xy[cg['copy_group'].to_numpy()]
+        if len(first) < len(x):
+            note += f" of the {len(first)} distinct texts"
+    else:
+        xy, how, note = np.asarray(coords), 'given', 'given coordinates'
     if labels is None:
         if clustering == 'hdbscan':
             from sklearn.cluster import HDBSCAN
+
             labels = HDBSCAN(min_cluster_size=max(5, len(x) // 50)).fit_predict(xy) if len(x) >= 5 else np.zeros(len(x), int)
             note += '; HDBSCAN clusters on the map (-1 = noise)'
-        elif clustering == 'kmeans': labels = cluster_embeddings(x, k); note += f'; k-means clusters (k={len(set(labels))}) on the full embeddings'
-        else: raise ValueError(f"embedding_map: clustering must be 'kmeans' or 'hdbscan', got {clustering!r}.")
-    pts = pd.DataFrame({'row': np.arange(len(df)), 'id': df['id'].to_numpy() if 'id' in df.columns else np.arange(len(df)),
-                        'x': xy[:, 0], 'y': xy[:, 1], 'cluster': np.asarray(labels).astype(int),
-                        'copy_group': cg['copy_group'].to_numpy(), 'copies': cg['copies'].to_numpy()})
+        elif clustering == 'kmeans':
+            labels = cluster_embeddings(x, k)
+            note += f'; k-means clusters (k={len(set(labels))}) on the full embeddings'
+        else:
+            raise ValueError(f"embedding_map: clustering must be 'kmeans' or 'hdbscan', got {clustering!r}.")
+    pts = pd.DataFrame(
+        {
+            'row': np.arange(len(df)),
+            'id': df['id'].to_numpy() if 'id' in df.columns else np.arange(len(df)),
+            'x': xy[:, 0],
+            'y': xy[:, 1],
+            'cluster': np.asarray(labels).astype(int),
+            'copy_group': cg['copy_group'].to_numpy(),
+            'copies': cg['copies'].to_numpy(),
+        }
+    )
     for c in COLOR_COLUMNS[1:]:
-        if c in df.columns and not df[c].map(_is_missing).all(): pts[c] = df[c].to_numpy()
+        if c in df.columns and not df[c].map(_is_missing).all():
+            pts[c] = df[c].to_numpy()
     js = judge_score_column(df)
-    if js: pts[js] = df[js].to_numpy()
+    if js:
+        pts[js] = df[js].to_numpy()
     pts['hover'] = [hover_text(t) for t in texts]
     return EmbeddingMap(pts, cluster_summary(texts, x, labels, n_repr), how, note)
 
 # %% ../../nbs/41_embedmap.ipynb #728b390f
-def spread_by(m:EmbeddingMap,          # the map (its points carry the grouping columns)
-              emb,                     # the embeddings of the same rows
-              by:str='round',          # grouping column
-              bins:int=20              # grid for the area share
-             ) -> pd.DataFrame:
+def spread_by(
+    m: EmbeddingMap,  # the map (its points carry the grouping columns)
+    emb,  # the embeddings of the same rows
+    by: str = 'round',  # grouping column
+    bins: int = 20,  # grid for the area share
+) -> pd.DataFrame:
     "Per value of `by`: rows, distinct texts, share of the map's occupied cells it covers, dispersion relative to all rows, rows in its densest 1% of cells."
-    p, x = m.points, unit_rows(emb); b = m.bounds()
-    if by not in p.columns: p = p.assign(**{by: 'all'})
+    p, x = m.points, unit_rows(emb)
+    b = m.bounds()
+    if by not in p.columns:
+        p = p.assign(**{by: 'all'})
+
     def cells(q):
         ix = np.clip(((q['x'] - b[0]) / ((b[1] - b[0]) or 1) * bins).astype(int), 0, bins - 1)
         iy = np.clip(((q['y'] - b[2]) / ((b[3] - b[2]) or 1) * bins).astype(int), 0, bins - 1)
         return set(zip(ix, iy))
-    def disp(e): return float(((e - e.mean(0)) ** 2).sum(1).mean()) if len(e) else float('nan')
+
+    def disp(e):
+        return float(((e - e.mean(0)) ** 2).sum(1).mean()) if len(e) else float('nan')
+
     total, d_all = len(cells(p)) or 1, disp(x) or 1.0
     rows = []
     for v, q in p.groupby(p[by].astype(str), sort=True):
-        rows.append({by: v, 'rows': len(q), 'distinct': q['copy_group'].nunique(), 'map_area_share': len(cells(q)) / total,
-                     'dispersion_share': disp(x[q['row'].to_numpy()]) / d_all, 'dense_share': dense_share(q['x'], q['y'], bounds=b)})
+        rows.append(
+            {
+                by: v,
+                'rows': len(q),
+                'distinct': q['copy_group'].nunique(),
+                'map_area_share': len(cells(q)) / total,
+                'dispersion_share': disp(x[q['row'].to_numpy()]) / d_all,
+                'dense_share': dense_share(q['x'], q['y'], bounds=b),
+            }
+        )
     return pd.DataFrame(rows).set_index(by)
+
 
 def warm_umap():
     "Compile UMAP's numba code once (20–40 s) on a tiny random table, so the first real map is quick."

@@ -22,22 +22,28 @@ __all__ = ['split_prompt_reference', 'with_system_prompt', 'eval_prompt', 'rate'
            'evaluate_outputs', 'compare_outputs', 'add_system_prompt']
 
 # %% ../../nbs/51_evalgen.ipynb #fe58a61f
-def split_prompt_reference(messages:list  # OpenAI chat messages of one example
-                          ) -> tuple[list, str|None]:
+def split_prompt_reference(
+    messages: list,  # OpenAI chat messages of one example
+) -> tuple[list, str | None]:
     "(prompt, reference): a chat ending with an assistant turn splits before it; otherwise the whole chat is the prompt and there is no reference."
     prompt, reply = split_reply(list(messages))
     return prompt, (None if not reply else '' if reply[0].get('content') is None else str(reply[0]['content']))
 
-def with_system_prompt(messages:list,             # chat messages
-                       system_prompt:str|None     # prompt to put first (None/'' = leave as is)
-                      ) -> list:
+
+def with_system_prompt(
+    messages: list,  # chat messages
+    system_prompt: str | None,  # prompt to put first (None/'' = leave as is)
+) -> list:
     "`messages` with `system_prompt` first, unless it is empty or the chat already starts with a system message."
-    if not system_prompt or (messages and messages[0].get('role') == 'system'): return list(messages)
+    if not system_prompt or (messages and messages[0].get('role') == 'system'):
+        return list(messages)
     return [{'role': 'system', 'content': system_prompt}, *messages]
 
-def eval_prompt(row:Mapping,                  # one eval example (a table row as a dict)
-                system_prompt:str|None=None   # system prompt to put first
-               ) -> tuple[list|None, str|None, str]:
+
+def eval_prompt(
+    row: Mapping,  # one eval example (a table row as a dict)
+    system_prompt: str | None = None,  # system prompt to put first
+) -> tuple[list | None, str | None, str]:
     "(prompt, reference, problem) of one eval row; prompt is None and `problem` says why when the row cannot be asked."
     msgs = row.get('messages')
     if _is_missing(msgs) or not isinstance(msgs, list) or not msgs:
@@ -49,30 +55,39 @@ def eval_prompt(row:Mapping,                  # one eval example (a table row as
     return with_system_prompt(prompt, system_prompt), ref, ''
 
 # %% ../../nbs/51_evalgen.ipynb #6da5a3e9
-def rate(k:float, n:float) -> float:
+def rate(k: float, n: float) -> float:
     "`k / n` as a float; NaN when `n` is 0."
     return float(k) / float(n) if n else float('nan')
 
-def _true(v) -> bool: return isinstance(v, (bool, np.bool_)) and bool(v)
 
-def _answered(table:pd.DataFrame) -> pd.Series:
+def _true(v) -> bool:
+    return isinstance(v, (bool, np.bool_)) and bool(v)
+
+
+def _answered(table: pd.DataFrame) -> pd.Series:
     return table['eval_error'].fillna('').astype(str).eq('')
 
-def _judged(table:pd.DataFrame) -> pd.Series:
+
+def _judged(table: pd.DataFrame) -> pd.Series:
     "Answered rows with a usable judgement."
-    if 'judge_overall' not in table.columns: return pd.Series(False, index=table.index)
+    if 'judge_overall' not in table.columns:
+        return pd.Series(False, index=table.index)
     return _answered(table) & table['judge_error'].fillna('').astype(str).eq('') & table['judge_overall'].notna()
 
-def group_figures(table:pd.DataFrame,  # evaluate_outputs table
-                  by:str               # column to group by, e.g. 'category'
-                 ) -> pd.DataFrame:
+
+def group_figures(
+    table: pd.DataFrame,  # evaluate_outputs table
+    by: str,  # column to group by, e.g. 'category'
+) -> pd.DataFrame:
     "Per value of `by`: rows, answered, failed, valid replies, compliance (valid / answered), exact match and, when judged, judge mean and pass rate."
-    if by not in table.columns: raise ValueError(f"group_figures: no column {by!r} (columns: {list(table.columns)})")
+    if by not in table.columns:
+        raise ValueError(f"group_figures: no column {by!r} (columns: {list(table.columns)})")
     ans, ok, jd = _answered(table), table['valid'].map(_true), _judged(table)
     key = table[by].astype(object).where(table[by].notna(), '(none)').astype(str)
     rows = {}
     for k in sorted(key.unique()):
-        m = key.eq(k); a = m & ans
+        m = key.eq(k)
+        a = m & ans
         r: dict[str, float] = dict(n=int(m.sum()), answered=int(a.sum()), failed=int((m & ~ans).sum()), valid=int((a & ok).sum()))
         r['compliance'] = rate(r['valid'], r['answered'])
         has_ref = a & table['eval_exact_match'].notna()
@@ -85,32 +100,44 @@ def group_figures(table:pd.DataFrame,  # evaluate_outputs table
     return pd.DataFrame.from_dict(rows, orient='index').rename_axis(by)
 
 # %% ../../nbs/51_evalgen.ipynb #08ab89f5
-def _similarity(a:str, b:str, n:int=4000) -> float:
+def _similarity(a: str, b: str, n: int = 4000) -> float:
     "Character similarity of two replies in [0, 1] (difflib ratio of their first `n` characters, whitespace-normalised)."
     a, b = ' '.join(str(a).split())[:n], ' '.join(str(b).split())[:n]
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
+
 def _codes(reason) -> list[str]:
     from synthbench.stages.validate import reason_codes
+
     return reason_codes(reason)
 
-def _crit_names(table:pd.DataFrame) -> list[str]:
+
+def _crit_names(table: pd.DataFrame) -> list[str]:
     meta = table.attrs.get('evalgen', {}).get('criteria')
-    if meta: return list(meta)
+    if meta:
+        return list(meta)
     skip = {'overall', 'pass', 'reason', 'model', 'error', 'comment'}
     return [c[6:] for c in table.columns if c.startswith('judge_') and not c.endswith('_reason') and c[6:] not in skip]
 
-def eval_figures(table:pd.DataFrame,                 # evaluate_outputs table
-                 by:Sequence[str]=('category', 'difficulty')  # columns to break compliance down by
-                ) -> dict:
+
+def eval_figures(
+    table: pd.DataFrame,  # evaluate_outputs table
+    by: Sequence[str] = ('category', 'difficulty'),  # columns to break compliance down by
+) -> dict:
     "Format compliance, reasons, failures, reference agreement, judge figures and cost of an evaluated table."
     ans, ok = _answered(table), table['valid'].map(_true)
     a = table[ans]
     has_ref = ans & table['eval_exact_match'].notna()
     sims = table.loc[has_ref, 'eval_similarity'].astype('float64')
     models = table['model'].dropna().astype(str).unique().tolist()
-    f: dict[str, Any] = dict(model=models[0] if len(models) == 1 else (models or None), n=len(table), answered=int(ans.sum()), failed=int((~ans).sum()),
-             truncated=int(a['eval_truncated'].map(_true).sum()), valid=int((ans & ok).sum()))
+    f: dict[str, Any] = dict(
+        model=models[0] if len(models) == 1 else (models or None),
+        n=len(table),
+        answered=int(ans.sum()),
+        failed=int((~ans).sum()),
+        truncated=int(a['eval_truncated'].map(_true).sum()),
+        valid=int((ans & ok).sum()),
+    )
     f['compliance'] = rate(f['valid'], f['answered'])
     f['invalid_reasons'] = dict(Counter(c for r in a.loc[~ok[ans], 'invalid_reason'] for c in dict.fromkeys(_codes(r))).most_common())
     f['failed_reasons'] = dict(Counter(_codes(r)[0] if _codes(r) else 'unknown' for r in table.loc[~ans, 'eval_error']).most_common())
@@ -122,45 +149,67 @@ def eval_figures(table:pd.DataFrame,                 # evaluate_outputs table
     f['cost_usd'] = float(table['cost_usd'].sum())
     f['judge'] = None
     if 'judge_overall' in table.columns:
-        j = _judged(table); names = _crit_names(table)
-        f['judge'] = dict(model=table.attrs.get('evalgen', {}).get('judge_model'), judged=int(j.sum()),
-                          errors=int((ans & table['judge_error'].fillna('').astype(str).ne('')).sum()),
-                          means={n: float(table.loc[j, f'judge_{n}'].astype('float64').mean()) if j.any() else float('nan') for n in names},
-                          overall=float(table.loc[j, 'judge_overall'].astype('float64').mean()) if j.any() else float('nan'),
-                          pass_rate=rate(table.loc[j, 'judge_pass'].map(_true).sum(), j.sum()))
+        j = _judged(table)
+        names = _crit_names(table)
+        f['judge'] = dict(
+            model=table.attrs.get('evalgen', {}).get('judge_model'),
+            judged=int(j.sum()),
+            errors=int((ans & table['judge_error'].fillna('').astype(str).ne('')).sum()),
+            means={n: float(table.loc[j, f'judge_{n}'].astype('float64').mean()) if j.any() else float('nan') for n in names},
+            overall=float(table.loc[j, 'judge_overall'].astype('float64').mean()) if j.any() else float('nan'),
+            pass_rate=rate(table.loc[j, 'judge_pass'].map(_true).sum(), j.sum()),
+        )
     return f
 
 # %% ../../nbs/51_evalgen.ipynb #e43e9753
 def _jsonable(x):
     "`x` with numpy/pandas scalars as Python numbers and NaN/NA as None (for json.dumps)."
-    if isinstance(x, Mapping): return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_jsonable(v) for v in x]
-    if isinstance(x, (np.bool_, bool)): return bool(x)
-    if isinstance(x, (np.integer,)): return int(x)
-    if isinstance(x, (float, np.floating)): return None if math.isnan(x) else float(x)
-    if x is None or x is pd.NA or x is pd.NaT: return None
+    if isinstance(x, Mapping):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return None if math.isnan(x) else float(x)
+    if x is None or x is pd.NA or x is pd.NaT:
+        return None
     return x
 
-def _pct(x) -> str: return '-' if x is None or x != x else f'{x:.0%}'
-def _num(x, f='{:.2f}') -> str: return '-' if x is None or x != x else f.format(x)
+
+def _pct(x) -> str:
+    return '-' if x is None or x != x else f'{x:.0%}'
+
+
+def _num(x, f='{:.2f}') -> str:
+    return '-' if x is None or x != x else f.format(x)
+
 
 @dataclass
 class EvalResult:
     "A model's outputs on an eval set: the table, the figures and how it was run."
+
     table: pd.DataFrame
     figures: dict
     params: dict = field(default_factory=dict)
 
     @property
-    def model(self): return self.figures.get('model')
+    def model(self):
+        return self.figures.get('model')
+
     @property
-    def compliance(self) -> float: return self.figures['compliance']
+    def compliance(self) -> float:
+        return self.figures['compliance']
+
     @property
     def failed(self) -> pd.DataFrame:
         "The rows with no reply and why (failed calls, rows that could not be asked)."
         cols = [c for c in ('id', 'category', 'difficulty', 'eval_error') if c in self.table.columns]
         return self.table.loc[~_answered(self.table), cols].reset_index(drop=True)
-    def group(self, by:str) -> pd.DataFrame:
+
+    def group(self, by: str) -> pd.DataFrame:
         "`group_figures` of the table by column `by`."
         return group_figures(self.table, by)
 
@@ -171,72 +220,118 @@ class EvalResult:
     def __repr__(self):
         f = self.figures
         j = f" judge overall {_num(f['judge']['overall'])}, pass {_pct(f['judge']['pass_rate'])};" if f.get('judge') else ''
-        return (f"EvalResult(model={f.get('model')!r}: compliance {_pct(f['compliance'])} ({f['valid']}/{f['answered']} answered),"
-                f"{j} failed {f['failed']}/{f['n']}, exact match {_pct(f['exact_match'])}, cost ${f['cost_usd']:.4f})")
+        return (
+            f"EvalResult(model={f.get('model')!r}: compliance {_pct(f['compliance'])} ({f['valid']}/{f['answered']} answered),"
+            f"{j} failed {f['failed']}/{f['n']}, exact match {_pct(f['exact_match'])}, cost ${f['cost_usd']:.4f})"
+        )
 
     def _repr_html_(self) -> str:
         from synthbench.core import examples_html
+
         e, f = html.escape, self.figures
-        head = (f"<h4>Outputs of {e(str(f.get('model')))} on {f['n']} eval prompts</h4>"
-                f"<p>format compliance <b>{_pct(f['compliance'])}</b> ({f['valid']} of {f['answered']} answered); "
-                f"failed calls <b>{f['failed']}</b>; cut off by max_tokens {f['truncated']}; "
-                f"exact match with the reference {_pct(f['exact_match'])} (of {f['with_reference']}), similarity {_num(f['similarity'])}; "
-                f"{f['tokens_in']}+{f['tokens_out']} tokens, ${f['cost_usd']:.4f}</p>")
+        head = (
+            f"<h4>Outputs of {e(str(f.get('model')))} on {f['n']} eval prompts</h4>"
+            f"<p>format compliance <b>{_pct(f['compliance'])}</b> ({f['valid']} of {f['answered']} answered); "
+            f"failed calls <b>{f['failed']}</b>; cut off by max_tokens {f['truncated']}; "
+            f"exact match with the reference {_pct(f['exact_match'])} (of {f['with_reference']}), similarity {_num(f['similarity'])}; "
+            f"{f['tokens_in']}+{f['tokens_out']} tokens, ${f['cost_usd']:.4f}</p>"
+        )
         j = f.get('judge')
         if j:
             means = ', '.join(f'{e(n)} {_num(v)}' for n, v in j['means'].items())
-            head += (f"<p>judge {e(str(j['model']))}: {j['judged']} judged, {j['errors']} judge errors; overall <b>{_num(j['overall'])}</b>, "
-                     f"pass rate <b>{_pct(j['pass_rate'])}</b>; means: {means}</p>")
-        groups = ''.join(f'<div><h5>by {e(c)}</h5>{self.group(c).to_html(float_format="{:.2f}".format, na_rep="-", escape=True)}</div>'
-                         for c in f['by'])
+            head += (
+                f"<p>judge {e(str(j['model']))}: {j['judged']} judged, {j['errors']} judge errors; overall <b>{_num(j['overall'])}</b>, "
+                f"pass rate <b>{_pct(j['pass_rate'])}</b>; means: {means}</p>"
+            )
+        groups = ''.join(
+            f'<div><h5>by {e(c)}</h5>{self.group(c).to_html(float_format="{:.2f}".format, na_rep="-", escape=True)}</div>' for c in f['by']
+        )
         reasons = ''.join(f'<tr><td>{e(c)}</td><td>{n}</td></tr>' for c, n in {**f['invalid_reasons'], **f['failed_reasons']}.items())
         reasons = f'<div><h5>why replies fail</h5><table><tr><th>reason</th><th>rows</th></tr>{reasons}</table></div>' if reasons else ''
         rows = examples_html(self.table, ['id', 'category', 'eval_output', 'eval_reference', 'valid', 'invalid_reason'], n=10, maxlen=200)
-        return (f'<div class="synthbench-evalgen">{head}<div style="display:flex;gap:2em;align-items:flex-start">{groups}{reasons}</div>'
-                f'<h5>replies</h5>{rows}</div>')
+        return (
+            f'<div class="synthbench-evalgen">{head}<div style="display:flex;gap:2em;align-items:flex-start">{groups}{reasons}</div>'
+            f'<h5>replies</h5>{rows}</div>'
+        )
 
-    def figure(self, by:str='category'):
+    def figure(self, by: str = 'category'):
         "Plotly bar chart of format compliance (and judge pass rate, when judged) per value of `by`."
         import plotly.graph_objects as go
+
         g = self.group(by)
-        fig = go.Figure(go.Bar(x=g.index.tolist(), y=g['compliance'], name='format compliance', text=[f'{v}/{n}' for v, n in zip(g['valid'], g['answered'])]))
-        if 'judge_pass_rate' in g: fig.add_bar(x=g.index.tolist(), y=g['judge_pass_rate'], name='judge pass rate')
-        fig.update_layout(title=f'Outputs of {self.model} by {by}', yaxis_range=[0, 1.05], yaxis_tickformat='.0%', barmode='group',
-                          height=320, margin=dict(l=50, r=20, t=50, b=40), template='plotly_white')
+        fig = go.Figure(
+            go.Bar(
+                x=g.index.tolist(),
+                y=g['compliance'],
+                name='format compliance',
+                text=[f'{v}/{n}' for v, n in zip(g['valid'], g['answered'])],
+            )
+        )
+        if 'judge_pass_rate' in g:
+            fig.add_bar(x=g.index.tolist(), y=g['judge_pass_rate'], name='judge pass rate')
+        fig.update_layout(
+            title=f'Outputs of {self.model} by {by}',
+            yaxis_range=[0, 1.05],
+            yaxis_tickformat='.0%',
+            barmode='group',
+            height=320,
+            margin=dict(l=50, r=20, t=50, b=40),
+            template='plotly_white',
+        )
         return fig
 
 # %% ../../nbs/51_evalgen.ipynb #f892495f
 _SKIP_PREFIXES = ('judge_', 'dup_', 'gen_', 'eval_', 'calib_', 'review_', 'aug_', 'evol_')
 
-def _carry(row:Mapping) -> dict:
+
+def _carry(row: Mapping) -> dict:
     "Columns of an eval row the output row keeps: the axes and other plain extra columns."
     keep = {k: v for k, v in row.items() if k not in COLUMNS and not k.startswith(_SKIP_PREFIXES)}
     return {**keep, **{k: row.get(k) for k in ('category', 'difficulty', 'split')}}
 
-def _output_row(r:Mapping, prompt, ref, problem, res, model, max_tokens) -> dict:
+
+def _output_row(r: Mapping, prompt, ref, problem, res, model, max_tokens) -> dict:
     "The table row for eval row `r` and the model's result `res` (None: not asked)."
     out, err, fr, trunc = None, problem, None, False
     if res is not None:
         fr = getattr(res, 'finish_reason', None)
         trunc = fr == 'length' and res.text is not None
-        if res.error is None or trunc: out = res.text or ''
-        else: err = 'model_error: ' + str(res.error).replace('; ', ', ')
+        if res.error is None or trunc:
+            out = res.text or ''
+        else:
+            err = 'model_error: ' + str(res.error).replace('; ', ', ')
     given = r.get('messages')
     msgs = list(prompt if prompt is not None else (given if isinstance(given, list) else []))
-    if out is not None: msgs.append({'role': 'assistant', 'content': out})
+    if out is not None:
+        msgs.append({'role': 'assistant', 'content': out})
     u = getattr(res, 'usage', None)
-    return {**_carry(r), 'id': r.get('id'), 'messages': msgs or None, 'text': None if msgs else r.get('text'),
-            'source': 'model_output', 'parent_id': r.get('id'), 'op': 'eval', 'model': model,
-            'tokens_in': getattr(u, 'prompt_tokens', 0) or 0, 'tokens_out': getattr(u, 'completion_tokens', 0) or 0,
-            'cost_usd': float(getattr(res, 'cost_usd', 0.0) or 0.0),
-            'eval_output': out, 'eval_reference': ref, 'eval_error': err, 'eval_finish_reason': fr, 'eval_truncated': trunc,
-            'eval_exact_match': None if out is None or ref is None else normalize_text(out) == normalize_text(ref),
-            'eval_similarity': float('nan') if out is None or ref is None else _similarity(out, ref),
-            'eval_max_tokens': max_tokens}
+    return {
+        **_carry(r),
+        'id': r.get('id'),
+        'messages': msgs or None,
+        'text': None if msgs else r.get('text'),
+        'source': 'model_output',
+        'parent_id': r.get('id'),
+        'op': 'eval',
+        'model': model,
+        'tokens_in': getattr(u, 'prompt_tokens', 0) or 0,
+        'tokens_out': getattr(u, 'completion_tokens', 0) or 0,
+        'cost_usd': float(getattr(res, 'cost_usd', 0.0) or 0.0),
+        'eval_output': out,
+        'eval_reference': ref,
+        'eval_error': err,
+        'eval_finish_reason': fr,
+        'eval_truncated': trunc,
+        'eval_exact_match': None if out is None or ref is None else normalize_text(out) == normalize_text(ref),
+        'eval_similarity': float('nan') if out is None or ref is None else _similarity(out, ref),
+        'eval_max_tokens': max_tokens,
+    }
 
-def _check_replies(out:pd.DataFrame, spec) -> pd.DataFrame:
+
+def _check_replies(out: pd.DataFrame, spec) -> pd.DataFrame:
     "`valid`/`invalid_reason` of each reply alone (spec rules), cut-off replies invalid, failed rows invalid with their error."
     from synthbench.stages.validate import validate
+
     out = out.copy()
     ans = _answered(out)
     out['valid'] = pd.Series(False, index=out.index, dtype=object)
@@ -247,13 +342,18 @@ def _check_replies(out:pd.DataFrame, spec) -> pd.DataFrame:
         v = validate(view, spec)
         reasons = [x.replace('message 1 (assistant)', 'the reply') for x in v['invalid_reason']]
         cut = view['eval_truncated'].map(_true).tolist()
-        reasons = ['; '.join(p for p in (f"truncated: the reply hit max_tokens={mt} (finish_reason=length); raise max_tokens" if c else '', rs) if p)
-                   for rs, c, mt in zip(reasons, cut, view['eval_max_tokens'])]
+        reasons = [
+            '; '.join(
+                p for p in (f"truncated: the reply hit max_tokens={mt} (finish_reason=length); raise max_tokens" if c else '', rs) if p
+            )
+            for rs, c, mt in zip(reasons, cut, view['eval_max_tokens'])
+        ]
         out.loc[ans, 'invalid_reason'] = reasons
         out.loc[ans, 'valid'] = [not rs for rs in reasons]
     return out
 
-def _merge_judgement(out:pd.DataFrame, judged:pd.DataFrame) -> pd.DataFrame:
+
+def _merge_judgement(out: pd.DataFrame, judged: pd.DataFrame) -> pd.DataFrame:
     "`out` with the judge_* columns of `judged` (its answered rows, in order); other rows 'not judged'."
     ans = _answered(out)
     jcols = [c for c in judged.columns if c.startswith('judge_')]
@@ -264,41 +364,52 @@ def _merge_judgement(out:pd.DataFrame, judged:pd.DataFrame) -> pd.DataFrame:
     return pd.concat([out.drop(columns=[c for c in out.columns if c.startswith('judge_')]), j], axis=1)
 
 # %% ../../nbs/51_evalgen.ipynb #881f12a6
-def evaluate_outputs(eval_df:pd.DataFrame,        # eval examples (chat rows; the last assistant turn is the reference)
-                     llm:ChatModel,               # the model under test: a synthbench.llm.engine.LLM (fine-tuned or base)
-                     spec:TaskSpec|str|os.PathLike|None=None, # TaskSpec or path of task.yaml: format rules, system prompt, judge context
-                     judge_llm:ChatModel|None=None, # LLM that judges the replies (None: no judging)
-                     criteria=None,               # judge criteria (default: from `spec`, see synthbench.stages.judge)
-                     max_tokens:int=512,          # room for each reply
-                     temperature:float=0.0,       # sampling temperature of the model under test
-                     system_prompt:str|None=None, # system prompt put first (None: the spec's; '': none)
-                     by:Sequence[str]=('category', 'difficulty'), # columns to break figures down by
-                     judge_kw:dict|None=None,     # more arguments for synthbench.stages.judge.judge (threshold, min_score, max_tokens, ...)
-                     desc:str|None=None,          # progress bar label
-                     **params                     # more request parameters for the model under test (seed, top_p, ...)
-                    ) -> EvalResult:
+def evaluate_outputs(
+    eval_df: pd.DataFrame,  # eval examples (chat rows; the last assistant turn is the reference)
+    llm: ChatModel,  # the model under test: a synthbench.llm.engine.LLM (fine-tuned or base)
+    spec: TaskSpec | str | os.PathLike | None = None,  # TaskSpec or path of task.yaml: format rules, system prompt, judge context
+    judge_llm: ChatModel | None = None,  # LLM that judges the replies (None: no judging)
+    criteria=None,  # judge criteria (default: from `spec`, see synthbench.stages.judge)
+    max_tokens: int = 512,  # room for each reply
+    temperature: float = 0.0,  # sampling temperature of the model under test
+    system_prompt: str | None = None,  # system prompt put first (None: the spec's; '': none)
+    by: Sequence[str] = ('category', 'difficulty'),  # columns to break figures down by
+    judge_kw: dict | None = None,  # more arguments for synthbench.stages.judge.judge (threshold, min_score, max_tokens, ...)
+    desc: str | None = None,  # progress bar label
+    **params,  # more request parameters for the model under test (seed, top_p, ...)
+) -> EvalResult:
     "Ask `llm` every eval prompt; report format compliance (overall, per `by`), failures, reference agreement, judge figures and cost."
     check_table(eval_df, 'evaluate_outputs')
     if isinstance(spec, (str, os.PathLike)):
         from synthbench.spec import load_spec
+
         spec = load_spec(os.fspath(spec))
-    if not len(eval_df): raise ValueError('evaluate_outputs: the eval set is empty; pass a table of chat examples (e.g. the eval split of train_eval_split).')
+    if not len(eval_df):
+        raise ValueError(
+            'evaluate_outputs: the eval set is empty; pass a table of chat examples (e.g. the eval split of train_eval_split).'
+        )
     if 'messages' not in eval_df.columns or eval_df['messages'].map(_is_missing).all():
-        raise ValueError('evaluate_outputs: no row of the eval set has chat messages; it evaluates generation (chat) tasks. '
-                         'For classification (text/label) data use synthbench.analysis.tstr.tstr.')
+        raise ValueError(
+            'evaluate_outputs: no row of the eval set has chat messages; it evaluates generation (chat) tasks. '
+            'For classification (text/label) data use synthbench.analysis.tstr.tstr.'
+        )
     sp = ((spec.system_prompt if spec is not None else None) or None) if system_prompt is None else (system_prompt or None)
     recs = eval_df.reset_index(drop=True).to_dict('records')
     asks = [eval_prompt(r, sp) for r in recs]
     idx = [i for i, (p, _, _) in enumerate(asks) if p is not None]
     model, spent0 = llm.model, getattr(llm, 'cost', 0.0)
-    results = llm.chat_many([asks[i][0] for i in idx], desc=desc or f'eval {model}', temperature=temperature,
-                            max_tokens=max_tokens, **params) if idx else []
+    results = (
+        llm.chat_many([asks[i][0] for i in idx], desc=desc or f'eval {model}', temperature=temperature, max_tokens=max_tokens, **params)
+        if idx
+        else []
+    )
     res = dict(zip(idx, results))
     out = make_table([_output_row(r, *asks[i], res.get(i), model, max_tokens) for i, r in enumerate(recs)])
     out = _check_replies(out, spec)
     jmodel, jspent = None, 0.0
     if judge_llm is not None and _answered(out).any():
         from synthbench.stages.judge import judge, make_criteria
+
         crits = make_criteria(criteria, spec)
         j0 = getattr(judge_llm, 'cost', 0.0)
         judged = judge(out[_answered(out)], judge_llm, crits, spec, skip_invalid=False, desc=f'judge {model} outputs', **(judge_kw or {}))
@@ -307,21 +418,40 @@ def evaluate_outputs(eval_df:pd.DataFrame,        # eval examples (chat rows; th
         out.attrs['evalgen'] = {'criteria': [c.name for c in crits], 'judge_model': jmodel}
     figs = eval_figures(out, by)
     figs['spent_usd'] = float(getattr(llm, 'cost', 0.0) - spent0)
-    if judge_llm is not None: figs['judge_spent_usd'] = float(jspent)
+    if judge_llm is not None:
+        figs['judge_spent_usd'] = float(jspent)
     n_fail = figs['failed']
-    if n_fail: warnings.warn(f'evaluate_outputs: {n_fail} of {len(out)} eval row(s) got no reply; they are kept with eval_error '
-                             f'({dict(figs["failed_reasons"])}). Re-run to retry failed calls (answered ones are cached).', stacklevel=2)
-    params = dict(model=model, judge_model=jmodel, max_tokens=max_tokens, temperature=temperature, system_prompt=bool(sp),
-                  spec=spec.name if spec is not None else None, **{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))})
+    if n_fail:
+        warnings.warn(
+            f'evaluate_outputs: {n_fail} of {len(out)} eval row(s) got no reply; they are kept with eval_error '
+            f'({dict(figs["failed_reasons"])}). Re-run to retry failed calls (answered ones are cached).',
+            stacklevel=2,
+        )
+    params = dict(
+        model=model,
+        judge_model=jmodel,
+        max_tokens=max_tokens,
+        temperature=temperature,
+        system_prompt=bool(sp),
+        spec=spec.name if spec is not None else None,
+        **{k: v for k, v in params.items() if isinstance(v, (int, float, str, bool))},
+    )
     return EvalResult(out, figs, params)
 
 # %% ../../nbs/51_evalgen.ipynb #d75d651e
-def _flat(f:dict, by:Sequence[str]) -> dict:
+def _flat(f: dict, by: Sequence[str]) -> dict:
     "The figures of one run as {row name: value}."
-    out = {'model': f.get('model'), 'n': f['n'], 'answered': f['answered'], 'failed': f['failed'], 'truncated': f['truncated'],
-           'compliance': f['compliance']}
+    out = {
+        'model': f.get('model'),
+        'n': f['n'],
+        'answered': f['answered'],
+        'failed': f['failed'],
+        'truncated': f['truncated'],
+        'compliance': f['compliance'],
+    }
     for col in by:
-        for k, g in (f['by'].get(col) or {}).items(): out[f'compliance [{col}={k}]'] = g['compliance']
+        for k, g in (f['by'].get(col) or {}).items():
+            out[f'compliance [{col}={k}]'] = g['compliance']
     out.update(exact_match=f['exact_match'], similarity=f['similarity'])
     if f.get('judge'):
         j = f['judge']
@@ -330,21 +460,28 @@ def _flat(f:dict, by:Sequence[str]) -> dict:
     out.update(tokens_out=f['tokens_out'], cost_usd=f['cost_usd'])
     return out
 
-def compare_outputs(results:Mapping[str, EvalResult],   # name -> EvalResult, e.g. {'base': r0, 'fine-tuned': r1}
-                    by:Sequence[str]=('category',),     # break compliance down by these columns
-                    delta:bool=True                     # with two runs, add a column: second minus first
-                   ) -> pd.DataFrame:
+
+def compare_outputs(
+    results: Mapping[str, EvalResult],  # name -> EvalResult, e.g. {'base': r0, 'fine-tuned': r1}
+    by: Sequence[str] = ('category',),  # break compliance down by these columns
+    delta: bool = True,  # with two runs, add a column: second minus first
+) -> pd.DataFrame:
     "Figures of several `EvalResult`s side by side (rows: figures, columns: runs)."
-    if not results: raise ValueError('compare_outputs: no results; pass {name: evaluate_outputs(...)}.')
+    if not results:
+        raise ValueError('compare_outputs: no results; pass {name: evaluate_outputs(...)}.')
     bad = [k for k, v in results.items() if not isinstance(v, EvalResult)]
-    if bad: raise TypeError(f'compare_outputs: {bad} are not EvalResult objects; pass the results of evaluate_outputs.')
+    if bad:
+        raise TypeError(f'compare_outputs: {bad} are not EvalResult objects; pass the results of evaluate_outputs.')
     ids = {k: frozenset(v.table['id'].astype(str)) for k, v in results.items()}
     if len(set(ids.values())) > 1:
-        warnings.warn(f'compare_outputs: the runs were made on different eval sets (row counts {[len(s) for s in ids.values()]}); '
-                      'their figures are not directly comparable. Evaluate every model on the same eval table.', stacklevel=2)
+        warnings.warn(
+            f'compare_outputs: the runs were made on different eval sets (row counts {[len(s) for s in ids.values()]}); '
+            'their figures are not directly comparable. Evaluate every model on the same eval table.',
+            stacklevel=2,
+        )
     flat = {str(k): _flat(v.figures, by) for k, v in results.items()}
     rows = list(dict.fromkeys(r for f in flat.values() for r in f))
-    rows = [r for r in rows if r not in ('tokens_out', 'cost_usd')] + ['tokens_out', 'cost_usd']   # judge rows before the costs
+    rows = [r for r in rows if r not in ('tokens_out', 'cost_usd')] + ['tokens_out', 'cost_usd']  # judge rows before the costs
     df = pd.DataFrame({k: [f.get(r, np.nan) for r in rows] for k, f in flat.items()}, index=pd.Index(rows, name='figure'), dtype=object)
     if delta and len(flat) == 2:
         a_, b_ = df.columns
@@ -353,9 +490,10 @@ def compare_outputs(results:Mapping[str, EvalResult],   # name -> EvalResult, e.
     return df
 
 # %% ../../nbs/51_evalgen.ipynb #02d7186f
-def add_system_prompt(df:pd.DataFrame,  # example table
-                      spec_or_prompt:TaskSpec|str|None # a TaskSpec (its system_prompt) or the system prompt text
-                     ) -> pd.DataFrame:
+def add_system_prompt(
+    df: pd.DataFrame,  # example table
+    spec_or_prompt: TaskSpec | str | None,  # a TaskSpec (its system_prompt) or the system prompt text
+) -> pd.DataFrame:
     "A copy of `df` whose chat rows start with the system prompt (rows that already have one are left as they are)."
     check_table(df, 'add_system_prompt')
     sp = spec_or_prompt if isinstance(spec_or_prompt, str) or spec_or_prompt is None else spec_or_prompt.system_prompt

@@ -21,15 +21,18 @@ __all__ = ['TASK_FIELDS', 'load_heldout', 'parse_task_reply', 'task_field_scores
            'StudentComparison', 'compare_students', 'cli_evaluate', 'finetune_stage']
 
 # %% ../../nbs/53_evaluate.ipynb #c76d3209
-def load_heldout(spec,                          # TaskSpec or task.yaml / seed folder path
-                 path:str|Path|None=None        # the held-out file (default: heldout.jsonl next to task.yaml)
-                ) -> pd.DataFrame:
+def load_heldout(
+    spec,  # TaskSpec or task.yaml / seed folder path
+    path: str | Path | None = None,  # the held-out file (default: heldout.jsonl next to task.yaml)
+) -> pd.DataFrame:
     "The held-out real examples of a seed set as an example table (source='real')."
     from synthbench.spec import load_spec
     from synthbench.formats import load_examples
+
     spec = load_spec(os.fspath(spec)) if isinstance(spec, (str, os.PathLike)) else spec
-    p = Path(path) if path is not None else Path(spec.path).parent/'heldout.jsonl'
-    if not p.exists(): raise FileNotFoundError(f"{p}: no held-out set; write real examples with reference replies in the seeds' format")
+    p = Path(path) if path is not None else Path(spec.path).parent / 'heldout.jsonl'
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no held-out set; write real examples with reference replies in the seeds' format")
     return load_examples(p, format=spec.seed_format, source='real')
 
 # %% ../../nbs/53_evaluate.ipynb #d0b0e138
@@ -38,129 +41,179 @@ _UPDATED = re.compile(r"Updated task: '(?P<title>.+?)'(?P<rest>(?: \| .+)*)$")
 _DONE = re.compile(r"(?P<action>Completed|Deleted) task: '(?P<title>.+?)'$")
 _FIELD = re.compile(r" \| (?P<field>Priority|Due|Title): (?P<old>[^|]+?) -> (?P<new>[^|]+?)(?= \||$)")
 
-def parse_task_reply(text:str|None  # a reply in task_api's format
-                    ) -> list[dict]:
+
+def parse_task_reply(
+    text: str | None,  # a reply in task_api's format
+) -> list[dict]:
     "One dict per line: `action` (create, update, complete, delete, list, list_item, error, unparsed), `title`, `priority`, `due`."
     ops: list[dict] = []
     for line in (text or '').strip().split('\n'):
         line = line.strip()
-        if not line: continue
-        if line.startswith('Error:'): ops.append({'action': 'error'}); continue
-        if line.startswith('Tasks'): ops.append({'action': 'list', 'count': (re.search(r'\((\d+)\):', line) or [None, None])[1]}); continue
+        if not line:
+            continue
+        if line.startswith('Error:'):
+            ops.append({'action': 'error'})
+            continue
+        if line.startswith('Tasks'):
+            ops.append({'action': 'list', 'count': (re.search(r'\((\d+)\):', line) or [None, None])[1]})
+            continue
         if m := _CREATED.match(line):
-            ops.append({'action': 'create' if line.startswith('Created') else 'list_item', 'title': m['title'],
-                        'priority': m['priority'], 'due': m['due']}); continue
+            ops.append(
+                {
+                    'action': 'create' if line.startswith('Created') else 'list_item',
+                    'title': m['title'],
+                    'priority': m['priority'],
+                    'due': m['due'],
+                }
+            )
+            continue
         if m := _UPDATED.match(line):
             op = {'action': 'update', 'title': m['title']}
             for f in _FIELD.finditer(m['rest']):
                 k = f['field'].lower()
-                if k != 'title': op[k] = f['new'].strip().split(' ')[0]
-            ops.append(op); continue
-        if m := _DONE.match(line): ops.append({'action': 'complete' if m['action'] == 'Completed' else 'delete', 'title': m['title']}); continue
+                if k != 'title':
+                    op[k] = f['new'].strip().split(' ')[0]
+            ops.append(op)
+            continue
+        if m := _DONE.match(line):
+            ops.append({'action': 'complete' if m['action'] == 'Completed' else 'delete', 'title': m['title']})
+            continue
         ops.append({'action': 'unparsed'})
     return ops
 
 # %% ../../nbs/53_evaluate.ipynb #c95116fd
 TASK_FIELDS = ('action', 'title', 'priority', 'due')
 
-def task_field_scores(reply:str|None,   # the student's reply
-                      reference:str     # the reference reply
-                     ) -> dict:
+
+def task_field_scores(
+    reply: str | None,  # the student's reply
+    reference: str,  # the reference reply
+) -> dict:
     "Per field, 1.0 when the reply's operations carry the reference's values (in order), 0.0 when not, None when the reference has no such field."
     got, want = parse_task_reply(reply), parse_task_reply(reference)
-    out: dict[str, float|None] = {}
+    out: dict[str, float | None] = {}
     for f in TASK_FIELDS:
         w = [o.get(f) for o in want]
-        if all(v is None for v in w): out[f] = None; continue
+        if all(v is None for v in w):
+            out[f] = None
+            continue
         g = [o.get(f) for o in got]
-        norm = (lambda v: None if v is None else str(v).strip().lower())
+        norm = lambda v: None if v is None else str(v).strip().lower()
         out[f] = float([norm(v) for v in g] == [norm(v) for v in w])
     out['all_fields'] = float(all(v in (None, 1.0) for v in out.values()))
     return out
 
 # %% ../../nbs/53_evaluate.ipynb #e667ac1b
-def weekdays_consistent(reply:str|None) -> float|None:
+def weekdays_consistent(reply: str | None) -> float | None:
     "1.0 when every `YYYY-MM-DD (Weekday)` in `reply` names the right weekday, 0.0 when one does not, None when there is no date."
     import datetime as dt
+
     found = re.findall(r'(\d{4}-\d{2}-\d{2}) \((\w+)\)', reply or '')
-    if not found: return None
-    try: return float(all(dt.date.fromisoformat(d).strftime('%A') == w for d, w in found))
-    except ValueError: return 0.0
+    if not found:
+        return None
+    try:
+        return float(all(dt.date.fromisoformat(d).strftime('%A') == w for d, w in found))
+    except ValueError:
+        return 0.0
 
 # %% ../../nbs/53_evaluate.ipynb #b6c5c924
-def bootstrap_ci(n:int,                  # rows
-                 stat,                   # stat(idx) -> float for an index array
-                 n_boot:int=1000,        # resamples
-                 level:float=0.95,       # interval coverage
-                 seed:int=0              # resampling seed
-                ) -> tuple[float, float, float]:
+def bootstrap_ci(
+    n: int,  # rows
+    stat,  # stat(idx) -> float for an index array
+    n_boot: int = 1000,  # resamples
+    level: float = 0.95,  # interval coverage
+    seed: int = 0,  # resampling seed
+) -> tuple[float, float, float]:
     "(value on all rows, lower, upper) of `stat` by the percentile bootstrap over row indices."
-    if n == 0: return (float('nan'),) * 3
+    if n == 0:
+        return (float('nan'),) * 3
     full = float(stat(np.arange(n)))
-    if n_boot <= 0: return full, float('nan'), float('nan')
+    if n_boot <= 0:
+        return full, float('nan'), float('nan')
     rng = np.random.default_rng(seed)
     vals = np.array([stat(rng.integers(0, n, n)) for _ in range(n_boot)], dtype=float)
     vals = vals[~np.isnan(vals)]
     a = (1 - level) / 2
     return (full, float(np.quantile(vals, a)), float(np.quantile(vals, 1 - a))) if len(vals) else (full, float('nan'), float('nan'))
 
-def mean_ci(values:Sequence, **kw) -> tuple[float, float, float]:
+
+def mean_ci(values: Sequence, **kw) -> tuple[float, float, float]:
     "`bootstrap_ci` of the mean of `values`, ignoring None/NaN (rows where the figure does not apply)."
     v = np.array([x for x in values if x is not None and x == x], dtype=float)
     return bootstrap_ci(len(v), lambda i: v[i].mean(), **kw)
 
-def macro_f1(y:Sequence|np.ndarray, p:Sequence|np.ndarray, labels:Sequence) -> float:
+
+def macro_f1(y: Sequence | np.ndarray, p: Sequence | np.ndarray, labels: Sequence) -> float:
     "Macro-averaged F1 over `labels` (a label never predicted nor present scores 0 only if present)."
     y, p, f1s = np.asarray(y, dtype=object), np.asarray(p, dtype=object), []
     for l in labels:
         tp, fp, fn = np.sum((p == l) & (y == l)), np.sum((p == l) & (y != l)), np.sum((p != l) & (y == l))
-        if tp + fp + fn == 0: continue
+        if tp + fp + fn == 0:
+            continue
         f1s.append(2 * tp / (2 * tp + fp + fn))
     return float(np.mean(f1s)) if f1s else float('nan')
 
 # %% ../../nbs/53_evaluate.ipynb #3aa1ec4f
 class LocalStudent:
     "A `transformers` student (the base model, a model folder or a LoRA adapter) answering chats like `LLM.chat_many`."
+
     cost = 0.0
-    def __init__(self,
-                 student:str='smollm2-135m',  # a name in synthbench.stages.finetune.STUDENTS, a model, adapter or finetune output folder
-                 device:str|None=None,        # None: cuda when present
-                 batch_size:int=8,            # chats per generate call
-                 name:str|None=None):         # the model name in tables (default: from `student`)
+
+    def __init__(
+        self,
+        student: str = 'smollm2-135m',  # a name in synthbench.stages.finetune.STUDENTS, a model, adapter or finetune output folder
+        device: str | None = None,  # None: cuda when present
+        batch_size: int = 8,  # chats per generate call
+        name: str | None = None,
+    ):  # the model name in tables (default: from `student`)
         from synthbench.stages.finetune import load_student
+
         self.net, self.tok = load_student(student, device)
-        self.net.eval(); self.tok.padding_side = 'left'
+        self.net.eval()
+        self.tok.padding_side = 'left'
         self.batch_size = batch_size
         self.model = name or (student if student.count('/') == 0 else '/'.join(Path(student).parts[-2:]))
 
-    def __repr__(self): return f'LocalStudent({self.model!r})'
+    def __repr__(self):
+        return f'LocalStudent({self.model!r})'
 
-    def _generate(self, prompts:list[list[dict]], max_tokens:int) -> list[tuple[str, str, int, int]]:
+    def _generate(self, prompts: list[list[dict]], max_tokens: int) -> list[tuple[str, str, int, int]]:
         import torch
+
         texts = [self.tok.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
         enc = self.tok(texts, return_tensors='pt', padding=True, add_special_tokens=False).to(self.net.device)
         with torch.no_grad():
-            out = self.net.generate(**enc, max_new_tokens=max_tokens, do_sample=False, num_beams=1,
-                                    pad_token_id=self.tok.pad_token_id, eos_token_id=self.tok.eos_token_id)
+            out = self.net.generate(
+                **enc,
+                max_new_tokens=max_tokens,
+                do_sample=False,
+                num_beams=1,
+                pad_token_id=self.tok.pad_token_id,
+                eos_token_id=self.tok.eos_token_id,
+            )
         res = []
-        for row, att in zip(out[:, enc['input_ids'].shape[1]:], enc['attention_mask']):
+        for row, att in zip(out[:, enc['input_ids'].shape[1] :], enc['attention_mask']):
             ids = row.tolist()
             stop = self.tok.eos_token_id in ids
-            ids = ids[:ids.index(self.tok.eos_token_id)] if stop else ids
+            ids = ids[: ids.index(self.tok.eos_token_id)] if stop else ids
             res.append((self.tok.decode(ids, skip_special_tokens=True).strip(), 'stop' if stop else 'length', int(att.sum()), len(ids)))
         return res
 
-    def chat_many(self, prompts:list, desc:str|None=None, progress:bool|None=True, temperature:float=0.0, max_tokens:int=96, **params) -> list:
+    def chat_many(
+        self, prompts: list, desc: str | None = None, progress: bool | None = True, temperature: float = 0.0, max_tokens: int = 96, **params
+    ) -> list:
         "Greedy replies to `prompts` (lists of chat messages), in order, as `ChatResult`s (`temperature` must be 0)."
         from tqdm.auto import tqdm
         from synthbench.llm.engine import ChatResult, Usage
-        if temperature: raise ValueError('LocalStudent: only greedy decoding (temperature=0) is supported; scores must be deterministic')
+
+        if temperature:
+            raise ValueError('LocalStudent: only greedy decoding (temperature=0) is supported; scores must be deterministic')
         prompts = [[{'role': 'user', 'content': p}] if isinstance(p, str) else p for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: -len(json.dumps(prompts[i])))
-        out: list[ChatResult|None] = [None] * len(prompts)
+        out: list[ChatResult | None] = [None] * len(prompts)
         bar = tqdm(total=len(prompts), desc=desc or f'eval {self.model}', disable=not progress)
         for b in range(0, len(order), self.batch_size):
-            idx = order[b:b + self.batch_size]
+            idx = order[b : b + self.batch_size]
             for i, (text, fr, n_in, n_out) in zip(idx, self._generate([prompts[i] for i in idx], max_tokens)):
                 out[i] = ChatResult(text=text, usage=Usage(n_in, n_out), model=self.model, finish_reason=fr, attempts=1)
             bar.update(len(idx))
@@ -168,103 +221,142 @@ class LocalStudent:
         return out
 
 # %% ../../nbs/53_evaluate.ipynb #824e9955
-def _as_chat_rows(df:pd.DataFrame) -> pd.DataFrame:
+def _as_chat_rows(df: pd.DataFrame) -> pd.DataFrame:
     "Classification rows (`text` + `label`) as user text → assistant label chats; chat rows as they are."
-    if 'messages' in df.columns and not df['messages'].map(_is_missing).all(): return df
+    if 'messages' in df.columns and not df['messages'].map(_is_missing).all():
+        return df
     out = df.copy()
-    out['messages'] = [[{'role': 'user', 'content': str(t)}, {'role': 'assistant', 'content': str(l)}] for t, l in zip(df['text'], df['label'])]
-    if 'category' not in out.columns and 'label' in out.columns: out['category'] = out['label']
+    out['messages'] = [
+        [{'role': 'user', 'content': str(t)}, {'role': 'assistant', 'content': str(l)}] for t, l in zip(df['text'], df['label'])
+    ]
+    if 'category' not in out.columns and 'label' in out.columns:
+        out['category'] = out['label']
     return out
 
-def student_llm(student,                    # a name/folder (local), an LLM, a LocalStudent, a FinetuneResult, or an endpoint model name
-                base_url:str|None=None,     # endpoint for a model name
-                api_key:str|None=None,
-                device:str|None=None,
-                batch_size:int=8):
+
+def student_llm(
+    student,  # a name/folder (local), an LLM, a LocalStudent, a FinetuneResult, or an endpoint model name
+    base_url: str | None = None,  # endpoint for a model name
+    api_key: str | None = None,
+    device: str | None = None,
+    batch_size: int = 8,
+):
     "What answers the prompts: a `LocalStudent` for local models and adapters, an `LLM` for an endpoint model."
     from synthbench.stages.finetune import STUDENTS, FinetuneResult
-    if isinstance(student, FinetuneResult): student = student.student
-    if hasattr(student, 'chat_many'): return student
+
+    if isinstance(student, FinetuneResult):
+        student = student.student
+    if hasattr(student, 'chat_many'):
+        return student
     if isinstance(student, (str, os.PathLike)) and (str(student) in STUDENTS or Path(student).exists()):
         return LocalStudent(str(student), device, batch_size)
     from synthbench.llm.engine import LLM
+
     return LLM(model=str(student), base_url=base_url, api_key=api_key)
 
 # %% ../../nbs/53_evaluate.ipynb #ce976657
 @dataclass
 class StudentEval:
     "A student's scores on a held-out set: figures with 95% intervals, and the per-row table."
+
     name: str
-    figures: dict                     # figure -> (value, lo, hi)
-    table: pd.DataFrame               # evaluate_outputs table + field scores
+    figures: dict  # figure -> (value, lo, hi)
+    table: pd.DataFrame  # evaluate_outputs table + field scores
     params: dict = field(default_factory=dict)
 
-    def figure(self, name:str) -> float: return self.figures[name][0]
+    def figure(self, name: str) -> float:
+        return self.figures[name][0]
+
     @property
-    def compliance(self) -> float: return self.figures['format_compliance'][0]
+    def compliance(self) -> float:
+        return self.figures['format_compliance'][0]
 
     def __repr__(self):
         f = ', '.join(f'{k} {_ci(v)}' for k, v in self.figures.items())
         return f'StudentEval({self.name!r} on {len(self.table)} held-out rows: {f})'
+
     def _repr_html_(self):
         rows = ''.join(f'<tr><td>{html.escape(k)}</td><td>{html.escape(_ci(v))}</td></tr>' for k, v in self.figures.items())
         return f'<div><b>{html.escape(self.name)}</b> on {len(self.table)} held-out rows<table><tr><th>figure</th><th>value [95% CI]</th></tr>{rows}</table></div>'
+
     def to_dict(self) -> dict:
-        return {'name': self.name, 'n': len(self.table), 'params': self.params,
-                'figures': {k: {'value': v[0], 'lo': v[1], 'hi': v[2]} for k, v in self.figures.items()}}
+        return {
+            'name': self.name,
+            'n': len(self.table),
+            'params': self.params,
+            'figures': {k: {'value': v[0], 'lo': v[1], 'hi': v[2]} for k, v in self.figures.items()},
+        }
+
 
 def _ci(v) -> str:
     x, lo, hi = v
-    if x != x: return '-'
+    if x != x:
+        return '-'
     return f'{x:.0%} [{lo:.0%}, {hi:.0%}]' if lo == lo else f'{x:.0%}'
 
 # %% ../../nbs/53_evaluate.ipynb #f1c17e54
-def token_f1(reply:str|None, reference:str|None) -> float|None:
+def token_f1(reply: str | None, reference: str | None) -> float | None:
     "Word-overlap F1 of `reply` against `reference` (lower-cased words, the SQuAD answer metric); None without a reference."
-    if reference is None or (isinstance(reference, float) and reference != reference): return None
+    if reference is None or (isinstance(reference, float) and reference != reference):
+        return None
     r, g = re.findall(r'\w+', str(reply or '').lower()), re.findall(r'\w+', str(reference).lower())
-    if not g: return None
+    if not g:
+        return None
     common = sum((Counter(r) & Counter(g)).values())
-    if not common: return 0.0
+    if not common:
+        return 0.0
     p, q = common / len(r), common / len(g)
     return 2 * p * q / (p + q)
 
-def citations(text:str|None) -> frozenset:
+
+def citations(text: str | None) -> frozenset:
     "The sections a reply cites in square brackets (`[§3.1, §3.2]` -> {'3.1', '3.2'}; `[not covered]` -> {'not covered'})."
     s = str(text or '')
     out = set(re.findall(r'§\s*(\d+(?:\.\d+)*)', ' '.join(re.findall(r'\[([^\]]*)\]', s))))
-    if re.search(r'\[\s*not covered\s*\]', s, re.I): out.add('not covered')
+    if re.search(r'\[\s*not covered\s*\]', s, re.I):
+        out.add('not covered')
     return frozenset(out)
 
 # %% ../../nbs/53_evaluate.ipynb #c27d606e
-def evaluate(student,                       # local name/folder/adapter, FinetuneResult, LLM, LocalStudent or endpoint model name
-             heldout=None,                  # held-out table or file (default: the spec's heldout.jsonl)
-             spec=None,                     # TaskSpec or task.yaml / seed folder: rules, system prompt, labels
-             system_prompt:str|None=None,   # the prompt put first (None: the spec's; use the one the student was trained with)
-             max_new_tokens:int=96,         # room for each reply
-             batch_size:int=8,              # local: chats per generate call
-             n_boot:int=1000,               # bootstrap resamples for the intervals (0: none)
-             seed:int=0,                    # bootstrap seed
-             limit:int|None=None,           # score only the first `limit` rows (quick looks)
-             name:str|None=None,            # the student's name in tables
-             base_url:str|None=None,        # endpoint, for a model name
-             api_key:str|None=None,
-             progress:bool=True
-            ) -> StudentEval:
+def evaluate(
+    student,  # local name/folder/adapter, FinetuneResult, LLM, LocalStudent or endpoint model name
+    heldout=None,  # held-out table or file (default: the spec's heldout.jsonl)
+    spec=None,  # TaskSpec or task.yaml / seed folder: rules, system prompt, labels
+    system_prompt: str | None = None,  # the prompt put first (None: the spec's; use the one the student was trained with)
+    max_new_tokens: int = 96,  # room for each reply
+    batch_size: int = 8,  # local: chats per generate call
+    n_boot: int = 1000,  # bootstrap resamples for the intervals (0: none)
+    seed: int = 0,  # bootstrap seed
+    limit: int | None = None,  # score only the first `limit` rows (quick looks)
+    name: str | None = None,  # the student's name in tables
+    base_url: str | None = None,  # endpoint, for a model name
+    api_key: str | None = None,
+    progress: bool = True,
+) -> StudentEval:
     "Score `student`'s greedy replies on the held-out set: format compliance, task fields / accuracy and macro-F1, exact match, with bootstrap 95% CIs."
     from synthbench.spec import load_spec
     from synthbench.analysis.evalgen import evaluate_outputs
     from synthbench.formats import load_examples
-    if spec is None: raise ValueError('evaluate: pass spec= (the seed folder or task.yaml); it holds the rules and the system prompt')
+
+    if spec is None:
+        raise ValueError('evaluate: pass spec= (the seed folder or task.yaml); it holds the rules and the system prompt')
     spec = load_spec(os.fspath(spec)) if isinstance(spec, (str, os.PathLike)) else spec
-    ho = load_heldout(spec) if heldout is None else heldout if isinstance(heldout, pd.DataFrame) else load_examples(heldout, format=spec.seed_format, source='real')
-    if limit: ho = ho.head(limit)
+    ho = (
+        load_heldout(spec)
+        if heldout is None
+        else heldout
+        if isinstance(heldout, pd.DataFrame)
+        else load_examples(heldout, format=spec.seed_format, source='real')
+    )
+    if limit:
+        ho = ho.head(limit)
     classification = spec.task_type == 'classification'
     rows = _as_chat_rows(ho)
     llm = student_llm(student, base_url, api_key, batch_size=batch_size)
     t0 = time.perf_counter()
-    r = evaluate_outputs(rows, llm, spec, max_tokens=max_new_tokens, system_prompt=system_prompt, progress=progress,
-                         desc=f'eval {name or llm.model}')
+    r = evaluate_outputs(
+        rows, llm, spec, max_tokens=max_new_tokens, system_prompt=system_prompt, progress=progress, desc=f'eval {name or llm.model}'
+    )
     secs = time.perf_counter() - t0
     t = r.table.copy()
     kw = dict(n_boot=n_boot, seed=seed)
@@ -282,116 +374,186 @@ def evaluate(student,                       # local name/folder/adapter, Finetun
         figs['exact_match'] = mean_ci(em, **kw)
         if spec.name == 'task_api':
             sc = pd.DataFrame([task_field_scores(o, ref) for o, ref in zip(t['eval_output'], t['eval_reference'])], index=t.index)
-            for c in sc.columns: t[f'field_{c}'] = sc[c]
-            for c in (*TASK_FIELDS, 'all_fields'): figs[f'field_{c}'] = mean_ci(sc[c].tolist(), **kw)
+            for c in sc.columns:
+                t[f'field_{c}'] = sc[c]
+            for c in (*TASK_FIELDS, 'all_fields'):
+                figs[f'field_{c}'] = mean_ci(sc[c].tolist(), **kw)
             t['weekdays_consistent'] = [weekdays_consistent(o) for o in t['eval_output']]
             figs['weekdays_consistent'] = mean_ci(t['weekdays_consistent'].tolist(), **kw)
-        else:   # free-text answers: word overlap with the reference (SQuAD-style F1), and the cited sections where references cite
+        else:  # free-text answers: word overlap with the reference (SQuAD-style F1), and the cited sections where references cite
             t['token_f1'] = [token_f1(o, ref) for o, ref in zip(t['eval_output'], t['eval_reference'])]
             figs['token_f1'] = mean_ci(t['token_f1'].tolist(), **kw)
             if any(citations(ref) for ref in t['eval_reference']):
-                t['citation_match'] = [None if not citations(ref) else float(citations(o) == citations(ref)) for o, ref in zip(t['eval_output'], t['eval_reference'])]
+                t['citation_match'] = [
+                    None if not citations(ref) else float(citations(o) == citations(ref))
+                    for o, ref in zip(t['eval_output'], t['eval_reference'])
+                ]
                 figs['citation_match'] = mean_ci(t['citation_match'].tolist(), **kw)
-    params = dict(student=str(getattr(llm, 'model', student)), spec=spec.name, rows=len(t), max_new_tokens=max_new_tokens,
-                  system_prompt=system_prompt if system_prompt is not None else 'spec', n_boot=n_boot, seed=seed, seconds=round(secs, 2))
+    params = dict(
+        student=str(getattr(llm, 'model', student)),
+        spec=spec.name,
+        rows=len(t),
+        max_new_tokens=max_new_tokens,
+        system_prompt=system_prompt if system_prompt is not None else 'spec',
+        n_boot=n_boot,
+        seed=seed,
+        seconds=round(secs, 2),
+    )
     return StudentEval(name or str(getattr(llm, 'model', student)), figs, t, params)
 
 # %% ../../nbs/53_evaluate.ipynb #91bb27df
 @dataclass
 class StudentComparison:
     "Several students' held-out figures side by side, each as value [95% CI]."
-    evals: dict                        # name -> StudentEval
+
+    evals: dict  # name -> StudentEval
 
     @property
     def table(self) -> pd.DataFrame:
         "Rows: figures; columns: students (value [lo, hi] strings)."
         figs = list(dict.fromkeys(k for e in self.evals.values() for k in e.figures))
-        return pd.DataFrame({n: [_ci(e.figures[f]) if f in e.figures else '-' for f in figs] for n, e in self.evals.items()},
-                            index=pd.Index(figs, name='figure'))
+        return pd.DataFrame(
+            {n: [_ci(e.figures[f]) if f in e.figures else '-' for f in figs] for n, e in self.evals.items()},
+            index=pd.Index(figs, name='figure'),
+        )
+
     def values(self) -> pd.DataFrame:
         "The point values as numbers (rows: figures; columns: students)."
         return pd.DataFrame({n: {k: v[0] for k, v in e.figures.items()} for n, e in self.evals.items()})
-    def __repr__(self): return self.table.to_string()
+
+    def __repr__(self):
+        return self.table.to_string()
+
     def _repr_html_(self):
         n = {k: len(e.table) for k, e in self.evals.items()}
-        return (f'<div><p>held-out rows: {html.escape(str(n))}; bootstrap 95% intervals in brackets</p>'
-                f'{self.table.to_html(escape=True)}</div>')
-    def to_dict(self) -> dict: return {k: e.to_dict() for k, e in self.evals.items()}
+        return (
+            f'<div><p>held-out rows: {html.escape(str(n))}; bootstrap 95% intervals in brackets</p>{self.table.to_html(escape=True)}</div>'
+        )
 
-def compare_students(students:Mapping,        # name -> student (anything `evaluate` takes) or a StudentEval
-                     heldout=None,            # held-out table or file (default: the spec's)
-                     spec=None,               # TaskSpec or seed folder
-                     **kw                     # more `evaluate` options (system_prompt, max_new_tokens, n_boot, ...)
-                    ) -> StudentComparison:
+    def to_dict(self) -> dict:
+        return {k: e.to_dict() for k, e in self.evals.items()}
+
+
+def compare_students(
+    students: Mapping,  # name -> student (anything `evaluate` takes) or a StudentEval
+    heldout=None,  # held-out table or file (default: the spec's)
+    spec=None,  # TaskSpec or seed folder
+    **kw,  # more `evaluate` options (system_prompt, max_new_tokens, n_boot, ...)
+) -> StudentComparison:
     "Evaluate each student on the same held-out set; a side-by-side table with 95% CIs (`_repr_html_`)."
-    if not students: raise ValueError("compare_students: pass {'base': ..., 'fine-tuned': ...}")
-    return StudentComparison({str(k): v if isinstance(v, StudentEval) else evaluate(v, heldout, spec, name=str(k), **kw)
-                              for k, v in students.items()})
+    if not students:
+        raise ValueError("compare_students: pass {'base': ..., 'fine-tuned': ...}")
+    return StudentComparison(
+        {str(k): v if isinstance(v, StudentEval) else evaluate(v, heldout, spec, name=str(k), **kw) for k, v in students.items()}
+    )
 
 # %% ../../nbs/53_evaluate.ipynb #b7fdeab8
-def cli_evaluate(argv:list[str]) -> int:
+def cli_evaluate(argv: list[str]) -> int:
     "`synthbench evaluate STUDENT --spec SEEDS`: held-out scores with 95% CIs as JSON."
-    p = argparse.ArgumentParser(prog='synthbench evaluate', description="Score a student (smollm2-135m, a LoRA adapter / finetune "
-                                "output folder, or an endpoint model name) on a seed set's held-out real examples.")
+    p = argparse.ArgumentParser(
+        prog='synthbench evaluate',
+        description="Score a student (smollm2-135m, a LoRA adapter / finetune "
+        "output folder, or an endpoint model name) on a seed set's held-out real examples.",
+    )
     p.add_argument('student', help='smollm2-135m, a finetune --out folder / adapter folder, or a model name on --base-url')
     p.add_argument('--spec', required=True, help='seed folder or task.yaml')
     p.add_argument('--heldout', default=None, help="held-out file (default: the seed folder's heldout.jsonl)")
     p.add_argument('--compare', default=None, help='a second student (e.g. the base model) to put side by side')
     p.add_argument('--system-prompt', default=None, help="instead of the spec's (use the one the student was trained with)")
     p.add_argument('--short-system-prompt', action='store_true', help="only the first line of the spec's system prompt")
-    p.add_argument('--max-new-tokens', type=int, default=96); p.add_argument('--batch-size', type=int, default=8)
-    p.add_argument('--n-boot', type=int, default=1000); p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--limit', type=int, default=None); p.add_argument('--base-url', default=None)
+    p.add_argument('--max-new-tokens', type=int, default=96)
+    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('--n-boot', type=int, default=1000)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--limit', type=int, default=None)
+    p.add_argument('--base-url', default=None)
     p.add_argument('--out', default=None, help='also write the JSON here')
     a = p.parse_args(argv)
     try:
         from synthbench.spec import load_spec
+
         spec = load_spec(a.spec)
         sp = spec.system_prompt.split('\n')[0] if a.short_system_prompt else a.system_prompt
-        kw = dict(heldout=a.heldout, spec=spec, system_prompt=sp, max_new_tokens=a.max_new_tokens, batch_size=a.batch_size,
-                  n_boot=a.n_boot, seed=a.seed, limit=a.limit, base_url=a.base_url, progress=False)
+        kw = dict(
+            heldout=a.heldout,
+            spec=spec,
+            system_prompt=sp,
+            max_new_tokens=a.max_new_tokens,
+            batch_size=a.batch_size,
+            n_boot=a.n_boot,
+            seed=a.seed,
+            limit=a.limit,
+            base_url=a.base_url,
+            progress=False,
+        )
         if a.compare:
             c = compare_students({a.compare: a.compare, a.student: a.student}, **kw)
-            print(c.table.to_string(), file=sys.stderr); d = c.to_dict()
-        else: d = evaluate(a.student, **kw).to_dict()
+            print(c.table.to_string(), file=sys.stderr)
+            d = c.to_dict()
+        else:
+            d = evaluate(a.student, **kw).to_dict()
     except (ValueError, FileNotFoundError, ImportError) as e:
-        print(f'synthbench evaluate: {e}', file=sys.stderr); return 2
+        print(f'synthbench evaluate: {e}', file=sys.stderr)
+        return 2
     s = json.dumps(d, indent=1, default=str)
-    if a.out: Path(a.out).write_text(s + '\n')
-    print(s); return 0
+    if a.out:
+        Path(a.out).write_text(s + '\n')
+    print(s)
+    return 0
 
 # %% ../../nbs/53_evaluate.ipynb #d444d554
-def finetune_stage(df:pd.DataFrame, *, ctx,
-                   steps:int=20,                  # LoRA optimizer steps
-                   batch_size:int=8,              # chats per step
-                   max_len:int=128,               # tokens per chat at most
-                   lr:float=1e-3,                 # peak learning rate
-                   student:str='smollm2-135m',    # the local student
-                   limit:int|None=None,           # score only the first `limit` held-out rows (None: all)
-                   short_system_prompt:bool=True, # train and score with the first line of the spec's system prompt (the 135M model's context is short)
-                   max_new_tokens:int=64,         # room for each held-out reply
-                  ):
+def finetune_stage(
+    df: pd.DataFrame,
+    *,
+    ctx,
+    steps: int = 20,  # LoRA optimizer steps
+    batch_size: int = 8,  # chats per step
+    max_len: int = 128,  # tokens per chat at most
+    lr: float = 1e-3,  # peak learning rate
+    student: str = 'smollm2-135m',  # the local student
+    limit: int | None = None,  # score only the first `limit` held-out rows (None: all)
+    short_system_prompt: bool = True,  # train and score with the first line of the spec's system prompt (the 135M model's context is short)
+    max_new_tokens: int = 64,  # room for each held-out reply
+):
     "Fine-tune the local student on `df`, then score base vs fine-tuned on the held-out set; the table passes through."
     from synthbench.run.stage import StageResult, StageError
     from synthbench.stages.finetune import finetune, LoraSettings
+
     spec = ctx.require_spec()
-    if not len(df): return StageResult(df, status='failed', error_kind='input', reason='finetune: no rows to train on; an earlier stage left none (see its dropped rows)')
+    if not len(df):
+        return StageResult(
+            df,
+            status='failed',
+            error_kind='input',
+            reason='finetune: no rows to train on; an earlier stage left none (see its dropped rows)',
+        )
     sp = (spec.system_prompt or '').strip()
     sp = sp.split('\n')[0] if short_system_prompt else sp
-    if sp and 'messages' in df:   # train with the prompt the student is scored with, not each row's own (long) system turn
+    if sp and 'messages' in df:  # train with the prompt the student is scored with, not each row's own (long) system turn
         df = df.assign(messages=[[m for m in ms if m.get('role') != 'system'] if isinstance(ms, list) else ms for ms in df['messages']])
     s = LoraSettings(max_steps=steps, batch_size=batch_size, max_len=max_len, lr=lr, seed=ctx.seed, save_every=max(steps, 1))
-    res = finetune(df, student=student, backend='local', out_dir=ctx.path('student'), settings=s, spec=spec, system_prompt=sp or None, progress=False)
-    report = {'training': {k: v for k, v in res.report.items() if k not in ('loss_curve', 'config')}, 'adapter': str(res.out_dir/'adapter')}
-    if spec.path is None or not (Path(spec.path).parent/'heldout.jsonl').exists():
+    res = finetune(
+        df, student=student, backend='local', out_dir=ctx.path('student'), settings=s, spec=spec, system_prompt=sp or None, progress=False
+    )
+    report = {
+        'training': {k: v for k, v in res.report.items() if k not in ('loss_curve', 'config')},
+        'adapter': str(res.out_dir / 'adapter'),
+    }
+    if spec.path is None or not (Path(spec.path).parent / 'heldout.jsonl').exists():
         report['evaluation'] = 'skipped: the task has no heldout.jsonl'
-        return StageResult(df, report=report, files={'adapter': str(res.out_dir/'adapter')})
-    cmp = compare_students({'base': student, 'fine-tuned': res.student}, spec=spec, system_prompt=sp or None, limit=limit,
-                           max_new_tokens=max_new_tokens, progress=False)
+        return StageResult(df, report=report, files={'adapter': str(res.out_dir / 'adapter')})
+    cmp = compare_students(
+        {'base': student, 'fine-tuned': res.student},
+        spec=spec,
+        system_prompt=sp or None,
+        limit=limit,
+        max_new_tokens=max_new_tokens,
+        progress=False,
+    )
     report['evaluation'] = cmp.to_dict()
     v = cmp.values()
     if 'format_compliance' in v.index:
         b, f = v.loc['format_compliance', 'base'], v.loc['format_compliance', 'fine-tuned']
         report['headline'] = f'held-out format compliance: base {b:.0%} -> fine-tuned {f:.0%}'
         ctx.log(f"    {report['headline']}")
-    return StageResult(df, report=report, files={'adapter': str(res.out_dir/'adapter')})
+    return StageResult(df, report=report, files={'adapter': str(res.out_dir / 'adapter')})

@@ -33,126 +33,190 @@ _TOPICS = {
     'account': ['password', 'login', 'email', 'profile', 'username', 'two-factor', 'settings', 'avatar'],
     'tech': ['crash', 'update', 'bluetooth', 'battery', 'screen', 'driver', 'firmware', 'wifi'],
 }
-_OPEN = ['Could you help me with', 'I have a question about', 'Why is there a problem with', 'What should I do about',
-         'Is it possible to change', 'My friend asked about', 'Quick one regarding', 'Urgent issue with']
-_ANS = ['Check the {t} page in your dashboard, then confirm the change by email.',
-        'Our team can look at your {t}; reply with your order number and we will update you within a day.',
-        'That {t} issue is known; a fix ships next week, until then restart the app.',
-        'You can manage the {t} yourself under Settings, or ask us to do it for you.',
-        'Thanks for the details. The {t} was flagged by our system; we have cleared it now.',
-        'Please send a screenshot of the {t} error so we can reproduce it.',
-        'We are sorry about the {t}. A credit has been added to your account.',
-        'The {t} depends on your region; here are the options that apply to you.']
+_OPEN = [
+    'Could you help me with',
+    'I have a question about',
+    'Why is there a problem with',
+    'What should I do about',
+    'Is it possible to change',
+    'My friend asked about',
+    'Quick one regarding',
+    'Urgent issue with',
+]
+_ANS = [
+    'Check the {t} page in your dashboard, then confirm the change by email.',
+    'Our team can look at your {t}; reply with your order number and we will update you within a day.',
+    'That {t} issue is known; a fix ships next week, until then restart the app.',
+    'You can manage the {t} yourself under Settings, or ask us to do it for you.',
+    'Thanks for the details. The {t} was flagged by our system; we have cleared it now.',
+    'Please send a screenshot of the {t} error so we can reproduce it.',
+    'We are sorry about the {t}. A credit has been added to your account.',
+    'The {t} depends on your region; here are the options that apply to you.',
+]
 
-def make_demo_table(n:int=120,        # rows (split over rounds 0, 1, 2)
-                    collapse:bool=True, # plant near-copies in round 2
-                    seed:int=0          # random seed
-                   ) -> pd.DataFrame:
+
+def make_demo_table(
+    n: int = 120,  # rows (split over rounds 0, 1, 2)
+    collapse: bool = True,  # plant near-copies in round 2
+    seed: int = 0,  # random seed
+) -> pd.DataFrame:
     "A small support-chat example table with planted mode collapse (round 2), imbalance and gender skew."
     from synthbench.core import make_table
+
     rng = np.random.default_rng(seed)
     cats, p = list(_TOPICS), [0.35, 0.1, 0.25, 0.3]
     recs = []
     for i in range(n):
         rnd = min(2, i * 3 // n)
         cat = cats[rng.choice(4, p=p)]
-        t = rng.choice(_TOPICS[cat]); who = {'tech': 'he', 'billing': 'she'}.get(cat, rng.choice(['he', 'she', 'they']))
+        t = rng.choice(_TOPICS[cat])
+        who = {'tech': 'he', 'billing': 'she'}.get(cat, rng.choice(['he', 'she', 'they']))
         q = f"{rng.choice(_OPEN)} my {t}? {who.capitalize()} said the {rng.choice(_TOPICS[cat])} {rng.choice(['failed', 'is wrong', 'looks odd', 'never arrived', 'was great'])}."
         a = rng.choice(_ANS).format(t=t)
         if collapse and rnd == 2 and rng.random() < 0.75:
             a = "Sure! Here's what you can do: open Settings, choose Help, and follow the steps there." + ' ' * int(rng.integers(0, 2))
             q = f"Could you help me with my {t}? Ticket {1000 + i}."
-        recs.append({'messages': [{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}],
-                     'category': cat, 'difficulty': rng.choice(['easy', 'medium', 'hard'], p=[0.5, 0.35, 0.15]),
-                     'persona': rng.choice(['student', 'retiree', 'small business owner']),
-                     'source': 'seed' if rnd == 0 else 'generated', 'round': rnd,
-                     'judge_score': int(rng.integers(2, 6))})
+        recs.append(
+            {
+                'messages': [{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}],
+                'category': cat,
+                'difficulty': rng.choice(['easy', 'medium', 'hard'], p=[0.5, 0.35, 0.15]),
+                'persona': rng.choice(['student', 'retiree', 'small business owner']),
+                'source': 'seed' if rnd == 0 else 'generated',
+                'round': rnd,
+                'judge_score': int(rng.integers(2, 6)),
+            }
+        )
     return make_table(recs)
 
 # %% ../../nbs/40_metrics.ipynb #24c42f53
-_TEMPLATES = [("How do I fix my computer?", "Sure! Here's what you can do: open Settings, choose Help, and follow the steps there."),
-              ("My laptop screen is black, what now?", "Sure! Here's what you can do: restart the device and check for updates."),
-              ("Can you help me with a problem?", "Great question! The answer depends on your situation; please contact support.")]
+_TEMPLATES = [
+    ("How do I fix my computer?", "Sure! Here's what you can do: open Settings, choose Help, and follow the steps there."),
+    ("My laptop screen is black, what now?", "Sure! Here's what you can do: restart the device and check for updates."),
+    ("Can you help me with a problem?", "Great question! The answer depends on your situation; please contact support."),
+]
 
-def chatterbot_pairs(lang:str='english') -> pd.DataFrame:
+
+def chatterbot_pairs(lang: str = 'english') -> pd.DataFrame:
     "(prompt, reply, category) of the first two turns of every conversation in `chatterbot-corpus` (category = the file's name)."
     import yaml
     from synthbench.analysis.tstr import _chatterbot_dir
+
     recs = []
     for f in sorted(_chatterbot_dir(lang).glob('*.yml')):
         for conv in (yaml.safe_load(f.read_text(encoding='utf-8')) or {}).get('conversations') or []:
-            if len(conv) >= 2 and all(isinstance(c, str) for c in conv[:2]): recs.append((conv[0].strip(), conv[1].strip(), f.stem))
+            if len(conv) >= 2 and all(isinstance(c, str) for c in conv[:2]):
+                recs.append((conv[0].strip(), conv[1].strip(), f.stem))
     return pd.DataFrame(recs, columns=['prompt', 'reply', 'category'])
 
-def make_collapsed_table(n_real:int=430,     # real chatterbot pairs (rounds 0 and 1)
-                         n_collapsed:int=170, # collapsed round-2 rows from `_TEMPLATES` (mostly exact copies)
-                         seed:int=0           # random seed
-                        ) -> pd.DataFrame:
+
+def make_collapsed_table(
+    n_real: int = 430,  # real chatterbot pairs (rounds 0 and 1)
+    n_collapsed: int = 170,  # collapsed round-2 rows from `_TEMPLATES` (mostly exact copies)
+    seed: int = 0,  # random seed
+) -> pd.DataFrame:
     "Distinct real chat pairs (chatterbot-corpus) in rounds 0-1, plus a collapsed round 2 of templated, identical rows (`n_collapsed=0`: a diverse set)."
     from synthbench.core import make_table
-    rng = np.random.default_rng(seed); pairs = chatterbot_pairs().drop_duplicates(['prompt', 'reply'])   # the real part has no copies
-    pairs = pairs.iloc[rng.choice(len(pairs), min(n_real, len(pairs)), replace=False)]   # shuffled: both rounds mix all topics
-    recs = [dict(messages=[{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}], category=c, round=int(i * 2 // max(len(pairs), 1)),
-                 source='seed' if i * 2 < len(pairs) else 'generated') for i, (q, a, c) in enumerate(pairs.itertuples(index=False))]
+
+    rng = np.random.default_rng(seed)
+    pairs = chatterbot_pairs().drop_duplicates(['prompt', 'reply'])  # the real part has no copies
+    pairs = pairs.iloc[rng.choice(len(pairs), min(n_real, len(pairs)), replace=False)]  # shuffled: both rounds mix all topics
+    recs = [
+        dict(
+            messages=[{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}],
+            category=c,
+            round=int(i * 2 // max(len(pairs), 1)),
+            source='seed' if i * 2 < len(pairs) else 'generated',
+        )
+        for i, (q, a, c) in enumerate(pairs.itertuples(index=False))
+    ]
     for _i in range(n_collapsed):
         q, a = _TEMPLATES[int(rng.choice(3, p=[0.6, 0.25, 0.15]))]
-        recs.append(dict(messages=[{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}], category='computers', round=2, source='generated'))
+        recs.append(
+            dict(
+                messages=[{'role': 'user', 'content': q}, {'role': 'assistant', 'content': a}],
+                category='computers',
+                round=2,
+                source='generated',
+            )
+        )
     return make_table(recs)
 
 # %% ../../nbs/40_metrics.ipynb #ed6fe1bc
-def _response(r:Mapping) -> str:
+def _response(r: Mapping) -> str:
     msgs = r.get('messages')
     if msgs is not None and not _is_missing(msgs):
         outs = [m.get('content') or '' for m in msgs if m.get('role') == 'assistant']
         return str(outs[-1]) if outs else ''
-    t = r.get('text'); return '' if _is_missing(t) else str(t)
+    t = r.get('text')
+    return '' if _is_missing(t) else str(t)
 
-def _content(r:Mapping) -> str:
+
+def _content(r: Mapping) -> str:
     msgs = r.get('messages')
-    if msgs is not None and not _is_missing(msgs): return '\n'.join(str(m.get('content') or '') for m in msgs)
-    t = r.get('text'); return '' if _is_missing(t) else str(t)
+    if msgs is not None and not _is_missing(msgs):
+        return '\n'.join(str(m.get('content') or '') for m in msgs)
+    t = r.get('text')
+    return '' if _is_missing(t) else str(t)
+
 
 FIELDS = {'content': _content, 'prompt': prompt_text, 'response': _response, 'example': example_text}
 
-def field_texts(df:pd.DataFrame, field:str='content') -> pd.Series:
+
+def field_texts(df: pd.DataFrame, field: str = 'content') -> pd.Series:
     "One string per row of `df`: `field` is 'content', 'prompt', 'response', 'example' or a text column."
     if field in FIELDS:
         cols = [c for c in ('messages', 'text', 'label') if c in df.columns]
         return pd.Series([FIELDS[field](r) for r in df[cols].to_dict('records')], index=df.index, dtype=object)
-    if field not in df.columns: raise KeyError(f"field_texts: no field {field!r}; use one of {list(FIELDS)} or a column of the table ({list(df.columns)}).")
+    if field not in df.columns:
+        raise KeyError(f"field_texts: no field {field!r}; use one of {list(FIELDS)} or a column of the table ({list(df.columns)}).")
     return df[field].map(lambda v: '' if _is_missing(v) else str(v))
 
 # %% ../../nbs/40_metrics.ipynb #8ad0678a
-def copy_keys(texts:Iterable[str]) -> pd.Series:
+def copy_keys(texts: Iterable[str]) -> pd.Series:
     "A key per text that exact copies share (whitespace collapsed, case kept)."
     return pd.Series([' '.join(str(t).split()) for t in texts], dtype=object)
 
-def copy_groups(texts:Iterable[str]) -> pd.DataFrame:
+
+def copy_groups(texts: Iterable[str]) -> pd.DataFrame:
     "Per text: `copy_group` (0, 1, … in order of first appearance) and `copies` (texts in its group; 1 = unique)."
     g = pd.factorize(copy_keys(texts))[0]
     return pd.DataFrame({'copy_group': g, 'copies': np.bincount(g)[g] if len(g) else np.zeros(0, int)})
 
-def copy_summary(texts:Sequence[str], top:int=5) -> dict:
+
+def copy_summary(texts: Sequence[str], top: int = 5) -> dict:
     "rows in groups of exact copies, the number of such groups, and the `top` largest (copies, text)."
-    texts = list(texts); cg = copy_groups(texts); dup = cg[cg['copies'] > 1]
+    texts = list(texts)
+    cg = copy_groups(texts)
+    dup = cg[cg['copies'] > 1]
     sizes = dup.groupby('copy_group').size().sort_values(ascending=False, kind='stable')
     first = {g: i for i, g in reversed(list(enumerate(cg['copy_group'])))}
-    return dict(rows=int(len(dup)), groups=int(len(sizes)), redundant=int(len(dup) - len(sizes)),
-                largest=[(int(n), ' '.join(str(texts[first[g]]).split())) for g, n in sizes.head(top).items()])
+    return dict(
+        rows=int(len(dup)),
+        groups=int(len(sizes)),
+        redundant=int(len(dup) - len(sizes)),
+        largest=[(int(n), ' '.join(str(texts[first[g]]).split())) for g, n in sizes.head(top).items()],
+    )
 
-def copy_finding(cs:Mapping, n:int) -> str|None:
+
+def copy_finding(cs: Mapping, n: int) -> str | None:
     "One sentence for `copy_summary` `cs` of `n` rows, or None when there are no copies."
-    if not cs['rows']: return None
+    if not cs['rows']:
+        return None
     n0, t0 = cs['largest'][0]
-    return (f"{cs['rows']} of {n} rows ({cs['rows'] / n:.0%}) are exact copies (in {cs['groups']} group{'s' * (cs['groups'] > 1)}; "
-            f"the largest ×{n0}: \"{t0[:80]}{'…' * (len(t0) > 80)}\"); {cs['redundant']} rows would go in dedup.")
+    return (
+        f"{cs['rows']} of {n} rows ({cs['rows'] / n:.0%}) are exact copies (in {cs['groups']} group{'s' * (cs['groups'] > 1)}; "
+        f"the largest ×{n0}: \"{t0[:80]}{'…' * (len(t0) > 80)}\"); {cs['redundant']} rows would go in dedup."
+    )
 
 # %% ../../nbs/40_metrics.ipynb #66524764
 BALANCE_AXES = ('label', 'category', 'difficulty')
 
-def spec_targets(spec:TaskSpec|None=None) -> dict[str, dict[str, float]]:
+
+def spec_targets(spec: TaskSpec | None = None) -> dict[str, dict[str, float]]:
     "Target shares per axis from a `TaskSpec` (its `axes`; labels without targets get a uniform target)."
-    if spec is None: return {}
+    if spec is None:
+        return {}
     axes = {k: dict(v) for k, v in (spec.axes or {}).items() if isinstance(v, Mapping)}
     labels = list(spec.labels or [])
     if labels:
@@ -160,79 +224,129 @@ def spec_targets(spec:TaskSpec|None=None) -> dict[str, dict[str, float]]:
         axes.setdefault(key, {l: 1 / len(labels) for l in labels})
     return axes
 
-def _axis_values(df:pd.DataFrame, axis:str) -> pd.Series:
+
+def _axis_values(df: pd.DataFrame, axis: str) -> pd.Series:
     return df[axis].map(lambda v: '(missing)' if _is_missing(v) else str(v))
 
-def balance(df:pd.DataFrame,          # example table
-            spec:TaskSpec|None=None,   # TaskSpec for targets (its axes and labels)
-            axes:Sequence[str]|None=None, # axes to count (default: label, category, difficulty + spec axes)
-            tolerance:float=0.5        # under if share < tolerance*target, over if share > target/tolerance
-           ) -> pd.DataFrame:
+
+def balance(
+    df: pd.DataFrame,  # example table
+    spec: TaskSpec | None = None,  # TaskSpec for targets (its axes and labels)
+    axes: Sequence[str] | None = None,  # axes to count (default: label, category, difficulty + spec axes)
+    tolerance: float = 0.5,  # under if share < tolerance*target, over if share > target/tolerance
+) -> pd.DataFrame:
     "Counts and shares per value of each axis, against the spec's target shares, with under/over flags."
     targets = spec_targets(spec)
     axes = list(axes or dict.fromkeys([*BALANCE_AXES, *targets]))
     rows = []
     for ax in axes:
         present = ax in df.columns and not df[ax].map(_is_missing).all()
-        if not present and ax not in targets: continue
+        if not present and ax not in targets:
+            continue
         counts = _axis_values(df, ax).value_counts() if present else pd.Series(dtype=int)
         tgt = {str(k): float(v) for k, v in targets.get(ax, {}).items()}
         n = int(counts.sum())
         for val in dict.fromkeys([*tgt, *counts.index]):
-            c = int(counts.get(val, 0)); share = c / n if n else 0.0; t = tgt.get(val, np.nan if tgt else np.nan)
-            if tgt and val not in tgt: t = 0.0
-            status = '' if np.isnan(t) else 'under' if share < tolerance * t else 'over' if share > (t / tolerance if t > 0 else 0) else 'ok'
+            c = int(counts.get(val, 0))
+            share = c / n if n else 0.0
+            t = tgt.get(val, np.nan if tgt else np.nan)
+            if tgt and val not in tgt:
+                t = 0.0
+            status = (
+                '' if np.isnan(t) else 'under' if share < tolerance * t else 'over' if share > (t / tolerance if t > 0 else 0) else 'ok'
+            )
             rows.append(dict(axis=ax, value=val, count=c, share=share, target=t, status=status))
     return pd.DataFrame(rows, columns=['axis', 'value', 'count', 'share', 'target', 'status'])
 
 # %% ../../nbs/40_metrics.ipynb #4882d75b
-def cell_balance(df:pd.DataFrame, a:str='category', b:str='difficulty', spec:TaskSpec|None=None, tolerance:float=0.5, min_expected:float=2.0) -> pd.DataFrame:
+def cell_balance(
+    df: pd.DataFrame,
+    a: str = 'category',
+    b: str = 'difficulty',
+    spec: TaskSpec | None = None,
+    tolerance: float = 0.5,
+    min_expected: float = 2.0,
+) -> pd.DataFrame:
     "Counts of every (`a`, `b`) cell against the count expected from targets (or margins); flags under-filled cells (expected ≥ `min_expected`)."
-    if a not in df.columns or b not in df.columns: return pd.DataFrame(columns=[a, b, 'count', 'expected', 'status'])
+    if a not in df.columns or b not in df.columns:
+        return pd.DataFrame(columns=[a, b, 'count', 'expected', 'status'])
     va, vb = _axis_values(df, a), _axis_values(df, b)
-    keep = (va != '(missing)') & (vb != '(missing)'); va, vb = va[keep], vb[keep]
-    tg = spec_targets(spec); n = int(keep.sum())
-    pa = tg.get(a) or (va.value_counts(normalize=True).to_dict()); pb = tg.get(b) or (vb.value_counts(normalize=True).to_dict())
+    keep = (va != '(missing)') & (vb != '(missing)')
+    va, vb = va[keep], vb[keep]
+    tg = spec_targets(spec)
+    n = int(keep.sum())
+    pa = tg.get(a) or (va.value_counts(normalize=True).to_dict())
+    pb = tg.get(b) or (vb.value_counts(normalize=True).to_dict())
     counts = pd.crosstab(va, vb)
-    rows = [dict(**{a: x, b: y}, count=int(counts.loc[x, y]) if x in counts.index and y in counts.columns else 0,
-                 expected=n * float(pa[x]) * float(pb[y])) for x in pa for y in pb]
-    out = pd.DataFrame(rows, columns=[a, b, 'count', 'expected'])   # no rows when either axis is empty (e.g. text/label tables)
+    rows = [
+        dict(
+            **{a: x, b: y},
+            count=int(counts.loc[x, y]) if x in counts.index and y in counts.columns else 0,
+            expected=n * float(pa[x]) * float(pb[y]),
+        )
+        for x in pa
+        for y in pb
+    ]
+    out = pd.DataFrame(rows, columns=[a, b, 'count', 'expected'])  # no rows when either axis is empty (e.g. text/label tables)
     out['status'] = np.where((out['count'] < tolerance * out['expected']) & (out['expected'] >= min_expected), 'under', 'ok')
     return out
 
 # %% ../../nbs/40_metrics.ipynb #f69eda2d
-def balance_skew(bal:pd.DataFrame) -> pd.DataFrame:
+def balance_skew(bal: pd.DataFrame) -> pd.DataFrame:
     "Per axis of a `balance` table: values, max and min share, max/min ratio and normalised entropy (1 = even)."
     rows = []
     for ax, g in bal[bal['count'] > 0].groupby('axis', sort=False):
-        p = g['share'].to_numpy(float); k = len(p)
+        p = g['share'].to_numpy(float)
+        k = len(p)
         ent = float(-(p * np.log(p)).sum() / np.log(k)) if k > 1 else 1.0
-        rows.append(dict(axis=ax, values=k, max_value=g['value'].iloc[p.argmax()], max_share=p.max(), min_value=g['value'].iloc[p.argmin()],
-                         min_share=p.min(), ratio=p.max() / p.min(), entropy=ent))
+        rows.append(
+            dict(
+                axis=ax,
+                values=k,
+                max_value=g['value'].iloc[p.argmax()],
+                max_share=p.max(),
+                min_value=g['value'].iloc[p.argmin()],
+                min_share=p.min(),
+                ratio=p.max() / p.min(),
+                entropy=ent,
+            )
+        )
     return pd.DataFrame(rows, columns=['axis', 'values', 'max_value', 'max_share', 'min_value', 'min_share', 'ratio', 'entropy'])
 
-def skew_findings(skew:pd.DataFrame, ratio:float=5.0, entropy:float=0.8) -> list[str]:
+
+def skew_findings(skew: pd.DataFrame, ratio: float = 5.0, entropy: float = 0.8) -> list[str]:
     "A warning per axis whose largest value has ≥ `ratio` × the rows of its smallest, or whose normalised entropy < `entropy`."
-    return [f"{r.axis} is imbalanced: '{r.max_value}' has {r.max_share:.1%} of the examples, '{r.min_value}' {r.min_share:.1%} "
-            f"({r.ratio:.0f}× fewer; normalised entropy {r.entropy:.2f}, 1 = even)."
-            for r in skew.itertuples() if r.values > 1 and (r.ratio >= ratio or r.entropy < entropy)]
+    return [
+        f"{r.axis} is imbalanced: '{r.max_value}' has {r.max_share:.1%} of the examples, '{r.min_value}' {r.min_share:.1%} "
+        f"({r.ratio:.0f}× fewer; normalised entropy {r.entropy:.2f}, 1 = even)."
+        for r in skew.itertuples()
+        if r.values > 1 and (r.ratio >= ratio or r.entropy < entropy)
+    ]
 
 # %% ../../nbs/40_metrics.ipynb #a52e9709
-_enc: Any = None   # the o200k encoding once loaded; False when bpe-openai is not installed
-def count_tokens(texts:Iterable[str]) -> np.ndarray:
+_enc: Any = None  # the o200k encoding once loaded; False when bpe-openai is not installed
+
+
+def count_tokens(texts: Iterable[str]) -> np.ndarray:
     "Token counts of `texts` with the o200k tokenizer (`bpe-openai`, offline); a word/punctuation count if unavailable."
     global _enc
     texts = list(texts)
     if _enc is None:
         try:
-            import bpe_openai; _enc = bpe_openai.get_encoding('o200k_base')
-        except Exception: _enc = False
-    if _enc: return np.array([len(_enc.encode_ordinary(t)) for t in texts], dtype=np.int64)
+            import bpe_openai
+
+            _enc = bpe_openai.get_encoding('o200k_base')
+        except Exception:
+            _enc = False
+    if _enc:
+        return np.array([len(_enc.encode_ordinary(t)) for t in texts], dtype=np.int64)
     return np.array([len(re.findall(r"\w+|[^\w\s]", t)) for t in texts], dtype=np.int64)
+
 
 GROUP_COLUMNS = ('category', 'label', 'difficulty', 'source', 'round', 'split', 'persona', 'topic')
 
-def length_table(df:pd.DataFrame) -> pd.DataFrame:
+
+def length_table(df: pd.DataFrame) -> pd.DataFrame:
     "Characters and tokens of prompt, response and whole example, and turns, per row (plus grouping columns)."
     check_table(df, 'length_table')
     out = df[['id', *[c for c in GROUP_COLUMNS if c in df.columns]]].copy()
@@ -244,415 +358,751 @@ def length_table(df:pd.DataFrame) -> pd.DataFrame:
     out['turns'] = df['messages'].map(lambda m: 0 if _is_missing(m) else len(m)).values if 'messages' in df.columns else 0
     return out
 
-def length_summary(lengths:pd.DataFrame, by:str|None='category', col:str='total_chars') -> pd.DataFrame:
+
+def length_summary(lengths: pd.DataFrame, by: str | None = 'category', col: str = 'total_chars') -> pd.DataFrame:
     "count, mean, median, p5, p95, min, max of `col` per value of `by` (all rows when `by` is None or absent)."
     g = lengths.groupby(lengths[by].astype(str)) if by and by in lengths.columns else lengths.groupby(lambda _: 'all')
-    s = g[col].agg(['count', 'mean', 'median', lambda x: x.quantile(.05), lambda x: x.quantile(.95), 'min', 'max'])
+    s = g[col].agg(['count', 'mean', 'median', lambda x: x.quantile(0.05), lambda x: x.quantile(0.95), 'min', 'max'])
     s.columns = ['count', 'mean', 'median', 'p5', 'p95', 'min', 'max']
     return s.rename_axis(by or 'all')
 
-def length_outliers(lengths:pd.DataFrame, col:str='total_chars', k:float=3.0) -> pd.Series:
+
+def length_outliers(lengths: pd.DataFrame, col: str = 'total_chars', k: float = 3.0) -> pd.Series:
     "'long' / 'short' for rows outside [Q1 - `k`·IQR, Q3 + `k`·IQR] of `col`, '' otherwise (empty texts are 'short')."
     x = lengths[col].astype(float)
-    q1, q3 = x.quantile(.25), x.quantile(.75); iqr = q3 - q1
+    q1, q3 = x.quantile(0.25), x.quantile(0.75)
+    iqr = q3 - q1
     lo, hi = q1 - k * iqr, q3 + k * iqr
-    return pd.Series(np.where((x > hi) & (iqr > 0), 'long', np.where((x < lo) | (x == 0), 'short', '')), index=lengths.index, name='length_outlier')
+    return pd.Series(
+        np.where((x > hi) & (iqr > 0), 'long', np.where((x < lo) | (x == 0), 'short', '')), index=lengths.index, name='length_outlier'
+    )
 
 # %% ../../nbs/40_metrics.ipynb #1602763e
 _word_re = re.compile(r"\w+(?:['’]\w+)?")
-def words(text:str) -> list[str]:
+
+
+def words(text: str) -> list[str]:
     "Lowercased words of `text`."
     return _word_re.findall(str(text).lower())
 
-def type_token_ratio(tokens:Sequence[str]) -> float:
+
+def type_token_ratio(tokens: Sequence[str]) -> float:
     "Distinct tokens / tokens (nan for none)."
     return len(set(tokens)) / len(tokens) if len(tokens) else float('nan')
 
-def mattr(tokens:Sequence[str], window:int=100) -> float:
+
+def mattr(tokens: Sequence[str], window: int = 100) -> float:
     "Moving-average type-token ratio over windows of `window` tokens (plain TTR if shorter)."
     n = len(tokens)
-    if n <= window: return type_token_ratio(tokens)
-    cnt = Counter(tokens[:window]); distinct = len(cnt); total = distinct
+    if n <= window:
+        return type_token_ratio(tokens)
+    cnt = Counter(tokens[:window])
+    distinct = len(cnt)
+    total = distinct
     for i in range(window, n):
         new, old = tokens[i], tokens[i - window]
         if new != old:
             cnt[new] += 1
-            if cnt[new] == 1: distinct += 1
+            if cnt[new] == 1:
+                distinct += 1
             cnt[old] -= 1
-            if cnt[old] == 0: distinct -= 1
+            if cnt[old] == 0:
+                distinct -= 1
         total += distinct
     return total / ((n - window + 1) * window)
 
-def distinct_n(token_lists:Iterable[Sequence[str]], n:int=2) -> float:
+
+def distinct_n(token_lists: Iterable[Sequence[str]], n: int = 2) -> float:
     "Distinct n-grams / all n-grams over texts given as token lists (n-grams do not cross texts)."
     seen, total = set(), 0
     for t in token_lists:
         grams = list(zip(*(t[i:] for i in range(n))))
-        total += len(grams); seen.update(grams)
+        total += len(grams)
+        seen.update(grams)
     return len(seen) / total if total else float('nan')
 
-def compression_ratio(texts:Iterable[str]) -> float:
+
+def compression_ratio(texts: Iterable[str]) -> float:
     "Raw bytes / gzip bytes of the texts joined by newlines (higher = more repetitive)."
     raw = '\n'.join(texts).encode()
     return len(raw) / len(gzip.compress(raw, compresslevel=6)) if raw else float('nan')
 
 # %% ../../nbs/40_metrics.ipynb #2b9bbd45
-def top_ngrams(texts:Iterable[str], n:int=3, k:int=10) -> pd.DataFrame:
+def top_ngrams(texts: Iterable[str], n: int = 3, k: int = 10) -> pd.DataFrame:
     "The `k` n-grams found in the most texts: ngram, texts (how many contain it), share."
-    texts = list(texts); c: Counter[str] = Counter()
+    texts = list(texts)
+    c: Counter[str] = Counter()
     for t in texts:
-        w = words(t); c.update(set(' '.join(g) for g in zip(*(w[i:] for i in range(n)))))
+        w = words(t)
+        c.update(set(' '.join(g) for g in zip(*(w[i:] for i in range(n)))))
     rows = [(g, m, m / len(texts)) for g, m in c.most_common(k) if m > 1]
     return pd.DataFrame(rows, columns=['ngram', 'texts', 'share'])
 
-def openings(texts:Iterable[str], n_words:int=3) -> pd.Series:
+
+def openings(texts: Iterable[str], n_words: int = 3) -> pd.Series:
     "The first `n_words` words of each text, lowercased, punctuation dropped."
     return pd.Series([' '.join(words(t)[:n_words]) for t in texts], dtype=object)
 
-def top_openings(texts:Iterable[str], n_words:int=3, k:int=10) -> pd.DataFrame:
+
+def top_openings(texts: Iterable[str], n_words: int = 3, k: int = 10) -> pd.DataFrame:
     "The `k` most repeated openings: opening, texts, share."
-    o = openings(texts, n_words); vc = o[o != ''].value_counts().head(k)
+    o = openings(texts, n_words)
+    vc = o[o != ''].value_counts().head(k)
     return pd.DataFrame({'opening': vc.index, 'texts': vc.values, 'share': vc.values / max(len(o), 1)})
 
 # %% ../../nbs/40_metrics.ipynb #1b0f3252
-def vocabulary_stats(texts:Sequence[str],       # texts to measure
-                     opening_texts:Sequence[str]|None=None, # texts whose openings count (default `texts`)
-                     window:int=100, max_words:int=300_000  # MATTR window; words used for MATTR at most
-                    ) -> dict:
+def vocabulary_stats(
+    texts: Sequence[str],  # texts to measure
+    opening_texts: Sequence[str] | None = None,  # texts whose openings count (default `texts`)
+    window: int = 100,
+    max_words: int = 300_000,  # MATTR window; words used for MATTR at most
+) -> dict:
     "TTR, MATTR, distinct-1/2/3, compression ratio and the top opening of `texts`."
-    toks = [words(t) for t in texts]; flat = [w for t in toks for w in t]
+    toks = [words(t) for t in texts]
+    flat = [w for t in toks for w in t]
     op = top_openings(texts if opening_texts is None else opening_texts, k=1)
-    return dict(n=len(texts), words=len(flat), ttr=type_token_ratio(flat), mattr=mattr(flat[:max_words], window),
-                distinct_1=distinct_n(toks, 1), distinct_2=distinct_n(toks, 2), distinct_3=distinct_n(toks, 3),
-                compression_ratio=compression_ratio(texts),
-                top_opening=op['opening'].iloc[0] if len(op) else '', top_opening_share=float(op['share'].iloc[0]) if len(op) else 0.0)
+    return dict(
+        n=len(texts),
+        words=len(flat),
+        ttr=type_token_ratio(flat),
+        mattr=mattr(flat[:max_words], window),
+        distinct_1=distinct_n(toks, 1),
+        distinct_2=distinct_n(toks, 2),
+        distinct_3=distinct_n(toks, 3),
+        compression_ratio=compression_ratio(texts),
+        top_opening=op['opening'].iloc[0] if len(op) else '',
+        top_opening_share=float(op['share'].iloc[0]) if len(op) else 0.0,
+    )
 
-def vocabulary_by(df:pd.DataFrame, by:str|None='round', field:str='content', opening_field:str='response') -> pd.DataFrame:
+
+def vocabulary_by(df: pd.DataFrame, by: str | None = 'round', field: str = 'content', opening_field: str = 'response') -> pd.DataFrame:
     "`vocabulary_stats` per value of `by` (one 'all' row when `by` is None or not a column)."
     texts, otexts = field_texts(df, field), field_texts(df, opening_field)
     keys = df[by] if by and by in df.columns else pd.Series('all', index=df.index)
-    rows = [dict({by or 'group': k}, **vocabulary_stats(texts[idx].tolist(), otexts[idx].tolist()))
-            for k, idx in keys.groupby(keys, sort=True).groups.items()]
+    rows = [
+        dict({by or 'group': k}, **vocabulary_stats(texts[idx].tolist(), otexts[idx].tolist()))
+        for k, idx in keys.groupby(keys, sort=True).groups.items()
+    ]
     return pd.DataFrame(rows).set_index(by or 'group')
 
 # %% ../../nbs/40_metrics.ipynb #6609f295
 def unit_rows(emb) -> np.ndarray:
     "`emb` as float32 with L2-normalised rows (zero rows stay zero)."
     x = np.asarray(emb, dtype=np.float32)
-    if x.ndim != 2: raise ValueError(f"embeddings must be a 2-D array (rows x dims), got shape {x.shape}; use synthbench.llm.embed.embed_table(df).")
+    if x.ndim != 2:
+        raise ValueError(f"embeddings must be a 2-D array (rows x dims), got shape {x.shape}; use synthbench.llm.embed.embed_table(df).")
     nrm = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.where(nrm == 0, 1, nrm)
 
+
 def mean_pairwise_distance(emb) -> float:
     "Mean cosine distance over all pairs of different rows (exact, O(n·d))."
-    x = unit_rows(emb); n = len(x)
-    if n < 2: return float('nan')
-    s = x.sum(0, dtype=np.float64); sq = float((np.linalg.norm(x, axis=1) ** 2).sum())
+    x = unit_rows(emb)
+    n = len(x)
+    if n < 2:
+        return float('nan')
+    s = x.sum(0, dtype=np.float64)
+    sq = float((np.linalg.norm(x, axis=1) ** 2).sum())
     return float(1 - (s @ s - sq) / (n * (n - 1)))
+
 
 def vendi_score(emb) -> float:
     "Vendi score with the cosine kernel: exp(entropy of eigenvalues of K/n); 1 = all alike, n = all different."
-    x = unit_rows(emb).astype(np.float64); n = len(x)
-    if n == 0: return float('nan')
+    x = unit_rows(emb).astype(np.float64)
+    n = len(x)
+    if n == 0:
+        return float('nan')
     lam = np.linalg.eigvalsh(x.T @ x / n) if x.shape[1] < n else np.linalg.eigvalsh(x @ x.T / n)
-    lam = lam[lam > 1e-12]; lam = lam / lam.sum()
+    lam = lam[lam > 1e-12]
+    lam = lam / lam.sum()
     return float(np.exp(-(lam * np.log(lam)).sum()))
 
-def nearest_similarity(emb, other=None, sample:int|None=None, seed:int=0, chunk:int=2048, exclude_self:bool=True):
+
+def nearest_similarity(emb, other=None, sample: int | None = None, seed: int = 0, chunk: int = 2048, exclude_self: bool = True):
     "(row indices, cosine similarity of each to its nearest row of `other` (default: `emb`, itself excluded))."
-    x = unit_rows(emb); y = x if other is None else unit_rows(other)
+    x = unit_rows(emb)
+    y = x if other is None else unit_rows(other)
     idx = np.arange(len(x))
-    if sample and len(x) > sample: idx = np.sort(np.random.default_rng(seed).choice(len(x), sample, replace=False))
+    if sample and len(x) > sample:
+        idx = np.sort(np.random.default_rng(seed).choice(len(x), sample, replace=False))
     best = np.full(len(idx), -1.0, dtype=np.float32)
     for s in range(0, len(idx), chunk):
-        q = idx[s:s + chunk]; sims = x[q] @ y.T
-        if other is None and exclude_self: sims[np.arange(len(q)), q] = -np.inf
-        best[s:s + chunk] = sims.max(1) if sims.shape[1] else -1.0
+        q = idx[s : s + chunk]
+        sims = x[q] @ y.T
+        if other is None and exclude_self:
+            sims[np.arange(len(q)), q] = -np.inf
+        best[s : s + chunk] = sims.max(1) if sims.shape[1] else -1.0
     return idx, best
 
-def near_duplicate_rate(emb, threshold:float=0.95, sample:int|None=2000, seed:int=0) -> float:
+
+def near_duplicate_rate(emb, threshold: float = 0.95, sample: int | None = 2000, seed: int = 0) -> float:
     "Share of rows whose nearest other row has cosine similarity ≥ `threshold` (on a sample of rows when large)."
-    if len(emb) < 2: return 0.0
+    if len(emb) < 2:
+        return 0.0
     return float((nearest_similarity(emb, sample=sample, seed=seed)[1] >= threshold).mean())
 
-def embedding_diversity(emb, threshold:float=0.95, sample:int=2000, seed:int=0) -> dict:
+
+def embedding_diversity(emb, threshold: float = 0.95, sample: int = 2000, seed: int = 0) -> dict:
     "Mean pairwise cosine distance, Vendi score and near-duplicate rate of `emb`, with notes on sampling."
     n = len(emb)
-    d: dict[str, Any] = dict(n=n, mean_cosine_distance=mean_pairwise_distance(emb), vendi_score=vendi_score(emb),
-             near_duplicate_rate=near_duplicate_rate(emb, threshold, sample, seed))
-    d['notes'] = f'near_duplicate_rate: cosine >= {threshold}' + (f', measured on a random sample of {sample} of {n} rows against all rows' if n > sample else ', all rows')
+    d: dict[str, Any] = dict(
+        n=n,
+        mean_cosine_distance=mean_pairwise_distance(emb),
+        vendi_score=vendi_score(emb),
+        near_duplicate_rate=near_duplicate_rate(emb, threshold, sample, seed),
+    )
+    d['notes'] = f'near_duplicate_rate: cosine >= {threshold}' + (
+        f', measured on a random sample of {sample} of {n} rows against all rows' if n > sample else ', all rows'
+    )
     return d
 
-def tfidf_embeddings(texts:Sequence[str], dim:int=128, seed:int=0) -> np.ndarray:
+
+def tfidf_embeddings(texts: Sequence[str], dim: int = 128, seed: int = 0) -> np.ndarray:
     "Normalised TF-IDF + truncated-SVD vectors of `texts`: a lexical stand-in when no embedding model is available."
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.decomposition import TruncatedSVD
+
     X = TfidfVectorizer(ngram_range=(1, 2), min_df=1, sublinear_tf=True).fit_transform([t or ' ' for t in texts])
     k = max(1, min(dim, X.shape[1] - 1, X.shape[0] - 1))
     z = TruncatedSVD(k, random_state=seed).fit_transform(X) if k >= 2 else X.toarray()
     return unit_rows(z)
 
 # %% ../../nbs/40_metrics.ipynb #50244157
-def default_k(n:int, k_max:int=20) -> int:
+def default_k(n: int, k_max: int = 20) -> int:
     "Default cluster count for `n` rows: √(n/2) clipped to [2, `k_max`] (1 for n < 4)."
     return 1 if n < 4 else int(np.clip(round(math.sqrt(n / 2)), 2, k_max))
 
-def cluster_embeddings(emb, k:int|None=None, seed:int=0) -> np.ndarray:
+
+def cluster_embeddings(emb, k: int | None = None, seed: int = 0) -> np.ndarray:
     "k-means cluster ids (0..k-1) of the rows of `emb` (mini-batch k-means above 5000 rows)."
-    x = unit_rows(emb); n = len(x); k = min(k or default_k(n), max(n, 1))
-    if n == 0: return np.zeros(0, dtype=int)
-    if k <= 1: return np.zeros(n, dtype=int)
+    x = unit_rows(emb)
+    n = len(x)
+    k = min(k or default_k(n), max(n, 1))
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    if k <= 1:
+        return np.zeros(n, dtype=int)
     from sklearn.cluster import KMeans, MiniBatchKMeans
+
     km = MiniBatchKMeans(k, random_state=seed, n_init=3, batch_size=2048) if n > 5000 else KMeans(k, random_state=seed, n_init=3)
     lab = km.fit_predict(x)
     order = pd.Series(lab).value_counts().index  # renumber: 0 = biggest cluster
     return pd.Series(lab).map({c: i for i, c in enumerate(order)}).to_numpy()
 
 # %% ../../nbs/40_metrics.ipynb #4335909c
-def diversity_by_round(df:pd.DataFrame, emb=None, by:str='round', clusters=None, threshold:float=0.95, sample:int=2000) -> pd.DataFrame:
+def diversity_by_round(
+    df: pd.DataFrame, emb=None, by: str = 'round', clusters=None, threshold: float = 0.95, sample: int = 2000
+) -> pd.DataFrame:
     "Per value of `by`: vocabulary measures, and with `emb` mean cosine distance, Vendi, near-dup rate, top-cluster share."
     vb = vocabulary_by(df, by)
-    if emb is None: return vb
+    if emb is None:
+        return vb
     x = unit_rows(emb)
-    if len(x) != len(df): raise ValueError(f'diversity_by_round: {len(x)} embeddings for {len(df)} rows; embed the same table (synthbench.llm.embed.embed_table(df)).')
+    if len(x) != len(df):
+        raise ValueError(
+            f'diversity_by_round: {len(x)} embeddings for {len(df)} rows; embed the same table (synthbench.llm.embed.embed_table(df)).'
+        )
     clusters = cluster_embeddings(x) if clusters is None else np.asarray(clusters)
     keys = df[by].to_numpy() if by in df.columns else np.array(['all'] * len(df), dtype=object)
     extra = {}
     for k in vb.index:
-        m = keys == k; xe = x[m]; cs = pd.Series(clusters[m]).value_counts(normalize=True)
-        extra[k] = dict(mean_cosine_distance=mean_pairwise_distance(xe), vendi_score=vendi_score(xe),
-                        near_duplicate_rate=near_duplicate_rate(xe, threshold, sample),
-                        top_cluster=int(cs.index[0]) if len(cs) else -1, top_cluster_share=float(cs.iloc[0]) if len(cs) else 0.0)
+        m = keys == k
+        xe = x[m]
+        cs = pd.Series(clusters[m]).value_counts(normalize=True)
+        extra[k] = dict(
+            mean_cosine_distance=mean_pairwise_distance(xe),
+            vendi_score=vendi_score(xe),
+            near_duplicate_rate=near_duplicate_rate(xe, threshold, sample),
+            top_cluster=int(cs.index[0]) if len(cs) else -1,
+            top_cluster_share=float(cs.iloc[0]) if len(cs) else 0.0,
+        )
     return vb.join(pd.DataFrame.from_dict(extra, orient='index'))
+
 
 HIGHER_IS_DIVERSE = {'mattr': 'MATTR', 'distinct_2': 'distinct-2', 'mean_cosine_distance': 'mean embedding distance'}
 
-def collapse_findings(table:pd.DataFrame, drop:float=0.15, dup_rate:float=0.10, cluster_share:float=0.6,
-                      opening_share:float=0.3, min_n:int=5, min_cluster_n:int=20, name:str='round') -> list[str]:
+
+def collapse_findings(
+    table: pd.DataFrame,
+    drop: float = 0.15,
+    dup_rate: float = 0.10,
+    cluster_share: float = 0.6,
+    opening_share: float = 0.3,
+    min_n: int = 5,
+    min_cluster_n: int = 20,
+    name: str = 'round',
+) -> list[str]:
     "Plain-language warnings from a `diversity_by_round` table."
     out, t = [], table[table['n'] >= min_n]
     for i, (k, r) in enumerate(t.iterrows()):
         where = f'{name.capitalize()} {k}' if name else str(k)
         if i > 0:
             for col, label in HIGHER_IS_DIVERSE.items():
-                if col not in t.columns: continue
-                best = t[col].iloc[:i].max(); kbest = t[col].iloc[:i].idxmax()
+                if col not in t.columns:
+                    continue
+                best = t[col].iloc[:i].max()
+                kbest = t[col].iloc[:i].idxmax()
                 if best > 0 and r[col] < (1 - drop) * best:
-                    out.append(f'{where}: {label} fell {1 - r[col] / best:.0%} from {name} {kbest} ({best:.3f} → {r[col]:.3f}); possible mode collapse.')
+                    out.append(
+                        f'{where}: {label} fell {1 - r[col] / best:.0%} from {name} {kbest} ({best:.3f} → {r[col]:.3f}); possible mode collapse.'
+                    )
             best = t['compression_ratio'].iloc[:i].min()
             if r['compression_ratio'] > (1 + drop) * best:
-                out.append(f'{where}: text compresses {r["compression_ratio"] / best - 1:.0%} better than the best earlier {name} ({best:.2f} → {r["compression_ratio"]:.2f}): more repetitive.')
+                out.append(
+                    f'{where}: text compresses {r["compression_ratio"] / best - 1:.0%} better than the best earlier {name} ({best:.2f} → {r["compression_ratio"]:.2f}): more repetitive.'
+                )
         if r.get('near_duplicate_rate', 0) >= dup_rate:
             out.append(f'{where}: {r["near_duplicate_rate"]:.0%} of examples have a near-duplicate (cosine ≥ 0.95); dedup before training.')
         if 'top_cluster_share' in t.columns and r['top_cluster_share'] >= cluster_share and r['n'] >= min_cluster_n:
-            out.append(f'{where}: one cluster (#{r["top_cluster"]}) holds {r["top_cluster_share"]:.0%} of the examples; the generator may be stuck on one kind of example.')
+            out.append(
+                f'{where}: one cluster (#{r["top_cluster"]}) holds {r["top_cluster_share"]:.0%} of the examples; the generator may be stuck on one kind of example.'
+            )
         if r['top_opening_share'] >= opening_share:
             out.append(f'{where}: {r["top_opening_share"]:.0%} of responses open with "{r["top_opening"]}…".')
     return out
 
 # %% ../../nbs/40_metrics.ipynb #2e0eb080
 DEMOGRAPHIC_TERMS = {
-    'female': ['she', 'her', 'hers', 'herself', 'woman', 'women', 'girl', 'girls', 'female', 'mother', 'mom', 'daughter',
-               'sister', 'wife', 'aunt', 'grandmother', 'lady', 'ladies', 'girlfriend', 'actress', 'waitress', 'queen', 'mrs', 'ms'],
-    'male': ['he', 'him', 'his', 'himself', 'man', 'men', 'boy', 'boys', 'male', 'father', 'dad', 'son', 'brother',
-             'husband', 'uncle', 'grandfather', 'gentleman', 'gentlemen', 'boyfriend', 'actor', 'waiter', 'king', 'mr'],
+    'female': [
+        'she',
+        'her',
+        'hers',
+        'herself',
+        'woman',
+        'women',
+        'girl',
+        'girls',
+        'female',
+        'mother',
+        'mom',
+        'daughter',
+        'sister',
+        'wife',
+        'aunt',
+        'grandmother',
+        'lady',
+        'ladies',
+        'girlfriend',
+        'actress',
+        'waitress',
+        'queen',
+        'mrs',
+        'ms',
+    ],
+    'male': [
+        'he',
+        'him',
+        'his',
+        'himself',
+        'man',
+        'men',
+        'boy',
+        'boys',
+        'male',
+        'father',
+        'dad',
+        'son',
+        'brother',
+        'husband',
+        'uncle',
+        'grandfather',
+        'gentleman',
+        'gentlemen',
+        'boyfriend',
+        'actor',
+        'waiter',
+        'king',
+        'mr',
+    ],
     'nonbinary': ['nonbinary', 'non-binary', 'genderqueer', 'transgender', 'genderfluid', 'enby'],
     'young': ['teen', 'teens', 'teenager', 'teenage', 'child', 'children', 'kid', 'kids', 'youth', 'young'],
     'old': ['elderly', 'senior', 'seniors', 'retired', 'retiree', 'pensioner', 'older', 'grandparent', 'grandparents'],
     'religion': ['christian', 'muslim', 'jewish', 'hindu', 'buddhist', 'sikh', 'atheist', 'church', 'mosque', 'synagogue', 'temple'],
-    'ethnicity_nationality': ['black', 'white', 'asian', 'hispanic', 'latino', 'latina', 'african', 'arab', 'indian',
-                              'chinese', 'mexican', 'european', 'native american', 'indigenous', 'immigrant', 'immigrants'],
+    'ethnicity_nationality': [
+        'black',
+        'white',
+        'asian',
+        'hispanic',
+        'latino',
+        'latina',
+        'african',
+        'arab',
+        'indian',
+        'chinese',
+        'mexican',
+        'european',
+        'native american',
+        'indigenous',
+        'immigrant',
+        'immigrants',
+    ],
     'disability': ['disabled', 'disability', 'wheelchair', 'blind', 'deaf', 'autistic', 'autism', 'dyslexic'],
 }
 
 # words with an everyday sense ("my laptop screen is black", "a blind spot", "the senior plan"): counted only before a word for people
 AMBIGUOUS_TERMS = {'black', 'white', 'blind', 'deaf', 'senior', 'seniors', 'older', 'young', 'temple', 'native american', 'indian', 'asian'}
-PERSON_WORDS = ('people', 'person', 'persons', 'man', 'men', 'woman', 'women', 'guy', 'guys', 'girl', 'girls', 'boy', 'boys', 'customer', 'customers',
-                'user', 'users', 'student', 'students', 'community', 'communities', 'family', 'families', 'folks', 'kid', 'kids', 'child', 'children',
-                'adult', 'adults', 'citizen', 'citizens', 'employee', 'employees', 'worker', 'workers', 'patient', 'patients', 'americans', 'neighbour',
-                'neighbor', 'neighbours', 'neighbors', 'friend', 'friends', 'colleague', 'colleagues', 'driver', 'drivers', 'applicant', 'applicants')
+PERSON_WORDS = (
+    'people',
+    'person',
+    'persons',
+    'man',
+    'men',
+    'woman',
+    'women',
+    'guy',
+    'guys',
+    'girl',
+    'girls',
+    'boy',
+    'boys',
+    'customer',
+    'customers',
+    'user',
+    'users',
+    'student',
+    'students',
+    'community',
+    'communities',
+    'family',
+    'families',
+    'folks',
+    'kid',
+    'kids',
+    'child',
+    'children',
+    'adult',
+    'adults',
+    'citizen',
+    'citizens',
+    'employee',
+    'employees',
+    'worker',
+    'workers',
+    'patient',
+    'patients',
+    'americans',
+    'neighbour',
+    'neighbor',
+    'neighbours',
+    'neighbors',
+    'friend',
+    'friends',
+    'colleague',
+    'colleagues',
+    'driver',
+    'drivers',
+    'applicant',
+    'applicants',
+)
 
-def _alt(ts) -> str: return '|'.join(re.escape(t) for t in sorted(ts, key=len, reverse=True))
 
-def _term_res(lexicon:Mapping[str, Sequence[str]], guard:bool=True) -> dict:
+def _alt(ts) -> str:
+    return '|'.join(re.escape(t) for t in sorted(ts, key=len, reverse=True))
+
+
+def _term_res(lexicon: Mapping[str, Sequence[str]], guard: bool = True) -> dict:
     out = {}
     for g, ts in lexicon.items():
-        amb = [t for t in ts if guard and t.lower() in AMBIGUOUS_TERMS]; plain = [t for t in ts if t not in amb]
+        amb = [t for t in ts if guard and t.lower() in AMBIGUOUS_TERMS]
+        plain = [t for t in ts if t not in amb]
         parts = [f'(?:{_alt(plain)})'] if plain else []
-        if amb: parts.append(rf'(?:{_alt(amb)})\s+(?:{_alt(PERSON_WORDS)})')
+        if amb:
+            parts.append(rf'(?:{_alt(amb)})\s+(?:{_alt(PERSON_WORDS)})')
         out[g] = re.compile(r'(?<![\w-])(?:' + '|'.join(parts) + r')(?![\w-])', re.I)
     return out
 
-def term_mentions(texts:Iterable[str], lexicon:Mapping[str, Sequence[str]]|None=None, guard:bool=True) -> pd.DataFrame:
+
+def term_mentions(texts: Iterable[str], lexicon: Mapping[str, Sequence[str]] | None = None, guard: bool = True) -> pd.DataFrame:
     "Count of words of each lexicon group in each text (rows = texts, columns = groups); `guard`: `AMBIGUOUS_TERMS` only before a person word."
-    res = _term_res(lexicon or DEMOGRAPHIC_TERMS, guard); texts = list(texts)
+    res = _term_res(lexicon or DEMOGRAPHIC_TERMS, guard)
+    texts = list(texts)
     return pd.DataFrame({g: [len(r.findall(t)) for t in texts] for g, r in res.items()})
 
-def term_frequencies(df:pd.DataFrame, by:str='label', field:str='content', lexicon=None) -> pd.DataFrame:
+
+def term_frequencies(df: pd.DataFrame, by: str = 'label', field: str = 'content', lexicon=None) -> pd.DataFrame:
     "Share of examples mentioning each lexicon group, per value of `by` (rows) and group (columns)."
     m = term_mentions(field_texts(df, field), lexicon).gt(0).astype(float)
     keys = _axis_values(df, by).to_numpy() if by in df.columns else np.array(['all'] * len(df))
-    out = m.groupby(keys).mean(); out.index.name = by
+    out = m.groupby(keys).mean()
+    out.index.name = by
     out.insert(0, 'n', m.groupby(keys).size())
     return out
 
-def term_contexts(texts:Sequence[str], group:str, lexicon=None, n:int=3, width:int=40) -> list[str]:
+
+def term_contexts(texts: Sequence[str], group: str, lexicon=None, n: int = 3, width: int = 40) -> list[str]:
     "Up to `n` snippets (± `width` characters) of `texts` where a word of lexicon `group` was counted: what triggered a finding."
-    r = _term_res(lexicon or DEMOGRAPHIC_TERMS)[group]; out = []
+    r = _term_res(lexicon or DEMOGRAPHIC_TERMS)[group]
+    out = []
     for t in texts:
-        t = ' '.join(str(t).split()); m = r.search(t)
-        if m: out.append(('…' if m.start() > width else '') + t[max(0, m.start() - width):m.end() + width] + ('…' if m.end() + width < len(t) else ''))
-        if len(out) >= n: break
+        t = ' '.join(str(t).split())
+        m = r.search(t)
+        if m:
+            out.append(
+                ('…' if m.start() > width else '')
+                + t[max(0, m.start() - width) : m.end() + width]
+                + ('…' if m.end() + width < len(t) else '')
+            )
+        if len(out) >= n:
+            break
     return out
 
 # %% ../../nbs/40_metrics.ipynb #e51665cb
 _vader = None
-def sentiment_scores(texts:Iterable[str]) -> np.ndarray:
+
+
+def sentiment_scores(texts: Iterable[str]) -> np.ndarray:
     "VADER compound sentiment of each text (−1 negative … +1 positive); offline lexicon model."
     global _vader
     if _vader is None:
         from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
         _vader = SentimentIntensityAnalyzer()
     return np.array([_vader.polarity_scores(str(t)[:5000])['compound'] for t in texts], dtype=np.float64)
 
-def sentiment_by(df:pd.DataFrame, by:Sequence[str]=('category', 'label', 'persona', 'topic'), field:str='response',
-                 scores:Sequence[float]|np.ndarray|None=None) -> pd.DataFrame:
+
+def sentiment_by(
+    df: pd.DataFrame,
+    by: Sequence[str] = ('category', 'label', 'persona', 'topic'),
+    field: str = 'response',
+    scores: Sequence[float] | np.ndarray | None = None,
+) -> pd.DataFrame:
     "Mean VADER sentiment, and shares negative (< −0.05) / positive (> 0.05), per value of each column in `by`."
     s = pd.Series(sentiment_scores(field_texts(df, field)) if scores is None else np.asarray(scores), index=df.index)
     rows = []
     for col in by:
-        if col not in df.columns or df[col].map(_is_missing).all(): continue
+        if col not in df.columns or df[col].map(_is_missing).all():
+            continue
         for v, g in s.groupby(_axis_values(df, col)):
             rows.append(dict(column=col, value=v, n=len(g), mean=g.mean(), negative=(g < -0.05).mean(), positive=(g > 0.05).mean()))
     return pd.DataFrame(rows, columns=['column', 'value', 'n', 'mean', 'negative', 'positive'])
 
 # %% ../../nbs/40_metrics.ipynb #353be7cd
-def label_association(labels:Sequence, attribute:Sequence, min_expected:float=5.0) -> dict:
+def label_association(labels: Sequence, attribute: Sequence, min_expected: float = 5.0) -> dict:
     "Test of independence of `labels` and `attribute`: chi-square when every expected count ≥ `min_expected`, else Fisher's exact (2×2) or none (`test`='skipped', p = nan)."
     from scipy.stats import chi2_contingency, fisher_exact
-    ct = pd.crosstab(pd.Series(np.asarray(labels, dtype=object), name='label'), pd.Series(np.asarray(attribute, dtype=object), name='value'))
-    ct = ct.loc[ct.sum(axis=1) > 0, ct.sum(axis=0) > 0]
-    if ct.shape[0] < 2 or ct.shape[1] < 2: return dict(chi2=0.0, p_value=1.0, dof=0, cramers_v=0.0, min_expected=float('nan'), test='none', residuals=pd.DataFrame())
-    chi2, p, dof, exp = chi2_contingency(ct.to_numpy(), correction=False)
-    n = ct.to_numpy().sum(); v = math.sqrt(chi2 / (n * (min(ct.shape) - 1)))
-    res = (ct - exp) / np.sqrt(exp); test = 'chi2'
-    if exp.min() < min_expected:
-        if ct.shape == (2, 2): p, test = fisher_exact(ct.to_numpy())[1], 'fisher'
-        else: p, test = float('nan'), 'skipped'
-    return dict(chi2=float(chi2), p_value=float(p), dof=int(dof), cramers_v=float(v), min_expected=float(exp.min()), test=test,
-                residuals=res, observed=ct, expected=pd.DataFrame(exp, index=ct.index, columns=ct.columns))
 
-def benjamini_hochberg(p:Sequence[float]|np.ndarray) -> np.ndarray:
+    ct = pd.crosstab(
+        pd.Series(np.asarray(labels, dtype=object), name='label'), pd.Series(np.asarray(attribute, dtype=object), name='value')
+    )
+    ct = ct.loc[ct.sum(axis=1) > 0, ct.sum(axis=0) > 0]
+    if ct.shape[0] < 2 or ct.shape[1] < 2:
+        return dict(chi2=0.0, p_value=1.0, dof=0, cramers_v=0.0, min_expected=float('nan'), test='none', residuals=pd.DataFrame())
+    chi2, p, dof, exp = chi2_contingency(ct.to_numpy(), correction=False)
+    n = ct.to_numpy().sum()
+    v = math.sqrt(chi2 / (n * (min(ct.shape) - 1)))
+    res = (ct - exp) / np.sqrt(exp)
+    test = 'chi2'
+    if exp.min() < min_expected:
+        if ct.shape == (2, 2):
+            p, test = fisher_exact(ct.to_numpy())[1], 'fisher'
+        else:
+            p, test = float('nan'), 'skipped'
+    return dict(
+        chi2=float(chi2),
+        p_value=float(p),
+        dof=int(dof),
+        cramers_v=float(v),
+        min_expected=float(exp.min()),
+        test=test,
+        residuals=res,
+        observed=ct,
+        expected=pd.DataFrame(exp, index=ct.index, columns=ct.columns),
+    )
+
+
+def benjamini_hochberg(p: Sequence[float] | np.ndarray) -> np.ndarray:
     "Benjamini–Hochberg adjusted p-values (q-values) of `p`; nan stays nan and does not count as a test."
-    p = np.asarray(p, dtype=float); q = np.full(len(p), np.nan); ok = np.flatnonzero(~np.isnan(p))
-    if not len(ok): return q
-    o = ok[np.argsort(p[ok])]; m = len(o)
+    p = np.asarray(p, dtype=float)
+    q = np.full(len(p), np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    if not len(ok):
+        return q
+    o = ok[np.argsort(p[ok])]
+    m = len(o)
     adj = np.minimum.accumulate((p[o] * m / np.arange(1, m + 1))[::-1])[::-1]
     q[o] = np.minimum(adj, 1.0)
     return q
 
+
 ATTRIBUTE_COLUMNS = ('persona', 'topic', 'difficulty', 'category', 'source', 'language', 'tone', 'style')
 
-def bias_skews(df:pd.DataFrame, label:str|None=None, attributes:Sequence[str]|None=None, field:str='content',
-               lexicon=None, top:int=10) -> tuple[pd.DataFrame, pd.DataFrame]:
+
+def bias_skews(
+    df: pd.DataFrame, label: str | None = None, attributes: Sequence[str] | None = None, field: str = 'content', lexicon=None, top: int = 10
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     "(tests: one row per attribute with its test, p and Benjamini–Hochberg q, skews: the `top` label × attribute cells most over-represented)."
     label = label or next((c for c in ('label', 'category') if c in df.columns and not df[c].map(_is_missing).all()), None)
-    if label is None: return pd.DataFrame(), pd.DataFrame()
+    if label is None:
+        return pd.DataFrame(), pd.DataFrame()
     labs = _axis_values(df, label).to_numpy()
-    attrs = {c: _axis_values(df, c).to_numpy() for c in (attributes or ATTRIBUTE_COLUMNS)
-             if c in df.columns and c != label and not df[c].map(_is_missing).all()}
+    attrs = {
+        c: _axis_values(df, c).to_numpy()
+        for c in (attributes or ATTRIBUTE_COLUMNS)
+        if c in df.columns and c != label and not df[c].map(_is_missing).all()
+    }
     for g, col in term_mentions(field_texts(df, field), lexicon).items():
-        if col.gt(0).any(): attrs[f'mentions {g}'] = np.where(col.to_numpy() > 0, 'yes', 'no')
+        if col.gt(0).any():
+            attrs[f'mentions {g}'] = np.where(col.to_numpy() > 0, 'yes', 'no')
     tests, skews = [], []
     for a, vals in attrs.items():
         r = label_association(labs, vals)
-        tests.append(dict(attribute=a, test=r['test'], chi2=r['chi2'], dof=r['dof'], p_value=r['p_value'], cramers_v=r['cramers_v'], min_expected=r['min_expected']))
-        if r['dof'] == 0: continue
+        tests.append(
+            dict(
+                attribute=a,
+                test=r['test'],
+                chi2=r['chi2'],
+                dof=r['dof'],
+                p_value=r['p_value'],
+                cramers_v=r['cramers_v'],
+                min_expected=r['min_expected'],
+            )
+        )
+        if r['dof'] == 0:
+            continue
         st = r['residuals'].stack()
         for (l, v), z in st.items():
-            if a.startswith('mentions') and v == 'no': continue
-            skews.append(dict(label=l, attribute=a, value=v, observed=int(r['observed'].loc[l, v]), expected=float(r['expected'].loc[l, v]),
-                              std_residual=float(z), p_value=r['p_value']))
+            if a.startswith('mentions') and v == 'no':
+                continue
+            skews.append(
+                dict(
+                    label=l,
+                    attribute=a,
+                    value=v,
+                    observed=int(r['observed'].loc[l, v]),
+                    expected=float(r['expected'].loc[l, v]),
+                    std_residual=float(z),
+                    p_value=r['p_value'],
+                )
+            )
     tests = pd.DataFrame(tests) if tests else pd.DataFrame()
-    if len(tests): tests['q_value'] = benjamini_hochberg(tests['p_value']); tests = tests.sort_values('p_value', na_position='last')
+    if len(tests):
+        tests['q_value'] = benjamini_hochberg(tests['p_value'])
+        tests = tests.sort_values('p_value', na_position='last')
     skews = pd.DataFrame(skews)
-    if len(skews): skews['q_value'] = skews['attribute'].map(dict(zip(tests['attribute'], tests['q_value'])))
-    if len(skews): skews = skews.sort_values('std_residual', key=abs, ascending=False).head(top).reset_index(drop=True)
+    if len(skews):
+        skews['q_value'] = skews['attribute'].map(dict(zip(tests['attribute'], tests['q_value'])))
+    if len(skews):
+        skews = skews.sort_values('std_residual', key=abs, ascending=False).head(top).reset_index(drop=True)
     return tests.reset_index(drop=True), skews
 
 # %% ../../nbs/40_metrics.ipynb #93ce71e4
-def _sample(x:np.ndarray, n:int|None, seed:int) -> np.ndarray:
+def _sample(x: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     return x if not n or len(x) <= n else x[np.sort(np.random.default_rng(seed).choice(len(x), n, replace=False))]
 
-def classifier_auc(synthetic, real, cv:int=5, max_n:int=2000, seed:int=0) -> float:
+
+def classifier_auc(synthetic, real, cv: int = 5, max_n: int = 2000, seed: int = 0) -> float:
     "Cross-validated ROC AUC of a logistic regression telling `synthetic` from `real` embeddings (0.5 = indistinguishable)."
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_score, StratifiedKFold
+
     a, b = _sample(unit_rows(synthetic), max_n, seed), _sample(unit_rows(real), max_n, seed + 1)
     cv = min(cv, len(a), len(b))
-    if cv < 2: return float('nan')
-    X = np.vstack([a, b]); y = np.r_[np.zeros(len(a)), np.ones(len(b))]
+    if cv < 2:
+        return float('nan')
+    X = np.vstack([a, b])
+    y = np.r_[np.zeros(len(a)), np.ones(len(b))]
     clf = LogisticRegression(max_iter=1000, C=1.0)
     return float(cross_val_score(clf, X, y, cv=StratifiedKFold(cv, shuffle=True, random_state=seed), scoring='roc_auc').mean())
 
-def mmd_rbf(synthetic, real, max_n:int=1000, seed:int=0) -> float:
+
+def mmd_rbf(synthetic, real, max_n: int = 1000, seed: int = 0) -> float:
     "Unbiased MMD² between two embedding sets, RBF kernel with the median-heuristic bandwidth."
     a, b = _sample(unit_rows(synthetic), max_n, seed).astype(np.float64), _sample(unit_rows(real), max_n, seed + 1).astype(np.float64)
-    if len(a) < 2 or len(b) < 2: return float('nan')
-    def d2(p, q): return np.maximum((p * p).sum(1)[:, None] + (q * q).sum(1)[None] - 2 * p @ q.T, 0)
+    if len(a) < 2 or len(b) < 2:
+        return float('nan')
+
+    def d2(p, q):
+        return np.maximum((p * p).sum(1)[:, None] + (q * q).sum(1)[None] - 2 * p @ q.T, 0)
+
     daa, dbb, dab = d2(a, a), d2(b, b), d2(a, b)
-    med = np.median(dab); g = 1 / (2 * med) if med > 0 else 1.0
+    med = np.median(dab)
+    g = 1 / (2 * med) if med > 0 else 1.0
     kaa, kbb, kab = np.exp(-g * daa), np.exp(-g * dbb), np.exp(-g * dab)
     m, n = len(a), len(b)
     return float((kaa.sum() - m) / (m * (m - 1)) + (kbb.sum() - n) / (n * (n - 1)) - 2 * kab.mean())
 
-def coverage(synthetic, real, k:int=5, max_n:int=2000, seed:int=0) -> float:
+
+def coverage(synthetic, real, k: int = 5, max_n: int = 2000, seed: int = 0) -> float:
     "Share of real rows with a synthetic row closer than their `k`-th nearest real neighbour (cosine)."
-    r = _sample(unit_rows(real), max_n, seed); s = unit_rows(synthetic)
-    if len(r) <= k or len(s) == 0: return float('nan')
-    sims = r @ r.T; np.fill_diagonal(sims, -np.inf)
-    radius = np.sort(sims, axis=1)[:, -k]                     # k-th most similar real neighbour
+    r = _sample(unit_rows(real), max_n, seed)
+    s = unit_rows(synthetic)
+    if len(r) <= k or len(s) == 0:
+        return float('nan')
+    sims = r @ r.T
+    np.fill_diagonal(sims, -np.inf)
+    radius = np.sort(sims, axis=1)[:, -k]  # k-th most similar real neighbour
     _, near = nearest_similarity(r, other=s)
     return float((near >= radius).mean())
 
 # %% ../../nbs/40_metrics.ipynb #390424b1
-def compare_real(synthetic:pd.DataFrame, real:pd.DataFrame, syn_emb=None, real_emb=None, max_n:int=2000, seed:int=0) -> dict:
+def compare_real(synthetic: pd.DataFrame, real: pd.DataFrame, syn_emb=None, real_emb=None, max_n: int = 2000, seed: int = 0) -> dict:
     "Length, vocabulary and (with embeddings) two-sample AUC, MMD² and coverage of `synthetic` vs `real`."
     from scipy.stats import ks_2samp
+
     ls, lr = length_table(synthetic), length_table(real)
     ts, tr = field_texts(synthetic).tolist(), field_texts(real).tolist()
     vs, vr = vocabulary_stats(ts), vocabulary_stats(tr)
     ws, wr = Counter(w for t in ts for w in words(t)), Counter(w for t in tr for w in words(t))
     rv = {w for w, c in wr.items() if c >= 2}
-    out = dict(n_synthetic=len(synthetic), n_real=len(real),
-               mean_chars_synthetic=float(ls['total_chars'].mean()), mean_chars_real=float(lr['total_chars'].mean()),
-               median_tokens_synthetic=float(ls['total_tokens'].median()), median_tokens_real=float(lr['total_tokens'].median()),
-               length_ks=float(ks_2samp(ls['total_chars'], lr['total_chars']).statistic) if len(ls) and len(lr) else float('nan'),
-               mattr_synthetic=vs['mattr'], mattr_real=vr['mattr'], distinct_2_synthetic=vs['distinct_2'], distinct_2_real=vr['distinct_2'],
-               real_vocabulary_covered=len(rv & set(ws)) / len(rv) if rv else float('nan'))
+    out = dict(
+        n_synthetic=len(synthetic),
+        n_real=len(real),
+        mean_chars_synthetic=float(ls['total_chars'].mean()),
+        mean_chars_real=float(lr['total_chars'].mean()),
+        median_tokens_synthetic=float(ls['total_tokens'].median()),
+        median_tokens_real=float(lr['total_tokens'].median()),
+        length_ks=float(ks_2samp(ls['total_chars'], lr['total_chars']).statistic) if len(ls) and len(lr) else float('nan'),
+        mattr_synthetic=vs['mattr'],
+        mattr_real=vr['mattr'],
+        distinct_2_synthetic=vs['distinct_2'],
+        distinct_2_real=vr['distinct_2'],
+        real_vocabulary_covered=len(rv & set(ws)) / len(rv) if rv else float('nan'),
+    )
     if syn_emb is not None and real_emb is not None:
-        out.update(classifier_auc=classifier_auc(syn_emb, real_emb, max_n=max_n, seed=seed), mmd2=mmd_rbf(syn_emb, real_emb, max_n=min(max_n, 1000), seed=seed),
-                   coverage=coverage(syn_emb, real_emb, max_n=max_n, seed=seed))
-        out['notes'] = f'classifier_auc/coverage on up to {max_n} rows per side, mmd2 on up to {min(max_n, 1000)}; real_vocabulary_covered: share of real words (seen twice or more) that the synthetic set uses'
+        out.update(
+            classifier_auc=classifier_auc(syn_emb, real_emb, max_n=max_n, seed=seed),
+            mmd2=mmd_rbf(syn_emb, real_emb, max_n=min(max_n, 1000), seed=seed),
+            coverage=coverage(syn_emb, real_emb, max_n=max_n, seed=seed),
+        )
+        out['notes'] = (
+            f'classifier_auc/coverage on up to {max_n} rows per side, mmd2 on up to {min(max_n, 1000)}; real_vocabulary_covered: share of real words (seen twice or more) that the synthetic set uses'
+        )
     return out
 
-def real_findings(c:Mapping) -> list[str]:
+
+def real_findings(c: Mapping) -> list[str]:
     "Plain-language warnings from `compare_real`."
     out = []
-    if c.get('classifier_auc', 0) >= 0.8: out.append(f"A classifier tells synthetic from real examples apart (AUC {c['classifier_auc']:.2f}; 0.5 = indistinguishable): the synthetic set does not look like the real one.")
-    if c.get('coverage', 1) < 0.5: out.append(f"Only {c['coverage']:.0%} of real examples have a close synthetic neighbour: the generator misses parts of the real distribution.")
+    if c.get('classifier_auc', 0) >= 0.8:
+        out.append(
+            f"A classifier tells synthetic from real examples apart (AUC {c['classifier_auc']:.2f}; 0.5 = indistinguishable): the synthetic set does not look like the real one."
+        )
+    if c.get('coverage', 1) < 0.5:
+        out.append(
+            f"Only {c['coverage']:.0%} of real examples have a close synthetic neighbour: the generator misses parts of the real distribution."
+        )
     mr, ms = c.get('mean_chars_real', 0), c.get('mean_chars_synthetic', 0)
-    if mr and (ms > 1.5 * mr or ms < mr / 1.5): out.append(f'Synthetic examples are {"longer" if ms > mr else "shorter"} than real ones on average ({ms:.0f} vs {mr:.0f} characters).')
+    if mr and (ms > 1.5 * mr or ms < mr / 1.5):
+        out.append(
+            f'Synthetic examples are {"longer" if ms > mr else "shorter"} than real ones on average ({ms:.0f} vs {mr:.0f} characters).'
+        )
     return out
 
 # %% ../../nbs/40_metrics.ipynb #ff2a9c5e
 def jsonable(x):
     "`x` with numpy scalars/arrays, NaN/inf and DataFrames turned into plain JSON-serialisable values."
-    if isinstance(x, Mapping): return {str(k): jsonable(v) for k, v in x.items()}
-    if isinstance(x, pd.DataFrame): return jsonable(x.reset_index().to_dict('records'))
-    if isinstance(x, pd.Series): return jsonable(x.to_dict())
-    if isinstance(x, (list, tuple, np.ndarray)): return [jsonable(v) for v in x]
-    if isinstance(x, (np.bool_, bool)): return bool(x)
-    if isinstance(x, (np.integer,)): return int(x)
-    if isinstance(x, (float, np.floating)): return None if not np.isfinite(x) else float(x)
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, pd.DataFrame):
+        return jsonable(x.reset_index().to_dict('records'))
+    if isinstance(x, pd.Series):
+        return jsonable(x.to_dict())
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        return None if not np.isfinite(x) else float(x)
     return x

@@ -18,201 +18,309 @@ from ..formats import InputError, load_examples, read_records
 __all__ = ['chatterbot_topics', 'texts_labels', 'bootstrap_gap', 'TSTRResult', 'tstr', 'cli_tstr']
 
 # %% ../../nbs/50_tstr.ipynb #43f3f12f
-def _chatterbot_dir(lang:str) -> Path:
+def _chatterbot_dir(lang: str) -> Path:
     import importlib.util
+
     spec = importlib.util.find_spec('chatterbot_corpus')
     if spec is None or not spec.submodule_search_locations:
-        raise ImportError("The real topic dataset ships in the PyPI package chatterbot-corpus; install it with "
-                          "`pip install chatterbot-corpus` (pure data, BSD-3-Clause).")
-    d = Path(list(spec.submodule_search_locations)[0])/'data'/lang
-    if not d.is_dir(): raise ValueError(f"chatterbot-corpus has no language {lang!r} (folder {d} missing).")
+        raise ImportError(
+            "The real topic dataset ships in the PyPI package chatterbot-corpus; install it with "
+            "`pip install chatterbot-corpus` (pure data, BSD-3-Clause)."
+        )
+    d = Path(list(spec.submodule_search_locations)[0]) / 'data' / lang
+    if not d.is_dir():
+        raise ValueError(f"chatterbot-corpus has no language {lang!r} (folder {d} missing).")
     return d
 
-def chatterbot_topics(lang:str='english',      # corpus language folder
-                      min_per_label:int=40,    # keep topics with at least this many unique messages
-                      max_per_label:int|None=None, # cap per topic (first ones in file order)
-                     ) -> pd.DataFrame:
+
+def chatterbot_topics(
+    lang: str = 'english',  # corpus language folder
+    min_per_label: int = 40,  # keep topics with at least this many unique messages
+    max_per_label: int | None = None,  # cap per topic (first ones in file order)
+) -> pd.DataFrame:
     "Real user messages labelled by topic, from the `chatterbot-corpus` package (text/label table, source='real')."
     import yaml
+
     recs, seen = [], set()
     for f in sorted(_chatterbot_dir(lang).glob('*.yml')):
         d = yaml.safe_load(f.read_text(encoding='utf-8')) or {}
         label = str((d.get('categories') or [f.stem])[0]).strip().lower().replace(' ', '_')
         n = 0
         for conv in d.get('conversations') or []:
-            if not conv or not isinstance(conv[0], str): continue
-            t = conv[0].strip(); k = normalize_text(t)
-            if not t or k in seen: continue
-            seen.add(k); recs.append({'text': t, 'label': label, 'op': f'chatterbot-corpus/{lang}/{f.name}'}); n += 1
-            if max_per_label and n >= max_per_label: break
+            if not conv or not isinstance(conv[0], str):
+                continue
+            t = conv[0].strip()
+            k = normalize_text(t)
+            if not t or k in seen:
+                continue
+            seen.add(k)
+            recs.append({'text': t, 'label': label, 'op': f'chatterbot-corpus/{lang}/{f.name}'})
+            n += 1
+            if max_per_label and n >= max_per_label:
+                break
     df = pd.DataFrame(recs)
     counts = df['label'].value_counts()
     df = df[df['label'].isin(counts[counts >= min_per_label].index)]
     return make_table(df, source='real')
 
 # %% ../../nbs/50_tstr.ipynb #90ee369f
-def _read_any(path:str|Path, what:str='data') -> pd.DataFrame:
+def _read_any(path: str | Path, what: str = 'data') -> pd.DataFrame:
     "Raw rows of a JSONL/JSON/CSV/TSV/Parquet file, columns as in the file (`synthbench.formats.read_records`: a bad file is an `InputError` naming file, line and fix)."
     p = Path(path)
-    if not p.exists(): raise InputError(p, f'no such file (the {what} set)', 'pass the path of a JSONL, JSON, CSV or Parquet dataset')
+    if not p.exists():
+        raise InputError(p, f'no such file (the {what} set)', 'pass the path of a JSONL, JSON, CSV or Parquet dataset')
     return pd.DataFrame([r for _, r in read_records(p)])
 
-def _as_table(data, what:str) -> tuple[pd.DataFrame, str]:
+
+def _as_table(data, what: str) -> tuple[pd.DataFrame, str]:
     "(DataFrame, name for messages) of a table or a path; ShareGPT and Alpaca files become chat tables (`load_examples`)."
-    if isinstance(data, pd.DataFrame): return data.reset_index(drop=True), f'the {what} table'
+    if isinstance(data, pd.DataFrame):
+        return data.reset_index(drop=True), f'the {what} table'
     if isinstance(data, (str, Path)):
         df = _read_any(data, what)
-        if not {'text', 'messages'} & set(df.columns) and {'conversations', 'instruction'} & set(df.columns): df = load_examples(data)
+        if not {'text', 'messages'} & set(df.columns) and {'conversations', 'instruction'} & set(df.columns):
+            df = load_examples(data)
         return df, f'{what} file {data}'
     raise TypeError(f"tstr: {what} must be a DataFrame or a file path, got {type(data).__name__}.")
 
-def texts_labels(df:pd.DataFrame,          # table of examples
-                 text_col:str|None=None,   # column holding the input text (default: `text`, else chat user turns)
-                 label_col:str='label',    # column holding the class
-                 name:str='the table',     # how errors name this table (e.g. 'train file syn.jsonl')
-                ) -> tuple[list[str], list[str], int]:
+
+def texts_labels(
+    df: pd.DataFrame,  # table of examples
+    text_col: str | None = None,  # column holding the input text (default: `text`, else chat user turns)
+    label_col: str = 'label',  # column holding the class
+    name: str = 'the table',  # how errors name this table (e.g. 'train file syn.jsonl')
+) -> tuple[list[str], list[str], int]:
     "Texts, labels and the number of rows dropped for a missing text or label."
     cols = list(df.columns)
     if label_col not in df.columns:
-        hint = f"; its column {'category'!r} may hold the class: pass label_col='category' (--label-col category)" if 'category' in cols else ''
-        raise ValueError(f"{name} has no column {label_col!r} (columns: {cols}); pass label_col=NAME (--label-col NAME) naming the column that holds the class{hint}.")
+        hint = (
+            f"; its column {'category'!r} may hold the class: pass label_col='category' (--label-col category)"
+            if 'category' in cols
+            else ''
+        )
+        raise ValueError(
+            f"{name} has no column {label_col!r} (columns: {cols}); pass label_col=NAME (--label-col NAME) naming the column that holds the class{hint}."
+        )
     if text_col is not None and text_col not in df.columns:
-        raise ValueError(f"{name} has no column {text_col!r} (columns: {cols}); pass text_col=NAME (--text-col NAME) naming the column that holds the input text.")
+        raise ValueError(
+            f"{name} has no column {text_col!r} (columns: {cols}); pass text_col=NAME (--text-col NAME) naming the column that holds the input text."
+        )
     if text_col is None and 'text' not in df.columns and 'messages' not in df.columns:
-        raise ValueError(f"{name} has neither a 'text' nor a 'messages' column (columns: {cols}); pass text_col=NAME (--text-col NAME) naming the column that holds the input text.")
+        raise ValueError(
+            f"{name} has neither a 'text' nor a 'messages' column (columns: {cols}); pass text_col=NAME (--text-col NAME) naming the column that holds the input text."
+        )
     texts, labels, dropped = [], [], 0
     for r in df.to_dict('records'):
         t = r.get(text_col) if text_col else (r.get('text') if not _is_missing(r.get('text')) else prompt_text(r))
         l = r.get(label_col)
-        if _is_missing(t) or _is_missing(l) or not str(t).strip(): dropped += 1; continue
-        texts.append(str(t)); labels.append(str(l))
-    if not texts: raise ValueError(f"{name}: no row has both a text and a {label_col!r} label; check text_col/label_col.")
+        if _is_missing(t) or _is_missing(l) or not str(t).strip():
+            dropped += 1
+            continue
+        texts.append(str(t))
+        labels.append(str(l))
+    if not texts:
+        raise ValueError(f"{name}: no row has both a text and a {label_col!r} label; check text_col/label_col.")
     return texts, labels, dropped
 
 # %% ../../nbs/50_tstr.ipynb #7b6a28e7
-def _fit_score(Xtr:np.ndarray, ytr:list|np.ndarray, Xte:np.ndarray, yte:list|np.ndarray, labels:list, C:float=1.0, seed:int=0) -> dict:
+def _fit_score(
+    Xtr: np.ndarray, ytr: list | np.ndarray, Xte: np.ndarray, yte: list | np.ndarray, labels: list, C: float = 1.0, seed: int = 0
+) -> dict:
     "Accuracy, macro-F1, per-class F1 and confusion matrix of logistic regression trained on (`Xtr`, `ytr`)."
     from sklearn.linear_model import LogisticRegression
     from sklearn.metrics import accuracy_score, f1_score, confusion_matrix
+
     ytr, yte = np.asarray(ytr), np.asarray(yte)
-    if len(set(ytr)) == 1: pred = np.full(len(yte), ytr[0])
-    else: pred = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(Xtr, ytr).predict(Xte)
+    if len(set(ytr)) == 1:
+        pred = np.full(len(yte), ytr[0])
+    else:
+        pred = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(Xtr, ytr).predict(Xte)
     test_labels = [l for l in labels if l in set(yte)]
     f1s = f1_score(yte, pred, labels=test_labels, average=None, zero_division=0)
-    return dict(accuracy=float(accuracy_score(yte, pred)),
-                macro_f1=float(np.mean(f1s)) if len(f1s) else 0.0,
-                per_class_f1={l: float(f) for l, f in zip(test_labels, f1s)},
-                confusion=confusion_matrix(yte, pred, labels=labels), n_train=int(len(ytr)), pred=pred)
+    return dict(
+        accuracy=float(accuracy_score(yte, pred)),
+        macro_f1=float(np.mean(f1s)) if len(f1s) else 0.0,
+        per_class_f1={l: float(f) for l, f in zip(test_labels, f1s)},
+        confusion=confusion_matrix(yte, pred, labels=labels),
+        n_train=int(len(ytr)),
+        pred=pred,
+    )
 
-def _stratified_split(y:list|np.ndarray, test_size:float, seed:int) -> tuple[np.ndarray, np.ndarray]:
+
+def _stratified_split(y: list | np.ndarray, test_size: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     "Indices (a, b) with `b` about `test_size` of each class (each class with >= 2 rows has one on each side)."
-    rng = np.random.default_rng(seed); y = np.asarray(y); a, b = [], []
+    rng = np.random.default_rng(seed)
+    y = np.asarray(y)
+    a, b = [], []
     for l in sorted(set(y)):
         idx = rng.permutation(np.flatnonzero(y == l))
-        k = int(round(len(idx)*test_size)) if len(idx) > 1 else len(idx)
+        k = int(round(len(idx) * test_size)) if len(idx) > 1 else len(idx)
         k = min(max(k, 1), len(idx) - 1) if len(idx) > 1 else k
-        b += idx[:k].tolist(); a += idx[k:].tolist()
+        b += idx[:k].tolist()
+        a += idx[k:].tolist()
     return np.array(sorted(a), dtype=int), np.array(sorted(b), dtype=int)
 
-def _sample(y:list|np.ndarray, n:int, seed:int) -> np.ndarray:
+
+def _sample(y: list | np.ndarray, n: int, seed: int) -> np.ndarray:
     "Exactly `n` indices of `y` (all if `n` >= len(y)), stratified by class (largest-remainder quotas, one per class when `n` allows)."
     y = np.asarray(y)
-    if n >= len(y): return np.arange(len(y))
-    if n <= 0: return np.array([], dtype=int)
+    if n >= len(y):
+        return np.arange(len(y))
+    if n <= 0:
+        return np.array([], dtype=int)
     labs, counts = np.unique(y, return_counts=True)
-    exact = counts*n/len(y); q = np.floor(exact).astype(int)
-    if n >= len(labs): q = np.maximum(q, 1)
+    exact = counts * n / len(y)
+    q = np.floor(exact).astype(int)
+    if n >= len(labs):
+        q = np.maximum(q, 1)
     order = np.argsort(-(exact - np.floor(exact)), kind='stable')
     while q.sum() < n:
         for i in order:
-            if q.sum() < n and q[i] < counts[i]: q[i] += 1
-    while q.sum() > n: q[np.argmax(q)] -= 1
+            if q.sum() < n and q[i] < counts[i]:
+                q[i] += 1
+    while q.sum() > n:
+        q[np.argmax(q)] -= 1
     rng = np.random.default_rng(seed)
     return np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == l))[:k] for l, k in zip(labs, q)])).astype(int)
 
-def _macro_f1(y:np.ndarray, p:np.ndarray) -> float:
+
+def _macro_f1(y: np.ndarray, p: np.ndarray) -> float:
     "Macro-F1 over the labels present in `y` (fast, no sklearn)."
     f = []
     for l in np.unique(y):
-        tp = np.sum((p == l) & (y == l)); fp = np.sum((p == l) & (y != l)); fn = np.sum((p != l) & (y == l))
-        f.append(0.0 if tp == 0 else 2*tp / (2*tp + fp + fn))
+        tp = np.sum((p == l) & (y == l))
+        fp = np.sum((p == l) & (y != l))
+        fn = np.sum((p != l) & (y == l))
+        f.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
     return float(np.mean(f)) if f else 0.0
 
-def bootstrap_gap(yte:list, pred_syn, pred_ref=None, n_boot:int=500, level:float=0.95, seed:int=0) -> dict:
+
+def bootstrap_gap(yte: list, pred_syn, pred_ref=None, n_boot: int = 500, level: float = 0.95, seed: int = 0) -> dict:
     "Bootstrap intervals (test rows resampled) of macro-F1 for the synthetic-trained model and, paired, of reference minus synthetic."
-    y = np.asarray(yte); ps = np.asarray(pred_syn); pr = None if pred_ref is None else np.asarray(pred_ref)
-    rng = np.random.default_rng(seed); lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
+    y = np.asarray(yte)
+    ps = np.asarray(pred_syn)
+    pr = None if pred_ref is None else np.asarray(pred_ref)
+    rng = np.random.default_rng(seed)
+    lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     syn, gap = [], []
     for _ in range(n_boot):
         i = rng.integers(0, len(y), len(y))
-        s_ = _macro_f1(y[i], ps[i]); syn.append(s_)
-        if pr is not None: gap.append(_macro_f1(y[i], pr[i]) - s_)
+        s_ = _macro_f1(y[i], ps[i])
+        syn.append(s_)
+        if pr is not None:
+            gap.append(_macro_f1(y[i], pr[i]) - s_)
     out = {'level': level, 'n_boot': n_boot, 'macro_f1': [float(np.percentile(syn, lo)), float(np.percentile(syn, hi))]}
-    if gap: out['gap'] = [float(np.percentile(gap, lo)), float(np.percentile(gap, hi))]
+    if gap:
+        out['gap'] = [float(np.percentile(gap, lo)), float(np.percentile(gap, hi))]
     return out
 
 # %% ../../nbs/50_tstr.ipynb #b9c825fc
 @dataclass
 class TSTRResult:
     "Train-on-synthetic / test-on-real scores, with the real-data reference and the mixing sweep."
-    accuracy: float                   # synthetic-trained classifier on the real test part
+
+    accuracy: float  # synthetic-trained classifier on the real test part
     macro_f1: float
-    per_class: pd.DataFrame           # label, support, f1_synthetic, f1_reference
-    confusion: pd.DataFrame           # rows: true label, columns: predicted label (synthetic-trained)
-    reference: dict|None = None       # accuracy/macro_f1/n_train of the real-trained classifier of equal size
-    mix: pd.DataFrame|None = None     # real_share, n_real, n_synthetic, accuracy, macro_f1
-    n_train: int = 0                  # synthetic rows used
-    n_test: int = 0                   # real rows scored
+    per_class: pd.DataFrame  # label, support, f1_synthetic, f1_reference
+    confusion: pd.DataFrame  # rows: true label, columns: predicted label (synthetic-trained)
+    reference: dict | None = None  # accuracy/macro_f1/n_train of the real-trained classifier of equal size
+    mix: pd.DataFrame | None = None  # real_share, n_real, n_synthetic, accuracy, macro_f1
+    n_train: int = 0  # synthetic rows used
+    n_test: int = 0  # real rows scored
     labels: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     params: dict = field(default_factory=dict)
-    ci: dict|None = None              # bootstrap intervals: macro_f1 [lo, hi], gap [lo, hi] (reference - synthetic)
+    ci: dict | None = None  # bootstrap intervals: macro_f1 [lo, hi], gap [lo, hi] (reference - synthetic)
 
     @property
-    def gap(self) -> float|None:
+    def gap(self) -> float | None:
         "Reference macro-F1 minus synthetic macro-F1 (positive: synthetic is worse)."
         return None if not self.reference else self.reference['macro_f1'] - self.macro_f1
 
     def to_dict(self) -> dict:
         "JSON-ready summary."
-        return dict(accuracy=self.accuracy, macro_f1=self.macro_f1, n_train=self.n_train, n_test=self.n_test,
-                    per_class_f1=dict(zip(self.per_class['label'], self.per_class['f1_synthetic'])),
-                    confusion={'labels': list(self.confusion.columns), 'matrix': self.confusion.values.tolist()},
-                    reference=self.reference, gap=self.gap, ci=self.ci,
-                    mix=None if self.mix is None else self.mix.to_dict('records'), notes=self.notes, params=self.params)
+        return dict(
+            accuracy=self.accuracy,
+            macro_f1=self.macro_f1,
+            n_train=self.n_train,
+            n_test=self.n_test,
+            per_class_f1=dict(zip(self.per_class['label'], self.per_class['f1_synthetic'])),
+            confusion={'labels': list(self.confusion.columns), 'matrix': self.confusion.values.tolist()},
+            reference=self.reference,
+            gap=self.gap,
+            ci=self.ci,
+            mix=None if self.mix is None else self.mix.to_dict('records'),
+            notes=self.notes,
+            params=self.params,
+        )
 
     def _repr_html_(self) -> str:
         e = html.escape
-        ci = self.ci or {}; pct = f"{ci.get('level', 0.95):.0%}"
+        ci = self.ci or {}
+        pct = f"{ci.get('level', 0.95):.0%}"
         mci = f" [{ci['macro_f1'][0]:.3f}, {ci['macro_f1'][1]:.3f}]" if ci.get('macro_f1') else ''
         gci = f", {pct} interval [{ci['gap'][0]:+.3f}, {ci['gap'][1]:+.3f}]" if ci.get('gap') else ''
-        ref = (f" &nbsp;|&nbsp; real reference (n={self.reference['n_train']}): accuracy <b>{self.reference['accuracy']:.3f}</b>, "
-               f"macro-F1 <b>{self.reference['macro_f1']:.3f}</b> (gap {self.gap:+.3f}{gci})") if self.reference else ''
-        cm = self.confusion; mx = max(1, int(cm.values.max()))
-        cells = ''.join('<tr><th>' + e(str(t)) + '</th>' + ''.join(
-            f'<td style="background:rgba(31,119,180,{v/mx:.2f});text-align:right">{v}</td>' for v in row) + '</tr>'
-            for t, row in zip(cm.index, cm.values))
-        cmh = ('<table><caption>confusion (rows: true, columns: predicted)</caption><tr><th></th>'
-               + ''.join(f'<th>{e(str(c))}</th>' for c in cm.columns) + f'</tr>{cells}</table>')
+        ref = (
+            (
+                f" &nbsp;|&nbsp; real reference (n={self.reference['n_train']}): accuracy <b>{self.reference['accuracy']:.3f}</b>, "
+                f"macro-F1 <b>{self.reference['macro_f1']:.3f}</b> (gap {self.gap:+.3f}{gci})"
+            )
+            if self.reference
+            else ''
+        )
+        cm = self.confusion
+        mx = max(1, int(cm.values.max()))
+        cells = ''.join(
+            '<tr><th>'
+            + e(str(t))
+            + '</th>'
+            + ''.join(f'<td style="background:rgba(31,119,180,{v / mx:.2f});text-align:right">{v}</td>' for v in row)
+            + '</tr>'
+            for t, row in zip(cm.index, cm.values)
+        )
+        cmh = (
+            '<table><caption>confusion (rows: true, columns: predicted)</caption><tr><th></th>'
+            + ''.join(f'<th>{e(str(c))}</th>' for c in cm.columns)
+            + f'</tr>{cells}</table>'
+        )
         pc = self.per_class.to_html(index=False, float_format='{:.3f}'.format, escape=True)
-        mix = '' if self.mix is None else '<h5>real/synthetic mixing sweep</h5>' + self.mix.to_html(index=False, float_format='{:.3f}'.format)
+        mix = (
+            '' if self.mix is None else '<h5>real/synthetic mixing sweep</h5>' + self.mix.to_html(index=False, float_format='{:.3f}'.format)
+        )
         notes = ''.join(f'<li>{e(n)}</li>' for n in self.notes)
-        return (f'<div class="synthbench-tstr"><h4>TSTR: train on synthetic (n={self.n_train}), test on real (n={self.n_test})</h4>'
-                f'<p>accuracy <b>{self.accuracy:.3f}</b>, macro-F1 <b>{self.macro_f1:.3f}</b>{mci}{ref}</p>'
-                f'<div style="display:flex;gap:2em;align-items:flex-start">{pc}{cmh}</div>{mix}'
-                + (f'<ul>{notes}</ul>' if notes else '') + '</div>')
+        return (
+            f'<div class="synthbench-tstr"><h4>TSTR: train on synthetic (n={self.n_train}), test on real (n={self.n_test})</h4>'
+            f'<p>accuracy <b>{self.accuracy:.3f}</b>, macro-F1 <b>{self.macro_f1:.3f}</b>{mci}{ref}</p>'
+            f'<div style="display:flex;gap:2em;align-items:flex-start">{pc}{cmh}</div>{mix}'
+            + (f'<ul>{notes}</ul>' if notes else '')
+            + '</div>'
+        )
 
     def figure(self):
         "Plotly figure: macro-F1 of the mixing sweep against the real share, with the TSTR and reference levels."
         import plotly.graph_objects as go
+
         fig = go.Figure()
         if self.mix is not None and len(self.mix):
-            fig.add_scatter(x=self.mix['real_share'], y=self.mix['macro_f1'], mode='lines+markers', name='mix (fixed size)',
-                            hovertemplate='real share %{x:.2f}<br>macro-F1 %{y:.3f}<extra></extra>')
+            fig.add_scatter(
+                x=self.mix['real_share'],
+                y=self.mix['macro_f1'],
+                mode='lines+markers',
+                name='mix (fixed size)',
+                hovertemplate='real share %{x:.2f}<br>macro-F1 %{y:.3f}<extra></extra>',
+            )
         fig.add_hline(y=self.macro_f1, line_dash='dot', annotation_text=f'all synthetic (n={self.n_train})')
-        if self.reference: fig.add_hline(y=self.reference['macro_f1'], line_dash='dash', annotation_text=f"real reference (n={self.reference['n_train']})")
-        fig.update_layout(title='Train on synthetic, test on real', xaxis_title='share of real rows in training', yaxis_title='macro-F1 on real test part',
-                          yaxis_range=[0, 1.02], height=360, margin=dict(l=50, r=20, t=50, b=40), template='plotly_white')
+        if self.reference:
+            fig.add_hline(y=self.reference['macro_f1'], line_dash='dash', annotation_text=f"real reference (n={self.reference['n_train']})")
+        fig.update_layout(
+            title='Train on synthetic, test on real',
+            xaxis_title='share of real rows in training',
+            yaxis_title='macro-F1 on real test part',
+            yaxis_range=[0, 1.02],
+            height=360,
+            margin=dict(l=50, r=20, t=50, b=40),
+            template='plotly_white',
+        )
         return fig
 
     def __repr__(self):
@@ -220,89 +328,119 @@ class TSTRResult:
         return f'TSTRResult(accuracy={self.accuracy:.3f}, macro_f1={self.macro_f1:.3f}, n_train={self.n_train}, n_test={self.n_test}{r})'
 
 # %% ../../nbs/50_tstr.ipynb #1d5729a5
-def tstr(train,                          # synthetic examples: table or path (JSONL/JSON/CSV/Parquet)
-         test,                           # real labelled examples: table or path
-         text_col:str|None=None,         # input-text column (default: `text`, else chat user turns)
-         label_col:str='label',          # class column (same name in both)
-         reference:bool=True,            # also train on real data of equal size (from a disjoint part of `test`)
-         test_size:float=0.5,            # share of the real data held out for scoring when `reference`
-         ratios=(0.0, 0.25, 0.5, 0.75, 1.0), # real shares for the mixing sweep (empty/None: no sweep)
-         on_unseen:str='error',          # test labels absent from train: 'error' or 'drop'
-         model:str='all-MiniLM-L6-v2',   # embedding model (see `synthbench.llm.embed`; 'openai:MODEL' for an endpoint's)
-         llm=None,                       # an `LLM` that sends 'openai:' embeddings (a run's client: its budget and ledger count them)
-         C:float=1.0,                    # inverse regularisation of the logistic regression
-         seed:int=0,                     # split/sampling seed
-         cache_dir=None,                 # embedding cache folder (default: synthbench's)
-         progress:bool=False,            # progress bar while embedding
-         n_boot:int=500,                 # bootstrap resamples of the test rows for intervals (0: none)
-        ) -> TSTRResult:
+def tstr(
+    train,  # synthetic examples: table or path (JSONL/JSON/CSV/Parquet)
+    test,  # real labelled examples: table or path
+    text_col: str | None = None,  # input-text column (default: `text`, else chat user turns)
+    label_col: str = 'label',  # class column (same name in both)
+    reference: bool = True,  # also train on real data of equal size (from a disjoint part of `test`)
+    test_size: float = 0.5,  # share of the real data held out for scoring when `reference`
+    ratios=(0.0, 0.25, 0.5, 0.75, 1.0),  # real shares for the mixing sweep (empty/None: no sweep)
+    on_unseen: str = 'error',  # test labels absent from train: 'error' or 'drop'
+    model: str = 'all-MiniLM-L6-v2',  # embedding model (see `synthbench.llm.embed`; 'openai:MODEL' for an endpoint's)
+    llm=None,  # an `LLM` that sends 'openai:' embeddings (a run's client: its budget and ledger count them)
+    C: float = 1.0,  # inverse regularisation of the logistic regression
+    seed: int = 0,  # split/sampling seed
+    cache_dir=None,  # embedding cache folder (default: synthbench's)
+    progress: bool = False,  # progress bar while embedding
+    n_boot: int = 500,  # bootstrap resamples of the test rows for intervals (0: none)
+) -> TSTRResult:
     "Train a classifier on synthetic `train`, score it on real `test`, beside a real-trained reference and a mixing sweep."
     from synthbench.llm.embed import embed_texts, get_embedder
+
     if llm is not None and not str(model).startswith('openai:'):
-        raise ValueError(f"tstr: llm= sends OpenAI-compatible embeddings only, and model is {model!r}; pass model='openai:MODEL' or drop llm")
-    tr, trname = _as_table(train, 'train'); te, tename = _as_table(test, 'test')
+        raise ValueError(
+            f"tstr: llm= sends OpenAI-compatible embeddings only, and model is {model!r}; pass model='openai:MODEL' or drop llm"
+        )
+    tr, trname = _as_table(train, 'train')
+    te, tename = _as_table(test, 'test')
     Xs_t, ys, ds = texts_labels(tr, text_col, label_col, trname)
     Xr_t, yr, dr = texts_labels(te, text_col, label_col, tename)
     notes = [f'{trname}: {ds} row(s) without text or label dropped'] if ds else []
-    if dr: notes.append(f'{tename}: {dr} row(s) without text or label dropped')
+    if dr:
+        notes.append(f'{tename}: {dr} row(s) without text or label dropped')
     unseen = sorted(set(yr) - set(ys))
     if unseen:
         if on_unseen != 'drop':
-            raise ValueError(f"{tename} has label(s) {unseen} (column {label_col!r}) that never occur in {trname}; the classifier "
-                             f"cannot predict them. Generate examples for these labels, remove them from the test set, "
-                             f"or pass on_unseen='drop' (--on-unseen drop) to score only the labels the synthetic set covers.")
+            raise ValueError(
+                f"{tename} has label(s) {unseen} (column {label_col!r}) that never occur in {trname}; the classifier "
+                f"cannot predict them. Generate examples for these labels, remove them from the test set, "
+                f"or pass on_unseen='drop' (--on-unseen drop) to score only the labels the synthetic set covers."
+            )
         keep = [i for i, l in enumerate(yr) if l not in unseen]
         notes.append(f'{len(yr) - len(keep)} real row(s) with label(s) {unseen} unseen in the synthetic set dropped (on_unseen=drop)')
         Xr_t, yr = [Xr_t[i] for i in keep], [yr[i] for i in keep]
-    if len(set(ys)) < 2: notes.append(f'the synthetic set has a single label {ys[0]!r}: the classifier always predicts it')
-    emb = get_embedder(model, llm=llm) if llm is not None else model   # one embedder for both sets (its spend booked in llm's ledger)
+    if len(set(ys)) < 2:
+        notes.append(f'the synthetic set has a single label {ys[0]!r}: the classifier always predicts it')
+    emb = get_embedder(model, llm=llm) if llm is not None else model  # one embedder for both sets (its spend booked in llm's ledger)
     Xs = embed_texts(Xs_t, model=emb, cache_dir=cache_dir, progress=progress)
     Xr = embed_texts(Xr_t, model=emb, cache_dir=cache_dir, progress=progress)
     labels = sorted(set(ys) | set(yr))
     if reference and len(yr) >= 4:
         pool, held = _stratified_split(yr, test_size, seed)
     else:
-        if reference: notes.append(f'only {len(yr)} real row(s): no reference, all of them are the test set')
+        if reference:
+            notes.append(f'only {len(yr)} real row(s): no reference, all of them are the test set')
         pool, held, reference = np.array([], dtype=int), np.arange(len(yr)), False
-    yte = [yr[i] for i in held]; Xte = Xr[held]
+    yte = [yr[i] for i in held]
+    Xte = Xr[held]
     syn = _fit_score(Xs, ys, Xte, yte, labels, C, seed)
     ref = None
     if reference:
         ridx = pool[_sample([yr[i] for i in pool], len(ys), seed)]
-        if len(ridx) < len(ys): notes.append(f'the reference has {len(ridx)} real training rows (all the real data left after holding out the test part), fewer than the {len(ys)} synthetic rows')
+        if len(ridx) < len(ys):
+            notes.append(
+                f'the reference has {len(ridx)} real training rows (all the real data left after holding out the test part), fewer than the {len(ys)} synthetic rows'
+            )
         r = _fit_score(Xr[ridx], [yr[i] for i in ridx], Xte, yte, labels, C, seed)
         ref = dict(accuracy=r['accuracy'], macro_f1=r['macro_f1'], n_train=r['n_train'], per_class_f1=r['per_class_f1'])
     mix = None
     if reference and ratios:
-        n = min(len(ys), len(pool)); rows = []
+        n = min(len(ys), len(pool))
+        rows = []
         for share in ratios:
-            nr = int(round(n*share)); ns = n - nr
-            ri = pool[_sample([yr[i] for i in pool], nr, seed)]; si = _sample(ys, ns, seed)
-            X = np.concatenate([Xr[ri], Xs[si]]); y = [yr[i] for i in ri] + [ys[i] for i in si]
+            nr = int(round(n * share))
+            ns = n - nr
+            ri = pool[_sample([yr[i] for i in pool], nr, seed)]
+            si = _sample(ys, ns, seed)
+            X = np.concatenate([Xr[ri], Xs[si]])
+            y = [yr[i] for i in ri] + [ys[i] for i in si]
             m = _fit_score(X, y, Xte, yte, labels, C, seed)
             rows.append(dict(real_share=float(share), n_real=len(ri), n_synthetic=len(si), accuracy=m['accuracy'], macro_f1=m['macro_f1']))
         mix = pd.DataFrame(rows)
     support = pd.Series(yte).value_counts()
-    per_class = pd.DataFrame({'label': labels, 'support': [int(support.get(l, 0)) for l in labels],
-                              'f1_synthetic': [syn['per_class_f1'].get(l, np.nan) for l in labels],
-                              'f1_reference': [ref['per_class_f1'].get(l, np.nan) if ref else np.nan for l in labels]})
+    per_class = pd.DataFrame(
+        {
+            'label': labels,
+            'support': [int(support.get(l, 0)) for l in labels],
+            'f1_synthetic': [syn['per_class_f1'].get(l, np.nan) for l in labels],
+            'f1_reference': [ref['per_class_f1'].get(l, np.nan) if ref else np.nan for l in labels],
+        }
+    )
     conf = pd.DataFrame(syn['confusion'], index=pd.Index(labels, name='true'), columns=pd.Index(labels, name='predicted'))
     params = dict(text_col=text_col, label_col=label_col, test_size=test_size, model=model, C=C, seed=seed, classifier='LogisticRegression')
     ci = bootstrap_gap(yte, syn['pred'], r['pred'] if ref else None, n_boot=n_boot, seed=seed) if n_boot else None
     return TSTRResult(syn['accuracy'], syn['macro_f1'], per_class, conf, ref, mix, len(ys), len(yte), labels, notes, params, ci)
 
 # %% ../../nbs/50_tstr.ipynb #cbec1acd
-def _ratios(s:str) -> tuple[float, ...]:
-    try: v = tuple(float(x) for x in s.split(',') if x.strip())
-    except ValueError: raise argparse.ArgumentTypeError(f"--ratios {s!r}: give comma-separated real shares between 0 and 1, e.g. 0,0.5,1") from None
-    if any(not 0 <= x <= 1 for x in v): raise argparse.ArgumentTypeError(f"--ratios {s!r}: each share must be between 0 and 1")
+def _ratios(s: str) -> tuple[float, ...]:
+    try:
+        v = tuple(float(x) for x in s.split(',') if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--ratios {s!r}: give comma-separated real shares between 0 and 1, e.g. 0,0.5,1") from None
+    if any(not 0 <= x <= 1 for x in v):
+        raise argparse.ArgumentTypeError(f"--ratios {s!r}: each share must be between 0 and 1")
     return v
 
-def cli_tstr(argv:list[str]) -> int:
+
+def cli_tstr(argv: list[str]) -> int:
     "`synthbench tstr`: train on synthetic, test on real; prints JSON."
-    p = argparse.ArgumentParser(prog='synthbench tstr', description='Train a logistic regression on sentence embeddings of the '
+    p = argparse.ArgumentParser(
+        prog='synthbench tstr',
+        description='Train a logistic regression on sentence embeddings of the '
         'synthetic set (--train), score it on real labelled data (--test), beside the same classifier trained on an equal-size '
-        'disjoint part of the real data. Prints JSON (accuracy, macro_f1, per_class_f1, confusion, reference, mix).')
+        'disjoint part of the real data. Prints JSON (accuracy, macro_f1, per_class_f1, confusion, reference, mix).',
+    )
     p.add_argument('--train', required=True, help='synthetic dataset (JSONL/JSON/CSV/Parquet)')
     p.add_argument('--test', required=True, help='real labelled dataset (JSONL/JSON/CSV/Parquet)')
     p.add_argument('--text-col', default=None, help="input text column (default: 'text', else chat user turns)")
@@ -316,10 +454,23 @@ def cli_tstr(argv:list[str]) -> int:
     p.add_argument('--out', default=None, help='also write the JSON to this file')
     a = p.parse_args(argv)
     try:
-        r = tstr(a.train, a.test, text_col=a.text_col, label_col=a.label_col, reference=not a.no_reference,
-                 test_size=a.test_size, ratios=a.ratios, on_unseen=a.on_unseen, seed=a.seed, n_boot=a.n_boot)
+        r = tstr(
+            a.train,
+            a.test,
+            text_col=a.text_col,
+            label_col=a.label_col,
+            reference=not a.no_reference,
+            test_size=a.test_size,
+            ratios=a.ratios,
+            on_unseen=a.on_unseen,
+            seed=a.seed,
+            n_boot=a.n_boot,
+        )
     except (ValueError, FileNotFoundError, ImportError, TypeError) as e:
-        print(f'synthbench tstr: {e}', file=sys.stderr); return 2
+        print(f'synthbench tstr: {e}', file=sys.stderr)
+        return 2
     s = json.dumps(r.to_dict(), indent=2, default=float)
-    if a.out: Path(a.out).write_text(s + '\n')
-    print(s); return 0
+    if a.out:
+        Path(a.out).write_text(s + '\n')
+    print(s)
+    return 0

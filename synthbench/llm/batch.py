@@ -9,15 +9,15 @@ from __future__ import annotations
 import asyncio, json, time
 from .engine import LLM, ChatResult, ChatResults, read_completion, run_sync, _kind_for_status
 
-BATCH_DISCOUNT = 0.5        # Batch API price relative to the real-time price
-MAX_BATCH_REQUESTS = 50_000 # OpenAI's limit per batch
+BATCH_DISCOUNT = 0.5  # Batch API price relative to the real-time price
+MAX_BATCH_REQUESTS = 50_000  # OpenAI's limit per batch
 _FINAL = ('completed', 'failed', 'expired', 'cancelled')
 
 # %% auto #0
 __all__ = ['BATCH_DISCOUNT', 'MAX_BATCH_REQUESTS', 'batch_lines', 'read_batch_line', 'abatch_many', 'batch_many']
 
 # %% ../../nbs/14_batch.ipynb #24895f19
-def batch_lines(items:list, endpoint_path:str='/v1/chat/completions') -> tuple[bytes, dict]:
+def batch_lines(items: list, endpoint_path: str = '/v1/chat/completions') -> tuple[bytes, dict]:
     "JSONL for the Batch API from request `items`, and {custom_id: item}."
     by_id, lines = {}, []
     for n, it in enumerate(items):
@@ -27,65 +27,86 @@ def batch_lines(items:list, endpoint_path:str='/v1/chat/completions') -> tuple[b
     return ('\n'.join(lines) + '\n').encode(), by_id
 
 # %% ../../nbs/14_batch.ipynb #a546c05e
-def read_batch_line(line:dict, model:str|None, prices=None) -> tuple[ChatResult, dict|None]:
+def read_batch_line(line: dict, model: str | None, prices=None) -> tuple[ChatResult, dict | None]:
     "A `ChatResult` from one Batch API output/error line, and the response body to cache (None if not cacheable)."
     resp, err = line.get('response') or {}, line.get('error')
     status, body = resp.get('status_code'), resp.get('body')
     if status == 200 and isinstance(body, dict):
         res, cacheable = read_completion(body, model, prices)
-        res.cost_usd *= BATCH_DISCOUNT; res.attempts = 1
+        res.cost_usd *= BATCH_DISCOUNT
+        res.attempts = 1
         return res, (body if cacheable else None)
-    if isinstance(body, dict) and isinstance(body.get('error'), dict): msg = f"HTTP {status}: {body['error'].get('message')}"
-    elif isinstance(err, dict): msg = f"{err.get('code')}: {err.get('message')}"
-    else: msg = f'HTTP {status}: {str(body)[:200]}'
-    return ChatResult(error=f'batch request failed: {msg}', error_kind=_kind_for_status(status) if isinstance(status, int) else 'server',
-                      status=status if isinstance(status, int) else None, model=model), None
+    if isinstance(body, dict) and isinstance(body.get('error'), dict):
+        msg = f"HTTP {status}: {body['error'].get('message')}"
+    elif isinstance(err, dict):
+        msg = f"{err.get('code')}: {err.get('message')}"
+    else:
+        msg = f'HTTP {status}: {str(body)[:200]}'
+    return ChatResult(
+        error=f'batch request failed: {msg}',
+        error_kind=_kind_for_status(status) if isinstance(status, int) else 'server',
+        status=status if isinstance(status, int) else None,
+        model=model,
+    ), None
 
 # %% ../../nbs/14_batch.ipynb #c45af4c8
-async def _wait_and_collect(llm:LLM, batch_id:str, by_key:dict, poll_interval:float, bar=None) -> dict:
+async def _wait_and_collect(llm: LLM, batch_id: str, by_key: dict, poll_interval: float, bar=None) -> dict:
     "Poll `batch_id` until it ends; {cache key: ChatResult} for its lines (answers cached)."
     client = llm._client
     b = await client.batches.retrieve(batch_id)
     while b.status not in _FINAL:
         if bar is not None and b.request_counts is not None:
-            bar.n = b.request_counts.completed + b.request_counts.failed; bar.set_postfix_str(b.status, refresh=False); bar.refresh()
+            bar.n = b.request_counts.completed + b.request_counts.failed
+            bar.set_postfix_str(b.status, refresh=False)
+            bar.refresh()
         await asyncio.sleep(poll_interval)
         b = await client.batches.retrieve(batch_id)
     out = {}
     for fid in (b.output_file_id, b.error_file_id):
-        if not fid: continue
+        if not fid:
+            continue
         text = (await client.files.content(fid)).read().decode('utf-8', 'replace')
         for raw in text.splitlines():
-            if not raw.strip(): continue
+            if not raw.strip():
+                continue
             line = json.loads(raw)
             key = by_key.get(line.get('custom_id'))
-            if key is None: continue
+            if key is None:
+                continue
             res, body = read_batch_line(line, llm.model, llm.prices)
-            if body is not None and llm.cache is not None: llm.cache.put(key, res.model, json.dumps(body))
+            if body is not None and llm.cache is not None:
+                llm.cache.put(key, res.model, json.dumps(body))
             out[key] = res
     for key in set(by_key.values()) - set(out):
-        out[key] = ChatResult(error=f'batch {batch_id} ended {b.status!r} without an answer for this request', error_kind='server', model=llm.model)
+        out[key] = ChatResult(
+            error=f'batch {batch_id} ended {b.status!r} without an answer for this request', error_kind='server', model=llm.model
+        )
     if llm.cache is not None:
-        llm.cache.flush(); llm.cache.set_job_status(batch_id, b.status)
+        llm.cache.flush()
+        llm.cache.set_job_status(batch_id, b.status)
     return out
 
-async def abatch_many(llm:LLM,
-                      prompts:list,                # requests: lists of chat messages (a string = one user message)
-                      response_format=None,        # pydantic model or JSON schema: parse and validate answers
-                      sample_ids:list|None=None,   # per prompt: which sample
-                      poll_interval:float=30.0,    # seconds between status checks
-                      completion_window:str='24h',
-                      desc:str|None=None,
-                      progress:bool|None=None,
-                      **params) -> ChatResults:
+
+async def abatch_many(
+    llm: LLM,
+    prompts: list,  # requests: lists of chat messages (a string = one user message)
+    response_format=None,  # pydantic model or JSON schema: parse and validate answers
+    sample_ids: list | None = None,  # per prompt: which sample
+    poll_interval: float = 30.0,  # seconds between status checks
+    completion_window: str = '24h',
+    desc: str | None = None,
+    progress: bool | None = None,
+    **params,
+) -> ChatResults:
     "Answers for `prompts` through the OpenAI Batch API (half price), in order (async)."
     items, fmt = llm._prepare(prompts, response_format, sample_ids, params)
     cached = llm.cache.get_many([it.key for it in items]) if llm.cache is not None else {}
-    results: list[ChatResult|None] = [None] * len(items)
+    results: list[ChatResult | None] = [None] * len(items)
     by_key_results: dict[str, ChatResult] = {}
     for it in items:
         if it.key in cached:
-            results[it.i] = read_completion(cached[it.key], it.model, llm.prices, cached=True)[0]; llm.stats['cached'] += 1
+            results[it.i] = read_completion(cached[it.key], it.model, llm.prices, cached=True)[0]
+            llm.stats['cached'] += 1
     missing = {it.key: it for it in items if results[it.i] is None}
     # resume batches a killed run left behind
     if llm.cache is not None and missing:
@@ -93,7 +114,10 @@ async def abatch_many(llm:LLM,
             if set(job['keys'].values()) & set(missing):
                 got = await _wait_and_collect(llm, job['batch_id'], job['keys'], poll_interval)
                 for k, r in got.items():
-                    if k in missing and r.error is None: by_key_results[k] = r; llm._book(r.cost_usd); llm.stats['batch_calls'] += 1
+                    if k in missing and r.error is None:
+                        by_key_results[k] = r
+                        llm._book(r.cost_usd)
+                        llm.stats['batch_calls'] += 1
         missing = {k: it for k, it in missing.items() if k not in by_key_results}
     todo = list(missing.values())
     if llm.budget_usd is not None:
@@ -101,40 +125,63 @@ async def abatch_many(llm:LLM,
         room, fit = llm.budget_usd - spent, []
         for it in todo:
             w = it.worst * BATCH_DISCOUNT
-            if w <= room: room -= w; fit.append(it)
-            else: by_key_results[it.key] = ChatResult(error=f"budget exceeded: ${spent:.6f} spent of budget_usd=${llm.budget_usd:.6f} under budget scope "
-                                                              f"{llm.budget_scope!r}; this batch request could cost up to ${w:.6f}", error_kind='budget', model=it.model)
+            if w <= room:
+                room -= w
+                fit.append(it)
+            else:
+                by_key_results[it.key] = ChatResult(
+                    error=f"budget exceeded: ${spent:.6f} spent of budget_usd=${llm.budget_usd:.6f} under budget scope "
+                    f"{llm.budget_scope!r}; this batch request could cost up to ${w:.6f}",
+                    error_kind='budget',
+                    model=it.model,
+                )
         todo = fit
     show = (llm.progress if progress is None else progress) and len(todo) >= 1
     for start in range(0, len(todo), MAX_BATCH_REQUESTS):
-        chunk = todo[start:start + MAX_BATCH_REQUESTS]
+        chunk = todo[start : start + MAX_BATCH_REQUESTS]
         data, by_id = batch_lines(chunk)
         f = await llm._client.files.create(file=('synthbench_batch.jsonl', data), purpose='batch')
-        b = await llm._client.batches.create(input_file_id=f.id, endpoint='/v1/chat/completions', completion_window=completion_window,
-                                             metadata={'created_by': 'synthbench'})
+        b = await llm._client.batches.create(
+            input_file_id=f.id, endpoint='/v1/chat/completions', completion_window=completion_window, metadata={'created_by': 'synthbench'}
+        )
         keys = {cid: it.key for cid, it in by_id.items()}
-        if llm.cache is not None: llm.cache.add_job(b.id, llm.endpoint, keys)
+        if llm.cache is not None:
+            llm.cache.add_job(b.id, llm.endpoint, keys)
         bar = None
         if show:
             from tqdm.auto import tqdm
+
             bar = tqdm(total=len(chunk), desc=desc or f'batch {b.id}', unit='req')
-        try: got = await _wait_and_collect(llm, b.id, keys, poll_interval, bar)
+        try:
+            got = await _wait_and_collect(llm, b.id, keys, poll_interval, bar)
         finally:
-            if bar is not None: bar.n = len(chunk); bar.close()
+            if bar is not None:
+                bar.n = len(chunk)
+                bar.close()
         for k, r in got.items():
             by_key_results[k] = r
-            if r.error is None: llm._book(r.cost_usd); llm.stats['batch_calls'] += 1; llm.stats['calls'] += 1
-            else: llm.stats['failed'] += 1
-            llm.stats['tokens_in'] += r.usage.prompt_tokens; llm.stats['tokens_out'] += r.usage.completion_tokens
+            if r.error is None:
+                llm._book(r.cost_usd)
+                llm.stats['batch_calls'] += 1
+                llm.stats['calls'] += 1
+            else:
+                llm.stats['failed'] += 1
+            llm.stats['tokens_in'] += r.usage.prompt_tokens
+            llm.stats['tokens_out'] += r.usage.completion_tokens
     for it in items:
-        if results[it.i] is None: results[it.i] = by_key_results[it.key]
+        if results[it.i] is None:
+            results[it.i] = by_key_results[it.key]
     if fmt is not None and fmt.structured:
         results = await llm._parse_and_repair(items, results, fmt, sample_ids, params, desc, progress)
     return ChatResults(results, llm)
 
-def batch_many(llm:LLM, prompts:list, response_format=None, sample_ids:list|None=None, poll_interval:float=30.0, **kw) -> ChatResults:
+
+def batch_many(
+    llm: LLM, prompts: list, response_format=None, sample_ids: list | None = None, poll_interval: float = 30.0, **kw
+) -> ChatResults:
     "Answers for `prompts` through the OpenAI Batch API (half price), in order."
     return run_sync(abatch_many(llm, prompts, response_format=response_format, sample_ids=sample_ids, poll_interval=poll_interval, **kw))
+
 
 LLM.batch_many = batch_many
 LLM.abatch_many = abatch_many

@@ -18,14 +18,17 @@ def default_cache_dir() -> Path:
     "Where caches live: `$SYNTHBENCH_CACHE_DIR`, else `~/.cache/synthbench`."
     return Path(os.environ.get('SYNTHBENCH_CACHE_DIR') or Path.home() / '.cache' / 'synthbench')
 
-def body_json(body:dict) -> str:
+
+def body_json(body: dict) -> str:
     "Canonical JSON of a request `body` (sorted keys, compact, unicode kept)."
     return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(',', ':'))
 
-def request_key(endpoint:str,          # where the request goes, e.g. 'https://api.openai.com/v1' or 'local'
-                body:dict|str,         # the request body (or its `body_json`)
-                sample_id=None         # which sample of this prompt (None: the only one)
-               ) -> str:
+
+def request_key(
+    endpoint: str,  # where the request goes, e.g. 'https://api.openai.com/v1' or 'local'
+    body: dict | str,  # the request body (or its `body_json`)
+    sample_id=None,  # which sample of this prompt (None: the only one)
+) -> str:
     "Cache key of one request: hash of `endpoint`, canonical `body` and `sample_id`."
     s = body if isinstance(body, str) else body_json(body)
     sid = '' if sample_id is None else str(sample_id)
@@ -39,46 +42,59 @@ create table if not exists ledger (scope text not null, owner text not null, spe
                                    reserved real not null default 0, updated real, primary key (scope, owner));
 """
 
+
 def _connect(path) -> sqlite3.Connection:
     "A connection to the cache file (WAL, autocommit; `begin immediate` for write transactions)."
     con = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
-    if str(path) != ':memory:': con.execute('pragma journal_mode=wal')
-    con.execute('pragma synchronous=normal'); con.execute('pragma busy_timeout=30000')
+    if str(path) != ':memory:':
+        con.execute('pragma journal_mode=wal')
+    con.execute('pragma synchronous=normal')
+    con.execute('pragma busy_timeout=30000')
     return con
+
 
 class ResponseCache:
     "Persistent response cache: SQLite (WAL) at `path`, writes committed by a background thread at least every `flush_every` s."
-    def __init__(self,
-                 path:str|Path,            # the .sqlite file (its folder is created)
-                 flush_every:float=0.05,   # seconds between commits of queued writes (what a kill -9 can lose)
-                 max_batch:int=1000):      # commit at the latest after this many queued writes
+
+    def __init__(
+        self,
+        path: str | Path,  # the .sqlite file (its folder is created)
+        flush_every: float = 0.05,  # seconds between commits of queued writes (what a kill -9 can lose)
+        max_batch: int = 1000,
+    ):  # commit at the latest after this many queued writes
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.flush_every, self.max_batch = flush_every, max_batch
         self._con = _connect(self.path)
         self._con.executescript(_SCHEMA)
         self._lock = threading.Lock()
-        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()   # writes to make, and flush events to set
-        self._writer: threading.Thread|None = None
+        self._q: queue.SimpleQueue[Any] = queue.SimpleQueue()  # writes to make, and flush events to set
+        self._writer: threading.Thread | None = None
         self.n_written = self.n_commits = 0
         _open_caches.add(self)
 
-    def _connect(self): return _connect(self.path)
-    def __repr__(self): return f'ResponseCache({str(self.path)!r}, {len(self)} responses)'
+    def _connect(self):
+        return _connect(self.path)
+
+    def __repr__(self):
+        return f'ResponseCache({str(self.path)!r}, {len(self)} responses)'
+
     def __len__(self):
-        with self._lock: return self._con.execute('select count(*) from responses').fetchone()[0]
+        with self._lock:
+            return self._con.execute('select count(*) from responses').fetchone()[0]
 
     def get_many(self, keys) -> dict[str, str]:
         "Stored responses for those `keys` that are cached: {key: response_text}."
-        keys = list(dict.fromkeys(keys)); out: dict[str, str] = {}
+        keys = list(dict.fromkeys(keys))
+        out: dict[str, str] = {}
         with self._lock:
             for i in range(0, len(keys), 900):
-                chunk = keys[i:i+900]
-                q = f"select key, response from responses where key in ({','.join('?'*len(chunk))})"
+                chunk = keys[i : i + 900]
+                q = f"select key, response from responses where key in ({','.join('?' * len(chunk))})"
                 out.update(self._con.execute(q, chunk).fetchall())
         return out
 
-    def get(self, key:str) -> str|None:
+    def get(self, key: str) -> str | None:
         "The stored response for `key`, or None."
         return self.get_many([key]).get(key)
 
@@ -90,110 +106,158 @@ class ResponseCache:
                     self._writer = threading.Thread(target=self._write_loop, daemon=True, name='synthbench-cache-writer')
                     self._writer.start()
 
-    def put(self, key:str, model:str|None, response:str|bytes):
+    def put(self, key: str, model: str | None, response: str | bytes):
         "Queue `response` for `key`; committed by the writer thread within `flush_every` seconds."
-        if isinstance(response, bytes): response = response.decode('utf-8', 'replace')
+        if isinstance(response, bytes):
+            response = response.decode('utf-8', 'replace')
         self._enqueue(('put', (key, model, response, time.time())))
 
     def delete(self, keys):
         "Queue the removal of `keys` (answers that must be asked again), in order with earlier puts."
-        for k in keys: self._enqueue(('del', (k,)))
+        for k in keys:
+            self._enqueue(('del', (k,)))
 
-    def add_spent(self, scope:str, owner:str, usd:float):
+    def add_spent(self, scope: str, owner: str, usd: float):
         "Queue `usd` spent under budget `scope` by `owner` (committed with the answers that cost it)."
-        if usd: self._enqueue(('spend', (scope, owner, usd, time.time())))
+        if usd:
+            self._enqueue(('spend', (scope, owner, usd, time.time())))
 
-    def flush(self, timeout:float=60):
+    def flush(self, timeout: float = 60):
         "Block until every queued write is committed."
-        if self._writer is None or not self._writer.is_alive(): return
-        ev = threading.Event(); self._q.put(ev); ev.wait(timeout)
+        if self._writer is None or not self._writer.is_alive():
+            return
+        ev = threading.Event()
+        self._q.put(ev)
+        ev.wait(timeout)
 
     def _commit(self, con, ops):
         puts = [r for op, r in ops if op == 'put']
         for attempt in range(5):
             try:
                 con.execute('begin immediate')
-                for op, r in ops:   # in queue order, so a delete after a put wins
-                    if op == 'put': con.execute('insert or replace into responses values (?,?,?,?)', r)
-                    elif op == 'del': con.execute('delete from responses where key=?', r)
-                    else: con.execute('insert into ledger (scope, owner, spent, reserved, updated) values (?,?,?,0,?) on conflict(scope, owner) '
-                                      'do update set spent=spent+excluded.spent, updated=excluded.updated', r)
-                con.execute('commit'); self.n_written += len(puts); self.n_commits += 1; return
+                for op, r in ops:  # in queue order, so a delete after a put wins
+                    if op == 'put':
+                        con.execute('insert or replace into responses values (?,?,?,?)', r)
+                    elif op == 'del':
+                        con.execute('delete from responses where key=?', r)
+                    else:
+                        con.execute(
+                            'insert into ledger (scope, owner, spent, reserved, updated) values (?,?,?,0,?) on conflict(scope, owner) '
+                            'do update set spent=spent+excluded.spent, updated=excluded.updated',
+                            r,
+                        )
+                con.execute('commit')
+                self.n_written += len(puts)
+                self.n_commits += 1
+                return
             except sqlite3.OperationalError:
-                try: con.execute('rollback')
-                except sqlite3.OperationalError: pass
+                try:
+                    con.execute('rollback')
+                except sqlite3.OperationalError:
+                    pass
                 time.sleep(0.2 * (attempt + 1))
 
     def _write_loop(self):
         con = self._connect()
         while True:
-            try: first = self._q.get(timeout=30)
-            except queue.Empty: continue
+            try:
+                first = self._q.get(timeout=30)
+            except queue.Empty:
+                continue
             ops, events, t_end = [], [], time.monotonic() + self.flush_every
             item = first
             while True:
-                if isinstance(item, threading.Event): events.append(item)
-                else: ops.append(item)
-                if events or len(ops) >= self.max_batch: break
+                if isinstance(item, threading.Event):
+                    events.append(item)
+                else:
+                    ops.append(item)
+                if events or len(ops) >= self.max_batch:
+                    break
                 left = t_end - time.monotonic()
-                if left <= 0: break
-                try: item = self._q.get(timeout=left)
-                except queue.Empty: break
-            if ops: self._commit(con, ops)
-            for ev in events: ev.set()
+                if left <= 0:
+                    break
+                try:
+                    item = self._q.get(timeout=left)
+                except queue.Empty:
+                    break
+            if ops:
+                self._commit(con, ops)
+            for ev in events:
+                ev.set()
 
     # ---- batch jobs
-    def add_job(self, batch_id:str, endpoint:str, keys:dict, status:str='submitted'):
+    def add_job(self, batch_id: str, endpoint: str, keys: dict, status: str = 'submitted'):
         "Record a Batch API job and the {custom_id: cache key} it answers."
         with self._lock:
-            self._con.execute('insert or replace into batch_jobs values (?,?,?,?,?)', (batch_id, endpoint, json.dumps(keys), status, time.time()))
+            self._con.execute(
+                'insert or replace into batch_jobs values (?,?,?,?,?)', (batch_id, endpoint, json.dumps(keys), status, time.time())
+            )
 
-    def set_job_status(self, batch_id:str, status:str):
-        with self._lock: self._con.execute('update batch_jobs set status=? where batch_id=?', (status, batch_id))
+    def set_job_status(self, batch_id: str, status: str):
+        with self._lock:
+            self._con.execute('update batch_jobs set status=? where batch_id=?', (status, batch_id))
 
-    def jobs(self, endpoint:str|None=None, pending:bool=True) -> list[dict]:
+    def jobs(self, endpoint: str | None = None, pending: bool = True) -> list[dict]:
         "Recorded Batch API jobs (only unfinished ones when `pending`)."
         q, args = 'select batch_id, endpoint, keys, status, created from batch_jobs', []
         conds = (['endpoint=?'] if endpoint else []) + (["status='submitted'"] if pending else [])
-        if conds: q += ' where ' + ' and '.join(conds)
-        if endpoint: args.append(endpoint)
-        with self._lock: rows = self._con.execute(q, args).fetchall()
+        if conds:
+            q += ' where ' + ' and '.join(conds)
+        if endpoint:
+            args.append(endpoint)
+        with self._lock:
+            rows = self._con.execute(q, args).fetchall()
         return [dict(batch_id=r[0], endpoint=r[1], keys=json.loads(r[2]), status=r[3], created=r[4]) for r in rows]
 
     def close(self):
         "Commit pending writes and close."
         self.flush()
-        with self._lock: self._con.close()
+        with self._lock:
+            self._con.close()
+
 
 _open_caches: weakref.WeakSet[ResponseCache] = weakref.WeakSet()
+
+
 @atexit.register
 def _flush_all():
     for c in list(_open_caches):
-        try: c.flush(timeout=10)
-        except Exception: pass
+        try:
+            c.flush(timeout=10)
+        except Exception:
+            pass
 
 # %% ../../nbs/13_llmcache.ipynb #b7e1d2a4
-def _alive(owner:str) -> bool:
+def _alive(owner: str) -> bool:
     "Is the process named in `owner` ('pid-random') still running (on this machine)?"
-    try: os.kill(int(owner.split('-', 1)[0]), 0); return True
-    except (ValueError, ProcessLookupError): return False
-    except PermissionError: return True
+    try:
+        os.kill(int(owner.split('-', 1)[0]), 0)
+        return True
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+
 
 class BudgetLedger:
     "Dollars spent and reserved under a budget `scope`, in the cache's SQLite: re-runs and parallel processes share one cap."
-    def __init__(self,
-                 path:str|Path|None,         # the cache's .sqlite file (None: in memory, this session only)
-                 scope:str,                  # what one budget covers, e.g. 'https://api.openai.com/v1 gpt-4o-mini'
-                 stale_after:float=600.0):   # ignore another owner's reservations not touched for this long
+
+    def __init__(
+        self,
+        path: str | Path | None,  # the cache's .sqlite file (None: in memory, this session only)
+        scope: str,  # what one budget covers, e.g. 'https://api.openai.com/v1 gpt-4o-mini'
+        stale_after: float = 600.0,
+    ):  # ignore another owner's reservations not touched for this long
         self.path, self.scope, self.stale_after = path, scope, stale_after
         self.owner = f'{os.getpid()}-{os.urandom(4).hex()}'
         self._con = _connect(':memory:' if path is None else path)
         self._con.executescript(_SCHEMA)
         self._lock = threading.Lock()
-        self.session_usd = 0.0          # booked by this owner
-        self.reserved = 0.0             # held by this owner now
+        self.session_usd = 0.0  # booked by this owner
+        self.reserved = 0.0  # held by this owner now
 
-    def __repr__(self): return f'BudgetLedger({self.scope!r}: ${self.spent():.6f} spent, ${self.session_usd:.6f} this session)'
+    def __repr__(self):
+        return f'BudgetLedger({self.scope!r}: ${self.spent():.6f} spent, ${self.session_usd:.6f} this session)'
 
     def spent(self) -> float:
         "Dollars booked under this scope by every run and process."
@@ -201,15 +265,19 @@ class BudgetLedger:
             return self._con.execute('select coalesce(sum(spent), 0) from ledger where scope=?', (self.scope,)).fetchone()[0]
 
     def _others_reserved(self, now) -> float:
-        rows = self._con.execute('select owner, reserved, updated from ledger where scope=? and owner<>? and reserved>0', (self.scope, self.owner)).fetchall()
+        rows = self._con.execute(
+            'select owner, reserved, updated from ledger where scope=? and owner<>? and reserved>0', (self.scope, self.owner)
+        ).fetchall()
         return sum(r for o, r, t in rows if (t or 0) > now - self.stale_after and _alive(o))
 
-    def _write(self, spent:float, reserved:float, now:float):
-        self._con.execute('insert into ledger (scope, owner, spent, reserved, updated) values (?,?,?,?,?) on conflict(scope, owner) '
-                          'do update set spent=spent+excluded.spent, reserved=max(0, reserved+excluded.reserved), updated=excluded.updated',
-                          (self.scope, self.owner, spent, reserved, now))
+    def _write(self, spent: float, reserved: float, now: float):
+        self._con.execute(
+            'insert into ledger (scope, owner, spent, reserved, updated) values (?,?,?,?,?) on conflict(scope, owner) '
+            'do update set spent=spent+excluded.spent, reserved=max(0, reserved+excluded.reserved), updated=excluded.updated',
+            (self.scope, self.owner, spent, reserved, now),
+        )
 
-    def try_reserve(self, usd:float, budget:float) -> tuple[bool, float, float]:
+    def try_reserve(self, usd: float, budget: float) -> tuple[bool, float, float]:
         "Hold `usd` if spent + every live reservation + `usd` fits `budget`: (ok, spent, reserved by others)."
         now = time.time()
         with self._lock:
@@ -218,28 +286,38 @@ class BudgetLedger:
                 spent = self._con.execute('select coalesce(sum(spent), 0) from ledger where scope=?', (self.scope,)).fetchone()[0]
                 others = self._others_reserved(now)
                 ok = spent + others + self.reserved + usd <= budget + 1e-12
-                if ok: self._write(0.0, usd, now); self.reserved += usd
+                if ok:
+                    self._write(0.0, usd, now)
+                    self.reserved += usd
                 self._con.execute('commit')
             except BaseException:
-                self._con.execute('rollback'); raise
+                self._con.execute('rollback')
+                raise
         return ok, spent, others
 
-    def settle(self, reserved:float, spent:float):
+    def settle(self, reserved: float, spent: float):
         "Release a reservation of `reserved` and book `spent` (committed at once)."
         with self._lock:
             self._write(spent, -reserved, time.time())
-            self.reserved = max(0.0, self.reserved - reserved); self.session_usd += spent
+            self.reserved = max(0.0, self.reserved - reserved)
+            self.session_usd += spent
 
-    def book(self, spent:float, cache:ResponseCache|None=None):
+    def book(self, spent: float, cache: ResponseCache | None = None):
         "Book `spent` without a reservation: through `cache`'s writer (with the answers) when given, else at once."
-        if not spent: return
+        if not spent:
+            return
         self.session_usd += spent
-        if cache is not None and self.path is not None and Path(self.path) == cache.path: cache.add_spent(self.scope, self.owner, spent)
+        if cache is not None and self.path is not None and Path(self.path) == cache.path:
+            cache.add_spent(self.scope, self.owner, spent)
         else:
-            with self._lock: self._write(spent, 0.0, time.time())
+            with self._lock:
+                self._write(spent, 0.0, time.time())
 
     def close(self):
         with self._lock:
-            try: self._write(0.0, -self.reserved, time.time()); self.reserved = 0.0
-            except sqlite3.Error: pass
+            try:
+                self._write(0.0, -self.reserved, time.time())
+                self.reserved = 0.0
+            except sqlite3.Error:
+                pass
             self._con.close()

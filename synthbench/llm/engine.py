@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from .cache import ResponseCache, BudgetLedger, default_cache_dir, body_json, request_key
 
-try: import orjson
-except ImportError: orjson = None
+try:
+    import orjson
+except ImportError:
+    orjson = None
 _loads = orjson.loads if orjson else json.loads
 if TYPE_CHECKING:
     import aiohttp
@@ -31,136 +33,213 @@ __all__ = ['ERROR_KINDS', 'DEFAULT_WORST_TOKENS', 'Usage', 'ChatResult', 'read_c
 @dataclass(slots=True)
 class Usage:
     "Token counts of one answer."
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
+
     @property
-    def total_tokens(self) -> int: return self.prompt_tokens + self.completion_tokens
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
 
 ERROR_KINDS = ('auth', 'rate_limit', 'budget', 'parse', 'server', 'timeout', 'network', 'bad_request')
+
 
 @dataclass(slots=True)
 class ChatResult:
     "One model answer (or the reason there is none)."
-    text: str|None = None            # the assistant's content (raw, also when parsing failed)
-    error: str|None = None           # None when all went well, else why not
-    parsed: Any = None               # validated structured output (pydantic instance / dict), else None
+
+    text: str | None = None  # the assistant's content (raw, also when parsing failed)
+    error: str | None = None  # None when all went well, else why not
+    parsed: Any = None  # validated structured output (pydantic instance / dict), else None
     usage: Usage = field(default_factory=Usage)
-    cost_usd: float = 0.0            # what this answer cost (also when it came from the cache)
-    model: str|None = None           # model that answered
-    cached: bool = False             # served from the cache (no new request)
-    finish_reason: str|None = None
-    attempts: int = 0                # HTTP requests made for it in this run (retries included)
-    error_kind: str|None = None      # with an error: one of `ERROR_KINDS` (decide on this, never on the error text)
-    status: int|None = None          # last HTTP status seen for it (None: no response, or from the cache)
+    cost_usd: float = 0.0  # what this answer cost (also when it came from the cache)
+    model: str | None = None  # model that answered
+    cached: bool = False  # served from the cache (no new request)
+    finish_reason: str | None = None
+    attempts: int = 0  # HTTP requests made for it in this run (retries included)
+    error_kind: str | None = None  # with an error: one of `ERROR_KINDS` (decide on this, never on the error text)
+    status: int | None = None  # last HTTP status seen for it (None: no response, or from the cache)
 
     @property
-    def ok(self) -> bool: return self.error is None
+    def ok(self) -> bool:
+        return self.error is None
+
     @property
-    def tokens_in(self) -> int: return self.usage.prompt_tokens
+    def tokens_in(self) -> int:
+        return self.usage.prompt_tokens
+
     @property
-    def tokens_out(self) -> int: return self.usage.completion_tokens
-    def __str__(self): return self.text if self.error is None else f'[error] {self.error}'
+    def tokens_out(self) -> int:
+        return self.usage.completion_tokens
+
+    def __str__(self):
+        return self.text if self.error is None else f'[error] {self.error}'
+
     def _repr_markdown_(self):
         head = f'**error ({self.error_kind}):** {html.escape(self.error)}\n\n' if self.error else ''
         body = html.escape(self.text) if self.text is not None else '*(no text)*'
         return f'{head}{body}\n\n<small>{self.model} · {self.usage.prompt_tokens}+{self.usage.completion_tokens} tokens · ${self.cost_usd:.6f}{" · cached" if self.cached else ""}</small>'
 
 # %% ../../nbs/10_llm.ipynb #0c8e4306
-_prices_seen: dict[tuple[str|None, int], tuple[tuple[float, float]|None, Any]] = {}
-def _price(model:str|None, prices=None) -> tuple|None:
+_prices_seen: dict[tuple[str | None, int], tuple[tuple[float, float] | None, Any]] = {}
+
+
+def _price(model: str | None, prices=None) -> tuple | None:
     "`synthbench.llm.cost.price_for`, memoised per (model, prices table)."
     k = (model, id(prices))
     if k not in _prices_seen:
         from synthbench.llm.cost import price_for
-        _prices_seen[k] = (price_for(model, prices), prices)   # keep `prices` alive so its id stays unique
+
+        _prices_seen[k] = (price_for(model, prices), prices)  # keep `prices` alive so its id stays unique
     return _prices_seen[k][0]
+
 
 def _read_body(data, model=None, prices=None, cached=False) -> tuple[ChatResult, bool, bool]:
     "`read_completion`, and whether the body was malformed (not JSON, truncated, no `choices`): a server fault to retry."
     try:
         d = data if isinstance(data, dict) else _loads(data)
-        ch = d['choices'][0]; msg = ch.get('message') or {}
-        if not isinstance(msg, dict): raise TypeError('message is not an object')
+        ch = d['choices'][0]
+        msg = ch.get('message') or {}
+        if not isinstance(msg, dict):
+            raise TypeError('message is not an object')
     except Exception as e:
-        snippet = (data if isinstance(data, str) else bytes(data).decode('utf-8', 'replace'))[:200] if not isinstance(data, dict) else str(data)[:200]
-        return ChatResult(error=f'malformed response ({type(e).__name__}): {snippet!r}', error_kind='server', model=model, cached=cached), False, True
+        snippet = (
+            (data if isinstance(data, str) else bytes(data).decode('utf-8', 'replace'))[:200]
+            if not isinstance(data, dict)
+            else str(data)[:200]
+        )
+        return (
+            ChatResult(error=f'malformed response ({type(e).__name__}): {snippet!r}', error_kind='server', model=model, cached=cached),
+            False,
+            True,
+        )
     u = d.get('usage') or {}
     usage = Usage(int(u.get('prompt_tokens') or 0), int(u.get('completion_tokens') or 0))
     m = model or d.get('model')
     text, fr = msg.get('content'), ch.get('finish_reason')
     p = _price(m, prices)
-    res = ChatResult(text=text, usage=usage, cost_usd=(usage.prompt_tokens * p[0] + usage.completion_tokens * p[1]) / 1e6 if p else 0.0,
-                     model=d.get('model') or model, cached=cached, finish_reason=fr)
-    if msg.get('refusal'): res.error, res.error_kind = f"refused: {msg['refusal']}", 'bad_request'
-    elif fr == 'length': res.error, res.error_kind = 'truncated: finish_reason=length (the answer hit max_tokens; raise max_tokens)', 'bad_request'
-    elif fr == 'content_filter': res.error, res.error_kind = 'refused: finish_reason=content_filter', 'bad_request'
-    elif text is None and not msg.get('tool_calls'): res.error, res.error_kind = 'empty answer: the message has no content', 'server'
+    res = ChatResult(
+        text=text,
+        usage=usage,
+        cost_usd=(usage.prompt_tokens * p[0] + usage.completion_tokens * p[1]) / 1e6 if p else 0.0,
+        model=d.get('model') or model,
+        cached=cached,
+        finish_reason=fr,
+    )
+    if msg.get('refusal'):
+        res.error, res.error_kind = f"refused: {msg['refusal']}", 'bad_request'
+    elif fr == 'length':
+        res.error, res.error_kind = 'truncated: finish_reason=length (the answer hit max_tokens; raise max_tokens)', 'bad_request'
+    elif fr == 'content_filter':
+        res.error, res.error_kind = 'refused: finish_reason=content_filter', 'bad_request'
+    elif text is None and not msg.get('tool_calls'):
+        res.error, res.error_kind = 'empty answer: the message has no content', 'server'
     return res, res.error is None or fr == 'length', False
 
-def read_completion(data:bytes|str|dict,   # the response body
-                    model:str|None=None,    # the model asked (used when the body names none)
-                    prices=None,            # price overrides for `synthbench.llm.cost.cost_usd`
-                    cached:bool=False
-                   ) -> tuple[ChatResult, bool]:
+
+def read_completion(
+    data: bytes | str | dict,  # the response body
+    model: str | None = None,  # the model asked (used when the body names none)
+    prices=None,  # price overrides for `synthbench.llm.cost.cost_usd`
+    cached: bool = False,
+) -> tuple[ChatResult, bool]:
     "Parse a chat-completion body into a `ChatResult`; also say whether it may be cached."
     return _read_body(data, model, prices, cached)[:2]
 
-def _read_embeddings(data, model=None, prices=None, n:int|None=None) -> tuple[ChatResult, bool, bool]:
+
+def _read_embeddings(data, model=None, prices=None, n: int | None = None) -> tuple[ChatResult, bool, bool]:
     "An embeddings body as a `ChatResult` (`parsed`: float32 `(n, d)` array in input order, `usage.prompt_tokens`, cost); malformed?"
     import numpy as np
+
     try:
         d = data if isinstance(data, dict) else _loads(data)
         rows = sorted(d['data'], key=lambda r: r['index'])
         X = np.asarray([r['embedding'] for r in rows], dtype=np.float32)
-        if X.ndim != 2 or (n is not None and len(rows) != n): raise ValueError(f'{len(rows)} embeddings for {n} inputs')
+        if X.ndim != 2 or (n is not None and len(rows) != n):
+            raise ValueError(f'{len(rows)} embeddings for {n} inputs')
     except Exception as e:
-        snippet = (data if isinstance(data, str) else bytes(data).decode('utf-8', 'replace'))[:200] if not isinstance(data, dict) else str(data)[:200]
-        return ChatResult(error=f'malformed embeddings response ({type(e).__name__}: {e}): {snippet!r}', error_kind='server', model=model), False, True
+        snippet = (
+            (data if isinstance(data, str) else bytes(data).decode('utf-8', 'replace'))[:200]
+            if not isinstance(data, dict)
+            else str(data)[:200]
+        )
+        return (
+            ChatResult(error=f'malformed embeddings response ({type(e).__name__}: {e}): {snippet!r}', error_kind='server', model=model),
+            False,
+            True,
+        )
     u = d.get('usage') or {}
     usage = Usage(int(u.get('prompt_tokens') or u.get('total_tokens') or 0), 0)
     p = _price(model or d.get('model'), prices)
-    return ChatResult(text=None, parsed=X, usage=usage, cost_usd=usage.prompt_tokens * p[0] / 1e6 if p else 0.0,
-                      model=d.get('model') or model, finish_reason='stop'), False, False
+    return (
+        ChatResult(
+            text=None,
+            parsed=X,
+            usage=usage,
+            cost_usd=usage.prompt_tokens * p[0] / 1e6 if p else 0.0,
+            model=d.get('model') or model,
+            finish_reason='stop',
+        ),
+        False,
+        False,
+    )
 
 # %% ../../nbs/10_llm.ipynb #f011334b
-def parse_retry_after(headers) -> float|None:
+def parse_retry_after(headers) -> float | None:
     "Seconds the server asks us to wait (`retry-after-ms`, or `Retry-After` as seconds or an HTTP date), else None."
-    if not headers: return None
+    if not headers:
+        return None
     ms = headers.get('retry-after-ms')
     if ms:
-        try: return max(0.0, float(ms) / 1000)
-        except ValueError: pass
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
     ra = headers.get('retry-after')
-    if not ra: return None
-    try: return max(0.0, float(ra))
-    except ValueError: pass
-    try: return max(0.0, email.utils.parsedate_to_datetime(ra).timestamp() - time.time())
-    except (TypeError, ValueError): return None
+    if not ra:
+        return None
+    try:
+        return max(0.0, float(ra))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, email.utils.parsedate_to_datetime(ra).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
 
-def server_wait(headers) -> float|None:
+
+def server_wait(headers) -> float | None:
     "What a 429 asks for: `parse_retry_after`, else the `x-ratelimit-reset-*` of the exhausted limit (or the longest given), else None."
     ra = parse_retry_after(headers)
-    if ra is not None or not headers: return ra
+    if ra is not None or not headers:
+        return ra
     resets = {k: headers.get(f'x-ratelimit-reset-{k}') for k in ('requests', 'tokens')}
     resets = {k: parse_duration(v) for k, v in resets.items() if v}
-    if not resets: return None
+    if not resets:
+        return None
     empty = [v for k, v in resets.items() if (headers.get(f'x-ratelimit-remaining-{k}') or '').strip() == '0']
     return min(max(empty or resets.values()), 120.0)
 
-def backoff_delay(attempt:int,                # 0 for the first retry
-                  retry_after:float|None=None, # what the server asked for
-                  base:float=0.5,              # first delay in seconds
-                  cap:float=30.0,              # longest computed delay
-                  rng=random.random) -> float:
+
+def backoff_delay(
+    attempt: int,  # 0 for the first retry
+    retry_after: float | None = None,  # what the server asked for
+    base: float = 0.5,  # first delay in seconds
+    cap: float = 30.0,  # longest computed delay
+    rng=random.random,
+) -> float:
     "Seconds to wait before retry `attempt`: the server's `retry_after` (+ up to 10% jitter), else capped exponential with jitter."
-    if retry_after is not None: return min(retry_after, 120.0) * (1 + 0.1 * rng())
-    d = min(cap, base * 2 ** attempt)
+    if retry_after is not None:
+        return min(retry_after, 120.0) * (1 + 0.1 * rng())
+    d = min(cap, base * 2**attempt)
     return d / 2 + d / 2 * rng()
 
 # %% ../../nbs/10_llm.ipynb #0bb2700b
-def mask_key(key:str|None) -> str:
+def mask_key(key: str | None) -> str:
     "Show an API key as 'sk-...abcd' (short keys fully hidden)."
-    if not key: return 'None'
+    if not key:
+        return 'None'
     key = str(key)
     return '***' if len(key) < 12 else f'{key[:3]}...{key[-4:]}'
 
@@ -168,105 +247,144 @@ def mask_key(key:str|None) -> str:
 _key_like = re.compile(r'\b(sk|rk|pk)[-_][A-Za-z0-9_\-]{8,}|\bkey-[A-Za-z0-9]{12,}')
 _bearer = re.compile(r'(?i)(bearer\s+)\S{6,}')
 
-def _scrub_keys(text:str) -> str:
+
+def _scrub_keys(text: str) -> str:
     "`text` with anything that looks like an API key masked."
     return _bearer.sub(r'\1***', _key_like.sub(lambda m: mask_key(m.group(0)), text))
 
-def failure_summary(results) -> dict|None:
+
+def failure_summary(results) -> dict | None:
     "None if no result in `results` failed, else {'failed', 'total', 'kind', 'reason', 'by_kind'} (most common kind, its first message)."
     results = list(results)
     bad = [r for r in results if r.error is not None]
-    if not bad: return None
+    if not bad:
+        return None
     by_kind: dict[str, int] = {}
-    for r in bad: by_kind[r.error_kind or 'server'] = by_kind.get(r.error_kind or 'server', 0) + 1
+    for r in bad:
+        by_kind[r.error_kind or 'server'] = by_kind.get(r.error_kind or 'server', 0) + 1
     kind = max(by_kind, key=by_kind.__getitem__)  # ties: the kind seen first
     first = next(r for r in bad if (r.error_kind or 'server') == kind)
-    reason = ' '.join(_scrub_keys(first.error).split())   # one line; HTTP errors' messages start with 'HTTP <status>:'
-    if len(reason) > 200: reason = reason[:199] + '…'
+    reason = ' '.join(_scrub_keys(first.error).split())  # one line; HTTP errors' messages start with 'HTTP <status>:'
+    if len(reason) > 200:
+        reason = reason[:199] + '…'
     return {'failed': len(bad), 'total': len(results), 'kind': kind, 'reason': reason, 'by_kind': by_kind}
 
 # %% ../../nbs/10_llm.ipynb #d09af5cd
 class _Bucket:
     "Token bucket: `per_minute` refilled continuously, bursts up to one second's worth."
-    learned = False     # made from a server's x-ratelimit headers (then it follows them)
-    def __init__(self, per_minute:float):
-        self.set_rate(per_minute); self.level = self.capacity; self.t = time.monotonic()
-    def set_rate(self, per_minute:float):
-        self.per_minute = per_minute; self.rate = per_minute / 60; self.capacity = max(1.0, self.rate)
-    def wait(self, n:float, now:float) -> float:
+
+    learned = False  # made from a server's x-ratelimit headers (then it follows them)
+
+    def __init__(self, per_minute: float):
+        self.set_rate(per_minute)
+        self.level = self.capacity
+        self.t = time.monotonic()
+
+    def set_rate(self, per_minute: float):
+        self.per_minute = per_minute
+        self.rate = per_minute / 60
+        self.capacity = max(1.0, self.rate)
+
+    def wait(self, n: float, now: float) -> float:
         "Seconds until `n` can be taken (0: taken now)."
-        self.level = min(self.capacity, self.level + (now - self.t) * self.rate); self.t = now
+        self.level = min(self.capacity, self.level + (now - self.t) * self.rate)
+        self.t = now
         need = min(n, self.capacity)
-        if self.level >= need: self.level -= n; return 0.0
+        if self.level >= need:
+            self.level -= n
+            return 0.0
         return (need - self.level) / self.rate
+
 
 class _Gate:
     "Admission control: concurrency cap, rpm/tpm buckets, and the engine-wide slow-down while the server keeps answering 429."
-    SATURATED = 0.5     # share of recent responses that are 429s at which the whole engine slows down
-    FAILING = 0.5       # share of recent failed responses at which retries back off exponentially from 0.5 s
-    def __init__(self, max_concurrency:int, rpm:float|None=None, tpm:float|None=None):
-        self.max = self.limit = self.min_limit = max(1, int(max_concurrency)); self.in_flight = 0
+
+    SATURATED = 0.5  # share of recent responses that are 429s at which the whole engine slows down
+    FAILING = 0.5  # share of recent failed responses at which retries back off exponentially from 0.5 s
+
+    def __init__(self, max_concurrency: int, rpm: float | None = None, tpm: float | None = None):
+        self.max = self.limit = self.min_limit = max(1, int(max_concurrency))
+        self.in_flight = 0
         self.rpm = _Bucket(rpm) if rpm else None
         self.tpm = _Bucket(tpm) if tpm else None
-        self.pause_until = 0.0; self._hold_until = 0.0
-        self._waiters: deque[asyncio.Future[None]] = deque(); self.n_429 = 0
-        self._recent: deque[int] = deque(maxlen=20)   # outcomes of the last responses: 0 ok, 1 failed, 2 a 429
+        self.pause_until = 0.0
+        self._hold_until = 0.0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        self.n_429 = 0
+        self._recent: deque[int] = deque(maxlen=20)  # outcomes of the last responses: 0 ok, 1 failed, 2 a 429
 
     @property
-    def fast(self) -> bool: return self.rpm is None and self.tpm is None and self.pause_until == 0.0
+    def fast(self) -> bool:
+        return self.rpm is None and self.tpm is None and self.pause_until == 0.0
 
-    async def acquire(self, tokens:int=0, first:bool=False):
+    async def acquire(self, tokens: int = 0, first: bool = False):
         "Wait until one more request may go out (`first`: ahead of those waiting, e.g. a retry)."
         if self.in_flight < self.limit and self.rpm is None and self.tpm is None and self.pause_until == 0.0:
-            self.in_flight += 1; return
+            self.in_flight += 1
+            return
         while True:
             if self.in_flight >= self.limit:
                 fut = asyncio.get_running_loop().create_future()
-                if first: self._waiters.appendleft(fut)
-                else: self._waiters.append(fut)
-                await fut; continue
+                if first:
+                    self._waiters.appendleft(fut)
+                else:
+                    self._waiters.append(fut)
+                await fut
+                continue
             now = time.monotonic()
             if self.pause_until:
-                if now < self.pause_until: await asyncio.sleep(self.pause_until - now + 0.05 * random.random()); continue
+                if now < self.pause_until:
+                    await asyncio.sleep(self.pause_until - now + 0.05 * random.random())
+                    continue
                 self.pause_until = 0.0
             w = self.rpm.wait(1, now) if self.rpm else 0.0
-            if w: await asyncio.sleep(w); continue
+            if w:
+                await asyncio.sleep(w)
+                continue
             if self.tpm and tokens:
                 w = self.tpm.wait(tokens, now)
                 if w:
-                    if self.rpm: self.rpm.level += 1   # give the request slot back
-                    await asyncio.sleep(w); continue
-            self.in_flight += 1; return
+                    if self.rpm:
+                        self.rpm.level += 1  # give the request slot back
+                    await asyncio.sleep(w)
+                    continue
+            self.in_flight += 1
+            return
 
-    def release(self, ok:bool=True, outcome:int|None=None):
+    def release(self, ok: bool = True, outcome: int | None = None):
         "A request finished (`outcome`: 0 ok, 1 failed, 2 answered 429)."
         self.in_flight -= 1
         self._recent.append((0 if ok else 1) if outcome is None else outcome)
         if ok and self.limit < self.max and time.monotonic() >= self._hold_until:
-            self.limit += 1                  # slow start: one more per success, full speed again within a few round trips
+            self.limit += 1  # slow start: one more per success, full speed again within a few round trips
         n = self.limit - self.in_flight
         while self._waiters and n > 0:
             f = self._waiters.popleft()
-            if not f.done(): f.set_result(None); n -= 1
+            if not f.done():
+                f.set_result(None)
+                n -= 1
 
-    def share(self, outcome:int) -> float:
+    def share(self, outcome: int) -> float:
         "Share of the recent responses (at least 10 seen) with `outcome` (1: failures incl. 429s, 2: 429s)."
         r = self._recent
-        if len(r) < min(10, self.max): return 0.0
+        if len(r) < min(10, self.max):
+            return 0.0
         return sum(x >= outcome for x in r) / len(r)
 
     def retry_base(self) -> tuple[float, float]:
         "(first delay, cap) of retry backoff: short while most requests succeed (isolated faults), from 0.5 s while most fail."
         return (0.02, 0.2) if self.share(1) < self.FAILING else (0.5, 30.0)
 
-    def on_429(self, wait:float):
+    def on_429(self, wait: float):
         "A 429 asking for `wait` s. When 429s are a large share of recent answers: halve the limit and pause everyone for `wait` s."
         self.n_429 += 1
-        if self.share(2) < self.SATURATED: return    # an isolated 429: only that request waits
+        if self.share(2) < self.SATURATED:
+            return  # an isolated 429: only that request waits
         now = time.monotonic()
         self.pause_until = max(self.pause_until, now + wait)
-        if now >= self._hold_until:                   # cut at most once per pause, hold while it lasts
-            self.limit = max(1, self.limit // 2); self.min_limit = min(self.min_limit, self.limit)
+        if now >= self._hold_until:  # cut at most once per pause, hold while it lasts
+            self.limit = max(1, self.limit // 2)
+            self.min_limit = min(self.min_limit, self.limit)
         self._hold_until = max(self._hold_until, now + wait)
 
     def learn(self, headers):
@@ -274,12 +392,19 @@ class _Gate:
         lr, lt = headers.get('x-ratelimit-limit-requests'), headers.get('x-ratelimit-limit-tokens')
         try:
             if lr and (self.rpm is None or self.rpm.learned) and float(lr) > 0:
-                if self.rpm is None: self.rpm = _Bucket(float(lr)); self.rpm.learned = True
-                elif self.rpm.per_minute != float(lr): self.rpm.set_rate(float(lr))
+                if self.rpm is None:
+                    self.rpm = _Bucket(float(lr))
+                    self.rpm.learned = True
+                elif self.rpm.per_minute != float(lr):
+                    self.rpm.set_rate(float(lr))
             if lt and (self.tpm is None or self.tpm.learned) and float(lt) > 0:
-                if self.tpm is None: self.tpm = _Bucket(float(lt)); self.tpm.learned = True
-                elif self.tpm.per_minute != float(lt): self.tpm.set_rate(float(lt))
-        except ValueError: pass
+                if self.tpm is None:
+                    self.tpm = _Bucket(float(lt))
+                    self.tpm.learned = True
+                elif self.tpm.per_minute != float(lt):
+                    self.tpm.set_rate(float(lt))
+        except ValueError:
+            pass
         for kind in ('requests', 'tokens'):
             rem = headers.get(f'x-ratelimit-remaining-{kind}')
             if rem is not None and rem.strip() == '0':
@@ -287,18 +412,22 @@ class _Gate:
                 self.pause_until = max(self.pause_until, time.monotonic() + min(reset, 120.0))
 
 
-def parse_duration(s:str) -> float:
+def parse_duration(s: str) -> float:
     "Seconds in an OpenAI reset duration like '1s', '6m0s', '20ms', '1h2m3.5s' (plain numbers are seconds)."
     s = str(s).strip()
-    try: return float(s)
-    except ValueError: pass
+    try:
+        return float(s)
+    except ValueError:
+        pass
     total = 0.0
-    for num, unit in re.findall(r'([\d.]+)\s*(ms|h|m|s)', s): total += float(num) * {'ms': 1e-3, 's': 1, 'm': 60, 'h': 3600}[unit]
+    for num, unit in re.findall(r'([\d.]+)\s*(ms|h|m|s)', s):
+        total += float(num) * {'ms': 1e-3, 's': 1, 'm': 60, 'h': 3600}[unit]
     return total
 
 # %% ../../nbs/10_llm.ipynb #246599e7
-_bg: dict[str, Any] = {'loop': None, 'thread': None}   # the background event loop and its thread
+_bg: dict[str, Any] = {'loop': None, 'thread': None}  # the background event loop and its thread
 _bg_lock = threading.Lock()
+
 
 def _background_loop() -> asyncio.AbstractEventLoop:
     "The engine's own event loop, running in a daemon thread (started on first use)."
@@ -306,171 +435,244 @@ def _background_loop() -> asyncio.AbstractEventLoop:
         if _bg['loop'] is None or not _bg['thread'].is_alive():
             loop = asyncio.new_event_loop()
             t = threading.Thread(target=loop.run_forever, daemon=True, name='synthbench-llm-loop')
-            t.start(); _bg.update(loop=loop, thread=t)
+            t.start()
+            _bg.update(loop=loop, thread=t)
         return _bg['loop']
+
 
 def run_sync(coro):
     "Run `coro` to completion on the background loop and return its result (Ctrl-C cancels it)."
     fut = asyncio.run_coroutine_threadsafe(coro, _background_loop())
-    try: return fut.result()
+    try:
+        return fut.result()
     except KeyboardInterrupt:
-        fut.cancel(); raise
+        fut.cancel()
+        raise
 
 # %% ../../nbs/10_llm.ipynb #f0bf7c07
 class _Format:
     "What a `response_format` argument asks for and how to check an answer against it."
+
     def __init__(self, rf):
-        self.model = self.schema = None; self.wire = rf
+        self.model = self.schema = None
+        self.wire = rf
         if isinstance(rf, type):
             from pydantic import BaseModel
-            if not issubclass(rf, BaseModel): raise TypeError(f'response_format must be a pydantic model class or a JSON schema dict, got {rf!r}')
+
+            if not issubclass(rf, BaseModel):
+                raise TypeError(f'response_format must be a pydantic model class or a JSON schema dict, got {rf!r}')
             self.model, self.schema, name = rf, rf.model_json_schema(), rf.__name__
         elif isinstance(rf, dict) and rf.get('type') in ('json_schema', 'json_object', 'text'):
-            self.schema = (rf.get('json_schema') or {}).get('schema'); name = None
-        elif isinstance(rf, dict): self.schema, name = rf, rf.get('title') or 'output'
-        else: raise TypeError(f'response_format must be a pydantic model class or a JSON schema dict, got {type(rf).__name__}')
+            self.schema = (rf.get('json_schema') or {}).get('schema')
+            name = None
+        elif isinstance(rf, dict):
+            self.schema, name = rf, rf.get('title') or 'output'
+        else:
+            raise TypeError(f'response_format must be a pydantic model class or a JSON schema dict, got {type(rf).__name__}')
         if name is not None:
-            self.wire = {'type': 'json_schema', 'json_schema': {'name': re.sub(r'[^a-zA-Z0-9_-]', '_', name)[:64], 'schema': self.schema, 'strict': False}}
+            self.wire = {
+                'type': 'json_schema',
+                'json_schema': {'name': re.sub(r'[^a-zA-Z0-9_-]', '_', name)[:64], 'schema': self.schema, 'strict': False},
+            }
         self.structured = self.wire.get('type') != 'text'
 
-    def json_mode(self, messages:list) -> tuple[list, dict]:
+    def json_mode(self, messages: list) -> tuple[list, dict]:
         "Messages and response_format for servers without json_schema: JSON mode + the schema in the system prompt."
-        note = 'Reply with a single JSON object only' + (f' that matches this JSON schema:\n{json.dumps(self.schema)}' if self.schema else '.')
+        note = 'Reply with a single JSON object only' + (
+            f' that matches this JSON schema:\n{json.dumps(self.schema)}' if self.schema else '.'
+        )
         msgs = [dict(m) for m in messages]
-        if msgs and msgs[0].get('role') == 'system' and isinstance(msgs[0].get('content'), str): msgs[0]['content'] += '\n\n' + note
-        else: msgs.insert(0, {'role': 'system', 'content': note})
+        if msgs and msgs[0].get('role') == 'system' and isinstance(msgs[0].get('content'), str):
+            msgs[0]['content'] += '\n\n' + note
+        else:
+            msgs.insert(0, {'role': 'system', 'content': note})
         return msgs, {'type': 'json_object'}
 
-    def parse(self, text:str|None):
+    def parse(self, text: str | None):
         "Validated object from `text`; raises ValueError with the reason."
-        if text is None: raise ValueError('no text to parse')
+        if text is None:
+            raise ValueError('no text to parse')
         obj = _extract_json(text)
         if self.model is not None:
             from pydantic import ValidationError
-            try: return self.model.model_validate(obj)
-            except ValidationError as e: raise ValueError(f'does not match {self.model.__name__}: {_short_validation(e)}') from None
+
+            try:
+                return self.model.model_validate(obj)
+            except ValidationError as e:
+                raise ValueError(f'does not match {self.model.__name__}: {_short_validation(e)}') from None
         if self.schema:
             import jsonschema
-            try: jsonschema.validate(obj, self.schema)
-            except jsonschema.ValidationError as e: raise ValueError(f"does not match the schema at {'/'.join(map(str, e.absolute_path)) or 'top level'}: {e.message}") from None
+
+            try:
+                jsonschema.validate(obj, self.schema)
+            except jsonschema.ValidationError as e:
+                raise ValueError(
+                    f"does not match the schema at {'/'.join(map(str, e.absolute_path)) or 'top level'}: {e.message}"
+                ) from None
         return obj
+
 
 def _short_validation(e) -> str:
     return '; '.join(f"{'.'.join(map(str, x['loc'])) or 'top level'}: {x['msg']}" for x in e.errors()[:5])
 
+
 _fence = re.compile(r'```(?:json)?\s*(.*?)```', re.S)
-def _extract_json(text:str):
+
+
+def _extract_json(text: str):
     "The JSON value in `text`: whole text, a ``` fenced block, or the outermost {...}."
     t = text.strip()
-    try: return json.loads(t)
-    except ValueError: pass
+    try:
+        return json.loads(t)
+    except ValueError:
+        pass
     m = _fence.search(t)
     if m:
-        try: return json.loads(m.group(1))
-        except ValueError: pass
+        try:
+            return json.loads(m.group(1))
+        except ValueError:
+            pass
     i, j = t.find('{'), t.rfind('}')
     if 0 <= i < j:
-        try: return json.loads(t[i:j+1])
-        except ValueError: pass
+        try:
+            return json.loads(t[i : j + 1])
+        except ValueError:
+            pass
     raise ValueError(f'not valid JSON: {t[:120]!r}')
 
 # %% ../../nbs/10_llm.ipynb #cf0cd2e5
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 _FATAL_STATUS = {401, 403, 404}
-DEFAULT_WORST_TOKENS = 4096   # completion tokens reserved against the budget when max_tokens is not given
+DEFAULT_WORST_TOKENS = 4096  # completion tokens reserved against the budget when max_tokens is not given
 
-def _kind_for_status(status:int) -> str:
+
+def _kind_for_status(status: int) -> str:
     "The `ChatResult.error_kind` of an HTTP error `status`."
-    if status in (401, 403): return 'auth'
-    if status == 429: return 'rate_limit'
-    if status == 408: return 'timeout'
-    if 400 <= status < 500 and status not in _RETRY_STATUS: return 'bad_request'
+    if status in (401, 403):
+        return 'auth'
+    if status == 429:
+        return 'rate_limit'
+    if status == 408:
+        return 'timeout'
+    if 400 <= status < 500 and status not in _RETRY_STATUS:
+        return 'bad_request'
     return 'server'
+
 
 class _Item:
     "One request of a run."
+
     __slots__ = ('i', 'key', 'data', 'model', 'messages', 'tin', 'worst', 'fmt', 'result', 'body', 'flip', 'path')
+
     def __init__(self, i, key, data, model, messages, body, fmt, path='/chat/completions'):
         self.i, self.key, self.data, self.model, self.messages, self.body, self.fmt = i, key, data, model, messages, body, fmt
-        self.tin = 0; self.worst = 0.0; self.result = None; self.flip = False
-        self.path = path   # '/chat/completions' or '/embeddings' (then `messages` holds the input texts)
+        self.tin = 0
+        self.worst = 0.0
+        self.result = None
+        self.flip = False
+        self.path = path  # '/chat/completions' or '/embeddings' (then `messages` holds the input texts)
+
 
 def _as_messages(p) -> list:
-    if isinstance(p, str): return [{'role': 'user', 'content': p}]
-    if isinstance(p, dict): return [p]
+    if isinstance(p, str):
+        return [{'role': 'user', 'content': p}]
+    if isinstance(p, dict):
+        return [p]
     return list(p)
 
 # %% ../../nbs/10_llm.ipynb #8009b2f6
 class LLM:
     "One client for every model call: cached, concurrent, rate-limited, retried, costed and budgeted."
-    def __init__(self,
-                 model:str|None=None,              # model name as the endpoint knows it
-                 base_url:str|None=None,           # OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or OpenAI)
-                 api_key:str|None=None,            # default: $OPENAI_API_KEY ('EMPTY' for a custom base_url without one)
-                 max_concurrency:int=64,           # requests in flight at most
-                 rpm:float|None=None,              # requests per minute (None: learned from x-ratelimit headers)
-                 tpm:float|None=None,              # tokens per minute (None: learned from x-ratelimit headers)
-                 cache_dir:str|Path|None='default',# folder of the response cache; None turns the cache off
-                 budget_usd:float|None=None,       # never spend more than this (worst case of in-flight requests reserved)
-                 max_retries:int=5,                # retries per request after the first attempt
-                 timeout:float=300.0,              # seconds per attempt
-                 progress:bool=True,               # show a progress bar for runs of `progress_min` requests or more
-                 prices:dict|None=None,            # price overrides: model -> (usd_in_per_1M, usd_out_per_1M)
-                 cache_namespace:str|None=None,    # endpoint name in cache keys (default: base_url)
-                 client=None,                      # a ready-made openai (Async)OpenAI / AzureOpenAI client
-                 azure_endpoint:str|None=None,     # Azure OpenAI resource URL (with `api_version`)
-                 api_version:str|None=None,        # Azure OpenAI API version
-                 transport:str='aiohttp',          # 'aiohttp' (fast) or 'sdk' (plain openai SDK calls)
-                 progress_min:int=20,              # smallest run that shows a progress bar
-                 budget_scope:str|None=None,       # what `budget_usd` caps, shared via the cache (default: endpoint + model)
-                 **params):                        # default request params (temperature, max_tokens, seed, ...)
+
+    def __init__(
+        self,
+        model: str | None = None,  # model name as the endpoint knows it
+        base_url: str | None = None,  # OpenAI-compatible endpoint (default: $OPENAI_BASE_URL or OpenAI)
+        api_key: str | None = None,  # default: $OPENAI_API_KEY ('EMPTY' for a custom base_url without one)
+        max_concurrency: int = 64,  # requests in flight at most
+        rpm: float | None = None,  # requests per minute (None: learned from x-ratelimit headers)
+        tpm: float | None = None,  # tokens per minute (None: learned from x-ratelimit headers)
+        cache_dir: str | Path | None = 'default',  # folder of the response cache; None turns the cache off
+        budget_usd: float | None = None,  # never spend more than this (worst case of in-flight requests reserved)
+        max_retries: int = 5,  # retries per request after the first attempt
+        timeout: float = 300.0,  # seconds per attempt
+        progress: bool = True,  # show a progress bar for runs of `progress_min` requests or more
+        prices: dict | None = None,  # price overrides: model -> (usd_in_per_1M, usd_out_per_1M)
+        cache_namespace: str | None = None,  # endpoint name in cache keys (default: base_url)
+        client=None,  # a ready-made openai (Async)OpenAI / AzureOpenAI client
+        azure_endpoint: str | None = None,  # Azure OpenAI resource URL (with `api_version`)
+        api_version: str | None = None,  # Azure OpenAI API version
+        transport: str = 'aiohttp',  # 'aiohttp' (fast) or 'sdk' (plain openai SDK calls)
+        progress_min: int = 20,  # smallest run that shows a progress bar
+        budget_scope: str | None = None,  # what `budget_usd` caps, shared via the cache (default: endpoint + model)
+        **params,
+    ):  # default request params (temperature, max_tokens, seed, ...)
         self._local = None
         env_key, env_url = os.environ.get('OPENAI_API_KEY'), os.environ.get('OPENAI_BASE_URL')
         if client is None and model is None and base_url is None and api_key is None and not env_key and not env_url and not azure_endpoint:
             from synthbench.llm.local import local_server
-            srv = self._local = local_server()   # prints a one-time notice: the 135M model only proves the path
+
+            srv = self._local = local_server()  # prints a one-time notice: the 135M model only proves the path
             model, base_url, api_key = srv.model, srv.base_url, 'local'
             cache_namespace = cache_namespace or 'local'
             prices = {model: (0.0, 0.0), **(prices or {})}
         self.max_retries, self.timeout, self.progress, self.progress_min = max_retries, timeout, progress, progress_min
         self.budget_usd, self.transport = budget_usd, transport
-        if client is None: client = self._make_client(base_url, api_key, azure_endpoint, api_version)
+        if client is None:
+            client = self._make_client(base_url, api_key, azure_endpoint, api_version)
         self._client = client
         model = model or os.environ.get('SYNTHBENCH_MODEL') or (self._served_model() if (base_url or env_url) else None)
-        if model is None: raise ValueError('LLM: no model given; pass model="..." (e.g. "gpt-4o-mini") or set $SYNTHBENCH_MODEL.')
+        if model is None:
+            raise ValueError('LLM: no model given; pass model="..." (e.g. "gpt-4o-mini") or set $SYNTHBENCH_MODEL.')
         self.model, self.prices, self.params = model, prices, params
         self.base_url = str(client.base_url).rstrip('/')
         self.endpoint = cache_namespace or self.base_url
         self._gate = _Gate(max_concurrency, rpm, tpm)
         self.max_concurrency = max_concurrency
-        self.cache = None if cache_dir is None else ResponseCache(Path(default_cache_dir() if cache_dir == 'default' else cache_dir) / 'llm_cache.sqlite')
+        self.cache = (
+            None
+            if cache_dir is None
+            else ResponseCache(Path(default_cache_dir() if cache_dir == 'default' else cache_dir) / 'llm_cache.sqlite')
+        )
         self.ledger = BudgetLedger(self.cache.path if self.cache is not None else None, budget_scope or f'{self.endpoint} {model}')
-        self._templates: dict[tuple[str, str], tuple[str, dict]] = {}             # (model, path) -> (url, headers)
+        self._templates: dict[tuple[str, str], tuple[str, dict]] = {}  # (model, path) -> (url, headers)
         self._sessions: dict[asyncio.AbstractEventLoop, aiohttp.ClientSession] = {}  # an HTTP session per event loop
         self._json_schema_ok, self._json_schema_seen_ok = True, False
-        self.stats = dict(calls=0, cached=0, failed=0, retries=0, tokens_in=0, tokens_out=0, usd=0.0, batch_calls=0, ledger_usd=self.ledger.spent())
-        if budget_usd is not None: self._check_price(model)
+        self.stats = dict(
+            calls=0, cached=0, failed=0, retries=0, tokens_in=0, tokens_out=0, usd=0.0, batch_calls=0, ledger_usd=self.ledger.spent()
+        )
+        if budget_usd is not None:
+            self._check_price(model)
 
     def _make_client(self, base_url, api_key, azure_endpoint, api_version):
         import openai
+
         if azure_endpoint or (base_url is None and os.environ.get('AZURE_OPENAI_ENDPOINT') and not os.environ.get('OPENAI_API_KEY')):
-            return openai.AsyncAzureOpenAI(azure_endpoint=azure_endpoint, api_key=api_key, api_version=api_version,
-                                           max_retries=0, timeout=self.timeout)
+            return openai.AsyncAzureOpenAI(
+                azure_endpoint=azure_endpoint, api_key=api_key, api_version=api_version, max_retries=0, timeout=self.timeout
+            )
         base_url = base_url or os.environ.get('OPENAI_BASE_URL') or None
         api_key = api_key or os.environ.get('OPENAI_API_KEY') or ('EMPTY' if base_url else None)
-        if api_key is None: raise ValueError('LLM: no API key; pass api_key=... or set $OPENAI_API_KEY (or base_url= for a local server that needs none).')
+        if api_key is None:
+            raise ValueError('LLM: no API key; pass api_key=... or set $OPENAI_API_KEY (or base_url= for a local server that needs none).')
         return openai.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0, timeout=self.timeout)
 
-    def _served_model(self) -> str|None:
+    def _served_model(self) -> str | None:
         "The first model a custom endpoint lists at /models (vLLM, llama.cpp and Ollama serve one), else None."
         import openai
-        try: return next(iter(openai.OpenAI(api_key=self._client.api_key, base_url=self._client.base_url, max_retries=0, timeout=10).models.list())).id
-        except Exception: return None
+
+        try:
+            return next(
+                iter(openai.OpenAI(api_key=self._client.api_key, base_url=self._client.base_url, max_retries=0, timeout=10).models.list())
+            ).id
+        except Exception:
+            return None
 
     @classmethod
     def local(cls, **kw) -> LLM:
         "The embedded SmolLM2-135M model on a loopback llama.cpp server (no key, no network)."
         from synthbench.llm.local import local_server
+
         srv = local_server()
         kw = {'cache_namespace': 'local', 'max_concurrency': 4, **kw}
         kw['prices'] = {srv.model: (0.0, 0.0), **(kw.get('prices') or {})}
@@ -480,66 +682,92 @@ class LLM:
 
     def _check_price(self, model):
         from synthbench.llm.cost import price_for
+
         if price_for(model, self.prices) is None:
-            raise ValueError(f'LLM: budget_usd is set but no price is known for model {model!r} (names are looked up exactly, '
-                             f'with listed aliases only); pass prices={{{model!r}: (usd_in_per_1M, usd_out_per_1M)}} so the budget can be enforced.')
+            raise ValueError(
+                f'LLM: budget_usd is set but no price is known for model {model!r} (names are looked up exactly, '
+                f'with listed aliases only); pass prices={{{model!r}: (usd_in_per_1M, usd_out_per_1M)}} so the budget can be enforced.'
+            )
 
     @property
-    def api_key_masked(self) -> str: return mask_key(getattr(self._client, 'api_key', None))
-    def _scrub(self, text:str) -> str:
+    def api_key_masked(self) -> str:
+        return mask_key(getattr(self._client, 'api_key', None))
+
+    def _scrub(self, text: str) -> str:
         "`text` with the API key masked (servers sometimes echo it in error messages)."
         k = getattr(self._client, 'api_key', None)
         return text.replace(k, mask_key(k)) if k and len(k) >= 8 and k in text else text
+
     @property
     def cost(self) -> float:
         "Dollars spent by this client in this session (cached answers cost nothing)."
         return self.stats['usd']
+
     @property
     def spent_usd(self) -> float:
         "Dollars booked in the budget ledger under `budget_scope` by every run and process sharing this cache."
-        if self.cache is not None: self.cache.flush()
+        if self.cache is not None:
+            self.cache.flush()
         self.stats['ledger_usd'] = self.ledger.spent()
         return self.stats['ledger_usd']
+
     @property
-    def budget_scope(self) -> str: return self.ledger.scope
-    def _book(self, usd:float):
+    def budget_scope(self) -> str:
+        return self.ledger.scope
+
+    def _book(self, usd: float):
         "Book `usd` spent without a reservation (this session and the ledger)."
-        self.stats['usd'] += usd; self.ledger.book(usd, self.cache)
+        self.stats['usd'] += usd
+        self.ledger.book(usd, self.cache)
 
     def close(self):
         "Close this client's HTTP sessions and commit the cache (also done when it is garbage collected)."
         for loop, sess in list(self._sessions.items()):
-            if sess.closed: continue
+            if sess.closed:
+                continue
             try:
-                if loop.is_running(): asyncio.run_coroutine_threadsafe(sess.close(), loop)
-                elif not loop.is_closed(): loop.run_until_complete(sess.close())
-            except Exception: pass
+                if loop.is_running():
+                    asyncio.run_coroutine_threadsafe(sess.close(), loop)
+                elif not loop.is_closed():
+                    loop.run_until_complete(sess.close())
+            except Exception:
+                pass
         self._sessions.clear()
-        if self.cache is not None: self.cache.flush()
-    def __enter__(self): return self
-    def __exit__(self, *exc): self.close()
+        if self.cache is not None:
+            self.cache.flush()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
     def __del__(self):
         try:
             for loop, sess in list(getattr(self, '_sessions', {}).items()):
-                if not sess.closed and loop.is_running(): asyncio.run_coroutine_threadsafe(sess.close(), loop)
-        except Exception: pass
+                if not sess.closed and loop.is_running():
+                    asyncio.run_coroutine_threadsafe(sess.close(), loop)
+        except Exception:
+            pass
 
     def __repr__(self):
         s = self.stats
-        return (f"LLM(model={self.model!r}, base_url={self.base_url!r}, api_key={self.api_key_masked!r}, "
-                f"calls={s['calls']}, cached={s['cached']}, failed={s['failed']}, usd={s['usd']:.4f})")
+        return (
+            f"LLM(model={self.model!r}, base_url={self.base_url!r}, api_key={self.api_key_masked!r}, "
+            f"calls={s['calls']}, cached={s['cached']}, failed={s['failed']}, usd={s['usd']:.4f})"
+        )
 
     # Methods attached in the cells below (`LLM.chat_many = chat_many`), declared here so type checkers (and readers) see them.
     chat_many: Callable[..., ChatResults]
     chat: Callable[..., ChatResult]
     achat_many: Callable[..., Awaitable[ChatResults]]
     achat: Callable[..., Awaitable[ChatResult]]
-    batch_many: Callable[..., ChatResults]                 # `synthbench.llm.batch`
+    batch_many: Callable[..., ChatResults]  # `synthbench.llm.batch`
     embed_many: Callable[..., ChatResults]
     aembed_many: Callable[..., Awaitable[ChatResults]]
     _embed_items: Callable[..., list[_Item]]
     _embed_flow: Callable[..., Generator[tuple[list[_Item], _Run], None, ChatResults]]
-    abatch_many: Callable[..., Awaitable[ChatResults]]     # `synthbench.llm.batch`
+    abatch_many: Callable[..., Awaitable[ChatResults]]  # `synthbench.llm.batch`
     usage_summary: Callable[..., UsageSummary]
     estimate: Callable[..., Estimate]
     _repr_html_: Callable[..., str]
@@ -549,7 +777,7 @@ class LLM:
     _post_sdk: Callable[..., Awaitable[tuple[int, Any, bytes]]]
     _send: Callable[..., Awaitable[None]]
     _to_json_mode: Callable[..., None]
-    _prepare: Callable[..., tuple[list[_Item], _Format|None]]
+    _prepare: Callable[..., tuple[list[_Item], _Format | None]]
     _flow: Callable[..., Generator[tuple[list[_Item], _Run], None, ChatResults]]
     _items_flow: Callable[..., Generator[tuple[list[_Item], _Run], None, list]]
     _repair_flow: Callable[..., Generator[tuple[list[_Item], _Run], None, list]]
@@ -559,15 +787,16 @@ class LLM:
     _parse_and_repair: Callable[..., Awaitable[list]]
 
 # %% ../../nbs/10_llm.ipynb #42813387
-def _template(self, model:str, path:str='/chat/completions') -> tuple[str, dict]:
+def _template(self, model: str, path: str = '/chat/completions') -> tuple[str, dict]:
     "URL and headers for requests to `model` at `path` (chat completions, embeddings), built by the openai SDK."
     t = self._templates.get((model, path))
     if t is None:
         try:
             from openai._models import FinalRequestOptions
+
             req = self._client._build_request(FinalRequestOptions.construct(method='post', url=path, json_data={'model': model}))
             url, headers = str(req.url), dict(req.headers)
-        except Exception:   # private SDK API changed: fall back to the public attributes
+        except Exception:  # private SDK API changed: fall back to the public attributes
             url = f'{self.base_url}{path}'
             headers = {**getattr(self._client, 'default_headers', {}), **getattr(self._client, 'auth_headers', {})}
         drop = {'host', 'content-length', 'accept-encoding', 'connection', 'x-stainless-retry-count', 'x-stainless-read-timeout'}
@@ -576,59 +805,85 @@ def _template(self, model:str, path:str='/chat/completions') -> tuple[str, dict]
         t = self._templates[(model, path)] = (url, headers)
     return t
 
+
 async def _session(self):
     "The aiohttp session for the running loop (kept for the background loop, per call otherwise)."
     import aiohttp
+
     loop = asyncio.get_running_loop()
     s = self._sessions.get(loop)
     if s is None or s.closed:
         conn = aiohttp.TCPConnector(limit=self.max_concurrency, limit_per_host=0, ttl_dns_cache=300, keepalive_timeout=60)
-        s = self._sessions[loop] = aiohttp.ClientSession(connector=conn, timeout=aiohttp.ClientTimeout(total=self.timeout),
-                                                         skip_auto_headers=('User-Agent',), auto_decompress=True)
-        if loop is _bg['loop']: _bg_sessions.add(s)
+        s = self._sessions[loop] = aiohttp.ClientSession(
+            connector=conn, timeout=aiohttp.ClientTimeout(total=self.timeout), skip_auto_headers=('User-Agent',), auto_decompress=True
+        )
+        if loop is _bg['loop']:
+            _bg_sessions.add(s)
     return s
 
+
 _bg_sessions: weakref.WeakSet[aiohttp.ClientSession] = weakref.WeakSet()
+
+
 @atexit.register
 def _close_bg_sessions():
     "Close the background loop's HTTP sessions at exit (quietly)."
     loop = _bg['loop']
-    if loop is None or not _bg_sessions: return
+    if loop is None or not _bg_sessions:
+        return
+
     async def _close():
-        for s in list(_bg_sessions): await s.close()
-    try: asyncio.run_coroutine_threadsafe(_close(), loop).result(2)
-    except Exception: pass
+        for s in list(_bg_sessions):
+            await s.close()
+
+    try:
+        asyncio.run_coroutine_threadsafe(_close(), loop).result(2)
+    except Exception:
+        pass
+
 
 async def _post(self, session, item) -> tuple[int, Any, bytes]:
     "Send one attempt; (status, headers, body)."
-    if self.transport == 'sdk': return await self._post_sdk(item)
+    if self.transport == 'sdk':
+        return await self._post_sdk(item)
     url, headers = self._template(item.model, item.path)
     async with session.post(url, data=item.data, headers=headers) as r:
         return r.status, r.headers, await r.read()
 
+
 async def _post_sdk(self, item):
     import openai
+
     try:
         api = self._client.embeddings if item.path == '/embeddings' else self._client.chat.completions
         raw = await api.with_raw_response.create(**item.body, timeout=self.timeout)
         return raw.http_response.status_code, raw.http_response.headers, raw.http_response.content
-    except openai.APIStatusError as e: return e.status_code, e.response.headers, e.response.content
-    except openai.APITimeoutError as e: raise asyncio.TimeoutError(str(e)) from None
-    except openai.APIConnectionError as e: raise ConnectionError(str(e)) from None
+    except openai.APIStatusError as e:
+        return e.status_code, e.response.headers, e.response.content
+    except openai.APITimeoutError as e:
+        raise asyncio.TimeoutError(str(e)) from None
+    except openai.APIConnectionError as e:
+        raise ConnectionError(str(e)) from None
+
 
 LLM._template, LLM._session, LLM._post, LLM._post_sdk = _template, _session, _post, _post_sdk
 
 # %% ../../nbs/10_llm.ipynb #e13f89c1
-def _error_obj(data:bytes) -> dict:
+def _error_obj(data: bytes) -> dict:
     "The `error` object of an OpenAI-style error body ({} when there is none)."
-    try: e = _loads(data)['error']
-    except Exception: return {}
+    try:
+        e = _loads(data)['error']
+    except Exception:
+        return {}
     return e if isinstance(e, dict) else {'message': str(e)}
 
-def _error_message(status:int, data:bytes) -> str:
+
+def _error_message(status: int, data: bytes) -> str:
     msg = _error_obj(data).get('message')
-    if msg is None: msg = bytes(data[:200]).decode('utf-8', 'replace')
+    if msg is None:
+        msg = bytes(data[:200]).decode('utf-8', 'replace')
     return f'HTTP {status}: {msg}'
+
 
 async def _send(self, item, session, run):
     "Get an answer for `item` (or record why not, with its kind)."
@@ -636,61 +891,103 @@ async def _send(self, item, session, run):
     attempt = 0
     while attempt <= self.max_retries:
         if run.fatal:
-            item.result = ChatResult(error=f'not sent: {run.fatal}', error_kind=run.fatal_kind, status=run.fatal_status, model=item.model, attempts=attempt)
+            item.result = ChatResult(
+                error=f'not sent: {run.fatal}', error_kind=run.fatal_kind, status=run.fatal_status, model=item.model, attempts=attempt
+            )
             return
         if self.budget_usd is not None:
             why = await run.reserve(item)
             if why is not None:
-                item.result = ChatResult(error=why, error_kind='budget', status=status, model=item.model, attempts=attempt); return
-        await gate.acquire(item.tin, attempt > 0)   # a retry goes ahead of fresh requests: the run's tail stays short
-        if run.fatal: gate.release(False, 0); run.unreserve(item); continue   # the run stopped while this one waited
-        status = headers = None; malformed = False
-        try: status, headers, data = await self._post(session, item)
-        except asyncio.CancelledError: gate.release(False); run.unreserve(item); raise
-        except (asyncio.TimeoutError, TimeoutError): last, kind = f'timeout after {self.timeout:g}s', 'timeout'
-        except Exception as e: last, kind = self._scrub(f'connection error: {type(e).__name__}: {e}'[:300]), 'network'
+                item.result = ChatResult(error=why, error_kind='budget', status=status, model=item.model, attempts=attempt)
+                return
+        await gate.acquire(item.tin, attempt > 0)  # a retry goes ahead of fresh requests: the run's tail stays short
+        if run.fatal:
+            gate.release(False, 0)
+            run.unreserve(item)
+            continue  # the run stopped while this one waited
+        status = headers = None
+        malformed = False
+        try:
+            status, headers, data = await self._post(session, item)
+        except asyncio.CancelledError:
+            gate.release(False)
+            run.unreserve(item)
+            raise
+        except (asyncio.TimeoutError, TimeoutError):
+            last, kind = f'timeout after {self.timeout:g}s', 'timeout'
+        except Exception as e:
+            last, kind = self._scrub(f'connection error: {type(e).__name__}: {e}'[:300]), 'network'
         attempt += 1
         if status is not None and 200 <= status < 300:
-            res, cacheable, malformed = (_read_embeddings(data, item.model, self.prices, len(item.messages)) if item.path == '/embeddings'
-                                         else _read_body(data, item.model, self.prices))
+            res, cacheable, malformed = (
+                _read_embeddings(data, item.model, self.prices, len(item.messages))
+                if item.path == '/embeddings'
+                else _read_body(data, item.model, self.prices)
+            )
             if not malformed:
                 gate.release(True)
-                if not gate.fast or 'x-ratelimit-limit-requests' in headers: gate.learn(headers)
+                if not gate.fast or 'x-ratelimit-limit-requests' in headers:
+                    gate.learn(headers)
                 if res.usage.prompt_tokens == 0 and res.usage.completion_tokens == 0 and self.budget_usd is not None:
-                    res.cost_usd = item.worst   # no usage reported: count the worst case
-                res.attempts, res.status = attempt, status; self.stats['calls'] += 1
+                    res.cost_usd = item.worst  # no usage reported: count the worst case
+                res.attempts, res.status = attempt, status
+                self.stats['calls'] += 1
                 run.unreserve(item, res.cost_usd)
-                if cacheable and self.cache is not None: self.cache.put(item.key, item.model, data)
-                if item.body.get('response_format', {}).get('type') == 'json_schema': self._json_schema_seen_ok = True
-                if item.flip: self._json_schema_ok = False   # JSON mode worked where json_schema got a 500: use it from now on
-                item.result = res; return
-            last, kind = self._scrub(f'HTTP {status}: {res.error}'), 'server'   # a 200 with a broken body: retried like a 5xx
+                if cacheable and self.cache is not None:
+                    self.cache.put(item.key, item.model, data)
+                if item.body.get('response_format', {}).get('type') == 'json_schema':
+                    self._json_schema_seen_ok = True
+                if item.flip:
+                    self._json_schema_ok = False  # JSON mode worked where json_schema got a 500: use it from now on
+                item.result = res
+                return
+            last, kind = self._scrub(f'HTTP {status}: {res.error}'), 'server'  # a 200 with a broken body: retried like a 5xx
         gate.release(False, 2 if status == 429 else 1)
         run.unreserve(item)
         if status is not None and not malformed:
             last, kind = self._scrub(_error_message(status, data)), _kind_for_status(status)
-            if item.fmt is not None and item.body.get('response_format', {}).get('type') == 'json_schema' \
-               and _rejects_json_schema(status, _error_obj(data), self._json_schema_seen_ok):
-                if status == 500: item.flip = True                    # maybe a transient 500: switch for good only if JSON mode works
-                else: self._json_schema_ok = False
-                self._to_json_mode(item); attempt -= 1; continue
-            if status in _FATAL_STATUS: run.fatal, run.fatal_kind, run.fatal_status = last, kind, status; break
-            if status not in _RETRY_STATUS and status < 500: break
-        if attempt > self.max_retries: break
+            if (
+                item.fmt is not None
+                and item.body.get('response_format', {}).get('type') == 'json_schema'
+                and _rejects_json_schema(status, _error_obj(data), self._json_schema_seen_ok)
+            ):
+                if status == 500:
+                    item.flip = True  # maybe a transient 500: switch for good only if JSON mode works
+                else:
+                    self._json_schema_ok = False
+                self._to_json_mode(item)
+                attempt -= 1
+                continue
+            if status in _FATAL_STATUS:
+                run.fatal, run.fatal_kind, run.fatal_status = last, kind, status
+                break
+            if status not in _RETRY_STATUS and status < 500:
+                break
+        if attempt > self.max_retries:
+            break
         wait = server_wait(headers) if headers is not None else None
         if status == 429:
-            if 'x-ratelimit-remaining-requests' in headers or 'x-ratelimit-remaining-tokens' in headers: gate.learn(headers)
+            if 'x-ratelimit-remaining-requests' in headers or 'x-ratelimit-remaining-tokens' in headers:
+                gate.learn(headers)
             gate.on_429(wait if wait is not None else backoff_delay(attempt - 1))
         self.stats['retries'] += 1
         base, cap = gate.retry_base()
         await asyncio.sleep(backoff_delay(attempt - 1, wait if status == 429 else parse_retry_after(headers), base=base, cap=cap))
-    item.result = ChatResult(error=f'{last} (after {attempt} attempt{"s" if attempt != 1 else ""})', error_kind=kind, status=status,
-                             model=item.model, attempts=attempt)
+    item.result = ChatResult(
+        error=f'{last} (after {attempt} attempt{"s" if attempt != 1 else ""})',
+        error_kind=kind,
+        status=status,
+        model=item.model,
+        attempts=attempt,
+    )
 
-def _rejects_json_schema(status:int, error:dict, seen_ok:bool=False) -> bool:
+
+def _rejects_json_schema(status: int, error: dict, seen_ok: bool = False) -> bool:
     "Did the server refuse `response_format` json_schema? 400/422 always; a 500 from a server that never took one, or whose error names it."
-    if status in (400, 422): return True
+    if status in (400, 422):
+        return True
     return status == 500 and (not seen_ok or 'response_format' in (error.get('param'), error.get('code')))
+
 
 def _to_json_mode(self, item):
     "Rewrite `item` for a server without json_schema support (its cache key stays the same)."
@@ -698,66 +995,91 @@ def _to_json_mode(self, item):
     item.body = {**item.body, 'messages': msgs, 'response_format': rf}
     item.data = body_json(item.body).encode()
 
+
 LLM._send, LLM._to_json_mode = _send, _to_json_mode
 
 # %% ../../nbs/10_llm.ipynb #e727658d
 class _Run:
     "Shared state of one batch of requests."
-    def __init__(self, llm, total:int, desc:str|None, progress:bool):
+
+    def __init__(self, llm, total: int, desc: str | None, progress: bool):
         self.llm, self.fatal, self.fatal_kind, self.fatal_status, self.reserved = llm, None, None, None, 0.0
-        self._ev: asyncio.Event|None = None; self.failed = 0; self._t = 0.0
+        self._ev: asyncio.Event | None = None
+        self.failed = 0
+        self._t = 0.0
         self.bar = None
         if progress and total:
             from tqdm.auto import tqdm
+
             self.bar = tqdm(total=total, desc=desc or f'{llm.model}', unit='req', mininterval=0.5, smoothing=0.05, dynamic_ncols=True)
 
-    async def reserve(self, item) -> str|None:
+    async def reserve(self, item) -> str | None:
         "Reserve `item.worst` dollars in the ledger; wait while requests in flight may free some; else say why it can never fit."
         llm, ledger = self.llm, self.llm.ledger
         while True:
             ok, spent, others = ledger.try_reserve(item.worst, llm.budget_usd)
-            if ok: self.reserved += item.worst; return None
-            if ledger.reserved > 1e-15:                       # this client's requests in flight will settle
-                if self._ev is None: self._ev = asyncio.Event()
-                try: await asyncio.wait_for(self._ev.wait(), 0.5)
-                except asyncio.TimeoutError: pass
-            elif others > 1e-15: await asyncio.sleep(0.2)     # another process's requests in flight
+            if ok:
+                self.reserved += item.worst
+                return None
+            if ledger.reserved > 1e-15:  # this client's requests in flight will settle
+                if self._ev is None:
+                    self._ev = asyncio.Event()
+                try:
+                    await asyncio.wait_for(self._ev.wait(), 0.5)
+                except asyncio.TimeoutError:
+                    pass
+            elif others > 1e-15:
+                await asyncio.sleep(0.2)  # another process's requests in flight
             else:
-                return (f'budget exceeded: ${spent:.6f} spent of budget_usd=${llm.budget_usd:.6f} under budget scope {ledger.scope!r} '
-                        f'(${ledger.session_usd:.6f} by this session); this request could cost up to ${item.worst:.6f}')
+                return (
+                    f'budget exceeded: ${spent:.6f} spent of budget_usd=${llm.budget_usd:.6f} under budget scope {ledger.scope!r} '
+                    f'(${ledger.session_usd:.6f} by this session); this request could cost up to ${item.worst:.6f}'
+                )
 
-    def unreserve(self, item, spent:float=0.0):
+    def unreserve(self, item, spent: float = 0.0):
         "Release `item`'s reservation and book what it really cost."
         llm = self.llm
         llm.stats['usd'] += spent
-        if llm.budget_usd is None: llm.ledger.book(spent, llm.cache); return
+        if llm.budget_usd is None:
+            llm.ledger.book(spent, llm.cache)
+            return
         llm.ledger.settle(item.worst, spent)
         self.reserved = max(0.0, self.reserved - item.worst)
-        if self._ev is not None: self._ev.set(); self._ev = None
+        if self._ev is not None:
+            self._ev.set()
+            self._ev = None
 
     def done(self, res):
         "Count a finished item on the progress bar."
         s = self.llm.stats
-        if res.error is not None: s['failed'] += 1
-        s['tokens_in'] += res.usage.prompt_tokens; s['tokens_out'] += res.usage.completion_tokens
+        if res.error is not None:
+            s['failed'] += 1
+        s['tokens_in'] += res.usage.prompt_tokens
+        s['tokens_out'] += res.usage.completion_tokens
         if self.bar is not None:
             self.bar.update(1)
             now = time.monotonic()
             if now - self._t > 0.5:
-                self._t = now; self.bar.set_postfix_str(f"failed={s['failed']} ${s['usd']:.4f}", refresh=False)
+                self._t = now
+                self.bar.set_postfix_str(f"failed={s['failed']} ${s['usd']:.4f}", refresh=False)
 
     def close(self):
         if self.bar is not None:
-            s = self.llm.stats; self.bar.set_postfix_str(f"failed={s['failed']} ${s['usd']:.4f}", refresh=False); self.bar.close()
+            s = self.llm.stats
+            self.bar.set_postfix_str(f"failed={s['failed']} ${s['usd']:.4f}", refresh=False)
+            self.bar.close()
 
 # %% ../../nbs/10_llm.ipynb #21e9c58e
-def _prepare(self, prompts, response_format, sample_ids, params) -> tuple[list, _Format|None]:
+def _prepare(self, prompts, response_format, sample_ids, params) -> tuple[list, _Format | None]:
     "Request items for `prompts` (bodies, keys, token estimates)."
     params = {**self.params, **params}
-    if params.get('n', 1) != 1: raise ValueError('LLM: n>1 is not supported; pass sample_ids=[0, 1, ...] with the prompt repeated to get n samples.')
-    params.pop('n', None); params.pop('stream', None)
+    if params.get('n', 1) != 1:
+        raise ValueError('LLM: n>1 is not supported; pass sample_ids=[0, 1, ...] with the prompt repeated to get n samples.')
+    params.pop('n', None)
+    params.pop('stream', None)
     model = params.pop('model', self.model)
-    if self.budget_usd is not None and model != self.model: self._check_price(model)
+    if self.budget_usd is not None and model != self.model:
+        self._check_price(model)
     fmt = _Format(response_format) if response_format is not None else None
     prompts = list(prompts)
     if sample_ids is not None and len(sample_ids) != len(prompts):
@@ -766,27 +1088,33 @@ def _prepare(self, prompts, response_format, sample_ids, params) -> tuple[list, 
     for i, p in enumerate(prompts):
         msgs = _as_messages(p)
         body = {'model': model, 'messages': msgs, **params}
-        if fmt is not None: body['response_format'] = fmt.wire
+        if fmt is not None:
+            body['response_format'] = fmt.wire
         s = body_json(body)
         item = _Item(i, request_key(self.endpoint, s, None if sample_ids is None else sample_ids[i]), s.encode(), model, msgs, body, fmt)
-        if fmt is not None and fmt.structured and not self._json_schema_ok and fmt.wire.get('type') == 'json_schema': self._to_json_mode(item)
+        if fmt is not None and fmt.structured and not self._json_schema_ok and fmt.wire.get('type') == 'json_schema':
+            self._to_json_mode(item)
         items.append(item)
     if self.budget_usd is not None or self._gate.tpm is not None:
         from synthbench.llm.cost import count_message_tokens, cost_usd
+
         max_out = params.get('max_tokens') or params.get('max_completion_tokens')
         extra = len(json.dumps(fmt.schema)) // 3 if fmt and fmt.schema else 0
         for it in items:
             tin = int(count_message_tokens(it.messages, model) * 1.1) + 16 + extra
             it.worst = cost_usd(model, tin, max_out or DEFAULT_WORST_TOKENS, self.prices)
-            it.tin = tin + (max_out or 256)   # what a server's TPM limiter counts
+            it.tin = tin + (max_out or 256)  # what a server's TPM limiter counts
     return items, fmt
+
 
 def _flow(self, prompts, response_format, sample_ids, desc, progress, params):
     "The steps of one call: yields `(todo, run)` batches for the engine to send; returns the `ChatResults`."
     items, fmt = self._prepare(prompts, response_format, sample_ids, params)
     results = yield from self._items_flow(items, desc, progress)
-    if fmt is not None and fmt.structured: yield from self._repair_flow(items, results, fmt, sample_ids, params, desc, progress)
+    if fmt is not None and fmt.structured:
+        yield from self._repair_flow(items, results, fmt, sample_ids, params, desc, progress)
     return ChatResults(results, self)
+
 
 def _items_flow(self, items, desc=None, progress=None):
     "Results for `items`: cache first (one query), then yield the distinct missing ones to send."
@@ -795,147 +1123,228 @@ def _items_flow(self, items, desc=None, progress=None):
     for it in items:
         hit = cached.get(it.key)
         if hit is not None:
-            results[it.i] = read_completion(hit, it.model, self.prices, cached=True)[0]; self.stats['cached'] += 1
-        elif it.key in seen: seen[it.key].append(it)
-        else: seen[it.key] = [it]; todo.append(it)
+            results[it.i] = read_completion(hit, it.model, self.prices, cached=True)[0]
+            self.stats['cached'] += 1
+        elif it.key in seen:
+            seen[it.key].append(it)
+        else:
+            seen[it.key] = [it]
+            todo.append(it)
     if todo:
         show = (self.progress if progress is None else progress) and len(todo) >= self.progress_min
-        run = _Run(self, len(todo), desc, show)   # made here, in the caller's thread, so Jupyter shows the bar in this cell
-        try: yield todo, run
-        finally: run.close()
+        run = _Run(self, len(todo), desc, show)  # made here, in the caller's thread, so Jupyter shows the bar in this cell
+        try:
+            yield todo, run
+        finally:
+            run.close()
         for group in seen.values():
             r = group[0].result
             results[group[0].i] = r
             for it in group[1:]:
-                c = copy.copy(r); c.cached = True; c.attempts = 0; results[it.i] = c
+                c = copy.copy(r)
+                c.cached = True
+                c.attempts = 0
+                results[it.i] = c
     return results
+
 
 async def _send_all(self, todo, run):
     "Send `todo` with `max_concurrency` workers; every item ends with a result."
     session = await self._session() if self.transport != 'sdk' else None
     it_todo = iter(todo)
+
     async def worker():
         for item in it_todo:
-            try: await self._send(item, session, run)
-            except asyncio.CancelledError: raise
-            except Exception as e: item.result = ChatResult(error=f'internal error: {type(e).__name__}: {e}', error_kind='server', model=item.model)
+            try:
+                await self._send(item, session, run)
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                item.result = ChatResult(error=f'internal error: {type(e).__name__}: {e}', error_kind='server', model=item.model)
             run.done(item.result)
-    try: await asyncio.gather(*(worker() for _ in range(min(2 * self.max_concurrency, len(todo)))))   # spare workers send while others wait to retry
+
+    try:
+        await asyncio.gather(
+            *(worker() for _ in range(min(2 * self.max_concurrency, len(todo))))
+        )  # spare workers send while others wait to retry
     finally:
         if session is not None and asyncio.get_running_loop() is not _bg['loop']:
-            await session.close(); self._sessions.pop(asyncio.get_running_loop(), None)
-        if self.cache is not None: await asyncio.to_thread(self.cache.flush)
+            await session.close()
+            self._sessions.pop(asyncio.get_running_loop(), None)
+        if self.cache is not None:
+            await asyncio.to_thread(self.cache.flush)
         self.stats['ledger_usd'] = self.ledger.spent()
+
 
 async def _drive_async(self, flow):
     "Run a `_flow` generator on the running loop."
     try:
         step = next(flow)
-        while True: await self._send_all(*step); step = flow.send(None)
-    except StopIteration as e: return e.value
+        while True:
+            await self._send_all(*step)
+            step = flow.send(None)
+    except StopIteration as e:
+        return e.value
+
 
 def _drive_sync(self, flow):
     "Run a `_flow` generator, sending on the background loop (works inside Jupyter's running loop)."
     try:
         step = next(flow)
-        while True: run_sync(self._send_all(*step)); step = flow.send(None)
-    except StopIteration as e: return e.value
+        while True:
+            run_sync(self._send_all(*step))
+            step = flow.send(None)
+    except StopIteration as e:
+        return e.value
 
-async def achat_many(self,
-                     prompts:list,                # requests: lists of chat messages (a string = one user message)
-                     response_format=None,        # pydantic model or JSON schema: parse and validate answers
-                     sample_ids:list|None=None,   # per prompt: which sample (n different samples of one prompt)
-                     desc:str|None=None,          # progress bar label
-                     progress:bool|None=None,     # show a progress bar (default: the client's setting)
-                     **params                     # request params: temperature, max_tokens, seed, ...
-                    ) -> ChatResults:
+
+async def achat_many(
+    self,
+    prompts: list,  # requests: lists of chat messages (a string = one user message)
+    response_format=None,  # pydantic model or JSON schema: parse and validate answers
+    sample_ids: list | None = None,  # per prompt: which sample (n different samples of one prompt)
+    desc: str | None = None,  # progress bar label
+    progress: bool | None = None,  # show a progress bar (default: the client's setting)
+    **params,  # request params: temperature, max_tokens, seed, ...
+) -> ChatResults:
     "Answers for `prompts`, in order (async)."
     return await self._drive_async(self._flow(prompts, response_format, sample_ids, desc, progress, params))
 
-LLM._prepare, LLM._flow, LLM._items_flow, LLM._send_all, LLM._drive_async, LLM._drive_sync, LLM.achat_many = \
-    _prepare, _flow, _items_flow, _send_all, _drive_async, _drive_sync, achat_many
+
+LLM._prepare, LLM._flow, LLM._items_flow, LLM._send_all, LLM._drive_async, LLM._drive_sync, LLM.achat_many = (
+    _prepare,
+    _flow,
+    _items_flow,
+    _send_all,
+    _drive_async,
+    _drive_sync,
+    achat_many,
+)
 
 # %% ../../nbs/10_llm.ipynb #53c2103d
 def _repair_flow(self, items, results, fmt, sample_ids, params, desc, progress):
     "Parse structured answers in `results`; re-ask once (quoting the error) for those that fail."
     bad = []
     for it, r in zip(items, results):
-        if r.error is not None or r.text is None: continue
-        try: r.parsed = fmt.parse(r.text)
-        except ValueError as e: bad.append((it, r, str(e)))
-    if not bad: return results
-    fix_prompts = [list(it.messages) + [{'role': 'assistant', 'content': r.text},
-                   {'role': 'user', 'content': f'That reply is not valid: {err}. Reply with only the corrected JSON object.'}]
-                   for it, r, err in bad]
+        if r.error is not None or r.text is None:
+            continue
+        try:
+            r.parsed = fmt.parse(r.text)
+        except ValueError as e:
+            bad.append((it, r, str(e)))
+    if not bad:
+        return results
+    fix_prompts = [
+        list(it.messages)
+        + [
+            {'role': 'assistant', 'content': r.text},
+            {'role': 'user', 'content': f'That reply is not valid: {err}. Reply with only the corrected JSON object.'},
+        ]
+        for it, r, err in bad
+    ]
     fix_ids = None if sample_ids is None else [sample_ids[it.i] for it, _, _ in bad]
     fix_items, _ = self._prepare(fix_prompts, fmt.wire if fmt.model is None else fmt.model, fix_ids, params)
     fixed = yield from self._items_flow(fix_items, (desc or self.model) + ' (repair)', progress)
     forget = []
     for (it, r, err), f, fi in zip(bad, fixed, fix_items):
         u = Usage(r.usage.prompt_tokens + f.usage.prompt_tokens, r.usage.completion_tokens + f.usage.completion_tokens)
-        out = ChatResult(text=r.text, usage=u, cost_usd=r.cost_usd + f.cost_usd, model=r.model, cached=r.cached and f.cached,
-                         finish_reason=r.finish_reason, attempts=r.attempts + f.attempts, status=f.status)
+        out = ChatResult(
+            text=r.text,
+            usage=u,
+            cost_usd=r.cost_usd + f.cost_usd,
+            model=r.model,
+            cached=r.cached and f.cached,
+            finish_reason=r.finish_reason,
+            attempts=r.attempts + f.attempts,
+            status=f.status,
+        )
         if f.error is None:
-            try: out.parsed, out.text, out.finish_reason = fmt.parse(f.text), f.text, f.finish_reason
-            except ValueError as e2: out.text, out.error, out.error_kind = f.text, f'parse failed after 1 repair: {e2} (first answer: {err})', 'parse'
-        else: out.error, out.error_kind = f'parse failed: {err}; repair request failed: {f.error}', f.error_kind or 'parse'
-        if out.error is not None: forget += [it.key, fi.key]   # not a final answer: a re-run asks again
-        if out.error and f.error is None: self.stats['failed'] += 1
+            try:
+                out.parsed, out.text, out.finish_reason = fmt.parse(f.text), f.text, f.finish_reason
+            except ValueError as e2:
+                out.text, out.error, out.error_kind = f.text, f'parse failed after 1 repair: {e2} (first answer: {err})', 'parse'
+        else:
+            out.error, out.error_kind = f'parse failed: {err}; repair request failed: {f.error}', f.error_kind or 'parse'
+        if out.error is not None:
+            forget += [it.key, fi.key]  # not a final answer: a re-run asks again
+        if out.error and f.error is None:
+            self.stats['failed'] += 1
         results[it.i] = out
-    if forget and self.cache is not None: self.cache.delete(dict.fromkeys(forget)); self.cache.flush()
+    if forget and self.cache is not None:
+        self.cache.delete(dict.fromkeys(forget))
+        self.cache.flush()
     return results
+
 
 async def _parse_and_repair(self, items, results, fmt, sample_ids, params, desc, progress):
     "Async `_repair_flow` (used by the Batch API path)."
     return await self._drive_async(self._repair_flow(items, results, fmt, sample_ids, params, desc, progress))
 
+
 LLM._repair_flow, LLM._parse_and_repair = _repair_flow, _parse_and_repair
 
 # %% ../../nbs/10_llm.ipynb #f1921c28
-def chat_many(self,
-              prompts:list,                # requests: lists of chat messages (a string = one user message)
-              response_format=None,        # pydantic model or JSON schema: parse and validate answers
-              sample_ids:list|None=None,   # per prompt: which sample (n different samples of one prompt)
-              desc:str|None=None,          # progress bar label
-              progress:bool|None=None,     # show a progress bar (default: the client's setting)
-              **params                     # request params: temperature, max_tokens, seed, ...
-             ) -> ChatResults:
+def chat_many(
+    self,
+    prompts: list,  # requests: lists of chat messages (a string = one user message)
+    response_format=None,  # pydantic model or JSON schema: parse and validate answers
+    sample_ids: list | None = None,  # per prompt: which sample (n different samples of one prompt)
+    desc: str | None = None,  # progress bar label
+    progress: bool | None = None,  # show a progress bar (default: the client's setting)
+    **params,  # request params: temperature, max_tokens, seed, ...
+) -> ChatResults:
     "Answers for `prompts`, in order; works in scripts and inside Jupyter's running event loop."
     return self._drive_sync(self._flow(prompts, response_format, sample_ids, desc, progress, params))
 
+
 def chat(self, messages, response_format=None, sample_id=None, **params) -> ChatResult:
     "One answer for `messages` (a list of chat messages, or a string)."
-    return self.chat_many([messages], response_format=response_format, sample_ids=None if sample_id is None else [sample_id], progress=False, **params)[0]
+    return self.chat_many(
+        [messages], response_format=response_format, sample_ids=None if sample_id is None else [sample_id], progress=False, **params
+    )[0]
+
 
 async def achat(self, messages, response_format=None, sample_id=None, **params) -> ChatResult:
     "One answer for `messages` (async)."
-    return (await self.achat_many([messages], response_format=response_format, sample_ids=None if sample_id is None else [sample_id], progress=False, **params))[0]
+    return (
+        await self.achat_many(
+            [messages], response_format=response_format, sample_ids=None if sample_id is None else [sample_id], progress=False, **params
+        )
+    )[0]
 
-def batch_many(self, prompts:list, response_format=None, sample_ids:list|None=None, poll_interval:float=30.0, **kw):
+
+def batch_many(self, prompts: list, response_format=None, sample_ids: list | None = None, poll_interval: float = 30.0, **kw):
     "Answers for `prompts` through the OpenAI Batch API at half price (see `synthbench.llm.batch`)."
     from synthbench.llm.batch import batch_many as _bm
+
     return _bm(self, prompts, response_format=response_format, sample_ids=sample_ids, poll_interval=poll_interval, **kw)
 
+
 LLM.chat_many, LLM.chat, LLM.achat, LLM.batch_many = chat_many, chat, achat, batch_many
+
 
 def _embed_items(self, texts, model, dimensions, batch_size) -> list[_Item]:
     "Embeddings request items: `batch_size` texts each, with their offline token count and the cost reserved before sending."
     model = model or self.model
-    if self.budget_usd is not None and model != self.model: self._check_price(model)
-    if batch_size < 1: raise ValueError(f'LLM.embed_many: batch_size must be >= 1, got {batch_size}')
-    texts = [str(t) if t else ' ' for t in texts]   # some servers reject empty strings
+    if self.budget_usd is not None and model != self.model:
+        self._check_price(model)
+    if batch_size < 1:
+        raise ValueError(f'LLM.embed_many: batch_size must be >= 1, got {batch_size}')
+    texts = [str(t) if t else ' ' for t in texts]  # some servers reject empty strings
     items = []
     for j, i in enumerate(range(0, len(texts), batch_size)):
-        batch = texts[i:i+batch_size]
+        batch = texts[i : i + batch_size]
         body = {'model': model, 'input': batch, 'encoding_format': 'float', **({'dimensions': dimensions} if dimensions else {})}
         s = body_json(body)
         it = _Item(j, request_key(self.endpoint, s), s.encode(), model, batch, body, None, path='/embeddings')
         if self.budget_usd is not None or self._gate.tpm is not None:
             from synthbench.llm.cost import count_embedding_tokens, cost_usd
+
             it.tin = count_embedding_tokens(batch, model)
-            it.worst = cost_usd(model, int(it.tin * 1.1) + 8, 0, self.prices)   # the offline count, with a margin
+            it.worst = cost_usd(model, int(it.tin * 1.1) + 8, 0, self.prices)  # the offline count, with a margin
         items.append(it)
     return items
+
 
 def _embed_flow(self, texts, model, dimensions, batch_size, desc, progress):
     "The steps of one `embed_many` call (no response cache: `synthbench.llm.embed` caches vectors by content)."
@@ -943,87 +1352,169 @@ def _embed_flow(self, texts, model, dimensions, batch_size, desc, progress):
     if items:
         show = (self.progress if progress is None else progress) and len(items) >= self.progress_min
         run = _Run(self, len(items), desc or f'{items[0].model} (embeddings)', show)
-        try: yield items, run
-        finally: run.close()
+        try:
+            yield items, run
+        finally:
+            run.close()
     return ChatResults([it.result for it in items], self)
 
-def embed_many(self,
-               texts:Sequence[str],         # the inputs, in order (empty strings are sent as ' ')
-               model:str|None=None,         # embedding model (default: this client's `model`)
-               dimensions:int|None=None,    # shortened vectors (text-embedding-3 models)
-               batch_size:int=256,          # inputs per request
-               desc:str|None=None,          # progress bar label
-               progress:bool|None=None      # show a progress bar (default: the client's setting)
-              ) -> ChatResults:
+
+def embed_many(
+    self,
+    texts: Sequence[str],  # the inputs, in order (empty strings are sent as ' ')
+    model: str | None = None,  # embedding model (default: this client's `model`)
+    dimensions: int | None = None,  # shortened vectors (text-embedding-3 models)
+    batch_size: int = 256,  # inputs per request
+    desc: str | None = None,  # progress bar label
+    progress: bool | None = None,  # show a progress bar (default: the client's setting)
+) -> ChatResults:
     "One `ChatResult` per request of `batch_size` texts (`parsed`: its float32 vectors); priced, budgeted, rate-limited and retried like chat."
     return self._drive_sync(self._embed_flow(texts, model, dimensions, batch_size, desc, progress))
 
-async def aembed_many(self, texts:Sequence[str], model:str|None=None, dimensions:int|None=None, batch_size:int=256,
-                      desc:str|None=None, progress:bool|None=None) -> ChatResults:
+
+async def aembed_many(
+    self,
+    texts: Sequence[str],
+    model: str | None = None,
+    dimensions: int | None = None,
+    batch_size: int = 256,
+    desc: str | None = None,
+    progress: bool | None = None,
+) -> ChatResults:
     "`embed_many` (async)."
     return await self._drive_async(self._embed_flow(texts, model, dimensions, batch_size, desc, progress))
+
 
 LLM._embed_items, LLM._embed_flow, LLM.embed_many, LLM.aembed_many = _embed_items, _embed_flow, embed_many, aembed_many
 
 # %% ../../nbs/10_llm.ipynb #2455bd89
 class UsageSummary:
     "Calls, cached answers, failures, tokens and dollars; displays itself."
-    def __init__(self, calls=0, cached=0, failed=0, tokens_in=0, tokens_out=0, usd=0.0, budget_usd=None, model=None, retries=0, ledger_usd=None):
+
+    def __init__(
+        self, calls=0, cached=0, failed=0, tokens_in=0, tokens_out=0, usd=0.0, budget_usd=None, model=None, retries=0, ledger_usd=None
+    ):
         self.calls, self.cached, self.failed, self.tokens_in, self.tokens_out, self.usd = calls, cached, failed, tokens_in, tokens_out, usd
         self.budget_usd, self.model, self.retries, self.ledger_usd = budget_usd, model, retries, ledger_usd
+
     def _rows(self):
-        rows = [('model', self.model), ('calls', f'{self.calls:,}'), ('cached', f'{self.cached:,}'), ('failed', f'{self.failed:,}'),
-                ('retries', f'{self.retries:,}'), ('tokens in', f'{self.tokens_in:,}'), ('tokens out', f'{self.tokens_out:,}'), ('USD', f'${self.usd:.4f}')]
-        if self.ledger_usd is not None: rows.append(('USD, all runs (ledger)', f'${self.ledger_usd:.4f}'))
-        if self.budget_usd is not None: rows.append(('budget', f'${self.budget_usd:.4f}'))
+        rows = [
+            ('model', self.model),
+            ('calls', f'{self.calls:,}'),
+            ('cached', f'{self.cached:,}'),
+            ('failed', f'{self.failed:,}'),
+            ('retries', f'{self.retries:,}'),
+            ('tokens in', f'{self.tokens_in:,}'),
+            ('tokens out', f'{self.tokens_out:,}'),
+            ('USD', f'${self.usd:.4f}'),
+        ]
+        if self.ledger_usd is not None:
+            rows.append(('USD, all runs (ledger)', f'${self.ledger_usd:.4f}'))
+        if self.budget_usd is not None:
+            rows.append(('budget', f'${self.budget_usd:.4f}'))
         return rows
-    def __repr__(self): return 'UsageSummary(' + ', '.join(f'{k}={v}' for k, v in self._rows()) + ')'
+
+    def __repr__(self):
+        return 'UsageSummary(' + ', '.join(f'{k}={v}' for k, v in self._rows()) + ')'
+
     def _repr_html_(self):
-        return ('<table class="synthbench-usage">' + ''.join(f'<tr><th style="text-align:left">{html.escape(k)}</th><td style="text-align:right">{html.escape(str(v))}</td></tr>'
-                                                            for k, v in self._rows()) + '</table>')
+        return (
+            '<table class="synthbench-usage">'
+            + ''.join(
+                f'<tr><th style="text-align:left">{html.escape(k)}</th><td style="text-align:right">{html.escape(str(v))}</td></tr>'
+                for k, v in self._rows()
+            )
+            + '</table>'
+        )
+
 
 class ChatResults(list):
     "The answers of one `chat_many` call (a list of `ChatResult`), with a summary that displays itself."
+
     def __init__(self, results, llm=None):
-        super().__init__(results); self.model = llm.model if llm is not None else None
+        super().__init__(results)
+        self.model = llm.model if llm is not None else None
+
     @property
     def summary(self) -> UsageSummary:
         "Totals over these answers (dollars include what cached answers cost when first made)."
-        return UsageSummary(calls=sum(r.attempts > 0 for r in self), cached=sum(r.cached for r in self), failed=sum(r.error is not None for r in self),
-                            tokens_in=sum(r.usage.prompt_tokens for r in self), tokens_out=sum(r.usage.completion_tokens for r in self),
-                            usd=sum(r.cost_usd for r in self), model=self.model, retries=sum(max(0, r.attempts - 1) for r in self))
+        return UsageSummary(
+            calls=sum(r.attempts > 0 for r in self),
+            cached=sum(r.cached for r in self),
+            failed=sum(r.error is not None for r in self),
+            tokens_in=sum(r.usage.prompt_tokens for r in self),
+            tokens_out=sum(r.usage.completion_tokens for r in self),
+            usd=sum(r.cost_usd for r in self),
+            model=self.model,
+            retries=sum(max(0, r.attempts - 1) for r in self),
+        )
+
     @property
-    def texts(self) -> list: return [r.text for r in self]
+    def texts(self) -> list:
+        return [r.text for r in self]
+
     @property
-    def errors(self) -> list: return [r.error for r in self]
-    def _repr_html_(self, n:int=10):
-        rows = ''.join(f'<tr><td>{i}</td><td style="text-align:left">{html.escape((r.text or "")[:300])}</td><td style="text-align:left">{html.escape(r.error or "")}</td>'
-                       f'<td>{"yes" if r.cached else ""}</td></tr>' for i, r in enumerate(self[:n]))
+    def errors(self) -> list:
+        return [r.error for r in self]
+
+    def _repr_html_(self, n: int = 10):
+        rows = ''.join(
+            f'<tr><td>{i}</td><td style="text-align:left">{html.escape((r.text or "")[:300])}</td><td style="text-align:left">{html.escape(r.error or "")}</td>'
+            f'<td>{"yes" if r.cached else ""}</td></tr>'
+            for i, r in enumerate(self[:n])
+        )
         more = f'<p>{len(self) - n} more</p>' if len(self) > n else ''
-        return (self.summary._repr_html_() + '<table><tr><th>#</th><th>text</th><th>error</th><th>cached</th></tr>' + rows + '</table>' + more)
+        return (
+            self.summary._repr_html_() + '<table><tr><th>#</th><th>text</th><th>error</th><th>cached</th></tr>' + rows + '</table>' + more
+        )
+
 
 def usage_summary(self) -> UsageSummary:
     "Everything this client did: calls, cached, failed, tokens, dollars spent (this session, and in the ledger over all runs)."
     s = self.stats
-    return UsageSummary(calls=s['calls'], cached=s['cached'], failed=s['failed'], tokens_in=s['tokens_in'], tokens_out=s['tokens_out'],
-                        usd=s['usd'], budget_usd=self.budget_usd, model=self.model, retries=s['retries'], ledger_usd=self.spent_usd)
+    return UsageSummary(
+        calls=s['calls'],
+        cached=s['cached'],
+        failed=s['failed'],
+        tokens_in=s['tokens_in'],
+        tokens_out=s['tokens_out'],
+        usd=s['usd'],
+        budget_usd=self.budget_usd,
+        model=self.model,
+        retries=s['retries'],
+        ledger_usd=self.spent_usd,
+    )
 
-def estimate(self, prompts:list, max_tokens:int|None=None, n:int=1, **kw):
+
+def estimate(self, prompts: list, max_tokens: int | None = None, n: int = 1, **kw):
     "Calls, tokens and dollars for sending `prompts` (see `synthbench.llm.cost.estimate`)."
     from synthbench.llm.cost import estimate as _estimate
+
     mt = max_tokens or self.params.get('max_tokens') or 256
     return _estimate(prompts, self.model, max_tokens=mt, n=n, prices=self.prices, **kw)
 
+
 LLM.usage_summary, LLM.estimate = usage_summary, estimate
-LLM._repr_html_ = lambda self: f'<p>LLM <code>{html.escape(self.model)}</code> at <code>{html.escape(self.base_url)}</code> (key {html.escape(self.api_key_masked)})</p>' + self.usage_summary()._repr_html_()
+LLM._repr_html_ = lambda self: (
+    f'<p>LLM <code>{html.escape(self.model)}</code> at <code>{html.escape(self.base_url)}</code> (key {html.escape(self.api_key_masked)})</p>'
+    + self.usage_summary()._repr_html_()
+)
 
 # %% ../../nbs/10_llm.ipynb #c4a7e0d2
 @runtime_checkable
 class ChatModel(Protocol):
     "What a stage needs of a model client; `LLM` is one, so is any stand-in with these members (a test fake, a call recorder)."
+
     @property
-    def model(self) -> str: ...     # the model's name (what the rows' `model` column records)
-    def chat_many(self, prompts:list, response_format:Any=None, sample_ids:list|None=None, desc:str|None=None,
-                  progress:bool|None=None, **params:Any) -> Sequence[ChatResult]: ...
-    def chat(self, messages:Any, response_format:Any=None, sample_id:Any=None, **params:Any) -> ChatResult: ...
-    def estimate(self, prompts:list, max_tokens:int|None=None, n:int=1, **kw:Any) -> Estimate: ...
+    def model(self) -> str: ...  # the model's name (what the rows' `model` column records)
+    def chat_many(
+        self,
+        prompts: list,
+        response_format: Any = None,
+        sample_ids: list | None = None,
+        desc: str | None = None,
+        progress: bool | None = None,
+        **params: Any,
+    ) -> Sequence[ChatResult]: ...
+    def chat(self, messages: Any, response_format: Any = None, sample_id: Any = None, **params: Any) -> ChatResult: ...
+    def estimate(self, prompts: list, max_tokens: int | None = None, n: int = 1, **kw: Any) -> Estimate: ...

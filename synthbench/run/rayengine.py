@@ -22,329 +22,493 @@ __all__ = ['STAGE_KINDS', 'KINDS', 'GLOBAL_STAGES', 'stage_kind', 'current_engin
 
 # %% ../../nbs/07_rayengine.ipynb #7a2d838c
 STAGE_KINDS = {
-    'generate':  'whole',       # makes rows from the spec; model calls from the driver
-    'augment':   'whole',       # samples rows to rewrite
+    'generate': 'whole',  # makes rows from the spec; model calls from the driver
+    'augment': 'whole',  # samples rows to rewrite
     'add_seeds': 'whole',
-    'validate':  'row_local',   # rules per row
-    'judge':     'row_local',   # one call per row (bottom_share: whole)
-    'filter':    'row_local',   # drop rules per row
-    'dedup':     'global',      # hashes/signatures per batch, LSH band shuffle, connected components
-    'audit':     'whole',       # summary over every row
-    'export':    'whole',       # one file
-    'finetune':  'whole',
-    'prefs':     'whole',       # candidates and judge calls per prompt, pairs picked per prompt (row-local in principle; driver for now)
-    'pii':       'whole',       # per row in principle, but the spaCy model would load in every batch task
-    'hub':       'whole',       # one DatasetDict and card
+    'validate': 'row_local',  # rules per row
+    'judge': 'row_local',  # one call per row (bottom_share: whole)
+    'filter': 'row_local',  # drop rules per row
+    'dedup': 'global',  # hashes/signatures per batch, LSH band shuffle, connected components
+    'audit': 'whole',  # summary over every row
+    'export': 'whole',  # one file
+    'finetune': 'whole',
+    'prefs': 'whole',  # candidates and judge calls per prompt, pairs picked per prompt (row-local in principle; driver for now)
+    'pii': 'whole',  # per row in principle, but the spaCy model would load in every batch task
+    'hub': 'whole',  # one DatasetDict and card
 }
 KINDS = ('row_local', 'global', 'whole')
 
-def stage_kind(name:str, params:Mapping|None=None) -> str:
+
+def stage_kind(name: str, params: Mapping | None = None) -> str:
     "How the Ray engine maps stage `name` with `params`: 'row_local', 'global' or 'whole' (unknown stages: whole)."
     params = params or {}
-    if name == 'judge' and params.get('bottom_share') is not None: return 'whole'
+    if name == 'judge' and params.get('bottom_share') is not None:
+        return 'whole'
     return STAGE_KINDS.get(name, 'whole')
 
 # %% ../../nbs/07_rayengine.ipynb #06e1e8ab
 def _ray():
-    try: import ray
-    except ImportError: raise StageError('config', "engine ray needs Ray Data: pip install 'synthbench[ray]'") from None
+    try:
+        import ray
+    except ImportError:
+        raise StageError('config', "engine ray needs Ray Data: pip install 'synthbench[ray]'") from None
     return ray
+
 
 _ENGINE: contextvars.ContextVar = contextvars.ContextVar('synthbench_engine', default=('local', None))
 
-def current_engine() -> tuple[str, str|None]:
+
+def current_engine() -> tuple[str, str | None]:
     "(engine, address) that functions called without `engine=` use: ('local', None) unless inside `engine_scope`."
     return _ENGINE.get()
 
-@contextlib.contextmanager
-def engine_scope(engine:str='ray', address:str|None=None):
-    "Within this block, functions with `engine=None` (e.g. `audit`) run on `engine` (the CLI's `--engine`/`--address` for commands that take no such option)."
-    if engine not in ('local', 'ray'): raise StageError('config', f"unknown engine {engine!r}: use --engine local or --engine ray")
-    tok = _ENGINE.set((engine, address))
-    try: yield
-    finally: _ENGINE.reset(tok)
 
-def connect(address:str|None=None,  # 'auto', 'ray://host:10001', 'host:port'; None: a local cluster
-            num_cpus:int|None=2,    # CPUs of a local cluster (ignored when joining one)
-           ):
+@contextlib.contextmanager
+def engine_scope(engine: str = 'ray', address: str | None = None):
+    "Within this block, functions with `engine=None` (e.g. `audit`) run on `engine` (the CLI's `--engine`/`--address` for commands that take no such option)."
+    if engine not in ('local', 'ray'):
+        raise StageError('config', f"unknown engine {engine!r}: use --engine local or --engine ray")
+    tok = _ENGINE.set((engine, address))
+    try:
+        yield
+    finally:
+        _ENGINE.reset(tok)
+
+
+def connect(
+    address: str | None = None,  # 'auto', 'ray://host:10001', 'host:port'; None: a local cluster
+    num_cpus: int | None = 2,  # CPUs of a local cluster (ignored when joining one)
+):
     "Join (or start) a Ray cluster for this process; returns the `ray` module. Joining twice is a no-op."
     ray = _ray()
     if address and address != 'auto':
         import socket
+
         hp = address.split('://', 1)[-1].rsplit(':', 1)
-        try: socket.create_connection((hp[0], int(hp[1]) if len(hp) > 1 else 10001), timeout=5).close()
+        try:
+            socket.create_connection((hp[0], int(hp[1]) if len(hp) > 1 else 10001), timeout=5).close()
         except (OSError, ValueError) as e:
-            raise StageError('network', f"engine ray: nothing answers at {address} ({type(e).__name__}); start a cluster with `ray start --head` "
-                                        "and pass its address (host:port or ray://host:10001), or leave --address out for a local one") from None
-    if ray.is_initialized(): return ray
+            raise StageError(
+                'network',
+                f"engine ray: nothing answers at {address} ({type(e).__name__}); start a cluster with `ray start --head` "
+                "and pass its address (host:port or ray://host:10001), or leave --address out for a local one",
+            ) from None
+    if ray.is_initialized():
+        return ray
     kw = dict(ignore_reinit_error=True, log_to_driver=False, include_dashboard=False)
     os.environ.setdefault('RAY_DATA_DISABLE_PROGRESS_BARS', '1')
     try:
-        if address: ray.init(address=address, **{k: v for k, v in kw.items() if k != 'include_dashboard'})
-        else: ray.init(num_cpus=num_cpus, **kw)
+        if address:
+            ray.init(address=address, **{k: v for k, v in kw.items() if k != 'include_dashboard'})
+        else:
+            ray.init(num_cpus=num_cpus, **kw)
     except Exception as e:
-        raise StageError('network', f"engine ray: cannot reach the Ray cluster at {address or 'local'} ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
-                                    "start one with `ray start --head` or pass --address") from None
+        raise StageError(
+            'network',
+            f"engine ray: cannot reach the Ray cluster at {address or 'local'} ({type(e).__name__}: {' '.join(str(e).split())[:200]}); "
+            "start one with `ray start --head` or pass --address",
+        ) from None
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False
-    ctx.shuffle_strategy = 'sort_shuffle_pull_based'   # the hash shuffle's aggregator actors take ~20 s to start on 2 cores; sorting is fine at these sizes
-    try: ctx.print_on_execution_start = False
-    except AttributeError: pass
+    ctx.shuffle_strategy = (
+        'sort_shuffle_pull_based'  # the hash shuffle's aggregator actors take ~20 s to start on 2 cores; sorting is fine at these sizes
+    )
+    try:
+        ctx.print_on_execution_start = False
+    except AttributeError:
+        pass
     return ray
 
 # %% ../../nbs/07_rayengine.ipynb #70b97d47
-def from_pandas_blocks(df:pd.DataFrame, rows:int):
+def from_pandas_blocks(df: pd.DataFrame, rows: int):
     "A Ray Dataset of `df` in blocks of `rows` rows (split here: Ray's own split breaks on pandas 3)."
     ray = _ray()
     rows = max(1, int(rows))
-    return ray.data.from_pandas([df.iloc[s:s+rows].reset_index(drop=True) for s in range(0, max(len(df), 1), rows)])
+    return ray.data.from_pandas([df.iloc[s : s + rows].reset_index(drop=True) for s in range(0, max(len(df), 1), rows)])
 
-def _encode(df:pd.DataFrame) -> pd.DataFrame:
+
+def _encode(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({'_pos': np.arange(len(df), dtype=np.int64), '_row': [pickle.dumps(r, protocol=5) for r in df.to_dict('records')]})
+
 
 def _decode(rows, columns, dtypes=None) -> pd.DataFrame:
     df = pd.DataFrame([pickle.loads(b) for b in rows], columns=columns)
     for c, t in (dtypes or {}).items():
         if c in df.columns and str(df[c].dtype) != str(t):
-            try: df[c] = df[c].astype(t)
-            except (TypeError, ValueError): pass
+            try:
+                df[c] = df[c].astype(t)
+            except (TypeError, ValueError):
+                pass
     return df
 
-def _map_piece(batch:pd.DataFrame, fn, columns, dtypes) -> pd.DataFrame:
+
+def _map_piece(batch: pd.DataFrame, fn, columns, dtypes) -> pd.DataFrame:
     "One batch of `ray_map_table`: `fn` on the decoded rows, its whole result pickled in one cell (any column types survive)."
     df = _decode(batch['_row'], columns, dtypes)
     res = fn(df)
-    if len(res) != len(df): raise ValueError(f'ray_map_table: {getattr(fn, "__name__", fn)} returned {len(res)} rows for a batch of {len(df)}; it must keep one row per input row.')
-    return pd.DataFrame({'_pos': np.asarray([int(batch['_pos'].iloc[0]) if len(batch) else -1], np.int64), '_blob': [pickle.dumps(res.reset_index(drop=True), protocol=5)]})
+    if len(res) != len(df):
+        raise ValueError(
+            f'ray_map_table: {getattr(fn, "__name__", fn)} returned {len(res)} rows for a batch of {len(df)}; it must keep one row per input row.'
+        )
+    return pd.DataFrame(
+        {
+            '_pos': np.asarray([int(batch['_pos'].iloc[0]) if len(batch) else -1], np.int64),
+            '_blob': [pickle.dumps(res.reset_index(drop=True), protocol=5)],
+        }
+    )
 
-def ray_map_table(df:pd.DataFrame, fn:Callable, batch_rows:int|None=None) -> pd.DataFrame:
+
+def ray_map_table(df: pd.DataFrame, fn: Callable, batch_rows: int | None = None) -> pd.DataFrame:
     "`fn(batch) -> DataFrame` (one row per input row; an importable function) over batches of `df` on the cluster; the pieces back in row order."
     ray = connect()
-    if not len(df): return fn(df)
+    if not len(df):
+        return fn(df)
     cpus = max(1, int(ray.cluster_resources().get('CPU', 1)))
     batch_rows = batch_rows or max(1, min(20_000, -(-len(df) // (2 * cpus))))
     ds = from_pandas_blocks(_encode(df), batch_rows)
-    got = ds.map_batches(_map_piece, batch_size=batch_rows, batch_format='pandas',
-                         fn_kwargs=dict(fn=fn, columns=list(df.columns), dtypes={c: str(t) for c, t in df.dtypes.items()})).to_pandas()
+    got = ds.map_batches(
+        _map_piece,
+        batch_size=batch_rows,
+        batch_format='pandas',
+        fn_kwargs=dict(fn=fn, columns=list(df.columns), dtypes={c: str(t) for c, t in df.dtypes.items()}),
+    ).to_pandas()
     got = got.sort_values('_pos', kind='stable')
     return pd.concat([pickle.loads(b) for b in got['_blob']], ignore_index=True)
 
-def merge_reports(reports:Sequence[Mapping], weights:Sequence[int]|None=None) -> dict:
+
+def merge_reports(reports: Sequence[Mapping], weights: Sequence[int] | None = None) -> dict:
     "One report from per-batch reports: counts add up, other numbers are row-weighted means, anything else is the first batch's."
     reports = [r for r in reports if r]
-    if not reports: return {}
+    if not reports:
+        return {}
     w = list(weights) if weights is not None else [1] * len(reports)
     out: dict[str, Any] = {}
     for k in dict.fromkeys(k for r in reports for k in r):
         vs = [(r[k], wi) for r, wi in zip(reports, w) if k in r]
         v0 = vs[0][0]
-        if isinstance(v0, bool) or v0 is None or isinstance(v0, str): out[k] = v0
-        elif isinstance(v0, (int, np.integer)) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v, _ in vs): out[k] = int(sum(v for v, _ in vs))
+        if isinstance(v0, bool) or v0 is None or isinstance(v0, str):
+            out[k] = v0
+        elif isinstance(v0, (int, np.integer)) and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v, _ in vs):
+            out[k] = int(sum(v for v, _ in vs))
         elif isinstance(v0, (int, float, np.number)) and all(isinstance(v, (int, float, np.number)) for v, _ in vs):
-            tw = sum(wi for _, wi in vs) or 1; out[k] = float(sum(float(v) * wi for v, wi in vs) / tw)
-        elif isinstance(v0, Mapping) and all(isinstance(v, Mapping) for v, _ in vs): out[k] = merge_reports([v for v, _ in vs], [wi for _, wi in vs])
-        else: out[k] = v0
+            tw = sum(wi for _, wi in vs) or 1
+            out[k] = float(sum(float(v) * wi for v, wi in vs) / tw)
+        elif isinstance(v0, Mapping) and all(isinstance(v, Mapping) for v, _ in vs):
+            out[k] = merge_reports([v for v, _ in vs], [wi for _, wi in vs])
+        else:
+            out[k] = v0
     return out
 
 # %% ../../nbs/07_rayengine.ipynb #cb793e94
 class EndpointLimiter:
     "Token buckets (`rpm`, `tpm`) and a dollar ledger shared by every worker calling one endpoint (used as a Ray actor)."
-    def __init__(self, rpm:float|None=None, tpm:float|None=None, budget_usd:float|None=None, spent_usd:float=0.0):
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None, budget_usd: float | None = None, spent_usd: float = 0.0):
         from synthbench.llm.engine import _Bucket
+
         self.rpm, self.tpm = (_Bucket(rpm) if rpm else None), (_Bucket(tpm) if tpm else None)
         self.budget_usd, self.spent_usd, self.start_usd = budget_usd, float(spent_usd), float(spent_usd)
-        self.reserved: dict[str, float] = {}       # owner -> dollars reserved by requests in flight
+        self.reserved: dict[str, float] = {}  # owner -> dollars reserved by requests in flight
         self.requests, self.log = 0, cast(list[float], [])
 
-    def take(self, tokens:int=0) -> float:
+    def take(self, tokens: int = 0) -> float:
         "Seconds to wait before one more request may go out (0: the slot is taken now)."
         now = time.monotonic()
         w = self.rpm.wait(1, now) if self.rpm else 0.0
-        if w: return w
+        if w:
+            return w
         if self.tpm and tokens:
             w = self.tpm.wait(tokens, now)
             if w:
-                if self.rpm: self.rpm.level += 1
+                if self.rpm:
+                    self.rpm.level += 1
                 return w
-        self.requests += 1; self.log.append(time.time())
-        if len(self.log) > 100_000: del self.log[:50_000]
+        self.requests += 1
+        self.log.append(time.time())
+        if len(self.log) > 100_000:
+            del self.log[:50_000]
         return 0.0
 
-    def try_reserve(self, owner:str, usd:float, budget:float) -> tuple[bool, float, float]:
+    def try_reserve(self, owner: str, usd: float, budget: float) -> tuple[bool, float, float]:
         "(reserved?, dollars spent, dollars other owners hold in flight)."
-        held = sum(self.reserved.values()); others = held - self.reserved.get(owner, 0.0)
-        if self.spent_usd + held + usd > budget + 1e-12: return False, self.spent_usd, others
+        held = sum(self.reserved.values())
+        others = held - self.reserved.get(owner, 0.0)
+        if self.spent_usd + held + usd > budget + 1e-12:
+            return False, self.spent_usd, others
         self.reserved[owner] = self.reserved.get(owner, 0.0) + usd
         return True, self.spent_usd, others
 
-    def settle(self, owner:str, reserved:float, spent:float):
-        self.reserved[owner] = max(0.0, self.reserved.get(owner, 0.0) - reserved); self.spent_usd += spent
+    def settle(self, owner: str, reserved: float, spent: float):
+        self.reserved[owner] = max(0.0, self.reserved.get(owner, 0.0) - reserved)
+        self.spent_usd += spent
 
-    def book(self, spent:float): self.spent_usd += spent
-    def spent(self) -> float: return self.spent_usd
+    def book(self, spent: float):
+        self.spent_usd += spent
+
+    def spent(self) -> float:
+        return self.spent_usd
+
     def state(self) -> dict:
-        return {'requests': self.requests, 'spent_usd': self.spent_usd, 'session_usd': self.spent_usd - self.start_usd,
-                'reserved': sum(self.reserved.values()), 'times': list(self.log)}
+        return {
+            'requests': self.requests,
+            'spent_usd': self.spent_usd,
+            'session_usd': self.spent_usd - self.start_usd,
+            'reserved': sum(self.reserved.values()),
+            'times': list(self.log),
+        }
 
 # %% ../../nbs/07_rayengine.ipynb #ca83c7ec
 def _await_ref(ref):
     "An asyncio future for a Ray object ref, usable from any event loop (the engine's loop is a plain thread)."
     return asyncio.wrap_future(ref.future())
 
+
 def _shared_gate_class():
     from synthbench.llm.engine import _Gate
+
     class _SharedGate(_Gate):
         "The engine's gate (local concurrency, 429 slow-down) that takes every request slot from the shared `EndpointLimiter`."
-        def __init__(self, limiter, max_concurrency:int, tpm:bool=False):
-            super().__init__(max_concurrency); self.limiter = limiter
-            if tpm: self.tpm = _NoBucket()    # the engine estimates each request's tokens only when the gate has a tpm bucket
-        async def acquire(self, tokens:int=0, first:bool=False):
+
+        def __init__(self, limiter, max_concurrency: int, tpm: bool = False):
+            super().__init__(max_concurrency)
+            self.limiter = limiter
+            if tpm:
+                self.tpm = _NoBucket()  # the engine estimates each request's tokens only when the gate has a tpm bucket
+
+        async def acquire(self, tokens: int = 0, first: bool = False):
             await super().acquire(tokens, first)
             while True:
                 w = await _await_ref(self.limiter.take.remote(tokens))
-                if not w: return
+                if not w:
+                    return
                 await asyncio.sleep(w)
-        def learn(self, headers): pass       # the limiter holds the endpoint's limits
+
+        def learn(self, headers):
+            pass  # the limiter holds the endpoint's limits
+
     return _SharedGate
+
 
 class _NoBucket:
     "Stands in for the gate's own tpm bucket (the shared limiter does the counting)."
+
     per_minute, learned = float('inf'), False
-    def wait(self, n, now): return 0.0
-    def set_rate(self, per_minute): pass
+
+    def wait(self, n, now):
+        return 0.0
+
+    def set_rate(self, per_minute):
+        pass
+
 
 class _SharedLedger:
     "`BudgetLedger`'s interface over the shared `EndpointLimiter` actor."
-    def __init__(self, limiter, scope:str):
+
+    def __init__(self, limiter, scope: str):
         self.limiter, self.scope, self.owner = limiter, scope, f'{os.getpid()}-{uuid.uuid4().hex[:8]}'
         self.session_usd = self.reserved = 0.0
         self.path = None
-    def _get(self, ref): return _ray().get(ref)
-    def spent(self) -> float: return self._get(self.limiter.spent.remote())
-    def try_reserve(self, usd:float, budget:float):
+
+    def _get(self, ref):
+        return _ray().get(ref)
+
+    def spent(self) -> float:
+        return self._get(self.limiter.spent.remote())
+
+    def try_reserve(self, usd: float, budget: float):
         ok, spent, others = self._get(self.limiter.try_reserve.remote(self.owner, usd, budget))
-        if ok: self.reserved += usd
+        if ok:
+            self.reserved += usd
         return ok, spent, others
-    def settle(self, reserved:float, spent:float):
+
+    def settle(self, reserved: float, spent: float):
         self._get(self.limiter.settle.remote(self.owner, reserved, spent))
-        self.reserved = max(0.0, self.reserved - reserved); self.session_usd += spent
-    def book(self, spent:float, cache=None):
-        if spent: self._get(self.limiter.book.remote(spent)); self.session_usd += spent
-    def close(self): pass
-    def __repr__(self): return f'_SharedLedger({self.scope!r})'
+        self.reserved = max(0.0, self.reserved - reserved)
+        self.session_usd += spent
+
+    def book(self, spent: float, cache=None):
+        if spent:
+            self._get(self.limiter.book.remote(spent))
+            self.session_usd += spent
+
+    def close(self):
+        pass
+
+    def __repr__(self):
+        return f'_SharedLedger({self.scope!r})'
 
 # %% ../../nbs/07_rayengine.ipynb #d4e98ee6
 _CLIENT_KEYS = ('model', 'base_url', 'max_concurrency', 'budget_usd', 'max_retries', 'timeout', 'prices', 'cache_namespace', 'transport')
-_NOT_SECRET = ('EMPTY', 'local')     # what a keyless endpoint gets as its "key"
+_NOT_SECRET = ('EMPTY', 'local')  # what a keyless endpoint gets as its "key"
 
-def key_env(llm, api_key_env:str|None=None) -> str|None:
+
+def key_env(llm, api_key_env: str | None = None) -> str | None:
     "The name of the environment variable that holds `llm`'s API key (None for a keyless endpoint); workers read the key there themselves."
     key = getattr(llm._client, 'api_key', None)
-    if not key or key in _NOT_SECRET: return None
+    if not key or key in _NOT_SECRET:
+        return None
     if api_key_env:
         if os.environ.get(api_key_env) != key:
-            raise StageError('config', f"engine ray: ${api_key_env} does not hold this LLM's API key; workers read the key from ${api_key_env} in their own environment, so export it there and here")
+            raise StageError(
+                'config',
+                f"engine ray: ${api_key_env} does not hold this LLM's API key; workers read the key from ${api_key_env} in their own environment, so export it there and here",
+            )
         return api_key_env
     names = sorted(k for k, v in os.environ.items() if v == key)
     if not names:
-        raise StageError('config', "engine ray: the LLM's API key is not in an environment variable, and keys are never shipped to workers; "
-                                   "export it (e.g. OPENAI_API_KEY=...) here and in the shell that runs `ray start` on every node, or set `api_key_env:`")
+        raise StageError(
+            'config',
+            "engine ray: the LLM's API key is not in an environment variable, and keys are never shipped to workers; "
+            "export it (e.g. OPENAI_API_KEY=...) here and in the shell that runs `ray start` on every node, or set `api_key_env:`",
+        )
     return 'OPENAI_API_KEY' if 'OPENAI_API_KEY' in names else names[0]
 
-def llm_config(llm_or_cfg, api_key_env:str|None=None) -> dict:
+
+def llm_config(llm_or_cfg, api_key_env: str | None = None) -> dict:
     "A picklable config of an `LLM` (or a pipeline `llm:` mapping) for making the same client on a worker: the key's variable name (`api_key_env`), never the key."
     llm_config_check(llm_or_cfg)
     if isinstance(llm_or_cfg, Mapping):
         from synthbench.run.workbench import make_llm
+
         llm, env = make_llm(llm_or_cfg), llm_or_cfg.get('api_key_env') or api_key_env
-    else: llm, env = llm_or_cfg, api_key_env
+    else:
+        llm, env = llm_or_cfg, api_key_env
     g = llm._gate
     cfg = {k: getattr(llm, k, None) for k in _CLIENT_KEYS}
     key = getattr(llm._client, 'api_key', None)
-    cfg.update(cache_namespace=llm.endpoint, api_key_env=key_env(llm, env), api_key=key if key in _NOT_SECRET else None, params=dict(llm.params or {}),
-               rpm=g.rpm.per_minute if g.rpm and not getattr(g.rpm, 'learned', False) else None,
-               tpm=g.tpm.per_minute if g.tpm and not getattr(g.tpm, 'learned', False) else None,
-               cache_dir=str(llm.cache.path.parent) if llm.cache is not None else None, budget_scope=llm.ledger.scope,
-               spent_usd=llm.ledger.spent())
+    cfg.update(
+        cache_namespace=llm.endpoint,
+        api_key_env=key_env(llm, env),
+        api_key=key if key in _NOT_SECRET else None,
+        params=dict(llm.params or {}),
+        rpm=g.rpm.per_minute if g.rpm and not getattr(g.rpm, 'learned', False) else None,
+        tpm=g.tpm.per_minute if g.tpm and not getattr(g.tpm, 'learned', False) else None,
+        cache_dir=str(llm.cache.path.parent) if llm.cache is not None else None,
+        budget_scope=llm.ledger.scope,
+        spent_usd=llm.ledger.spent(),
+    )
     return cfg
 
-def worker_key(cfg:Mapping) -> str|None:
+
+def worker_key(cfg: Mapping) -> str | None:
     "The API key for `cfg` on this worker: read from the variable `cfg['api_key_env']` of the worker's own environment (set where `ray start` ran)."
     name = cfg.get('api_key_env')
-    if not name: return cfg.get('api_key')
+    if not name:
+        return cfg.get('api_key')
     key = os.environ.get(name)
     if not key:
         import socket
-        raise StageError('config', f"engine ray: ${name} is not set on the Ray worker at {socket.gethostname()} (workers read the API key from their own environment; "
-                                   f"it is never shipped to them): export {name}=... in the shell that runs `ray start` on every node, then restart the nodes")
+
+        raise StageError(
+            'config',
+            f"engine ray: ${name} is not set on the Ray worker at {socket.gethostname()} (workers read the API key from their own environment; "
+            f"it is never shipped to them): export {name}=... in the shell that runs `ray start` on every node, then restart the nodes",
+        )
     return key
+
 
 _WORKER_LLMS: dict[tuple[str, str], Any] = {}
 
-def worker_llm(cfg:Mapping, limiter):
+
+def worker_llm(cfg: Mapping, limiter):
     "The worker's `LLM` for `cfg` (made once per process), its gate and ledger shared through `limiter`."
     key = (repr(sorted((k, v) for k, v in cfg.items() if k != 'spent_usd')), limiter._actor_id.hex())
-    if key in _WORKER_LLMS: return _WORKER_LLMS[key]
+    if key in _WORKER_LLMS:
+        return _WORKER_LLMS[key]
     from synthbench.llm.engine import LLM
     from synthbench.llm.cache import BudgetLedger
+
     kw = {k: cfg[k] for k in _CLIENT_KEYS if cfg.get(k) is not None}
-    llm = LLM(api_key=worker_key(cfg), cache_dir=cfg.get('cache_dir'), budget_scope=cfg['budget_scope'], progress=False, **kw, **cfg['params'])
+    llm = LLM(
+        api_key=worker_key(cfg), cache_dir=cfg.get('cache_dir'), budget_scope=cfg['budget_scope'], progress=False, **kw, **cfg['params']
+    )
     llm._gate = _shared_gate_class()(limiter, cfg.get('max_concurrency') or 64, tpm=bool(cfg.get('tpm')))
-    llm.ledger = cast(BudgetLedger, _SharedLedger(limiter, cfg['budget_scope']))   # BudgetLedger's interface over the shared actor
+    llm.ledger = cast(BudgetLedger, _SharedLedger(limiter, cfg['budget_scope']))  # BudgetLedger's interface over the shared actor
     _WORKER_LLMS[key] = llm
     return llm
 
-def endpoint_limiter(cfg:Mapping):
+
+def endpoint_limiter(cfg: Mapping):
     "The run's one `EndpointLimiter` actor for `cfg`'s endpoint scope (made on first use; named, so every worker finds the same one)."
     ray = _ray()
-    name = 'synthbench-limiter-' + hashlib.blake2b(f"{cfg['budget_scope']}|{cfg.get('rpm')}|{cfg.get('tpm')}|{cfg.get('budget_usd')}".encode(), digest_size=6).hexdigest()
+    name = (
+        'synthbench-limiter-'
+        + hashlib.blake2b(
+            f"{cfg['budget_scope']}|{cfg.get('rpm')}|{cfg.get('tpm')}|{cfg.get('budget_usd')}".encode(), digest_size=6
+        ).hexdigest()
+    )
     A = ray.remote(num_cpus=0)(EndpointLimiter)
-    return A.options(name=name, get_if_exists=True, lifetime=None).remote(cfg.get('rpm'), cfg.get('tpm'), cfg.get('budget_usd'), cfg.get('spent_usd', 0.0))
+    return A.options(name=name, get_if_exists=True, lifetime=None).remote(
+        cfg.get('rpm'), cfg.get('tpm'), cfg.get('budget_usd'), cfg.get('spent_usd', 0.0)
+    )
 
 # %% ../../nbs/07_rayengine.ipynb #a135b1e6
 class _StageBatch:
     "Runs one stage function on each batch (a Ray Data callable class: the stage is imported and the LLM client made once per actor)."
-    def __init__(self, fn_path:str, params:dict, columns:list, dtypes:dict, ctx_kw:dict, llm_cfg:dict|None, limiter):
+
+    def __init__(self, fn_path: str, params: dict, columns: list, dtypes: dict, ctx_kw: dict, llm_cfg: dict | None, limiter):
         from synthbench.run.workbench import stage_function
+
         self.fn, self.params, self.columns, self.dtypes = stage_function(fn_path), params, columns, dtypes
         self.ctx_kw, self.llm_cfg, self.limiter = ctx_kw, llm_cfg, limiter
 
-    def __call__(self, batch:pd.DataFrame) -> pd.DataFrame:
+    def __call__(self, batch: pd.DataFrame) -> pd.DataFrame:
         from synthbench.run.workbench import run_stage
+
         df = _decode(batch['_row'], self.columns, self.dtypes)
         first = int(batch['_pos'].iloc[0]) if len(batch) else -1
-        try: llms = {'main': worker_llm(self.llm_cfg, self.limiter)} if self.llm_cfg else {}
-        except StageError as e:       # e.g. the key's variable is unset on this worker: the stage fails with that one line
+        try:
+            llms = {'main': worker_llm(self.llm_cfg, self.limiter)} if self.llm_cfg else {}
+        except StageError as e:  # e.g. the key's variable is unset on this worker: the stage fails with that one line
             meta = {'status': 'failed', 'error_kind': e.kind, 'reason': e.reason, 'report': {}, 'rows': len(df), 'stats': {}}
             return pd.DataFrame({'_kind': ['meta'], '_pos': np.asarray([first], np.int64), '_row': [pickle.dumps(meta, protocol=5)]})
         ctx = RunContext(**self.ctx_kw, llms=llms, engine='ray', log=lambda *a: None)
         before = dict(llms['main'].stats) if llms else {}
         res = run_stage(self.fn, df, dict(self.params), ctx)
-        stats = {k: llms['main'].stats[k] - before.get(k, 0) for k in ('calls', 'cached', 'failed', 'retries', 'tokens_in', 'tokens_out', 'usd')} if llms else {}
-        meta = {'status': res.status, 'error_kind': res.error_kind, 'reason': res.reason, 'report': res.report, 'rows': len(df), 'stats': stats}
+        stats = (
+            {
+                k: llms['main'].stats[k] - before.get(k, 0)
+                for k in ('calls', 'cached', 'failed', 'retries', 'tokens_in', 'tokens_out', 'usd')
+            }
+            if llms
+            else {}
+        )
+        meta = {
+            'status': res.status,
+            'error_kind': res.error_kind,
+            'reason': res.reason,
+            'report': res.report,
+            'rows': len(df),
+            'stats': stats,
+        }
         parts = [('table', res.table), ('dropped', res.dropped if res.dropped is not None else pd.DataFrame())]
         kinds, pos, rows = ['meta'], [first], [pickle.dumps(meta, protocol=5)]
         for kind, t in parts:
             for k, r in enumerate(t.to_dict('records')):
-                kinds.append(kind); pos.append(first); rows.append(pickle.dumps((k, r), protocol=5))
+                kinds.append(kind)
+                pos.append(first)
+                rows.append(pickle.dumps((k, r), protocol=5))
         return pd.DataFrame({'_kind': kinds, '_pos': np.asarray(pos, np.int64), '_row': rows})
 
 # %% ../../nbs/07_rayengine.ipynb #437d78e6
 _ORDER = {'ok': 0, 'partial': 1, 'failed': 2}
 
-def run_row_local(fn_path:str,                 # the stage (`module:function` or a `STAGES` name)
-                  df:pd.DataFrame,             # its input table
-                  params:Mapping,              # its parameters
-                  ctx:RunContext,              # the run (spec, run folder, seed, LLM clients)
-                  llm=None,                    # the stage's LLM (or pipeline `llm:` config) when it calls a model
-                  batch_rows:int|None=None,    # rows per batch (default: the table in about 2 batches per CPU, at most 5,000)
-                  concurrency:int|None=None,   # stage actors (default: the cluster's CPUs)
-                  api_key_env:str|None=None,   # the variable holding `llm`'s key on every node (default: found by value here)
-                 ) -> StageResult:
+
+def run_row_local(
+    fn_path: str,  # the stage (`module:function` or a `STAGES` name)
+    df: pd.DataFrame,  # its input table
+    params: Mapping,  # its parameters
+    ctx: RunContext,  # the run (spec, run folder, seed, LLM clients)
+    llm=None,  # the stage's LLM (or pipeline `llm:` config) when it calls a model
+    batch_rows: int | None = None,  # rows per batch (default: the table in about 2 batches per CPU, at most 5,000)
+    concurrency: int | None = None,  # stage actors (default: the cluster's CPUs)
+    api_key_env: str | None = None,  # the variable holding `llm`'s key on every node (default: found by value here)
+) -> StageResult:
     "Run a row-local stage on batches of a Ray Dataset; the result is the one the local engine gives (rows in order, reports added up)."
     ray = connect()
-    if not len(df): 
+    if not len(df):
         from synthbench.run.workbench import stage_function, run_stage
+
         return run_stage(stage_function(fn_path), df, dict(params), ctx)
     cpus = max(1, int(ray.cluster_resources().get('CPU', 1)))
     batch_rows = batch_rows or max(1, min(5000, -(-len(df) // (2 * cpus))))
@@ -353,22 +517,40 @@ def run_row_local(fn_path:str,                 # the stage (`module:function` or
     ctx_kw = dict(spec=ctx.spec, run_dir=ctx.run_dir, seed=ctx.seed)
     st0 = ray.get(limiter.state.remote()) if limiter is not None else None
     ds = from_pandas_blocks(_encode(df), batch_rows)
-    out = ds.map_batches(_StageBatch, batch_size=batch_rows, batch_format='pandas', concurrency=concurrency or cpus, num_cpus=1,
-                         fn_constructor_kwargs=dict(fn_path=fn_path, params=dict(params), columns=list(df.columns),
-                                                    dtypes={c: str(t) for c, t in df.dtypes.items()}, ctx_kw=ctx_kw, llm_cfg=cfg, limiter=limiter))
+    out = ds.map_batches(
+        _StageBatch,
+        batch_size=batch_rows,
+        batch_format='pandas',
+        concurrency=concurrency or cpus,
+        num_cpus=1,
+        fn_constructor_kwargs=dict(
+            fn_path=fn_path,
+            params=dict(params),
+            columns=list(df.columns),
+            dtypes={c: str(t) for c, t in df.dtypes.items()},
+            ctx_kw=ctx_kw,
+            llm_cfg=cfg,
+            limiter=limiter,
+        ),
+    )
     got = out.to_pandas()
     metas = [(p, pickle.loads(b)) for p, b in zip(got.loc[got['_kind'] == 'meta', '_pos'], got.loc[got['_kind'] == 'meta', '_row'])]
     metas.sort(key=lambda x: x[0])
+
     def rows_of(kind):
         sub = got[got['_kind'] == kind]
         recs = sorted(((p,) + pickle.loads(b) for p, b in zip(sub['_pos'], sub['_row'])), key=lambda x: (x[0], x[1]))
         return [r for _, _, r in recs]
+
     table = pd.DataFrame(rows_of('table'))
-    if not len(table): table = df.iloc[:0].copy()
+    if not len(table):
+        table = df.iloc[:0].copy()
     for c, t in df.dtypes.items():
         if c in table.columns and str(table[c].dtype) != str(t):
-            try: table[c] = table[c].astype(t)
-            except (TypeError, ValueError): pass
+            try:
+                table[c] = table[c].astype(t)
+            except (TypeError, ValueError):
+                pass
     dropped = pd.DataFrame(rows_of('dropped'))
     worst = max((m for _, m in metas), key=lambda m: _ORDER[m['status']])
     status = worst['status']
@@ -376,28 +558,50 @@ def run_row_local(fn_path:str,                 # the stage (`module:function` or
     report['engine'] = {'engine': 'ray', 'kind': 'row_local', 'batches': len(metas), 'batch_rows': batch_rows}
     if limiter is not None and st0 is not None:
         st = ray.get(limiter.state.remote())
-        report['engine'].update(shared_requests=st['requests'] - st0['requests'], shared_spent_usd=round(st['spent_usd'] - st0['spent_usd'], 6))
+        report['engine'].update(
+            shared_requests=st['requests'] - st0['requests'], shared_spent_usd=round(st['spent_usd'] - st0['spent_usd'], 6)
+        )
         _add_worker_stats(llm, metas, st['session_usd'] - st0['session_usd'])
-    return StageResult(table.reset_index(drop=True), dropped=dropped if len(dropped) else None, report=report, status=status,
-                       error_kind=worst['error_kind'] if status != 'ok' else None, reason=worst['reason'] if status != 'ok' else None)
+    return StageResult(
+        table.reset_index(drop=True),
+        dropped=dropped if len(dropped) else None,
+        report=report,
+        status=status,
+        error_kind=worst['error_kind'] if status != 'ok' else None,
+        reason=worst['reason'] if status != 'ok' else None,
+    )
 
-def _add_worker_stats(llm, metas, usd:float):
+
+def _add_worker_stats(llm, metas, usd: float):
     "Count the workers' calls, tokens and dollars on the driver's client (the manifest reads them there) and book the dollars in its ledger."
-    if llm is None or not hasattr(llm, 'stats'): return
+    if llm is None or not hasattr(llm, 'stats'):
+        return
     for _, m in metas:
-        for k, v in (m.get('stats') or {}).items(): llm.stats[k] = llm.stats.get(k, 0) + v
-    try: llm.ledger.book(usd, llm.cache)
-    except Exception: pass
+        for k, v in (m.get('stats') or {}).items():
+            llm.stats[k] = llm.stats.get(k, 0) + v
+    try:
+        llm.ledger.book(usd, llm.cache)
+    except Exception:
+        pass
 
 # %% ../../nbs/07_rayengine.ipynb #d5fdce81
 def _text_hash(texts) -> np.ndarray:
     from synthbench.core import normalize_text
-    return np.fromiter((int.from_bytes(hashlib.blake2b(normalize_text(t).encode('utf-8', 'surrogatepass'), digest_size=8).digest(), 'little') for t in texts),
-                       np.uint64, len(texts))
 
-def _sign_batch(batch:pd.DataFrame, num_perm:int, shingle:str, ngram, seed:int, minhash:bool) -> pd.DataFrame:
+    return np.fromiter(
+        (
+            int.from_bytes(hashlib.blake2b(normalize_text(t).encode('utf-8', 'surrogatepass'), digest_size=8).digest(), 'little')
+            for t in texts
+        ),
+        np.uint64,
+        len(texts),
+    )
+
+
+def _sign_batch(batch: pd.DataFrame, num_perm: int, shingle: str, ngram, seed: int, minhash: bool) -> pd.DataFrame:
     "Per batch: text hash, empty flag and (for MinHash) signature rows."
     from synthbench.stages.dedup import char_shingle_hashes, minhash_signatures_from_hashes, minhash_signatures, shingles
+
     texts = batch['_text'].tolist()
     out = pd.DataFrame({'_pos': batch['_pos'].to_numpy(np.int64), '_h': _text_hash(texts).view(np.int64)})
     if minhash:
@@ -407,38 +611,48 @@ def _sign_batch(batch:pd.DataFrame, num_perm:int, shingle:str, ngram, seed:int, 
             D = minhash_signatures_from_hashes(flat, off, num_perm, seed)
         else:
             sets = [shingles(t, shingle, ngram) for t in texts]
-            empty = np.array([not x for x in sets], bool); D = minhash_signatures(sets, num_perm, seed)
+            empty = np.array([not x for x in sets], bool)
+            D = minhash_signatures(sets, num_perm, seed)
         out['_empty'] = empty
         out['_sig'] = [bytes(r) for r in np.ascontiguousarray(D, np.uint32)]
     return out
 
-def _bands_batch(batch:pd.DataFrame, active, b:int, r:int, parts:int) -> pd.DataFrame:
+
+def _bands_batch(batch: pd.DataFrame, active, b: int, r: int, parts: int) -> pd.DataFrame:
     "Per batch: one row per (active row, band): partition, band, band hash, position."
-    if not isinstance(active, np.ndarray): active = _ray().get(active)
+    if not isinstance(active, np.ndarray):
+        active = _ray().get(active)
     pos = batch['_pos'].to_numpy(np.int64)
     keep = active[pos]
     pos = pos[keep]
-    if not len(pos): return pd.DataFrame({'_part': np.zeros(0, np.int64), '_band': np.zeros(0, np.int64), '_bh': np.zeros(0, np.int64), '_pos': pos})
+    if not len(pos):
+        return pd.DataFrame({'_part': np.zeros(0, np.int64), '_band': np.zeros(0, np.int64), '_bh': np.zeros(0, np.int64), '_pos': pos})
     D = np.frombuffer(b''.join(batch['_sig'].to_numpy()[keep]), np.uint32).reshape(len(pos), -1)
-    mult = np.random.default_rng(0).integers(1, 2**63, size=r, dtype=np.uint64) | np.uint64(1)   # dedup._band_pairs' band hash
+    mult = np.random.default_rng(0).integers(1, 2**63, size=r, dtype=np.uint64) | np.uint64(1)  # dedup._band_pairs' band hash
     hs = []
     with np.errstate(over='ignore'):
-        for k in range(b): hs.append((D[:, k*r:(k+1)*r].astype(np.uint64) * mult).sum(axis=1, dtype=np.uint64))
-    H = np.stack(hs, 1)                                             # (rows, bands)
+        for k in range(b):
+            hs.append((D[:, k * r : (k + 1) * r].astype(np.uint64) * mult).sum(axis=1, dtype=np.uint64))
+    H = np.stack(hs, 1)  # (rows, bands)
     band = np.broadcast_to(np.arange(b, dtype=np.int64), H.shape).ravel()
     h = H.ravel()
     from synthbench.stages.dedup import _splitmix
-    part = (_splitmix(h ^ (band.astype(np.uint64) * np.uint64(0x9e3779b97f4a7c15))) % np.uint64(parts)).astype(np.int64)
+
+    part = (_splitmix(h ^ (band.astype(np.uint64) * np.uint64(0x9E3779B97F4A7C15))) % np.uint64(parts)).astype(np.int64)
     return pd.DataFrame({'_part': part, '_band': band, '_bh': h.view(np.int64), '_pos': np.repeat(pos, b)})
 
-def _bucket_pairs(g:pd.DataFrame, keys:list[str], anchor:bool) -> pd.DataFrame:
+
+def _bucket_pairs(g: pd.DataFrame, keys: list[str], anchor: bool) -> pd.DataFrame:
     "Pairs within each bucket (rows with equal `keys`), members by position: (first, member) if `anchor`, and (previous, member)."
-    if len(g) < 2: return pd.DataFrame({'i': np.zeros(0, np.int64), 'j': np.zeros(0, np.int64)})
+    if len(g) < 2:
+        return pd.DataFrame({'i': np.zeros(0, np.int64), 'j': np.zeros(0, np.int64)})
     g = g.sort_values(keys + ['_pos'], kind='stable')
-    K = [g[k].to_numpy() for k in keys]; p = g['_pos'].to_numpy(np.int64)
+    K = [g[k].to_numpy() for k in keys]
+    p = g['_pos'].to_numpy(np.int64)
     same = np.ones(len(g) - 1, bool)
-    for k in K: same &= k[1:] == k[:-1]
-    cont = np.r_[False, same]                         # continues the previous row's bucket
+    for k in K:
+        same &= k[1:] == k[:-1]
+    cont = np.r_[False, same]  # continues the previous row's bucket
     start = np.maximum.accumulate(np.where(~cont, np.arange(len(g)), 0))
     at = np.flatnonzero(cont)
     i = np.r_[p[start[at]], p[at - 1]] if anchor else p[at - 1]
@@ -449,24 +663,51 @@ def _bucket_pairs(g:pd.DataFrame, keys:list[str], anchor:bool) -> pd.DataFrame:
 def _mark_groups(parent, psim, pmeth, active, i, j, simf, m, rank):
     "`dedup`'s marking step: in each connected group of `active` rows the best-ranked is kept, the others point at it."
     from synthbench.stages.dedup import connected_groups
+
     for g in connected_groups(len(active), i, j):
         keep = min(g, key=lambda a: rank[active[a]])
         for a in g:
-            if a != keep: parent[active[a]], psim[active[a]], pmeth[active[a]] = active[keep], simf(a, keep), m
+            if a != keep:
+                parent[active[a]], psim[active[a]], pmeth[active[a]] = active[keep], simf(a, keep), m
 
-def _pairs_by_shuffle(ds, key_cols, parts:int, anchor:bool) -> np.ndarray:
+
+def _pairs_by_shuffle(ds, key_cols, parts: int, anchor: bool) -> np.ndarray:
     "Unique (i, j) pairs from a dataset of bucket rows (`_part`, key columns, `_pos`), grouped by `_part` (the shuffle)."
-    got = ds.groupby('_part', num_partitions=parts).map_groups(lambda g: _bucket_pairs(g, key_cols, anchor), batch_format='pandas').to_pandas()
-    if not len(got): return np.zeros((0, 2), np.int64)
+    got = (
+        ds.groupby('_part', num_partitions=parts)
+        .map_groups(lambda g: _bucket_pairs(g, key_cols, anchor), batch_format='pandas')
+        .to_pandas()
+    )
+    if not len(got):
+        return np.zeros((0, 2), np.int64)
     return np.unique(got[['i', 'j']].to_numpy(np.int64), axis=0)
 
-def ray_dedup(df:pd.DataFrame, methods='all', minhash_threshold:float=0.7, num_perm:int=128, shingle:str='char', ngram:int|None=None,
-              embedding_threshold:float|None=None, embeddings:np.ndarray|None=None, exact_max:int=20_000, ann:str='ivf',
-              roles=None, score_col:str|None=None, texts:Sequence[str]|None=None, run_dir=None, embed_model:str|None=None,
-              batch_rows:int=20_000, partitions:int|None=None, seed:int=42, timings:dict|None=None) -> pd.DataFrame:
+
+def ray_dedup(
+    df: pd.DataFrame,
+    methods='all',
+    minhash_threshold: float = 0.7,
+    num_perm: int = 128,
+    shingle: str = 'char',
+    ngram: int | None = None,
+    embedding_threshold: float | None = None,
+    embeddings: np.ndarray | None = None,
+    exact_max: int = 20_000,
+    ann: str = 'ivf',
+    roles=None,
+    score_col: str | None = None,
+    texts: Sequence[str] | None = None,
+    run_dir=None,
+    embed_model: str | None = None,
+    batch_rows: int = 20_000,
+    partitions: int | None = None,
+    seed: int = 42,
+    timings: dict | None = None,
+) -> pd.DataFrame:
     "`synthbench.stages.dedup.dedup` on a Ray cluster: the same `dup_of`, `dup_sim`, `dup_method` for the same input."
     from synthbench.core import check_table
     from synthbench.stages.dedup import _methods, compare_texts, keep_order, lsh_params, similar_pairs, NEAR_DUP_COSINE
+
     ray = connect()
     T = timings if timings is not None else {}
     t0 = time.perf_counter()
@@ -474,63 +715,86 @@ def ray_dedup(df:pd.DataFrame, methods='all', minhash_threshold:float=0.7, num_p
     ms, n = _methods(methods), len(df)
     et = NEAR_DUP_COSINE if embedding_threshold is None else embedding_threshold
     texts = list(texts) if texts is not None else compare_texts(df, roles)[0]
-    if len(texts) != n: raise ValueError(f"dedup: texts has {len(texts)} items but the table has {n} rows.")
+    if len(texts) != n:
+        raise ValueError(f"dedup: texts has {len(texts)} items but the table has {n} rows.")
     rank = keep_order(df, score_col)
-    parent = np.full(n, -1, np.int64); psim = np.full(n, np.nan); pmeth = np.array([''] * n, dtype=object)
+    parent = np.full(n, -1, np.int64)
+    psim = np.full(n, np.nan)
+    pmeth = np.array([''] * n, dtype=object)
     cpus = max(1, int(ray.cluster_resources().get('CPU', 1)))
     parts = partitions or max(2, 2 * cpus)
     T['texts_s'] = time.perf_counter() - t0
     if n >= 2 and ('exact' in ms or 'minhash' in ms):
         t = time.perf_counter()
         src = from_pandas_blocks(pd.DataFrame({'_pos': np.arange(n, dtype=np.int64), '_text': texts}), batch_rows)
-        sig = src.map_batches(_sign_batch, batch_format='pandas', batch_size=batch_rows,
-                              fn_kwargs=dict(num_perm=num_perm, shingle=shingle, ngram=ngram, seed=seed, minhash='minhash' in ms)).materialize()
+        sig = src.map_batches(
+            _sign_batch,
+            batch_format='pandas',
+            batch_size=batch_rows,
+            fn_kwargs=dict(num_perm=num_perm, shingle=shingle, ngram=ngram, seed=seed, minhash='minhash' in ms),
+        ).materialize()
         T['signatures_s'] = time.perf_counter() - t
         active = np.arange(n)
         if 'exact' in ms:
             t = time.perf_counter()
             hb = sig.select_columns(['_pos', '_h']).map_batches(
-                lambda b: b.assign(_part=(b['_h'].to_numpy().view(np.uint64) % np.uint64(parts)).astype(np.int64)), batch_format='pandas')
+                lambda b: b.assign(_part=(b['_h'].to_numpy().view(np.uint64) % np.uint64(parts)).astype(np.int64)), batch_format='pandas'
+            )
             P = _pairs_by_shuffle(hb, ['_h'], parts, anchor=False)
             _mark_groups(parent, psim, pmeth, active, P[:, 0], P[:, 1], lambda a, b: 1.0, 'exact', rank)
             active = active[parent[active] < 0]
             T['exact_s'] = time.perf_counter() - t
         if 'minhash' in ms and len(active) >= 2:
             t = time.perf_counter()
-            if not 0 < minhash_threshold <= 1: raise ValueError(f"minhash threshold={minhash_threshold}: use a Jaccard similarity in (0, 1], e.g. 0.8.")
+            if not 0 < minhash_threshold <= 1:
+                raise ValueError(f"minhash threshold={minhash_threshold}: use a Jaccard similarity in (0, 1], e.g. 0.8.")
             b, r = lsh_params(minhash_threshold, num_perm)
-            mask = np.zeros(n, bool); mask[active] = True
+            mask = np.zeros(n, bool)
+            mask[active] = True
             mref = ray.put(mask)
-            bands = sig.select_columns(['_pos', '_sig']).map_batches(_bands_batch, batch_format='pandas', fn_kwargs=dict(active=mref, b=b, r=r, parts=parts))
+            bands = sig.select_columns(['_pos', '_sig']).map_batches(
+                _bands_batch, batch_format='pandas', fn_kwargs=dict(active=mref, b=b, r=r, parts=parts)
+            )
             P = _pairs_by_shuffle(bands, ['_band', '_bh'], parts, anchor=True)
-            T['lsh_shuffle_s'] = time.perf_counter() - t; t = time.perf_counter()
+            T['lsh_shuffle_s'] = time.perf_counter() - t
+            t = time.perf_counter()
             full = sig.select_columns(['_pos', '_empty', '_sig']).to_pandas()
             order = np.argsort(full['_pos'].to_numpy(), kind='stable')
             empty = full['_empty'].to_numpy(bool)[order]
             D = np.frombuffer(b''.join(full['_sig'].to_numpy()[order]), np.uint32).reshape(n, num_perm)
             del full
-            T['gather_s'] = time.perf_counter() - t; t = time.perf_counter()
+            T['gather_s'] = time.perf_counter() - t
+            t = time.perf_counter()
             gi, gj = P[:, 0], P[:, 1]
             ok = ~(empty[gi] | empty[gj]) if len(gi) else np.zeros(0, bool)
             gi, gj = gi[ok], gj[ok]
-            sim = np.concatenate([(D[gi[s:s+200_000]] == D[gj[s:s+200_000]]).mean(1) for s in range(0, len(gi), 200_000)] or [np.zeros(0)])
+            sim = np.concatenate(
+                [(D[gi[s : s + 200_000]] == D[gj[s : s + 200_000]]).mean(1) for s in range(0, len(gi), 200_000)] or [np.zeros(0)]
+            )
             ok = sim >= minhash_threshold
             gi, gj = gi[ok], gj[ok]
-            loc = np.full(n, -1, np.int64); loc[active] = np.arange(len(active))       # global position -> active index
+            loc = np.full(n, -1, np.int64)
+            loc[active] = np.arange(len(active))  # global position -> active index
             Da = D
-            _mark_groups(parent, psim, pmeth, active, loc[gi], loc[gj], lambda x, y: float((Da[active[x]] == Da[active[y]]).mean()), 'minhash', rank)
+            _mark_groups(
+                parent, psim, pmeth, active, loc[gi], loc[gj], lambda x, y: float((Da[active[x]] == Da[active[y]]).mean()), 'minhash', rank
+            )
             active = active[parent[active] < 0]
             T['verify_components_s'] = time.perf_counter() - t
-            T['candidate_pairs'] = int(len(P)); T['verified_pairs'] = int(len(gi))
-    else: active = np.arange(n)
+            T['candidate_pairs'] = int(len(P))
+            T['verified_pairs'] = int(len(gi))
+    else:
+        active = np.arange(n)
     if 'embedding' in ms and len(active) >= 2:
         t = time.perf_counter()
-        if embeddings is None: embeddings = ray_embed_texts(texts, run_dir=run_dir, model=embed_model)
+        if embeddings is None:
+            embeddings = ray_embed_texts(texts, run_dir=run_dir, model=embed_model)
         X = np.ascontiguousarray(np.asarray(embeddings, np.float32)[active])
         i, j, _ = similar_pairs(X, et, exact_max=exact_max, ann=ann, progress=False)
         _mark_groups(parent, psim, pmeth, active, i, j, lambda a, b: float(X[a] @ X[b]), 'embedding', rank)
         T['embedding_s'] = time.perf_counter() - t
     from synthbench.stages.dedup import marks_table
+
     out = marks_table(df, parent, psim, pmeth)
     T['total_s'] = time.perf_counter() - t0
     return out
@@ -538,25 +802,33 @@ def ray_dedup(df:pd.DataFrame, methods='all', minhash_threshold:float=0.7, num_p
 # %% ../../nbs/07_rayengine.ipynb #85fbf518
 class EmbedActor:
     "A Ray Data callable class: the embedding model loaded once per actor; each batch of (`key`, `text`) gets L2-normalised vectors."
-    def __init__(self, model:str|None=None):
+
+    def __init__(self, model: str | None = None):
         from synthbench.llm.embed import get_embedder
+
         self.emb = get_embedder(model)
-    def __call__(self, batch:pd.DataFrame):
+
+    def __call__(self, batch: pd.DataFrame):
         import pyarrow as pa
         from synthbench.llm.embed import l2_normalize
+
         X = l2_normalize(self.emb.encode(batch['text'].tolist(), batch_size=64)).astype(np.float32)
         vec = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel(), pa.float32()), X.shape[1])
         return pa.table({'key': pa.array(batch['key'].tolist(), pa.string()), 'vec': vec})
 
-def embed_cache_dir(run_dir, model:str|None=None) -> Path:
+
+def embed_cache_dir(run_dir, model: str | None = None) -> Path:
     "`RUN/embed_cache/MODEL/`: the Parquet shards of cached vectors for `model` (default all-MiniLM-L6-v2)."
     from synthbench.llm.embed import DEFAULT_MODEL
     import re
-    return Path(run_dir or '.')/'embed_cache'/re.sub(r'[^A-Za-z0-9_.-]+', '_', model or DEFAULT_MODEL)
 
-def read_embed_cache(folder:Path) -> dict[str, np.ndarray]:
+    return Path(run_dir or '.') / 'embed_cache' / re.sub(r'[^A-Za-z0-9_.-]+', '_', model or DEFAULT_MODEL)
+
+
+def read_embed_cache(folder: Path) -> dict[str, np.ndarray]:
     "{key: vector} of every shard under `folder` (empty when there is none)."
     import pyarrow.parquet as pq
+
     out: dict[str, np.ndarray] = {}
     for f in sorted(Path(folder).rglob('*.parquet')):
         t = pq.read_table(f)
@@ -566,95 +838,186 @@ def read_embed_cache(folder:Path) -> dict[str, np.ndarray]:
         out.update(zip(keys, X))
     return out
 
-def ray_embed_texts(texts:Sequence[str], run_dir=None, model:str|None=None, batch_rows:int=256,
-                    concurrency:int|None=None, stats:dict|None=None) -> np.ndarray:
+
+def ray_embed_texts(
+    texts: Sequence[str],
+    run_dir=None,
+    model: str | None = None,
+    batch_rows: int = 256,
+    concurrency: int | None = None,
+    stats: dict | None = None,
+) -> np.ndarray:
     "`embed.embed_texts` on Ray: repeats embedded once, new vectors from an `EmbedActor` pool, cached as Parquet shards in the run folder."
     ray = connect()
     texts = ['' if t is None else str(t) for t in texts]
     from synthbench.llm.embed import text_key
+
     keys = [text_key(t) for t in texts]
     uniq = dict(zip(keys, texts))
-    folder = embed_cache_dir(run_dir, model); folder.mkdir(parents=True, exist_ok=True)
+    folder = embed_cache_dir(run_dir, model)
+    folder.mkdir(parents=True, exist_ok=True)
     found = read_embed_cache(folder)
     todo = [k for k in uniq if k not in found]
-    if stats is not None: stats.update(texts=len(texts), unique=len(uniq), cached=len(uniq) - len(todo), embedded=len(todo))
+    if stats is not None:
+        stats.update(texts=len(texts), unique=len(uniq), cached=len(uniq) - len(todo), embedded=len(todo))
     if todo:
         cpus = max(1, int(ray.cluster_resources().get('CPU', 1)))
         ds = from_pandas_blocks(pd.DataFrame({'key': todo, 'text': [uniq[k] for k in todo]}), max(batch_rows, -(-len(todo) // (4 * cpus))))
-        new = ds.map_batches(EmbedActor, batch_size=batch_rows, batch_format='pandas', concurrency=concurrency or cpus, num_cpus=1,
-                             fn_constructor_kwargs={'model': model})
-        new.write_parquet(str(folder/f'shard-{time.strftime("%Y%m%d%H%M%S")}-{uuid.uuid4().hex[:8]}'))
+        new = ds.map_batches(
+            EmbedActor,
+            batch_size=batch_rows,
+            batch_format='pandas',
+            concurrency=concurrency or cpus,
+            num_cpus=1,
+            fn_constructor_kwargs={'model': model},
+        )
+        new.write_parquet(str(folder / f'shard-{time.strftime("%Y%m%d%H%M%S")}-{uuid.uuid4().hex[:8]}'))
         found = read_embed_cache(folder)
-    if not texts: return np.zeros((0, 0), np.float32)
+    if not texts:
+        return np.zeros((0, 0), np.float32)
     from synthbench.llm.embed import l2_normalize
+
     return l2_normalize(np.stack([found[k] for k in keys]))
 
 # %% ../../nbs/07_rayengine.ipynb #dffe20f8
-def ray_dedup_stage(df:pd.DataFrame, *, ctx, methods=('exact', 'minhash', 'embedding'), roles=None, threshold=None, minhash_threshold:float=0.7,
-                    embed_threshold:float|None=None, shingle:str='char', ngram:int|None=None, num_perm:int=128, score_col:str|None=None,
-                    shared_share:float|None=None, shared_min:int|None=None, embed_model:str|None=None, exact_max:int=20_000,
-                    progress:bool=False, against_seeds:bool=True) -> StageResult:
+def ray_dedup_stage(
+    df: pd.DataFrame,
+    *,
+    ctx,
+    methods=('exact', 'minhash', 'embedding'),
+    roles=None,
+    threshold=None,
+    minhash_threshold: float = 0.7,
+    embed_threshold: float | None = None,
+    shingle: str = 'char',
+    ngram: int | None = None,
+    num_perm: int = 128,
+    score_col: str | None = None,
+    shared_share: float | None = None,
+    shared_min: int | None = None,
+    embed_model: str | None = None,
+    exact_max: int = 20_000,
+    progress: bool = False,
+    against_seeds: bool = True,
+) -> StageResult:
     "`dedup.dedup_stage` with the marking done by `ray_dedup`: same parameters, same columns, same report (plus `engine`)."
     from synthbench.stages import dedup as D
     from synthbench.core import check_table
+
     ms = D.check_methods(methods)
     et = D.NEAR_DUP_COSINE if embed_threshold is None else embed_threshold
     if threshold is not None:
         sim = [m for m in ms if m != 'exact']
-        if len(sim) != 1: raise StageError('config', f"dedup: threshold applies to one similarity method, and methods are {ms}; set minhash_threshold / embed_threshold instead")
-        if sim[0] == 'minhash': minhash_threshold = threshold
-        else: et = threshold
+        if len(sim) != 1:
+            raise StageError(
+                'config',
+                f"dedup: threshold applies to one similarity method, and methods are {ms}; set minhash_threshold / embed_threshold instead",
+            )
+        if sim[0] == 'minhash':
+            minhash_threshold = threshold
+        else:
+            et = threshold
     mt, et = D._check_threshold('minhash_threshold', minhash_threshold), D._check_threshold('embed_threshold', et, -1.0)
-    if shingle not in ('char', 'word'): raise StageError('config', f"dedup: shingle={shingle!r}: use 'char' or 'word'")
-    try: check_table(df, 'dedup')
-    except ValueError as e: raise StageError('input', str(e)) from None
-    try: D.score_column(df, score_col)
-    except ValueError as e: raise StageError('config', str(e)) from None
-    texts, ignored = D.compare_texts(df, roles, D.SHARED_SHARE if shared_share is None else shared_share, D.SHARED_MIN if shared_min is None else shared_min)
+    if shingle not in ('char', 'word'):
+        raise StageError('config', f"dedup: shingle={shingle!r}: use 'char' or 'word'")
+    try:
+        check_table(df, 'dedup')
+    except ValueError as e:
+        raise StageError('input', str(e)) from None
+    try:
+        D.score_column(df, score_col)
+    except ValueError as e:
+        raise StageError('config', str(e)) from None
+    texts, ignored = D.compare_texts(
+        df, roles, D.SHARED_SHARE if shared_share is None else shared_share, D.SHARED_MIN if shared_min is None else shared_min
+    )
     timings: dict[str, Any] = {}
-    out = ray_dedup(df, ms, minhash_threshold=mt, num_perm=num_perm, shingle=shingle, ngram=ngram, embedding_threshold=et, exact_max=exact_max,
-                    score_col=score_col, texts=texts, run_dir=ctx.run_dir, embed_model=embed_model, timings=timings)
+    out = ray_dedup(
+        df,
+        ms,
+        minhash_threshold=mt,
+        num_perm=num_perm,
+        shingle=shingle,
+        ngram=ngram,
+        embedding_threshold=et,
+        exact_max=exact_max,
+        score_col=score_col,
+        texts=texts,
+        run_dir=ctx.run_dir,
+        embed_model=embed_model,
+        timings=timings,
+    )
     kw = {'model': embed_model} if embed_model else {}
     seed_copies = D._mark_seed_copies(out, ctx.spec, ms, mt, et, num_perm, shingle, ngram, roles, exact_max, kw) if against_seeds else 0
     s = D.dedup_summary(out)
     out.attrs = {}
-    report = {'rows': s.n_rows, 'kept': s.n_kept, 'duplicates': s.n_dup, 'by_method': {m: s.by_method.get(m, 0) for m in ms},
-              'groups': s.n_groups, 'largest': s.largest, 'methods': ms,
-              'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms}, 'ignored': ignored,
-              'copies_of_seeds': seed_copies, 'engine': {'engine': 'ray', 'kind': 'global', 'seconds': {k: round(v, 3) for k, v in timings.items()}}}
+    report = {
+        'rows': s.n_rows,
+        'kept': s.n_kept,
+        'duplicates': s.n_dup,
+        'by_method': {m: s.by_method.get(m, 0) for m in ms},
+        'groups': s.n_groups,
+        'largest': s.largest,
+        'methods': ms,
+        'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms},
+        'ignored': ignored,
+        'copies_of_seeds': seed_copies,
+        'engine': {'engine': 'ray', 'kind': 'global', 'seconds': {k: round(v, 3) for k, v in timings.items()}},
+    }
     return StageResult(out, report=report)
 
 # %% ../../nbs/07_rayengine.ipynb #6c7fa952
 GLOBAL_STAGES = {'dedup': ray_dedup_stage}
 
-def _stage_llm(ctx:RunContext):
+
+def _stage_llm(ctx: RunContext):
     "The stage's LLM client on the driver (its config checked first: the embedded local model cannot serve workers)."
     cfgs, main = getattr(ctx.llms, 'cfgs', None), getattr(ctx.llms, 'main', 'main')
-    if cfgs is not None: llm_config_check(cfgs.get(main))
+    if cfgs is not None:
+        llm_config_check(cfgs.get(main))
     return ctx.llm('main')
 
-def _stage_key_env(ctx:RunContext) -> str|None:
+
+def _stage_key_env(ctx: RunContext) -> str | None:
     "The `api_key_env` of the stage's pipeline `llm:` entry, if it names one."
     cfgs, main = getattr(ctx.llms, 'cfgs', None), getattr(ctx.llms, 'main', 'main')
     c = cfgs.get(main) if cfgs is not None else None
     return c.get('api_key_env') if isinstance(c, Mapping) else None
 
+
 def llm_config_check(cfg):
     "A `StageError` (config) when `cfg` is the embedded local model, which runs in one process."
-    if cfg is None or cfg == 'local' or (isinstance(cfg, Mapping) and (cfg.get('local') or cfg.get('model') == 'local')) or getattr(cfg, '_local', None) is not None:
-        raise StageError('config', "engine ray: the embedded local model runs in one process and cannot be shared by workers; "
-                                   "point `llm:` at an OpenAI-compatible endpoint (a vLLM/llama.cpp server) or use --engine local")
+    if (
+        cfg is None
+        or cfg == 'local'
+        or (isinstance(cfg, Mapping) and (cfg.get('local') or cfg.get('model') == 'local'))
+        or getattr(cfg, '_local', None) is not None
+    ):
+        raise StageError(
+            'config',
+            "engine ray: the embedded local model runs in one process and cannot be shared by workers; "
+            "point `llm:` at an OpenAI-compatible endpoint (a vLLM/llama.cpp server) or use --engine local",
+        )
 
-def ray_stage(name:str, fn:Callable, fn_path:str) -> Callable:
+
+def ray_stage(name: str, fn: Callable, fn_path: str) -> Callable:
     "The stage function the runner calls under `engine: ray`: row-local stages mapped over batches, dedup distributed, whole stages as they are (in `engine_scope`)."
+
     def run(df, *, ctx, **params):
         kind = stage_kind(name, params)
         if kind == 'row_local':
             uses = _uses_llm(name)
-            return run_row_local(fn_path, df, params, ctx, llm=_stage_llm(ctx) if uses else None, api_key_env=_stage_key_env(ctx) if uses else None)
-        if kind == 'global' and name in GLOBAL_STAGES and fn_path == 'synthbench.stages.dedup:dedup_stage': return GLOBAL_STAGES[name](df, ctx=ctx, **params)
-        with engine_scope('ray'): return fn(df, ctx=ctx, **params)   # whole stages as they are; those that ask `current_engine()` (audit) use the cluster
+            return run_row_local(
+                fn_path, df, params, ctx, llm=_stage_llm(ctx) if uses else None, api_key_env=_stage_key_env(ctx) if uses else None
+            )
+        if kind == 'global' and name in GLOBAL_STAGES and fn_path == 'synthbench.stages.dedup:dedup_stage':
+            return GLOBAL_STAGES[name](df, ctx=ctx, **params)
+        with engine_scope('ray'):
+            return fn(df, ctx=ctx, **params)  # whole stages as they are; those that ask `current_engine()` (audit) use the cluster
+
     run.__name__ = run.__qualname__ = getattr(fn, '__name__', name)
     return run
 
-def _uses_llm(name:str) -> bool: return name in ('judge',)
+
+def _uses_llm(name: str) -> bool:
+    return name in ('judge',)

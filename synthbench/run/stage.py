@@ -22,25 +22,28 @@ __all__ = ['ERROR_KINDS', 'STATUSES', 'FATAL_KINDS', 'DROP_RULES', 'DEFAULT_DROP
 
 # %% ../../nbs/05_stage.ipynb #5c6c25b1
 ERROR_KINDS = {
-    'auth':        'the endpoint refused the API key (HTTP 401/403): check the key and `api_key_env`',
-    'rate_limit':  'the endpoint kept answering 429 after every retry: lower `max_concurrency`/`rpm` or wait',
-    'budget':      'the dollar budget ran out: raise `budget_usd` or generate less',
-    'parse':       'the model answered, but not in the requested structure',
-    'server':      'the endpoint failed (HTTP 5xx or a broken body) after every retry',
-    'timeout':     'the endpoint did not answer in time',
-    'network':     'the endpoint could not be reached (connection refused, DNS)',
+    'auth': 'the endpoint refused the API key (HTTP 401/403): check the key and `api_key_env`',
+    'rate_limit': 'the endpoint kept answering 429 after every retry: lower `max_concurrency`/`rpm` or wait',
+    'budget': 'the dollar budget ran out: raise `budget_usd` or generate less',
+    'parse': 'the model answered, but not in the requested structure',
+    'server': 'the endpoint failed (HTTP 5xx or a broken body) after every retry',
+    'timeout': 'the endpoint did not answer in time',
+    'network': 'the endpoint could not be reached (connection refused, DNS)',
     'bad_request': 'the endpoint refused the request (HTTP 4xx): check the model name and parameters',
-    'config':      'a pipeline, stage or LLM parameter is wrong',
-    'input':       'an input file or table cannot be used',
-    'target':      'the stage ran but missed its target',
-    'internal':    'a bug in synthbench or in a custom stage',
+    'config': 'a pipeline, stage or LLM parameter is wrong',
+    'input': 'an input file or table cannot be used',
+    'target': 'the stage ran but missed its target',
+    'internal': 'a bug in synthbench or in a custom stage',
 }
 STATUSES = ('ok', 'partial', 'failed')
 
+
 class StageError(Exception):
     "A stage cannot go on: `kind` (a key of `ERROR_KINDS`) and a one-line `reason`."
-    def __init__(self, kind:str, reason:str):
-        if kind not in ERROR_KINDS: raise ValueError(f"StageError: unknown kind {kind!r}; use one of {list(ERROR_KINDS)}.")
+
+    def __init__(self, kind: str, reason: str):
+        if kind not in ERROR_KINDS:
+            raise ValueError(f"StageError: unknown kind {kind!r}; use one of {list(ERROR_KINDS)}.")
         self.kind, self.reason = kind, ' '.join(str(reason).split())
         super().__init__(f'{kind}: {self.reason}')
 
@@ -48,74 +51,93 @@ class StageError(Exception):
 @dataclass
 class RunContext:
     "What a stage gets besides its table and parameters."
-    spec: Any = None                                  # the task spec (`synthbench.spec.TaskSpec`), or None
-    llms: Mapping[str, Any] = field(default_factory=dict)  # LLM clients by name; 'main' is the pipeline's `llm:`
-    run_dir: Path|None = None                         # the run folder (files a stage writes go here)
-    seed: int = 0                                     # the run's one random seed
-    engine: str = 'local'                             # 'local' (pandas) or 'ray'
-    log: Callable[[str], None] = print                # progress lines
 
-    def llm(self, name:str='main'):
+    spec: Any = None  # the task spec (`synthbench.spec.TaskSpec`), or None
+    llms: Mapping[str, Any] = field(default_factory=dict)  # LLM clients by name; 'main' is the pipeline's `llm:`
+    run_dir: Path | None = None  # the run folder (files a stage writes go here)
+    seed: int = 0  # the run's one random seed
+    engine: str = 'local'  # 'local' (pandas) or 'ray'
+    log: Callable[[str], None] = print  # progress lines
+
+    def llm(self, name: str = 'main'):
         "The LLM client called `name` (a `StageError` of kind `config` when the run has none)."
-        if name in self.llms and self.llms[name] is not None: return self.llms[name]
-        raise StageError('config', f"this stage needs an LLM client {name!r}, and the run has {sorted(self.llms) or 'none'}: "
-                                   f"add `llm:` (or `llms: {{{name}: ...}}`) to the pipeline")
+        if name in self.llms and self.llms[name] is not None:
+            return self.llms[name]
+        raise StageError(
+            'config',
+            f"this stage needs an LLM client {name!r}, and the run has {sorted(self.llms) or 'none'}: "
+            f"add `llm:` (or `llms: {{{name}: ...}}`) to the pipeline",
+        )
 
     def require_spec(self):
         "The task spec (a `StageError` of kind `config` when the run has none)."
-        if self.spec is None: raise StageError('config', "this stage needs the task spec: add `task: SEED_FOLDER` to the pipeline")
+        if self.spec is None:
+            raise StageError('config', "this stage needs the task spec: add `task: SEED_FOLDER` to the pipeline")
         return self.spec
 
-    def path(self, name:str) -> Path:
+    def path(self, name: str) -> Path:
         "`run_dir/name` (the current folder when there is no run folder), its parent created."
-        p = Path(self.run_dir or '.')/name; p.parent.mkdir(parents=True, exist_ok=True)
+        p = Path(self.run_dir or '.') / name
+        p.parent.mkdir(parents=True, exist_ok=True)
         return p
 
 # %% ../../nbs/05_stage.ipynb #7533ede1
 @dataclass
 class StageResult:
     "What a stage returns: the table, the rows it left out, its figures, and whether it worked."
-    table: pd.DataFrame                               # rows kept (and marked)
-    dropped: pd.DataFrame|None = None                 # rows left out, with a `drop_reason` column
-    report: dict = field(default_factory=dict)        # figures for the manifest (JSON-able)
-    status: str = 'ok'                                # ok | partial | failed
-    error_kind: str|None = None                       # a key of ERROR_KINDS when not ok
-    reason: str|None = None                           # one line: what went wrong and what to do
-    files: dict = field(default_factory=dict)         # name -> path of the files the stage wrote
+
+    table: pd.DataFrame  # rows kept (and marked)
+    dropped: pd.DataFrame | None = None  # rows left out, with a `drop_reason` column
+    report: dict = field(default_factory=dict)  # figures for the manifest (JSON-able)
+    status: str = 'ok'  # ok | partial | failed
+    error_kind: str | None = None  # a key of ERROR_KINDS when not ok
+    reason: str | None = None  # one line: what went wrong and what to do
+    files: dict = field(default_factory=dict)  # name -> path of the files the stage wrote
 
     def __post_init__(self):
-        if self.status not in STATUSES: raise ValueError(f"StageResult: status {self.status!r} is not one of {STATUSES}.")
+        if self.status not in STATUSES:
+            raise ValueError(f"StageResult: status {self.status!r} is not one of {STATUSES}.")
         if self.status != 'ok' and self.error_kind not in ERROR_KINDS:
             raise ValueError(f"StageResult: a {self.status} result needs an error_kind from {list(ERROR_KINDS)}, got {self.error_kind!r}.")
-        if not isinstance(self.table, pd.DataFrame): raise TypeError(f"StageResult: table must be a DataFrame, got {type(self.table).__name__}.")
+        if not isinstance(self.table, pd.DataFrame):
+            raise TypeError(f"StageResult: table must be a DataFrame, got {type(self.table).__name__}.")
         if self.dropped is not None and len(self.dropped) and 'drop_reason' not in self.dropped:
             raise ValueError("StageResult: dropped rows need a `drop_reason` column.")
 
     @property
-    def ok(self) -> bool: return self.status == 'ok'
+    def ok(self) -> bool:
+        return self.status == 'ok'
+
     @property
-    def n_dropped(self) -> int: return 0 if self.dropped is None else len(self.dropped)
+    def n_dropped(self) -> int:
+        return 0 if self.dropped is None else len(self.dropped)
 
     def line(self) -> str:
         "One line: status, rows, dropped, reason."
         s = f'{self.status}: {len(self.table)} rows' + (f', {self.n_dropped} left out' if self.n_dropped else '')
         return s + (f' -- {self.error_kind}: {self.reason}' if self.status != 'ok' else '')
 
-    def __repr__(self): return f'StageResult({self.line()})'
+    def __repr__(self):
+        return f'StageResult({self.line()})'
+
     def _repr_html_(self) -> str:
         import html
+
         return f'<p><b>{html.escape(self.status)}</b> {html.escape(self.line())}</p>'
 
 # %% ../../nbs/05_stage.ipynb #865d4c87
 FATAL_KINDS = ('auth', 'budget', 'network', 'bad_request')
 
-def calls_outcome(results:Sequence,                  # answers (`ChatResult`s) of one stage's model calls
-                  what:str='model',                  # what the calls were for ('judge', 'generation', ...)
-                  fail_share:float=0.5,              # this share of failed calls (or more) fails the stage
-                 ) -> tuple[str, str|None, str|None]:
+
+def calls_outcome(
+    results: Sequence,  # answers (`ChatResult`s) of one stage's model calls
+    what: str = 'model',  # what the calls were for ('judge', 'generation', ...)
+    fail_share: float = 0.5,  # this share of failed calls (or more) fails the stage
+) -> tuple[str, str | None, str | None]:
     "(status, error_kind, reason) of a stage from its model answers."
     bad = [r for r in results if r.error is not None]
-    if not bad: return 'ok', None, None
+    if not bad:
+        return 'ok', None, None
     kinds = Counter(r.error_kind or 'internal' for r in bad)
     fatal = [k for k in FATAL_KINDS if k in kinds]
     kind = fatal[0] if fatal else kinds.most_common(1)[0][0]
@@ -126,29 +148,40 @@ def calls_outcome(results:Sequence,                  # answers (`ChatResult`s) o
     return status, kind, ' '.join(reason.split())
 
 # %% ../../nbs/05_stage.ipynb #89f162b4
-def _falsy(v) -> bool: return v is False or (not _is_missing(v) and not isinstance(v, (list, dict, str)) and v == False)
-def _set(v) -> bool: return not _is_missing(v) and str(v) != ''
+def _falsy(v) -> bool:
+    return v is False or (not _is_missing(v) and not isinstance(v, (list, dict, str)) and v == False)
+
+
+def _set(v) -> bool:
+    return not _is_missing(v) and str(v) != ''
+
 
 DROP_RULES = {
-    'invalid':   ('valid', _falsy, lambda r: f"invalid: {r.get('invalid_reason') or 'valid == False'}"),
+    'invalid': ('valid', _falsy, lambda r: f"invalid: {r.get('invalid_reason') or 'valid == False'}"),
     'duplicate': ('dup_of', _set, lambda r: f"duplicate of {r.get('dup_of')}"),
-    'unjudged':  ('judge_error', _set, lambda r: f"not judged: {r.get('judge_error')}"),
-    'rejected':  ('judge_pass', _falsy, lambda r: f"judge rejected (overall {r.get('judge_overall')})"),
-    'pii':       ('pii_count', lambda v: not _is_missing(v) and v > 0, lambda r: f"PII: {r.get('pii_types')}"),
+    'unjudged': ('judge_error', _set, lambda r: f"not judged: {r.get('judge_error')}"),
+    'rejected': ('judge_pass', _falsy, lambda r: f"judge rejected (overall {r.get('judge_overall')})"),
+    'pii': ('pii_count', lambda v: not _is_missing(v) and v > 0, lambda r: f"PII: {r.get('pii_types')}"),
 }
 DEFAULT_DROP = ('invalid', 'duplicate', 'unjudged', 'rejected')
 
-def check_drop_rules(rules:Sequence[str]|str) -> list[str]:
+
+def check_drop_rules(rules: Sequence[str] | str) -> list[str]:
     "`rules` as a list, every name checked against `DROP_RULES`."
     rules = [rules] if isinstance(rules, str) else list(rules)
     bad = [r for r in rules if r not in DROP_RULES]
     if bad:
         hint = {b: difflib.get_close_matches(b, list(DROP_RULES), 1) for b in bad}
-        raise StageError('config', f"unknown drop rule(s) {bad}" + ''.join(f" ({b!r}: did you mean {h[0]!r}?)" for b, h in hint.items() if h)
-                                   + f"; use any of {list(DROP_RULES)}")
+        raise StageError(
+            'config',
+            f"unknown drop rule(s) {bad}"
+            + ''.join(f" ({b!r}: did you mean {h[0]!r}?)" for b, h in hint.items() if h)
+            + f"; use any of {list(DROP_RULES)}",
+        )
     return rules
 
-def marked_rows(df:pd.DataFrame, rules:Sequence[str]=DEFAULT_DROP) -> pd.Series:
+
+def marked_rows(df: pd.DataFrame, rules: Sequence[str] = DEFAULT_DROP) -> pd.Series:
     "Per row, the reason the first matching drop rule gives ('' when none)."
     rules = check_drop_rules(rules)
     out = []
@@ -156,11 +189,14 @@ def marked_rows(df:pd.DataFrame, rules:Sequence[str]=DEFAULT_DROP) -> pd.Series:
         why = ''
         for name in rules:
             col, test, reason = DROP_RULES[name]
-            if col in r and test(r[col]): why = reason(r); break
+            if col in r and test(r[col]):
+                why = reason(r)
+                break
         out.append(why)
     return pd.Series(out, index=df.index, dtype=object)
 
-def split_marked(df:pd.DataFrame, rules:Sequence[str]=DEFAULT_DROP) -> tuple[pd.DataFrame, pd.DataFrame]:
+
+def split_marked(df: pd.DataFrame, rules: Sequence[str] = DEFAULT_DROP) -> tuple[pd.DataFrame, pd.DataFrame]:
     "(rows no rule marks, marked rows with their `drop_reason`)."
     why = marked_rows(df, rules)
     keep = df[why == ''].reset_index(drop=True)
@@ -171,24 +207,38 @@ def split_marked(df:pd.DataFrame, rules:Sequence[str]=DEFAULT_DROP) -> tuple[pd.
 # %% ../../nbs/05_stage.ipynb #0813b48e
 _NOT_PARAMS = ('df', 'ctx')
 
-def stage_params(fn:Callable) -> dict[str, inspect.Parameter]:
+
+def stage_params(fn: Callable) -> dict[str, inspect.Parameter]:
     "The parameters of stage `fn` a pipeline may set (all but the table and `ctx`)."
     ps = inspect.signature(fn).parameters
     return {k: p for k, p in ps.items() if k not in _NOT_PARAMS and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
 
-def check_params(fn:Callable, params:Mapping, stage:str|None=None) -> list[tuple[str, str]]:
+
+def check_params(fn: Callable, params: Mapping, stage: str | None = None) -> list[tuple[str, str]]:
     "[(key, problem)] for every key of `params` that `fn` does not take (empty when all are fine)."
     known = stage_params(fn)
-    if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()): return []
+    if any(p.kind == p.VAR_KEYWORD for p in inspect.signature(fn).parameters.values()):
+        return []
     out = []
     for k in params:
-        if k in known: continue
+        if k in known:
+            continue
         close = difflib.get_close_matches(str(k), list(known), 1, 0.6)
-        out.append((k, f"stage {stage or fn.__name__!r} has no parameter {k!r}"
-                       + (f"; did you mean {close[0]!r}?" if close else f"; its parameters are {sorted(known)}")))
+        out.append(
+            (
+                k,
+                f"stage {stage or fn.__name__!r} has no parameter {k!r}"
+                + (f"; did you mean {close[0]!r}?" if close else f"; its parameters are {sorted(known)}"),
+            )
+        )
     return out
 
-def is_stage(fn:Callable) -> bool:
+
+def is_stage(fn: Callable) -> bool:
     "Does `fn` follow the stage contract (a table first, then a keyword-only `ctx`)?"
     ps = list(inspect.signature(fn).parameters.values())
-    return bool(ps) and 'ctx' in inspect.signature(fn).parameters and inspect.signature(fn).parameters['ctx'].kind == inspect.Parameter.KEYWORD_ONLY
+    return (
+        bool(ps)
+        and 'ctx' in inspect.signature(fn).parameters
+        and inspect.signature(fn).parameters['ctx'].kind == inspect.Parameter.KEYWORD_ONLY
+    )

@@ -15,8 +15,17 @@ import pandas as pd
 from ..core import make_table, _is_missing
 from ..formats import InputError
 from ..spec import TaskSpec
-from .stage import (RunContext, StageResult, StageError, DEFAULT_DROP, check_drop_rules, check_params,
-                              is_stage, marked_rows, split_marked)
+from synthbench.run.stage import (
+    RunContext,
+    StageResult,
+    StageError,
+    DEFAULT_DROP,
+    check_drop_rules,
+    check_params,
+    is_stage,
+    marked_rows,
+    split_marked,
+)
 
 # %% auto #0
 __all__ = ['STAGES', 'MOVED_MODULES', 'REQUEST_FIELDS', 'INHERITED_LLM_KEYS', 'STAGE_FLOW', 'stage_function', 'stage_code_hash',
@@ -27,19 +36,19 @@ __all__ = ['STAGES', 'MOVED_MODULES', 'REQUEST_FIELDS', 'INHERITED_LLM_KEYS', 'S
 
 # %% ../../nbs/06_workbench.ipynb #477c795e
 STAGES = {
-    'generate':  'synthbench.stages.generate:generate_stage',
-    'augment':   'synthbench.stages.augment:augment_stage',
+    'generate': 'synthbench.stages.generate:generate_stage',
+    'augment': 'synthbench.stages.augment:augment_stage',
     'add_seeds': 'synthbench.run.workbench:add_seeds_stage',
-    'validate':  'synthbench.stages.validate:validate_stage',
-    'judge':     'synthbench.stages.judge:judge_stage',
-    'prefs':     'synthbench.stages.prefs:prefs_stage',
-    'dedup':     'synthbench.stages.dedup:dedup_stage',
-    'filter':    'synthbench.run.workbench:filter_stage',
-    'audit':     'synthbench.analysis.audit:audit_stage',
-    'export':    'synthbench.stages.export:export_stage',
-    'finetune':  'synthbench.analysis.evaluate:finetune_stage',
-    'pii':       'synthbench.stages.pii:pii_stage',
-    'hub':       'synthbench.stages.hub:hub_stage',
+    'validate': 'synthbench.stages.validate:validate_stage',
+    'judge': 'synthbench.stages.judge:judge_stage',
+    'prefs': 'synthbench.stages.prefs:prefs_stage',
+    'dedup': 'synthbench.stages.dedup:dedup_stage',
+    'filter': 'synthbench.run.workbench:filter_stage',
+    'audit': 'synthbench.analysis.audit:audit_stage',
+    'export': 'synthbench.stages.export:export_stage',
+    'finetune': 'synthbench.analysis.evaluate:finetune_stage',
+    'pii': 'synthbench.stages.pii:pii_stage',
+    'hub': 'synthbench.stages.hub:hub_stage',
 }
 
 # Where the flat modules of synthbench 0.0.1 went: a pipeline naming an old path gets the new one in its error.
@@ -75,57 +84,86 @@ MOVED_MODULES = {
     'synthbench.promptlab': 'synthbench.ui.promptlab',
 }
 
-def stage_function(name_or_path:str):
+
+def stage_function(name_or_path: str):
     "The stage function a name (`STAGES`) or `module:function` path refers to, imported now and checked against the contract."
     path = STAGES.get(name_or_path, name_or_path)
     if ':' not in path:
         close = difflib.get_close_matches(name_or_path, list(STAGES), 1)
-        raise StageError('config', f"unknown stage {name_or_path!r}" + (f" (did you mean {close[0]!r}?)" if close else '')
-                                   + f": use one of {sorted(STAGES)} or give `fn: module:function`")
+        raise StageError(
+            'config',
+            f"unknown stage {name_or_path!r}"
+            + (f" (did you mean {close[0]!r}?)" if close else '')
+            + f": use one of {sorted(STAGES)} or give `fn: module:function`",
+        )
     mod, fn = path.split(':', 1)
     if mod in MOVED_MODULES:
-        raise StageError('config', f"stage {name_or_path!r}: module {mod} moved to {MOVED_MODULES[mod]}; write `fn: {MOVED_MODULES[mod]}:{fn}`")
-    try: m = importlib.import_module(mod)
-    except ImportError as e: raise StageError('config', f"stage {name_or_path!r}: cannot import {mod} ({e}); install the extra it needs or fix `fn:`") from None
+        raise StageError(
+            'config', f"stage {name_or_path!r}: module {mod} moved to {MOVED_MODULES[mod]}; write `fn: {MOVED_MODULES[mod]}:{fn}`"
+        )
+    try:
+        m = importlib.import_module(mod)
+    except ImportError as e:
+        raise StageError('config', f"stage {name_or_path!r}: cannot import {mod} ({e}); install the extra it needs or fix `fn:`") from None
     f = getattr(m, fn, None)
-    if f is None: raise StageError('config', f"stage {name_or_path!r}: {mod} has no function {fn!r}; fix `fn:` (module:function)")
-    if not is_stage(f): raise StageError('config', f"stage {name_or_path!r}: {path} does not follow the stage contract; write it as `def {fn}(df, *, ctx, **params) -> StageResult`")
+    if f is None:
+        raise StageError('config', f"stage {name_or_path!r}: {mod} has no function {fn!r}; fix `fn:` (module:function)")
+    if not is_stage(f):
+        raise StageError(
+            'config',
+            f"stage {name_or_path!r}: {path} does not follow the stage contract; write it as `def {fn}(df, *, ctx, **params) -> StageResult`",
+        )
     return f
+
 
 def stage_code_hash(fn) -> str:
     "A hash of the source file that defines stage `fn` (its code and the prompt templates next to it): editing either re-runs the stage."
     try:
         src = inspect.getsourcefile(fn)
-        if src is not None: return hashlib.blake2b(Path(src).read_bytes(), digest_size=8).hexdigest()
-    except (TypeError, OSError): pass
+        if src is not None:
+            return hashlib.blake2b(Path(src).read_bytes(), digest_size=8).hexdigest()
+    except (TypeError, OSError):
+        pass
     return hashlib.blake2b(f"{fn.__module__}:{fn.__qualname__}".encode(), digest_size=8).hexdigest()
 
 # %% ../../nbs/06_workbench.ipynb #2d1e0500
-def run_stage(fn, df:pd.DataFrame, params:Mapping, ctx:RunContext) -> StageResult:
+def run_stage(fn, df: pd.DataFrame, params: Mapping, ctx: RunContext) -> StageResult:
     "Call stage `fn` on `df` and return its `StageResult` (exceptions become a failed result with a kind)."
     try:
         res = fn(df, ctx=ctx, **params)
-    except StageError as e: return StageResult(df, status='failed', error_kind=e.kind, reason=e.reason)
-    except InputError as e: return StageResult(df, status='failed', error_kind='input', reason=' '.join(str(e).split()))   # a bad file (SpecError too)
+    except StageError as e:
+        return StageResult(df, status='failed', error_kind=e.kind, reason=e.reason)
+    except InputError as e:
+        return StageResult(df, status='failed', error_kind='input', reason=' '.join(str(e).split()))  # a bad file (SpecError too)
     except Exception as e:
         r = StageResult(df, status='failed', error_kind='internal', reason=f'{type(e).__name__}: {" ".join(str(e).split())}'[:400])
         r.report['traceback'] = traceback.format_exc(limit=8)[-3000:]
         return r
     if not isinstance(res, StageResult):
-        return StageResult(df, status='failed', error_kind='internal', reason=f"{getattr(fn, '__qualname__', fn)} returned {type(res).__name__}, not a StageResult")
+        return StageResult(
+            df,
+            status='failed',
+            error_kind='internal',
+            reason=f"{getattr(fn, '__qualname__', fn)} returned {type(res).__name__}, not a StageResult",
+        )
     return res
 
 # %% ../../nbs/06_workbench.ipynb #2df08dfa
-def filter_stage(df:pd.DataFrame, *, ctx:RunContext,
-                 drop:Sequence[str]=DEFAULT_DROP,   # rules: invalid, duplicate, unjudged, rejected
-                ) -> StageResult:
+def filter_stage(
+    df: pd.DataFrame,
+    *,
+    ctx: RunContext,
+    drop: Sequence[str] = DEFAULT_DROP,  # rules: invalid, duplicate, unjudged, rejected
+) -> StageResult:
     "Keep the rows no `drop` rule marks; the others go to `dropped` with their reason."
     keep, gone = split_marked(df, check_drop_rules(drop))
     return StageResult(keep, dropped=gone, report={'kept': len(keep), 'left_out': len(gone)})
 
-def add_seeds_stage(df:pd.DataFrame, *, ctx:RunContext) -> StageResult:
+
+def add_seeds_stage(df: pd.DataFrame, *, ctx: RunContext) -> StageResult:
     "`df` plus the task's hand-written seeds (`source='seed'`) not already in it: seeds are training data too, and the judge and dedup see them beside the generated rows."
     from synthbench.core import concat_tables
+
     seeds = ctx.require_spec().seeds()
     out = concat_tables(df, seeds[~seeds['id'].isin(set(df['id']))]) if len(df) else seeds
     return StageResult(out, report={'seeds': len(seeds), 'added': len(out) - len(df)})
@@ -134,33 +172,67 @@ def add_seeds_stage(df:pd.DataFrame, *, ctx:RunContext) -> StageResult:
 _TOP_KEYS = {'name', 'task', 'runs_dir', 'seed', 'on_error', 'llm', 'llms', 'input', 'stages', 'description'}
 _STAGE_KEYS = {'name', 'fn', 'params', 'llm', 'drop'}
 # request fields an OpenAI-compatible chat endpoint takes (a pipeline may set them as LLM defaults)
-REQUEST_FIELDS = {'temperature', 'top_p', 'max_tokens', 'max_completion_tokens', 'seed', 'stop', 'presence_penalty',
-                  'frequency_penalty', 'logit_bias', 'logprobs', 'top_logprobs', 'user', 'reasoning_effort', 'service_tier',
-                  'metadata', 'extra_body', 'extra_headers', 'parallel_tool_calls', 'tool_choice', 'tools', 'verbosity', 'store'}
+REQUEST_FIELDS = {
+    'temperature',
+    'top_p',
+    'max_tokens',
+    'max_completion_tokens',
+    'seed',
+    'stop',
+    'presence_penalty',
+    'frequency_penalty',
+    'logit_bias',
+    'logprobs',
+    'top_logprobs',
+    'user',
+    'reasoning_effort',
+    'service_tier',
+    'metadata',
+    'extra_body',
+    'extra_headers',
+    'parallel_tool_calls',
+    'tool_choice',
+    'tools',
+    'verbosity',
+    'store',
+}
 # what `llms:` entries take from `llm:` unless they set it themselves: the endpoint and where its key is
 INHERITED_LLM_KEYS = ('base_url', 'api_key_env', 'azure_endpoint', 'api_version', 'cache_dir')
 
+
 class PipelineError(InputError):
     "A pipeline file problem: `file, line N: key: problem. Fix: fix`, `key` the path of the key (`stages[1] (judge).threshold`), which leads the `problem`."
-    def __init__(self, file, where:str, problem:str, fix:str='', line:int|None=None):
+
+    def __init__(self, file, where: str, problem: str, fix: str = '', line: int | None = None):
         super().__init__(file, f"{where}: {problem}", fix, line=line)
         self.key = where
 
-def yaml_lines(text:str) -> dict[tuple, int]:
+
+def yaml_lines(text: str) -> dict[tuple, int]:
     "{path: line} for every key and list item of a YAML document (path: tuple of keys and list indexes; lines from 1)."
     import yaml
+
     out: dict[tuple, int] = {}
+
     def walk(node, path):
         out.setdefault(path, node.start_mark.line + 1)
         if isinstance(node, yaml.MappingNode):
             for k, v in node.value:
-                p = path + (k.value,); out[p] = k.start_mark.line + 1; walk(v, p)
+                p = path + (k.value,)
+                out[p] = k.start_mark.line + 1
+                walk(v, p)
         elif isinstance(node, yaml.SequenceNode):
-            for i, v in enumerate(node.value): walk(v, path + (i,))
-    try: root = yaml.compose(text)
-    except yaml.YAMLError: return out
-    if root is not None: walk(root, ())
+            for i, v in enumerate(node.value):
+                walk(v, path + (i,))
+
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+    if root is not None:
+        walk(root, ())
     return out
+
 
 def _closest(k, known) -> str:
     c = difflib.get_close_matches(str(k), sorted(known), 1, 0.6)
@@ -169,314 +241,515 @@ def _closest(k, known) -> str:
 # %% ../../nbs/06_workbench.ipynb #db16453c
 def _llm_keys() -> set[str]:
     from synthbench.llm.engine import LLM
-    ps = inspect.signature(LLM.__init__).parameters
-    return {k for k, p in ps.items() if k not in ('self', 'params', 'api_key') and p.kind != p.VAR_KEYWORD} | REQUEST_FIELDS | {'api_key_env', 'local'}
 
-def _check_llm(c, where:str, file, line) -> None:
-    if c is None or c == 'local': return
-    if not isinstance(c, Mapping): raise PipelineError(file, where, f"must be `local` or a mapping of LLM options, got {c!r}", "write `llm: {model: gpt-4o-mini, api_key_env: OPENAI_API_KEY}`", line(where))
-    if 'api_key' in c: raise PipelineError(file, f'{where}.api_key', 'holds an API key', 'never put keys in files: set an environment variable and write `api_key_env: OPENAI_API_KEY`', line(f'{where}.api_key'))
+    ps = inspect.signature(LLM.__init__).parameters
+    return (
+        {k for k, p in ps.items() if k not in ('self', 'params', 'api_key') and p.kind != p.VAR_KEYWORD}
+        | REQUEST_FIELDS
+        | {'api_key_env', 'local'}
+    )
+
+
+def _check_llm(c, where: str, file, line) -> None:
+    if c is None or c == 'local':
+        return
+    if not isinstance(c, Mapping):
+        raise PipelineError(
+            file,
+            where,
+            f"must be `local` or a mapping of LLM options, got {c!r}",
+            "write `llm: {model: gpt-4o-mini, api_key_env: OPENAI_API_KEY}`",
+            line(where),
+        )
+    if 'api_key' in c:
+        raise PipelineError(
+            file,
+            f'{where}.api_key',
+            'holds an API key',
+            'never put keys in files: set an environment variable and write `api_key_env: OPENAI_API_KEY`',
+            line(f'{where}.api_key'),
+        )
     known = _llm_keys()
     for k in c:
-        if k not in known: raise PipelineError(file, f'{where}.{k}', f"unknown LLM option {k!r} (it would be sent to the endpoint on every call)", _closest(k, known), line(f'{where}.{k}'))
+        if k not in known:
+            raise PipelineError(
+                file,
+                f'{where}.{k}',
+                f"unknown LLM option {k!r} (it would be sent to the endpoint on every call)",
+                _closest(k, known),
+                line(f'{where}.{k}'),
+            )
+
 
 def _inherit(llm_cfg, c):
     "An `llms:` entry with the endpoint settings of `llm:` it does not set itself."
-    if not isinstance(c, Mapping) or not isinstance(llm_cfg, Mapping) or c.get('local') or c.get('model') == 'local': return c
+    if not isinstance(c, Mapping) or not isinstance(llm_cfg, Mapping) or c.get('local') or c.get('model') == 'local':
+        return c
     return {**{k: llm_cfg[k] for k in INHERITED_LLM_KEYS if k in llm_cfg and k not in c}, **c}
 
 # %% ../../nbs/06_workbench.ipynb #7126d618
-def _norm_stage(s, i:int, file, line) -> dict:
+def _norm_stage(s, i: int, file, line) -> dict:
     where = f'stages[{i}]'
-    if isinstance(s, str): s = {'name': s}
+    if isinstance(s, str):
+        s = {'name': s}
     elif isinstance(s, Mapping) and len(s) == 1 and 'name' not in s and not (set(s) & _STAGE_KEYS):
-        (k, v), = s.items()
+        ((k, v),) = s.items()
         if v is not None and not isinstance(v, Mapping):
-            raise PipelineError(file, f'{where} ({k})', f'parameters must be a mapping, got {type(v).__name__}', f'write `- {k}: {{param: value}}`', line(where))
-        v = dict(v or {}); s = {'name': k, **{x: v.pop(x) for x in ('llm', 'drop', 'fn') if x in v}, 'params': v, '_short': True}
+            raise PipelineError(
+                file,
+                f'{where} ({k})',
+                f'parameters must be a mapping, got {type(v).__name__}',
+                f'write `- {k}: {{param: value}}`',
+                line(where),
+            )
+        v = dict(v or {})
+        s = {'name': k, **{x: v.pop(x) for x in ('llm', 'drop', 'fn') if x in v}, 'params': v, '_short': True}
     elif not isinstance(s, Mapping):
-        raise PipelineError(file, where, f'a stage must be a name or a mapping, got {type(s).__name__}', 'write `- validate` or `- judge: {threshold: 3}`', line(where))
-    s = dict(s); short = s.pop('_short', False)
+        raise PipelineError(
+            file,
+            where,
+            f'a stage must be a name or a mapping, got {type(s).__name__}',
+            'write `- validate` or `- judge: {threshold: 3}`',
+            line(where),
+        )
+    s = dict(s)
+    short = s.pop('_short', False)
     bad = set(s) - _STAGE_KEYS
-    if bad: raise PipelineError(file, where, f'unknown key(s) {sorted(bad)}', _closest(sorted(bad)[0], _STAGE_KEYS), line(where))
-    if not s.get('name'): raise PipelineError(file, where, 'stage has no name', 'add `name: ...`', line(where))
+    if bad:
+        raise PipelineError(file, where, f'unknown key(s) {sorted(bad)}', _closest(sorted(bad)[0], _STAGE_KEYS), line(where))
+    if not s.get('name'):
+        raise PipelineError(file, where, 'stage has no name', 'add `name: ...`', line(where))
     if 'fn' not in s and s['name'] not in STAGES:
-        raise PipelineError(file, f"{where} ({s['name']})", 'unknown stage', _closest(s['name'], STAGES) + " Or add `fn: module:function`", line(where))
+        raise PipelineError(
+            file, f"{where} ({s['name']})", 'unknown stage', _closest(s['name'], STAGES) + " Or add `fn: module:function`", line(where)
+        )
     if s.get('drop') is not None:
-        try: s['drop'] = check_drop_rules(s['drop'])
-        except StageError as e: raise PipelineError(file, f"{where} ({s['name']}).drop", e.reason, '', line(where)) from None
-    s.setdefault('params', {}); s['fn'] = s.get('fn') or STAGES[s['name']]
-    if not isinstance(s['params'], Mapping): raise PipelineError(file, f"{where} ({s['name']}).params", 'must be a mapping', 'write `params: {key: value}`', line(where))
-    try: fn = stage_function(s['fn'])
-    except StageError as e: raise PipelineError(file, f"{where} ({s['name']})", e.reason, '', line(where)) from None
+        try:
+            s['drop'] = check_drop_rules(s['drop'])
+        except StageError as e:
+            raise PipelineError(file, f"{where} ({s['name']}).drop", e.reason, '', line(where)) from None
+    s.setdefault('params', {})
+    s['fn'] = s.get('fn') or STAGES[s['name']]
+    if not isinstance(s['params'], Mapping):
+        raise PipelineError(file, f"{where} ({s['name']}).params", 'must be a mapping', 'write `params: {key: value}`', line(where))
+    try:
+        fn = stage_function(s['fn'])
+    except StageError as e:
+        raise PipelineError(file, f"{where} ({s['name']})", e.reason, '', line(where)) from None
     for k, problem in check_params(fn, s['params'], s['name']):
         path = f"{where}.{s['name']}.{k}" if short else f"{where}.params.{k}"
         raise PipelineError(file, f"{where} ({s['name']}).{k}", problem, 'fix or remove the key', line(path))
     return s
 
-def pipeline_from_dict(d:Mapping, file='<pipeline>', base:str|Path|None=None, lines:Mapping|None=None) -> dict:
+
+def pipeline_from_dict(d: Mapping, file='<pipeline>', base: str | Path | None = None, lines: Mapping | None = None) -> dict:
     "A checked pipeline config (stages normalised and their parameters checked, `llms:` inheriting `llm:`'s endpoint, paths resolved against `base`)."
     lines = lines or {}
-    def line(where:str):
+
+    def line(where: str):
         parts = tuple(int(p) if p.isdigit() else p for p in re.split(r'[.\[\]]+', where) if p)
-        while parts and parts not in lines: parts = parts[:-1]
+        while parts and parts not in lines:
+            parts = parts[:-1]
         return lines.get(parts)
-    if not isinstance(d, Mapping): raise PipelineError(file, 'top level', 'must be a mapping', 'see the pipeline file example')
+
+    if not isinstance(d, Mapping):
+        raise PipelineError(file, 'top level', 'must be a mapping', 'see the pipeline file example')
     bad = set(d) - _TOP_KEYS
-    if bad: k = sorted(bad)[0]; raise PipelineError(file, k, 'unknown top-level key', _closest(k, _TOP_KEYS), line(k))
-    if not d.get('stages'): raise PipelineError(file, 'stages', 'missing or empty', 'list the stages, e.g. `stages: [generate, validate, export]`', line('stages'))
+    if bad:
+        k = sorted(bad)[0]
+        raise PipelineError(file, k, 'unknown top-level key', _closest(k, _TOP_KEYS), line(k))
+    if not d.get('stages'):
+        raise PipelineError(
+            file, 'stages', 'missing or empty', 'list the stages, e.g. `stages: [generate, validate, export]`', line('stages')
+        )
     base = Path(base) if base else Path('.')
-    cfg = dict(d); cfg['stages'] = [_norm_stage(s, i, file, line) for i, s in enumerate(d['stages'])]
+    cfg = dict(d)
+    cfg['stages'] = [_norm_stage(s, i, file, line) for i, s in enumerate(d['stages'])]
     for k in ('task', 'input', 'runs_dir'):
-        if cfg.get(k) is not None: cfg[k] = str((base/str(cfg[k])).resolve()) if not Path(str(cfg[k])).is_absolute() else str(cfg[k])
-    if cfg.get('on_error', 'stop') not in ('stop', 'continue'): raise PipelineError(file, 'on_error', f"{cfg['on_error']!r} is not stop or continue", 'write `on_error: stop` or `on_error: continue`', line('on_error'))
-    if not isinstance(cfg.get('seed', 0), int): raise PipelineError(file, 'seed', f"must be an integer, got {cfg['seed']!r}", 'write `seed: 0`', line('seed'))
+        if cfg.get(k) is not None:
+            cfg[k] = str((base / str(cfg[k])).resolve()) if not Path(str(cfg[k])).is_absolute() else str(cfg[k])
+    if cfg.get('on_error', 'stop') not in ('stop', 'continue'):
+        raise PipelineError(
+            file,
+            'on_error',
+            f"{cfg['on_error']!r} is not stop or continue",
+            'write `on_error: stop` or `on_error: continue`',
+            line('on_error'),
+        )
+    if not isinstance(cfg.get('seed', 0), int):
+        raise PipelineError(file, 'seed', f"must be an integer, got {cfg['seed']!r}", 'write `seed: 0`', line('seed'))
     _check_llm(cfg.get('llm'), 'llm', file, line)
     llms = dict(cfg.get('llms') or {})
-    for k, v in llms.items(): _check_llm(v, f'llms.{k}', file, line)
+    for k, v in llms.items():
+        _check_llm(v, f'llms.{k}', file, line)
     cfg['llms'] = {k: _inherit(cfg.get('llm'), v) for k, v in llms.items()}
     for i, st in enumerate(cfg['stages']):
-        if isinstance(st.get('llm'), Mapping): _check_llm(st['llm'], f'stages[{i}].llm', file, line); st['llm'] = _inherit(cfg.get('llm'), st['llm'])
+        if isinstance(st.get('llm'), Mapping):
+            _check_llm(st['llm'], f'stages[{i}].llm', file, line)
+            st['llm'] = _inherit(cfg.get('llm'), st['llm'])
         elif st.get('llm') is not None and not isinstance(st['llm'], str):
-            raise PipelineError(file, f"stages[{i}] ({st['name']}).llm", 'must be a name from `llms:` or a mapping', '', line(f'stages[{i}]'))
+            raise PipelineError(
+                file, f"stages[{i}] ({st['name']}).llm", 'must be a name from `llms:` or a mapping', '', line(f'stages[{i}]')
+            )
         elif isinstance(st.get('llm'), str) and st['llm'] not in llms and st['llm'] not in ('local', 'main'):
-            raise PipelineError(file, f"stages[{i}] ({st['name']}).llm", f"no client named {st['llm']!r} in `llms:`", f"add `llms: {{{st['llm']}: {{model: ...}}}}`", line(f'stages[{i}]'))
+            raise PipelineError(
+                file,
+                f"stages[{i}] ({st['name']}).llm",
+                f"no client named {st['llm']!r} in `llms:`",
+                f"add `llms: {{{st['llm']}: {{model: ...}}}}`",
+                line(f'stages[{i}]'),
+            )
     cfg.setdefault('name', Path(str(file)).stem if file != '<pipeline>' else 'run')
     return cfg
 
-def load_pipeline(path:str|Path) -> dict:
+
+def load_pipeline(path: str | Path) -> dict:
     "Read and check a pipeline YAML file (errors name the file and line)."
     import yaml
+
     p = Path(path)
-    if not p.is_file(): raise PipelineError(p, 'file', 'no such pipeline file', 'pass the path of a YAML file with `task:` and `stages:`')
+    if not p.is_file():
+        raise PipelineError(p, 'file', 'no such pipeline file', 'pass the path of a YAML file with `task:` and `stages:`')
     text = p.read_text(encoding='utf-8')
-    try: d = yaml.safe_load(text)
+    try:
+        d = yaml.safe_load(text)
     except yaml.YAMLError as e:
         mark = getattr(e, 'problem_mark', None)
-        raise PipelineError(p, 'YAML', f'not valid YAML ({getattr(e, "problem", e)})', 'fix the indentation/quoting there', mark.line + 1 if mark else None) from None
+        raise PipelineError(
+            p, 'YAML', f'not valid YAML ({getattr(e, "problem", e)})', 'fix the indentation/quoting there', mark.line + 1 if mark else None
+        ) from None
     return pipeline_from_dict(d, p, p.parent, yaml_lines(text))
 
 # %% ../../nbs/06_workbench.ipynb #f028e336
 _SECRET_KEY = re.compile(r'(api_?key|secret|password|passwd|authori[sz]ation|bearer|access_?token|(^|_)token$)', re.I)
 
-def scrub(obj, secrets:Sequence[str]=()):
+
+def scrub(obj, secrets: Sequence[str] = ()):
     "A copy of `obj` (JSON-like) with key-like fields and every string in `secrets` masked as `***`."
     secrets = [s for s in secrets if s and len(s) >= 6]
+
     def s_(x):
-        for sec in secrets: x = x.replace(sec, '***')
+        for sec in secrets:
+            x = x.replace(sec, '***')
         return x
+
     def go(o, k=None):
-        if k is not None and _SECRET_KEY.search(str(k)) and isinstance(o, str) and o: return '***'
-        if isinstance(o, Mapping): return {kk: go(v, kk) for kk, v in o.items()}
-        if isinstance(o, (list, tuple)): return [go(v) for v in o]
-        if isinstance(o, str): return s_(o)
+        if k is not None and _SECRET_KEY.search(str(k)) and isinstance(o, str) and o:
+            return '***'
+        if isinstance(o, Mapping):
+            return {kk: go(v, kk) for kk, v in o.items()}
+        if isinstance(o, (list, tuple)):
+            return [go(v) for v in o]
+        if isinstance(o, str):
+            return s_(o)
         return o
+
     return go(obj)
+
 
 def _known_secrets(*llms) -> list[str]:
     out = [v for k, v in os.environ.items() if _SECRET_KEY.search(k) and v]
     for l in llms:
         c = getattr(l, '_client', None)
         k = getattr(c, 'api_key', None)
-        if isinstance(k, str): out.append(k)
+        if isinstance(k, str):
+            out.append(k)
     return out
 
 # %% ../../nbs/06_workbench.ipynb #34c8ab9e
 def _jsonable(o):
-    if isinstance(o, Mapping): return {str(k): _jsonable(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple, set)): return [_jsonable(v) for v in o]
-    if isinstance(o, (str, int, float, bool)) or o is None: return o
-    if isinstance(o, Path): return str(o)
+    if isinstance(o, Mapping):
+        return {str(k): _jsonable(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple, set)):
+        return [_jsonable(v) for v in o]
+    if isinstance(o, (str, int, float, bool)) or o is None:
+        return o
+    if isinstance(o, Path):
+        return str(o)
     if hasattr(o, 'item'):
-        try: return o.item()
-        except Exception: pass
+        try:
+            return o.item()
+        except Exception:
+            pass
     if hasattr(o, 'to_dict'):
-        try: return _jsonable(o.to_dict())
-        except Exception: pass
+        try:
+            return _jsonable(o.to_dict())
+        except Exception:
+            pass
     return repr(o)
+
 
 def stable_hash(*parts) -> str:
     "16 hex digits of blake2b over the canonical JSON of `parts`."
     s = json.dumps(_jsonable(parts), sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.blake2b(s.encode(), digest_size=8).hexdigest()
 
-def file_hash(path:str|Path|None) -> str|None:
+
+def file_hash(path: str | Path | None) -> str | None:
     "blake2b of a file's bytes (None if no file)."
-    if path is None or not Path(path).is_file(): return None
+    if path is None or not Path(path).is_file():
+        return None
     return hashlib.blake2b(Path(path).read_bytes(), digest_size=8).hexdigest()
 
 # %% ../../nbs/06_workbench.ipynb #d1a21a6e
 def make_llm(cfg=None):
     "An `LLM` from a pipeline `llm:` entry (None/'local': the embedded model)."
     from synthbench.llm.engine import LLM
-    if cfg is None or cfg == 'local': return LLM.local()
-    if hasattr(cfg, 'chat_many'): return cfg
-    if not isinstance(cfg, Mapping): raise StageError('config', f"llm: expected 'local' or a mapping of LLM options, got {cfg!r}")
+
+    if cfg is None or cfg == 'local':
+        return LLM.local()
+    if hasattr(cfg, 'chat_many'):
+        return cfg
+    if not isinstance(cfg, Mapping):
+        raise StageError('config', f"llm: expected 'local' or a mapping of LLM options, got {cfg!r}")
     kw = dict(cfg)
     env = kw.pop('api_key_env', None)
-    if kw.pop('local', False) or kw.get('model') == 'local': kw.pop('model', None); return LLM.local(**kw)
+    if kw.pop('local', False) or kw.get('model') == 'local':
+        kw.pop('model', None)
+        return LLM.local(**kw)
     if env:
-        if not os.environ.get(env): raise StageError('config', f"llm: api_key_env names ${env}, which is not set; export {env}=... first")
+        if not os.environ.get(env):
+            raise StageError('config', f"llm: api_key_env names ${env}, which is not set; export {env}=... first")
         kw['api_key'] = os.environ[env]
     return LLM(**kw)
 
+
 def endpoint_of(cfg) -> str:
     "Where a pipeline `llm:` entry sends requests (without making a client)."
-    if cfg is None or cfg == 'local' or (isinstance(cfg, Mapping) and (cfg.get('local') or cfg.get('model') == 'local')): return 'local (embedded SmolLM2-135M on 127.0.0.1)'
-    if hasattr(cfg, 'base_url'): return str(cfg.base_url)
+    if cfg is None or cfg == 'local' or (isinstance(cfg, Mapping) and (cfg.get('local') or cfg.get('model') == 'local')):
+        return 'local (embedded SmolLM2-135M on 127.0.0.1)'
+    if hasattr(cfg, 'base_url'):
+        return str(cfg.base_url)
     return str(cfg.get('base_url') or cfg.get('azure_endpoint') or os.environ.get('OPENAI_BASE_URL') or 'https://api.openai.com/v1')
 
-def llm_info(llm) -> dict|None:
+
+def llm_info(llm) -> dict | None:
     "Model, endpoint and default parameters of `llm` (never its key)."
-    if llm is None: return None
+    if llm is None:
+        return None
     return {'model': llm.model, 'base_url': llm.base_url, 'params': _jsonable(llm.params or {}), 'local': llm._local is not None}
+
 
 class _Clients(Mapping):
     "The run's LLM clients by name, made on first use ('main' is the stage's chosen client)."
-    def __init__(self, cfgs:Mapping, made:dict, main:str='main'):
+
+    def __init__(self, cfgs: Mapping, made: dict, main: str = 'main'):
         self.cfgs, self.made, self.main = cfgs, made, main
+
     def __getitem__(self, k):
         k = self.main if k == 'main' else k
-        if k not in self.cfgs: raise KeyError(k)
-        if k not in self.made: self.made[k] = make_llm(self.cfgs[k])
+        if k not in self.cfgs:
+            raise KeyError(k)
+        if k not in self.made:
+            self.made[k] = make_llm(self.cfgs[k])
         return self.made[k]
-    def __iter__(self): return iter(self.cfgs)
-    def __len__(self): return len(self.cfgs)
+
+    def __iter__(self):
+        return iter(self.cfgs)
+
+    def __len__(self):
+        return len(self.cfgs)
+
 
 def _usage(llms) -> dict:
     tot = dict(calls=0, cached=0, failed=0, tokens_in=0, tokens_out=0, usd=0.0)
     for l in llms:
-        for k in tot: tot[k] += l.stats.get(k, 0) or 0
+        for k in tot:
+            tot[k] += l.stats.get(k, 0) or 0
     return tot
 
 # %% ../../nbs/06_workbench.ipynb #ee760c13
-def _stage_file(i:int, name:str) -> str: return f'{i + 1:02d}_{re.sub(r"[^A-Za-z0-9_.-]+", "_", name)}.parquet'
+def _stage_file(i: int, name: str) -> str:
+    return f'{i + 1:02d}_{re.sub(r"[^A-Za-z0-9_.-]+", "_", name)}.parquet'
 
-def _write_json(path:Path, obj):
+
+def _write_json(path: Path, obj):
     tmp = path.with_suffix(path.suffix + '.tmp')
     tmp.write_text(json.dumps(obj, indent=1, ensure_ascii=False, default=str) + '\n', encoding='utf-8')
     os.replace(tmp, path)
 
-def read_stage_table(path:str|Path) -> pd.DataFrame:
+
+def read_stage_table(path: str | Path) -> pd.DataFrame:
     "A stage's saved table (`synthbench.formats.load_table`, which also reads back a stage that kept no rows)."
     from synthbench.formats import load_table
+
     return load_table(path)
+
 
 class Run:
     "A run folder (`runs/<name>/`): manifest, one Parquet table per stage, artifacts."
-    def __init__(self, path:str|Path):
+
+    def __init__(self, path: str | Path):
         self.path = Path(path)
-        mf = self.path/'manifest.json'
-        if not mf.exists(): raise FileNotFoundError(f"{self.path}: not a run folder (no manifest.json); run a pipeline first (synthbench run pipeline.yaml).")
+        mf = self.path / 'manifest.json'
+        if not mf.exists():
+            raise FileNotFoundError(
+                f"{self.path}: not a run folder (no manifest.json); run a pipeline first (synthbench run pipeline.yaml)."
+            )
         self.manifest = json.loads(mf.read_text(encoding='utf-8'))
 
     @property
-    def name(self) -> str: return self.manifest.get('name', self.path.name)
+    def name(self) -> str:
+        return self.manifest.get('name', self.path.name)
+
     @property
-    def stages(self) -> list[dict]: return self.manifest.get('stages', [])
+    def stages(self) -> list[dict]:
+        return self.manifest.get('stages', [])
+
     @property
-    def ok(self) -> bool: return self.manifest.get('status') in ('done', 'done_with_warnings')
+    def ok(self) -> bool:
+        return self.manifest.get('status') in ('done', 'done_with_warnings')
+
     @property
-    def reason(self) -> str|None:
+    def reason(self) -> str | None:
         "One line: why the run did not end `done` (None when it did)."
         return self.manifest.get('reason')
+
     @property
     def exit_code(self) -> int:
         "0 done (warnings included), 1 a stage failed or the target was missed."
         return 0 if self.ok else 1
-    @property
-    def failed(self) -> list[dict]: return [s for s in self.stages if s.get('status') == 'failed']
 
-    def table(self, stage:str|int=-1) -> pd.DataFrame:
+    @property
+    def failed(self) -> list[dict]:
+        return [s for s in self.stages if s.get('status') == 'failed']
+
+    def table(self, stage: str | int = -1) -> pd.DataFrame:
         "The output table of `stage` (name or index; default: the last stage with a table)."
         sts = [s for s in self.stages if s.get('file')]
-        if isinstance(stage, int): s = sts[stage] if sts else None
-        else: s = next((x for x in sts if x['name'] == stage), None)
-        if s is None: raise KeyError(f"{self.path}: no saved table for stage {stage!r}; stages with tables: {[x['name'] for x in sts]}.")
-        return read_stage_table(self.path/s['file'])
+        if isinstance(stage, int):
+            s = sts[stage] if sts else None
+        else:
+            s = next((x for x in sts if x['name'] == stage), None)
+        if s is None:
+            raise KeyError(f"{self.path}: no saved table for stage {stage!r}; stages with tables: {[x['name'] for x in sts]}.")
+        return read_stage_table(self.path / s['file'])
 
     @property
-    def final(self) -> pd.DataFrame: return self.table(-1)
+    def final(self) -> pd.DataFrame:
+        return self.table(-1)
 
     def counts(self) -> pd.DataFrame:
         "One row per stage: status, rows in/out, dropped, flagged, calls, tokens, dollars, seconds."
-        rows = [{'stage': s['name'], 'status': s.get('status'), 'rows_in': s.get('rows_in'), 'rows_out': s.get('rows_out'),
-                 'dropped': sum((s.get('dropped') or {}).values()), 'flagged': sum((s.get('flagged') or {}).values()),
-                 'calls': s.get('calls', 0), 'cached': s.get('cached', 0), 'tokens_in': s.get('tokens_in', 0),
-                 'tokens_out': s.get('tokens_out', 0), 'cost_usd': s.get('cost_usd', 0.0), 'seconds': s.get('seconds')} for s in self.stages]
+        rows = [
+            {
+                'stage': s['name'],
+                'status': s.get('status'),
+                'rows_in': s.get('rows_in'),
+                'rows_out': s.get('rows_out'),
+                'dropped': sum((s.get('dropped') or {}).values()),
+                'flagged': sum((s.get('flagged') or {}).values()),
+                'calls': s.get('calls', 0),
+                'cached': s.get('cached', 0),
+                'tokens_in': s.get('tokens_in', 0),
+                'tokens_out': s.get('tokens_out', 0),
+                'cost_usd': s.get('cost_usd', 0.0),
+                'seconds': s.get('seconds'),
+            }
+            for s in self.stages
+        ]
         return pd.DataFrame(rows)
 
     def _repr_html_(self) -> str:
         e = html.escape
-        errs = ''.join(f"<li><b>{e(s['name'])}</b> failed ({e(str(s.get('error_kind')))}): {e(str(s.get('reason', ''))[:500])}</li>" for s in self.failed)
+        errs = ''.join(
+            f"<li><b>{e(s['name'])}</b> failed ({e(str(s.get('error_kind')))}): {e(str(s.get('reason', ''))[:500])}</li>"
+            for s in self.failed
+        )
         arts = ''.join(f'<li><code>{e(str(a))}</code></li>' for s in self.stages for a in (s.get('artifacts') or []))
-        return (f'<div class="synthbench-run"><h4>run <code>{e(self.name)}</code> ({e(str(self.manifest.get("status")))}) at <code>{e(str(self.path))}</code></h4>'
-                + self.counts().to_html(index=False, escape=True, float_format='{:.4f}'.format, na_rep='')
-                + (f'<ul>{errs}</ul>' if errs else '') + (f'<p>files:</p><ul>{arts}</ul>' if arts else '') + '</div>')
+        return (
+            f'<div class="synthbench-run"><h4>run <code>{e(self.name)}</code> ({e(str(self.manifest.get("status")))}) at <code>{e(str(self.path))}</code></h4>'
+            + self.counts().to_html(index=False, escape=True, float_format='{:.4f}'.format, na_rep='')
+            + (f'<ul>{errs}</ul>' if errs else '')
+            + (f'<p>files:</p><ul>{arts}</ul>' if arts else '')
+            + '</div>'
+        )
 
-    def __repr__(self): return f'Run({str(self.path)!r}, status={self.manifest.get("status")!r}, stages={[s["name"] + ":" + str(s.get("status")) for s in self.stages]})'
+    def __repr__(self):
+        return f'Run({str(self.path)!r}, status={self.manifest.get("status")!r}, stages={[s["name"] + ":" + str(s.get("status")) for s in self.stages]})'
 
 # %% ../../nbs/06_workbench.ipynb #e66a1061
-def _reason_counts(reasons:pd.Series, top:int=10) -> dict:
+def _reason_counts(reasons: pd.Series, top: int = 10) -> dict:
     vc = reasons[reasons != ''].map(lambda s: str(s)[:120]).value_counts()
     d = {str(k): int(v) for k, v in vc.head(top).items()}
-    if len(vc) > top: d['(other reasons)'] = int(vc.iloc[top:].sum())
+    if len(vc) > top:
+        d['(other reasons)'] = int(vc.iloc[top:].sum())
     return d
 
-def _flags(df:pd.DataFrame) -> dict:
+
+def _flags(df: pd.DataFrame) -> dict:
     return _reason_counts(marked_rows(df)) if len(df) else {}
+
 
 def _walk(o, k=None):
     "(key, value) pairs of a nested JSON-like object."
     if isinstance(o, Mapping):
-        for kk, v in o.items(): yield from _walk(v, kk)
+        for kk, v in o.items():
+            yield from _walk(v, kk)
     elif isinstance(o, list):
-        for v in o: yield from _walk(v, k)
-    else: yield k, o
+        for v in o:
+            yield from _walk(v, k)
+    else:
+        yield k, o
 
-def _small(report:Mapping, limit:int=20000) -> dict:
+
+def _small(report: Mapping, limit: int = 20000) -> dict:
     "`report` for the manifest, or a note where it is too big (the whole report is in the stage's .report.json)."
     s = json.dumps(_jsonable(report), default=str)
     return _jsonable(report) if len(s) < limit else {'note': f'{len(s)} chars: see the .report.json file'}
 
-def known_templates(ids:Sequence[str]=(), params:Mapping|None=None) -> dict:
+
+def known_templates(ids: Sequence[str] = (), params: Mapping | None = None) -> dict:
     "{template id: text} for `ids` found among the prompt templates of loaded synthbench modules, plus a `template` in `params`."
     out, want = {}, set(ids)
     for name, mod in list(sys.modules.items()):
-        if not name.startswith('synthbench.') or mod is None: continue
+        if not name.startswith('synthbench.') or mod is None:
+            continue
         for v in list(vars(mod).values()):
-            if type(v).__name__ == 'PromptTemplate' and getattr(v, 'id', None) in want: out[v.id] = v.text
+            if type(v).__name__ == 'PromptTemplate' and getattr(v, 'id', None) in want:
+                out[v.id] = v.text
     t = (params or {}).get('template')
     if isinstance(t, str):
         try:
             from synthbench.stages.generate import PromptTemplate
+
             out[PromptTemplate('custom', t).id] = t
-        except ImportError: out['custom'] = t
+        except ImportError:
+            out['custom'] = t
     return out
 
 # %% ../../nbs/06_workbench.ipynb #53129a23
 def _version() -> str:
     try:
-        from synthbench import __version__; return __version__
-    except ImportError: return 'unknown'
+        from synthbench import __version__
 
-def _param_files(params:Mapping) -> dict:
+        return __version__
+    except ImportError:
+        return 'unknown'
+
+
+def _param_files(params: Mapping) -> dict:
     "{value: hash} of parameter values that name an existing file (their content is part of the stage hash)."
     out = {}
     for _, v in _walk(_jsonable(params)):
         if isinstance(v, str) and len(v) < 500 and '\n' not in v:
             try:
-                if Path(v).is_file(): out[v] = file_hash(v)
-            except OSError: pass
+                if Path(v).is_file():
+                    out[v] = file_hash(v)
+            except OSError:
+                pass
     return out
+
 
 def _log_endpoints(cfg, log):
     names = {'main': cfg.get('llm'), **(cfg.get('llms') or {})}
     used = {st.get('llm') if isinstance(st.get('llm'), str) else 'main' for st in cfg['stages']}
     for k, c in names.items():
-        if k in used or k == 'main': log(f'endpoint {k}: {endpoint_of(c)}' + (f" (model {c.get('model')})" if isinstance(c, Mapping) and c.get('model') else ''))
+        if k in used or k == 'main':
+            log(f'endpoint {k}: {endpoint_of(c)}' + (f" (model {c.get('model')})" if isinstance(c, Mapping) and c.get('model') else ''))
 
-def _finish(man:dict, clients:Mapping):
+
+def _finish(man: dict, clients: Mapping):
     "Step 7, finish the manifest: the run's status (failed, target_missed, done_with_warnings, done), its one-line `reason`, and the totals."
     done = [s for s in man['stages'] if s['status'] in ('ok', 'skipped', 'partial')]
     tot = _usage(clients.values())
@@ -486,108 +759,154 @@ def _finish(man:dict, clients:Mapping):
     man['status'] = 'failed' if failed else 'target_missed' if missed else 'done_with_warnings' if partial else 'done'
     first = (failed or missed or partial or [None])[0]
     man['reason'] = None if first is None else f"stage {first['name']} {first['status']} ({first.get('error_kind')}): {first.get('reason')}"
-    man.update(finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
-               totals={k: round(sum(s.get(k, 0) or 0 for s in done), 6) for k in ('calls', 'cached', 'tokens_in', 'tokens_out', 'cost_usd')},
-               this_session={k: (round(v, 6) if k == 'usd' else v) for k, v in tot.items()})
+    man.update(
+        finished=time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+        totals={k: round(sum(s.get(k, 0) or 0 for s in done), 6) for k in ('calls', 'cached', 'tokens_in', 'tokens_out', 'cost_usd')},
+        this_session={k: (round(v, 6) if k == 'usd' else v) for k, v in tot.items()},
+    )
 
 # %% ../../nbs/06_workbench.ipynb #397ec51b
 @dataclass
 class _RunState:
     "What the steps of one `run_pipeline` call share: the checked config, the run folder, the task, the LLM clients and the manifest being written."
-    cfg: dict                  # the checked pipeline config
-    rd: Path                   # the run folder
-    spec: TaskSpec|None        # the task (None: the pipeline has no `task:`)
-    seed: int                  # the run's one random seed
-    engine: str                # 'local' or 'ray'
-    cfgs: dict                 # client name -> LLM config or LLM: 'main', 'local', the `llms:`, and `stage{i}` for a stage's own `llm:` mapping
-    made: dict                 # client name -> the LLM made for it (on first use)
-    old: dict                  # 'name#i' -> that stage's record in the earlier manifest (empty unless resuming)
-    man: dict                  # the manifest being written
-    root: str                  # the hash the stage hashes chain from: task, seeds, input, seed, synthbench version
-    log: Callable[..., None]   # progress lines (stderr), or nothing
+
+    cfg: dict  # the checked pipeline config
+    rd: Path  # the run folder
+    spec: TaskSpec | None  # the task (None: the pipeline has no `task:`)
+    seed: int  # the run's one random seed
+    engine: str  # 'local' or 'ray'
+    cfgs: dict  # client name -> LLM config or LLM: 'main', 'local', the `llms:`, and `stage{i}` for a stage's own `llm:` mapping
+    made: dict  # client name -> the LLM made for it (on first use)
+    old: dict  # 'name#i' -> that stage's record in the earlier manifest (empty unless resuming)
+    man: dict  # the manifest being written
+    root: str  # the hash the stage hashes chain from: task, seeds, input, seed, synthbench version
+    log: Callable[..., None]  # progress lines (stderr), or nothing
 
     def save_manifest(self):
         "Write the manifest now (secrets scrubbed): after every stage, so a crash loses nothing done."
         self.man['llms'] = {k: llm_info(v) for k, v in self.made.items()}
-        _write_json(self.rd/'manifest.json', scrub(_jsonable(self.man), _known_secrets(*self.made.values())))
+        _write_json(self.rd / 'manifest.json', scrub(_jsonable(self.man), _known_secrets(*self.made.values())))
 
-def _check_run(pipeline:str|Path|Mapping, engine:str, address:str|None) -> dict:
+
+def _check_run(pipeline: str | Path | Mapping, engine: str, address: str | None) -> dict:
     "Step 1, check: the pipeline config (a YAML file or a dict) checked, and the engine known (Ray connected for `engine='ray'`)."
     cfg = load_pipeline(pipeline) if isinstance(pipeline, (str, Path)) else pipeline_from_dict(pipeline)
-    if engine not in ('local', 'ray'): raise PipelineError(cfg.get('name', 'run'), '--engine', f"unknown engine {engine!r}", "use --engine local or --engine ray")
+    if engine not in ('local', 'ray'):
+        raise PipelineError(cfg.get('name', 'run'), '--engine', f"unknown engine {engine!r}", "use --engine local or --engine ray")
     if engine == 'ray':
         from synthbench.run.rayengine import connect
+
         connect(address)
     return cfg
 
-def _plan_run(cfg:dict, name:str, runs_dir:str|Path|None, llm, resume:bool, engine:str, verbose:bool) -> _RunState:
+
+def _plan_run(cfg: dict, name: str, runs_dir: str | Path | None, llm, resume: bool, engine: str, verbose: bool) -> _RunState:
     "Step 2, plan: the run folder, the earlier manifest (when resuming), the task, the LLM client of each stage and the new manifest."
-    rd = Path(runs_dir or cfg.get('runs_dir') or 'runs')/name; rd.mkdir(parents=True, exist_ok=True)
+    rd = Path(runs_dir or cfg.get('runs_dir') or 'runs') / name
+    rd.mkdir(parents=True, exist_ok=True)
     log = (lambda *a: print(*a, file=sys.stderr, flush=True)) if verbose else (lambda *a: None)
     old: dict[str, dict] = {}
-    if resume and (rd/'manifest.json').exists():
-        try: old = {s['name'] + f"#{i}": s for i, s in enumerate(json.loads((rd/'manifest.json').read_text())['stages'])}
-        except (ValueError, KeyError): old = {}
+    if resume and (rd / 'manifest.json').exists():
+        try:
+            old = {s['name'] + f"#{i}": s for i, s in enumerate(json.loads((rd / 'manifest.json').read_text())['stages'])}
+        except (ValueError, KeyError):
+            old = {}
     spec = None
     if cfg.get('task'):
         from synthbench.spec import load_spec
+
         spec = load_spec(cfg['task'])
     seed = cfg.get('seed', 0)
     cfgs = {'main': llm if llm is not None else cfg.get('llm'), 'local': 'local', **(cfg.get('llms') or {})}
     for i, st in enumerate(cfg['stages']):
-        if isinstance(st.get('llm'), Mapping): cfgs[f'stage{i}'] = st['llm']
+        if isinstance(st.get('llm'), Mapping):
+            cfgs[f'stage{i}'] = st['llm']
     spec_d = spec.to_dict() if spec is not None else None
-    root = stable_hash(spec_d, file_hash(spec.seeds_path if spec is not None else None), file_hash(cfg.get('input')), cfg.get('input'), seed, _version())
-    man = {'name': name, 'status': 'running', 'synthbench_version': _version(), 'python': platform.python_version(),
-           'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'), 'pipeline': _jsonable(cfg), 'seed': seed, 'engine': engine,
-           'task': spec_d, 'seeds_file': str(spec.seeds_path) if spec is not None and spec.seeds_path else None,
-           'seeds_sha': file_hash(spec.seeds_path if spec is not None else None), 'input_sha': file_hash(cfg.get('input')),
-           'endpoints': {k: endpoint_of(v) for k, v in cfgs.items() if k != 'local' or any(s.get('llm') == 'local' for s in cfg['stages'])},
-           'llms': {}, 'stages': []}
+    root = stable_hash(
+        spec_d, file_hash(spec.seeds_path if spec is not None else None), file_hash(cfg.get('input')), cfg.get('input'), seed, _version()
+    )
+    man = {
+        'name': name,
+        'status': 'running',
+        'synthbench_version': _version(),
+        'python': platform.python_version(),
+        'created': time.strftime('%Y-%m-%dT%H:%M:%S%z'),
+        'pipeline': _jsonable(cfg),
+        'seed': seed,
+        'engine': engine,
+        'task': spec_d,
+        'seeds_file': str(spec.seeds_path) if spec is not None and spec.seeds_path else None,
+        'seeds_sha': file_hash(spec.seeds_path if spec is not None else None),
+        'input_sha': file_hash(cfg.get('input')),
+        'endpoints': {k: endpoint_of(v) for k, v in cfgs.items() if k != 'local' or any(s.get('llm') == 'local' for s in cfg['stages'])},
+        'llms': {},
+        'stages': [],
+    }
     return _RunState(cfg=cfg, rd=rd, spec=spec, seed=seed, engine=engine, cfgs=cfgs, made={}, old=old, man=man, root=root, log=log)
 
-def _until_index(cfg:Mapping, stages:Sequence[str]|None) -> int|None:
+
+def _until_index(cfg: Mapping, stages: Sequence[str] | None) -> int | None:
     "Index of the last stage to run: the last stage named in `stages` (`--until`); None: run them all."
-    if not stages: return None
+    if not stages:
+        return None
     hits = [i for i, s in enumerate(cfg['stages']) if s['name'] in stages]
-    if not hits: raise PipelineError(cfg['name'], '--until', f"no stage named {list(stages)}", f"use one of {[s['name'] for s in cfg['stages']]}")
+    if not hits:
+        raise PipelineError(cfg['name'], '--until', f"no stage named {list(stages)}", f"use one of {[s['name'] for s in cfg['stages']]}")
     return max(hits)
 
 # %% ../../nbs/06_workbench.ipynb #286035f7
-def _stage_record(run:_RunState, i:int, st:Mapping, df:pd.DataFrame|None, prev:str) -> tuple[Callable, str, str, dict]:
+def _stage_record(run: _RunState, i: int, st: Mapping, df: pd.DataFrame | None, prev: str) -> tuple[Callable, str, str, dict]:
     "Step 3, hash and record stage `i`: (stage function, its LLM client name, its hash, its manifest record, now in the manifest); the hash chains `prev` with the stage's name, function, code, parameters (and the files they name), drop rules, model settings and seed."
     key = f'stage{i}' if isinstance(st.get('llm'), Mapping) else (st.get('llm') or 'main')
     fn = stage_function(st['fn'])
     llm_cfg = llm_info(run.cfgs[key]) if hasattr(run.cfgs[key], 'chat_many') else _jsonable(run.cfgs[key])
-    h = stable_hash(prev, st['name'], st['fn'], stage_code_hash(fn), st['params'], _param_files(st['params']), st.get('drop'), llm_cfg, run.seed)
-    rec = {'name': st['name'], 'fn': st['fn'], 'params': _jsonable(st['params']), 'drop': st.get('drop'), 'llm': key, 'hash': h,
-           'file': None, 'status': 'pending', 'rows_in': None if df is None else len(df)}
+    h = stable_hash(
+        prev, st['name'], st['fn'], stage_code_hash(fn), st['params'], _param_files(st['params']), st.get('drop'), llm_cfg, run.seed
+    )
+    rec = {
+        'name': st['name'],
+        'fn': st['fn'],
+        'params': _jsonable(st['params']),
+        'drop': st.get('drop'),
+        'llm': key,
+        'hash': h,
+        'file': None,
+        'status': 'pending',
+        'rows_in': None if df is None else len(df),
+    }
     run.man['stages'].append(rec)
     return fn, key, h, rec
 
-def _resumed_table(run:_RunState, i:int, st:Mapping, rec:dict, h:str) -> pd.DataFrame|None:
+
+def _resumed_table(run: _RunState, i: int, st: Mapping, rec: dict, h: str) -> pd.DataFrame | None:
     "Step 4, the cache decision: stage `i`'s saved table when the earlier run finished it with hash `h` and the file is still there (`rec` becomes its old record, `skipped`); None: run it."
     o = run.old.get(f"{st['name']}#{i}")
-    if not (o and o.get('hash') == h and o.get('status') in ('ok', 'skipped') and o.get('file') and (run.rd/o['file']).exists()): return None
-    df = read_stage_table(run.rd/o['file'])
-    rec.update({k: v for k, v in o.items() if k not in ('status',)}); rec['status'] = 'skipped'; rec['resumed'] = True
+    if not (o and o.get('hash') == h and o.get('status') in ('ok', 'skipped') and o.get('file') and (run.rd / o['file']).exists()):
+        return None
+    df = read_stage_table(run.rd / o['file'])
+    rec.update({k: v for k, v in o.items() if k not in ('status',)})
+    rec['status'] = 'skipped'
+    rec['resumed'] = True
     run.log(f'[{i + 1}/{len(run.cfg["stages"])}] {st["name"]}: unchanged, loaded {o["file"]} ({len(df)} rows)')
     return df
 
-def _first_table(run:_RunState) -> pd.DataFrame:
+
+def _first_table(run: _RunState) -> pd.DataFrame:
     "The table the first stage that runs gets: the pipeline's `input:` file, else the task's seeds, else an empty table."
     if run.cfg.get('input'):
         from synthbench.formats import load_examples
+
         return load_examples(run.cfg['input'])
     return run.spec.seeds() if run.spec is not None else make_table([])
 
 # %% ../../nbs/06_workbench.ipynb #c99d2acc
-def _apply_drop(res:StageResult, rules:Sequence[str]) -> None:
+def _apply_drop(res: StageResult, rules: Sequence[str]) -> None:
     "A stage's own `drop:` rules on its result: the rows they mark move from `res.table` to `res.dropped` (after the rows the stage dropped itself)."
     keep, gone = split_marked(res.table, rules)
     res.table, res.dropped = keep, gone if res.dropped is None else pd.concat([res.dropped, gone], ignore_index=True)
 
-def _execute_stage(run:_RunState, i:int, st:Mapping, fn:Callable, df:pd.DataFrame, key:str, rec:dict) -> StageResult:
+
+def _execute_stage(run: _RunState, i: int, st: Mapping, fn: Callable, df: pd.DataFrame, key: str, rec: dict) -> StageResult:
     "Step 5, run stage `i` on `df` (its client `key` as 'main', on the run's engine) and apply its `drop:` rules; `rec` gets the status, rows out, seconds and the calls, tokens and dollars spent."
     n_st = len(run.cfg['stages'])
     t0 = time.time()
@@ -596,49 +915,76 @@ def _execute_stage(run:_RunState, i:int, st:Mapping, fn:Callable, df:pd.DataFram
     run.log(f'[{i + 1}/{n_st}] {st["name"]}: running on {len(df)} rows')
     if run.engine == 'ray':
         from synthbench.run.rayengine import ray_stage
+
         fn = ray_stage(st['name'], fn, st['fn'])
     res = run_stage(fn, df, dict(st['params']), ctx)
-    if res.status != 'failed' and st.get('drop'): _apply_drop(res, st['drop'])
+    if res.status != 'failed' and st.get('drop'):
+        _apply_drop(res, st['drop'])
     after = _usage(run.made.values())
-    rec.update(status=res.status, error_kind=res.error_kind, reason=res.reason, rows_out=len(res.table), seconds=round(time.time() - t0, 2),
-               **{k: (round(after[k] - before[k], 6) if k == 'usd' else after[k] - before[k]) for k in after})
+    rec.update(
+        status=res.status,
+        error_kind=res.error_kind,
+        reason=res.reason,
+        rows_out=len(res.table),
+        seconds=round(time.time() - t0, 2),
+        **{k: (round(after[k] - before[k], 6) if k == 'usd' else after[k] - before[k]) for k in after},
+    )
     rec['cost_usd'] = rec.pop('usd')
-    if 'traceback' in res.report: rec['traceback'] = res.report.pop('traceback')
-    if res.status == 'failed': run.log(f'[{i + 1}/{n_st}] {st["name"]}: FAILED ({res.error_kind}): {res.reason}')
+    if 'traceback' in res.report:
+        rec['traceback'] = res.report.pop('traceback')
+    if res.status == 'failed':
+        run.log(f'[{i + 1}/{n_st}] {st["name"]}: FAILED ({res.error_kind}): {res.reason}')
     return res
 
-def _save_stage(run:_RunState, i:int, st:Mapping, res:StageResult, rec:dict) -> pd.DataFrame:
+
+def _save_stage(run: _RunState, i: int, st: Mapping, res: StageResult, rec: dict) -> pd.DataFrame:
     "Step 6, keep what stage `i` made: its table, dropped rows and report in the run folder; `rec` gets the files, dropped and flagged counts, prompt ids, models and templates. Returns the table the next stage gets."
     from synthbench.formats import save_table
+
     rd, fname, n_st = run.rd, _stage_file(i, st['name']), len(run.cfg['stages'])
-    out = res.table.copy(); out.attrs = {}
-    save_table(out, rd/fname)
+    out = res.table.copy()
+    out.attrs = {}
+    save_table(out, rd / fname)
     arts = [str(Path(p).relative_to(rd)) if Path(p).is_relative_to(rd) else str(p) for p in res.files.values()]
     if res.dropped is not None and len(res.dropped):
-        dn = fname.replace('.parquet', '.dropped.parquet'); d2 = res.dropped.copy(); d2.attrs = {}
-        save_table(d2, rd/dn); arts.append(dn)
+        dn = fname.replace('.parquet', '.dropped.parquet')
+        d2 = res.dropped.copy()
+        d2.attrs = {}
+        save_table(d2, rd / dn)
+        arts.append(dn)
     if res.report:
-        rn = fname.replace('.parquet', '.report.json'); _write_json(rd/rn, _jsonable(res.report)); arts.append(rn)
-    rec.update(file=fname, artifacts=arts, report=_small(res.report),
-               dropped=_reason_counts(res.dropped['drop_reason']) if res.dropped is not None and len(res.dropped) else {}, flagged=_flags(out),
-               prompt_ids=sorted({str(x) for x in out['prompt_id'].dropna()})[:20] if 'prompt_id' in out else [],
-               models=sorted({str(x) for x in out['model'].dropna()})[:20] if 'model' in out else [])
+        rn = fname.replace('.parquet', '.report.json')
+        _write_json(rd / rn, _jsonable(res.report))
+        arts.append(rn)
+    rec.update(
+        file=fname,
+        artifacts=arts,
+        report=_small(res.report),
+        dropped=_reason_counts(res.dropped['drop_reason']) if res.dropped is not None and len(res.dropped) else {},
+        flagged=_flags(out),
+        prompt_ids=sorted({str(x) for x in out['prompt_id'].dropna()})[:20] if 'prompt_id' in out else [],
+        models=sorted({str(x) for x in out['model'].dropna()})[:20] if 'model' in out else [],
+    )
     rec['prompt_templates'] = known_templates(rec['prompt_ids'], st['params'])
-    if res.status == 'partial': run.log(f'[{i + 1}/{n_st}] {st["name"]}: PARTIAL ({res.error_kind}): {res.reason}')
-    run.log(f'    -> {rec["rows_out"]} rows, {rec.get("calls", 0)} calls ({rec.get("cached", 0)} cached), ${rec.get("cost_usd", 0):.4f}, {rec["seconds"]}s')
+    if res.status == 'partial':
+        run.log(f'[{i + 1}/{n_st}] {st["name"]}: PARTIAL ({res.error_kind}): {res.reason}')
+    run.log(
+        f'    -> {rec["rows_out"]} rows, {rec.get("calls", 0)} calls ({rec.get("cached", 0)} cached), ${rec.get("cost_usd", 0):.4f}, {rec["seconds"]}s'
+    )
     return out
 
 # %% ../../nbs/06_workbench.ipynb #248c0678
-def run_pipeline(pipeline:str|Path|Mapping,   # YAML path or a config dict (see the pipeline file)
-                 name:str|None=None,          # run name (default: the pipeline's `name`)
-                 runs_dir:str|Path|None=None, # parent folder (default: pipeline `runs_dir`, else ./runs)
-                 llm=None,                    # an LLM to use instead of the pipeline's `llm:`
-                 resume:bool=True,            # skip stages whose output and hash are unchanged
-                 stages:Sequence[str]|None=None, # run only up to and including the last of these names
-                 verbose:bool=True,           # print one line per stage
-                 engine:str='local',          # 'local' (pandas, one process) or 'ray' (Ray Data: `synthbench.run.rayengine`)
-                 address:str|None=None,       # with engine='ray': the cluster ('auto', 'ray://host:10001'); None starts a local one
-                ) -> Run:
+def run_pipeline(
+    pipeline: str | Path | Mapping,  # YAML path or a config dict (see the pipeline file)
+    name: str | None = None,  # run name (default: the pipeline's `name`)
+    runs_dir: str | Path | None = None,  # parent folder (default: pipeline `runs_dir`, else ./runs)
+    llm=None,  # an LLM to use instead of the pipeline's `llm:`
+    resume: bool = True,  # skip stages whose output and hash are unchanged
+    stages: Sequence[str] | None = None,  # run only up to and including the last of these names
+    verbose: bool = True,  # print one line per stage
+    engine: str = 'local',  # 'local' (pandas, one process) or 'ray' (Ray Data: `synthbench.run.rayengine`)
+    address: str | None = None,  # with engine='ray': the cluster ('auto', 'ray://host:10001'); None starts a local one
+) -> Run:
     "Run a pipeline into `runs_dir/name/`: each stage's table, dropped rows, report and a manifest; resumes finished stages."
     cfg = _check_run(pipeline, engine, address)
     run = _plan_run(cfg, name or cfg['name'], runs_dir, llm, resume, engine, verbose)
@@ -646,271 +992,440 @@ def run_pipeline(pipeline:str|Path|Mapping,   # YAML path or a config dict (see 
     last = _until_index(cfg, stages)
     df, prev = None, run.root
     for i, st in enumerate(cfg['stages']):
-        if last is not None and i > last: break
+        if last is not None and i > last:
+            break
         fn, key, h, rec = _stage_record(run, i, st, df, prev)
         resumed = _resumed_table(run, i, st, rec, h)
         if resumed is not None:
-            df, prev = resumed, h; run.save_manifest(); continue
-        if df is None: df = _first_table(run); rec['rows_in'] = len(df)
+            df, prev = resumed, h
+            run.save_manifest()
+            continue
+        if df is None:
+            df = _first_table(run)
+            rec['rows_in'] = len(df)
         res = _execute_stage(run, i, st, fn, df, key, rec)
         if res.status == 'failed':
             if cfg.get('on_error', 'stop') == 'stop':
-                run.man['not_run'] = [x['name'] for x in cfg['stages'][i + 1:]]; break
-            prev = stable_hash(h, 'failed'); run.save_manifest(); continue   # on_error: continue passes the stage's input on
+                run.man['not_run'] = [x['name'] for x in cfg['stages'][i + 1 :]]
+                break
+            prev = stable_hash(h, 'failed')
+            run.save_manifest()
+            continue  # on_error: continue passes the stage's input on
         df, prev = _save_stage(run, i, st, res, rec), h
         run.save_manifest()
-    _finish(run.man, run.made); run.save_manifest()   # step 7: status, reason and totals
+    _finish(run.man, run.made)
+    run.save_manifest()  # step 7: status, reason and totals
     return Run(run.rd)
 
 # %% ../../nbs/06_workbench.ipynb #47c586c2
-def _demo_rows(df:pd.DataFrame, *, ctx:RunContext, n:int=6, invalid_every:int=3) -> StageResult:
+def _demo_rows(df: pd.DataFrame, *, ctx: RunContext, n: int = 6, invalid_every: int = 3) -> StageResult:
     "Test stage: `n` classification rows, every `invalid_every`-th one invalid (for runner demos and tests)."
     import random
+
     rng = random.Random(ctx.seed)
     bad = lambda i: i % invalid_every == invalid_every - 1
-    rows = [{'text': f'message {i} {rng.random():.3f}', 'label': 'a' if i % 2 else 'b', 'source': 'generated',
-             'valid': not bad(i), 'invalid_reason': 'too short' if bad(i) else '', 'prompt_id': 'p1'} for i in range(n)]
+    rows = [
+        {
+            'text': f'message {i} {rng.random():.3f}',
+            'label': 'a' if i % 2 else 'b',
+            'source': 'generated',
+            'valid': not bad(i),
+            'invalid_reason': 'too short' if bad(i) else '',
+            'prompt_id': 'p1',
+        }
+        for i in range(n)
+    ]
     out = pd.concat([df, make_table(rows)], ignore_index=True) if len(df) else make_table(rows)
     return StageResult(out, report={'made': n})
 
 # %% ../../nbs/06_workbench.ipynb #b071027e
-def _fail_stage(df:pd.DataFrame, *, ctx:RunContext, kind:str='server', reason:str='HTTP 500: boom') -> StageResult:
+def _fail_stage(df: pd.DataFrame, *, ctx: RunContext, kind: str = 'server', reason: str = 'HTTP 500: boom') -> StageResult:
     "Test stage: fails with `kind` and `reason` (for runner tests)."
     raise StageError(kind, reason)
 
 # %% ../../nbs/06_workbench.ipynb #c54321a8
-def _diversity(df:pd.DataFrame) -> dict:
+def _diversity(df: pd.DataFrame) -> dict:
     from synthbench.core import example_text
-    try: from synthbench.analysis.metrics import words, distinct_n
-    except ImportError: return {}
+
+    try:
+        from synthbench.analysis.metrics import words, distinct_n
+    except ImportError:
+        return {}
     toks = [words(example_text(r)) for r in df.to_dict('records')]
     return {'distinct_1': round(distinct_n(toks, 1), 4), 'distinct_2': round(distinct_n(toks, 2), 4)} if toks else {}
 
-def _ci_text(f:Mapping) -> str:
+
+def _ci_text(f: Mapping) -> str:
     "A held-out figure {value, lo, hi} as `71% [60%, 80%]`."
     v, lo, hi = (f.get(k) for k in ('value', 'lo', 'hi'))
-    if v is None or v != v: return '-'
+    if v is None or v != v:
+        return '-'
     return f'{v:.0%} [{lo:.0%}, {hi:.0%}]' if lo is not None and hi is not None and lo == lo and hi == hi else f'{v:.0%}'
 
-def run_figures(run:Run|str|Path) -> dict:
+
+def run_figures(run: Run | str | Path) -> dict:
     "The headline figures of one run (counts, cost, diversity, judge, and the student's held-out figures with 95% CIs)."
     r = run if isinstance(run, Run) else Run(run)
     d = {'status': r.manifest.get('status'), 'stages': ' > '.join(s['name'] for s in r.stages)}
-    for s in r.stages: d[f"rows after {s['name']}"] = s.get('rows_out')
+    for s in r.stages:
+        d[f"rows after {s['name']}"] = s.get('rows_out')
     d['failed stages'] = ', '.join(s['name'] for s in r.failed)
-    done = [s for s in r.stages if s.get('status') in ('ok', 'skipped')]   # resumed stages count what they cost when they ran
-    for k in ('calls', 'cached', 'tokens_in', 'tokens_out'): d[k] = sum(s.get(k, 0) or 0 for s in done)
+    done = [s for s in r.stages if s.get('status') in ('ok', 'skipped')]  # resumed stages count what they cost when they ran
+    for k in ('calls', 'cached', 'tokens_in', 'tokens_out'):
+        d[k] = sum(s.get(k, 0) or 0 for s in done)
     d['cost_usd'] = round(sum(s.get('cost_usd', 0) or 0 for s in done), 6)
     d['seconds'] = round(sum(s.get('seconds', 0) or 0 for s in done), 1)
     for s in r.stages:
-        if s['name'] != 'finetune': continue
+        if s['name'] != 'finetune':
+            continue
         ev = (s.get('report') or {}).get('evaluation')
-        if isinstance(ev, str) or s.get('status') == 'failed': d['student'] = ev if isinstance(ev, str) else f"not measured: the finetune stage failed: {s.get('reason')}"
-        if isinstance(ev, Mapping):   # every held-out figure of every student, as value [95% CI]
+        if isinstance(ev, str) or s.get('status') == 'failed':
+            d['student'] = ev if isinstance(ev, str) else f"not measured: the finetune stage failed: {s.get('reason')}"
+        if isinstance(ev, Mapping):  # every held-out figure of every student, as value [95% CI]
             for who, e in ev.items():
                 d[f'student {who}: held-out rows'] = e.get('n')
-                for k, f in (e.get('figures') or {}).items(): d[f'student {who}: held-out {k.replace("_", " ")}'] = _ci_text(f)
-    try: fin = r.final
-    except (KeyError, FileNotFoundError): return d
+                for k, f in (e.get('figures') or {}).items():
+                    d[f'student {who}: held-out {k.replace("_", " ")}'] = _ci_text(f)
+    try:
+        fin = r.final
+    except (KeyError, FileNotFoundError):
+        return d
     d['rows final'] = len(fin)
     d.update(_diversity(fin))
-    if 'valid' in fin: d['valid share'] = round(float(fin['valid'].map(lambda v: v is True or v == True).mean()), 4) if len(fin) else None
-    if 'judge_overall' in fin and len(fin): d['judge mean overall'] = round(float(pd.to_numeric(fin['judge_overall'], errors='coerce').mean()), 3)
-    if 'judge_pass' in fin and len(fin): d['judge pass share'] = round(float(fin['judge_pass'].map(lambda v: v is True or v == True).mean()), 4)
-    if 'dup_of' in fin and len(fin): d['duplicate share'] = round(float(fin['dup_of'].map(lambda v: not _is_missing(v) and str(v) != '').mean()), 4)
+    if 'valid' in fin:
+        d['valid share'] = round(float(fin['valid'].map(lambda v: v is True or v == True).mean()), 4) if len(fin) else None
+    if 'judge_overall' in fin and len(fin):
+        d['judge mean overall'] = round(float(pd.to_numeric(fin['judge_overall'], errors='coerce').mean()), 3)
+    if 'judge_pass' in fin and len(fin):
+        d['judge pass share'] = round(float(fin['judge_pass'].map(lambda v: v is True or v == True).mean()), 4)
+    if 'dup_of' in fin and len(fin):
+        d['duplicate share'] = round(float(fin['dup_of'].map(lambda v: not _is_missing(v) and str(v) != '').mean()), 4)
     return d
 
-def compare_runs(runs:Sequence[Run|str|Path]) -> pd.DataFrame:
+
+def compare_runs(runs: Sequence[Run | str | Path]) -> pd.DataFrame:
     "Runs side by side: one column per run, one row per figure."
     rs = [r if isinstance(r, Run) else Run(r) for r in runs]
     figs = {f'{r.name} ({r.path.parent.name})' if sum(x.name == r.name for x in rs) > 1 else r.name: run_figures(r) for r in rs}
-    stages: list[str] = []                        # stage names merged in pipeline order
+    stages: list[str] = []  # stage names merged in pipeline order
     for r in rs:
         pos = 0
         for s in r.stages:
-            if s['name'] in stages: pos = stages.index(s['name']) + 1
-            else: stages.insert(pos, s['name']); pos += 1
+            if s['name'] in stages:
+                pos = stages.index(s['name']) + 1
+            else:
+                stages.insert(pos, s['name'])
+                pos += 1
     keys = list(dict.fromkeys(k for f in figs.values() for k in f))
     rows_after = [f'rows after {n}' for n in stages if f'rows after {n}' in keys]
     order = ['status', 'stages'] + rows_after + [k for k in keys if k not in rows_after and k not in ('status', 'stages')]
     return pd.DataFrame(figs).reindex(order)
 
 # %% ../../nbs/06_workbench.ipynb #ed9b9891
-def find_seeds(name:str='task_api', seeds_dir:str|Path|None=None) -> Path:
+def find_seeds(name: str = 'task_api', seeds_dir: str | Path | None = None) -> Path:
     "The folder of seed set `name`: under `seeds_dir`, else `./seeds`, the repo's `seeds/`, or seeds shipped in the package."
-    here = Path(__file__).resolve().parents[1] if '__file__' in globals() else Path.cwd()   # the synthbench package folder
-    cands = [Path(seeds_dir)/name] if seeds_dir else [Path.cwd()/'seeds'/name, here.parent/'seeds'/name, here/'seeds'/name]
+    here = Path(__file__).resolve().parents[1] if '__file__' in globals() else Path.cwd()  # the synthbench package folder
+    cands = [Path(seeds_dir) / name] if seeds_dir else [Path.cwd() / 'seeds' / name, here.parent / 'seeds' / name, here / 'seeds' / name]
     for c in cands:
-        if (c/'task.yaml').exists() or (c/'task.yml').exists(): return c
-    raise FileNotFoundError(f"seed set {name!r} not found (looked in {[str(c) for c in cands]}); pass --seeds DIR, the folder holding {name}/task.yaml.")
+        if (c / 'task.yaml').exists() or (c / 'task.yml').exists():
+            return c
+    raise FileNotFoundError(
+        f"seed set {name!r} not found (looked in {[str(c) for c in cands]}); pass --seeds DIR, the folder holding {name}/task.yaml."
+    )
 
-def demo_pipeline(n:int=12, seeds:str|Path|None=None, finetune_steps:int=20, heldout_rows:int|None=24) -> dict:
+
+def demo_pipeline(n: int = 12, seeds: str | Path | None = None, finetune_steps: int = 20, heldout_rows: int | None = 24) -> dict:
     "The demo: generate -> augment -> (+ seeds) -> validate -> judge -> dedup -> audit -> export -> finetune (base vs fine-tuned on the held-out set) on task_api with the local model."
     task = find_seeds('task_api', seeds)
-    k = 2   # the 135M model breaks long JSON answers: small batches, so most calls parse
-    stages = [{'generate': {'n': n, 'k': k, 'max_rounds': 1, 'max_calls': -(-n // k), 'max_tokens_per_example': 150}},
-              {'augment': {'op': 'paraphrase', 'from_seeds': True, 'rows': max(1, n // 2), 'n': 1, 'max_tokens': 200}},
-              'add_seeds',
-              'validate',
-              {'judge': {'criteria': ['relevance', 'format'], 'max_tokens': 250}},
-              'dedup',
-              'audit',
-              {'export': {'format': 'sharegpt'}}]
-    if finetune_steps: stages.append({'finetune': {'steps': finetune_steps, 'limit': heldout_rows}})
+    k = 2  # the 135M model breaks long JSON answers: small batches, so most calls parse
+    stages = [
+        {'generate': {'n': n, 'k': k, 'max_rounds': 1, 'max_calls': -(-n // k), 'max_tokens_per_example': 150}},
+        {'augment': {'op': 'paraphrase', 'from_seeds': True, 'rows': max(1, n // 2), 'n': 1, 'max_tokens': 200}},
+        'add_seeds',
+        'validate',
+        {'judge': {'criteria': ['relevance', 'format'], 'max_tokens': 250}},
+        'dedup',
+        'audit',
+        {'export': {'format': 'sharegpt'}},
+    ]
+    if finetune_steps:
+        stages.append({'finetune': {'steps': finetune_steps, 'limit': heldout_rows}})
     return {'name': 'demo', 'task': str(task), 'llm': 'local', 'on_error': 'continue', 'seed': 0, 'stages': stages}
 
-def _summary(run:Run, cmd:str='synthbench run') -> str:
-    lines = [f"{cmd}: run {run.manifest.get('status')} in {run.path}"]; prev: dict = {}
+
+def _summary(run: Run, cmd: str = 'synthbench run') -> str:
+    lines = [f"{cmd}: run {run.manifest.get('status')} in {run.path}"]
+    prev: dict = {}
     for s in run.stages:
         extra = f"  {s.get('error_kind')}: {s.get('reason')}" if s.get('status') in ('failed', 'partial') else ''
         flags = s.get('flagged') or {}
         fl = '' if flags == prev else '; '.join(f'{v} {k[:70]}' for k, v in list(flags.items())[:3])
-        if s.get('status') != 'failed': prev = flags
-        if s.get('dropped'): fl = (fl + '; ' if fl else '') + 'left out: ' + '; '.join(f'{v} {k[:50]}' for k, v in list(s['dropped'].items())[:3])
-        lines.append(f"  {s['name']:<9} {s.get('status'):<8} rows {s.get('rows_in')} -> {s.get('rows_out')}"
-                     f"  calls {s.get('calls', 0)} (cached {s.get('cached', 0)})  {s.get('seconds', 0)}s" + (f"  [{fl}]" if fl else '') + extra)
-    if run.manifest.get('not_run'): lines.append(f"  not run: {', '.join(run.manifest['not_run'])}")
+        if s.get('status') != 'failed':
+            prev = flags
+        if s.get('dropped'):
+            fl = (fl + '; ' if fl else '') + 'left out: ' + '; '.join(f'{v} {k[:50]}' for k, v in list(s['dropped'].items())[:3])
+        lines.append(
+            f"  {s['name']:<9} {s.get('status'):<8} rows {s.get('rows_in')} -> {s.get('rows_out')}"
+            f"  calls {s.get('calls', 0)} (cached {s.get('cached', 0)})  {s.get('seconds', 0)}s" + (f"  [{fl}]" if fl else '') + extra
+        )
+    if run.manifest.get('not_run'):
+        lines.append(f"  not run: {', '.join(run.manifest['not_run'])}")
     ex = next((s for s in reversed(run.stages) if s['name'] == 'export' and s.get('status') in ('ok', 'skipped')), None)
-    if ex: lines.append(f"dataset: {ex.get('rows_out')} row(s) passed every check and were written ({', '.join(a for a in ex.get('artifacts', []) if a.startswith('dataset'))})")
+    if ex:
+        lines.append(
+            f"dataset: {ex.get('rows_out')} row(s) passed every check and were written ({', '.join(a for a in ex.get('artifacts', []) if a.startswith('dataset'))})"
+        )
     ft = next((s for s in run.stages if s['name'] == 'finetune' and s.get('status') in ('ok', 'skipped')), None)
-    if ft and (ft.get('report') or {}).get('headline'): lines.append(f"student: {ft['report']['headline']} (held-out real set; figures with 95% intervals in {ft['file'].replace('.parquet', '.report.json')})")
+    if ft and (ft.get('report') or {}).get('headline'):
+        lines.append(
+            f"student: {ft['report']['headline']} (held-out real set; figures with 95% intervals in {ft['file'].replace('.parquet', '.report.json')})"
+        )
     if (run.manifest.get('llms', {}).get('main') or {}).get('local'):
-        lines.append('note: the embedded SmolLM2-135M only proves the path; most of what it writes fails the checks. Use a real model for real data.')
+        lines.append(
+            'note: the embedded SmolLM2-135M only proves the path; most of what it writes fails the checks. Use a real model for real data.'
+        )
     arts = [a for s in run.stages for a in (s.get('artifacts') or [])]
-    lines.append('files: ' + ', '.join(str(run.path/a) for a in arts + ['manifest.json']))
+    lines.append('files: ' + ', '.join(str(run.path / a) for a in arts + ['manifest.json']))
     return '\n'.join(lines)
 
-def _user_error(e) -> bool:
-    return isinstance(e, InputError) or (isinstance(e, StageError) and e.kind in ('config', 'input'))   # SpecError, PipelineError included
 
-def _end(run:Run, cmd:str) -> int:
+def _user_error(e) -> bool:
+    return isinstance(e, InputError) or (isinstance(e, StageError) and e.kind in ('config', 'input'))  # SpecError, PipelineError included
+
+
+def _end(run: Run, cmd: str) -> int:
     print(_summary(run, cmd))
-    if run.reason: print(f"{cmd}: {run.manifest.get('status')}: {run.reason}", file=sys.stderr)
+    if run.reason:
+        print(f"{cmd}: {run.manifest.get('status')}: {run.reason}", file=sys.stderr)
     return run.exit_code
 
-def cli_demo(argv:list[str]) -> int:
+
+def cli_demo(argv: list[str]) -> int:
     "`synthbench demo`: the embedded main job on seeds/task_api with the local model."
-    p = argparse.ArgumentParser(prog='synthbench demo', description='Run generate -> augment -> validate -> judge -> dedup -> audit -> export '
+    p = argparse.ArgumentParser(
+        prog='synthbench demo',
+        description='Run generate -> augment -> validate -> judge -> dedup -> audit -> export '
         'on the task_api seeds with the embedded SmolLM2-135M model (no key, no network). Writes the dataset (JSONL + Parquet), '
-        'the HTML report and manifest.json into OUT/demo/, fine-tunes the embedded student briefly on the dataset and prints base vs fine-tuned on the held-out set. Exit codes: 0 done, 1 a stage failed, 2 bad arguments.')
+        'the HTML report and manifest.json into OUT/demo/, fine-tunes the embedded student briefly on the dataset and prints base vs fine-tuned on the held-out set. Exit codes: 0 done, 1 a stage failed, 2 bad arguments.',
+    )
     p.add_argument('--out', default='runs', help='parent folder of the run folder (default: ./runs)')
     p.add_argument('-n', type=int, default=12, help='examples to generate (default 12; the local model is slow and weak)')
     p.add_argument('--seeds', default=None, help='folder holding task_api/ (default: ./seeds or the repo seeds/)')
     p.add_argument('--fresh', action='store_true', help='ignore finished stages of an earlier demo run')
-    p.add_argument('--finetune-steps', type=int, default=20, help='LoRA steps of the student at the end (0: stop after export; default 20, about a minute on 2 cores)')
+    p.add_argument(
+        '--finetune-steps',
+        type=int,
+        default=20,
+        help='LoRA steps of the student at the end (0: stop after export; default 20, about a minute on 2 cores)',
+    )
     a = p.parse_args(argv)
-    try: cfg = demo_pipeline(a.n, a.seeds, a.finetune_steps)
-    except FileNotFoundError as e: print(f'synthbench demo: {e}', file=sys.stderr); return 2
+    try:
+        cfg = demo_pipeline(a.n, a.seeds, a.finetune_steps)
+    except FileNotFoundError as e:
+        print(f'synthbench demo: {e}', file=sys.stderr)
+        return 2
     return _end(run_pipeline(cfg, runs_dir=a.out, resume=not a.fresh), 'synthbench demo')
 
-def cli_run(argv:list[str]) -> int:
+
+def cli_run(argv: list[str]) -> int:
     "`synthbench run pipeline.yaml`: run (or resume) a pipeline declared in YAML."
-    p = argparse.ArgumentParser(prog='synthbench run', description='Run a pipeline declared in YAML into RUNS_DIR/NAME/: each stage\'s '
+    p = argparse.ArgumentParser(
+        prog='synthbench run',
+        description='Run a pipeline declared in YAML into RUNS_DIR/NAME/: each stage\'s '
         'table (Parquet), dropped rows, reports and manifest.json. Finished stages whose inputs, parameters and code are unchanged are skipped. '
-        'Exit codes: 0 done, 1 a stage failed or the target was missed, 2 bad input or arguments (nothing was sent).')
+        'Exit codes: 0 done, 1 a stage failed or the target was missed, 2 bad input or arguments (nothing was sent).',
+    )
     p.add_argument('pipeline', help='pipeline YAML file (task:, llm:, stages:)')
     p.add_argument('--name', default=None, help="run name (default: the file's `name:` or stem)")
     p.add_argument('--runs-dir', default=None, help='parent folder of run folders (default: `runs_dir:` or ./runs)')
     p.add_argument('--fresh', action='store_true', help='re-run every stage')
     p.add_argument('--until', default=None, help='stop after this stage')
     p.add_argument('--quiet', action='store_true')
-    p.add_argument('--explain', action='store_true', help='print each stage (function, parameters, columns read and written, drops, '
-                   'model endpoint, files) after checking the file; sends nothing and makes no run folder')
-    p.add_argument('--engine', default='local', choices=['local', 'ray'], help='local (default: pandas in this process) or ray (Ray Data; same results)')
-    p.add_argument('--address', default=None, help="with --engine ray: the cluster ('auto', 'ray://host:10001', 'host:port'); default: start a local one")
+    p.add_argument(
+        '--explain',
+        action='store_true',
+        help='print each stage (function, parameters, columns read and written, drops, '
+        'model endpoint, files) after checking the file; sends nothing and makes no run folder',
+    )
+    p.add_argument(
+        '--engine',
+        default='local',
+        choices=['local', 'ray'],
+        help='local (default: pandas in this process) or ray (Ray Data; same results)',
+    )
+    p.add_argument(
+        '--address',
+        default=None,
+        help="with --engine ray: the cluster ('auto', 'ray://host:10001', 'host:port'); default: start a local one",
+    )
     a = p.parse_args(argv)
     try:
-        if a.explain: print(explain_pipeline(a.pipeline)); return 0
-        run = run_pipeline(a.pipeline, name=a.name, runs_dir=a.runs_dir, resume=not a.fresh,
-                           stages=[a.until] if a.until else None, verbose=not a.quiet, engine=a.engine, address=a.address)
+        if a.explain:
+            print(explain_pipeline(a.pipeline))
+            return 0
+        run = run_pipeline(
+            a.pipeline,
+            name=a.name,
+            runs_dir=a.runs_dir,
+            resume=not a.fresh,
+            stages=[a.until] if a.until else None,
+            verbose=not a.quiet,
+            engine=a.engine,
+            address=a.address,
+        )
     except Exception as e:
-        if not _user_error(e): raise
-        print(f'synthbench run: {e}', file=sys.stderr); return 2
+        if not _user_error(e):
+            raise
+        print(f'synthbench run: {e}', file=sys.stderr)
+        return 2
     return _end(run, 'synthbench run')
 
 # %% ../../nbs/06_workbench.ipynb #0811c185
 # name: (reads, writes, LLM client it calls or None, extra files in the run folder)
 STAGE_FLOW = {
-    'generate':  ('the seeds shown in prompts (`messages` or `text`/`label`, `category`)',
-                  'new rows: `messages` or `text`/`label`, `category`, `round`, `prompt_id`, `model`, `temperature`, `gen_*`, `source`=synthetic',
-                  'main', ()),
-    'augment':   ('valid rows (or the seeds with `from_seeds`)', 'added rows with `parent_id`, `augmentation`, `aug_check`, `model`', 'main', ()),
+    'generate': (
+        'the seeds shown in prompts (`messages` or `text`/`label`, `category`)',
+        'new rows: `messages` or `text`/`label`, `category`, `round`, `prompt_id`, `model`, `temperature`, `gen_*`, `source`=synthetic',
+        'main',
+        (),
+    ),
+    'augment': (
+        'valid rows (or the seeds with `from_seeds`)',
+        'added rows with `parent_id`, `augmentation`, `aug_check`, `model`',
+        'main',
+        (),
+    ),
     'add_seeds': ('the table', 'the task\'s seed rows (`source`=seed) appended', None, ()),
-    'validate':  ('`messages` or `text`/`label`', '`valid`, `invalid_reason`', None, ()),
-    'judge':     ('the example and the task spec; rows with `valid` == False are skipped', '`judge_overall`, `judge_pass`, `judge_reason`, `judge_error`, `judge_<criterion>`, `judge_model`', 'main', ()),
-    'dedup':     ('`messages` or `text`, `judge_overall` (to pick the kept row)', '`dup_of`, `dup_method`, `dup_sim`', None, ()),
-    'filter':    ('`valid`, `dup_of`, `judge_error`, `judge_pass`', 'nothing: marked rows leave the table', None, ()),
-    'audit':     ('`messages` or `text`, `category`, `source`, `round`', 'nothing: the table passes through', None, ('{name}.html',)),
-    'export':    ('the kept rows', 'nothing: the table passes through', None, ('{name}.jsonl', '{name}.parquet')),
-    'finetune':  ('the kept rows (training data) and the task\'s `heldout.jsonl`', 'nothing: the table passes through', None, ('finetune/ (adapter, checkpoints)',)),
-    'prefs':     ('the user turns of each distinct prompt', 'one row per kept pair (prompt + chosen reply), `prefs_*` (rejected reply, scores, margin)', 'main', ('prefs_dpo.jsonl',)),
-    'pii':       ('every text turn or column', '`pii_count`, `pii_types`, `pii_spans` (and `pii_redacted` with `redact`)', None, ()),
-    'hub':       ('the kept rows and the run folder (manifest, dropped rows)', 'nothing: the table passes through', None, ('{name}/ (DatasetDict, data/*.parquet, README.md card)',)),
+    'validate': ('`messages` or `text`/`label`', '`valid`, `invalid_reason`', None, ()),
+    'judge': (
+        'the example and the task spec; rows with `valid` == False are skipped',
+        '`judge_overall`, `judge_pass`, `judge_reason`, `judge_error`, `judge_<criterion>`, `judge_model`',
+        'main',
+        (),
+    ),
+    'dedup': ('`messages` or `text`, `judge_overall` (to pick the kept row)', '`dup_of`, `dup_method`, `dup_sim`', None, ()),
+    'filter': ('`valid`, `dup_of`, `judge_error`, `judge_pass`', 'nothing: marked rows leave the table', None, ()),
+    'audit': ('`messages` or `text`, `category`, `source`, `round`', 'nothing: the table passes through', None, ('{name}.html',)),
+    'export': ('the kept rows', 'nothing: the table passes through', None, ('{name}.jsonl', '{name}.parquet')),
+    'finetune': (
+        'the kept rows (training data) and the task\'s `heldout.jsonl`',
+        'nothing: the table passes through',
+        None,
+        ('finetune/ (adapter, checkpoints)',),
+    ),
+    'prefs': (
+        'the user turns of each distinct prompt',
+        'one row per kept pair (prompt + chosen reply), `prefs_*` (rejected reply, scores, margin)',
+        'main',
+        ('prefs_dpo.jsonl',),
+    ),
+    'pii': ('every text turn or column', '`pii_count`, `pii_types`, `pii_spans` (and `pii_redacted` with `redact`)', None, ()),
+    'hub': (
+        'the kept rows and the run folder (manifest, dropped rows)',
+        'nothing: the table passes through',
+        None,
+        ('{name}/ (DatasetDict, data/*.parquet, README.md card)',),
+    ),
 }
 
+
 def _rule_text(rules) -> str:
-    what = {'invalid': '`valid` is False', 'duplicate': '`dup_of` is set', 'unjudged': '`judge_error` is set (the judge call failed)',
-            'rejected': '`judge_pass` is False'}
+    what = {
+        'invalid': '`valid` is False',
+        'duplicate': '`dup_of` is set',
+        'unjudged': '`judge_error` is set (the judge call failed)',
+        'rejected': '`judge_pass` is False',
+    }
     return '; '.join(f'{r} ({what.get(r, r)})' for r in rules)
 
-def _client_text(key:str, cfgs:Mapping) -> str:
+
+def _client_text(key: str, cfgs: Mapping) -> str:
     c = cfgs.get(key)
     model = c.get('model') if isinstance(c, Mapping) else None
     model = 'SmolLM2-135M (embedded)' if c is None or c == 'local' or model == 'local' else model or '(model not set)'
     return f"client {key!r}: model {model} at {endpoint_of(c)}"
 
 # %% ../../nbs/06_workbench.ipynb #e1f4139f
-def explain_pipeline(pipeline:str|Path|Mapping, # YAML path or a config dict (checked as `run_pipeline` checks it)
-                     llm=None,                  # an LLM config to use instead of the pipeline's `llm:`
-                    ) -> str:
+def explain_pipeline(
+    pipeline: str | Path | Mapping,  # YAML path or a config dict (checked as `run_pipeline` checks it)
+    llm=None,  # an LLM config to use instead of the pipeline's `llm:`
+) -> str:
     "The flow of a pipeline, stage by stage: function, parameters in effect, columns read and written, drops, model endpoint, files. Sends nothing, writes nothing."
     from synthbench.run.stage import stage_params
+
     cfg = load_pipeline(pipeline) if isinstance(pipeline, (str, Path)) else pipeline_from_dict(pipeline)
     spec = None
     if cfg.get('task'):
         from synthbench.spec import load_spec
+
         spec = load_spec(cfg['task'])
     cfgs = {'main': llm if llm is not None else cfg.get('llm'), 'local': 'local', **(cfg.get('llms') or {})}
-    rd = Path(cfg.get('runs_dir') or 'runs')/cfg['name']
-    first = f"`input:` {cfg['input']}" if cfg.get('input') else f"the task's seeds ({spec.seeds_path})" if spec is not None and spec.seeds_path else 'an empty table'
-    out = [f"pipeline {cfg['name']}: {len(cfg['stages'])} stage(s), seed {cfg.get('seed', 0)}, on_error {cfg.get('on_error', 'stop')}",
-           f"task: {spec.name if spec is not None else '(none)'}" + (f" ({cfg['task']})" if cfg.get('task') else ''),
-           f"first table: {first}", f"run folder: {rd} (manifest.json, one Parquet per stage)",
-           "nothing is sent and no folder is made by --explain", '']
+    rd = Path(cfg.get('runs_dir') or 'runs') / cfg['name']
+    first = (
+        f"`input:` {cfg['input']}"
+        if cfg.get('input')
+        else f"the task's seeds ({spec.seeds_path})"
+        if spec is not None and spec.seeds_path
+        else 'an empty table'
+    )
+    out = [
+        f"pipeline {cfg['name']}: {len(cfg['stages'])} stage(s), seed {cfg.get('seed', 0)}, on_error {cfg.get('on_error', 'stop')}",
+        f"task: {spec.name if spec is not None else '(none)'}" + (f" ({cfg['task']})" if cfg.get('task') else ''),
+        f"first table: {first}",
+        f"run folder: {rd} (manifest.json, one Parquet per stage)",
+        "nothing is sent and no folder is made by --explain",
+        '',
+    ]
     for i, st in enumerate(cfg['stages']):
         fn = stage_function(st['fn'])
         flow = STAGE_FLOW.get(st['name']) if st['fn'] == STAGES.get(st['name']) else None
         ps = stage_params(fn)
         shown = []
         for k, p in ps.items():
-            if k in st['params']: shown.append(f"{k}={st['params'][k]!r}")
-            else: shown.append(f"{k}={p.default!r} (default)" if p.default is not p.empty else f"{k}=<required>")
+            if k in st['params']:
+                shown.append(f"{k}={st['params'][k]!r}")
+            else:
+                shown.append(f"{k}={p.default!r} (default)" if p.default is not p.empty else f"{k}=<required>")
         doc = (inspect.getdoc(fn) or '').split('\n')[0]
         out.append(f"[{i + 1}] {st['name']}  ({st['fn']})")
-        if doc: out.append(f"    does:   {doc}")
+        if doc:
+            out.append(f"    does:   {doc}")
         out.append(f"    params: {', '.join(shown) or '(none)'}")
         out.append(f"    reads:  {flow[0] if flow else 'not declared (a custom stage)'}")
         out.append(f"    writes: {flow[1] if flow else 'not declared (a custom stage)'}")
         drops = []
-        if st['name'] == 'filter' and flow: drops.append('rows marked ' + _rule_text(check_drop_rules(st['params'].get('drop', ps['drop'].default))))
+        if st['name'] == 'filter' and flow:
+            drops.append('rows marked ' + _rule_text(check_drop_rules(st['params'].get('drop', ps['drop'].default))))
         if st['name'] == 'export' and flow:
             keep = st['params'].get('keep', ())
             left = [r for r in DEFAULT_DROP if not (keep == 'all' or r in (keep or ()))]
-            if left: drops.append('rows marked ' + _rule_text(left) + ' are not exported')
-        if st.get('drop'): drops.append('after the stage (`drop:`), rows marked ' + _rule_text(st['drop']))
+            if left:
+                drops.append('rows marked ' + _rule_text(left) + ' are not exported')
+        if st.get('drop'):
+            drops.append('after the stage (`drop:`), rows marked ' + _rule_text(st['drop']))
         out.append(f"    drops:  {' | '.join(drops) or 'nothing'}")
         key = f'stage{i}' if isinstance(st.get('llm'), Mapping) else (st.get('llm') or 'main')
-        if isinstance(st.get('llm'), Mapping): cfgs[key] = st['llm']
-        if flow is None: calls = f"whatever it asks `ctx.llm()` for; {_client_text(key, cfgs)}"
-        elif flow[2]: calls = _client_text(key, cfgs)
-        elif st['name'] == 'dedup' and 'embedding' in (st['params'].get('methods') or ps['methods'].default) or st['params'].get('methods') == 'all':
+        if isinstance(st.get('llm'), Mapping):
+            cfgs[key] = st['llm']
+        if flow is None:
+            calls = f"whatever it asks `ctx.llm()` for; {_client_text(key, cfgs)}"
+        elif flow[2]:
+            calls = _client_text(key, cfgs)
+        elif (
+            st['name'] == 'dedup'
+            and 'embedding' in (st['params'].get('methods') or ps['methods'].default)
+            or st['params'].get('methods') == 'all'
+        ):
             calls = 'no LLM (embeddings: local sentence-transformers model)'
-        else: calls = 'no LLM'
+        else:
+            calls = 'no LLM'
         out.append(f"    calls:  {calls}")
         fname = _stage_file(i, st['name'])
         files = [fname]
-        if st['name'] in ('filter', 'export') or st.get('drop'): files.append(fname.replace('.parquet', '.dropped.parquet'))
+        if st['name'] in ('filter', 'export') or st.get('drop'):
+            files.append(fname.replace('.parquet', '.dropped.parquet'))
         files.append(fname.replace('.parquet', '.report.json') + ' (when it reports)')
-        if flow: files += [f.format(name=st['params'].get('name', ps['name'].default if 'name' in ps else '')) for f in flow[3]]
+        if flow:
+            files += [f.format(name=st['params'].get('name', ps['name'].default if 'name' in ps else '')) for f in flow[3]]
         out.append(f"    files:  {', '.join(files)}")
     return '\n'.join(out)

@@ -13,8 +13,19 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 from ..core import make_table, check_table, concat_tables, prompt_text, response_text, normalize_text, _is_missing
-from .generate import (PromptTemplate, task_section, salvage_json_items, EDGE_TYPES, _validate, _llm_from_args,
-                                 _add_llm_args, _fail, _stage_exit, _CallRecorder, answer_turns)
+from synthbench.stages.generate import (
+    PromptTemplate,
+    task_section,
+    salvage_json_items,
+    EDGE_TYPES,
+    _validate,
+    _llm_from_args,
+    _add_llm_args,
+    _fail,
+    _stage_exit,
+    _CallRecorder,
+    answer_turns,
+)
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
 from ..spec import TaskSpec
 from ..llm.engine import ChatModel
@@ -28,40 +39,53 @@ __all__ = ['PARAPHRASE', 'TRANSLATE', 'CONTEXT', 'EDGE', 'CHECK', 'LANGUAGES', '
 # %% ../../nbs/22_augment.ipynb #7f5023f5
 _STAGE_PREFIX = ('judge_', 'dup_', 'aug_', 'gen_error', 'evol_fail')
 
-def set_input(row:Mapping, new:str) -> dict:
+
+def set_input(row: Mapping, new: str) -> dict:
     "Content fields of `row` with its input (first user turn, or `text`) replaced by `new`."
     msgs = row.get('messages')
-    if msgs is None or _is_missing(msgs): return {'text': new}
+    if msgs is None or _is_missing(msgs):
+        return {'text': new}
     out, done = [], False
     for m in msgs:
-        if m.get('role') == 'user' and not done: out.append({**m, 'content': new}); done = True
-        else: out.append(dict(m))
+        if m.get('role') == 'user' and not done:
+            out.append({**m, 'content': new})
+            done = True
+        else:
+            out.append(dict(m))
     return {'messages': out}
 
-def set_reply(fields:dict, new:str) -> dict:
+
+def set_reply(fields: dict, new: str) -> dict:
     "`fields` with the last assistant turn replaced by `new` (chat rows only)."
     msgs = fields.get('messages')
-    if not msgs: return fields
+    if not msgs:
+        return fields
     i = max((j for j, m in enumerate(msgs) if m.get('role') == 'assistant'), default=None)
-    if i is None: msgs = msgs + [{'role': 'assistant', 'content': new}]
-    else: msgs = [dict(m, content=new) if j == i else m for j, m in enumerate(msgs)]
+    if i is None:
+        msgs = msgs + [{'role': 'assistant', 'content': new}]
+    else:
+        msgs = [dict(m, content=new) if j == i else m for j, m in enumerate(msgs)]
     return {**fields, 'messages': msgs}
 
-def user_turns(row:Mapping) -> list[int]:
+
+def user_turns(row: Mapping) -> list[int]:
     "Positions of the user turns in a chat row's `messages` ([] for a text row)."
     msgs = row.get('messages')
     return [] if msgs is None or _is_missing(msgs) else [i for i, m in enumerate(msgs) if m.get('role') == 'user']
 
-def _input_turns(row:Mapping) -> list[int|None]:
+
+def _input_turns(row: Mapping) -> list[int | None]:
     "What a rewrite of `row` works on: each user turn of a conversation, or `[None]` (the `text`) for a text row."
-    turns: list[int|None] = list(user_turns(row))
+    turns: list[int | None] = list(user_turns(row))
     return turns or [None]
 
-def set_inputs(row:Mapping, new:Mapping[int, str]) -> dict:
+
+def set_inputs(row: Mapping, new: Mapping[int, str]) -> dict:
     "Content fields of `row` with the user turns at positions `new` (from `user_turns`) replaced: every turn of a conversation at once."
     return {'messages': [{**m, 'content': new[i]} if i in new else dict(m) for i, m in enumerate(row['messages'])]}
 
-def set_turn_reply(fields:dict, k:int, new:str) -> dict:
+
+def set_turn_reply(fields: dict, k: int, new: str) -> dict:
     "`fields` with the reply to user turn `k` (0-based: the first assistant turn after it) replaced by `new`."
     msgs, seen = fields['messages'], -1
     for j, m in enumerate(msgs):
@@ -70,52 +94,77 @@ def set_turn_reply(fields:dict, k:int, new:str) -> dict:
             return {**fields, 'messages': [dict(x, content=new) if i == j else x for i, x in enumerate(msgs)]}
     return fields
 
-def first_input(row:Mapping) -> str:
+
+def first_input(row: Mapping) -> str:
     "The input a rewrite works on: the first user turn, or `text`."
     msgs = row.get('messages')
-    if msgs is None or _is_missing(msgs): return '' if _is_missing(row.get('text')) else str(row['text'])
+    if msgs is None or _is_missing(msgs):
+        return '' if _is_missing(row.get('text')) else str(row['text'])
     return next((str(m.get('content') or '') for m in msgs if m.get('role') == 'user'), '')
 
-def child_row(parent:Mapping,  # the row augmented
-              content:dict,    # new `messages` or `text`
-              op:str,          # operation name (`op` column)
-              res=None,        # the `ChatResult`(s) that made it: cost and model are taken from them
-              error:str='',    # why the augmentation failed ('' when it did not)
-              **extra          # more columns (aug_pivot, aug_context, edge_type, ...)
-             ) -> dict:
+
+def child_row(
+    parent: Mapping,  # the row augmented
+    content: dict,  # new `messages` or `text`
+    op: str,  # operation name (`op` column)
+    res=None,  # the `ChatResult`(s) that made it: cost and model are taken from them
+    error: str = '',  # why the augmentation failed ('' when it did not)
+    **extra,  # more columns (aug_pivot, aug_context, edge_type, ...)
+) -> dict:
     "A child of `parent` with new content, lineage, cost, and `valid=False` + reason when `error`."
-    row = {k: v for k, v in parent.items() if k not in ('id', 'messages', 'text', 'valid', 'invalid_reason') and not str(k).startswith(_STAGE_PREFIX)}
+    row = {
+        k: v
+        for k, v in parent.items()
+        if k not in ('id', 'messages', 'text', 'valid', 'invalid_reason') and not str(k).startswith(_STAGE_PREFIX)
+    }
     rs = [r for r in (res if isinstance(res, (list, tuple)) else [res]) if r is not None]
     rnd = parent.get('round')
-    row.update(content, source='augmented', parent_id=parent.get('id'), op=op, round=(0 if rnd is None or _is_missing(rnd) else int(rnd)) + 1,
-               model=next((r.model for r in rs if getattr(r, 'model', None)), parent.get('model')) if rs else None,
-               tokens_in=sum(getattr(getattr(r, 'usage', None), 'prompt_tokens', 0) or 0 for r in rs),
-               tokens_out=sum(getattr(getattr(r, 'usage', None), 'completion_tokens', 0) or 0 for r in rs),
-               cost_usd=sum(float(getattr(r, 'cost_usd', 0) or 0) for r in rs), valid=False if error else None,
-               invalid_reason=f'aug: {error}' if error else '', **extra)
-    if 'messages' in content: row['text'] = None
+    row.update(
+        content,
+        source='augmented',
+        parent_id=parent.get('id'),
+        op=op,
+        round=(0 if rnd is None or _is_missing(rnd) else int(rnd)) + 1,
+        model=next((r.model for r in rs if getattr(r, 'model', None)), parent.get('model')) if rs else None,
+        tokens_in=sum(getattr(getattr(r, 'usage', None), 'prompt_tokens', 0) or 0 for r in rs),
+        tokens_out=sum(getattr(getattr(r, 'usage', None), 'completion_tokens', 0) or 0 for r in rs),
+        cost_usd=sum(float(getattr(r, 'cost_usd', 0) or 0) for r in rs),
+        valid=False if error else None,
+        invalid_reason=f'aug: {error}' if error else '',
+        **extra,
+    )
+    if 'messages' in content:
+        row['text'] = None
     return row
 
 # %% ../../nbs/22_augment.ipynb #037c867a
-PARAPHRASE = PromptTemplate('paraphrase', """Rewrite the text below in {n} different ways. Each rewrite must keep exactly the same meaning and intent and every concrete detail (names, numbers, dates, quoted titles); change the wording, word order and sentence structure, and keep the same language and register. {label_rule}
+PARAPHRASE = PromptTemplate(
+    'paraphrase',
+    """Rewrite the text below in {n} different ways. Each rewrite must keep exactly the same meaning and intent and every concrete detail (names, numbers, dates, quoted titles); change the wording, word order and sentence structure, and keep the same language and register. {label_rule}
 
 Text:
 <input>
 {text}
 </input>
 
-Answer with JSON only: {"variants": ["...", "..."]}""")
+Answer with JSON only: {"variants": ["...", "..."]}""",
+)
 
-TRANSLATE = PromptTemplate('translate', """Translate the text below into {language}. Keep its meaning, tone and every concrete detail (names, numbers, dates, quoted titles). Do not answer or explain it.
+TRANSLATE = PromptTemplate(
+    'translate',
+    """Translate the text below into {language}. Keep its meaning, tone and every concrete detail (names, numbers, dates, quoted titles). Do not answer or explain it.
 
 Text:
 <input>
 {text}
 </input>
 
-Answer with JSON only: {"text": "..."}""")
+Answer with JSON only: {"text": "..."}""",
+)
 
-CONTEXT = PromptTemplate('context', """Rewrite the request below so that it comes from this context: {context}.
+CONTEXT = PromptTemplate(
+    'context',
+    """Rewrite the request below so that it comes from this context: {context}.
 Keep the same intent{label_rule}; change the setting, vocabulary and details so they fit the context.
 {reply_rule}
 
@@ -127,9 +176,12 @@ Original request:
 </input>
 {reply}
 
-Answer with JSON only: {shape}""")
+Answer with JSON only: {shape}""",
+)
 
-EDGE = PromptTemplate('edge_variant', """Rewrite the request below into an edge case of this kind: {description}.
+EDGE = PromptTemplate(
+    'edge_variant',
+    """Rewrite the request below into an edge case of this kind: {description}.
 {reply_rule}
 
 {task}
@@ -140,9 +192,12 @@ Original request:
 </input>
 {reply}
 
-Answer with JSON only: {shape}""")
+Answer with JSON only: {shape}""",
+)
 
-CHECK = PromptTemplate('aug_check', """An original example and a variant of it made by {op}. Decide whether the variant keeps the original's intent{label_rule}: would the same correct reply or label apply to both?
+CHECK = PromptTemplate(
+    'aug_check',
+    """An original example and a variant of it made by {op}. Decide whether the variant keeps the original's intent{label_rule}: would the same correct reply or label apply to both?
 
 Original:
 <input>
@@ -154,268 +209,428 @@ Variant:
 {variant}
 </input>
 
-Answer with JSON only: {"same_intent": true, "reason": "one short sentence"}""")
+Answer with JSON only: {"same_intent": true, "reason": "one short sentence"}""",
+)
 
-LANGUAGES = {'de': 'German', 'fr': 'French', 'es': 'Spanish', 'it': 'Italian', 'pt': 'Portuguese', 'nl': 'Dutch', 'ru': 'Russian',
-             'zh': 'Chinese', 'ja': 'Japanese', 'ko': 'Korean', 'ar': 'Arabic', 'hi': 'Hindi', 'tr': 'Turkish', 'pl': 'Polish', 'en': 'English'}
+LANGUAGES = {
+    'de': 'German',
+    'fr': 'French',
+    'es': 'Spanish',
+    'it': 'Italian',
+    'pt': 'Portuguese',
+    'nl': 'Dutch',
+    'ru': 'Russian',
+    'zh': 'Chinese',
+    'ja': 'Japanese',
+    'ko': 'Korean',
+    'ar': 'Arabic',
+    'hi': 'Hindi',
+    'tr': 'Turkish',
+    'pl': 'Polish',
+    'en': 'English',
+}
+
 
 class Variants(BaseModel):
     variants: list[str]
 
+
 class Translation(BaseModel):
     text: str
 
+
 class Rewrite(BaseModel):
     "A rewritten input and, for chat rows, the reply that fits it."
+
     user: str
     assistant: str = ''
+
 
 class SameIntent(BaseModel):
     same_intent: bool
     reason: str
 
-def _label_rule(row:Mapping, lead:str='') -> str:
+
+def _label_rule(row: Mapping, lead: str = '') -> str:
     l = row.get('label')
     return '' if _is_missing(l) or not _is_missing(row.get('messages')) else f'{lead} The label "{l}" must still be right.'
 
-def _field(res, name:str):
+
+def _field(res, name: str):
     "Field `name` of a structured answer (parsed, salvaged from text, or None)."
-    if res is None or getattr(res, 'error', None): return None
+    if res is None or getattr(res, 'error', None):
+        return None
     p = getattr(res, 'parsed', None)
-    if isinstance(p, BaseModel): p = p.model_dump()
-    if isinstance(p, Mapping) and name in p: return p[name]
+    if isinstance(p, BaseModel):
+        p = p.model_dump()
+    if isinstance(p, Mapping) and name in p:
+        return p[name]
     items = salvage_json_items(getattr(res, 'text', None) or '')
     return items[0].get(name) if items and isinstance(items[0], Mapping) else None
 
-def _err(res, what:str='answer') -> str:
-    if res is None: return 'no call'
-    if getattr(res, 'error', None): return f'call failed: {res.error}'
+
+def _err(res, what: str = 'answer') -> str:
+    if res is None:
+        return 'no call'
+    if getattr(res, 'error', None):
+        return f'call failed: {res.error}'
     return f'no {what} in the model answer: {(getattr(res, "text", None) or "")[:120]!r}'
 
 # %% ../../nbs/22_augment.ipynb #dc4672d9
-def _llm(llm:ChatModel|None) -> ChatModel:
+def _llm(llm: ChatModel | None) -> ChatModel:
     if llm is None:
         from synthbench.llm.engine import LLM
+
         llm = LLM()
     return llm
 
-def _finish(rows:list, parents:pd.DataFrame, spec:TaskSpec|None, validator) -> pd.DataFrame:
+
+def _finish(rows: list, parents: pd.DataFrame, spec: TaskSpec | None, validator) -> pd.DataFrame:
     "Table of new rows: identical-to-parent or repeated rows skipped (counted in `attrs`), the rest validated when a spec is given."
     seen, out, same = set(parents['id']), [], 0
     for r in rows:
         r = make_table([r]).iloc[0].to_dict()
-        if r['id'] in seen: same += 1; continue
-        seen.add(r['id']); out.append(r)
+        if r['id'] in seen:
+            same += 1
+            continue
+        seen.add(r['id'])
+        out.append(r)
     df = make_table(out)
     if len(df) and spec is not None and validator is not False:
         ok = df['invalid_reason'].fillna('') == ''
         if ok.any():
             v = _validate(df[ok].drop(columns=['valid', 'invalid_reason']), spec, validator)
             for col in v.columns:
-                if col not in df.columns: df[col] = None
+                if col not in df.columns:
+                    df[col] = None
             df.loc[ok, v.columns] = v.values
     df.loc[df['invalid_reason'].fillna('') != '', 'valid'] = False
     df.attrs['augment'] = {'rows': len(df), 'skipped_identical': same, 'failed': int((df['valid'] == False).sum()) if len(df) else 0}
     return df
 
-def paraphrase(df:pd.DataFrame,        # rows to paraphrase
-               llm:ChatModel|None=None, # `synthbench.llm.engine.LLM` (default `LLM()`)
-               n:int=3,                # variants per row
-               spec:TaskSpec|None=None, # task spec: validate the new rows against it (optional)
-               temperature:float=1.0,  # sampling temperature
-               max_tokens:int=600,     # completion budget per call
-               validator=None,         # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
-               estimate:bool=False     # return `llm.estimate` of the calls instead of running
-              ) -> pd.DataFrame:
+
+def paraphrase(
+    df: pd.DataFrame,  # rows to paraphrase
+    llm: ChatModel | None = None,  # `synthbench.llm.engine.LLM` (default `LLM()`)
+    n: int = 3,  # variants per row
+    spec: TaskSpec | None = None,  # task spec: validate the new rows against it (optional)
+    temperature: float = 1.0,  # sampling temperature
+    max_tokens: int = 600,  # completion budget per call
+    validator=None,  # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
+    estimate: bool = False,  # return `llm.estimate` of the calls instead of running
+) -> pd.DataFrame:
     "`n` meaning-preserving rewrites of each row's input, every user turn of a conversation (label and replies kept: the meaning is the same); op='paraphrase'."
-    check_table(df, 'paraphrase'); llm = _llm(llm)
+    check_table(df, 'paraphrase')
+    llm = _llm(llm)
     rows_in = df.to_dict('records')
-    jobs = [(r, t) for r in rows_in for t in _input_turns(r)]   # every user turn of a conversation (None: the text)
-    msgs = [[{'role': 'user', 'content': PARAPHRASE.render(n=n, text=first_input(r) if t is None else str(r['messages'][t].get('content') or ''), label_rule=_label_rule(r))}] for r, t in jobs]
-    if estimate: return llm.estimate(msgs, max_tokens=max_tokens)
-    res = llm.chat_many(msgs, response_format=Variants, sample_ids=[f"para:{r['id']}:{n}" + (f':t{t}' if t is not None and t != _input_turns(r)[0] else '') for r, t in jobs],
-                        desc='paraphrase', temperature=temperature, max_tokens=max_tokens)
+    jobs = [(r, t) for r in rows_in for t in _input_turns(r)]  # every user turn of a conversation (None: the text)
+    msgs = [
+        [
+            {
+                'role': 'user',
+                'content': PARAPHRASE.render(
+                    n=n, text=first_input(r) if t is None else str(r['messages'][t].get('content') or ''), label_rule=_label_rule(r)
+                ),
+            }
+        ]
+        for r, t in jobs
+    ]
+    if estimate:
+        return llm.estimate(msgs, max_tokens=max_tokens)
+    res = llm.chat_many(
+        msgs,
+        response_format=Variants,
+        sample_ids=[f"para:{r['id']}:{n}" + (f':t{t}' if t is not None and t != _input_turns(r)[0] else '') for r, t in jobs],
+        desc='paraphrase',
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
     rows: list[dict] = []
-    by: dict[str, tuple[dict, list]] = {}   # row id -> (row, [(turn, answer)])
-    for (r, t), x in zip(jobs, res): by.setdefault(r['id'], (r, []))[1].append((t, x))
+    by: dict[str, tuple[dict, list]] = {}  # row id -> (row, [(turn, answer)])
+    for (r, t), x in zip(jobs, res):
+        by.setdefault(r['id'], (r, []))[1].append((t, x))
     for r, parts in by.values():
         xs = [x for _, x in parts]
         vs = {t: [str(v).strip() for v in (_field(x, 'variants') or []) if str(v).strip()] for t, x in parts}
         miss = [t for t, v in vs.items() if not v]
         if miss:
             x = parts[[t for t, _ in parts].index(miss[0])][1]
-            rows.append(child_row(r, set_input(r, ''), 'paraphrase', xs, _err(x, 'variants'), aug_variant=0, prompt_id=PARAPHRASE.id)); continue
+            rows.append(child_row(r, set_input(r, ''), 'paraphrase', xs, _err(x, 'variants'), aug_variant=0, prompt_id=PARAPHRASE.id))
+            continue
         first = vs[parts[0][0]]
         for i in range(min(n, len(first))):
-            pick = {t: v[min(i, len(v) - 1)] for t, v in vs.items()}   # variant i of every turn (a turn with fewer variants repeats its last)
+            pick = {
+                t: v[min(i, len(v) - 1)] for t, v in vs.items()
+            }  # variant i of every turn (a turn with fewer variants repeats its last)
             bad = next((f'degenerate variant {v[:20]!r}' for v in pick.values() if not re.search(r'\w\w', v)), '')
             content = set_input(r, pick[None]) if None in pick else set_inputs(r, pick)
             rows.append(child_row(r, content, 'paraphrase', xs, bad, aug_variant=i, prompt_id=PARAPHRASE.id))
-            if i: rows[-1].update(tokens_in=0, tokens_out=0, cost_usd=0.0)   # the calls' cost goes on the first variant
+            if i:
+                rows[-1].update(tokens_in=0, tokens_out=0, cost_usd=0.0)  # the calls' cost goes on the first variant
     return _finish(rows, df, spec, validator)
 
 # %% ../../nbs/22_augment.ipynb #165ba607
-def back_translate(df:pd.DataFrame,            # rows to back-translate
-                   llm:ChatModel|None=None,    # `synthbench.llm.engine.LLM` (default `LLM()`)
-                   pivots:Sequence[str]=('de',), # pivot languages (codes in `LANGUAGES` or names)
-                   source_language:str='English', # the language to translate back into
-                   spec:TaskSpec|None=None,    # task spec: validate the new rows against it (optional)
-                   temperature:float=0.7,      # sampling temperature
-                   max_tokens:int=600,         # completion budget per call
-                   validator=None,             # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
-                   estimate:bool=False         # return `llm.estimate` of the calls instead of running
-                  ) -> pd.DataFrame:
+def back_translate(
+    df: pd.DataFrame,  # rows to back-translate
+    llm: ChatModel | None = None,  # `synthbench.llm.engine.LLM` (default `LLM()`)
+    pivots: Sequence[str] = ('de',),  # pivot languages (codes in `LANGUAGES` or names)
+    source_language: str = 'English',  # the language to translate back into
+    spec: TaskSpec | None = None,  # task spec: validate the new rows against it (optional)
+    temperature: float = 0.7,  # sampling temperature
+    max_tokens: int = 600,  # completion budget per call
+    validator=None,  # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
+    estimate: bool = False,  # return `llm.estimate` of the calls instead of running
+) -> pd.DataFrame:
     "Each row's input (every user turn of a conversation) translated into each pivot language and back (label and replies kept); op='back_translate'."
-    check_table(df, 'back_translate'); llm = _llm(llm)
+    check_table(df, 'back_translate')
+    llm = _llm(llm)
     rows_in = df.to_dict('records')
-    jobs = [(r, p, t) for r in rows_in for p in pivots for t in _input_turns(r)]   # every user turn of a conversation
+    jobs = [(r, p, t) for r in rows_in for p in pivots for t in _input_turns(r)]  # every user turn of a conversation
     _txt = lambda r, t: first_input(r) if t is None else str(r['messages'][t].get('content') or '')
     _tag = lambda r, t: f':t{t}' if t is not None and t != _input_turns(r)[0] else ''
     there = [[{'role': 'user', 'content': TRANSLATE.render(language=LANGUAGES.get(p, p), text=_txt(r, t))}] for r, p, t in jobs]
-    if estimate: return llm.estimate(there * 2, max_tokens=max_tokens)
+    if estimate:
+        return llm.estimate(there * 2, max_tokens=max_tokens)
     kw: dict[str, Any] = dict(response_format=Translation, temperature=temperature, max_tokens=max_tokens)
     r1 = llm.chat_many(there, sample_ids=[f"bt1:{r['id']}:{p}{_tag(r, t)}" for r, p, t in jobs], desc='translate', **kw)
     mid = [_field(x, 'text') for x in r1]
     back_i = [i for i, t in enumerate(mid) if t]
-    r2 = llm.chat_many([[{'role': 'user', 'content': TRANSLATE.render(language=source_language, text=mid[i])}] for i in back_i],
-                       sample_ids=[f"bt2:{jobs[i][0]['id']}:{jobs[i][1]}{_tag(jobs[i][0], jobs[i][2])}" for i in back_i], desc='translate back', **kw) if back_i else []
+    r2 = (
+        llm.chat_many(
+            [[{'role': 'user', 'content': TRANSLATE.render(language=source_language, text=mid[i])}] for i in back_i],
+            sample_ids=[f"bt2:{jobs[i][0]['id']}:{jobs[i][1]}{_tag(jobs[i][0], jobs[i][2])}" for i in back_i],
+            desc='translate back',
+            **kw,
+        )
+        if back_i
+        else []
+    )
     back = dict(zip(back_i, r2))
     rows: list[dict] = []
-    by: dict[tuple, tuple[dict, str, list]] = {}   # (row id, pivot) -> (row, pivot, [(job, turn, answer)])
-    for i, ((r, p, t), x1) in enumerate(zip(jobs, r1)): by.setdefault((r['id'], p), (r, p, []))[2].append((i, t, x1))
+    by: dict[tuple, tuple[dict, str, list]] = {}  # (row id, pivot) -> (row, pivot, [(job, turn, answer)])
+    for i, ((r, p, t), x1) in enumerate(zip(jobs, r1)):
+        by.setdefault((r['id'], p), (r, p, []))[2].append((i, t, x1))
     for r, p, parts in by.values():
         new, err, xs = {}, '', []
         for i, t, x1 in parts:
-            x2 = back.get(i); xs += [x1, x2]
+            x2 = back.get(i)
+            xs += [x1, x2]
             txt = _field(x2, 'text') if x2 is not None else None
-            if not txt and not err: err = _err(x1, 'translation') if not mid[i] else _err(x2, 'back-translation')
+            if not txt and not err:
+                err = _err(x1, 'translation') if not mid[i] else _err(x2, 'back-translation')
             new[t] = (txt or '').strip()
         content = set_input(r, new[None]) if None in new else set_inputs(r, new)
         rows.append(child_row(r, content, 'back_translate', xs, err, aug_pivot=p, aug_pivot_text=mid[parts[0][0]], prompt_id=TRANSLATE.id))
     return _finish(rows, df, spec, validator)
 
 # %% ../../nbs/22_augment.ipynb #d60249b4
-CONTEXTS = {'industry': ['healthcare', 'retail', 'software', 'construction', 'education', 'logistics'],
-            'persona': ['a busy parent', 'a new employee', 'a non-native English speaker', 'a project manager', 'a student', 'a retiree'],
-            'channel': ['a mobile chat message', 'an email', 'a voice-assistant transcript', 'a Slack message', 'a support ticket']}
+CONTEXTS = {
+    'industry': ['healthcare', 'retail', 'software', 'construction', 'education', 'logistics'],
+    'persona': ['a busy parent', 'a new employee', 'a non-native English speaker', 'a project manager', 'a student', 'a retiree'],
+    'channel': ['a mobile chat message', 'an email', 'a voice-assistant transcript', 'a Slack message', 'a support ticket'],
+}
+
 
 def _contexts(contexts) -> list[str]:
-    if contexts is None: contexts = CONTEXTS
-    if isinstance(contexts, Mapping): return [f'{k}: {v}' for k, vs in contexts.items() for v in vs]
+    if contexts is None:
+        contexts = CONTEXTS
+    if isinstance(contexts, Mapping):
+        return [f'{k}: {v}' for k, vs in contexts.items() for v in vs]
     return [str(c) for c in contexts]
 
-def _rewrite_prompt(tpl:PromptTemplate, r:Mapping, spec:TaskSpec|None, **kw) -> str:
-    chat = not _is_missing(r.get('messages'))
-    return tpl.render(text=first_input(r), task=('## The assistant\n' + task_section(spec)) if spec is not None else '',
-                      reply=f'Original reply:\n<input>\n{response_text(r)}\n</input>' if chat else '',
-                      reply_rule='Also write the assistant reply that is correct for the new request, in exactly the format of the original reply.' if chat else '',
-                      shape='{"user": "...", "assistant": "..."}' if chat else '{"user": "..."}', **kw)
 
-def _rewrite_child(r:Mapping, x, op:str, tpl:PromptTemplate, **extra) -> dict:
+def _rewrite_prompt(tpl: PromptTemplate, r: Mapping, spec: TaskSpec | None, **kw) -> str:
+    chat = not _is_missing(r.get('messages'))
+    return tpl.render(
+        text=first_input(r),
+        task=('## The assistant\n' + task_section(spec)) if spec is not None else '',
+        reply=f'Original reply:\n<input>\n{response_text(r)}\n</input>' if chat else '',
+        reply_rule='Also write the assistant reply that is correct for the new request, in exactly the format of the original reply.'
+        if chat
+        else '',
+        shape='{"user": "...", "assistant": "..."}' if chat else '{"user": "..."}',
+        **kw,
+    )
+
+
+def _rewrite_child(r: Mapping, x, op: str, tpl: PromptTemplate, **extra) -> dict:
     u, a = _field(x, 'user'), _field(x, 'assistant')
     chat = not _is_missing(r.get('messages'))
     content = set_input(r, (u or '').strip())
     multi = chat and len(user_turns(r)) > 1
     calls = chat and any(m.get('tool_calls') for m in r['messages'])
-    if chat and a: content = set_turn_reply(content, 0, str(a).strip()) if multi else set_reply(content, str(a).strip())
-    if multi or calls: extra['_regen'] = 0 if calls else 1   # the replies (and tool calls) after the rewritten turn depended on it: `_regenerate` re-answers them or marks the row
+    if chat and a:
+        content = set_turn_reply(content, 0, str(a).strip()) if multi else set_reply(content, str(a).strip())
+    if multi or calls:
+        extra['_regen'] = (
+            0 if calls else 1
+        )  # the replies (and tool calls) after the rewritten turn depended on it: `_regenerate` re-answers them or marks the row
     err = '' if u and (a or not chat) else _err(x, 'rewrite' if not u else 'reply')
-    if not err and not re.search(r'\w\w', str(u)): err = f'degenerate rewrite {str(u)[:20]!r}'
+    if not err and not re.search(r'\w\w', str(u)):
+        err = f'degenerate rewrite {str(u)[:20]!r}'
     return child_row(r, content, op, x, err, prompt_id=tpl.id, **extra)
 
-def _regenerate(rows:list, llm:ChatModel|None, spec:TaskSpec|None, max_tokens:int=600) -> list:
+
+def _regenerate(rows: list, llm: ChatModel | None, spec: TaskSpec | None, max_tokens: int = 600) -> list:
     "Re-answer the later turns of the rows a rewrite marked (`_regen`: the first user turn whose reply is stale); a row that cannot be is invalid, never shipped stale."
     todo = [r for r in rows if r.get('_regen') is not None and not r.get('invalid_reason')]
     if todo and llm is None:
-        for r in todo: r.update(valid=False, invalid_reason='aug: stale_reply: the replies after the rewritten turn need a model to re-answer them; pass llm=')
+        for r in todo:
+            r.update(
+                valid=False,
+                invalid_reason='aug: stale_reply: the replies after the rewritten turn need a model to re-answer them; pass llm=',
+            )
     elif todo and llm is not None:
-        for r, (k, err) in zip(todo, answer_turns(todo, llm, spec, [r['_regen'] for r in todo], max_tokens=max_tokens, desc='re-answer later turns')):
+        for r, (k, err) in zip(
+            todo, answer_turns(todo, llm, spec, [r['_regen'] for r in todo], max_tokens=max_tokens, desc='re-answer later turns')
+        ):
             r['aug_regenerated'] = k
-            if err: r.update(valid=False, invalid_reason=f'aug: {err}')
-    for r in rows: r.pop('_regen', None)
+            if err:
+                r.update(valid=False, invalid_reason=f'aug: {err}')
+    for r in rows:
+        r.pop('_regen', None)
     return rows
 
-def vary_context(df:pd.DataFrame,        # rows to vary
-                 llm:ChatModel|None=None, # `synthbench.llm.engine.LLM` (default `LLM()`)
-                 contexts:Sequence[str]|Mapping|None=None, # contexts, or {kind: [contexts]} (default `CONTEXTS`)
-                 per_row:int=2,          # contexts per row
-                 spec:TaskSpec|None=None, # task spec: its rules go in the prompt, and the new rows are validated
-                 temperature:float=1.0,  # sampling temperature
-                 max_tokens:int=600,     # completion budget per call
-                 validator=None,         # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
-                 estimate:bool=False     # return `llm.estimate` of the calls instead of running
-                ) -> pd.DataFrame:
+
+def vary_context(
+    df: pd.DataFrame,  # rows to vary
+    llm: ChatModel | None = None,  # `synthbench.llm.engine.LLM` (default `LLM()`)
+    contexts: Sequence[str] | Mapping | None = None,  # contexts, or {kind: [contexts]} (default `CONTEXTS`)
+    per_row: int = 2,  # contexts per row
+    spec: TaskSpec | None = None,  # task spec: its rules go in the prompt, and the new rows are validated
+    temperature: float = 1.0,  # sampling temperature
+    max_tokens: int = 600,  # completion budget per call
+    validator=None,  # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
+    estimate: bool = False,  # return `llm.estimate` of the calls instead of running
+) -> pd.DataFrame:
     "Each row's intent placed in `per_row` other contexts (label kept); op='context', context in `aug_context`."
-    check_table(df, 'vary_context'); llm = _llm(llm)
+    check_table(df, 'vary_context')
+    llm = _llm(llm)
     ctx = _contexts(contexts)
-    if not ctx: raise ValueError('vary_context: contexts is empty; give a list like ["healthcare", "retail"] or leave it None for the defaults.')
+    if not ctx:
+        raise ValueError('vary_context: contexts is empty; give a list like ["healthcare", "retail"] or leave it None for the defaults.')
     rows_in, jobs, i = df.to_dict('records'), [], 0
     for r in rows_in:
-        for _ in range(min(per_row, len(ctx))): jobs.append((r, ctx[i % len(ctx)])); i += 1
-    msgs = [[{'role': 'user', 'content': _rewrite_prompt(CONTEXT, r, spec, context=c, label_rule=_label_rule(r, ';').rstrip('.'))}] for r, c in jobs]
-    if estimate: return llm.estimate(msgs, max_tokens=max_tokens)
-    res = llm.chat_many(msgs, response_format=Rewrite, sample_ids=[f"ctx:{r['id']}:{c}" for r, c in jobs], desc='vary context', temperature=temperature, max_tokens=max_tokens)
+        for _ in range(min(per_row, len(ctx))):
+            jobs.append((r, ctx[i % len(ctx)]))
+            i += 1
+    msgs = [
+        [{'role': 'user', 'content': _rewrite_prompt(CONTEXT, r, spec, context=c, label_rule=_label_rule(r, ';').rstrip('.'))}]
+        for r, c in jobs
+    ]
+    if estimate:
+        return llm.estimate(msgs, max_tokens=max_tokens)
+    res = llm.chat_many(
+        msgs,
+        response_format=Rewrite,
+        sample_ids=[f"ctx:{r['id']}:{c}" for r, c in jobs],
+        desc='vary context',
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
     rows = _regenerate([_rewrite_child(r, x, 'context', CONTEXT, aug_context=c) for (r, c), x in zip(jobs, res)], llm, spec, max_tokens)
     return _finish(rows, df, spec, validator)
 
 # %% ../../nbs/22_augment.ipynb #01ca932e
 RULE_EDGE_TYPES = [k for k, e in EDGE_TYPES.items() if e.rule is not None]
 
-def edge_variants(df:pd.DataFrame,              # rows to make edge cases of
-                  types:Sequence[str]=tuple(RULE_EDGE_TYPES), # edge types (see `synthbench.stages.generate.EDGE_TYPES`)
-                  llm:ChatModel|None=None,      # needed for model-made types, and to re-answer rule-made ones
-                  spec:TaskSpec|None=None,      # task spec: system prompt for re-answering, rules, validation
-                  per_row:int=1,                # edge types applied to each row (dealt out in rotation)
-                  rng_seed:int=0,               # seed of the rule-made noise
-                  temperature:float=1.0,        # sampling temperature of model-made variants
-                  max_tokens:int=600,           # completion budget per call
-                  validator=False,              # fn(df, spec) -> df (default here: no validation; edge replies often differ on purpose)
-                  estimate:bool=False           # return `llm.estimate` of the calls instead of running
-                 ) -> pd.DataFrame:
+
+def edge_variants(
+    df: pd.DataFrame,  # rows to make edge cases of
+    types: Sequence[str] = tuple(RULE_EDGE_TYPES),  # edge types (see `synthbench.stages.generate.EDGE_TYPES`)
+    llm: ChatModel | None = None,  # needed for model-made types, and to re-answer rule-made ones
+    spec: TaskSpec | None = None,  # task spec: system prompt for re-answering, rules, validation
+    per_row: int = 1,  # edge types applied to each row (dealt out in rotation)
+    rng_seed: int = 0,  # seed of the rule-made noise
+    temperature: float = 1.0,  # sampling temperature of model-made variants
+    max_tokens: int = 600,  # completion budget per call
+    validator=False,  # fn(df, spec) -> df (default here: no validation; edge replies often differ on purpose)
+    estimate: bool = False,  # return `llm.estimate` of the calls instead of running
+) -> pd.DataFrame:
     "Edge-case variants of `df`'s rows, tagged `edge_type`; op='edge'."
     check_table(df, 'edge_variants')
     bad = [t for t in types if t not in EDGE_TYPES]
-    if bad: raise ValueError(f'edge_variants: unknown edge type(s) {bad}; choose from {list(EDGE_TYPES)}.')
+    if bad:
+        raise ValueError(f'edge_variants: unknown edge type(s) {bad}; choose from {list(EDGE_TYPES)}.')
     need = [t for t in types if EDGE_TYPES[t].rule is None]
-    if need and llm is None: raise ValueError(f'edge_variants: types {need} are made by a model; pass llm=LLM(...) or use only rule-made types {RULE_EDGE_TYPES}.')
+    if need and llm is None:
+        raise ValueError(
+            f'edge_variants: types {need} are made by a model; pass llm=LLM(...) or use only rule-made types {RULE_EDGE_TYPES}.'
+        )
     rng, rows_in, jobs, i = random.Random(rng_seed), df.to_dict('records'), [], 0
     for r in rows_in:
-        for _ in range(min(per_row, len(types))): jobs.append((r, types[i % len(types)])); i += 1
+        for _ in range(min(per_row, len(types))):
+            jobs.append((r, types[i % len(types)]))
+            i += 1
     model_jobs = [j for j, (r, t) in enumerate(jobs) if EDGE_TYPES[t].rule is None]
-    msgs = [[{'role': 'user', 'content': _rewrite_prompt(EDGE, jobs[j][0], spec, description=EDGE_TYPES[jobs[j][1]].description)}] for j in model_jobs]
-    if estimate: return llm.estimate(msgs or [[{'role': 'user', 'content': ''}]], max_tokens=max_tokens) if llm is not None else None
-    res = dict(zip(model_jobs, llm.chat_many(msgs, response_format=Rewrite, sample_ids=[f"edge:{jobs[j][0]['id']}:{jobs[j][1]}" for j in model_jobs],
-                                             desc='edge variants', temperature=temperature, max_tokens=max_tokens))) if model_jobs and llm is not None else {}
+    msgs = [
+        [{'role': 'user', 'content': _rewrite_prompt(EDGE, jobs[j][0], spec, description=EDGE_TYPES[jobs[j][1]].description)}]
+        for j in model_jobs
+    ]
+    if estimate:
+        return llm.estimate(msgs or [[{'role': 'user', 'content': ''}]], max_tokens=max_tokens) if llm is not None else None
+    res = (
+        dict(
+            zip(
+                model_jobs,
+                llm.chat_many(
+                    msgs,
+                    response_format=Rewrite,
+                    sample_ids=[f"edge:{jobs[j][0]['id']}:{jobs[j][1]}" for j in model_jobs],
+                    desc='edge variants',
+                    temperature=temperature,
+                    max_tokens=max_tokens,
+                ),
+            )
+        )
+        if model_jobs and llm is not None
+        else {}
+    )
     rows, reanswer = [], []
     for j, (r, t) in enumerate(jobs):
         e = EDGE_TYPES[t]
-        if j in res: rows.append(_rewrite_child(r, res[j], 'edge', EDGE, edge_type=t, edge_answer='model')); continue
-        assert e.rule is not None   # the types without a rule are the model jobs, answered above
+        if j in res:
+            rows.append(_rewrite_child(r, res[j], 'edge', EDGE, edge_type=t, edge_answer='model'))
+            continue
+        assert e.rule is not None  # the types without a rule are the model jobs, answered above
         new = e.rule(first_input(r), rng)
         rows.append(child_row(r, set_input(r, new), 'edge', None, '', edge_type=t, edge_answer='parent', prompt_id=f'rule:{t}'))
-        if not e.keeps_answer and (len(user_turns(r)) > 1 or (not _is_missing(r.get('messages')) and any(m.get('tool_calls') for m in r['messages']))):
-            rows[-1].update(_regen=0, edge_answer='model')   # every reply re-answered, turn by turn (tool calls cannot be: marked stale)
-        elif not e.keeps_answer and not _is_missing(r.get('messages')) and llm is not None and spec is not None: reanswer.append(len(rows) - 1)
-    if reanswer and llm is not None:   # rows are queued for re-answering only with a model
-        sys_p = spec.system_prompt if spec is not None else None   # rows are re-answered only with a spec
+        if not e.keeps_answer and (
+            len(user_turns(r)) > 1 or (not _is_missing(r.get('messages')) and any(m.get('tool_calls') for m in r['messages']))
+        ):
+            rows[-1].update(_regen=0, edge_answer='model')  # every reply re-answered, turn by turn (tool calls cannot be: marked stale)
+        elif not e.keeps_answer and not _is_missing(r.get('messages')) and llm is not None and spec is not None:
+            reanswer.append(len(rows) - 1)
+    if reanswer and llm is not None:  # rows are queued for re-answering only with a model
+        sys_p = spec.system_prompt if spec is not None else None  # rows are re-answered only with a spec
         am = [[m for m in rows[k]['messages'] if m['role'] != 'assistant'][:2] for k in reanswer]
         am = [([{'role': 'system', 'content': sys_p}] if sys_p and m[0]['role'] != 'system' else []) + m for m in am]
-        for k, x in zip(reanswer, llm.chat_many(am, sample_ids=[f"edge-answer:{rows[k]['parent_id']}:{rows[k]['edge_type']}" for k in reanswer],
-                                                desc='answer edge variants', temperature=0.7, max_tokens=max_tokens)):
-            if getattr(x, 'error', None) or not (x.text or '').strip(): rows[k].update(valid=False, invalid_reason=f'aug: {_err(x, "reply")}')
+        for k, x in zip(
+            reanswer,
+            llm.chat_many(
+                am,
+                sample_ids=[f"edge-answer:{rows[k]['parent_id']}:{rows[k]['edge_type']}" for k in reanswer],
+                desc='answer edge variants',
+                temperature=0.7,
+                max_tokens=max_tokens,
+            ),
+        ):
+            if getattr(x, 'error', None) or not (x.text or '').strip():
+                rows[k].update(valid=False, invalid_reason=f'aug: {_err(x, "reply")}')
             else:
                 rows[k].update(set_reply(rows[k], (x.text or '').strip()), edge_answer='model', model=x.model)
                 rows[k].update(tokens_in=x.usage.prompt_tokens, tokens_out=x.usage.completion_tokens, cost_usd=x.cost_usd)
     return _finish(_regenerate(rows, llm, spec, max_tokens), df, spec, validator)
 
 # %% ../../nbs/22_augment.ipynb #6ca86764
-def check_augmented(aug:pd.DataFrame,            # augmented rows (with `parent_id`)
-                    parents:pd.DataFrame,        # the rows they came from
-                    llm:ChatModel|None=None,     # `synthbench.llm.engine.LLM`, for method='llm'
-                    method:str|Callable='llm',   # 'llm', 'embedding', or a classifier fn(texts) -> labels
-                    threshold:float=0.75,        # embedding: least cosine similarity that passes
-                    max_tokens:int=200           # llm: completion budget per check
-                   ) -> pd.DataFrame:
+def check_augmented(
+    aug: pd.DataFrame,  # augmented rows (with `parent_id`)
+    parents: pd.DataFrame,  # the rows they came from
+    llm: ChatModel | None = None,  # `synthbench.llm.engine.LLM`, for method='llm'
+    method: str | Callable = 'llm',  # 'llm', 'embedding', or a classifier fn(texts) -> labels
+    threshold: float = 0.75,  # embedding: least cosine similarity that passes
+    max_tokens: int = 200,  # llm: completion budget per check
+) -> pd.DataFrame:
     "`aug` with `aug_check`, `aug_check_reason` (and `aug_check_score` for embeddings): does each row keep its parent's intent/label?"
     check_table(aug, 'check_augmented')
     out = aug.copy()
@@ -426,163 +641,268 @@ def check_augmented(aug:pd.DataFrame,            # augmented rows (with `parent_
     for i, r in enumerate(rows):
         p = by.get(r.get('parent_id'))
         et = r.get('edge_type')
-        if p is None: reason[i] = 'parent not found in the parent table'
-        elif r.get('valid') is False and str(r.get('invalid_reason', '')).startswith('aug:'): reason[i] = 'augmentation failed'
-        elif isinstance(et, str) and et in EDGE_TYPES and not EDGE_TYPES[et].keeps_answer: reason[i] = f'edge type {et} changes the right reply on purpose'
-        else: todo.append((i, p, r))
+        if p is None:
+            reason[i] = 'parent not found in the parent table'
+        elif r.get('valid') is False and str(r.get('invalid_reason', '')).startswith('aug:'):
+            reason[i] = 'augmentation failed'
+        elif isinstance(et, str) and et in EDGE_TYPES and not EDGE_TYPES[et].keeps_answer:
+            reason[i] = f'edge type {et} changes the right reply on purpose'
+        else:
+            todo.append((i, p, r))
     if todo:
-        if method == 'llm': _check_llm(todo, _llm(llm), verdict, reason, max_tokens)
-        elif method == 'embedding': _check_embed(todo, verdict, reason, score, threshold)
-        elif callable(method): _check_classifier(todo, method, verdict, reason)
-        else: raise ValueError(f"check_augmented: method must be 'llm', 'embedding' or a classifier function, got {method!r}.")
+        if method == 'llm':
+            _check_llm(todo, _llm(llm), verdict, reason, max_tokens)
+        elif method == 'embedding':
+            _check_embed(todo, verdict, reason, score, threshold)
+        elif callable(method):
+            _check_classifier(todo, method, verdict, reason)
+        else:
+            raise ValueError(f"check_augmented: method must be 'llm', 'embedding' or a classifier function, got {method!r}.")
     out['aug_check'], out['aug_check_reason'] = verdict, reason
-    if method == 'embedding': out['aug_check_score'] = score
+    if method == 'embedding':
+        out['aug_check_score'] = score
     return out
 
-def _check_llm(todo, llm:ChatModel, verdict, reason, max_tokens):
-    msgs = [[{'role': 'user', 'content': CHECK.render(op=r.get('op') or 'augmentation', original=_show(p), variant=_show(r), label_rule=_label_rule(p, ' and its label').rstrip('.'))}] for _, p, r in todo]
+
+def _check_llm(todo, llm: ChatModel, verdict, reason, max_tokens):
+    msgs = [
+        [
+            {
+                'role': 'user',
+                'content': CHECK.render(
+                    op=r.get('op') or 'augmentation',
+                    original=_show(p),
+                    variant=_show(r),
+                    label_rule=_label_rule(p, ' and its label').rstrip('.'),
+                ),
+            }
+        ]
+        for _, p, r in todo
+    ]
     res = llm.chat_many(msgs, response_format=SameIntent, desc='check augmented', temperature=0.0, max_tokens=max_tokens)
     for (i, _, _), x in zip(todo, res):
         s = _field(x, 'same_intent')
-        if s is None: verdict[i], reason[i] = 'error', _err(x, 'verdict')
-        else: verdict[i], reason[i] = ('pass' if s else 'fail'), str(_field(x, 'reason') or '')
+        if s is None:
+            verdict[i], reason[i] = 'error', _err(x, 'verdict')
+        else:
+            verdict[i], reason[i] = ('pass' if s else 'fail'), str(_field(x, 'reason') or '')
+
 
 def _check_embed(todo, verdict, reason, score, threshold):
     import numpy as np
     from synthbench.llm.embed import embed_texts
+
     a = embed_texts([first_input(p) for _, p, _ in todo], progress=False)
     b = embed_texts([first_input(r) for _, _, r in todo], progress=False)
     sims = (np.asarray(a) * np.asarray(b)).sum(1)
     for (i, _, _), s in zip(todo, sims):
         score[i] = float(s)
-        verdict[i], reason[i] = ('pass', f'similarity {s:.2f} >= {threshold}') if s >= threshold else ('fail', f'similarity {s:.2f} < {threshold}')
+        verdict[i], reason[i] = (
+            ('pass', f'similarity {s:.2f} >= {threshold}') if s >= threshold else ('fail', f'similarity {s:.2f} < {threshold}')
+        )
+
 
 def _check_classifier(todo, fn, verdict, reason):
     got = list(fn([first_input(r) for _, _, r in todo]))
     for (i, p, _), g in zip(todo, got):
         want = p.get('label') if _is_missing(p.get('messages')) else p.get('category')
-        verdict[i], reason[i] = ('pass', f'classifier: {g}') if str(g) == str(want) else ('fail', f'classifier says {g!r}, parent is {want!r}')
+        verdict[i], reason[i] = (
+            ('pass', f'classifier: {g}') if str(g) == str(want) else ('fail', f'classifier says {g!r}, parent is {want!r}')
+        )
 
-def _show(r:Mapping) -> str:
+
+def _show(r: Mapping) -> str:
     s = first_input(r)
-    if not _is_missing(r.get('messages')): s = f'{s}\n(reply: {response_text(r)})'
-    elif not _is_missing(r.get('label')): s = f'{s}\n(label: {r["label"]})'
+    if not _is_missing(r.get('messages')):
+        s = f'{s}\n(reply: {response_text(r)})'
+    elif not _is_missing(r.get('label')):
+        s = f'{s}\n(label: {r["label"]})'
     return s
 
 # %% ../../nbs/22_augment.ipynb #e4cf1c46
-AUGMENT_OPS: dict[str, Callable[..., pd.DataFrame]] = {'paraphrase': paraphrase, 'back_translate': back_translate, 'context': vary_context, 'edge': edge_variants}
+AUGMENT_OPS: dict[str, Callable[..., pd.DataFrame]] = {
+    'paraphrase': paraphrase,
+    'back_translate': back_translate,
+    'context': vary_context,
+    'edge': edge_variants,
+}
 
-def augment(df:pd.DataFrame, # rows to augment
-            op:str,          # one of `AUGMENT_OPS`: paraphrase, back_translate, context, edge
-            llm:ChatModel|None=None, # `synthbench.llm.engine.LLM`
-            **kw             # passed to the operation (n, pivots, contexts, types, spec, estimate, ...)
-           ) -> pd.DataFrame:
+
+def augment(
+    df: pd.DataFrame,  # rows to augment
+    op: str,  # one of `AUGMENT_OPS`: paraphrase, back_translate, context, edge
+    llm: ChatModel | None = None,  # `synthbench.llm.engine.LLM`
+    **kw,  # passed to the operation (n, pivots, contexts, types, spec, estimate, ...)
+) -> pd.DataFrame:
     "Run augmentation `op` on `df`; returns the new rows."
-    if op not in AUGMENT_OPS: raise ValueError(f'augment: unknown op {op!r}; choose from {list(AUGMENT_OPS)}.')
-    if op == 'edge': return edge_variants(df, llm=llm, **kw)
+    if op not in AUGMENT_OPS:
+        raise ValueError(f'augment: unknown op {op!r}; choose from {list(AUGMENT_OPS)}.')
+    if op == 'edge':
+        return edge_variants(df, llm=llm, **kw)
     return AUGMENT_OPS[op](df, llm, **kw)
 
 # %% ../../nbs/22_augment.ipynb #614aab81
-def _op_params(op:str, n:int, pivots, contexts, types, seed:int) -> dict:
+def _op_params(op: str, n: int, pivots, contexts, types, seed: int) -> dict:
     "The operation's own parameters from the stage's shared ones (`n`: variants, contexts or edge types per row)."
-    if op == 'paraphrase': return dict(n=n)
-    if op == 'back_translate': return dict(pivots=list(pivots or ['de']))
-    if op == 'context': return dict(per_row=n, contexts=contexts)
+    if op == 'paraphrase':
+        return dict(n=n)
+    if op == 'back_translate':
+        return dict(pivots=list(pivots or ['de']))
+    if op == 'context':
+        return dict(per_row=n, contexts=contexts)
     return dict(per_row=n, types=list(types or RULE_EDGE_TYPES), rng_seed=seed)
 
-def augment_stage(df:pd.DataFrame,                     # the table to add augmented rows to
-                  *,
-                  ctx:RunContext,                      # the run: LLM 'main', task spec (prompt rules, validation), seed
-                  op:str='paraphrase',                 # paraphrase, back_translate, context or edge
-                  rows:int|None=None,                  # augment only the first `rows` valid source rows (None: all)
-                  from_seeds:bool=False,               # augment the task's seeds instead of the table's rows
-                  n:int=1,                             # paraphrase: variants per row; context / edge: contexts / edge types per row
-                  pivots:list[str]|None=None,          # back_translate: pivot languages (default ['de'])
-                  contexts:list[str]|None=None,        # context: contexts (default `CONTEXTS`)
-                  types:list[str]|None=None,           # edge: edge types (default the rule-made ones)
-                  check:str='none',                    # check each new row keeps its parent's intent: 'none', 'llm' or 'embedding'
-                  temperature:float|None=None,         # sampling temperature (default: the operation's)
-                  max_tokens:int=600,                  # completion budget per call
-                 ) -> StageResult:
+
+def augment_stage(
+    df: pd.DataFrame,  # the table to add augmented rows to
+    *,
+    ctx: RunContext,  # the run: LLM 'main', task spec (prompt rules, validation), seed
+    op: str = 'paraphrase',  # paraphrase, back_translate, context or edge
+    rows: int | None = None,  # augment only the first `rows` valid source rows (None: all)
+    from_seeds: bool = False,  # augment the task's seeds instead of the table's rows
+    n: int = 1,  # paraphrase: variants per row; context / edge: contexts / edge types per row
+    pivots: list[str] | None = None,  # back_translate: pivot languages (default ['de'])
+    contexts: list[str] | None = None,  # context: contexts (default `CONTEXTS`)
+    types: list[str] | None = None,  # edge: edge types (default the rule-made ones)
+    check: str = 'none',  # check each new row keeps its parent's intent: 'none', 'llm' or 'embedding'
+    temperature: float | None = None,  # sampling temperature (default: the operation's)
+    max_tokens: int = 600,  # completion budget per call
+) -> StageResult:
     "`df` plus new rows made by `op` from its valid rows (or the seeds): lineage kept, rows whose id is already in `df` left out."
-    if op not in AUGMENT_OPS: raise StageError('config', f'augment: unknown op {op!r}; use one of {list(AUGMENT_OPS)}')
-    if check not in ('none', 'llm', 'embedding'): raise StageError('config', f"augment: check must be 'none', 'llm' or 'embedding', got {check!r}")
+    if op not in AUGMENT_OPS:
+        raise StageError('config', f'augment: unknown op {op!r}; use one of {list(AUGMENT_OPS)}')
+    if check not in ('none', 'llm', 'embedding'):
+        raise StageError('config', f"augment: check must be 'none', 'llm' or 'embedding', got {check!r}")
     base = ctx.require_spec().seeds() if from_seeds else df
     src = base[marked_rows(base, ['invalid']) == ''] if len(base) else base
-    if rows: src = src.head(rows)
-    keep = df.copy(); keep.attrs = {}
-    if not len(src): return StageResult(keep, report={'op': op, 'source_rows': 0, 'new_rows': 0, 'note': 'no valid rows to augment'})
+    if rows:
+        src = src.head(rows)
+    keep = df.copy()
+    keep.attrs = {}
+    if not len(src):
+        return StageResult(keep, report={'op': op, 'source_rows': 0, 'new_rows': 0, 'note': 'no valid rows to augment'})
     kw = _op_params(op, n, pivots, contexts, types, ctx.seed)
     needs = op != 'edge' or check == 'llm' or any(EDGE_TYPES[t].rule is None for t in kw.get('types', []) if t in EDGE_TYPES)
     llm = _CallRecorder(ctx.llm()) if needs else (_CallRecorder(ctx.llms['main']) if ctx.llms.get('main') is not None else None)
-    if temperature is not None: kw['temperature'] = temperature
-    try: new = augment(src, op, llm, spec=ctx.spec, max_tokens=max_tokens, **kw)
-    except ValueError as e: raise StageError('config', f'augment: {e}') from None
+    if temperature is not None:
+        kw['temperature'] = temperature
+    try:
+        new = augment(src, op, llm, spec=ctx.spec, max_tokens=max_tokens, **kw)
+    except ValueError as e:
+        raise StageError('config', f'augment: {e}') from None
     info = dict(new.attrs.get('augment', {}))
-    if check != 'none' and len(new): new = check_augmented(new, src, llm, method=check)
-    new = new.copy(); new.attrs = {}
+    if check != 'none' and len(new):
+        new = check_augmented(new, src, llm, method=check)
+    new = new.copy()
+    new.attrs = {}
     same = new['id'].isin(set(df['id'])) if len(new) and len(df) else pd.Series(False, index=new.index)
     dropped = new[same].assign(drop_reason='same as a row already in the table').reset_index(drop=True)
-    report = {'op': op, 'source_rows': len(src), 'new_rows': int((~same).sum()), 'same_as_existing_dropped': int(same.sum()),
-              'failed': int((new['valid'] == False).sum()) if len(new) else 0, 'skipped_identical': info.get('skipped_identical', 0)}
-    if 'aug_check' in new: report['checks'] = {str(k): int(v) for k, v in new['aug_check'].value_counts().items()}
+    report = {
+        'op': op,
+        'source_rows': len(src),
+        'new_rows': int((~same).sum()),
+        'same_as_existing_dropped': int(same.sum()),
+        'failed': int((new['valid'] == False).sum()) if len(new) else 0,
+        'skipped_identical': info.get('skipped_identical', 0),
+    }
+    if 'aug_check' in new:
+        report['checks'] = {str(k): int(v) for k, v in new['aug_check'].value_counts().items()}
     status, kind, reason = calls_outcome(llm.outcomes, 'augmentation') if llm is not None else ('ok', None, None)
-    return StageResult(concat_tables(keep, new[~same]), dropped=dropped if len(dropped) else None, report=report,
-                       status=status, error_kind=kind, reason=reason)
+    return StageResult(
+        concat_tables(keep, new[~same]),
+        dropped=dropped if len(dropped) else None,
+        report=report,
+        status=status,
+        error_kind=kind,
+        reason=reason,
+    )
 
 # %% ../../nbs/22_augment.ipynb #52c0fb92
-def cli_augment(argv:list[str]) -> int:
+def cli_augment(argv: list[str]) -> int:
     "`synthbench augment IN -o OUT --op OP ...`"
-    p = argparse.ArgumentParser(prog='synthbench augment', description='Augment a dataset: paraphrase, back-translate, vary context or make edge-case variants. '
-                                'Reads JSONL/JSON/CSV/Parquet (ShareGPT, Alpaca, messages, text/label); writes the input rows and the new rows '
-                                '(source=augmented, parent_id, op, aug_* columns, aug_check) with every column. '
-                                'Exit status: 0 done, 1 the model calls failed (the line says why), 2 bad input or arguments.')
+    p = argparse.ArgumentParser(
+        prog='synthbench augment',
+        description='Augment a dataset: paraphrase, back-translate, vary context or make edge-case variants. '
+        'Reads JSONL/JSON/CSV/Parquet (ShareGPT, Alpaca, messages, text/label); writes the input rows and the new rows '
+        '(source=augmented, parent_id, op, aug_* columns, aug_check) with every column. '
+        'Exit status: 0 done, 1 the model calls failed (the line says why), 2 bad input or arguments.',
+    )
     p.add_argument('input', help='dataset file to augment')
     p.add_argument('-o', '--out', required=True, help='output file (.jsonl, .json, .csv or .parquet)')
     p.add_argument('--op', required=True, choices=list(AUGMENT_OPS), help='augmentation operation')
-    p.add_argument('--n', type=int, default=2, help='paraphrase: variants per row; context: contexts per row; edge: edge types per row (default 2)')
+    p.add_argument(
+        '--n', type=int, default=2, help='paraphrase: variants per row; context: contexts per row; edge: edge types per row (default 2)'
+    )
     p.add_argument('--pivots', default='de', help='back_translate: comma-separated pivot languages (default de)')
     p.add_argument('--contexts', help='context: comma-separated contexts (default: built-in industries, personas, channels)')
     p.add_argument('--types', help=f'edge: comma-separated edge types (default: the rule-made ones {",".join(RULE_EDGE_TYPES)})')
     p.add_argument('--spec', help='task.yaml or its folder: rules for the prompts, and validation of the new rows')
-    p.add_argument('--check', default='llm', choices=['llm', 'embedding', 'none'], help='check each new row keeps its parent\'s intent (default llm)')
+    p.add_argument(
+        '--check', default='llm', choices=['llm', 'embedding', 'none'], help='check each new row keeps its parent\'s intent (default llm)'
+    )
     p.add_argument('--only-new', action='store_true', help='write only the new rows')
     p.add_argument('--estimate', action='store_true', help='print planned calls, tokens and dollars; spend nothing')
     _add_llm_args(p)
     a = p.parse_args(argv)
     from synthbench.formats import load_examples, save_examples, check_output_path, InputError
     from synthbench.run.stage import RunContext, StageError
-    if a.n < 1: return _fail('augment', f'--n must be >= 1, got {a.n}.')
-    if not Path(a.input).exists(): return _fail('augment', f'input file {a.input!r} not found.')
-    try: check_output_path(a.out)
-    except InputError as e: return _fail('augment', str(e))
-    try: df = load_examples(a.input)
-    except (ValueError, KeyError, TypeError) as e: return _fail('augment', str(e))
+
+    if a.n < 1:
+        return _fail('augment', f'--n must be >= 1, got {a.n}.')
+    if not Path(a.input).exists():
+        return _fail('augment', f'input file {a.input!r} not found.')
+    try:
+        check_output_path(a.out)
+    except InputError as e:
+        return _fail('augment', str(e))
+    try:
+        df = load_examples(a.input)
+    except (ValueError, KeyError, TypeError) as e:
+        return _fail('augment', str(e))
     spec = None
     if a.spec:
         from synthbench.spec import load_spec
-        try: spec = load_spec(a.spec)
-        except (ValueError, FileNotFoundError) as e: return _fail('augment', str(e))
+
+        try:
+            spec = load_spec(a.spec)
+        except (ValueError, FileNotFoundError) as e:
+            return _fail('augment', str(e))
     split = lambda s: [x.strip() for x in s.split(',') if x.strip()] if s else None
     types = split(a.types)
-    if types and (bad := [t for t in types if t not in EDGE_TYPES]): return _fail('augment', f'unknown edge type(s) {bad}; choose from {list(EDGE_TYPES)}.')
+    if types and (bad := [t for t in types if t not in EDGE_TYPES]):
+        return _fail('augment', f'unknown edge type(s) {bad}; choose from {list(EDGE_TYPES)}.')
     needs_llm = a.op != 'edge' or any(EDGE_TYPES[t].rule is None for t in types or []) or a.check == 'llm' or spec is not None
-    try: llm = _llm_from_args(a) if needs_llm else None
-    except (ValueError, OSError, RuntimeError) as e: return _fail('augment', f'cannot set up the model: {e}')
+    try:
+        llm = _llm_from_args(a) if needs_llm else None
+    except (ValueError, OSError, RuntimeError) as e:
+        return _fail('augment', f'cannot set up the model: {e}')
     if a.estimate:
-        kw = _op_params(a.op, a.n, split(a.pivots), split(a.contexts), types, 0); kw.pop('rng_seed', None)
-        try: est = augment(df, a.op, llm, spec=spec, estimate=True, **kw)
-        except ValueError as e: return _fail('augment', str(e))
-        print(f'plan: {est.calls} calls, ~{est.tokens_in} tokens in, <= {est.tokens_out} tokens out, ~${float(est.usd or 0):.4f}' if est is not None else 'plan: no model calls')
+        kw = _op_params(a.op, a.n, split(a.pivots), split(a.contexts), types, 0)
+        kw.pop('rng_seed', None)
+        try:
+            est = augment(df, a.op, llm, spec=spec, estimate=True, **kw)
+        except ValueError as e:
+            return _fail('augment', str(e))
+        print(
+            f'plan: {est.calls} calls, ~{est.tokens_in} tokens in, <= {est.tokens_out} tokens out, ~${float(est.usd or 0):.4f}'
+            if est is not None
+            else 'plan: no model calls'
+        )
         return 0
     ctx = RunContext(spec=spec, llms={'main': llm} if llm is not None else {})
-    try: res = augment_stage(df, ctx=ctx, op=a.op, n=a.n, pivots=split(a.pivots), contexts=split(a.contexts), types=types, check=a.check)
-    except StageError as e: return _fail('augment', f'{e.kind}: {e.reason}')
-    if res.status == 'failed':   # nothing worth writing: say why, leave OUT alone
-        print(f'synthbench augment: failed ({res.error_kind}): {res.reason}', file=sys.stderr); return 1
+    try:
+        res = augment_stage(df, ctx=ctx, op=a.op, n=a.n, pivots=split(a.pivots), contexts=split(a.contexts), types=types, check=a.check)
+    except StageError as e:
+        return _fail('augment', f'{e.kind}: {e.reason}')
+    if res.status == 'failed':  # nothing worth writing: say why, leave OUT alone
+        print(f'synthbench augment: failed ({res.error_kind}): {res.reason}', file=sys.stderr)
+        return 1
     out = res.table[~res.table['id'].isin(set(df['id']))] if a.only_new else res.table
     save_examples(out, a.out, format='table')
     r = res.report
-    print(f"wrote {len(out)} rows ({r.get('new_rows', 0)} new, {r.get('failed', 0)} failed, {r.get('skipped_identical', 0)} identical to their parent skipped) "
-          f"to {a.out}; checks: {r.get('checks', {})}", file=sys.stderr)
+    print(
+        f"wrote {len(out)} rows ({r.get('new_rows', 0)} new, {r.get('failed', 0)} failed, {r.get('skipped_identical', 0)} identical to their parent skipped) "
+        f"to {a.out}; checks: {r.get('checks', {})}",
+        file=sys.stderr,
+    )
     return _stage_exit('augment', res)

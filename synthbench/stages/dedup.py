@@ -27,161 +27,217 @@ __all__ = ['METHODS', 'NEAR_DUP_COSINE', 'SEMANTIC_COSINE', 'SCORE_COLUMNS', 'SH
 
 # %% ../../nbs/32_dedup.ipynb #bb405c98
 METHODS = ('exact', 'minhash', 'embedding')
-NEAR_DUP_COSINE = 0.95   # embedding cosine for reworded near-duplicates
-SEMANTIC_COSINE = 0.85   # embedding cosine for "the same request, phrased differently"
+NEAR_DUP_COSINE = 0.95  # embedding cosine for reworded near-duplicates
+SEMANTIC_COSINE = 0.85  # embedding cosine for "the same request, phrased differently"
 SCORE_COLUMNS = ('judge_score', 'judge_overall')
 
 # %% ../../nbs/32_dedup.ipynb #b0fa0e4c
-def connected_groups(n:int,          # number of items
-                     i:np.ndarray,   # first item of each pair
-                     j:np.ndarray    # second item of each pair
-                    ) -> list[list[int]]:
+def connected_groups(
+    n: int,  # number of items
+    i: np.ndarray,  # first item of each pair
+    j: np.ndarray,  # second item of each pair
+) -> list[list[int]]:
     "Groups (size > 1, sorted) of items `0..n-1` joined by pairs `(i[k], j[k])`: union-find."
     parent = list(range(n))
+
     def find(a):
-        while parent[a] != a: parent[a] = parent[parent[a]]; a = parent[a]
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
         return a
+
     for a, b in zip(np.asarray(i).tolist(), np.asarray(j).tolist()):
         ra, rb = find(a), find(b)
-        if ra != rb: parent[max(ra, rb)] = min(ra, rb)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
     groups: dict[int, list[int]] = {}
-    for a in range(n): groups.setdefault(find(a), []).append(a)
+    for a in range(n):
+        groups.setdefault(find(a), []).append(a)
     return [g for g in groups.values() if len(g) > 1]
 
 # %% ../../nbs/32_dedup.ipynb #7d8f4df0
 _nonword = re.compile(r'[^\w\s]+')
-def shingles(text:str,          # raw text
-             shingle:str='word', # 'word' n-grams or 'char' k-grams
-             n:int|None=None     # n-gram size (default 3 words / 5 chars)
-            ) -> list[str]:
+
+
+def shingles(
+    text: str,  # raw text
+    shingle: str = 'word',  # 'word' n-grams or 'char' k-grams
+    n: int | None = None,  # n-gram size (default 3 words / 5 chars)
+) -> list[str]:
     "The shingle set of `text` (normalised; empty text -> [])."
     t = normalize_text(text)
     if shingle == 'word':
         n = n or 3
         w = _nonword.sub(' ', t).split()
-        if len(w) <= n: return [' '.join(w)] if w else []
-        return list({' '.join(w[k:k+n]) for k in range(len(w) - n + 1)})
+        if len(w) <= n:
+            return [' '.join(w)] if w else []
+        return list({' '.join(w[k : k + n]) for k in range(len(w) - n + 1)})
     if shingle == 'char':
         n = n or 5
-        if len(t) <= n: return [t] if t else []
-        return list({t[k:k+n] for k in range(len(t) - n + 1)})
+        if len(t) <= n:
+            return [t] if t else []
+        return list({t[k : k + n] for k in range(len(t) - n + 1)})
     raise ValueError(f"shingle={shingle!r}: use 'word' (word n-grams) or 'char' (character k-grams).")
 
 # %% ../../nbs/32_dedup.ipynb #9289b700
-def minhash_signatures(token_sets:Sequence[Sequence[str]], # shingle sets
-                       num_perm:int=128,                   # permutations (signature length)
-                       seed:int=42                         # hash seed (same seed => comparable signatures)
-                      ) -> np.ndarray:
+def minhash_signatures(
+    token_sets: Sequence[Sequence[str]],  # shingle sets
+    num_perm: int = 128,  # permutations (signature length)
+    seed: int = 42,  # hash seed (same seed => comparable signatures)
+) -> np.ndarray:
     "`(n, num_perm)` uint32 MinHash signatures of `token_sets` (rensa, else datasketch)."
-    if not len(token_sets): return np.zeros((0, num_perm), np.uint32)
+    if not len(token_sets):
+        return np.zeros((0, num_perm), np.uint32)
     try:
         from rensa import RMinHash
-        return np.asarray(RMinHash.digest_matrix_from_token_sets([list(t) for t in token_sets], num_perm=num_perm, seed=seed).to_rows(), dtype=np.uint32)
+
+        return np.asarray(
+            RMinHash.digest_matrix_from_token_sets([list(t) for t in token_sets], num_perm=num_perm, seed=seed).to_rows(), dtype=np.uint32
+        )
     except ImportError:
-        try: from datasketch import MinHash
-        except ImportError as e: raise ImportError("MinHash dedup needs rensa or datasketch: pip install 'synthbench[dedup]'") from e
+        try:
+            from datasketch import MinHash
+        except ImportError as e:
+            raise ImportError("MinHash dedup needs rensa or datasketch: pip install 'synthbench[dedup]'") from e
         mhs = MinHash.bulk([[s.encode() for s in t] for t in token_sets], num_perm=num_perm, seed=seed)
         return np.stack([m.hashvalues for m in mhs]).astype(np.uint32)
 
-def minhash_similarity(D:np.ndarray, i:np.ndarray, j:np.ndarray, chunk:int=200_000) -> np.ndarray:
+
+def minhash_similarity(D: np.ndarray, i: np.ndarray, j: np.ndarray, chunk: int = 200_000) -> np.ndarray:
     "Estimated Jaccard similarity of signature rows `i[k]` and `j[k]`."
     i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
-    return np.concatenate([(D[i[s:s+chunk]] == D[j[s:s+chunk]]).mean(1) for s in range(0, len(i), chunk)] or [np.zeros(0)])
+    return np.concatenate([(D[i[s : s + chunk]] == D[j[s : s + chunk]]).mean(1) for s in range(0, len(i), chunk)] or [np.zeros(0)])
 
 # %% ../../nbs/32_dedup.ipynb #58ce356a
-_MIX1, _MIX2 = np.uint64(0xbf58476d1ce4e5b9), np.uint64(0x94d049bb133111eb)
-def _splitmix(x:np.ndarray) -> np.ndarray:
-    x = x ^ (x >> np.uint64(30)); x = x * _MIX1
-    x = x ^ (x >> np.uint64(27)); x = x * _MIX2
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+
+
+def _splitmix(x: np.ndarray) -> np.ndarray:
+    x = x ^ (x >> np.uint64(30))
+    x = x * _MIX1
+    x = x ^ (x >> np.uint64(27))
+    x = x * _MIX2
     return x ^ (x >> np.uint64(31))
 
-def _fast_normalize(s:str) -> str:
+
+def _fast_normalize(s: str) -> str:
     "`core.normalize_text` with a fast path for already-NFKC text."
     s = '' if s is None else str(s)
-    if not unicodedata.is_normalized('NFKC', s): s = unicodedata.normalize('NFKC', s)
+    if not unicodedata.is_normalized('NFKC', s):
+        s = unicodedata.normalize('NFKC', s)
     return ' '.join(s.split()).casefold()
 
-def char_shingle_hashes(texts:Sequence[str], # raw texts (normalised here)
-                        k:int=5              # characters per shingle
-                       ) -> tuple[np.ndarray, np.ndarray]:
+
+def char_shingle_hashes(
+    texts: Sequence[str],  # raw texts (normalised here)
+    k: int = 5,  # characters per shingle
+) -> tuple[np.ndarray, np.ndarray]:
     "64-bit hashes of the `k`-character windows of each normalised text: flat uint64 array and `n+1` row offsets."
     norm = [_fast_normalize(t).replace('\0', '') for t in texts]
     lens = np.fromiter(map(len, norm), np.int64, len(norm))
     nwin = np.where(lens > 0, np.maximum(lens - k + 1, 1), 0)
     offsets = np.r_[0, np.cumsum(nwin)].astype(np.uint64)
-    if not nwin.sum(): return np.zeros(0, np.uint64), offsets
-    pad = '\0' * (k - 1)                          # windows never cross into the next text
+    if not nwin.sum():
+        return np.zeros(0, np.uint64), offsets
+    pad = '\0' * (k - 1)  # windows never cross into the next text
     cp = np.frombuffer((pad.join(norm) + pad).encode('utf-32-le'), np.uint32).astype(np.uint64)
     L = len(cp) - k + 1
-    h = np.zeros(L, np.uint64); mult = np.uint64(1099511628211)
+    h = np.zeros(L, np.uint64)
+    mult = np.uint64(1099511628211)
     with np.errstate(over='ignore'):
-        for q in range(k): h = h * mult + cp[q:q+L]  # polynomial hash of every window, by slices
+        for q in range(k):
+            h = h * mult + cp[q : q + L]  # polynomial hash of every window, by slices
         h = _splitmix(h)
     starts = np.r_[0, np.cumsum(lens + k - 1)[:-1]]
-    mark = np.zeros(L + 1, np.int32)                 # window starts: [start, start + nwin) of each text
-    np.add.at(mark, starts[nwin > 0], 1); np.add.at(mark, (starts + nwin)[nwin > 0], -1)
+    mark = np.zeros(L + 1, np.int32)  # window starts: [start, start + nwin) of each text
+    np.add.at(mark, starts[nwin > 0], 1)
+    np.add.at(mark, (starts + nwin)[nwin > 0], -1)
     return h[np.cumsum(mark[:L]) > 0], offsets
 
-def minhash_signatures_from_hashes(flat:np.ndarray, offsets:np.ndarray, num_perm:int=128, seed:int=42, chunk:int=20_000) -> np.ndarray:
+
+def minhash_signatures_from_hashes(
+    flat: np.ndarray, offsets: np.ndarray, num_perm: int = 128, seed: int = 42, chunk: int = 20_000
+) -> np.ndarray:
     "`(n, num_perm)` uint32 MinHash signatures from `char_shingle_hashes` output (rensa, else datasketch)."
     n = len(offsets) - 1
-    try: from rensa import RMinHash
+    try:
+        from rensa import RMinHash
     except ImportError:
-        sets = [[int(x).to_bytes(8, 'little') for x in flat[int(offsets[r]):int(offsets[r+1])]] for r in range(n)]
+        sets = [[int(x).to_bytes(8, 'little') for x in flat[int(offsets[r]) : int(offsets[r + 1])]] for r in range(n)]
         from datasketch import MinHash
-        return np.stack([m.hashvalues for m in MinHash.bulk(sets, num_perm=num_perm, seed=seed)]).astype(np.uint32) if n else np.zeros((0, num_perm), np.uint32)
+
+        return (
+            np.stack([m.hashvalues for m in MinHash.bulk(sets, num_perm=num_perm, seed=seed)]).astype(np.uint32)
+            if n
+            else np.zeros((0, num_perm), np.uint32)
+        )
     import itertools
+
     out = []
-    for s in range(0, n, chunk):   # chunks keep the Python int lists of `to_rows` small
-        e = min(n, s + chunk); lo, hi = int(offsets[s]), int(offsets[e])
-        m = RMinHash.digest_matrix_from_flat_token_hashes(np.ascontiguousarray(flat[lo:hi]), (offsets[s:e+1] - offsets[s]).astype(np.uint64), num_perm, seed)
+    for s in range(0, n, chunk):  # chunks keep the Python int lists of `to_rows` small
+        e = min(n, s + chunk)
+        lo, hi = int(offsets[s]), int(offsets[e])
+        m = RMinHash.digest_matrix_from_flat_token_hashes(
+            np.ascontiguousarray(flat[lo:hi]), (offsets[s : e + 1] - offsets[s]).astype(np.uint64), num_perm, seed
+        )
         out.append(np.fromiter(itertools.chain.from_iterable(m.to_rows()), np.uint32, (e - s) * num_perm).reshape(e - s, num_perm))
     return np.concatenate(out) if out else np.zeros((0, num_perm), np.uint32)
 
 # %% ../../nbs/32_dedup.ipynb #35e8c3ed
-def lsh_params(threshold:float, num_perm:int, fp_weight:float=0.5) -> tuple[int, int]:
+def lsh_params(threshold: float, num_perm: int, fp_weight: float = 0.5) -> tuple[int, int]:
     "Bands `b` and rows per band `r` (b*r <= num_perm) minimising weighted false positive + negative area at `threshold`."
     s = np.linspace(0, 1, 201)
-    best: float|None = None; arg: tuple[int, int]|None = None
+    best: float | None = None
+    arg: tuple[int, int] | None = None
     for b in range(1, num_perm + 1):
         for r in range(1, num_perm // b + 1):
-            p = 1 - (1 - s**r)**b
-            fp = np.trapezoid(p[s <= threshold], s[s <= threshold]); fn = np.trapezoid(1 - p[s >= threshold], s[s >= threshold])
-            err = float(fp_weight*fp + (1 - fp_weight)*fn)
-            if best is None or err < best: best, arg = err, (b, r)
-    if arg is None: raise ValueError(f"lsh_params: num_perm must be at least 1, got {num_perm}")
+            p = 1 - (1 - s**r) ** b
+            fp = np.trapezoid(p[s <= threshold], s[s <= threshold])
+            fn = np.trapezoid(1 - p[s >= threshold], s[s >= threshold])
+            err = float(fp_weight * fp + (1 - fp_weight) * fn)
+            if best is None or err < best:
+                best, arg = err, (b, r)
+    if arg is None:
+        raise ValueError(f"lsh_params: num_perm must be at least 1, got {num_perm}")
     return arg
 
-def _band_pairs(D:np.ndarray, b:int, r:int) -> np.ndarray:
+
+def _band_pairs(D: np.ndarray, b: int, r: int) -> np.ndarray:
     "Candidate pairs (as i*n+j, i<j) sharing at least one equal band of `D`."
-    n = len(D); out = []
+    n = len(D)
+    out = []
     mult = np.random.default_rng(0).integers(1, 2**63, size=r, dtype=np.uint64) | np.uint64(1)
     for k in range(b):
-        band = D[:, k*r:(k+1)*r].astype(np.uint64)
-        h = (band * mult).sum(axis=1, dtype=np.uint64)        # wrapping multiply-add: a 64-bit band hash
-        order = np.argsort(h, kind='stable'); hs = h[order]
+        band = D[:, k * r : (k + 1) * r].astype(np.uint64)
+        h = (band * mult).sum(axis=1, dtype=np.uint64)  # wrapping multiply-add: a 64-bit band hash
+        order = np.argsort(h, kind='stable')
+        hs = h[order]
         same = hs[1:] == hs[:-1]
-        if not same.any(): continue
-        start = np.r_[0, np.flatnonzero(~same) + 1]            # first position of each run
+        if not same.any():
+            continue
+        start = np.r_[0, np.flatnonzero(~same) + 1]  # first position of each run
         run_start = start[np.searchsorted(start, np.arange(n), side='right') - 1]
-        pos = np.flatnonzero(np.r_[False, same])               # positions that continue a run
-        a1, b1 = order[run_start[pos]], order[pos]              # (first of run, member): anchor pairs
-        a2, b2 = order[pos - 1], order[pos]                      # consecutive pairs
+        pos = np.flatnonzero(np.r_[False, same])  # positions that continue a run
+        a1, b1 = order[run_start[pos]], order[pos]  # (first of run, member): anchor pairs
+        a2, b2 = order[pos - 1], order[pos]  # consecutive pairs
         i, j = np.r_[a1, a2], np.r_[b1, b2]
         lo, hi = np.minimum(i, j), np.maximum(i, j)
-        out.append(lo.astype(np.int64)*n + hi)
+        out.append(lo.astype(np.int64) * n + hi)
     return np.unique(np.concatenate(out)) if out else np.zeros(0, np.int64)
 
-def minhash_pairs(texts:Sequence[str],   # texts to compare
-                  threshold:float=0.7,   # estimated Jaccard at or above which two texts are near-duplicates
-                  num_perm:int=128,      # MinHash permutations
-                  shingle:str='char',    # 'char' k-grams or 'word' n-grams
-                  ngram:int|None=None,   # shingle size (default 3 words / 5 chars)
-                  seed:int=42,
-                  signatures:np.ndarray|None=None # precomputed `minhash_signatures` of `texts`
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+
+def minhash_pairs(
+    texts: Sequence[str],  # texts to compare
+    threshold: float = 0.7,  # estimated Jaccard at or above which two texts are near-duplicates
+    num_perm: int = 128,  # MinHash permutations
+    shingle: str = 'char',  # 'char' k-grams or 'word' n-grams
+    ngram: int | None = None,  # shingle size (default 3 words / 5 chars)
+    seed: int = 42,
+    signatures: np.ndarray | None = None,  # precomputed `minhash_signatures` of `texts`
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     "Near-duplicate pairs `(i, j, sim)` by MinHash LSH, plus the signatures; empty texts never match."
-    if not 0 < threshold <= 1: raise ValueError(f"minhash threshold={threshold}: use a Jaccard similarity in (0, 1], e.g. 0.8.")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"minhash threshold={threshold}: use a Jaccard similarity in (0, 1], e.g. 0.8.")
     if shingle == 'char':
         flat, off = char_shingle_hashes(texts, ngram or 5)
         empty = np.diff(off.astype(np.int64)) == 0
@@ -202,34 +258,46 @@ def minhash_pairs(texts:Sequence[str],   # texts to compare
 # %% ../../nbs/32_dedup.ipynb #3462fa38
 def _exact_pairs(X, Y, threshold, block, progress):
     from tqdm.auto import tqdm
-    same = Y is None; Y = X if same else Y
+
+    same = Y is None
+    Y = X if same else Y
     out_i, out_j, out_s = [], [], []
-    for s in tqdm(range(0, len(X), block), desc='cosine blocks', disable=not progress or len(X) <= 4*block):
+    for s in tqdm(range(0, len(X), block), desc='cosine blocks', disable=not progress or len(X) <= 4 * block):
         Yb = Y[s:] if same else Y
-        S = X[s:s+block] @ Yb.T
-        if same: S[np.tril_indices(S.shape[0], 0, S.shape[1])] = -2   # j > i only
+        S = X[s : s + block] @ Yb.T
+        if same:
+            S[np.tril_indices(S.shape[0], 0, S.shape[1])] = -2  # j > i only
         a, c = np.nonzero(S >= threshold)
-        out_i.append(a + s); out_j.append(c + (s if same else 0)); out_s.append(S[a, c])
+        out_i.append(a + s)
+        out_j.append(c + (s if same else 0))
+        out_s.append(S[a, c])
     cat = lambda xs, dt: np.concatenate(xs).astype(dt) if xs else np.zeros(0, dt)
     return cat(out_i, np.int64), cat(out_j, np.int64), cat(out_s, np.float32)
 
+
 def _ann_pairs(X, Y, threshold, k, threads):
     from usearch.index import Index
-    same = Y is None; base = X if same else Y
-    idx = Index(ndim=X.shape[1], metric='cos', dtype='i8', connectivity=16, expansion_add=64, expansion_search=max(64, 2*k))
+
+    same = Y is None
+    base = X if same else Y
+    idx = Index(ndim=X.shape[1], metric='cos', dtype='i8', connectivity=16, expansion_add=64, expansion_search=max(64, 2 * k))
     idx.add(np.arange(len(base)), base, threads=threads)
     m = idx.search(X, min(k + (1 if same else 0), len(base)), threads=threads)
     keys = np.asarray(m.keys).astype(np.int64)
-    i = np.repeat(np.arange(len(X)), keys.shape[1]); j = keys.ravel()
+    i = np.repeat(np.arange(len(X)), keys.shape[1])
+    j = keys.ravel()
     ok = (j >= 0) & (j < len(base))
-    if same: ok &= j != i
+    if same:
+        ok &= j != i
     i, j = i[ok], j[ok]
     if same:
         lo, hi = np.minimum(i, j), np.maximum(i, j)
-        u = np.unique(lo * len(X) + hi); i, j = u // len(X), u % len(X)
+        u = np.unique(lo * len(X) + hi)
+        i, j = u // len(X), u % len(X)
     sim = np.einsum('ij,ij->i', X[i], base[j]) if len(i) else np.zeros(0, np.float32)
     ok = sim >= threshold
     return i[ok], j[ok], sim[ok].astype(np.float32)
+
 
 def _spherical_kmeans(X, c, iters=6, sample=20_000, seed=0):
     rng = np.random.default_rng(seed)
@@ -237,154 +305,213 @@ def _spherical_kmeans(X, c, iters=6, sample=20_000, seed=0):
     C = S[rng.choice(len(S), min(c, len(S)), replace=False)].copy()
     for _ in range(iters):
         a = np.argmax(S @ C.T, axis=1)
-        sums = np.zeros_like(C); np.add.at(sums, a, S)
+        sums = np.zeros_like(C)
+        np.add.at(sums, a, S)
         norms = np.linalg.norm(sums, axis=1, keepdims=True)
         C = np.where(norms > 0, sums / np.where(norms == 0, 1, norms), C).astype(np.float32)
     return C
 
+
 def _top_lists(X, C, p, block=8192):
     out = np.empty((len(X), p), np.int64)
     for s in range(0, len(X), block):
-        S = X[s:s+block] @ C.T
-        out[s:s+block] = np.argpartition(-S, p - 1, axis=1)[:, :p] if p < C.shape[0] else np.argsort(-S, axis=1)[:, :p]
+        S = X[s : s + block] @ C.T
+        out[s : s + block] = np.argpartition(-S, p - 1, axis=1)[:, :p] if p < C.shape[0] else np.argsort(-S, axis=1)[:, :p]
     return out
 
+
 def _ivf_pairs(X, Y, threshold, nprobe, nlist=None, block=4096):
-    same = Y is None; base = X if same else Y
+    same = Y is None
+    base = X if same else Y
     nlist = nlist or max(1, min(len(base) // 8, int(2 * np.sqrt(len(base)))))
     C = _spherical_kmeans(base, nlist)
     bl = _top_lists(base, C, 1)[:, 0]
     ql = _top_lists(X, C, min(nprobe, len(C)))
-    qi = np.repeat(np.arange(len(X)), ql.shape[1]); qlist = ql.ravel()
+    qi = np.repeat(np.arange(len(X)), ql.shape[1])
+    qlist = ql.ravel()
     border, qorder = np.argsort(bl, kind='stable'), np.argsort(qlist, kind='stable')
-    bcut = np.searchsorted(bl[border], np.arange(len(C) + 1)); qcut = np.searchsorted(qlist[qorder], np.arange(len(C) + 1))
+    bcut = np.searchsorted(bl[border], np.arange(len(C) + 1))
+    qcut = np.searchsorted(qlist[qorder], np.arange(len(C) + 1))
     out_i, out_j, out_s = [], [], []
     for L in range(len(C)):
-        bidx = border[bcut[L]:bcut[L+1]]; qidx = qi[qorder[qcut[L]:qcut[L+1]]]
-        if not len(bidx) or not len(qidx): continue
+        bidx = border[bcut[L] : bcut[L + 1]]
+        qidx = qi[qorder[qcut[L] : qcut[L + 1]]]
+        if not len(bidx) or not len(qidx):
+            continue
         B = base[bidx]
         for s in range(0, len(qidx), block):
-            q = qidx[s:s+block]
+            q = qidx[s : s + block]
             S = X[q] @ B.T
             a, c = np.nonzero(S >= threshold)
-            out_i.append(q[a]); out_j.append(bidx[c]); out_s.append(S[a, c])
-    if not out_i: return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+            out_i.append(q[a])
+            out_j.append(bidx[c])
+            out_s.append(S[a, c])
+    if not out_i:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     i, j, sim = np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s).astype(np.float32)
     if same:
-        ok = i != j; i, j, sim = np.minimum(i, j)[ok], np.maximum(i, j)[ok], sim[ok]
+        ok = i != j
+        i, j, sim = np.minimum(i, j)[ok], np.maximum(i, j)[ok], sim[ok]
     key = i * len(base) + j
     _, first = np.unique(key, return_index=True)
     return i[first], j[first], sim[first]
 
-def similar_pairs(X:np.ndarray,            # (n, d) L2-normalised vectors
-                  threshold:float=NEAR_DUP_COSINE, # cosine at or above which a pair is reported
-                  Y:np.ndarray|None=None,  # compare X against Y instead of X against itself
-                  exact_max:int=20_000,    # exact blockwise search up to this many rows, ANN beyond
-                  ann:str='ivf',           # beyond `exact_max`: 'ivf' (numpy inverted file) or 'usearch' (HNSW)
-                  nprobe:int=3,            # lists each row searches in 'ivf' mode
-                  k:int=10,                # neighbours per row in 'usearch' mode
-                  block:int|None=None,     # rows per block in exact mode (default: ~80 MB of scores)
-                  threads:int=0,           # ANN threads (0: all cores)
-                  progress:bool=True
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+
+def similar_pairs(
+    X: np.ndarray,  # (n, d) L2-normalised vectors
+    threshold: float = NEAR_DUP_COSINE,  # cosine at or above which a pair is reported
+    Y: np.ndarray | None = None,  # compare X against Y instead of X against itself
+    exact_max: int = 20_000,  # exact blockwise search up to this many rows, ANN beyond
+    ann: str = 'ivf',  # beyond `exact_max`: 'ivf' (numpy inverted file) or 'usearch' (HNSW)
+    nprobe: int = 3,  # lists each row searches in 'ivf' mode
+    k: int = 10,  # neighbours per row in 'usearch' mode
+    block: int | None = None,  # rows per block in exact mode (default: ~80 MB of scores)
+    threads: int = 0,  # ANN threads (0: all cores)
+    progress: bool = True,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Pairs `(i, j, cosine)` with cosine >= `threshold` (i<j within `X`; or i in `X`, j in `Y`)."
     X = np.ascontiguousarray(X, dtype=np.float32)
-    if Y is not None: Y = np.ascontiguousarray(Y, dtype=np.float32)
-    if X.ndim != 2: raise ValueError(f"similar_pairs: X must be a 2-d (rows, dims) array, got shape {X.shape}.")
+    if Y is not None:
+        Y = np.ascontiguousarray(Y, dtype=np.float32)
+    if X.ndim != 2:
+        raise ValueError(f"similar_pairs: X must be a 2-d (rows, dims) array, got shape {X.shape}.")
     m = len(X) if Y is None else len(Y)
-    if not len(X) or not m: return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    if not len(X) or not m:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
     if max(len(X), m) <= exact_max:
         return _exact_pairs(X, Y, threshold, block or max(64, int(2e7 // m)), progress)
-    if ann == 'ivf': return _ivf_pairs(X, Y, threshold, nprobe)
-    if ann == 'usearch': return _ann_pairs(X, Y, threshold, k, threads)
+    if ann == 'ivf':
+        return _ivf_pairs(X, Y, threshold, nprobe)
+    if ann == 'usearch':
+        return _ann_pairs(X, Y, threshold, k, threads)
     raise ValueError(f"similar_pairs: ann={ann!r}; use 'ivf' or 'usearch'.")
 
 # %% ../../nbs/32_dedup.ipynb #1b89901b
-def score_column(df:pd.DataFrame, score_col:str|None=None) -> str|None:
+def score_column(df: pd.DataFrame, score_col: str | None = None) -> str | None:
     "The judge score column used to pick the kept row (`score_col`, else the first of `SCORE_COLUMNS` present)."
     if score_col is not None:
-        if score_col not in df.columns: raise ValueError(f"dedup: score_col={score_col!r} is not a column (columns: {list(df.columns)}).")
+        if score_col not in df.columns:
+            raise ValueError(f"dedup: score_col={score_col!r} is not a column (columns: {list(df.columns)}).")
         return score_col
     return next((c for c in SCORE_COLUMNS if c in df.columns), None)
 
-def keep_order(df:pd.DataFrame, score_col:str|None=None) -> np.ndarray:
+
+def keep_order(df: pd.DataFrame, score_col: str | None = None) -> np.ndarray:
     "Rank of each row for keeping (0 = keep first): valid, then highest score, then position."
     n = len(df)
-    invalid = np.array([isinstance(v, (bool, np.bool_)) and not v for v in df['valid']], bool) if 'valid' in df.columns else np.zeros(n, bool)
+    invalid = (
+        np.array([isinstance(v, (bool, np.bool_)) and not v for v in df['valid']], bool) if 'valid' in df.columns else np.zeros(n, bool)
+    )
     col = score_column(df, score_col)
     score = pd.to_numeric(df[col], errors='coerce').fillna(-np.inf).to_numpy(float) if col else np.zeros(n)
     order = np.lexsort((np.arange(n), -score, invalid))
-    rank = np.empty(n, np.int64); rank[order] = np.arange(n)
+    rank = np.empty(n, np.int64)
+    rank[order] = np.arange(n)
     return rank
 
 # %% ../../nbs/32_dedup.ipynb #f40488c9
-SHARED_SHARE, SHARED_MIN = 0.5, 3   # a turn in >= half of the chat rows, and in >= 3 different examples, is scaffolding
+SHARED_SHARE, SHARED_MIN = 0.5, 3  # a turn in >= half of the chat rows, and in >= 3 different examples, is scaffolding
+
 
 def _turns(msgs) -> list:
-    if _is_missing(msgs) or isinstance(msgs, str): return []
+    if _is_missing(msgs) or isinstance(msgs, str):
+        return []
     return [m for m in msgs if isinstance(m, Mapping)]
 
-def _turn_key(m:Mapping) -> tuple[str, str]: return str(m.get('role')), _fast_normalize(m.get('content') or '')
 
-def scaffold_turns(records:Sequence[Mapping],   # rows (dicts with `messages`, or `text`)
-                   share:float=SHARED_SHARE,    # a turn in at least this share of the chat rows ...
-                   min_rows:int=SHARED_MIN      # ... and in at least this many different examples
-                  ) -> list[dict]:
+def _turn_key(m: Mapping) -> tuple[str, str]:
+    return str(m.get('role')), _fast_normalize(m.get('content') or '')
+
+
+def scaffold_turns(
+    records: Sequence[Mapping],  # rows (dicts with `messages`, or `text`)
+    share: float = SHARED_SHARE,  # a turn in at least this share of the chat rows ...
+    min_rows: int = SHARED_MIN,  # ... and in at least this many different examples
+) -> list[dict]:
     "Non-system turns (role + normalised content) so many different chat rows carry that they may be the task's scaffolding, not the example."
-    rows = 0; seen: dict[tuple[str, str], set[int]] = {}; cnt: Counter[tuple[str, str]] = Counter()
+    rows = 0
+    seen: dict[tuple[str, str], set[int]] = {}
+    cnt: Counter[tuple[str, str]] = Counter()
     for r in records:
         ts = _turns(r.get('messages'))
-        if not ts: continue
+        if not ts:
+            continue
         rows += 1
         full = hash(tuple(_turn_key(m) for m in ts))
-        for k in dict.fromkeys(_turn_key(m) for m in ts if m.get('role') != 'system'):   # in turn order
-            if not k[1]: continue
+        for k in dict.fromkeys(_turn_key(m) for m in ts if m.get('role') != 'system'):  # in turn order
+            if not k[1]:
+                continue
             cnt[k] += 1
             s = seen.setdefault(k, set())
-            if len(s) < min_rows: s.add(full)
+            if len(s) < min_rows:
+                s.add(full)
     need = max(min_rows, share * rows)
     return [{'role': k[0], 'text': k[1], 'rows': c} for k, c in cnt.most_common() if c >= need and len(seen[k]) >= min_rows]
 
-def compare_texts(records:Sequence[Mapping]|pd.DataFrame,  # rows (or a table)
-                  roles:str|Iterable[str]|None=None,       # None: leave out scaffolding; 'all': every turn; or the roles to compare
-                  share:float=SHARED_SHARE, min_rows:int=SHARED_MIN
-                 ) -> tuple[list[str], dict]:
+
+def compare_texts(
+    records: Sequence[Mapping] | pd.DataFrame,  # rows (or a table)
+    roles: str | Iterable[str] | None = None,  # None: leave out scaffolding; 'all': every turn; or the roles to compare
+    share: float = SHARED_SHARE,
+    min_rows: int = SHARED_MIN,
+) -> tuple[list[str], dict]:
     "The text dedup compares for each row, and what it left out: by default system turns and `scaffold_turns`."
     if isinstance(records, pd.DataFrame):
         records = records[[c for c in ('messages', 'text') if c in records.columns]].to_dict('records')
-    if isinstance(roles, str) and roles != 'all': roles = [x.strip() for x in roles.split(',') if x.strip()]
-    if roles == 'all': return [example_text(r) for r in records], {'roles': 'all'}
+    if isinstance(roles, str) and roles != 'all':
+        roles = [x.strip() for x in roles.split(',') if x.strip()]
+    if roles == 'all':
+        return [example_text(r) for r in records], {'roles': 'all'}
     if roles is not None:
         roles = list(roles)
         return [example_text(r, roles) for r in records], {'roles': roles}
     shared = scaffold_turns(records, share, min_rows)
     skip = {(s['role'], s['text']) for s in shared}
-    used: Counter[tuple[str, str]] = Counter(); texts: list[str] = []; n_sys, n_whole = 0, 0
+    used: Counter[tuple[str, str]] = Counter()
+    texts: list[str] = []
+    n_sys, n_whole = 0, 0
     for r in records:
         ts = _turns(r.get('messages'))
-        if not ts: texts.append(example_text(r)); continue
+        if not ts:
+            texts.append(example_text(r))
+            continue
         n_sys += any(m.get('role') == 'system' for m in ts)
         body = [m for m in ts if m.get('role') != 'system'] or ts
         keep = [m for m in body if _turn_key(m) not in skip]
         if len(keep) < len(body):
-            if {'user', 'assistant'} <= {m.get('role') for m in keep}: used.update({_turn_key(m) for m in body} & skip)
-            else: keep, n_whole = body, n_whole + 1   # the shared turn is this example's own question or answer: compare it
+            if {'user', 'assistant'} <= {m.get('role') for m in keep}:
+                used.update({_turn_key(m) for m in body} & skip)
+            else:
+                keep, n_whole = body, n_whole + 1  # the shared turn is this example's own question or answer: compare it
         texts.append('\n'.join(f"{m.get('role')}: {m.get('content') or ''}" for m in keep))
-    ign = {'roles': 'auto', 'system_turn_rows': n_sys,
-           'shared_turns': [{'role': s['role'], 'text': s['text'][:120], 'rows': used[(s['role'], s['text'])]} for s in shared if used[(s['role'], s['text'])]],
-           'rule': f'a non-system turn in >= {share:.0%} of chat rows and >= {min_rows} different examples, where the row keeps a user turn and a reply without it'}
-    if n_whole: ign['rows_compared_whole'] = n_whole   # rows whose shared turns were their own question or answer
+    ign = {
+        'roles': 'auto',
+        'system_turn_rows': n_sys,
+        'shared_turns': [
+            {'role': s['role'], 'text': s['text'][:120], 'rows': used[(s['role'], s['text'])]}
+            for s in shared
+            if used[(s['role'], s['text'])]
+        ],
+        'rule': f'a non-system turn in >= {share:.0%} of chat rows and >= {min_rows} different examples, where the row keeps a user turn and a reply without it',
+    }
+    if n_whole:
+        ign['rows_compared_whole'] = n_whole  # rows whose shared turns were their own question or answer
     return texts, ign
 
 # %% ../../nbs/32_dedup.ipynb #3a4b5c6d
-def marks_table(df:pd.DataFrame,   # the rows that were compared, in order
-                parent, psim, pmeth  # per row: the row it was folded into (-1: kept), the similarity, the method
-               ) -> pd.DataFrame:
+def marks_table(
+    df: pd.DataFrame,  # the rows that were compared, in order
+    parent,
+    psim,
+    pmeth,  # per row: the row it was folded into (-1: kept), the similarity, the method
+) -> pd.DataFrame:
     "`df` with `dup_of`/`dup_sim`/`dup_method`: chains (a -> b -> kept c) resolved to the finally kept row, the weakest link as similarity."
     root, rsim = parent.copy(), psim.copy()
     for x in np.flatnonzero(parent >= 0):
         r, s = parent[x], psim[x]
-        while parent[r] >= 0: s = min(s, psim[r]); r = parent[r]
+        while parent[r] >= 0:
+            s = min(s, psim[r])
+            r = parent[r]
         root[x], rsim[x] = r, s
     out = df.copy()
     ids = out['id'].astype(str).to_numpy()
@@ -395,13 +522,17 @@ def marks_table(df:pd.DataFrame,   # the rows that were compared, in order
 
 # %% ../../nbs/32_dedup.ipynb #3f5d6a07
 def _methods(methods) -> list[str]:
-    if methods in (None, 'all'): return list(METHODS)
+    if methods in (None, 'all'):
+        return list(METHODS)
     ms = [methods] if isinstance(methods, str) else list(methods)
     bad = [m for m in ms if m not in METHODS]
     if bad:
-        hint = ''.join(f" ({b!r}: did you mean {c[0]!r}?)" for b in bad if (c := difflib.get_close_matches(str(b), [*METHODS, 'all'], 1, 0.5)))
+        hint = ''.join(
+            f" ({b!r}: did you mean {c[0]!r}?)" for b in bad if (c := difflib.get_close_matches(str(b), [*METHODS, 'all'], 1, 0.5))
+        )
         raise ValueError(f"dedup: unknown method(s) {bad}{hint}; use any of {list(METHODS)} or 'all'.")
     return [m for m in METHODS if m in ms]
+
 
 def _row_texts(df, roles) -> list[str]:
     "`example_text` of every row (only the content columns are read, which is much faster on wide tables)."
@@ -409,40 +540,49 @@ def _row_texts(df, roles) -> list[str]:
     cols = [c for c in ('messages', 'text') if c in df.columns]
     return [example_text(r, roles) for r in df[cols].to_dict('records')]
 
-def dedup(df:pd.DataFrame,                         # example table
-          methods:str|Iterable[str]='all',          # 'exact', 'minhash', 'embedding', a list of them, or 'all'
-          minhash_threshold:float=0.7,              # estimated Jaccard of shingle sets
-          num_perm:int=128,                         # MinHash permutations
-          shingle:str='char',                       # 'char' k-grams or 'word' n-grams
-          ngram:int|None=None,                      # shingle size (default 3 words / 5 chars)
-          embedding_threshold:float=NEAR_DUP_COSINE,# cosine; `SEMANTIC_COSINE` (0.85) for same-meaning rows
-          embeddings:np.ndarray|None=None,          # precomputed L2-normalised embeddings, one per row
-          exact_max:int=20_000,                     # exact cosine search up to this many rows, ANN beyond
-          ann:str='ivf',                            # ANN beyond `exact_max`: 'ivf' or 'usearch' (see `similar_pairs`)
-          roles:str|Iterable[str]|None=None,        # None: every turn but system turns and shared scaffolding; 'all'; or roles (e.g. ['user'])
-          score_col:str|None=None,                  # judge score column for keeping the best row
-          drop:bool=False,                          # return only the kept rows
-          progress:bool=True,                       # progress bars
-          texts:Sequence[str]|None=None,            # the compared text of each row (default: `compare_texts(df, roles)`)
-          **embed_kw                                # `embed.embed_texts` options (model, cache_dir, base_url, ...)
-         ) -> pd.DataFrame:
+
+def dedup(
+    df: pd.DataFrame,  # example table
+    methods: str | Iterable[str] = 'all',  # 'exact', 'minhash', 'embedding', a list of them, or 'all'
+    minhash_threshold: float = 0.7,  # estimated Jaccard of shingle sets
+    num_perm: int = 128,  # MinHash permutations
+    shingle: str = 'char',  # 'char' k-grams or 'word' n-grams
+    ngram: int | None = None,  # shingle size (default 3 words / 5 chars)
+    embedding_threshold: float = NEAR_DUP_COSINE,  # cosine; `SEMANTIC_COSINE` (0.85) for same-meaning rows
+    embeddings: np.ndarray | None = None,  # precomputed L2-normalised embeddings, one per row
+    exact_max: int = 20_000,  # exact cosine search up to this many rows, ANN beyond
+    ann: str = 'ivf',  # ANN beyond `exact_max`: 'ivf' or 'usearch' (see `similar_pairs`)
+    roles: str | Iterable[str] | None = None,  # None: every turn but system turns and shared scaffolding; 'all'; or roles (e.g. ['user'])
+    score_col: str | None = None,  # judge score column for keeping the best row
+    drop: bool = False,  # return only the kept rows
+    progress: bool = True,  # progress bars
+    texts: Sequence[str] | None = None,  # the compared text of each row (default: `compare_texts(df, roles)`)
+    **embed_kw,  # `embed.embed_texts` options (model, cache_dir, base_url, ...)
+) -> pd.DataFrame:
     "Mark duplicates: `dup_of` (kept row's id, '' if kept), `dup_sim`, `dup_method`; best row of each group kept."
     check_table(df, 'dedup')
     ms, n = _methods(methods), len(df)
     if embeddings is not None and len(embeddings) != n:
-        raise ValueError(f"dedup: embeddings has {len(embeddings)} rows but the table has {n}; pass one row per example (embed.embed_table(df)).")
+        raise ValueError(
+            f"dedup: embeddings has {len(embeddings)} rows but the table has {n}; pass one row per example (embed.embed_table(df))."
+        )
     texts = list(texts) if texts is not None else compare_texts(df, roles)[0]
-    if len(texts) != n: raise ValueError(f"dedup: texts has {len(texts)} items but the table has {n} rows.")
+    if len(texts) != n:
+        raise ValueError(f"dedup: texts has {len(texts)} items but the table has {n} rows.")
     rank = keep_order(df, score_col)
-    parent = np.full(n, -1, np.int64); psim = np.full(n, np.nan); pmeth = np.array([''] * n, dtype=object)
+    parent = np.full(n, -1, np.int64)
+    psim = np.full(n, np.nan)
+    pmeth = np.array([''] * n, dtype=object)
     active = np.arange(n)
-    simf: Callable[..., float]   # (a, b) -> similarity of two rows of `active`, by the method that paired them
+    simf: Callable[..., float]  # (a, b) -> similarity of two rows of `active`, by the method that paired them
     for m in ms:
-        if len(active) < 2: break
+        if len(active) < 2:
+            break
         sub = [texts[a] for a in active]
         if m == 'exact':
             keys = pd.Series([normalize_text(t) for t in sub])
-            codes = keys.factorize()[0]; order = np.argsort(codes, kind='stable')
+            codes = keys.factorize()[0]
+            order = np.argsort(codes, kind='stable')
             same = np.flatnonzero(codes[order][1:] == codes[order][:-1])
             i, j = order[same], order[same + 1]
             simf = lambda a, b: 1.0
@@ -452,6 +592,7 @@ def dedup(df:pd.DataFrame,                         # example table
         else:
             if embeddings is None:
                 from synthbench.llm.embed import embed_texts
+
                 embeddings = embed_texts(texts, progress=progress, **embed_kw)
             X = np.ascontiguousarray(np.asarray(embeddings, np.float32)[active])
             i, j, _ = similar_pairs(X, embedding_threshold, exact_max=exact_max, ann=ann, progress=progress)
@@ -459,15 +600,17 @@ def dedup(df:pd.DataFrame,                         # example table
         for g in connected_groups(len(active), i, j):
             keep = min(g, key=lambda a: rank[active[a]])
             for a in g:
-                if a != keep: parent[active[a]], psim[active[a]], pmeth[active[a]] = active[keep], simf(a, keep), m
+                if a != keep:
+                    parent[active[a]], psim[active[a]], pmeth[active[a]] = active[keep], simf(a, keep), m
         active = active[parent[active] < 0]
     out = marks_table(df, parent, psim, pmeth)
     return out[out['dup_of'] == ''].reset_index(drop=True) if drop else out
 
 # %% ../../nbs/32_dedup.ipynb #c6ce704f
-def dup_groups(df:pd.DataFrame, roles:Iterable[str]|None=None) -> pd.DataFrame:
+def dup_groups(df: pd.DataFrame, roles: Iterable[str] | None = None) -> pd.DataFrame:
     "One row per member of each duplicate group: `group` (kept id), `kept`, `id`, `dup_method`, `dup_sim`, `text`."
-    if 'dup_of' not in df.columns: raise ValueError("dup_groups: the table has no 'dup_of' column; run dedup(df) first.")
+    if 'dup_of' not in df.columns:
+        raise ValueError("dup_groups: the table has no 'dup_of' column; run dedup(df) first.")
     texts = _row_texts(df, roles)
     dups = df['dup_of'].fillna('').astype(str) != ''
     gids = set(df.loc[dups, 'dup_of'].astype(str))
@@ -475,19 +618,31 @@ def dup_groups(df:pd.DataFrame, roles:Iterable[str]|None=None) -> pd.DataFrame:
     for k, (r, t, d) in enumerate(zip(df.to_dict('records'), texts, dups)):
         g = str(r['dup_of']) if d else str(r['id'])
         if g in gids:
-            rows.append({'group': g, 'kept': not d, 'id': r['id'], 'dup_method': r.get('dup_method', '') if d else '',
-                         'dup_sim': r.get('dup_sim') if d else np.nan, 'text': t, '_pos': k})
+            rows.append(
+                {
+                    'group': g,
+                    'kept': not d,
+                    'id': r['id'],
+                    'dup_method': r.get('dup_method', '') if d else '',
+                    'dup_sim': r.get('dup_sim') if d else np.nan,
+                    'text': t,
+                    '_pos': k,
+                }
+            )
     cols = ['group', 'kept', 'id', 'dup_method', 'dup_sim', 'text']
-    if not rows: return pd.DataFrame(columns=cols)
+    if not rows:
+        return pd.DataFrame(columns=cols)
     g = pd.DataFrame(rows)
     first = g.groupby('group')['_pos'].transform('min')
     return g.assign(_first=first).sort_values(['_first', 'kept', '_pos'], ascending=[True, False, True])[cols].reset_index(drop=True)
+
 
 def _esc(s, maxlen=300):
     s = '' if _is_missing(s) else str(s)
     return html.escape(s[:maxlen] + ('…' if len(s) > maxlen else '')).replace('\n', '<br>')
 
-def dup_groups_html(df:pd.DataFrame, n:int=20, roles:Iterable[str]|None=None, maxlen:int=300) -> str:
+
+def dup_groups_html(df: pd.DataFrame, n: int = 20, roles: Iterable[str] | None = None, maxlen: int = 300) -> str:
     "HTML table of the first `n` duplicate groups: kept text | duplicates with method and similarity (escaped)."
     g = dup_groups(df, roles)
     td = '<td style="text-align:left;vertical-align:top">'
@@ -495,23 +650,30 @@ def dup_groups_html(df:pd.DataFrame, n:int=20, roles:Iterable[str]|None=None, ma
     for gid, grp in list(g.groupby('group', sort=False))[:n]:
         kept = grp[grp['kept']]
         k = _esc(kept['text'].iloc[0], maxlen) if len(kept) else ''
-        dd = ''.join(f"<div style='margin-bottom:4px'><b>{_esc(r['dup_method'])} {r['dup_sim']:.3f}</b> {_esc(r['text'], maxlen)}</div>"
-                     for r in grp[~grp['kept']].to_dict('records'))
+        dd = ''.join(
+            f"<div style='margin-bottom:4px'><b>{_esc(r['dup_method'])} {r['dup_sim']:.3f}</b> {_esc(r['text'], maxlen)}</div>"
+            for r in grp[~grp['kept']].to_dict('records')
+        )
         body.append(f'<tr>{td}{_esc(gid)}</td>{td}{k}</td>{td}{dd}</td></tr>')
     ng = g['group'].nunique()
     more = f'<p>{ng - n} more groups</p>' if ng > n else ''
-    return ('<table class="synthbench-dups"><thead><tr><th>group (kept id)</th><th>kept</th><th>duplicates</th></tr></thead>'
-            f'<tbody>{"".join(body)}</tbody></table>{more}')
+    return (
+        '<table class="synthbench-dups"><thead><tr><th>group (kept id)</th><th>kept</th><th>duplicates</th></tr></thead>'
+        f'<tbody>{"".join(body)}</tbody></table>{more}'
+    )
 
-def show_dup_groups(df:pd.DataFrame, n:int=20, roles:Iterable[str]|None=None):
+
+def show_dup_groups(df: pd.DataFrame, n: int = 20, roles: Iterable[str] | None = None):
     "Display `dup_groups_html` in the notebook."
     from IPython.display import HTML
+
     return HTML(dup_groups_html(df, n, roles))
 
 # %% ../../nbs/32_dedup.ipynb #4486a393
 @dataclass
 class DedupSummary:
     "Counts of a dedup run: rows, kept, marked per method, groups."
+
     n_rows: int
     n_kept: int
     by_method: dict
@@ -519,19 +681,28 @@ class DedupSummary:
     largest: list = field(default_factory=list)
 
     @property
-    def n_dup(self) -> int: return self.n_rows - self.n_kept
+    def n_dup(self) -> int:
+        return self.n_rows - self.n_kept
+
     def __repr__(self):
         per = ', '.join(f'{m}: {c}' for m, c in self.by_method.items())
         return f'DedupSummary({self.n_rows} rows, {self.n_kept} kept, {self.n_dup} duplicates ({per}) in {self.n_groups} groups)'
-    def _repr_html_(self):
-        rows = ''.join(f'<tr><td>{html.escape(m)}</td><td>{c}</td><td>{c / max(self.n_rows, 1):.1%}</td></tr>' for m, c in self.by_method.items())
-        return (f'<div class="synthbench-dedup"><b>Dedup</b>: {self.n_rows} rows, <b>{self.n_kept}</b> kept, {self.n_dup} marked '
-                f'in {self.n_groups} groups (largest: {", ".join(map(str, self.largest)) or "-"})'
-                f'<table><thead><tr><th>method</th><th>marked</th><th>share</th></tr></thead><tbody>{rows}</tbody></table></div>')
 
-def dedup_summary(df:pd.DataFrame) -> DedupSummary:
+    def _repr_html_(self):
+        rows = ''.join(
+            f'<tr><td>{html.escape(m)}</td><td>{c}</td><td>{c / max(self.n_rows, 1):.1%}</td></tr>' for m, c in self.by_method.items()
+        )
+        return (
+            f'<div class="synthbench-dedup"><b>Dedup</b>: {self.n_rows} rows, <b>{self.n_kept}</b> kept, {self.n_dup} marked '
+            f'in {self.n_groups} groups (largest: {", ".join(map(str, self.largest)) or "-"})'
+            f'<table><thead><tr><th>method</th><th>marked</th><th>share</th></tr></thead><tbody>{rows}</tbody></table></div>'
+        )
+
+
+def dedup_summary(df: pd.DataFrame) -> DedupSummary:
     "A `DedupSummary` of a table marked by `dedup`."
-    if 'dup_of' not in df.columns: raise ValueError("dedup_summary: the table has no 'dup_of' column; run dedup(df) first.")
+    if 'dup_of' not in df.columns:
+        raise ValueError("dedup_summary: the table has no 'dup_of' column; run dedup(df) first.")
     dups = df['dup_of'].fillna('').astype(str) != ''
     meth = df['dup_method'].fillna('').astype(str) if 'dup_method' in df.columns else pd.Series(['?'] * len(df))
     by = {m: int((meth[dups] == m).sum()) for m in METHODS}
@@ -540,135 +711,225 @@ def dedup_summary(df:pd.DataFrame) -> DedupSummary:
     return DedupSummary(len(df), int((~dups).sum()), by, int(len(sizes)), sizes.head(5).tolist())
 
 # %% ../../nbs/32_dedup.ipynb #fc424a12
-def check_methods(methods:str|Iterable[str]) -> list[str]:
+def check_methods(methods: str | Iterable[str]) -> list[str]:
     "`methods` ('all', a name, 'a,b' or a list) as a list in run order; an unknown name is a `StageError` of kind `config` naming the closest."
     ms = [x.strip() for x in methods.split(',') if x.strip()] if isinstance(methods, str) else list(methods or [])
-    if not ms or 'all' in ms: return list(METHODS)
+    if not ms or 'all' in ms:
+        return list(METHODS)
     bad = [m for m in ms if m not in METHODS]
     if bad:
-        hint = ''.join(f" ({b!r}: did you mean {c[0]!r}?)" for b in bad if (c := difflib.get_close_matches(str(b), [*METHODS, 'all'], 1, 0.5)))
+        hint = ''.join(
+            f" ({b!r}: did you mean {c[0]!r}?)" for b in bad if (c := difflib.get_close_matches(str(b), [*METHODS, 'all'], 1, 0.5))
+        )
         raise StageError('config', f"dedup: unknown method(s) {bad}{hint}; use any of {list(METHODS)} or 'all'")
     return [m for m in METHODS if m in ms]
+
 
 def _check_threshold(name, v, lo=0.0):
     if v is None or isinstance(v, bool) or not isinstance(v, (int, float)) or not lo < v <= 1:
         raise StageError('config', f"dedup: {name}={v!r}: use a similarity in (0, 1], e.g. 0.8")
     return float(v)
 
-def _mark_seed_copies(out:pd.DataFrame, spec, ms, mt, et, num_perm, shingle, ngram, roles, exact_max, kw) -> int:
+
+def _mark_seed_copies(out: pd.DataFrame, spec, ms, mt, et, num_perm, shingle, ngram, roles, exact_max, kw) -> int:
     "Mark (in place) rows of `out` that copy one of `spec`'s seeds that is not itself in `out`: `dup_of` = the seed's id. Returns how many."
-    if spec is None: return 0
+    if spec is None:
+        return 0
     seeds = spec.seeds()
     seeds = seeds[~seeds['id'].isin(set(out['id']))]
     todo = out[out['dup_of'].map(lambda v: v is None or v != v or v == '')]
-    if not len(seeds) or not len(todo): return 0
-    hits = cross_duplicates(todo, seeds, ms, minhash_threshold=mt, num_perm=num_perm, shingle=shingle, ngram=ngram,
-                            embedding_threshold=et, exact_max=exact_max, roles=roles, progress=False, **kw)
-    if not len(hits): return 0
+    if not len(seeds) or not len(todo):
+        return 0
+    hits = cross_duplicates(
+        todo,
+        seeds,
+        ms,
+        minhash_threshold=mt,
+        num_perm=num_perm,
+        shingle=shingle,
+        ngram=ngram,
+        embedding_threshold=et,
+        exact_max=exact_max,
+        roles=roles,
+        progress=False,
+        **kw,
+    )
+    if not len(hits):
+        return 0
     pos = {v: i for i, v in enumerate(out['id'].astype(str))}
     for h in hits.to_dict('records'):
         i = out.index[pos[h['a_id']]]
         out.at[i, 'dup_of'], out.at[i, 'dup_sim'], out.at[i, 'dup_method'] = h['b_id'], h['sim'], f"{h['method']} (seed)"
     return len(hits)
 
-def stage_embedder(ctx, embed_model:str|None, embed_llm:str|None=None, embed_base_url:str|None=None, what:str='dedup'):
+
+def stage_embedder(ctx, embed_model: str | None, embed_llm: str | None = None, embed_base_url: str | None = None, what: str = 'dedup'):
     "The embedder a stage uses: None (local default), a local model name, or for `openai:MODEL` an `OpenAIEmbedder` sending through the run's client `embed_llm` (default 'main'), so the run's budget and ledger count it."
     if not (embed_model or '').startswith('openai:'):
         if embed_llm is not None or embed_base_url is not None:
-            raise StageError('config', f"{what}: embed_llm / embed_base_url apply to OpenAI-compatible embeddings only, and embed_model is "
-                                       f"{embed_model or 'the local default'!r}; set embed_model: 'openai:MODEL' or drop them")
+            raise StageError(
+                'config',
+                f"{what}: embed_llm / embed_base_url apply to OpenAI-compatible embeddings only, and embed_model is "
+                f"{embed_model or 'the local default'!r}; set embed_model: 'openai:MODEL' or drop them",
+            )
         return embed_model
-    name, model = embed_llm or 'main', str(embed_model)[len('openai:'):]
+    name, model = embed_llm or 'main', str(embed_model)[len('openai:') :]
     if name not in ctx.llms or ctx.llms[name] is None:
-        raise StageError('config', f"{what}: embed_model {embed_model!r} sends embeddings through the run's LLM client {name!r} (its budget "
-                                   f"and ledger count them), and the run has {sorted(ctx.llms) or 'none'}: add `llm:` (or `llms: {{{name}: ...}}`) "
-                                   "with the endpoint's base_url, or set embed_llm to one of the run's clients")
+        raise StageError(
+            'config',
+            f"{what}: embed_model {embed_model!r} sends embeddings through the run's LLM client {name!r} (its budget "
+            f"and ledger count them), and the run has {sorted(ctx.llms) or 'none'}: add `llm:` (or `llms: {{{name}: ...}}`) "
+            "with the endpoint's base_url, or set embed_llm to one of the run's clients",
+        )
     llm = ctx.llm(name)
     if getattr(llm, '_local', None) is not None:
-        raise StageError('config', f"{what}: embed_llm {name!r} is the embedded local chat model, which serves no embeddings; name a client "
-                                   f"of the endpoint that serves {model!r}, or drop embed_model for the local sentence-transformers default")
+        raise StageError(
+            'config',
+            f"{what}: embed_llm {name!r} is the embedded local chat model, which serves no embeddings; name a client "
+            f"of the endpoint that serves {model!r}, or drop embed_model for the local sentence-transformers default",
+        )
     if embed_base_url is not None and str(embed_base_url).rstrip('/') != str(llm.base_url).rstrip('/'):
-        raise StageError('config', f"{what}: embed_base_url is {embed_base_url!r} but the run's client {name!r} sends to {llm.base_url!r}; "
-                                   "requests only go to the endpoint you name: set embed_llm to a client of that endpoint, or fix embed_base_url")
+        raise StageError(
+            'config',
+            f"{what}: embed_base_url is {embed_base_url!r} but the run's client {name!r} sends to {llm.base_url!r}; "
+            "requests only go to the endpoint you name: set embed_llm to a client of that endpoint, or fix embed_base_url",
+        )
     from synthbench.llm.embed import OpenAIEmbedder
-    try: return OpenAIEmbedder(model, llm=llm)
-    except ValueError as e: raise StageError('config', f"{what}: embed_model {embed_model!r} via client {name!r}: {e}") from None
 
-def dedup_stage(df:pd.DataFrame, *, ctx,
-                methods:str|Sequence[str]=('exact', 'minhash', 'embedding'), # detectors to run, in this order ('all' = every one)
-                roles:str|Sequence[str]|None=None,     # None: leave out system turns and shared scaffolding; 'all'; or roles to compare
-                threshold:float|None=None,             # threshold of the one similarity method chosen (minhash or embedding)
-                minhash_threshold:float=0.7,           # estimated Jaccard of character shingles
-                embed_threshold:float=NEAR_DUP_COSINE, # cosine of the embeddings (`SEMANTIC_COSINE` for same-meaning rows)
-                shingle:str='char',                    # MinHash shingles: 'char' k-grams or 'word' n-grams
-                ngram:int|None=None,                   # shingle size (default 5 chars / 3 words)
-                num_perm:int=128,                      # MinHash permutations
-                score_col:str|None=None,               # judge score column for picking the kept row (default judge_score/judge_overall)
-                shared_share:float=SHARED_SHARE,       # scaffolding rule: a turn in at least this share of the chat rows ...
-                shared_min:int=SHARED_MIN,             # ... and in at least this many different examples
-                embed_model:str|None=None,             # embedding model (default all-MiniLM-L6-v2, local; 'openai:MODEL' through a run client)
-                embed_llm:str|None=None,               # the run's LLM client that sends 'openai:' embeddings (default 'main'; its budget counts them)
-                embed_base_url:str|None=None,          # the endpoint 'openai:' embeddings must go to (checked against the client's)
-                exact_max:int=20_000,                  # exact cosine search up to this many rows, ANN beyond
-                progress:bool=False,                   # progress bars
-                against_seeds:bool=True,               # also mark rows that copy one of the task's seeds (seeds not in the table)
-               ) -> StageResult:
+    try:
+        return OpenAIEmbedder(model, llm=llm)
+    except ValueError as e:
+        raise StageError('config', f"{what}: embed_model {embed_model!r} via client {name!r}: {e}") from None
+
+
+def dedup_stage(
+    df: pd.DataFrame,
+    *,
+    ctx,
+    methods: str | Sequence[str] = ('exact', 'minhash', 'embedding'),  # detectors to run, in this order ('all' = every one)
+    roles: str | Sequence[str] | None = None,  # None: leave out system turns and shared scaffolding; 'all'; or roles to compare
+    threshold: float | None = None,  # threshold of the one similarity method chosen (minhash or embedding)
+    minhash_threshold: float = 0.7,  # estimated Jaccard of character shingles
+    embed_threshold: float = NEAR_DUP_COSINE,  # cosine of the embeddings (`SEMANTIC_COSINE` for same-meaning rows)
+    shingle: str = 'char',  # MinHash shingles: 'char' k-grams or 'word' n-grams
+    ngram: int | None = None,  # shingle size (default 5 chars / 3 words)
+    num_perm: int = 128,  # MinHash permutations
+    score_col: str | None = None,  # judge score column for picking the kept row (default judge_score/judge_overall)
+    shared_share: float = SHARED_SHARE,  # scaffolding rule: a turn in at least this share of the chat rows ...
+    shared_min: int = SHARED_MIN,  # ... and in at least this many different examples
+    embed_model: str | None = None,  # embedding model (default all-MiniLM-L6-v2, local; 'openai:MODEL' through a run client)
+    embed_llm: str | None = None,  # the run's LLM client that sends 'openai:' embeddings (default 'main'; its budget counts them)
+    embed_base_url: str | None = None,  # the endpoint 'openai:' embeddings must go to (checked against the client's)
+    exact_max: int = 20_000,  # exact cosine search up to this many rows, ANN beyond
+    progress: bool = False,  # progress bars
+    against_seeds: bool = True,  # also mark rows that copy one of the task's seeds (seeds not in the table)
+) -> StageResult:
     "Mark duplicates (`dup_of`, `dup_sim`, `dup_method`) comparing the examples, not their scaffolding; report = counts per method and what was left out."
     ms = check_methods(methods)
     if threshold is not None:
         sim = [m for m in ms if m != 'exact']
-        if len(sim) != 1: raise StageError('config', f"dedup: threshold applies to one similarity method, and methods are {ms}; "
-                                                     "set minhash_threshold / embed_threshold instead")
-        if sim[0] == 'minhash': minhash_threshold = threshold
-        else: embed_threshold = threshold
+        if len(sim) != 1:
+            raise StageError(
+                'config',
+                f"dedup: threshold applies to one similarity method, and methods are {ms}; set minhash_threshold / embed_threshold instead",
+            )
+        if sim[0] == 'minhash':
+            minhash_threshold = threshold
+        else:
+            embed_threshold = threshold
     mt, et = _check_threshold('minhash_threshold', minhash_threshold), _check_threshold('embed_threshold', embed_threshold, -1.0)
-    if shingle not in ('char', 'word'): raise StageError('config', f"dedup: shingle={shingle!r}: use 'char' or 'word'")
-    try: check_table(df, 'dedup')
-    except ValueError as e: raise StageError('input', str(e)) from None
-    try: score_column(df, score_col)
-    except ValueError as e: raise StageError('config', str(e)) from None
+    if shingle not in ('char', 'word'):
+        raise StageError('config', f"dedup: shingle={shingle!r}: use 'char' or 'word'")
+    try:
+        check_table(df, 'dedup')
+    except ValueError as e:
+        raise StageError('input', str(e)) from None
+    try:
+        score_column(df, score_col)
+    except ValueError as e:
+        raise StageError('config', str(e)) from None
     texts, ignored = compare_texts(df, roles, shared_share, shared_min)
     emb = stage_embedder(ctx, embed_model, embed_llm, embed_base_url) if 'embedding' in ms else None
     kw: dict = {'model': emb} if emb else {}
     try:
-        out = dedup(df, ms, minhash_threshold=mt, num_perm=num_perm, shingle=shingle, ngram=ngram, embedding_threshold=et,
-                    exact_max=exact_max, score_col=score_col, texts=texts, progress=progress, **kw)
-    except ImportError as e: raise StageError('config', f"dedup: {e}; install it, or run methods: [exact, minhash]") from None
+        out = dedup(
+            df,
+            ms,
+            minhash_threshold=mt,
+            num_perm=num_perm,
+            shingle=shingle,
+            ngram=ngram,
+            embedding_threshold=et,
+            exact_max=exact_max,
+            score_col=score_col,
+            texts=texts,
+            progress=progress,
+            **kw,
+        )
+    except ImportError as e:
+        raise StageError('config', f"dedup: {e}; install it, or run methods: [exact, minhash]") from None
     seed_copies = _mark_seed_copies(out, ctx.spec, ms, mt, et, num_perm, shingle, ngram, roles, exact_max, kw) if against_seeds else 0
     s = dedup_summary(out)
     out.attrs = {}
-    report = {'rows': s.n_rows, 'kept': s.n_kept, 'duplicates': s.n_dup, 'by_method': {m: s.by_method.get(m, 0) for m in ms},
-              'groups': s.n_groups, 'largest': s.largest, 'methods': ms,
-              'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms}, 'ignored': ignored,
-              'copies_of_seeds': seed_copies}
+    report = {
+        'rows': s.n_rows,
+        'kept': s.n_kept,
+        'duplicates': s.n_dup,
+        'by_method': {m: s.by_method.get(m, 0) for m in ms},
+        'groups': s.n_groups,
+        'largest': s.largest,
+        'methods': ms,
+        'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms},
+        'ignored': ignored,
+        'copies_of_seeds': seed_copies,
+    }
     if emb is not None and not isinstance(emb, str):
-        report['embeddings'] = {'model': emb.model, 'llm': embed_llm or 'main', 'base_url': emb.base_url, 'texts': emb.n_computed, 'usd': emb.usd}
+        report['embeddings'] = {
+            'model': emb.model,
+            'llm': embed_llm or 'main',
+            'base_url': emb.base_url,
+            'texts': emb.n_computed,
+            'usd': emb.usd,
+        }
     return StageResult(out, report=report)
 
 # %% ../../nbs/32_dedup.ipynb #e7a25b78
-def cross_duplicates(a:pd.DataFrame,                    # rows to check (generated / training)
-                     b:pd.DataFrame,                    # rows to check against (seeds / eval)
-                     methods:str|Iterable[str]='all',
-                     minhash_threshold:float=0.7, num_perm:int=128, shingle:str='char', ngram:int|None=None,
-                     embedding_threshold:float=NEAR_DUP_COSINE,
-                     embeddings_a:np.ndarray|None=None, embeddings_b:np.ndarray|None=None, exact_max:int=20_000, ann:str='ivf',
-                     roles:str|Iterable[str]|None=None, progress:bool=True, **embed_kw) -> pd.DataFrame:
+def cross_duplicates(
+    a: pd.DataFrame,  # rows to check (generated / training)
+    b: pd.DataFrame,  # rows to check against (seeds / eval)
+    methods: str | Iterable[str] = 'all',
+    minhash_threshold: float = 0.7,
+    num_perm: int = 128,
+    shingle: str = 'char',
+    ngram: int | None = None,
+    embedding_threshold: float = NEAR_DUP_COSINE,
+    embeddings_a: np.ndarray | None = None,
+    embeddings_b: np.ndarray | None = None,
+    exact_max: int = 20_000,
+    ann: str = 'ivf',
+    roles: str | Iterable[str] | None = None,
+    progress: bool = True,
+    **embed_kw,
+) -> pd.DataFrame:
     "Rows of `a` that duplicate a row of `b`: `a_id`, `b_id`, `method`, `sim`, `a_text`, `b_text` (best match per `a` row)."
     ms = _methods(methods)
     rec = lambda d: d[[c for c in ('messages', 'text') if c in d.columns]].to_dict('records')
-    both_texts = compare_texts(rec(a) + rec(b), roles)[0]          # scaffolding is judged over both sets
-    ta, tb = both_texts[:len(a)], both_texts[len(a):]
+    both_texts = compare_texts(rec(a) + rec(b), roles)[0]  # scaffolding is judged over both sets
+    ta, tb = both_texts[: len(a)], both_texts[len(a) :]
     cols = ['a_id', 'b_id', 'method', 'sim', 'a_text', 'b_text']
-    found = {}   # a position -> (b position, method, sim)
+    found = {}  # a position -> (b position, method, sim)
     for m in ms:
         todo = [k for k in range(len(ta)) if k not in found]
-        if not todo or not len(tb): break
+        if not todo or not len(tb):
+            break
         if m == 'exact':
             index: dict[str, int] = {}
-            for q, t in enumerate(tb): index.setdefault(normalize_text(t), q)
+            for q, t in enumerate(tb):
+                index.setdefault(normalize_text(t), q)
             for k in todo:
                 hit = index.get(normalize_text(ta[k]))
-                if hit is not None: found[k] = (hit, m, 1.0)
+                if hit is not None:
+                    found[k] = (hit, m, 1.0)
         elif m == 'minhash':
             both = [ta[k] for k in todo] + tb
             i, j, s, _ = minhash_pairs(both, minhash_threshold, num_perm, shingle, ngram)
@@ -677,21 +938,27 @@ def cross_duplicates(a:pd.DataFrame,                    # rows to check (generat
                 found.setdefault(todo[p], (q, m, v))
         else:
             from synthbench.llm.embed import embed_texts
+
             Xa = embeddings_a if embeddings_a is not None else embed_texts(ta, progress=progress, **embed_kw)
             Xb = embeddings_b if embeddings_b is not None else embed_texts(tb, progress=progress, **embed_kw)
-            i, j, s = similar_pairs(np.asarray(Xa, np.float32)[todo], embedding_threshold, Y=Xb, exact_max=exact_max, ann=ann, progress=progress)
+            i, j, s = similar_pairs(
+                np.asarray(Xa, np.float32)[todo], embedding_threshold, Y=Xb, exact_max=exact_max, ann=ann, progress=progress
+            )
             for p, q, v in sorted(zip(i.tolist(), j.tolist(), s.tolist()), key=lambda z: -z[2]):
                 found.setdefault(todo[p], (q, m, float(v)))
     ida, idb = a['id'].astype(str).tolist(), b['id'].astype(str).tolist()
-    rows = [{'a_id': ida[k], 'b_id': idb[q], 'method': m, 'sim': float(v), 'a_text': ta[k], 'b_text': tb[q]}
-            for k, (q, m, v) in sorted(found.items())]
+    rows = [
+        {'a_id': ida[k], 'b_id': idb[q], 'method': m, 'sim': float(v), 'a_text': ta[k], 'b_text': tb[q]}
+        for k, (q, m, v) in sorted(found.items())
+    ]
     return pd.DataFrame(rows, columns=cols)
 
 # %% ../../nbs/32_dedup.ipynb #a2eaf06e
 @dataclass
 class CrossSetReport:
     "Rows of one set that duplicate rows of another (copying from seeds, or train/eval leakage)."
-    kind: str            # 'copying' or 'leakage'
+
+    kind: str  # 'copying' or 'leakage'
     name_a: str
     name_b: str
     n_a: int
@@ -699,91 +966,163 @@ class CrossSetReport:
     pairs: pd.DataFrame  # `cross_duplicates` output
 
     @property
-    def n_flagged(self) -> int: return len(self.pairs)
+    def n_flagged(self) -> int:
+        return len(self.pairs)
+
     @property
-    def rate(self) -> float: return self.n_flagged / max(self.n_a, 1)
+    def rate(self) -> float:
+        return self.n_flagged / max(self.n_a, 1)
+
     @property
-    def by_method(self) -> dict: return {m: int((self.pairs['method'] == m).sum()) for m in METHODS}
+    def by_method(self) -> dict:
+        return {m: int((self.pairs['method'] == m).sum()) for m in METHODS}
+
     def __repr__(self):
         return f'CrossSetReport({self.kind}: {self.n_flagged}/{self.n_a} {self.name_a} rows ({self.rate:.1%}) duplicate one of {self.n_b} {self.name_b} rows; {self.by_method})'
-    def _repr_html_(self, n:int=20):
-        td = '<td style="text-align:left;vertical-align:top">'
-        body = ''.join(f'<tr>{td}{_esc(r["method"])}</td>{td}{r["sim"]:.3f}</td>{td}{_esc(r["a_text"])}</td>{td}{_esc(r["b_text"])}</td></tr>'
-                       for r in self.pairs.head(n).to_dict('records'))
-        per = ', '.join(f'{html.escape(m)}: {c}' for m, c in self.by_method.items())
-        return (f'<div class="synthbench-crossset"><b>{html.escape(self.kind.capitalize())}</b>: {self.n_flagged} of {self.n_a} '
-                f'{html.escape(self.name_a)} rows ({self.rate:.1%}) duplicate one of {self.n_b} {html.escape(self.name_b)} rows ({per})'
-                f'<table><thead><tr><th>method</th><th>sim</th><th>{html.escape(self.name_a)}</th><th>{html.escape(self.name_b)}</th></tr></thead>'
-                f'<tbody>{body}</tbody></table>{f"<p>{self.n_flagged - n} more</p>" if self.n_flagged > n else ""}</div>')
 
-def check_copying(generated:pd.DataFrame, seeds:pd.DataFrame, **kw) -> CrossSetReport:
+    def _repr_html_(self, n: int = 20):
+        td = '<td style="text-align:left;vertical-align:top">'
+        body = ''.join(
+            f'<tr>{td}{_esc(r["method"])}</td>{td}{r["sim"]:.3f}</td>{td}{_esc(r["a_text"])}</td>{td}{_esc(r["b_text"])}</td></tr>'
+            for r in self.pairs.head(n).to_dict('records')
+        )
+        per = ', '.join(f'{html.escape(m)}: {c}' for m, c in self.by_method.items())
+        return (
+            f'<div class="synthbench-crossset"><b>{html.escape(self.kind.capitalize())}</b>: {self.n_flagged} of {self.n_a} '
+            f'{html.escape(self.name_a)} rows ({self.rate:.1%}) duplicate one of {self.n_b} {html.escape(self.name_b)} rows ({per})'
+            f'<table><thead><tr><th>method</th><th>sim</th><th>{html.escape(self.name_a)}</th><th>{html.escape(self.name_b)}</th></tr></thead>'
+            f'<tbody>{body}</tbody></table>{f"<p>{self.n_flagged - n} more</p>" if self.n_flagged > n else ""}</div>'
+        )
+
+
+def check_copying(generated: pd.DataFrame, seeds: pd.DataFrame, **kw) -> CrossSetReport:
     "Generated rows that copy a seed (`cross_duplicates` options in `kw`)."
     return CrossSetReport('copying', 'generated', 'seed', len(generated), len(seeds), cross_duplicates(generated, seeds, **kw))
 
-def check_leakage(train:pd.DataFrame, eval:pd.DataFrame|None=None, **kw) -> CrossSetReport:
+
+def check_leakage(train: pd.DataFrame, eval: pd.DataFrame | None = None, **kw) -> CrossSetReport:
     "Training rows that duplicate an eval row; with one table, its `split` column says which is which."
     if eval is None:
-        if 'split' not in train.columns: raise ValueError("check_leakage: pass an eval table, or one table with a 'split' column (train/eval).")
+        if 'split' not in train.columns:
+            raise ValueError("check_leakage: pass an eval table, or one table with a 'split' column (train/eval).")
         sp = train['split'].astype(str)
         train, eval = train[sp == 'train'], train[sp == 'eval']
     return CrossSetReport('leakage', 'train', 'eval', len(train), len(eval), cross_duplicates(train, eval, **kw))
 
 # %% ../../nbs/32_dedup.ipynb #d863ef15
 def _dedup_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='synthbench dedup', description='Mark exact, MinHash and embedding near-duplicates. '
+    p = argparse.ArgumentParser(
+        prog='synthbench dedup',
+        description='Mark exact, MinHash and embedding near-duplicates. '
         'Reads a dataset (JSONL/JSON/CSV/Parquet) and writes it with dup_of (kept twin id, empty for kept rows), dup_sim and dup_method columns. '
-        'Chat rows are compared without their system turn and without turns (nearly) every row shares; --roles all compares everything.')
+        'Chat rows are compared without their system turn and without turns (nearly) every row shares; --roles all compares everything.',
+    )
     p.add_argument('input', help='input dataset file (.jsonl, .json, .csv or .parquet)')
     p.add_argument('-o', '--out', required=True, help='output file (.jsonl or .parquet keeps every column)')
-    p.add_argument('--method', '--methods', dest='methods', default='all', help="detector(s) to run: exact, minhash, embedding, a comma list of them, or all (default; in that order)")
-    p.add_argument('--threshold', type=float, default=None, help='threshold of the chosen method (minhash: Jaccard, default 0.7; embedding: cosine, default 0.95)')
+    p.add_argument(
+        '--method',
+        '--methods',
+        dest='methods',
+        default='all',
+        help="detector(s) to run: exact, minhash, embedding, a comma list of them, or all (default; in that order)",
+    )
+    p.add_argument(
+        '--threshold',
+        type=float,
+        default=None,
+        help='threshold of the chosen method (minhash: Jaccard, default 0.7; embedding: cosine, default 0.95)',
+    )
     p.add_argument('--minhash-threshold', type=float, default=0.7, help='Jaccard threshold for minhash when --method all (default 0.7)')
-    p.add_argument('--embedding-threshold', type=float, default=NEAR_DUP_COSINE, help='cosine threshold for embedding when --method all (default 0.95; 0.85 for semantic)')
+    p.add_argument(
+        '--embedding-threshold',
+        type=float,
+        default=NEAR_DUP_COSINE,
+        help='cosine threshold for embedding when --method all (default 0.95; 0.85 for semantic)',
+    )
     p.add_argument('--shingle', default='char', choices=['char', 'word'], help='MinHash shingles: char k-grams (default) or word n-grams')
     p.add_argument('--ngram', type=int, default=None, help='shingle size (default 3 words / 5 chars)')
     p.add_argument('--num-perm', type=int, default=128, help='MinHash permutations (default 128)')
-    p.add_argument('--roles', default=None, help="comma-separated chat roles to compare (e.g. user,assistant), or 'all'; default: every turn but system turns and shared scaffolding")
-    p.add_argument('--score-col', default=None, help='judge score column for picking the kept row (default judge_score/judge_overall if present)')
+    p.add_argument(
+        '--roles',
+        default=None,
+        help="comma-separated chat roles to compare (e.g. user,assistant), or 'all'; default: every turn but system turns and shared scaffolding",
+    )
+    p.add_argument(
+        '--score-col', default=None, help='judge score column for picking the kept row (default judge_score/judge_overall if present)'
+    )
     p.add_argument('--drop', action='store_true', help='write only the kept rows')
     p.add_argument('--no-progress', action='store_true', help='no progress bars')
-    p.add_argument('--engine', default='local', choices=['local', 'ray'], help='local (default) or ray (Ray Data: the same marks, computed on a cluster)')
-    p.add_argument('--address', default=None, help="with --engine ray: the cluster ('auto', 'ray://host:10001'); default: start a local one")
+    p.add_argument(
+        '--engine',
+        default='local',
+        choices=['local', 'ray'],
+        help='local (default) or ray (Ray Data: the same marks, computed on a cluster)',
+    )
+    p.add_argument(
+        '--address', default=None, help="with --engine ray: the cluster ('auto', 'ray://host:10001'); default: start a local one"
+    )
     return p
 
-def cli_dedup(argv:list[str]) -> int:
+
+def cli_dedup(argv: list[str]) -> int:
     "`synthbench dedup IN -o OUT [--method ...] [--threshold T] [--roles ...] [--drop]`: exit 0 done, 1 failed, 2 bad input or arguments."
     from synthbench.formats import load_table, save_table, check_output_path, InputError
     from synthbench.run.stage import RunContext
+
     a = _dedup_parser().parse_args(argv)
     err = lambda msg: (print(f"synthbench dedup: {msg}", file=sys.stderr), 2)[1]
     try:
         ms = check_methods(a.methods)
         check_output_path(a.out)
-    except StageError as e: return err(e.reason)
-    except InputError as e: return err(e)
+    except StageError as e:
+        return err(e.reason)
+    except InputError as e:
+        return err(e)
     if a.threshold is not None and len([m for m in ms if m != 'exact']) != 1:
         return err("--threshold needs --method minhash or embedding; with --method all use --minhash-threshold/--embedding-threshold.")
-    if not Path(a.input).is_file(): return err(f"input file {a.input!r} not found; pass a .jsonl/.json/.csv/.parquet dataset.")
-    try: df = load_table(a.input)
-    except (InputError, ValueError) as e: return err(e if isinstance(e, InputError) else f"{a.input}: {e}")
+    if not Path(a.input).is_file():
+        return err(f"input file {a.input!r} not found; pass a .jsonl/.json/.csv/.parquet dataset.")
+    try:
+        df = load_table(a.input)
+    except (InputError, ValueError) as e:
+        return err(e if isinstance(e, InputError) else f"{a.input}: {e}")
     t0 = time.time()
     try:
-        stage: Callable[..., StageResult] = dedup_stage   # or the Ray one (same parameters the CLI passes)
+        stage: Callable[..., StageResult] = dedup_stage  # or the Ray one (same parameters the CLI passes)
         if a.engine == 'ray':
             from synthbench.run.rayengine import connect, ray_dedup_stage
-            connect(a.address); stage = ray_dedup_stage
-        res = stage(df, ctx=RunContext(engine=a.engine), methods=ms, roles=a.roles, threshold=a.threshold, minhash_threshold=a.minhash_threshold,
-                          embed_threshold=a.embedding_threshold, shingle=a.shingle, ngram=a.ngram, num_perm=a.num_perm,
-                          score_col=a.score_col, progress=not a.no_progress)
+
+            connect(a.address)
+            stage = ray_dedup_stage
+        res = stage(
+            df,
+            ctx=RunContext(engine=a.engine),
+            methods=ms,
+            roles=a.roles,
+            threshold=a.threshold,
+            minhash_threshold=a.minhash_threshold,
+            embed_threshold=a.embedding_threshold,
+            shingle=a.shingle,
+            ngram=a.ngram,
+            num_perm=a.num_perm,
+            score_col=a.score_col,
+            progress=not a.no_progress,
+        )
     except StageError as e:
-        print(f"synthbench dedup: {a.input}: {e.reason}", file=sys.stderr); return 2 if e.kind in ('config', 'input') else 1
+        print(f"synthbench dedup: {a.input}: {e.reason}", file=sys.stderr)
+        return 2 if e.kind in ('config', 'input') else 1
     out, r = res.table, res.report
     save_table(out[out['dup_of'] == ''].reset_index(drop=True) if a.drop else out, a.out)
     print(f"{r['rows']} rows, {r['kept']} kept, {r['duplicates']} duplicates in {r['groups']} groups ({time.time() - t0:.1f}s)")
-    for m, c in r['by_method'].items(): print(f"  {m}: {c}")
+    for m, c in r['by_method'].items():
+        print(f"  {m}: {c}")
     ig = r['ignored']
     if ig.get('roles') == 'auto' and (ig['system_turn_rows'] or ig['shared_turns']):
         shared = '; '.join(f"{s['role']} {s['text'][:40]!r} ({s['rows']} rows)" for s in ig['shared_turns'][:3])
-        print(f"  compared without: system turns ({ig['system_turn_rows']} rows)" + (f", shared turns: {shared}" if shared else '') + " (--roles all compares them)")
+        print(
+            f"  compared without: system turns ({ig['system_turn_rows']} rows)"
+            + (f", shared turns: {shared}" if shared else '')
+            + " (--roles all compares them)"
+        )
     print(f"wrote {r['kept'] if a.drop else r['rows']} rows to {a.out}")
     return 0 if res.ok else 1

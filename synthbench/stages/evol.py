@@ -14,8 +14,19 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel
 from ..core import make_table, check_table, concat_tables, prompt_text, normalize_text, _is_missing
-from .generate import (PromptTemplate, text_hash, task_section, salvage_json_items, _validate, EDGE_TYPES, _axes_of,
-                                 _match_label, _CallRecorder, answer_turns, _regen_blocker)
+from synthbench.stages.generate import (
+    PromptTemplate,
+    text_hash,
+    task_section,
+    salvage_json_items,
+    _validate,
+    EDGE_TYPES,
+    _axes_of,
+    _match_label,
+    _CallRecorder,
+    answer_turns,
+    _regen_blocker,
+)
 from ..run.stage import RunContext, StageResult, StageError, calls_outcome, marked_rows
 from ..spec import TaskSpec
 from ..llm.engine import ChatModel
@@ -38,22 +49,28 @@ DEPTH_OPS = list(DEPTH_METHODS)
 BREADTH_OP, EDGE_OP = 'breadth', 'edge'
 MODEL_EDGE_TYPES = ['ambiguous', 'out_of_scope', 'mixed_language', 'very_long', 'missing_fields', 'prompt_injection']
 
-def next_op(level:int,                 # the parent's level (index into `LEVELS`)
-            rng:random.Random,         # random source
-            breadth_share:float=0.25,  # chance of an in-breadth mutation instead
-            ops:Sequence[str]=DEPTH_OPS, # in-depth operations to choose from
-            tried:Sequence[str]=()     # operations that already failed on this parent
-           ) -> str:
+
+def next_op(
+    level: int,  # the parent's level (index into `LEVELS`)
+    rng: random.Random,  # random source
+    breadth_share: float = 0.25,  # chance of an in-breadth mutation instead
+    ops: Sequence[str] = DEPTH_OPS,  # in-depth operations to choose from
+    tried: Sequence[str] = (),  # operations that already failed on this parent
+) -> str:
     "The operation for evolving a row at `level`: edge at the last step, else breadth or an in-depth op not yet tried."
-    if level + 1 == len(LEVELS) - 1: return EDGE_OP
-    if rng.random() < breadth_share and BREADTH_OP not in tried: return BREADTH_OP
+    if level + 1 == len(LEVELS) - 1:
+        return EDGE_OP
+    if rng.random() < breadth_share and BREADTH_OP not in tried:
+        return BREADTH_OP
     left = [o for o in ops if o not in tried] or list(ops)
     return rng.choice(left)
 
 # %% ../../nbs/21_evol.ipynb #0ea45211
 _RULES = """The rewritten prompt must be reasonable, understandable and answerable by a human, and must still be a request for the assistant described below. Do not answer it. Do not mention "given prompt" or "rewritten prompt". Write only the new prompt, in the same language and voice as a real user."""
 
-EVOL_DEPTH = PromptTemplate('evol_depth', """I want you to act as a prompt rewriter. Rewrite the given prompt into a more complex version that is harder for an AI assistant to handle well.
+EVOL_DEPTH = PromptTemplate(
+    'evol_depth',
+    """I want you to act as a prompt rewriter. Rewrite the given prompt into a more complex version that is harder for an AI assistant to handle well.
 How: {method}
 The rewritten prompt may add at most 10 to 25 words. {rules}
 
@@ -65,21 +82,12 @@ The rewritten prompt may add at most 10 to 25 words. {rules}
 ## The given prompt
 {prompt}
 
-Answer with JSON only: {"prompt": "..."}""")
+Answer with JSON only: {"prompt": "..."}""",
+)
 
-EVOL_BREADTH = PromptTemplate('evol_breadth', """I want you to act as a prompt creator. Draw inspiration from the given prompt to create a brand-new prompt in the same domain, but rarer and less obvious. Its length and complexity should be similar. {rules}
-
-## The assistant
-{task}
-
-{label_rule}
-
-## The given prompt
-{prompt}
-
-Answer with JSON only: {"prompt": "..."}""")
-
-EVOL_EDGE = PromptTemplate('evol_edge', """I want you to act as a tester. Rewrite the given prompt into an edge case that the assistant must still handle correctly: {method} {rules}
+EVOL_BREADTH = PromptTemplate(
+    'evol_breadth',
+    """I want you to act as a prompt creator. Draw inspiration from the given prompt to create a brand-new prompt in the same domain, but rarer and less obvious. Its length and complexity should be similar. {rules}
 
 ## The assistant
 {task}
@@ -89,18 +97,40 @@ EVOL_EDGE = PromptTemplate('evol_edge', """I want you to act as a tester. Rewrit
 ## The given prompt
 {prompt}
 
-Answer with JSON only: {"prompt": "..."}""")
+Answer with JSON only: {"prompt": "..."}""",
+)
+
+EVOL_EDGE = PromptTemplate(
+    'evol_edge',
+    """I want you to act as a tester. Rewrite the given prompt into an edge case that the assistant must still handle correctly: {method} {rules}
+
+## The assistant
+{task}
+
+{label_rule}
+
+## The given prompt
+{prompt}
+
+Answer with JSON only: {"prompt": "..."}""",
+)
 
 EVOL_TEMPLATES = {'depth': EVOL_DEPTH, 'breadth': EVOL_BREADTH, 'edge': EVOL_EDGE}
 
+
 class EvolvedPrompt(BaseModel):
     "The answer to one rewriting call."
+
     prompt: str
 
-def evol_messages(spec:TaskSpec, prompt:str, op:str, edge_type:str|None=None, label:str|None=None) -> tuple[list, PromptTemplate]:
+
+def evol_messages(
+    spec: TaskSpec, prompt: str, op: str, edge_type: str | None = None, label: str | None = None
+) -> tuple[list, PromptTemplate]:
     "The rewriting messages for evolving `prompt` with `op` (op 'edge' needs an `edge_type`), and the template used."
     tpl = EVOL_EDGE if op == EDGE_OP else EVOL_BREADTH if op == BREADTH_OP else EVOL_DEPTH
-    if op == EDGE_OP and edge_type is None: raise ValueError(f"evol_messages: op {EDGE_OP!r} needs an edge_type, one of {list(EDGE_TYPES)}.")
+    if op == EDGE_OP and edge_type is None:
+        raise ValueError(f"evol_messages: op {EDGE_OP!r} needs an edge_type, one of {list(EDGE_TYPES)}.")
     method = EDGE_TYPES[edge_type].description if edge_type is not None and op == EDGE_OP else DEPTH_METHODS.get(op, '')
     lr = f'The rewritten text must still have the label "{label}".' if label else ''
     body = tpl.render(method=method, rules=_RULES, task=task_section(spec), prompt=prompt, label_rule=lr)
@@ -110,72 +140,105 @@ def evol_messages(spec:TaskSpec, prompt:str, op:str, edge_type:str|None=None, la
 _COPY_MARKS = ('given prompt', 'rewritten prompt', 'i want you to act as', 'prompt rewriter', 'answer with json only', '## the assistant')
 _SORRY = re.compile(r"^\W*(i'?m sorry|sorry|i apologi[sz]e|as an ai|i cannot|i can't)", re.I)
 
-def evol_failure(parent:str,                 # the prompt before evolving
-                 child:str|None,             # the evolved prompt
-                 response:str|None=None,     # the answer to the evolved prompt (chat tasks; None: not checked)
-                 max_similarity:float=0.95   # above this the child counts as unchanged
-                ) -> str:
+
+def evol_failure(
+    parent: str,  # the prompt before evolving
+    child: str | None,  # the evolved prompt
+    response: str | None = None,  # the answer to the evolved prompt (chat tasks; None: not checked)
+    max_similarity: float = 0.95,  # above this the child counts as unchanged
+) -> str:
     "Why the evolution `parent` -> `child` failed ('' when it did not)."
     c = (child or '').strip()
-    if len(c) < 3 or not re.search(r'\w', c): return 'degenerate: empty or too short'
+    if len(c) < 3 or not re.search(r'\w', c):
+        return 'degenerate: empty or too short'
     words = c.lower().split()
-    if len(words) >= 8 and len(set(words)) / len(words) < 0.3: return 'degenerate: repeats the same words'
+    if len(words) >= 8 and len(set(words)) / len(words) < 0.3:
+        return 'degenerate: repeats the same words'
     nc = normalize_text(c)
-    if any(m in nc for m in _COPY_MARKS): return 'copied the prompt: contains the rewriting instructions'
+    if any(m in nc for m in _COPY_MARKS):
+        return 'copied the prompt: contains the rewriting instructions'
     sim = difflib.SequenceMatcher(None, normalize_text(parent), nc).ratio()
-    if sim >= max_similarity: return f'unchanged: similarity {sim:.2f} to the parent'
+    if sim >= max_similarity:
+        return f'unchanged: similarity {sim:.2f} to the parent'
     if response is not None:
         r = response.strip()
-        if not r: return 'no answer to the evolved prompt'
-        if _SORRY.match(r) and len(r.split()) < 40: return 'degenerate answer: a bare apology'
+        if not r:
+            return 'no answer to the evolved prompt'
+        if _SORRY.match(r) and len(r.split()) < 40:
+            return 'degenerate answer: a bare apology'
     return ''
 
 # %% ../../nbs/21_evol.ipynb #d58b241b
-def _user_turns(row:Mapping) -> list[int]:
+def _user_turns(row: Mapping) -> list[int]:
     "Positions of a chat row's user turns ([] for a text row)."
     msgs = row.get('messages')
     return [] if msgs is None or _is_missing(msgs) else [i for i, m in enumerate(msgs) if m.get('role') == 'user']
 
-def _difficulties(spec:TaskSpec) -> list[str]:
+
+def _difficulties(spec: TaskSpec) -> list[str]:
     "The values of the spec's difficulty axis, in order ([] without one); four of them name the four levels."
     return list((_axes_of(spec).get('difficulty') or {}).keys())
 
-def _level_of(row:Mapping, diff_values:Sequence[str]) -> int:
+
+def _level_of(row: Mapping, diff_values: Sequence[str]) -> int:
     "A row's level: `evol_level` if set, else its difficulty's position, else 0."
     lv = row.get('evol_level')
-    if lv is not None and not _is_missing(lv): return int(lv)
+    if lv is not None and not _is_missing(lv):
+        return int(lv)
     d = row.get('difficulty')
-    if d is not None and d in diff_values and len(diff_values) == len(LEVELS): return list(diff_values).index(d)
+    if d is not None and d in diff_values and len(diff_values) == len(LEVELS):
+        return list(diff_values).index(d)
     return 0
+
 
 def _usage(r) -> tuple[int, int, float]:
     u = getattr(r, 'usage', None)
-    return ((getattr(u, 'prompt_tokens', 0) or 0) if u else 0, (getattr(u, 'completion_tokens', 0) or 0) if u else 0, float(getattr(r, 'cost_usd', 0) or 0))
+    return (
+        (getattr(u, 'prompt_tokens', 0) or 0) if u else 0,
+        (getattr(u, 'completion_tokens', 0) or 0) if u else 0,
+        float(getattr(r, 'cost_usd', 0) or 0),
+    )
 
-def _evolved_prompt(res) -> str|None:
+
+def _evolved_prompt(res) -> str | None:
     "The new prompt from one rewriting call (structured, salvaged, or raw text)."
-    if getattr(res, 'error', None): return None
+    if getattr(res, 'error', None):
+        return None
     p = getattr(res, 'parsed', None)
-    if isinstance(p, BaseModel): p = p.model_dump()
-    if isinstance(p, Mapping) and 'prompt' in p: return str(p['prompt'])
+    if isinstance(p, BaseModel):
+        p = p.model_dump()
+    if isinstance(p, Mapping) and 'prompt' in p:
+        return str(p['prompt'])
     items = salvage_json_items(getattr(res, 'text', None) or '')
-    if items and isinstance(items[0], Mapping) and 'prompt' in items[0]: return str(items[0]['prompt'])
+    if items and isinstance(items[0], Mapping) and 'prompt' in items[0]:
+        return str(items[0]['prompt'])
     return getattr(res, 'text', None)
+
 
 @dataclass
 class _EvolJob:
     "One row's evolution in one round: the parent, its level, the operation and the rewriting calls (one per user turn of a conversation)."
-    row:dict                   # the parent, with `_tried`: the operations that already failed on it
-    level:int                  # the parent's level (index into `LEVELS`)
-    op:str                     # the operation (`next_op`)
-    edge_type:str|None         # op 'edge': the edge type asked for
-    calls:list[list[dict]]     # the rewriting messages, one per text of `texts`
-    template:PromptTemplate    # the rewriting template
-    turns:list[int]|None       # a conversation of several user turns: their positions (each is evolved); None: the one prompt
-    texts:list[str]            # the prompt, or each user turn, before evolving
 
-def _plan_jobs(frontier:Sequence[dict], spec:TaskSpec, rng:random.Random, diffs:Sequence[str], ops:Sequence[str],
-               breadth_share:float, edge_types:Sequence[str], n_edge:int) -> list[_EvolJob]:
+    row: dict  # the parent, with `_tried`: the operations that already failed on it
+    level: int  # the parent's level (index into `LEVELS`)
+    op: str  # the operation (`next_op`)
+    edge_type: str | None  # op 'edge': the edge type asked for
+    calls: list[list[dict]]  # the rewriting messages, one per text of `texts`
+    template: PromptTemplate  # the rewriting template
+    turns: list[int] | None  # a conversation of several user turns: their positions (each is evolved); None: the one prompt
+    texts: list[str]  # the prompt, or each user turn, before evolving
+
+
+def _plan_jobs(
+    frontier: Sequence[dict],
+    spec: TaskSpec,
+    rng: random.Random,
+    diffs: Sequence[str],
+    ops: Sequence[str],
+    breadth_share: float,
+    edge_types: Sequence[str],
+    n_edge: int,
+) -> list[_EvolJob]:
     "This round's job for each row of `frontier`; edge types are taken in turn, continuing after the `n_edge` edge jobs of earlier rounds."
     chat = spec.task_type != 'classification'
     jobs = []
@@ -190,138 +253,259 @@ def _plan_jobs(frontier:Sequence[dict], spec:TaskSpec, rng:random.Random, diffs:
         jobs.append(_EvolJob(r, lv, op, et, [c[0] for c in calls], calls[0][1], turns if len(turns) > 1 else None, texts))
     return jobs
 
-def _rewrite(jobs:Sequence[_EvolJob], llm:ChatModel, rnd:int, temperature:float, max_tokens:int) -> tuple[list, list[list[str|None]]]:
+
+def _rewrite(
+    jobs: Sequence[_EvolJob], llm: ChatModel, rnd: int, temperature: float, max_tokens: int
+) -> tuple[list, list[list[str | None]]]:
     "Send every rewriting call of `jobs`; per job, the answer that speaks for it (its first failed call, else its first) and the new text of each call."
-    flat = [(i, k) for i, j in enumerate(jobs) for k in range(len(j.calls))]   # every user turn of a conversation is evolved
-    answers = llm.chat_many([jobs[i].calls[k] for i, k in flat], response_format=EvolvedPrompt,
-                            sample_ids=[f"evol:{jobs[i].row['id']}:{rnd}:{jobs[i].op}" + (f':t{k}' if k else '') for i, k in flat],
-                            desc=f'evolve round {rnd}', temperature=temperature, max_tokens=max_tokens)
+    flat = [(i, k) for i, j in enumerate(jobs) for k in range(len(j.calls))]  # every user turn of a conversation is evolved
+    answers = llm.chat_many(
+        [jobs[i].calls[k] for i, k in flat],
+        response_format=EvolvedPrompt,
+        sample_ids=[f"evol:{jobs[i].row['id']}:{rnd}:{jobs[i].op}" + (f':t{k}' if k else '') for i, k in flat],
+        desc=f'evolve round {rnd}',
+        temperature=temperature,
+        max_tokens=max_tokens,
+    )
     per: list[list[Any]] = [[] for _ in jobs]
-    for (i, _k), x in zip(flat, answers): per[i].append(x)
+    for (i, _k), x in zip(flat, answers):
+        per[i].append(x)
     return [next((x for x in xs if getattr(x, 'error', None)), xs[0]) for xs in per], [[_evolved_prompt(x) for x in xs] for xs in per]
 
-def _answer_conversations(jobs:Sequence[_EvolJob], newt:Sequence[Sequence[str|None]], llm:ChatModel, spec:TaskSpec, rnd:int,
-                          max_similarity:float, temperature:float, max_tokens:int) -> list[tuple[list, str]|None]:
+
+def _answer_conversations(
+    jobs: Sequence[_EvolJob],
+    newt: Sequence[Sequence[str | None]],
+    llm: ChatModel,
+    spec: TaskSpec,
+    rnd: int,
+    max_similarity: float,
+    temperature: float,
+    max_tokens: int,
+) -> list[tuple[list, str] | None]:
     "Per job: for a conversation whose user turns all evolved, its new messages with every reply re-answered turn by turn (no stale reply) and the error ('' when none); else None."
-    convs: list[tuple[list, str]|None] = [None] * len(jobs)
-    multi = [i for i, j in enumerate(jobs) if j.turns is not None and all(newt[i])
-             and not any(evol_failure(a, b, None, max_similarity) for a, b in zip(j.texts, newt[i]))]
-    if not multi: return convs
+    convs: list[tuple[list, str] | None] = [None] * len(jobs)
+    multi = [
+        i
+        for i, j in enumerate(jobs)
+        if j.turns is not None and all(newt[i]) and not any(evol_failure(a, b, None, max_similarity) for a, b in zip(j.texts, newt[i]))
+    ]
+    if not multi:
+        return convs
     rows = []
     for i in multi:
-        new = dict(zip(jobs[i].turns or [], newt[i]))   # user turn position -> its evolved text
-        rows.append({'messages': [dict(m, content=(new[p] or '').strip()) if p in new else dict(m) for p, m in enumerate(jobs[i].row['messages'])]})
-    for i, rm, (_k, err) in zip(multi, rows, answer_turns(rows, llm, spec, 0, temperature=temperature, max_tokens=max_tokens, desc=f'evol-answer r{rnd}')):
+        new = dict(zip(jobs[i].turns or [], newt[i]))  # user turn position -> its evolved text
+        rows.append(
+            {'messages': [dict(m, content=(new[p] or '').strip()) if p in new else dict(m) for p, m in enumerate(jobs[i].row['messages'])]}
+        )
+    for i, rm, (_k, err) in zip(
+        multi, rows, answer_turns(rows, llm, spec, 0, temperature=temperature, max_tokens=max_tokens, desc=f'evol-answer r{rnd}')
+    ):
         convs[i] = (rm['messages'], err)
     return convs
 
-def _answer_prompts(jobs:Sequence[_EvolJob], newp:Sequence[str|None], llm:ChatModel, spec:TaskSpec, rnd:int,
-                    max_similarity:float, temperature:float, max_tokens:int) -> list:
+
+def _answer_prompts(
+    jobs: Sequence[_EvolJob],
+    newp: Sequence[str | None],
+    llm: ChatModel,
+    spec: TaskSpec,
+    rnd: int,
+    max_similarity: float,
+    temperature: float,
+    max_tokens: int,
+) -> list:
     "Per job: the answer to its evolved prompt (chat tasks, single prompts that did not already fail); else None."
     answers: list[Any] = [None] * len(jobs)
-    if spec.task_type == 'classification': return answers
-    ask = [i for i, p in enumerate(newp) if p and jobs[i].turns is None and not evol_failure(prompt_text(jobs[i].row), p, None, max_similarity)]
-    if not ask: return answers
+    if spec.task_type == 'classification':
+        return answers
+    ask = [
+        i for i, p in enumerate(newp) if p and jobs[i].turns is None and not evol_failure(prompt_text(jobs[i].row), p, None, max_similarity)
+    ]
+    if not ask:
+        return answers
     sys_p = spec.system_prompt
     msgs = [([{'role': 'system', 'content': sys_p}] if sys_p else []) + [{'role': 'user', 'content': newp[i]}] for i in ask]
-    for i, a in zip(ask, llm.chat_many(msgs, sample_ids=[f'evol-answer:{jobs[i].row["id"]}:{rnd}' for i in ask], desc=f'answer round {rnd}',
-                                       temperature=temperature, max_tokens=max_tokens)):
+    for i, a in zip(
+        ask,
+        llm.chat_many(
+            msgs,
+            sample_ids=[f'evol-answer:{jobs[i].row["id"]}:{rnd}' for i in ask],
+            desc=f'answer round {rnd}',
+            temperature=temperature,
+            max_tokens=max_tokens,
+        ),
+    ):
         answers[i] = a
     return answers
 
-def _round_table(jobs:Sequence[_EvolJob], res:Sequence, newt:Sequence[Sequence[str|None]], answers:Sequence, convs:Sequence,
-                 spec:TaskSpec, model:str|None, rnd:int, max_similarity:float, diffs:Sequence[str], validator) -> tuple[pd.DataFrame, list[dict]]:
+
+def _round_table(
+    jobs: Sequence[_EvolJob],
+    res: Sequence,
+    newt: Sequence[Sequence[str | None]],
+    answers: Sequence,
+    convs: Sequence,
+    spec: TaskSpec,
+    model: str | None,
+    rnd: int,
+    max_similarity: float,
+    diffs: Sequence[str],
+    validator,
+) -> tuple[pd.DataFrame, list[dict]]:
     "The round's rows (every attempt: failed ones invalid with `evol_fail_reason`, the others validated) and the next frontier (each kept child, else its parent with the failed op noted)."
     rows, nxt = [], []
     for j, x, nt, a, cv in zip(jobs, res, newt, answers, convs):
-        if j.turns is not None and cv is None:   # a conversation whose turns did not all evolve: the first turn that failed says why
+        if j.turns is not None and cv is None:  # a conversation whose turns did not all evolve: the first turn that failed says why
             bad = next(((t, n) for t, n in zip(j.texts, nt) if evol_failure(t, n, None, max_similarity)), (j.texts[0], nt[0]))
-            row, ok = _child_row(spec, j.row, j.level, j.op, j.edge_type, j.template, x, bad[1], None, rnd, max_similarity, diffs, model, parent_prompt=bad[0])
-        else: row, ok = _child_row(spec, j.row, j.level, j.op, j.edge_type, j.template, x, nt[0], a, rnd, max_similarity, diffs, model, conv=cv)
+            row, ok = _child_row(
+                spec,
+                j.row,
+                j.level,
+                j.op,
+                j.edge_type,
+                j.template,
+                x,
+                bad[1],
+                None,
+                rnd,
+                max_similarity,
+                diffs,
+                model,
+                parent_prompt=bad[0],
+            )
+        else:
+            row, ok = _child_row(
+                spec, j.row, j.level, j.op, j.edge_type, j.template, x, nt[0], a, rnd, max_similarity, diffs, model, conv=cv
+            )
         rows.append(row)
         nxt.append(dict(row, _tried=[]) if ok else dict(j.row, _tried=j.row['_tried'] + [j.op]))
     t = make_table(rows)
     fail = t['evol_fail_reason'] != ''
-    if (~fail).any(): t.loc[~fail] = _validate(t[~fail].drop(columns=['valid', 'invalid_reason']), spec, validator)[t.columns].values
+    if (~fail).any():
+        t.loc[~fail] = _validate(t[~fail].drop(columns=['valid', 'invalid_reason']), spec, validator)[t.columns].values
     t.loc[fail, 'valid'] = False
     t.loc[fail, 'invalid_reason'] = 'evol: ' + t.loc[fail, 'evol_fail_reason']
     return t, nxt
 
-def evolve(df:pd.DataFrame,                # rows to evolve (seeds or generated)
-           spec:TaskSpec,                  # task spec
-           llm:ChatModel|None=None,        # `synthbench.llm.engine.LLM` (default `LLM()`)
-           rounds:int=3,                   # evolution rounds (3 takes simple rows to edge cases)
-           ops:Sequence[str]=DEPTH_OPS,    # in-depth operations to use
-           breadth_share:float=0.25,       # share of in-breadth mutations
-           edge_types:Sequence[str]=MODEL_EDGE_TYPES, # edge types for the last level
-           temperature:float=1.0,          # temperature of the rewriting calls
-           answer_temperature:float=0.7,   # temperature of the answers
-           max_tokens:int=400,             # completion budget per call
-           max_similarity:float=0.95,      # above this an evolved prompt counts as unchanged
-           validator:Callable|None|bool=None, # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
-           rng_seed:int=0,                 # seed of the operation choice
-           estimate:bool=False,            # return `llm.estimate` of the first round instead of running
-           round_offset:int=0              # number rounds from `round_offset + 1` (a top-up pass continues the numbering, so its calls are new)
-          ):
+
+def evolve(
+    df: pd.DataFrame,  # rows to evolve (seeds or generated)
+    spec: TaskSpec,  # task spec
+    llm: ChatModel | None = None,  # `synthbench.llm.engine.LLM` (default `LLM()`)
+    rounds: int = 3,  # evolution rounds (3 takes simple rows to edge cases)
+    ops: Sequence[str] = DEPTH_OPS,  # in-depth operations to use
+    breadth_share: float = 0.25,  # share of in-breadth mutations
+    edge_types: Sequence[str] = MODEL_EDGE_TYPES,  # edge types for the last level
+    temperature: float = 1.0,  # temperature of the rewriting calls
+    answer_temperature: float = 0.7,  # temperature of the answers
+    max_tokens: int = 400,  # completion budget per call
+    max_similarity: float = 0.95,  # above this an evolved prompt counts as unchanged
+    validator: Callable | None | bool = None,  # fn(df, spec) -> df (default `synthbench.stages.validate.validate`; False: none)
+    rng_seed: int = 0,  # seed of the operation choice
+    estimate: bool = False,  # return `llm.estimate` of the first round instead of running
+    round_offset: int = 0,  # number rounds from `round_offset + 1` (a top-up pass continues the numbering, so its calls are new)
+):
     "Evolve `df`'s prompts for `rounds` rounds; every attempt is a row, failed ones invalid with `evol_fail_reason`."
     check_table(df, 'evolve')
     if llm is None:
         from synthbench.llm.engine import LLM
+
         llm = LLM()
     bad = [t for t in edge_types if t not in EDGE_TYPES]
-    if bad: raise ValueError(f'evolve: unknown edge type(s) {bad}; choose from {list(EDGE_TYPES)}.')
+    if bad:
+        raise ValueError(f'evolve: unknown edge type(s) {bad}; choose from {list(EDGE_TYPES)}.')
     rng, diffs = random.Random(rng_seed), _difficulties(spec)
     frontier = [dict(r, _tried=[]) for r in df.to_dict('records') if _level_of(r, diffs) < len(LEVELS) - 1]
     out, n_edge = [], 0
     for rnd in range(1 + round_offset, rounds + 1 + round_offset):
-        if not frontier: break
+        if not frontier:
+            break
         jobs = _plan_jobs(frontier, spec, rng, diffs, ops, breadth_share, edge_types, n_edge)
         n_edge += sum(j.op == EDGE_OP for j in jobs)
-        if estimate: return llm.estimate([c for j in jobs for c in j.calls], max_tokens=max_tokens)
+        if estimate:
+            return llm.estimate([c for j in jobs for c in j.calls], max_tokens=max_tokens)
         res, newt = _rewrite(jobs, llm, rnd, temperature, max_tokens)
         convs = _answer_conversations(jobs, newt, llm, spec, rnd, max_similarity, answer_temperature, max_tokens)
         answers = _answer_prompts(jobs, [t[0] for t in newt], llm, spec, rnd, max_similarity, answer_temperature, max_tokens)
         t, nxt = _round_table(jobs, res, newt, answers, convs, spec, llm.model, rnd, max_similarity, diffs, validator)
         out.append(t)
         frontier = [r for r in nxt if _level_of(r, diffs) < len(LEVELS) - 1 and len(r['_tried']) < len(ops) + 2]
-    if estimate: return llm.estimate([], max_tokens=max_tokens)
+    if estimate:
+        return llm.estimate([], max_tokens=max_tokens)
     return pd.concat(out, ignore_index=True) if out else make_table([])
 
 # %% ../../nbs/21_evol.ipynb #c76e0549
-def _child_row(spec:TaskSpec, parent, lv, op, et, tpl, res, newp, ans, rnd, max_similarity, diffs, model, conv=None, parent_prompt=None) -> tuple[dict, bool]:
+def _child_row(
+    spec: TaskSpec, parent, lv, op, et, tpl, res, newp, ans, rnd, max_similarity, diffs, model, conv=None, parent_prompt=None
+) -> tuple[dict, bool]:
     "The row made by one evolution, with lineage, level, cost and failure reason (`conv`: (messages, error) of an evolved conversation)."
     tt = spec.task_type
     err = f'call failed: {res.error}' if getattr(res, 'error', None) else ''
-    if not err and ans is not None and getattr(ans, 'error', None): err = f'answer call failed: {ans.error}'
+    if not err and ans is not None and getattr(ans, 'error', None):
+        err = f'answer call failed: {ans.error}'
     resp = None if tt == 'classification' or ans is None else (getattr(ans, 'text', None) or '')
     if conv is not None:
         err = err or conv[1]
         resp = next((m['content'] for m in reversed(conv[0]) if m.get('role') == 'assistant'), '') or ''
         newp = next((m['content'] for m in conv[0] if m.get('role') == 'user'), newp)
         parent_prompt = next((m['content'] for m in parent['messages'] if m.get('role') == 'user'), None)
-    err = err or evol_failure(prompt_text(parent) if parent_prompt is None else parent_prompt, newp, resp if tt != 'classification' else None, max_similarity)
-    if not err and tt != 'classification' and ans is None and conv is None: err = 'no answer to the evolved prompt'
-    if not err and tt != 'classification': err = _regen_blocker(parent['messages'], 0)   # a tool-call conversation is not re-answered by a plain reply
+    err = err or evol_failure(
+        prompt_text(parent) if parent_prompt is None else parent_prompt, newp, resp if tt != 'classification' else None, max_similarity
+    )
+    if not err and tt != 'classification' and ans is None and conv is None:
+        err = 'no answer to the evolved prompt'
+    if not err and tt != 'classification':
+        err = _regen_blocker(parent['messages'], 0)  # a tool-call conversation is not re-answered by a plain reply
     clv = lv if op == BREADTH_OP else lv + 1
     ti, to, c = [sum(v) for v in zip(_usage(res), _usage(ans) if ans is not None else (0, 0, 0.0))]
-    row = {k: v for k, v in parent.items() if k not in ('id', 'messages', 'text', 'valid', 'invalid_reason', '_tried') and not k.startswith(('judge_', 'dup_', 'aug_'))}
-    if tt == 'classification': row.update(text=(newp or '').strip(), label=parent.get('label'))
+    row = {
+        k: v
+        for k, v in parent.items()
+        if k not in ('id', 'messages', 'text', 'valid', 'invalid_reason', '_tried') and not k.startswith(('judge_', 'dup_', 'aug_'))
+    }
+    if tt == 'classification':
+        row.update(text=(newp or '').strip(), label=parent.get('label'))
     else:
         sys_p = spec.system_prompt
-        body = [m for m in conv[0] if m.get('role') != 'system'] if conv is not None else [{'role': 'user', 'content': (newp or '').strip()}, {'role': 'assistant', 'content': (resp or '').strip()}]
+        body = (
+            [m for m in conv[0] if m.get('role') != 'system']
+            if conv is not None
+            else [{'role': 'user', 'content': (newp or '').strip()}, {'role': 'assistant', 'content': (resp or '').strip()}]
+        )
         row['messages'] = ([{'role': 'system', 'content': sys_p}] if sys_p else []) + body
-    row.update(source='generated', parent_id=parent['id'], op=f'evol_{op}', round=rnd, model=getattr(res, 'model', None) or model, prompt_id=tpl.id,
-               tokens_in=ti, tokens_out=to, cost_usd=c, evol_level=clv, evol_level_name=LEVELS[clv], evol_op=op, evol_edge_type=et,
-               evol_fail_reason=err, valid=None, invalid_reason='')
-    if op == EDGE_OP: row['edge_type'] = et
-    if diffs and len(diffs) == len(LEVELS): row['difficulty'] = diffs[clv]
+    row.update(
+        source='generated',
+        parent_id=parent['id'],
+        op=f'evol_{op}',
+        round=rnd,
+        model=getattr(res, 'model', None) or model,
+        prompt_id=tpl.id,
+        tokens_in=ti,
+        tokens_out=to,
+        cost_usd=c,
+        evol_level=clv,
+        evol_level_name=LEVELS[clv],
+        evol_op=op,
+        evol_edge_type=et,
+        evol_fail_reason=err,
+        valid=None,
+        invalid_reason='',
+    )
+    if op == EDGE_OP:
+        row['edge_type'] = et
+    if diffs and len(diffs) == len(LEVELS):
+        row['difficulty'] = diffs[clv]
     row['id'] = make_table([row]).loc[0, 'id']
-    if err: row['id'] = 'evolfail-' + text_hash(f"{parent['id']}:{op}:{rnd}:{err}", 12)
+    if err:
+        row['id'] = 'evolfail-' + text_hash(f"{parent['id']}:{op}:{rnd}:{err}", 12)
     return row, not err
 
-def evol_summary(df:pd.DataFrame) -> pd.DataFrame:
+
+def evol_summary(df: pd.DataFrame) -> pd.DataFrame:
     "Evolutions per level and operation: attempted, kept, failed, and the failure reasons."
-    if not len(df): return pd.DataFrame()
+    if not len(df):
+        return pd.DataFrame()
     d = df.assign(failed=df['evol_fail_reason'] != '', reason=df['evol_fail_reason'].str.split(':').str[0])
     g = d.groupby(['evol_level', 'evol_level_name', 'evol_op']).agg(attempted=('id', 'size'), failed=('failed', 'sum'))
     g['kept'] = g['attempted'] - g['failed']
@@ -329,115 +513,178 @@ def evol_summary(df:pd.DataFrame) -> pd.DataFrame:
     return g.reset_index()
 
 # %% ../../nbs/21_evol.ipynb #65fc827b
-EVOL_TARGETS = {'simple': 125, 'moderate': 125, 'complex': 125, 'edge_case': 125}   # the walkthrough's quotas
+EVOL_TARGETS = {'simple': 125, 'moderate': 125, 'complex': 125, 'edge_case': 125}  # the walkthrough's quotas
 
-def _usable(r:Mapping) -> bool:
+
+def _usable(r: Mapping) -> bool:
     "A row that counts toward its level and can be a parent: not invalid, not a failed evolution."
     f = r.get('evol_fail_reason')
     return r.get('valid') is not False and (_is_missing(f) or f == '')
 
-def _valid_levels(df:pd.DataFrame, diffs:Sequence[str]) -> list[int]:
+
+def _valid_levels(df: pd.DataFrame, diffs: Sequence[str]) -> list[int]:
     return [_level_of(r, diffs) for r in df.to_dict('records') if _usable(r)]
 
-def evolve_to_targets(df:pd.DataFrame,          # rows to start from (their level: `evol_level`, else difficulty, else simple)
-                      spec:TaskSpec,            # task spec
-                      llm:ChatModel|None=None,  # `synthbench.llm.engine.LLM`
-                      targets:Mapping[str, int]|None=None, # valid rows wanted per level name (default `EVOL_TARGETS`); the input rows count
-                      max_passes:int=6,         # cap on top-up passes
-                      max_calls:int|None=None,  # cap on rewriting calls over all passes (None: 4x the rows still missing at the start)
-                      rng_seed:int=0,           # seed of the parent and operation choice
-                      **kw                      # passed to `evolve` (ops, edge_types, temperature, max_similarity, validator, ...)
-                     ) -> pd.DataFrame:
+
+def evolve_to_targets(
+    df: pd.DataFrame,  # rows to start from (their level: `evol_level`, else difficulty, else simple)
+    spec: TaskSpec,  # task spec
+    llm: ChatModel | None = None,  # `synthbench.llm.engine.LLM`
+    targets: Mapping[str, int] | None = None,  # valid rows wanted per level name (default `EVOL_TARGETS`); the input rows count
+    max_passes: int = 6,  # cap on top-up passes
+    max_calls: int | None = None,  # cap on rewriting calls over all passes (None: 4x the rows still missing at the start)
+    rng_seed: int = 0,  # seed of the parent and operation choice
+    **kw,  # passed to `evolve` (ops, edge_types, temperature, max_similarity, validator, ...)
+) -> pd.DataFrame:
     "Evolve until every level has its target of valid rows (or a cap is hit): each pass evolves parents one level below each short level (breadth mutations for `simple`); the story in `attrs['evol_quota']`."
     if llm is None:
         from synthbench.llm.engine import LLM
+
         llm = LLM()
     targets = dict(EVOL_TARGETS if targets is None else targets)
     bad = [k for k in targets if k not in LEVELS]
-    if bad: raise ValueError(f'evolve: unknown level(s) {bad} in targets; use {LEVELS}.')
+    if bad:
+        raise ValueError(f'evolve: unknown level(s) {bad} in targets; use {LEVELS}.')
     diffs = _difficulties(spec)
     rng = random.Random(rng_seed)
     have = Counter(LEVELS[l] for l in _valid_levels(df, diffs))
     short0 = sum(max(0, targets[k] - have[k]) for k in targets)
     cap = max_calls if max_calls is not None else 4 * short0
     out: list[pd.DataFrame] = []
-    used: Counter[str] = Counter()   # parent id -> times picked
+    used: Counter[str] = Counter()  # parent id -> times picked
     calls, stop, passes = 0, None, 0
     while True:
         need = {k: targets[k] - have[k] for k in LEVELS if k in targets and have[k] < targets[k]}
-        if not need: stop = 'targets_met'; break
-        if passes >= max_passes: stop = 'max_passes'; break
-        if calls >= cap: stop = 'max_calls'; break
+        if not need:
+            stop = 'targets_met'
+            break
+        if passes >= max_passes:
+            stop = 'max_passes'
+            break
+        if calls >= cap:
+            stop = 'max_calls'
+            break
         pool = pd.concat([df] + out, ignore_index=True) if out else df
         ok = pool[[_usable(r) for r in pool.to_dict('records')]]
         lv = pd.Series([_level_of(r, diffs) for r in ok.to_dict('records')], index=ok.index, dtype=int)
         got_any = False
         for name, m in need.items():
             L = LEVELS.index(name)
-            src_lv = L if L == 0 else L - 1            # simple: breadth mutations of simple rows; else one level up from the level below
+            src_lv = L if L == 0 else L - 1  # simple: breadth mutations of simple rows; else one level up from the level below
             cand = ok[lv == src_lv]
-            if not len(cand): continue
-            order = sorted(cand.to_dict('records'), key=lambda r: (used[r['id']], rng.random()))   # least-used parents first
-            take = order[:min(m, max(0, cap - calls))]
-            if not take: break
-            for r in take: used[r['id']] += 1
-            new = evolve(pd.DataFrame(take), spec, llm, rounds=1, breadth_share=1.0 if L == 0 else 0.0, rng_seed=rng.randrange(2**31),
-                         round_offset=passes, **kw)
+            if not len(cand):
+                continue
+            order = sorted(cand.to_dict('records'), key=lambda r: (used[r['id']], rng.random()))  # least-used parents first
+            take = order[: min(m, max(0, cap - calls))]
+            if not take:
+                break
+            for r in take:
+                used[r['id']] += 1
+            new = evolve(
+                pd.DataFrame(take),
+                spec,
+                llm,
+                rounds=1,
+                breadth_share=1.0 if L == 0 else 0.0,
+                rng_seed=rng.randrange(2**31),
+                round_offset=passes,
+                **kw,
+            )
             calls += len(take)
             if len(new):
                 new = new[~new['id'].isin(set(pool['id']))]
                 out.append(new)
                 for l in _valid_levels(new, diffs):
-                    if LEVELS[l] == name: have[name] += 1
+                    if LEVELS[l] == name:
+                        have[name] += 1
                     got_any = True
         passes += 1
-        if not got_any: stop = 'no_progress'; break
+        if not got_any:
+            stop = 'no_progress'
+            break
     res = pd.concat(out, ignore_index=True) if out else make_table([])
-    res.attrs['evol_quota'] = {'targets': targets, 'levels': {k: int(have[k]) for k in LEVELS if k in targets},
-                               'short': {k: int(targets[k] - have[k]) for k in targets if have[k] < targets[k]},
-                               'stop_reason': stop, 'passes': passes, 'rewrite_calls': calls, 'max_calls': cap}
+    res.attrs['evol_quota'] = {
+        'targets': targets,
+        'levels': {k: int(have[k]) for k in LEVELS if k in targets},
+        'short': {k: int(targets[k] - have[k]) for k in targets if have[k] < targets[k]},
+        'stop_reason': stop,
+        'passes': passes,
+        'rewrite_calls': calls,
+        'max_calls': cap,
+    }
     return res
 
 # %% ../../nbs/21_evol.ipynb #f6e9ae43
-def evolve_stage(df:pd.DataFrame,                    # the table whose rows are evolved
-                 *,
-                 ctx:RunContext,                     # the run: LLM 'main', task spec, seed
-                 rounds:int=3,                       # evolution rounds (3 takes simple rows to edge cases)
-                 rows:int|None=None,                 # evolve only the first `rows` valid rows (None: all)
-                 ops:list[str]|None=None,            # in-depth operations (default `DEPTH_OPS`)
-                 breadth_share:float=0.25,           # share of in-breadth mutations
-                 edge_types:list[str]|None=None,     # edge types for the last level (default `MODEL_EDGE_TYPES`)
-                 temperature:float=1.0,              # temperature of the rewriting calls
-                 answer_temperature:float=0.7,       # temperature of the answers
-                 max_tokens:int=400,                 # completion budget per call
-                 max_similarity:float=0.95,          # above this an evolved prompt counts as unchanged
-                 validate:bool=True,                 # validate evolved rows against the spec's rules
-                 targets:dict[str, int]|None=None,   # valid rows wanted per level (e.g. {simple: 125, moderate: 125, complex: 125, edge_case: 125}): top up until met or capped
-                 max_passes:int=6,                   # with targets: cap on top-up passes
-                 max_calls:int|None=None,            # with targets: cap on rewriting calls
-                ) -> StageResult:
+def evolve_stage(
+    df: pd.DataFrame,  # the table whose rows are evolved
+    *,
+    ctx: RunContext,  # the run: LLM 'main', task spec, seed
+    rounds: int = 3,  # evolution rounds (3 takes simple rows to edge cases)
+    rows: int | None = None,  # evolve only the first `rows` valid rows (None: all)
+    ops: list[str] | None = None,  # in-depth operations (default `DEPTH_OPS`)
+    breadth_share: float = 0.25,  # share of in-breadth mutations
+    edge_types: list[str] | None = None,  # edge types for the last level (default `MODEL_EDGE_TYPES`)
+    temperature: float = 1.0,  # temperature of the rewriting calls
+    answer_temperature: float = 0.7,  # temperature of the answers
+    max_tokens: int = 400,  # completion budget per call
+    max_similarity: float = 0.95,  # above this an evolved prompt counts as unchanged
+    validate: bool = True,  # validate evolved rows against the spec's rules
+    targets: dict[str, int]
+    | None = None,  # valid rows wanted per level (e.g. {simple: 125, moderate: 125, complex: 125, edge_case: 125}): top up until met or capped
+    max_passes: int = 6,  # with targets: cap on top-up passes
+    max_calls: int | None = None,  # with targets: cap on rewriting calls
+) -> StageResult:
     "`df` plus its evolved rows (failed evolutions kept, invalid, with `evol_fail_reason`); status from the model calls."
     spec, llm = ctx.require_spec(), _CallRecorder(ctx.llm())
     src = df[marked_rows(df, ['invalid']) == ''] if len(df) else df
-    if rows: src = src.head(rows)
-    keep = df.copy(); keep.attrs = {}
-    if not len(src): return StageResult(keep, report={'source_rows': 0, 'new_rows': 0, 'note': 'no valid rows to evolve'})
-    common: dict[str, Any] = dict(ops=list(ops or DEPTH_OPS), edge_types=list(edge_types or MODEL_EDGE_TYPES), temperature=temperature, answer_temperature=answer_temperature,
-                  max_tokens=max_tokens, max_similarity=max_similarity, validator=None if validate else False, rng_seed=ctx.seed)
-    try: new = (evolve_to_targets(src, spec, llm, targets=targets, max_passes=max_passes, max_calls=max_calls, **common) if targets
-                else evolve(src, spec, llm, rounds=rounds, breadth_share=breadth_share, **common))
-    except ValueError as e: raise StageError('config', f'evolve: {e}') from None
+    if rows:
+        src = src.head(rows)
+    keep = df.copy()
+    keep.attrs = {}
+    if not len(src):
+        return StageResult(keep, report={'source_rows': 0, 'new_rows': 0, 'note': 'no valid rows to evolve'})
+    common: dict[str, Any] = dict(
+        ops=list(ops or DEPTH_OPS),
+        edge_types=list(edge_types or MODEL_EDGE_TYPES),
+        temperature=temperature,
+        answer_temperature=answer_temperature,
+        max_tokens=max_tokens,
+        max_similarity=max_similarity,
+        validator=None if validate else False,
+        rng_seed=ctx.seed,
+    )
+    try:
+        new = (
+            evolve_to_targets(src, spec, llm, targets=targets, max_passes=max_passes, max_calls=max_calls, **common)
+            if targets
+            else evolve(src, spec, llm, rounds=rounds, breadth_share=breadth_share, **common)
+        )
+    except ValueError as e:
+        raise StageError('config', f'evolve: {e}') from None
     quota = new.attrs.get('evol_quota')
-    new = new.copy(); new.attrs = {}
+    new = new.copy()
+    new.attrs = {}
     same = new['id'].isin(set(df['id'])) if len(new) and len(df) else pd.Series(False, index=new.index)
     dropped = new[same].assign(drop_reason='same as a row already in the table').reset_index(drop=True)
     summ = evol_summary(new)
-    report = {'source_rows': len(src), 'new_rows': int((~same).sum()), 'failed': int((new['evol_fail_reason'] != '').sum()) if len(new) else 0,
-              'same_as_existing_dropped': int(same.sum()),
-              'levels': json.loads(summ.drop(columns=['reasons'], errors='ignore').to_json(orient='records')) if len(summ) else []}
-    if quota: report['quota'] = quota   # targets, valid rows per level, short, stop reason
+    report = {
+        'source_rows': len(src),
+        'new_rows': int((~same).sum()),
+        'failed': int((new['evol_fail_reason'] != '').sum()) if len(new) else 0,
+        'same_as_existing_dropped': int(same.sum()),
+        'levels': json.loads(summ.drop(columns=['reasons'], errors='ignore').to_json(orient='records')) if len(summ) else [],
+    }
+    if quota:
+        report['quota'] = quota  # targets, valid rows per level, short, stop reason
     status, kind, reason = calls_outcome(llm.outcomes, 'evolution')
     if quota and quota['short'] and status == 'ok':
         status, kind = 'partial', 'target'
         reason = f"level targets missed ({quota['stop_reason']}): short " + ', '.join(f'{k} {v}' for k, v in quota['short'].items())
-    return StageResult(concat_tables(keep, new[~same]), dropped=dropped if len(dropped) else None, report=report, status=status, error_kind=kind, reason=reason)
+    return StageResult(
+        concat_tables(keep, new[~same]),
+        dropped=dropped if len(dropped) else None,
+        report=report,
+        status=status,
+        error_kind=kind,
+        reason=reason,
+    )

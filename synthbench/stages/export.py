@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from ..core import make_table, check_table, concat_tables, _is_missing
-from ..formats import (load_examples, save_examples, save_table, to_chatml, InputError, _clean, check_output_path)
+from ..formats import load_examples, save_examples, save_table, to_chatml, InputError, _clean, check_output_path
 from ..run.stage import StageError, StageResult, DROP_RULES, DEFAULT_DROP, check_drop_rules
 
 # %% auto #0
@@ -27,137 +27,203 @@ __all__ = ['OPENAI_ROLES', 'OPENAI_MESSAGE_KEYS', 'OPENAI_TOP_KEYS', 'EXPORT_FOR
 @dataclass
 class FormatIssue:
     "One problem found in a line of a fine-tuning file."
+
     line: int
     code: str
     detail: str
-    def __str__(self): return f"line {self.line}: {self.code}: {self.detail}"
+
+    def __str__(self):
+        return f"line {self.line}: {self.code}: {self.detail}"
+
 
 OPENAI_ROLES = ('system', 'user', 'assistant', 'tool', 'function')
 OPENAI_MESSAGE_KEYS = ('role', 'content', 'name', 'function_call', 'weight', 'tool_calls', 'tool_call_id')
 OPENAI_TOP_KEYS = ('messages', 'tools', 'functions', 'parallel_tool_calls')
 
-def _openai_line_issues(n:int, ex) -> list[FormatIssue]:
+
+def _openai_line_issues(n: int, ex) -> list[FormatIssue]:
     I = lambda code, detail: FormatIssue(n, code, detail)
-    if not isinstance(ex, dict): return [I('data_type', f'the line is a JSON {type(ex).__name__}, not an object')]
-    out = [I('unrecognized_key', f'top-level key {k!r} is not accepted (allowed: {list(OPENAI_TOP_KEYS)})') for k in ex if k not in OPENAI_TOP_KEYS]
+    if not isinstance(ex, dict):
+        return [I('data_type', f'the line is a JSON {type(ex).__name__}, not an object')]
+    out = [
+        I('unrecognized_key', f'top-level key {k!r} is not accepted (allowed: {list(OPENAI_TOP_KEYS)})')
+        for k in ex
+        if k not in OPENAI_TOP_KEYS
+    ]
     msgs = ex.get('messages')
-    if not isinstance(msgs, list) or not msgs: return out + [I('missing_messages_list', "no non-empty 'messages' list")]
+    if not isinstance(msgs, list) or not msgs:
+        return out + [I('missing_messages_list', "no non-empty 'messages' list")]
     for i, m in enumerate(msgs):
-        if not isinstance(m, dict): out.append(I('data_type', f'message {i} is not an object')); continue
+        if not isinstance(m, dict):
+            out.append(I('data_type', f'message {i} is not an object'))
+            continue
         calls = m.get('tool_calls') or m.get('function_call')
-        if 'role' not in m or ('content' not in m and not calls): out.append(I('message_missing_key', f"message {i} lacks 'role' or 'content'"))
+        if 'role' not in m or ('content' not in m and not calls):
+            out.append(I('message_missing_key', f"message {i} lacks 'role' or 'content'"))
         out += [I('message_unrecognized_key', f'message {i} has unrecognised key {k!r}') for k in m if k not in OPENAI_MESSAGE_KEYS]
-        if m.get('role') not in OPENAI_ROLES: out.append(I('unrecognized_role', f"message {i} has role {m.get('role')!r}"))
+        if m.get('role') not in OPENAI_ROLES:
+            out.append(I('unrecognized_role', f"message {i} has role {m.get('role')!r}"))
         c = m.get('content')
-        if calls and c is None: pass
-        elif not isinstance(c, str): out.append(I('missing_content', f'message {i} content is {type(c).__name__}, not a string'))
-        elif not c.strip(): out.append(I('missing_content', f'message {i} ({m.get("role")}) has empty content'))
-        if 'weight' in m and m['weight'] not in (0, 1): out.append(I('invalid_weight', f"message {i} weight {m['weight']!r} is not 0 or 1"))
+        if calls and c is None:
+            pass
+        elif not isinstance(c, str):
+            out.append(I('missing_content', f'message {i} content is {type(c).__name__}, not a string'))
+        elif not c.strip():
+            out.append(I('missing_content', f'message {i} ({m.get("role")}) has empty content'))
+        if 'weight' in m and m['weight'] not in (0, 1):
+            out.append(I('invalid_weight', f"message {i} weight {m['weight']!r} is not 0 or 1"))
     if not any(isinstance(m, dict) and m.get('role') == 'assistant' for m in msgs):
         out.append(I('example_missing_assistant_message', 'no assistant message'))
     return out
 
-def check_openai_jsonl(source:str|Path|Iterable[dict]  # a .jsonl file, or parsed records
-                      ) -> list[FormatIssue]:
+
+def check_openai_jsonl(
+    source: str | Path | Iterable[dict],  # a .jsonl file, or parsed records
+) -> list[FormatIssue]:
     "Every problem OpenAI's fine-tuning format checks would flag, one `FormatIssue` per problem ([] = the file is fine)."
     if isinstance(source, (str, Path)):
         issues, n = [], 0
         with open(source, encoding='utf-8') as f:
             for n, line in enumerate(f, 1):
-                if not line.strip(): issues.append(FormatIssue(n, 'empty_line', 'blank line')); continue
-                try: ex = json.loads(line)
-                except json.JSONDecodeError as e: issues.append(FormatIssue(n, 'json_error', f'not valid JSON ({e.msg})')); continue
+                if not line.strip():
+                    issues.append(FormatIssue(n, 'empty_line', 'blank line'))
+                    continue
+                try:
+                    ex = json.loads(line)
+                except json.JSONDecodeError as e:
+                    issues.append(FormatIssue(n, 'json_error', f'not valid JSON ({e.msg})'))
+                    continue
                 issues += _openai_line_issues(n, ex)
         return issues + ([FormatIssue(0, 'empty_file', 'the file has no examples')] if n == 0 else [])
     return [i for n, ex in enumerate(source, 1) for i in _openai_line_issues(n, ex)]
 
 # %% ../../nbs/35_export.ipynb #908d7340
-EXPORT_FORMATS = {'sharegpt': 'sharegpt', 'alpaca': 'alpaca', 'openai': 'messages', 'messages': 'messages', 'chatml': 'chatml',
-                  'text': 'text', 'parquet': 'table', 'table': 'table'}
+EXPORT_FORMATS = {
+    'sharegpt': 'sharegpt',
+    'alpaca': 'alpaca',
+    'openai': 'messages',
+    'messages': 'messages',
+    'chatml': 'chatml',
+    'text': 'text',
+    'parquet': 'table',
+    'table': 'table',
+}
 
-def incomplete_reason(row:Mapping) -> str:
+
+def incomplete_reason(row: Mapping) -> str:
     "Why `row` is no training example in any format ('' if it is one): a chat needs a user turn and an assistant reply, and no turn without content; a text row needs its text and label."
     msgs = row.get('messages')
     if msgs is not None and not _is_missing(msgs):
-        if isinstance(msgs, str) or not hasattr(msgs, '__len__') or not len(msgs): return 'incomplete: no messages'
+        if isinstance(msgs, str) or not hasattr(msgs, '__len__') or not len(msgs):
+            return 'incomplete: no messages'
         for i, m in enumerate(msgs):
-            if not isinstance(m, Mapping): return f'incomplete: message {i} is not a {{role, content}} object'
+            if not isinstance(m, Mapping):
+                return f'incomplete: message {i} is not a {{role, content}} object'
             c = m.get('content')
             if c is None or (isinstance(c, str) and not c.strip()):
-                if not m.get('tool_calls'): return f"incomplete: message {i} ({m.get('role')}) has no content"
-            elif not isinstance(c, str): return f"incomplete: message {i} ({m.get('role')}) content is a {type(c).__name__}, not text"
-        if not any(m.get('role') == 'user' for m in msgs): return 'incomplete: no user turn'
-        if not any(m.get('role') == 'assistant' and isinstance(m.get('content'), str) for m in msgs): return 'incomplete: no assistant reply'
+                if not m.get('tool_calls'):
+                    return f"incomplete: message {i} ({m.get('role')}) has no content"
+            elif not isinstance(c, str):
+                return f"incomplete: message {i} ({m.get('role')}) content is a {type(c).__name__}, not text"
+        if not any(m.get('role') == 'user' for m in msgs):
+            return 'incomplete: no user turn'
+        if not any(m.get('role') == 'assistant' and isinstance(m.get('content'), str) for m in msgs):
+            return 'incomplete: no assistant reply'
         return ''
     text, label = row.get('text'), row.get('label')
-    if _is_missing(text) or not str(text).strip(): return 'incomplete: no text'
-    if _is_missing(label) or not str(label).strip(): return 'incomplete: no label'
+    if _is_missing(text) or not str(text).strip():
+        return 'incomplete: no text'
+    if _is_missing(label) or not str(label).strip():
+        return 'incomplete: no label'
     return ''
 
-def _not_validated(v) -> bool: return not isinstance(v, (bool, np.bool_)) and _is_missing(v)
 
-def _left_out_why(r:Mapping, drop:Sequence[str], only_valid:bool, split:str|None) -> tuple[str, str]:
+def _not_validated(v) -> bool:
+    return not isinstance(v, (bool, np.bool_)) and _is_missing(v)
+
+
+def _left_out_why(r: Mapping, drop: Sequence[str], only_valid: bool, split: str | None) -> tuple[str, str]:
     "(reason, rule) a row is left out for; ('', '') when it is written."
-    if split is not None and r.get('split') != split: return f'split is not {split!r}', f'split is not {split!r}'
+    if split is not None and r.get('split') != split:
+        return f'split is not {split!r}', f'split is not {split!r}'
     v = r.get('valid')
-    if only_valid and _not_validated(v): return 'not validated', 'not_validated'
-    if only_valid and v is not True and v is not np.True_: return f"invalid: {r.get('invalid_reason') or 'valid is not True'}", 'invalid'
+    if only_valid and _not_validated(v):
+        return 'not validated', 'not_validated'
+    if only_valid and v is not True and v is not np.True_:
+        return f"invalid: {r.get('invalid_reason') or 'valid is not True'}", 'invalid'
     for n in drop:
         col, test, reason = DROP_RULES[n]
-        if col in r and test(r[col]): return reason(r), n
+        if col in r and test(r[col]):
+            return reason(r), n
     inc = incomplete_reason(r)
     return (inc, 'incomplete') if inc else ('', '')
 
-def exportable(df:pd.DataFrame,                      # example table
-               drop:Sequence[str]|str=DEFAULT_DROP,  # drop rules (`synthbench.run.stage.DROP_RULES`) to apply
-               only_valid:bool=False,                # also leave out rows never validated
-               split:str|None=None,                  # keep only rows of this split
-              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+
+def exportable(
+    df: pd.DataFrame,  # example table
+    drop: Sequence[str] | str = DEFAULT_DROP,  # drop rules (`synthbench.run.stage.DROP_RULES`) to apply
+    only_valid: bool = False,  # also leave out rows never validated
+    split: str | None = None,  # keep only rows of this split
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     "(rows to write, rows left out with `drop_reason` and `drop_rule`): split, then validity, the drop rules, and rows lacking a required turn (always)."
     drop, why, rule = check_drop_rules(drop), [], []
     for r in df.to_dict('records'):
         w, n = _left_out_why(r, drop, only_valid, split)
-        why.append(w); rule.append(n)
+        why.append(w)
+        rule.append(n)
     why, rule = pd.Series(why, index=df.index, dtype=object), pd.Series(rule, index=df.index, dtype=object)
     keep = df[why == ''].reset_index(drop=True)
     left = df[why != ''].assign(drop_reason=why[why != ''], drop_rule=rule[why != '']).reset_index(drop=True)
     keep.attrs, left.attrs = {}, {}
     return keep, left
 
+
 @dataclass
 class ExportReport:
     "What `export_dataset` wrote and what it left out (and why)."
+
     path: str
     format: str
     total: int
     written: int
-    excluded: dict = field(default_factory=dict)      # reason -> rows left out
-    issues: list = field(default_factory=list)        # FormatIssue list (OpenAI format check)
-    left_out: pd.DataFrame|None = None                # the rows left out, with `drop_reason`
+    excluded: dict = field(default_factory=dict)  # reason -> rows left out
+    issues: list = field(default_factory=list)  # FormatIssue list (OpenAI format check)
+    left_out: pd.DataFrame | None = None  # the rows left out, with `drop_reason`
+
     def __repr__(self):
         s = f"Exported {self.written}/{self.total} rows as {self.format} to {self.path}"
-        if self.excluded: s += f"; excluded: {self.excluded}"
-        if self.issues: s += f"; {len(self.issues)} format issue(s), first: {self.issues[0]}"
+        if self.excluded:
+            s += f"; excluded: {self.excluded}"
+        if self.issues:
+            s += f"; {len(self.issues)} format issue(s), first: {self.issues[0]}"
         return s
+
     __str__ = __repr__
+
     def _repr_markdown_(self):
         rows = [f"**Exported {self.written}/{self.total} rows** as `{self.format}` to `{html.escape(self.path)}`", '']
-        if self.excluded: rows += ['| excluded because | rows |', '|---|---|'] + [f'| {k} | {v} |' for k, v in self.excluded.items()]
-        if self.issues: rows += ['', f'**{len(self.issues)} format issue(s)**:'] + [f'- {html.escape(str(i))}' for i in self.issues[:10]]
+        if self.excluded:
+            rows += ['| excluded because | rows |', '|---|---|'] + [f'| {k} | {v} |' for k, v in self.excluded.items()]
+        if self.issues:
+            rows += ['', f'**{len(self.issues)} format issue(s)**:'] + [f'- {html.escape(str(i))}' for i in self.issues[:10]]
         return '\n'.join(rows)
 
-def export_dataset(df:pd.DataFrame,                  # example table
-                   path:str|Path,                    # output file (.jsonl / .json; .parquet for 'parquet')
-                   format:str='openai',              # 'sharegpt', 'alpaca', 'openai', 'chatml', 'text' (text/label) or 'parquet' (lossless)
-                   only_valid:bool=False,            # also leave out rows whose `valid` is not True (counted as invalid / not_validated)
-                   split:str|None=None,              # keep only rows of this split ('train' / 'eval')
-                   keep:Iterable[str]|str|None=None, # extra columns to write (see `save_examples`)
-                   drop:Sequence[str]|str=DEFAULT_DROP # rows these drop rules mark are left out (invalid, duplicate, unjudged, rejected); () keeps them
-                  ) -> ExportReport:
+
+def export_dataset(
+    df: pd.DataFrame,  # example table
+    path: str | Path,  # output file (.jsonl / .json; .parquet for 'parquet')
+    format: str = 'openai',  # 'sharegpt', 'alpaca', 'openai', 'chatml', 'text' (text/label) or 'parquet' (lossless)
+    only_valid: bool = False,  # also leave out rows whose `valid` is not True (counted as invalid / not_validated)
+    split: str | None = None,  # keep only rows of this split ('train' / 'eval')
+    keep: Iterable[str] | str | None = None,  # extra columns to write (see `save_examples`)
+    drop: Sequence[str]
+    | str = DEFAULT_DROP,  # rows these drop rules mark are left out (invalid, duplicate, unjudged, rejected); () keeps them
+) -> ExportReport:
     "Write the rows of `df` the pipeline kept in `format`; rows left out are counted in the report by reason. Rows lacking a required turn are never written."
     check_table(df, 'export')
     fmt = format.lower()
-    if fmt not in EXPORT_FORMATS: raise ValueError(f"export: unknown format {format!r}; use one of {list(EXPORT_FORMATS)}")
+    if fmt not in EXPORT_FORMATS:
+        raise ValueError(f"export: unknown format {format!r}; use one of {list(EXPORT_FORMATS)}")
     out, left = exportable(df, drop, only_valid, split)
     p = save_examples(out, path, EXPORT_FORMATS[fmt], keep=keep)
     issues = check_openai_jsonl(p) if EXPORT_FORMATS[fmt] == 'messages' and p.suffix == '.jsonl' and len(out) else []
@@ -165,50 +231,67 @@ def export_dataset(df:pd.DataFrame,                  # example table
     return ExportReport(str(p), fmt, len(df), len(out), excluded, issues, left)
 
 # %% ../../nbs/35_export.ipynb #5682f62d
-def _default_by(df:pd.DataFrame) -> str|None:
+def _default_by(df: pd.DataFrame) -> str | None:
     for c in ('label', 'category'):
-        if c in df.columns and df[c].notna().any(): return c
+        if c in df.columns and df[c].notna().any():
+            return c
     return None
 
-def lineage_roots(df:pd.DataFrame) -> pd.Series:
+
+def lineage_roots(df: pd.DataFrame) -> pd.Series:
     "For each row, the id of its oldest ancestor in `df` through `parent_id` (itself if it has none there)."
     ids = df['id'].astype(str).tolist()
     par = dict(zip(ids, df['parent_id'].tolist() if 'parent_id' in df.columns else [None] * len(df)))
     roots = {}
+
     def root(i):
         seen = []
         while i not in roots:
             p = par.get(i)
-            if _is_missing(p) or str(p) not in par or str(p) in seen or str(p) == i: roots[i] = i; break
-            seen.append(i); i = str(p)
+            if _is_missing(p) or str(p) not in par or str(p) in seen or str(p) == i:
+                roots[i] = i
+                break
+            seen.append(i)
+            i = str(p)
         r = roots[i]
-        for x in seen: roots[x] = r
+        for x in seen:
+            roots[x] = r
         return r
+
     return pd.Series([root(i) for i in ids], index=df.index)
 
-def train_eval_split(df:pd.DataFrame,        # example table
-                     eval_frac:float=0.1,    # share of each group that goes to eval
-                     by:str|None=None,       # column to stratify by (default: label, else category; none = unstratified)
-                     seed:int=0,             # random seed: same seed, same split
-                     keep_lineage:bool=True  # keep each seed and its descendants (parent_id) on one side
-                    ) -> pd.DataFrame:
+
+def train_eval_split(
+    df: pd.DataFrame,  # example table
+    eval_frac: float = 0.1,  # share of each group that goes to eval
+    by: str | None = None,  # column to stratify by (default: label, else category; none = unstratified)
+    seed: int = 0,  # random seed: same seed, same split
+    keep_lineage: bool = True,  # keep each seed and its descendants (parent_id) on one side
+) -> pd.DataFrame:
     "A copy of `df` with `split` = 'train'/'eval', stratified by `by`; groups of one unit stay in train."
     check_table(df, 'train_eval_split')
-    if not 0 <= eval_frac < 1: raise ValueError(f"train_eval_split: eval_frac must be in [0, 1), got {eval_frac}")
+    if not 0 <= eval_frac < 1:
+        raise ValueError(f"train_eval_split: eval_frac must be in [0, 1), got {eval_frac}")
     by = by if by is not None else _default_by(df)
-    if by is not None and by not in df.columns: raise ValueError(f"train_eval_split: no column {by!r} to stratify by (columns: {list(df.columns)})")
+    if by is not None and by not in df.columns:
+        raise ValueError(f"train_eval_split: no column {by!r} to stratify by (columns: {list(df.columns)})")
     out = df.copy()
     unit = lineage_roots(out) if keep_lineage else out['id'].astype(str) + '#' + pd.Series(range(len(out)), index=out.index).astype(str)
     keys = out[by].astype(object).where(out[by].notna(), '(none)').astype(str) if by else pd.Series('', index=out.index)
     # a family is stratified by the value of its root row (or its first row, if the root is not in df)
-    first = pd.DataFrame({'unit': unit, 'key': keys, 'isroot': unit == out['id'].astype(str)}).sort_values('isroot', ascending=False, kind='stable')
+    first = pd.DataFrame({'unit': unit, 'key': keys, 'isroot': unit == out['id'].astype(str)}).sort_values(
+        'isroot', ascending=False, kind='stable'
+    )
     unit_key = first.drop_duplicates('unit').set_index('unit')['key']
     rng, eval_units = np.random.default_rng(seed), set[str]()
     for k in sorted(unit_key.unique()):
         units = np.array(sorted(unit_key.index[unit_key == k]))
-        n = len(units); n_eval = int(round(eval_frac * n))
-        if eval_frac > 0 and n >= 2: n_eval = min(max(n_eval, 1), n - 1)
-        if n < 2: n_eval = 0
+        n = len(units)
+        n_eval = int(round(eval_frac * n))
+        if eval_frac > 0 and n >= 2:
+            n_eval = min(max(n_eval, 1), n - 1)
+        if n < 2:
+            n_eval = 0
         eval_units.update(units[rng.permutation(n)[:n_eval]])
     out['split'] = np.where(unit.isin(eval_units), 'eval', 'train').astype(object)
     return out
@@ -217,57 +300,80 @@ def train_eval_split(df:pd.DataFrame,        # example table
 @dataclass
 class MixReport:
     "What `mix_real_synthetic` used."
+
     synthetic_share_requested: float
     synthetic_used: int
     real_used: int
     synthetic_available: int
     real_available: int
     duplicates_dropped: int = 0
-    @property
-    def total(self) -> int: return self.synthetic_used + self.real_used
-    @property
-    def synthetic_share(self) -> float: return self.synthetic_used / self.total if self.total else 0.0
-    def __repr__(self):
-        return (f"Mixed {self.total} rows: {self.synthetic_used} synthetic ({self.synthetic_share:.1%}, requested {self.synthetic_share_requested:.0%}) "
-                f"+ {self.real_used} real; unused: {self.synthetic_available - self.synthetic_used} synthetic, {self.real_available - self.real_used} real"
-                + (f"; {self.duplicates_dropped} duplicate id(s) dropped" if self.duplicates_dropped else ''))
-    __str__ = __repr__
-    def _repr_markdown_(self): return '**' + repr(self).replace(': ', ':** ', 1)
 
-def mix_real_synthetic(synthetic:pd.DataFrame,        # synthetic examples (generated / augmented / seed)
-                       real:pd.DataFrame,             # real examples
-                       synthetic_share:float=0.75,    # wanted share of synthetic rows in the result
-                       n:int|None=None,               # rows wanted; None = as many as the scarcer side allows
-                       seed:int=0,                    # sampling seed
-                       mark_real:bool=True            # set source='real' on the rows from `real`
-                      ) -> pd.DataFrame:
+    @property
+    def total(self) -> int:
+        return self.synthetic_used + self.real_used
+
+    @property
+    def synthetic_share(self) -> float:
+        return self.synthetic_used / self.total if self.total else 0.0
+
+    def __repr__(self):
+        return (
+            f"Mixed {self.total} rows: {self.synthetic_used} synthetic ({self.synthetic_share:.1%}, requested {self.synthetic_share_requested:.0%}) "
+            f"+ {self.real_used} real; unused: {self.synthetic_available - self.synthetic_used} synthetic, {self.real_available - self.real_used} real"
+            + (f"; {self.duplicates_dropped} duplicate id(s) dropped" if self.duplicates_dropped else '')
+        )
+
+    __str__ = __repr__
+
+    def _repr_markdown_(self):
+        return '**' + repr(self).replace(': ', ':** ', 1)
+
+
+def mix_real_synthetic(
+    synthetic: pd.DataFrame,  # synthetic examples (generated / augmented / seed)
+    real: pd.DataFrame,  # real examples
+    synthetic_share: float = 0.75,  # wanted share of synthetic rows in the result
+    n: int | None = None,  # rows wanted; None = as many as the scarcer side allows
+    seed: int = 0,  # sampling seed
+    mark_real: bool = True,  # set source='real' on the rows from `real`
+) -> pd.DataFrame:
     "A table with `synthetic_share` synthetic rows and the rest real; `attrs['mix']` holds the `MixReport`."
-    check_table(synthetic, 'mix_real_synthetic (synthetic)'); check_table(real, 'mix_real_synthetic (real)')
-    if not 0 <= synthetic_share <= 1: raise ValueError(f"mix_real_synthetic: synthetic_share must be in [0, 1], got {synthetic_share}")
+    check_table(synthetic, 'mix_real_synthetic (synthetic)')
+    check_table(real, 'mix_real_synthetic (real)')
+    if not 0 <= synthetic_share <= 1:
+        raise ValueError(f"mix_real_synthetic: synthetic_share must be in [0, 1], got {synthetic_share}")
     S, R = len(synthetic), len(real)
     cap = min(S / synthetic_share if synthetic_share > 0 else np.inf, R / (1 - synthetic_share) if synthetic_share < 1 else np.inf)
-    if n is None: n = int(np.floor(cap + 1e-9))
+    if n is None:
+        n = int(np.floor(cap + 1e-9))
     elif n > cap + 1e-9:
-        raise ValueError(f"mix_real_synthetic: {n} rows at {synthetic_share:.0%} synthetic need {int(np.ceil(n * synthetic_share))} synthetic and "
-                         f"{int(np.ceil(n * (1 - synthetic_share)))} real rows; there are {S} and {R}. Lower n (at most {int(cap)}) or change the share.")
-    n_syn = int(round(n * synthetic_share)); n_real = n - n_syn
+        raise ValueError(
+            f"mix_real_synthetic: {n} rows at {synthetic_share:.0%} synthetic need {int(np.ceil(n * synthetic_share))} synthetic and "
+            f"{int(np.ceil(n * (1 - synthetic_share)))} real rows; there are {S} and {R}. Lower n (at most {int(cap)}) or change the share."
+        )
+    n_syn = int(round(n * synthetic_share))
+    n_real = n - n_syn
     rng = np.random.default_rng(seed)
     pick = lambda d, k: d.iloc[np.sort(rng.permutation(len(d))[:k])]
     s, r = pick(synthetic, n_syn), pick(real, n_real).copy()
-    if mark_real: r['source'] = 'real'
+    if mark_real:
+        r['source'] = 'real'
     mixed = concat_tables(s, r, drop_duplicate_ids=True)
     rep = MixReport(synthetic_share, n_syn, n_real, S, R, n_syn + n_real - len(mixed))
     mixed.attrs['mix'] = rep
     return mixed
 
 # %% ../../nbs/35_export.ipynb #03fcc444
-def _md(v) -> str: return html.escape(str(v)).replace('|', '&#124;').replace('\n', ' ')
+def _md(v) -> str:
+    return html.escape(str(v)).replace('|', '&#124;').replace('\n', ' ')
 
-def _count_table(df:pd.DataFrame, col:str, targets:Mapping|None=None) -> list[str]:
+
+def _count_table(df: pd.DataFrame, col: str, targets: Mapping | None = None) -> list[str]:
     vc = df[col].astype(object).where(df[col].notna(), '(none)').astype(str).value_counts()
     if targets:
         for k in targets:
-            if k not in vc.index: vc[k] = 0
+            if k not in vc.index:
+                vc[k] = 0
     head = f'| {_md(col)} | rows | share |' + (' target |' if targets else '')
     lines = ['', head, '|---|---|---|' + ('---|' if targets else '')]
     for k, c in vc.items():
@@ -275,47 +381,73 @@ def _count_table(df:pd.DataFrame, col:str, targets:Mapping|None=None) -> list[st
         lines.append(f'| {_md(k)} | {c} | {c / max(len(df), 1):.0%} |{t}')
     return lines
 
+
 @dataclass
 class DatasetCard:
     "A markdown dataset card; shows itself in a notebook, `save(path)` writes it."
-    markdown: str
-    def _repr_markdown_(self): return self.markdown
-    def __str__(self): return self.markdown
-    def save(self, path:str|Path) -> Path:
-        p = Path(path); p.parent.mkdir(parents=True, exist_ok=True); p.write_text(self.markdown, encoding='utf-8'); return p
 
-def dataset_card(df:pd.DataFrame,            # example table
-                 name:str='dataset',         # title of the card
-                 spec=None,                  # TaskSpec: its description and target shares are shown
-                 description:str=''          # free text under the title
-                ) -> DatasetCard:
+    markdown: str
+
+    def _repr_markdown_(self):
+        return self.markdown
+
+    def __str__(self):
+        return self.markdown
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.markdown, encoding='utf-8')
+        return p
+
+
+def dataset_card(
+    df: pd.DataFrame,  # example table
+    name: str = 'dataset',  # title of the card
+    spec=None,  # TaskSpec: its description and target shares are shown
+    description: str = '',  # free text under the title
+) -> DatasetCard:
     "A markdown card with counts per source/category/difficulty/label/split, validity, provenance and cost."
     check_table(df, 'dataset_card')
-    n = len(df); L = [f'# {_md(name)}', '']
+    n = len(df)
+    L = [f'# {_md(name)}', '']
     desc = description or (spec.description.strip() if spec is not None else '')
-    if desc: L += [_md(desc), '']
-    if spec is not None: L += [f'Task spec: `{_md(spec.name)}` ({spec.task_type}).', '']
+    if desc:
+        L += [_md(desc), '']
+    if spec is not None:
+        L += [f'Task spec: `{_md(spec.name)}` ({spec.task_type}).', '']
     L += [f'**{n} examples.**', '', '## Contents']
     axes = dict(spec.axes) if spec is not None else {}
     cols = ['source'] + [c for c in ('category', 'label', 'difficulty', *axes, 'split') if c in df.columns and df[c].notna().any()]
-    for c in dict.fromkeys(cols): L += _count_table(df, c, axes.get(c))
+    for c in dict.fromkeys(cols):
+        L += _count_table(df, c, axes.get(c))
     L += ['', '## Validity', '']
     if 'valid' in df.columns and df['valid'].notna().any():
         from synthbench.stages.validate import validation_summary
+
         s = validation_summary(df)
         L += [f'Valid: {s.valid}/{s.total}' + (f', not validated: {s.unchecked}' if s.unchecked else '') + '.']
-        if s.reasons: L += ['', '| invalid reason | rows |', '|---|---|'] + [f'| `{_md(k)}` | {v} |' for k, v in s.reasons.items()]
-    else: L += ['Not validated (run `synthbench.stages.validate.validate`).']
+        if s.reasons:
+            L += ['', '| invalid reason | rows |', '|---|---|'] + [f'| `{_md(k)}` | {v} |' for k, v in s.reasons.items()]
+    else:
+        L += ['Not validated (run `synthbench.stages.validate.validate`).']
     for c in [c for c in df.columns if c.startswith('judge_') and pd.api.types.is_numeric_dtype(df[c]) and df[c].notna().any()][:4]:
-        x = df[c].dropna(); L += ['', f'Judge `{_md(c)}`: mean {x.mean():.2f}, min {x.min():g}, max {x.max():g} over {len(x)} rows.']
-    if 'dup_of' in df.columns: L += ['', f"Near-duplicates marked (`dup_of` set): {int((df['dup_of'].notna() & (df['dup_of'].astype(str) != '')).sum())}."]
+        x = df[c].dropna()
+        L += ['', f'Judge `{_md(c)}`: mean {x.mean():.2f}, min {x.min():g}, max {x.max():g} over {len(x)} rows.']
+    if 'dup_of' in df.columns:
+        L += ['', f"Near-duplicates marked (`dup_of` set): {int((df['dup_of'].notna() & (df['dup_of'].astype(str) != '')).sum())}."]
     L += ['', '## Provenance', '']
     for c, title in (('model', 'models'), ('prompt_id', 'prompt ids'), ('op', 'operations'), ('round', 'rounds')):
         if c in df.columns and df[c].notna().any():
             vc = df[c].dropna().astype(str).value_counts()
-            L.append(f'- {title}: ' + ', '.join(f'`{_md(k)}` ({v})' for k, v in vc.head(12).items()) + (f', … ({len(vc) - 12} more)' if len(vc) > 12 else ''))
+            L.append(
+                f'- {title}: '
+                + ', '.join(f'`{_md(k)}` ({v})' for k, v in vc.head(12).items())
+                + (f', … ({len(vc) - 12} more)' if len(vc) > 12 else '')
+            )
     mix = df.attrs.get('mix')
-    if mix is not None: L.append(f'- mixing: {_md(mix)}')
+    if mix is not None:
+        L.append(f'- mixing: {_md(mix)}')
     L += ['', '## Cost', '']
     tin = int(df['tokens_in'].fillna(0).sum()) if 'tokens_in' in df else 0
     tout = int(df['tokens_out'].fillna(0).sum()) if 'tokens_out' in df else 0
@@ -323,65 +455,99 @@ def dataset_card(df:pd.DataFrame,            # example table
     L += [f'Tokens in: {tin:,}; tokens out: {tout:,}; cost: ${usd:.4f}.']
     if 'model' in df.columns and df['model'].notna().any() and usd:
         by = df.groupby(df['model'].astype(str))[['tokens_in', 'tokens_out', 'cost_usd']].sum()
-        L += ['', '| model | tokens in | tokens out | USD |', '|---|---|---|---|'] + [f'| {_md(m)} | {int(r.tokens_in):,} | {int(r.tokens_out):,} | {r.cost_usd:.4f} |' for m, r in by.iterrows()]
+        L += ['', '| model | tokens in | tokens out | USD |', '|---|---|---|---|'] + [
+            f'| {_md(m)} | {int(r.tokens_in):,} | {int(r.tokens_out):,} | {r.cost_usd:.4f} |' for m, r in by.iterrows()
+        ]
     return DatasetCard('\n'.join(L) + '\n')
 
 # %% ../../nbs/35_export.ipynb #4fd9fa1b
-def _keep_rules(keep:Sequence[str]|str|None) -> list[str]:
+def _keep_rules(keep: Sequence[str] | str | None) -> list[str]:
     "The drop rules `keep` names ('all' = every rule), checked against `DROP_RULES`."
     ks = [x.strip() for x in keep.split(',') if x.strip()] if isinstance(keep, str) else list(keep or [])
     return list(DROP_RULES) if 'all' in ks else check_drop_rules(ks)
 
-def _default_format(df:pd.DataFrame) -> str:
+
+def _default_format(df: pd.DataFrame) -> str:
     chat = 'messages' in df.columns and bool(df['messages'].map(lambda m: not _is_missing(m)).any())
     return 'openai' if chat else 'text'
 
-def export_rows(df:pd.DataFrame,                 # example table
-                path:str|Path,                   # the training file (.jsonl / .json; .parquet for 'parquet')
-                format:str|None=None,            # openai, sharegpt, alpaca, chatml, text, parquet (default: openai for chat rows, text for text/label)
-                keep:Sequence[str]|str=(),       # marked rows to ship anyway: drop rules (invalid, duplicate, unjudged, rejected) or 'all'
-                parquet:str|Path|None=None,      # also write the written rows with every column here
-                only_valid:bool=False,           # also leave out rows never validated
-                split:str|None=None,             # write only rows of this split
-                columns:Iterable[str]|str|None=None, # extra columns in the training file (see `save_examples`)
-               ) -> StageResult:
+
+def export_rows(
+    df: pd.DataFrame,  # example table
+    path: str | Path,  # the training file (.jsonl / .json; .parquet for 'parquet')
+    format: str | None = None,  # openai, sharegpt, alpaca, chatml, text, parquet (default: openai for chat rows, text for text/label)
+    keep: Sequence[str] | str = (),  # marked rows to ship anyway: drop rules (invalid, duplicate, unjudged, rejected) or 'all'
+    parquet: str | Path | None = None,  # also write the written rows with every column here
+    only_valid: bool = False,  # also leave out rows never validated
+    split: str | None = None,  # write only rows of this split
+    columns: Iterable[str] | str | None = None,  # extra columns in the training file (see `save_examples`)
+) -> StageResult:
     "Write the rows the pipeline kept: the work of `export_stage` and `synthbench export`. Nothing written from a non-empty table is a failed export."
-    try: check_table(df, 'export')
-    except ValueError as e: raise StageError('input', str(e)) from None
+    try:
+        check_table(df, 'export')
+    except ValueError as e:
+        raise StageError('input', str(e)) from None
     kept = _keep_rules(keep)
     fmt = str(format or _default_format(df)).lower()
     if fmt not in EXPORT_FORMATS:
         close = difflib.get_close_matches(fmt, list(EXPORT_FORMATS), 1)
-        raise StageError('config', f"export: unknown format {format!r}" + (f" (did you mean {close[0]!r}?)" if close else '') + f"; use one of {list(EXPORT_FORMATS)}")
+        raise StageError(
+            'config',
+            f"export: unknown format {format!r}"
+            + (f" (did you mean {close[0]!r}?)" if close else '')
+            + f"; use one of {list(EXPORT_FORMATS)}",
+        )
     out, left = exportable(df, [r for r in DEFAULT_DROP if r not in kept], only_valid, split)
     by = dict(Counter(left['drop_rule']).most_common()) if len(left) else {}
-    report = {'rows_in': len(df), 'written': len(out), 'left_out': len(left), 'left_out_by': by, 'format': fmt, 'kept_marked': kept, 'issues': []}
+    report = {
+        'rows_in': len(df),
+        'written': len(out),
+        'left_out': len(left),
+        'left_out_by': by,
+        'format': fmt,
+        'kept_marked': kept,
+        'issues': [],
+    }
     if len(df) and not len(out):
         lead = ', '.join(f'{k} ({v})' for k, v in list(by.items())[:3])
-        return StageResult(out, left, report, status='failed', error_kind='target',
-                           reason=f"nothing to export: all {len(df)} rows were left out: {lead}; fix them, or ship them with keep=[...] (CLI: --keep RULES or --keep-all)")
-    try: rep = export_dataset(out, path, fmt, keep=columns, drop=())
-    except ValueError as e: raise StageError('config', str(e)) from None
+        return StageResult(
+            out,
+            left,
+            report,
+            status='failed',
+            error_kind='target',
+            reason=f"nothing to export: all {len(df)} rows were left out: {lead}; fix them, or ship them with keep=[...] (CLI: --keep RULES or --keep-all)",
+        )
+    try:
+        rep = export_dataset(out, path, fmt, keep=columns, drop=())
+    except ValueError as e:
+        raise StageError('config', str(e)) from None
     files = {'parquet' if EXPORT_FORMATS[fmt] == 'table' else 'jsonl': rep.path}
-    if parquet is not None: files['parquet'] = str(save_table(out, parquet))
+    if parquet is not None:
+        files['parquet'] = str(save_table(out, parquet))
     issues = [str(i) for i in rep.issues]
     report.update(issues=issues[:20], n_issues=len(issues))
     if issues:
-        return StageResult(out, left, report, 'partial', 'target', f"{len(issues)} format issue(s) in {rep.path}, first: {issues[0]}", files)
+        return StageResult(
+            out, left, report, 'partial', 'target', f"{len(issues)} format issue(s) in {rep.path}, first: {issues[0]}", files
+        )
     return StageResult(out, left, report, files=files)
 
-def export_stage(df:pd.DataFrame, *, ctx,
-                 format:str|None=None,        # openai, sharegpt, alpaca, chatml, text, parquet (default: openai for chat rows, text for text/label)
-                 name:str='dataset',          # file stem in the run folder
-                 keep:Sequence[str]=(),       # marked rows to ship anyway: invalid, duplicate, unjudged, rejected (or 'all')
-                ) -> StageResult:
+
+def export_stage(
+    df: pd.DataFrame,
+    *,
+    ctx,
+    format: str | None = None,  # openai, sharegpt, alpaca, chatml, text, parquet (default: openai for chat rows, text for text/label)
+    name: str = 'dataset',  # file stem in the run folder
+    keep: Sequence[str] = (),  # marked rows to ship anyway: invalid, duplicate, unjudged, rejected (or 'all')
+) -> StageResult:
     "Write `ctx.run_dir/<name>.jsonl` (in `format`) and `<name>.parquet` (every column) from the rows the pipeline kept; the rest go to `dropped` with their reason."
     if not isinstance(name, str) or not name or Path(name).name != name:
         raise StageError('config', f"export: name={name!r}: give a plain file stem such as 'dataset'")
     if format is not None and EXPORT_FORMATS.get(str(format).lower()) == 'table':
         return export_rows(df, ctx.path(f'{name}.parquet'), format, keep)
     return export_rows(df, ctx.path(f'{name}.jsonl'), format, keep, parquet=ctx.path(f'{name}.parquet'))
-
 
 # %% ../../nbs/35_export.ipynb #7bfc9951
 TOOLS_CHAT_TEMPLATE = (
@@ -397,17 +563,28 @@ TOOLS_CHAT_TEMPLATE = (
     "{{ c['function']['arguments'] if c['function']['arguments'] is string else c['function']['arguments'] | tojson }}}\n</tool_call>{% if not loop.last %}\n{% endif %}{% endfor %}<|im_end|>\n"
     "{%- elif role == 'tool' %}<|im_start|>tool\n<tool_response>\n{{ m['content'] }}\n</tool_response><|im_end|>\n"
     "{%- else %}<|im_start|>{{ role }}\n{{ m['content'] or '' }}<|im_end|>\n{% endif %}"
-    "{%- endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    "{%- endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 # %% ../../nbs/35_export.ipynb #d984820d
 def _export_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog='synthbench export', description='Write the rows a pipeline kept in a training format. Rows marked invalid, duplicate '
-                                 '(dup_of), unjudged (judge_error) or judge-rejected (judge_pass false) are left out unless --keep/--keep-all says otherwise; '
-                                 'rows without a user turn or an assistant reply (or text rows without text/label) are never written. Every left-out row is counted by reason.')
+    ap = argparse.ArgumentParser(
+        prog='synthbench export',
+        description='Write the rows a pipeline kept in a training format. Rows marked invalid, duplicate '
+        '(dup_of), unjudged (judge_error) or judge-rejected (judge_pass false) are left out unless --keep/--keep-all says otherwise; '
+        'rows without a user turn or an assistant reply (or text rows without text/label) are never written. Every left-out row is counted by reason.',
+    )
     ap.add_argument('input', help='dataset file (.jsonl, .json, .csv, .parquet), e.g. the output of synthbench validate/judge/dedup')
     ap.add_argument('-o', '--out', required=True, help='output file (.jsonl or .json; .parquet for --format parquet)')
-    ap.add_argument('--format', default=None, choices=sorted(EXPORT_FORMATS), help='output format (default: openai for chat rows, text for text/label rows; parquet for a .parquet output)')
-    ap.add_argument('--keep', default='', help=f"comma-separated marks to ship anyway: {', '.join(DROP_RULES)} (default: leave them all out)")
+    ap.add_argument(
+        '--format',
+        default=None,
+        choices=sorted(EXPORT_FORMATS),
+        help='output format (default: openai for chat rows, text for text/label rows; parquet for a .parquet output)',
+    )
+    ap.add_argument(
+        '--keep', default='', help=f"comma-separated marks to ship anyway: {', '.join(DROP_RULES)} (default: leave them all out)"
+    )
     ap.add_argument('--keep-all', action='store_true', help='ship every marked row (rows lacking a required turn are still left out)')
     ap.add_argument('--only-valid', action='store_true', help="also leave out rows never validated (no 'valid' value)")
     ap.add_argument('--split', help="write only rows of this split (train / eval); see --eval-frac")
@@ -418,7 +595,8 @@ def _export_parser() -> argparse.ArgumentParser:
     ap.add_argument('--card', help='also write a markdown dataset card (.md) of the written rows here')
     return ap
 
-def cli_export(argv:list[str]) -> int:
+
+def cli_export(argv: list[str]) -> int:
     "`synthbench export IN -o OUT [--format F] [--keep RULES | --keep-all]`: exit 0 done, 1 nothing to write or format issues, 2 bad input or arguments."
     a = _export_parser().parse_args(argv)
     err = lambda msg: (print(f"synthbench export: {msg}", file=sys.stderr), 2)[1]
@@ -428,27 +606,43 @@ def cli_export(argv:list[str]) -> int:
             return err("--keep all: use --keep-all to ship every marked row (extra columns are --columns)")
         keep = list(DROP_RULES) if a.keep_all else _keep_rules(a.keep)
         check_output_path(a.out, ('.parquet',) if fmt == 'parquet' else ('.jsonl', '.json'), 'export')
-        if a.card: check_output_path(a.card, ('.md',), 'dataset card')
+        if a.card:
+            check_output_path(a.card, ('.md',), 'dataset card')
         spec = None
         if a.spec:
             from synthbench.spec import load_spec
+
             spec = load_spec(a.spec)
         df = load_examples(a.input)
-        if a.eval_frac is not None: df = train_eval_split(df, a.eval_frac, seed=a.seed)
+        if a.eval_frac is not None:
+            df = train_eval_split(df, a.eval_frac, seed=a.seed)
         columns = None if a.columns is None else ('all' if a.columns == 'all' else [c.strip() for c in a.columns.split(',') if c.strip()])
         res = export_rows(df, a.out, fmt, keep, only_valid=a.only_valid, split=a.split, columns=columns)
     except StageError as e:
         return err(f"--keep: {e.reason}" if 'drop rule' in e.reason else e.reason)
-    except (InputError, ValueError) as e: return err(e)
+    except (InputError, ValueError) as e:
+        return err(e)
     r = res.report
     where = f"(nothing written to {a.out})" if res.status == 'failed' else f"to {a.out}"
-    print(f"Exported {r['written']}/{r['rows_in']} rows as {r['format']} {where}" + (f"; left out {r['left_out']}: {r['left_out_by']}" if r['left_out'] else ''))
+    print(
+        f"Exported {r['written']}/{r['rows_in']} rows as {r['format']} {where}"
+        + (f"; left out {r['left_out']}: {r['left_out_by']}" if r['left_out'] else '')
+    )
     if r['left_out'] and res.dropped is not None:
-        for why, n in res.dropped['drop_reason'].map(lambda s: s.split(' (')[0] if s.startswith('judge rejected') else s).value_counts().head(5).items():
+        for why, n in (
+            res.dropped['drop_reason']
+            .map(lambda s: s.split(' (')[0] if s.startswith('judge rejected') else s)
+            .value_counts()
+            .head(5)
+            .items()
+        ):
             print(f"  {n} x {why}")
     if res.status == 'failed':
-        print(f"synthbench export: {res.reason}", file=sys.stderr); return 1
-    for i in r['issues']: print(f"  {i}", file=sys.stderr)
+        print(f"synthbench export: {res.reason}", file=sys.stderr)
+        return 1
+    for i in r['issues']:
+        print(f"  {i}", file=sys.stderr)
     if a.card:
-        dataset_card(res.table, Path(a.input).stem, spec).save(a.card); print(f"wrote card {a.card}")
+        dataset_card(res.table, Path(a.input).stem, spec).save(a.card)
+        print(f"wrote card {a.card}")
     return 0 if res.ok else 1

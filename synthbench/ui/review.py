@@ -20,56 +20,81 @@ __all__ = ['DECISIONS', 'review_path', 'record_review', 'load_review_labels', 'a
 # %% ../../nbs/60_review.ipynb #26f19492
 DECISIONS = {'accept': 'accept', 'a': 'accept', 'reject': 'reject', 'r': 'reject'}
 
-def review_path(data_path:str|Path) -> Path:
+
+def review_path(data_path: str | Path) -> Path:
     "The label file next to `data_path`: `data.jsonl` -> `data.review.jsonl`."
     p = Path(data_path)
     return p.with_name(p.stem + '.review.jsonl')
 
-def _reviewer() -> str:
-    try: return os.environ.get('SYNTHBENCH_REVIEWER') or getpass.getuser()
-    except (KeyError, OSError): return 'unknown'
 
-def record_review(path:str|Path,          # the label file (JSONL; created if missing)
-                  id:str,                 # example id (the table's `id` column)
-                  decision:str,           # 'accept' / 'reject' (or 'a' / 'r')
-                  note:str='',            # optional free text
-                  reviewer:str|None=None  # who decided (default: $SYNTHBENCH_REVIEWER or the OS user)
-                 ) -> dict:
+def _reviewer() -> str:
+    try:
+        return os.environ.get('SYNTHBENCH_REVIEWER') or getpass.getuser()
+    except (KeyError, OSError):
+        return 'unknown'
+
+
+def record_review(
+    path: str | Path,  # the label file (JSONL; created if missing)
+    id: str,  # example id (the table's `id` column)
+    decision: str,  # 'accept' / 'reject' (or 'a' / 'r')
+    note: str = '',  # optional free text
+    reviewer: str | None = None,  # who decided (default: $SYNTHBENCH_REVIEWER or the OS user)
+) -> dict:
     "Append one review decision to the label file and return the record."
     d = DECISIONS.get(str(decision).strip().lower())
-    if d is None: raise ValueError(f"record_review: decision {decision!r} for id {id!r} must be 'accept' or 'reject' (or 'a' / 'r').")
-    if _is_missing(id) or not str(id): raise ValueError('record_review: an example id is needed (the `id` column of the table).')
-    rec = {'id': str(id), 'decision': d, 'note': str(note or ''), 'reviewer': reviewer or _reviewer(),
-           'timestamp': datetime.now(timezone.utc).isoformat(timespec='seconds')}
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
+    if d is None:
+        raise ValueError(f"record_review: decision {decision!r} for id {id!r} must be 'accept' or 'reject' (or 'a' / 'r').")
+    if _is_missing(id) or not str(id):
+        raise ValueError('record_review: an example id is needed (the `id` column of the table).')
+    rec = {
+        'id': str(id),
+        'decision': d,
+        'note': str(note or ''),
+        'reviewer': reviewer or _reviewer(),
+        'timestamp': datetime.now(timezone.utc).isoformat(timespec='seconds'),
+    }
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
     with open(p, 'a', encoding='utf-8') as f:
-        f.write(json.dumps(rec, ensure_ascii=False) + '\n'); f.flush(); os.fsync(f.fileno())
+        f.write(json.dumps(rec, ensure_ascii=False) + '\n')
+        f.flush()
+        os.fsync(f.fileno())
     return rec
 
 # %% ../../nbs/60_review.ipynb #466a6bf4
 _LABEL_COLS = ['id', 'decision', 'note', 'reviewer', 'timestamp']
 
-def load_review_labels(path:str|Path,      # the label file
-                       latest:bool=True    # keep only the latest decision per id (False: full history)
-                      ) -> pd.DataFrame:
+
+def load_review_labels(
+    path: str | Path,  # the label file
+    latest: bool = True,  # keep only the latest decision per id (False: full history)
+) -> pd.DataFrame:
     "The review labels in `path` as a table (`id`, `decision`, `note`, `reviewer`, `timestamp`)."
     p = Path(path)
-    if not p.exists(): raise FileNotFoundError(f'review label file {p} does not exist; record decisions with record_review or ReviewWidget first.')
+    if not p.exists():
+        raise FileNotFoundError(f'review label file {p} does not exist; record decisions with record_review or ReviewWidget first.')
     recs = []
     for n, line in enumerate(p.read_text(encoding='utf-8').splitlines(), 1):
-        if not line.strip(): continue
-        try: r = json.loads(line)
+        if not line.strip():
+            continue
+        try:
+            r = json.loads(line)
         except ValueError as e:
             raise ValueError(f'{p}, line {n}: not valid JSON ({e}); fix or delete that line (every other line is kept).') from None
-        if not isinstance(r, dict) or not r.get('id'): raise ValueError(f"{p}, line {n}: field 'id' is missing; each line needs id and decision.")
+        if not isinstance(r, dict) or not r.get('id'):
+            raise ValueError(f"{p}, line {n}: field 'id' is missing; each line needs id and decision.")
         d = DECISIONS.get(str(r.get('decision', '')).lower())
-        if d is None: raise ValueError(f"{p}, line {n}: field 'decision' is {r.get('decision')!r}; use 'accept' or 'reject'.")
+        if d is None:
+            raise ValueError(f"{p}, line {n}: field 'decision' is {r.get('decision')!r}; use 'accept' or 'reject'.")
         recs.append({**{c: r.get(c, '') for c in _LABEL_COLS}, 'id': str(r['id']), 'decision': d})
     df = pd.DataFrame(recs, columns=_LABEL_COLS)
-    if latest: df = df.drop_duplicates('id', keep='last')
+    if latest:
+        df = df.drop_duplicates('id', keep='last')
     return df.reset_index(drop=True)
 
-def apply_review(df:pd.DataFrame, labels) -> pd.DataFrame:
+
+def apply_review(df: pd.DataFrame, labels) -> pd.DataFrame:
     "`df` with `review_decision` and `review_note` from `labels` (path or table); '' where not reviewed."
     lab = load_review_labels(labels) if isinstance(labels, (str, Path)) else labels
     m = lab.set_index('id')
@@ -79,63 +104,84 @@ def apply_review(df:pd.DataFrame, labels) -> pd.DataFrame:
     return out
 
 # %% ../../nbs/60_review.ipynb #6a1b3e5c
-def _example_html(row:dict, cols:Sequence[str], show_judge:bool) -> str:
+def _example_html(row: dict, cols: Sequence[str], show_judge: bool) -> str:
     e = html.escape
     msgs = row.get('messages')
     if msgs is not None and not _is_missing(msgs):
-        body = ''.join(f'<div style="margin:4px 0"><b>{e(str(m.get("role")))}</b>: '
-                       f'<span style="white-space:pre-wrap">{e(str(m.get("content") or ""))}</span></div>' for m in msgs)
+        body = ''.join(
+            f'<div style="margin:4px 0"><b>{e(str(m.get("role")))}</b>: '
+            f'<span style="white-space:pre-wrap">{e(str(m.get("content") or ""))}</span></div>'
+            for m in msgs
+        )
     else:
-        body = (f'<div><b>text</b>: <span style="white-space:pre-wrap">{e(str(row.get("text") or ""))}</span></div>'
-                f'<div><b>label</b>: {e(str(row.get("label") if not _is_missing(row.get("label")) else ""))}</div>')
+        body = (
+            f'<div><b>text</b>: <span style="white-space:pre-wrap">{e(str(row.get("text") or ""))}</span></div>'
+            f'<div><b>label</b>: {e(str(row.get("label") if not _is_missing(row.get("label")) else ""))}</div>'
+        )
     meta = ' · '.join(f'{e(c)}: {e(str(row[c]))}' for c in cols if c in row and not _is_missing(row[c]))
     judge = ''
     if show_judge and 'judge_overall' in row and not _is_missing(row.get('judge_overall')):
-        judge = (f'<div style="color:#555;margin-top:6px">judge: overall {row["judge_overall"]:.2f}, '
-                 f'{"pass" if row.get("judge_pass") else "reject"} — {e(str(row.get("judge_reason") or ""))}</div>')
+        judge = (
+            f'<div style="color:#555;margin-top:6px">judge: overall {row["judge_overall"]:.2f}, '
+            f'{"pass" if row.get("judge_pass") else "reject"} — {e(str(row.get("judge_reason") or ""))}</div>'
+        )
     return f'<div style="border:1px solid #ccc;padding:8px;max-height:400px;overflow:auto">{body}</div><div style="color:#555">{meta}</div>{judge}'
 
-def review_sample(df:pd.DataFrame,          # example table
-                  n:int|float|None=20,       # rows (int), a fraction of the table (0 < n < 1, e.g. 0.15), or None for all
-                  by:str|None=None,          # stratify: the same fraction of every value of this column (at least one row each)
-                  where:dict|None=None,      # keep only rows whose columns equal these values first, e.g. {'category': 'billing'}
-                  seed:int=0                 # sample seed
-                 ) -> list[int]:
+
+def review_sample(
+    df: pd.DataFrame,  # example table
+    n: int | float | None = 20,  # rows (int), a fraction of the table (0 < n < 1, e.g. 0.15), or None for all
+    by: str | None = None,  # stratify: the same fraction of every value of this column (at least one row each)
+    where: dict | None = None,  # keep only rows whose columns equal these values first, e.g. {'category': 'billing'}
+    seed: int = 0,  # sample seed
+) -> list[int]:
     "Positions of the rows to review: filtered by `where`, then a seeded (stratified) sample."
     keep = pd.Series(True, index=range(len(df)))
     for c, v in (where or {}).items():
-        if c not in df.columns: raise KeyError(f"review: cannot filter on {c!r}; the table has no such column (columns: {list(df.columns)}).")
+        if c not in df.columns:
+            raise KeyError(f"review: cannot filter on {c!r}; the table has no such column (columns: {list(df.columns)}).")
         keep &= (df[c].astype(str) == str(v)).to_numpy()
     idx = list(keep[keep].index)
-    if n is None: return idx
+    if n is None:
+        return idx
     k = int(round(n * len(idx))) if isinstance(n, float) and 0 < n < 1 else int(n)
-    if k >= len(idx): return idx
+    if k >= len(idx):
+        return idx
     rng = random.Random(seed)
-    if not by: return sorted(rng.sample(idx, k))
-    if by not in df.columns: raise KeyError(f"review: cannot stratify by {by!r}; the table has no such column.")
+    if not by:
+        return sorted(rng.sample(idx, k))
+    if by not in df.columns:
+        raise KeyError(f"review: cannot stratify by {by!r}; the table has no such column.")
     groups = pd.Series(idx).groupby(df[by].astype(str).to_numpy()[idx]).apply(list)
     out = [i for g in groups for i in rng.sample(g, min(len(g), max(1, int(round(k * len(g) / len(idx))))))]
     return sorted(out)
 
+
 class ReviewWidget:
     "Accept / reject a sample of examples; each decision is appended to the label file at `path`."
-    def __init__(self, df:pd.DataFrame,              # example table
-                 path:str|Path,                      # label file (see `review_path`)
-                 n:int|float|None=20,                # sample size, or a fraction such as 0.15 (None: all rows)
-                 seed:int=0,                         # sample seed
-                 by:str|None=None,                   # stratify the sample by this column (e.g. 'category' or 'cluster')
-                 where:dict|None=None,               # review only rows matching, e.g. {'category': 'billing'}
-                 reviewer:str|None=None,             # recorded with each decision
-                 unreviewed_first:bool=True,         # put rows without a decision in the file first
-                 show_judge:bool=True,               # show judge scores (False: blind review)
-                 cols:Sequence[str]=('id', 'category', 'difficulty', 'source', 'op')):
+
+    def __init__(
+        self,
+        df: pd.DataFrame,  # example table
+        path: str | Path,  # label file (see `review_path`)
+        n: int | float | None = 20,  # sample size, or a fraction such as 0.15 (None: all rows)
+        seed: int = 0,  # sample seed
+        by: str | None = None,  # stratify the sample by this column (e.g. 'category' or 'cluster')
+        where: dict | None = None,  # review only rows matching, e.g. {'category': 'billing'}
+        reviewer: str | None = None,  # recorded with each decision
+        unreviewed_first: bool = True,  # put rows without a decision in the file first
+        show_judge: bool = True,  # show judge scores (False: blind review)
+        cols: Sequence[str] = ('id', 'category', 'difficulty', 'source', 'op'),
+    ):
         import ipywidgets as W
+
         check_table(df, 'ReviewWidget')
         self.path, self.reviewer, self.cols, self.show_judge = Path(path), reviewer, list(cols), show_judge
         idx = review_sample(df, n, by, where, seed)
         self.rows = df.iloc[idx].to_dict('records')
         self.decisions = self._known()
-        if unreviewed_first: self.rows.sort(key=lambda r: str(r['id']) in self.decisions)
+        if unreviewed_first:
+            self.rows.sort(key=lambda r: str(r['id']) in self.decisions)
         self.i = 0
         self.html, self.status = W.HTML(), W.HTML()
         self.note = W.Text(placeholder='note (optional)', description='note', layout=W.Layout(width='60%'))
@@ -148,13 +194,22 @@ class ReviewWidget:
         self.prev_button.on_click(lambda _: self.go(-1))
         self.next_button.on_click(lambda _: self.go(1))
         self.keys.observe(self._on_key, names='value')
-        self.box = W.VBox([self.status, self.html, W.HBox([self.prev_button, self.accept_button, self.reject_button, self.next_button]),
-                           W.HBox([self.note, self.keys])])
+        self.box = W.VBox(
+            [
+                self.status,
+                self.html,
+                W.HBox([self.prev_button, self.accept_button, self.reject_button, self.next_button]),
+                W.HBox([self.note, self.keys]),
+            ]
+        )
         self._render()
 
     def _known(self) -> dict:
-        if not self.path.exists(): self.notes = {}; return {}
-        lab = load_review_labels(self.path); self.notes = dict(zip(lab['id'], lab['note']))
+        if not self.path.exists():
+            self.notes = {}
+            return {}
+        lab = load_review_labels(self.path)
+        self.notes = dict(zip(lab['id'], lab['note']))
         return dict(zip(lab['id'], lab['decision']))
 
     def summary(self) -> dict:
@@ -163,47 +218,61 @@ class ReviewWidget:
         return dict(accept=d.count('accept'), reject=d.count('reject'), left=d.count(None))
 
     @property
-    def current(self) -> dict|None:
+    def current(self) -> dict | None:
         "The example on screen (None when the sample is empty)."
         return self.rows[self.i] if self.rows else None
 
-    def decide(self, decision:str, note:str|None=None) -> dict|None:
+    def decide(self, decision: str, note: str | None = None) -> dict | None:
         "Record `decision` for the current example (with the note field's text) and move on."
         cur = self.current
-        if cur is None: return None
+        if cur is None:
+            return None
         rec = record_review(self.path, cur['id'], decision, self.note.value if note is None else note, self.reviewer)
-        self.decisions[rec['id']] = rec['decision']; self.notes[rec['id']] = rec['note']
-        if self.i < len(self.rows) - 1: self.i += 1
+        self.decisions[rec['id']] = rec['decision']
+        self.notes[rec['id']] = rec['note']
+        if self.i < len(self.rows) - 1:
+            self.i += 1
         self._render()
         return rec
 
-    def go(self, step:int):
+    def go(self, step: int):
         "Move `step` examples forward (negative: back), staying in the sample."
-        self.i = min(max(self.i + step, 0), max(len(self.rows) - 1, 0)); self._render()
+        self.i = min(max(self.i + step, 0), max(len(self.rows) - 1, 0))
+        self._render()
 
     def _on_key(self, change):
         k = (change['new'] or '')[-1:].lower()
-        if not k: return
+        if not k:
+            return
         self.keys.value = ''
-        if k in 'ar': self.decide(k)
-        elif k == 'n': self.go(1)
-        elif k == 'p': self.go(-1)
+        if k in 'ar':
+            self.decide(k)
+        elif k == 'n':
+            self.go(1)
+        elif k == 'p':
+            self.go(-1)
 
     def _render(self):
         done = sum(str(r['id']) in self.decisions for r in self.rows)
         if not self.rows:
-            self.status.value, self.html.value = '<b>nothing to review</b>', ''; return
-        cur = self.decisions.get(str(self.current['id']), 'not reviewed'); sm = self.summary()
-        self.note.value = self.notes.get(str(self.current['id']), '')   # a saved note shows again on revisit
-        self.status.value = (f'<b>{self.i + 1} / {len(self.rows)}</b> · reviewed {done} (accepted {sm["accept"]}, rejected {sm["reject"]}, left {sm["left"]})'
-                             f' · this one: <b>{html.escape(cur)}</b>'
-                             f' · labels: <code>{html.escape(str(self.path))}</code>')
+            self.status.value, self.html.value = '<b>nothing to review</b>', ''
+            return
+        cur = self.decisions.get(str(self.current['id']), 'not reviewed')
+        sm = self.summary()
+        self.note.value = self.notes.get(str(self.current['id']), '')  # a saved note shows again on revisit
+        self.status.value = (
+            f'<b>{self.i + 1} / {len(self.rows)}</b> · reviewed {done} (accepted {sm["accept"]}, rejected {sm["reject"]}, left {sm["left"]})'
+            f' · this one: <b>{html.escape(cur)}</b>'
+            f' · labels: <code>{html.escape(str(self.path))}</code>'
+        )
         self.html.value = _example_html(self.current, self.cols, self.show_judge)
 
     def _ipython_display_(self):
         from IPython.display import display
+
         display(self.box)
 
-def review(df:pd.DataFrame, path:str|Path, n:int|float|None=20, seed:int=0, **kwargs) -> ReviewWidget:
+
+def review(df: pd.DataFrame, path: str | Path, n: int | float | None = 20, seed: int = 0, **kwargs) -> ReviewWidget:
     "A `ReviewWidget` over a sample of `n` rows (or a fraction) of `df`, writing to the label file `path`; a dashboard selection (`report.selection`) works as `df`."
     return ReviewWidget(df, path, n=n, seed=seed, **kwargs)
