@@ -21,7 +21,7 @@ def _free_port() -> int:
 def _ray_cli(*args, env, check=True, timeout=120, tries=2):
     "`ray ARGS`; with `check`, a failure is retried once (a loaded machine can time out Ray's start) and then raised with Ray's own output."
     exe = shutil.which('ray') or str(Path(sys.executable).parent / 'ray')
-    for k in range(tries if check else 1):
+    for _k in range(tries if check else 1):
         r = subprocess.run([exe, *args], env=env, capture_output=True, text=True, timeout=timeout)
         if r.returncode == 0 or not check:
             return r
@@ -30,9 +30,54 @@ def _ray_cli(*args, env, check=True, timeout=120, tries=2):
     raise RuntimeError(f"`ray {' '.join(args[:2])}` failed (exit {r.returncode}):\n{tail}")
 
 
+def _node_procs(port: int, tmp: Path) -> list:
+    "This fixture's cluster processes (GCS, raylets, agents, workers): those whose command line names its GCS port or its temp dir; never this process."
+    import psutil
+
+    marks, me = (f'127.0.0.1:{port}', f'--gcs_server_port={port}', f'{tmp}/'), os.getpid()
+    out = []
+    for p in psutil.process_iter(['pid', 'cmdline']):
+        try:
+            cmd = ' '.join(p.info['cmdline'] or [])
+        except (psutil.Error, OSError):
+            continue
+        if p.pid != me and any(m in cmd for m in marks):
+            out.append(p)
+    return out
+
+
+def _stop_nodes(port: int, tmp: Path, core: list) -> list[int]:
+    "Stop only this fixture's nodes (SIGTERM, then SIGKILL after 5 s: the GCS and the autoscaler monitor do not exit on SIGTERM alone); `ray stop` would stop every Ray cluster on the machine. The PIDs still alive."
+    import psutil
+
+    procs = {p.pid: p for p in [*core, *_node_procs(port, tmp)]}
+    for p in list(procs.values()):
+        with contextlib.suppress(psutil.Error):
+            for c in p.children(recursive=True):
+                procs.setdefault(c.pid, c)
+    for p in procs.values():
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, alive = psutil.wait_procs(list(procs.values()), timeout=5)
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
+    psutil.wait_procs(alive, timeout=10)
+    return [p.pid for p in procs.values() if _running(p)]
+
+
+def _running(p) -> bool:
+    import psutil
+
+    try:
+        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 @pytest.fixture(scope='module')
 def cluster(tmp_path_factory):
-    "`ray start --head` on loopback (1 CPU) plus one worker node (1 CPU): 2 CPUs in all, the machine is shared. Always stopped."
+    "`ray start --head` on loopback (1 CPU) plus one worker node (1 CPU): 2 CPUs in all, the machine is shared. Always stopped: only these nodes."
     port = _free_port()
     tmp = Path('/tmp') / f'sbray{os.getpid()}'  # short: Ray's socket paths must stay under 107 characters
     env = {
@@ -45,6 +90,7 @@ def cluster(tmp_path_factory):
         'SB_RAY_KEY': KEY,
     }  # workers read keys from the environment of the `ray start` that launched them
     addr = f'127.0.0.1:{port}'
+    core: list = []
     try:
         _ray_cli(
             'start',
@@ -69,6 +115,8 @@ def cluster(tmp_path_factory):
         )
         os.environ['PYTHONPATH'] = env['PYTHONPATH']
         os.environ['RAY_AUTH_MODE'] = 'disabled'
+        core = [p for p in _node_procs(port, tmp) if p.name() in ('gcs_server', 'raylet')]
+        assert sorted(p.name() for p in core) == ['gcs_server', 'raylet', 'raylet'], [(p.pid, p.name()) for p in core]
         from synthbench.run.rayengine import connect
 
         r = connect(addr)
@@ -78,8 +126,13 @@ def cluster(tmp_path_factory):
     finally:
         with contextlib.suppress(Exception):
             ray.shutdown()
-        _ray_cli('stop', '--force', env=env, check=False)
+        left = _stop_nodes(port, tmp, core)
         shutil.rmtree(tmp, ignore_errors=True)
+        assert not left, f'processes of the test cluster still running: {left}'
+        alive = [p.pid for p in core if _running(p)]
+        assert not alive, (
+            f'the test cluster GCS/raylets still running: {alive}'
+        )  # its GCS and both raylets are gone (the other clusters on the machine untouched)
 
 
 def _table(n, dup_frac=0.1, copies=0, seed=0):
@@ -498,3 +551,123 @@ def test_unreachable_cluster_is_one_line_and_exit_1(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and time.time() - t0 < 30
     assert 'nothing answers at 127.0.0.1:' in err[-1] and 'ray start --head' in err[-1]
+
+
+def test_cli_augment_engine_ray_equals_local_and_pays_once(cluster, tmp_path, monkeypatch):
+    """`synthbench augment --engine ray`: rows paraphrased and intent-checked in batches by 2 workers through one limiter; the rows (ids, ops, parents)
+    the local engine writes, each request sent once (the same count as locally, none on a re-run)."""
+    from synthbench.testing import ScriptedTeacher
+    from synthbench.cli import main
+    from synthbench.formats import load_table, load_examples
+    from synthbench.spec import load_spec
+    from synthbench.run.stage import RunContext
+    from synthbench.llm.engine import LLM
+    from synthbench.run.rayengine import ray_stage, stage_kind
+    from synthbench.stages.augment import augment_stage
+
+    monkeypatch.setenv('SB_RAY_KEY', KEY)
+    seeds = REPO / 'seeds' / 'task_api'
+    src = seeds / 'seeds.jsonl'
+    outs, sent = {}, {}
+    with ScriptedTeacher(seeds, seed=7) as t:
+
+        def cli(eng, cache):
+            monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / cache))
+            t._occ.clear()
+            r0 = t.stats['requests']
+            err = io.StringIO()
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+                code = main(
+                    [
+                        'augment',
+                        str(src),
+                        '-o',
+                        str(tmp_path / f'{eng}.jsonl'),
+                        '--op',
+                        'paraphrase',
+                        '--n',
+                        '2',
+                        '--check',
+                        'llm',
+                        '--model',
+                        'gpt-4o-mini',
+                        '--base-url',
+                        t.base_url,
+                        '--api-key-env',
+                        'SB_RAY_KEY',
+                        '--engine',
+                        eng,
+                    ]
+                    + (['--address', cluster] if eng == 'ray' else [])
+                )
+            assert code == 0, (eng, err.getvalue())
+            return t.stats['requests'] - r0
+
+        for eng in ('local', 'ray'):
+            sent[eng] = cli(eng, f'cache_{eng}')
+            outs[eng] = load_table(tmp_path / f'{eng}.jsonl')
+        assert cli('ray', 'cache_ray') == 0  # a re-run: every answer from the cache, nothing paid twice
+        L, R = outs['local'], outs['ray']
+        n_in = len(load_examples(src))
+        assert n_in >= 10 and (L['source'] == 'augmented').sum() >= n_in  # the test can fail: new rows were made
+        assert R['id'].tolist() == L['id'].tolist()
+        for col in ('op', 'parent_id', 'source', 'aug_check'):
+            assert R[col].astype(str).tolist() == L[col].astype(str).tolist(), col
+        assert sent['ray'] == sent['local'] >= 2 * n_in, sent  # paraphrase + intent check per row, each sent once
+        # the stage function under the Ray engine: batches on 2 workers, every request counted by the one shared limiter
+        spec = load_spec(seeds)
+        llm = LLM(model='gpt-4o-mini', base_url=t.base_url, api_key=KEY, progress=False, cache_dir=tmp_path / 'c3', max_retries=1)
+        ctx = RunContext(spec=spec, run_dir=tmp_path, llms={'main': llm}, engine='ray')
+        t._occ.clear()
+        r0 = t.stats['requests']
+        df = load_examples(src)
+        res = ray_stage('augment', augment_stage, 'synthbench.stages.augment:augment_stage')(df, ctx=ctx, op='paraphrase', n=2, check='llm')
+        assert res.ok, res.line()
+        e = res.report['engine']
+        assert e['batches'] >= 2 and e['shared_requests'] == t.stats['requests'] - r0 == sent['local'], (e, sent)
+        assert res.table['id'].tolist() == L['id'].tolist() and res.report['new_rows'] == (L['source'] == 'augmented').sum()
+        assert llm.stats['calls'] == sent['local']  # the workers' calls counted on the run's client
+    assert stage_kind('augment', {'op': 'edge'}) == 'whole' and stage_kind('augment', {'op': 'paraphrase'}) == 'row_local'
+
+
+def test_ray_dedup_openai_embeddings_booked_once_on_the_runs_ledger(cluster, tmp_path, monkeypatch):
+    "`openai:` embeddings under `engine: ray` go through the run's client on the run's shared limiter: booked once; over budget, the stage fails (kind budget) before any request."
+    from fake_openai import FakeOpenAIServer, embedding_tokens
+    from synthbench.core import make_table
+    from synthbench.llm.cost import price_for
+    from synthbench.llm.engine import LLM
+    from synthbench.run.stage import RunContext
+    from synthbench.run.workbench import run_stage
+    from synthbench.stages.dedup import dedup_stage
+    from synthbench.run.rayengine import ray_stage
+
+    monkeypatch.setenv('SB_RAY_KEY', KEY)
+    monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home1'))
+    small = 'text-embedding-3-small'
+    words = ['refund', 'invoice', 'password', 'shipping', 'warranty', 'upgrade', 'coupon', 'delivery']
+    texts = [f'How do I ask about my {w} status for order {k}?' for k, w in enumerate(words[:6])]
+    df = make_table([{'text': x, 'id': f'e{k}'} for k, x in enumerate(texts + [texts[1], texts[4]])], source='generated')
+    stage = ray_stage('dedup', dedup_stage, 'synthbench.stages.dedup:dedup_stage')
+    p = {'methods': ['embedding'], 'embed_model': f'openai:{small}', 'against_seeds': False}
+    with FakeOpenAIServer() as srv:
+        llm = LLM(model='gpt-4o-mini', base_url=srv.base_url, api_key=KEY, cache_dir=tmp_path / 'llm', budget_usd=1.0, progress=False)
+        res = run_stage(stage, df, p, RunContext(llms={'main': llm}, run_dir=tmp_path, engine='ray'))
+        assert res.ok, res.line()
+        assert res.table['dup_of'].fillna('').astype(bool).tolist() == [False] * 6 + [True, True]
+        billed = sum(embedding_tokens(x) for x in texts)  # repeats embedded once
+        usd = billed * price_for(small)[0] / 1e6
+        assert srv.n_embed_requests >= 1 and srv.embed_tokens == billed
+        assert llm.spent_usd == pytest.approx(usd) and llm.stats['usd'] == pytest.approx(usd)  # booked once in the run's ledger ...
+        e = res.report['engine']  # ... and once on the stage's shared limiter (the workers' one)
+        assert e['shared_requests'] == srv.n_embed_requests and e['shared_spent_usd'] == pytest.approx(usd, abs=1e-9), e
+        assert res.report['embeddings']['usd'] == pytest.approx(usd) and res.report['embeddings']['texts'] == 6
+        assert res.report['engine']['engine'] == 'ray'
+        # over budget (new caches): the stage fails with kind budget and sends nothing
+        monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home2'))
+        n = srv.n_embed_requests
+        llm2 = LLM(model='gpt-4o-mini', base_url=srv.base_url, api_key=KEY, cache_dir=tmp_path / 'llm2', budget_usd=1e-9, progress=False)
+        res2 = run_stage(
+            stage, df, {**p, 'methods': ['exact', 'embedding']}, RunContext(llms={'main': llm2}, run_dir=tmp_path, engine='ray')
+        )
+        assert res2.status == 'failed' and res2.error_kind == 'budget' and '\n' not in res2.reason, res2.line()
+        assert srv.n_embed_requests == n and llm2.spent_usd == 0 and 'dup_of' not in res2.table

@@ -17,13 +17,14 @@ from .stage import RunContext, StageError, StageResult
 # %% auto #0
 __all__ = ['STAGE_KINDS', 'KINDS', 'GLOBAL_STAGES', 'stage_kind', 'current_engine', 'engine_scope', 'connect',
            'from_pandas_blocks', 'ray_map_table', 'merge_reports', 'EndpointLimiter', 'key_env', 'llm_config',
-           'worker_key', 'worker_llm', 'endpoint_limiter', 'run_row_local', 'ray_dedup', 'EmbedActor',
-           'embed_cache_dir', 'read_embed_cache', 'ray_embed_texts', 'ray_dedup_stage', 'llm_config_check', 'ray_stage']
+           'worker_key', 'worker_llm', 'shared_driver_llm', 'endpoint_limiter', 'run_row_local', 'ray_dedup',
+           'EmbedActor', 'embed_cache_dir', 'read_embed_cache', 'ray_embed_texts', 'ray_dedup_stage',
+           'llm_config_check', 'ray_stage', 'augment_new_rows', 'ray_augment']
 
 # %% ../../nbs/07_rayengine.ipynb #7a2d838c
 STAGE_KINDS = {
     'generate': 'whole',  # makes rows from the spec; model calls from the driver
-    'augment': 'whole',  # samples rows to rewrite
+    'augment': 'row_local',  # each source row rewritten on its own (edge, from_seeds, rows: whole)
     'add_seeds': 'whole',
     'validate': 'row_local',  # rules per row
     'judge': 'row_local',  # one call per row (bottom_share: whole)
@@ -44,6 +45,8 @@ def stage_kind(name: str, params: Mapping | None = None) -> str:
     params = params or {}
     if name == 'judge' and params.get('bottom_share') is not None:
         return 'whole'
+    if name == 'augment' and (params.get('op') == 'edge' or params.get('from_seeds') or params.get('rows')):
+        return 'whole'  # one noise stream / a sample of rows
     return STAGE_KINDS.get(name, 'whole')
 
 # %% ../../nbs/07_rayengine.ipynb #06e1e8ab
@@ -373,13 +376,16 @@ def llm_config(llm_or_cfg, api_key_env: str | None = None) -> dict:
         llm, env = make_llm(llm_or_cfg), llm_or_cfg.get('api_key_env') or api_key_env
     else:
         llm, env = llm_or_cfg, api_key_env
+    key = getattr(llm._client, 'api_key', None)
+    return {**_client_config(llm), 'api_key_env': key_env(llm, env), 'api_key': key if key in _NOT_SECRET else None}
+
+
+def _client_config(llm) -> dict:
+    "`llm_config` without the key fields: what names the endpoint, its limits, cache and budget scope."
     g = llm._gate
     cfg = {k: getattr(llm, k, None) for k in _CLIENT_KEYS}
-    key = getattr(llm._client, 'api_key', None)
     cfg.update(
         cache_namespace=llm.endpoint,
-        api_key_env=key_env(llm, env),
-        api_key=key if key in _NOT_SECRET else None,
         params=dict(llm.params or {}),
         rpm=g.rpm.per_minute if g.rpm and not getattr(g.rpm, 'learned', False) else None,
         tpm=g.tpm.per_minute if g.tpm and not getattr(g.tpm, 'learned', False) else None,
@@ -410,26 +416,39 @@ def worker_key(cfg: Mapping) -> str | None:
 _WORKER_LLMS: dict[tuple[str, str], Any] = {}
 
 
-def worker_llm(cfg: Mapping, limiter):
-    "The worker's `LLM` for `cfg` (made once per process), its gate and ledger shared through `limiter`."
+def worker_llm(cfg: Mapping, limiter, api_key: str | None = None):
+    "The worker's `LLM` for `cfg` (made once per process), its gate and ledger shared through `limiter`; `api_key`: the driver's own key (never cached or shipped)."
     key = (repr(sorted((k, v) for k, v in cfg.items() if k != 'spent_usd')), limiter._actor_id.hex())
-    if key in _WORKER_LLMS:
+    if api_key is None and key in _WORKER_LLMS:
         return _WORKER_LLMS[key]
     from synthbench.llm.engine import LLM
     from synthbench.llm.cache import BudgetLedger
 
     kw = {k: cfg[k] for k in _CLIENT_KEYS if cfg.get(k) is not None}
     llm = LLM(
-        api_key=worker_key(cfg), cache_dir=cfg.get('cache_dir'), budget_scope=cfg['budget_scope'], progress=False, **kw, **cfg['params']
+        api_key=api_key or worker_key(cfg),
+        cache_dir=cfg.get('cache_dir'),
+        budget_scope=cfg['budget_scope'],
+        progress=False,
+        **kw,
+        **cfg['params'],
     )
     llm._gate = _shared_gate_class()(limiter, cfg.get('max_concurrency') or 64, tpm=bool(cfg.get('tpm')))
     llm.ledger = cast(BudgetLedger, _SharedLedger(limiter, cfg['budget_scope']))  # BudgetLedger's interface over the shared actor
-    _WORKER_LLMS[key] = llm
+    if api_key is None:
+        _WORKER_LLMS[key] = llm
     return llm
 
 
+def shared_driver_llm(llm):
+    "A client here on the driver like the run's `llm`, its gate and ledger the run's shared `EndpointLimiter`: what it spends (e.g. paid embeddings) draws on the one budget the workers draw on. (client, limiter); the key stays in this process."
+    cfg = _client_config(llm)
+    limiter = endpoint_limiter(cfg)
+    return worker_llm(cfg, limiter, api_key=getattr(llm._client, 'api_key', None) or 'EMPTY'), limiter
+
+
 def endpoint_limiter(cfg: Mapping):
-    "The run's one `EndpointLimiter` actor for `cfg`'s endpoint scope (made on first use; named, so every worker finds the same one)."
+    "A new `EndpointLimiter` actor for `cfg`'s endpoint scope, its ledger starting at the run's `spent_usd`; every worker of the stage gets this handle (not found by name: a named actor an earlier stage made dies when that stage drops its handle, even after another caller found it)."
     ray = _ray()
     name = (
         'synthbench-limiter-'
@@ -438,7 +457,7 @@ def endpoint_limiter(cfg: Mapping):
         ).hexdigest()
     )
     A = ray.remote(num_cpus=0)(EndpointLimiter)
-    return A.options(name=name, get_if_exists=True, lifetime=None).remote(
+    return A.options(name=f'{name}-{uuid.uuid4().hex[:8]}', lifetime=None).remote(
         cfg.get('rpm'), cfg.get('tpm'), cfg.get('budget_usd'), cfg.get('spent_usd', 0.0)
     )
 
@@ -703,8 +722,9 @@ def ray_dedup(
     partitions: int | None = None,
     seed: int = 42,
     timings: dict | None = None,
+    embedder=None,
 ) -> pd.DataFrame:
-    "`synthbench.stages.dedup.dedup` on a Ray cluster: the same `dup_of`, `dup_sim`, `dup_method` for the same input."
+    "`synthbench.stages.dedup.dedup` on a Ray cluster: the same `dup_of`, `dup_sim`, `dup_method` for the same input. `embedder` (e.g. an `OpenAIEmbedder`): used here on the driver instead of the actor pool."
     from synthbench.core import check_table
     from synthbench.stages.dedup import _methods, compare_texts, keep_order, lsh_params, similar_pairs, NEAR_DUP_COSINE
 
@@ -787,7 +807,11 @@ def ray_dedup(
         active = np.arange(n)
     if 'embedding' in ms and len(active) >= 2:
         t = time.perf_counter()
-        if embeddings is None:
+        if embeddings is None and embedder is not None:
+            from synthbench.llm.embed import embed_texts
+
+            embeddings = embed_texts(texts, model=embedder, progress=False)
+        elif embeddings is None:
             embeddings = ray_embed_texts(texts, run_dir=run_dir, model=embed_model)
         X = np.ascontiguousarray(np.asarray(embeddings, np.float32)[active])
         i, j, _ = similar_pairs(X, et, exact_max=exact_max, ann=ann, progress=False)
@@ -896,11 +920,13 @@ def ray_dedup_stage(
     shared_share: float | None = None,
     shared_min: int | None = None,
     embed_model: str | None = None,
+    embed_llm: str | None = None,
+    embed_base_url: str | None = None,
     exact_max: int = 20_000,
     progress: bool = False,
     against_seeds: bool = True,
 ) -> StageResult:
-    "`dedup.dedup_stage` with the marking done by `ray_dedup`: same parameters, same columns, same report (plus `engine`)."
+    "`dedup.dedup_stage` with the marking done by `ray_dedup`: same parameters, same columns, same report (plus `engine`). `openai:` embeddings go through the run's client, on the run's shared ledger."
     from synthbench.stages import dedup as D
     from synthbench.core import check_table
 
@@ -932,23 +958,47 @@ def ray_dedup_stage(
         df, roles, D.SHARED_SHARE if shared_share is None else shared_share, D.SHARED_MIN if shared_min is None else shared_min
     )
     timings: dict[str, Any] = {}
-    out = ray_dedup(
-        df,
-        ms,
-        minhash_threshold=mt,
-        num_perm=num_perm,
-        shingle=shingle,
-        ngram=ngram,
-        embedding_threshold=et,
-        exact_max=exact_max,
-        score_col=score_col,
-        texts=texts,
-        run_dir=ctx.run_dir,
-        embed_model=embed_model,
-        timings=timings,
-    )
-    kw = {'model': embed_model} if embed_model else {}
-    seed_copies = D._mark_seed_copies(out, ctx.spec, ms, mt, et, num_perm, shingle, ngram, roles, exact_max, kw) if against_seeds else 0
+    shared_use: dict[str, Any] = {}  # requests and dollars on the shared limiter (openai: embeddings)
+    emb = D.stage_embedder(ctx, embed_model, embed_llm, embed_base_url) if 'embedding' in ms else None
+    kw: dict[str, Any] = {'model': embed_model} if embed_model else {}
+    from synthbench.llm.embed import OpenAIEmbedder
+
+    paid: OpenAIEmbedder | None = None  # openai:MODEL, sent from here through the run's client on the run's one limiter
+    if isinstance(emb, OpenAIEmbedder):
+        run_llm = emb.llm
+        shared, limiter = shared_driver_llm(run_llm)  # every dollar reserved and booked on the limiter the workers share
+        paid = OpenAIEmbedder(emb.model, llm=shared, dimensions=emb.dimensions, max_batch=emb.max_batch)
+        kw, before, st0 = {'model': paid}, dict(shared.stats), _ray().get(limiter.state.remote())
+    try:
+        out = ray_dedup(
+            df,
+            ms,
+            minhash_threshold=mt,
+            num_perm=num_perm,
+            shingle=shingle,
+            ngram=ngram,
+            embedding_threshold=et,
+            exact_max=exact_max,
+            score_col=score_col,
+            texts=texts,
+            run_dir=ctx.run_dir,
+            embed_model=None if paid else embed_model,
+            timings=timings,
+            embedder=paid,
+        )
+        seed_copies = D._mark_seed_copies(out, ctx.spec, ms, mt, et, num_perm, shingle, ngram, roles, exact_max, kw) if against_seeds else 0
+    except ImportError as e:
+        raise StageError('config', f"dedup: {e}; install it, or run methods: [exact, minhash]") from None
+    finally:
+        if paid is not None:  # the run's client counts the calls and books the dollars once (as it does for the workers' calls)
+            delta = {
+                k: shared.stats[k] - before.get(k, 0) for k in ('calls', 'cached', 'failed', 'retries', 'tokens_in', 'tokens_out', 'usd')
+            }
+            _add_worker_stats(run_llm, [(0, {'stats': delta})], shared.ledger.session_usd)
+            st = _ray().get(limiter.state.remote())
+            shared_use.update(
+                shared_requests=st['requests'] - st0['requests'], shared_spent_usd=round(st['spent_usd'] - st0['spent_usd'], 9)
+            )
     s = D.dedup_summary(out)
     out.attrs = {}
     report = {
@@ -962,8 +1012,16 @@ def ray_dedup_stage(
         'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms},
         'ignored': ignored,
         'copies_of_seeds': seed_copies,
-        'engine': {'engine': 'ray', 'kind': 'global', 'seconds': {k: round(v, 3) for k, v in timings.items()}},
+        'engine': {'engine': 'ray', 'kind': 'global', 'seconds': {k: round(v, 3) for k, v in timings.items()}, **shared_use},
     }
+    if paid is not None:
+        report['embeddings'] = {
+            'model': paid.model,
+            'llm': embed_llm or 'main',
+            'base_url': paid.base_url,
+            'texts': paid.n_computed,
+            'usd': paid.usd,
+        }
     return StageResult(out, report=report)
 
 # %% ../../nbs/07_rayengine.ipynb #6c7fa952
@@ -1007,9 +1065,10 @@ def ray_stage(name: str, fn: Callable, fn_path: str) -> Callable:
         kind = stage_kind(name, params)
         if kind == 'row_local':
             uses = _uses_llm(name)
-            return run_row_local(
-                fn_path, df, params, ctx, llm=_stage_llm(ctx) if uses else None, api_key_env=_stage_key_env(ctx) if uses else None
-            )
+            llm, env = (_stage_llm(ctx), _stage_key_env(ctx)) if uses else (None, None)
+            if name == 'augment' and fn_path == 'synthbench.stages.augment:augment_stage':
+                return ray_augment(df, params, ctx, llm=llm, api_key_env=env)
+            return run_row_local(fn_path, df, params, ctx, llm=llm, api_key_env=env)
         if kind == 'global' and name in GLOBAL_STAGES and fn_path == 'synthbench.stages.dedup:dedup_stage':
             return GLOBAL_STAGES[name](df, ctx=ctx, **params)
         with engine_scope('ray'):
@@ -1020,4 +1079,54 @@ def ray_stage(name: str, fn: Callable, fn_path: str) -> Callable:
 
 
 def _uses_llm(name: str) -> bool:
-    return name in ('judge',)
+    return name in ('judge', 'augment')
+
+
+def augment_new_rows(df: pd.DataFrame, *, ctx, **params) -> StageResult:
+    "`augment_stage` on one batch, returning only the new rows (the driver puts the input first, as the local stage does)."
+    from synthbench.stages.augment import augment_stage
+
+    try:
+        res = augment_stage(df, ctx=ctx, **params)
+    except StageError as e:
+        return StageResult(df.iloc[:0], status='failed', error_kind=e.kind, reason=e.reason)
+    return StageResult(
+        res.table.iloc[len(df) :].reset_index(drop=True),
+        dropped=res.dropped,
+        report=res.report,
+        status=res.status,
+        error_kind=res.error_kind,
+        reason=res.reason,
+    )
+
+
+def ray_augment(df: pd.DataFrame, params: Mapping, ctx: RunContext, llm=None, api_key_env: str | None = None, **kw) -> StageResult:
+    "`augment_stage` with the rows rewritten in batches on the cluster (`run_row_local`: one rate limit and budget): the input rows, then the new ones, as locally."
+    from synthbench.core import concat_tables
+
+    if not len(df):
+        from synthbench.stages.augment import augment_stage
+        from synthbench.run.workbench import run_stage
+
+        return run_stage(augment_stage, df, dict(params), ctx)
+    res = run_row_local('synthbench.run.rayengine:augment_new_rows', df, params, ctx, llm=llm, api_key_env=api_key_env, **kw)
+    if res.status == 'failed':
+        return StageResult(df, report=res.report, status='failed', error_kind=res.error_kind, reason=res.reason)
+    new = res.table
+    same = new['id'].isin(set(df['id'])) if len(new) else pd.Series(False, index=new.index)  # a new row equal to a row of another batch
+    keep = df.copy()
+    keep.attrs = {}
+    table = concat_tables(keep, new[~same].reset_index(drop=True)) if len(new) else keep
+    dropped = [d for d in (res.dropped, new[same].assign(drop_reason='same as a row already in the table')) if d is not None and len(d)]
+    report = dict(res.report)
+    if int(same.sum()):
+        report['new_rows'] = int(report.get('new_rows', 0)) - int(same.sum())
+        report['same_as_existing_dropped'] = int(report.get('same_as_existing_dropped', 0)) + int(same.sum())
+    return StageResult(
+        table,
+        dropped=pd.concat(dropped, ignore_index=True) if dropped else None,
+        report=report,
+        status=res.status,
+        error_kind=res.error_kind,
+        reason=res.reason,
+    )

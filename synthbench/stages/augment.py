@@ -842,8 +842,20 @@ def cli_augment(argv: list[str]) -> int:
     )
     p.add_argument('--only-new', action='store_true', help='write only the new rows')
     p.add_argument('--estimate', action='store_true', help='print planned calls, tokens and dollars; spend nothing')
+    p.add_argument(
+        '--engine',
+        default='local',
+        choices=['local', 'ray'],
+        help='local (default) or ray (Ray Data: the rows rewritten in batches on a cluster, '
+        'one shared rate limit and budget; same rows; edge runs on the driver)',
+    )
+    p.add_argument(
+        '--address', default=None, help="with --engine ray: the cluster ('auto', 'ray://host:10001'); default: start a local one"
+    )
     _add_llm_args(p)
     a = p.parse_args(argv)
+    if a.address and a.engine != 'ray':
+        return _fail('augment', f'--address {a.address} needs --engine ray.')
     from synthbench.formats import load_examples, save_examples, check_output_path, InputError
     from synthbench.run.stage import RunContext, StageError
 
@@ -889,9 +901,15 @@ def cli_augment(argv: list[str]) -> int:
             else 'plan: no model calls'
         )
         return 0
-    ctx = RunContext(spec=spec, llms={'main': llm} if llm is not None else {})
+    ctx = RunContext(spec=spec, llms={'main': llm} if llm is not None else {}, engine=a.engine)
+    stage: Callable = augment_stage
     try:
-        res = augment_stage(df, ctx=ctx, op=a.op, n=a.n, pivots=split(a.pivots), contexts=split(a.contexts), types=types, check=a.check)
+        if a.engine == 'ray':  # the same stage on batches of a Ray Dataset (edge: one noise stream, on the driver)
+            from synthbench.run.rayengine import connect, ray_stage
+
+            connect(a.address)
+            stage = ray_stage('augment', augment_stage, 'synthbench.stages.augment:augment_stage')
+        res = stage(df, ctx=ctx, op=a.op, n=a.n, pivots=split(a.pivots), contexts=split(a.contexts), types=types, check=a.check)
     except StageError as e:
         return _fail('augment', f'{e.kind}: {e.reason}')
     if res.status == 'failed':  # nothing worth writing: say why, leave OUT alone
