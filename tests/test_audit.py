@@ -358,3 +358,15 @@ def test_real_vs_synthetic_numbers_are_named_and_explained(demo):
     h = dict(report_sections(rep))['Real vs synthetic'][1]
     assert '<td>classifier AUC</td>' in h and '<td>MMD²</td>' in h and '<td>MATTR (real)</td>' in h and '0.5 = indistinguishable' in h
     assert '<td>classifier_auc</td>' not in h and '<td>mmd2</td>' not in h
+
+
+def test_local_map_sample_and_step_timings(demo):
+    "Local engine above `map_sample`: the map holds a sample, every row still has a cluster, rows off the map have no coordinates; every step is timed."
+    rep = audit(demo, embed='tfidf', projection='pca', progress=False, map_sample=60)
+    assert type(rep.map).__name__ == 'SampledMap' and len(rep.map.points) == 60
+    assert rep.rows['cluster'].notna().all() and int(rep.rows['x'].notna().sum()) == 60
+    assert rep.metrics['provenance']['map'] == 'a sample of 60 of 150 rows'
+    assert any(n.startswith('Map of a sample of 60 of 150 rows') for n in rep.notes), rep.notes
+    assert list(rep.metrics['timings_s']) == ['balance', 'length', 'vocabulary', 'embeddings', 'diversity', 'map', 'bias', 'real']
+    full = audit(demo, embed='tfidf', projection='pca', progress=False)
+    assert 'map' not in full.metrics['provenance'] and full.rows['x'].notna().all()

@@ -380,27 +380,8 @@ def pair_figures(
     return out
 
 # %% ../../nbs/42_audit.ipynb #5c61cc2f
-def audit(
-    df: pd.DataFrame,  # example table to audit
-    real: pd.DataFrame | None = None,  # real examples to compare with (same kind of table)
-    spec=None,  # TaskSpec or path to task.yaml / its folder (axis targets)
-    embeddings=None,  # embeddings of `df` (default: synthbench.llm.embed.embed_table(df))
-    real_embeddings=None,  # embeddings of `real`
-    embed: str = 'auto',  # 'auto' | 'model' | 'tfidf' when embeddings are not given
-    projection: str = 'auto',  # map: 'auto' (UMAP, PCA under 15 rows) | 'umap' | 'pca'
-    k: int | None = None,  # clusters (default √(n/2), at most 20)
-    sample: int = 2000,  # rows for the quadratic measures (near-dups, two-sample tests)
-    progress: bool = True,  # progress bar and UMAP messages (stderr)
-    source: str | None = None,  # where the table came from (a file name), for the report's provenance
-    map_sample: int | None = 20_000,  # the 2-D map is drawn on a sample of at most this many rows (clusters still cover every row)
-    engine: str
-    | None = None,  # 'local' | 'ray' (embeddings from an actor pool, per-row measures per batch); None: the CLI's --engine, else local
-    address: str | None = None,  # with engine='ray': the cluster ('auto', 'ray://host:10001'); None: start a local one
-    embed_cache=None,  # with engine='ray': folder of the Parquet embedding cache (default: the embedding cache folder)
-) -> AuditReport:
-    "Audit `df` for balance, length, vocabulary and embedding diversity, mode collapse, bias and (with `real`) realism."
-    from tqdm.auto import tqdm
-    from synthbench.analysis.metrics import ATTRIBUTE_COLUMNS, default_k
+def _audit_inputs(df, real, spec, engine, address, map_sample) -> tuple:
+    "Check the arguments and tables of `audit`: (df, real, spec, engine, address) with the engine resolved, indexes reset and `spec` loaded."
     from synthbench.run import rayengine as RE
 
     if engine is None:
@@ -420,38 +401,65 @@ def audit(
         spec = load_spec(spec)
     if len(df) == 0:
         raise ValueError('audit: the table is empty; nothing to audit.')
-    T, notes, t0 = {}, [], time.time()
-    bar = tqdm(total=7, desc='audit', disable=not progress, file=sys.stderr)
+    return df, real, spec, engine, address
 
-    def step(name):
-        bar.set_postfix_str(name)
-        bar.update(1)
 
-    tim = {}
-    last = [time.time()]
+class _Steps:
+    "The audit's progress bar (7 steps) and the seconds each step took (`tim`, the report's `timings_s`)."
 
-    def tick(name):
-        tim[name] = round(time.time() - last[0], 3)
-        last[0] = time.time()
+    def __init__(self, progress: bool):
+        from tqdm.auto import tqdm
 
-    R = None
-    if engine == 'ray':  # per-row measures batch by batch on the cluster, in row order
-        RE.connect(address)
-        R = RE.ray_map_table(df, _row_metrics)
+        self.bar = tqdm(total=7, desc='audit', disable=not progress, file=sys.stderr)
+        self.tim: dict = {}
+        self.last = time.time()
+
+    def tick(self, name: str):
+        self.tim[name] = round(time.time() - self.last, 3)
+        self.last = time.time()
+
+    def next(self, done: str, name: str):
+        "Step `done` is finished; `name` starts."
+        self.bar.set_postfix_str(name)
+        self.bar.update(1)
+        self.tick(done)
+
+    def close(self, done: str):
+        self.bar.close()
+        self.tick(done)
+
+
+def _row_measures(df: pd.DataFrame, engine: str, address) -> pd.DataFrame | None:
+    "With engine='ray': the per-row measures of `df` (`_row_metrics`), batch by batch on the cluster, in row order; locally None (computed later, step by step)."
+    if engine != 'ray':
+        return None
+    from synthbench.run import rayengine as RE
+
+    RE.connect(address)
+    return RE.ray_map_table(df, _row_metrics)
+
+
+def _balance_part(df: pd.DataFrame, spec, T: dict):
+    "Axis balance against the spec's targets (`T['balance']`) and category × difficulty cells (`T['cells']`)."
     T['balance'] = balance(df, spec)
     T['cells'] = (
         cell_balance(df, spec=spec) if {'category', 'difficulty'} <= set(df.columns) and df['difficulty'].notna().any() else pd.DataFrame()
     )
-    step('length')
-    tick('balance')
+
+
+def _length_part(df: pd.DataFrame, R: pd.DataFrame | None, T: dict) -> pd.DataFrame:
+    "Per-row lengths with their outlier flag (from the engine's measures `R` when given); length summaries by category/label and source into `T`."
     lengths = length_table(df) if R is None else R[[c for c in R.columns if not c.startswith('_')]].copy()
     lengths['length_outlier'] = length_outliers(lengths)
     T['length_by_category'] = length_summary(
         lengths, 'category' if 'category' in df.columns and df['category'].notna().any() else 'label', 'total_tokens'
     )
     T['length_by_source'] = length_summary(lengths, 'source', 'total_tokens')
-    step('vocabulary')
-    tick('length')
+    return lengths
+
+
+def _vocabulary_part(df: pd.DataFrame, T: dict) -> tuple:
+    "Exact copies, vocabulary, n-grams and openings: (texts, responses, copy groups per row, copy summary, vocabulary stats); tables into `T`."
     texts, resp = field_texts(df), field_texts(df, 'response')
     cg = copy_groups(texts)
     copies = copy_summary(texts.tolist())
@@ -473,13 +481,17 @@ def audit(
     T['vocabulary_by_source'] = vocabulary_by(df, 'source')
     T['top_ngrams'] = top_ngrams(texts, 3, 15)
     T['top_openings'] = top_openings(resp, 3, 15)
-    step('embeddings')
-    tick('vocabulary')
+    return texts, resp, cg, copies, vocab
+
+
+def _embeddings(df, real, embeddings, real_embeddings, embed: str, engine: str, embed_cache, progress: bool) -> tuple:
+    "(unit-row embeddings of `df`, embeddings of `real`, how they were made): the caller's, else the Ray actor pool's (engine='ray'), else `audit_embeddings`."
     how = None
     if engine == 'ray' and embed != 'tfidf' and (embeddings is None or (real is not None and real_embeddings is None)):
         try:
             from synthbench.llm.embed import DEFAULT_MODEL, default_cache_dir
             from synthbench.core import example_text
+            from synthbench.run import rayengine as RE
 
             run = embed_cache if embed_cache is not None else default_cache_dir()
             if embeddings is None:
@@ -501,9 +513,14 @@ def audit(
         raise ValueError(
             f'audit: {len(x)} embeddings for {len(df)} rows; pass embeddings of this table (synthbench.llm.embed.embed_table(df)).'
         )
-    notes.append(f'Embeddings: {how}.')
-    step('diversity')
-    tick('embeddings')
+    return x, real_embeddings, how
+
+
+def _embedding_part(df, x, texts, k, sample: int, map_sample, projection: str, progress: bool, T: dict, notes: list, st: _Steps) -> tuple:
+    """Diversity, clusters, the per-round table and the 2-D map: (diversity measures, sampled rows or None, cluster per row, round column, map).
+    Above `map_sample` rows the map is drawn on a sample (a `SampledMap`) and every row joins its nearest cluster centre."""
+    from synthbench.analysis.metrics import default_k
+
     div = embedding_diversity(x, sample=sample)
     notes.append(div.pop('notes'))
     n = len(df)
@@ -512,8 +529,7 @@ def audit(
     cs = pd.Series(labels).value_counts(normalize=True)
     div.update(n_clusters=int(len(cs)), top_cluster_share=float(cs.iloc[0]))
     T['by_round'], by = _round_table(df, x, labels, sample)
-    step('map')
-    tick('diversity')
+    st.next('diversity', 'map')
     if samp is None:
         emap = embedding_map(df, x, method=projection, labels=labels, progress=progress)
     else:
@@ -529,31 +545,41 @@ def audit(
     T['clusters'] = emap.clusters
     notes.append(emap.note)
     T['spread'] = spread_by(emap, x, by)
-    step('bias')
-    tick('map')
+    return div, samp, labels, by, emap
+
+
+def _bias_part(df: pd.DataFrame, spec, resp, R: pd.DataFrame | None, T: dict) -> tuple:
+    "Sentiment, term frequencies and attribute skews: (sentiment per row, the label column or None); tables into `T`."
+    from synthbench.analysis.metrics import ATTRIBUTE_COLUMNS
+
     sent = sentiment_scores(resp) if R is None else R['_sentiment'].to_numpy()
     T['sentiment'] = sentiment_by(df, scores=sent)
     lab = next((c for c in ('label', 'category') if c in df.columns and df[c].notna().any()), None)
     T['terms'] = term_frequencies(df, lab) if lab else pd.DataFrame()
     T['association'], T['skews'] = bias_skews(df, lab, attributes=list(dict.fromkeys([*ATTRIBUTE_COLUMNS, *spec_targets(spec)])))
-    step('real')
-    tick('bias')
-    rc, real_rows = None, None
-    if real is not None:
-        rc = compare_real(df, real, x, real_embeddings, max_n=sample)
-        real_rows = length_table(real)
-        both = np.vstack([x, unit_rows(real_embeddings)])
-        from sklearn.decomposition import PCA
+    return sent, lab
 
-        xy = PCA(2, random_state=0).fit_transform(both) if len(both) > 2 else np.zeros((len(both), 2))
-        real_rows['x'], real_rows['y'] = xy[len(x) :, 0], xy[len(x) :, 1]
-        real_rows['hover'] = [hover_text(t) for t in field_texts(real)]
-        T['real_syn_xy'] = xy[: len(x)]
-        if 'notes' in rc:
-            notes.append(rc.pop('notes'))
-    bar.close()
-    tick('real')
 
+def _real_part(df, real, x, real_embeddings, sample: int, T: dict, notes: list) -> tuple:
+    "Synthetic vs real (when `real` is given): (comparison measures, real rows with lengths and a shared PCA map), else (None, None)."
+    if real is None:
+        return None, None
+    rc = compare_real(df, real, x, real_embeddings, max_n=sample)
+    real_rows = length_table(real)
+    both = np.vstack([x, unit_rows(real_embeddings)])
+    from sklearn.decomposition import PCA
+
+    xy = PCA(2, random_state=0).fit_transform(both) if len(both) > 2 else np.zeros((len(both), 2))
+    real_rows['x'], real_rows['y'] = xy[len(x) :, 0], xy[len(x) :, 1]
+    real_rows['hover'] = [hover_text(t) for t in field_texts(real)]
+    T['real_syn_xy'] = xy[: len(x)]
+    if 'notes' in rc:
+        notes.append(rc.pop('notes'))
+    return rc, real_rows
+
+
+def _row_table(df, lengths, cg, sent, labels, emap, samp, texts, resp, R) -> pd.DataFrame:
+    "The report's per-row table: lengths, copies, sentiment, cluster, map position (NaN off a sampled map), opening, term mentions, judge scores."
     rows = lengths.drop(columns=[c for c in ('persona', 'topic') if c in lengths.columns]).copy()
     for c in ('label', 'split'):
         if c in df.columns and c not in rows.columns:
@@ -582,8 +608,13 @@ def audit(
     for c in emap.points.columns:
         if c.startswith('judge_'):
             rows[c] = emap.points[c].to_numpy() if samp is None else df[c].to_numpy()
+    return rows
 
-    ranked = []  # (severity rank: 0 copies, 1 collapse, 2 balance/realism, 3 bias, 4 length, 5 method notes; kind; text)
+
+def _findings(df, spec, T: dict, div: dict, by: str, copies: dict, rc, lab, sent, texts, lengths, how: str) -> tuple:
+    """The findings, ranked by severity (0 copies, 1 collapse, 2 balance/realism/pairs, 3 bias, 4 length, 5 method notes):
+    (list of (severity, kind, text), preference-pair measures or None). Sets `T['balance_skew']`."""
+    ranked = []
 
     def add(sev, kind, texts_):
         ranked.extend((sev, kind, t) for t in texts_)
@@ -637,7 +668,11 @@ def audit(
             ],
         )
     ranked.sort(key=lambda t: t[0])
-    findings = [t for _, _, t in ranked]
+    return ranked, pp
+
+
+def _provenance(df, real, spec, source, how: str, emap, samp, engine: str) -> dict:
+    "Where the report came from: source, row counts, date, synthbench version, spec, embeddings, projection (and sampled map, engine)."
     from synthbench import __version__
 
     prov = dict(
@@ -651,10 +686,15 @@ def audit(
         projection=emap.method,
     )
     if samp is not None:
-        prov['map'] = f'a sample of {len(samp)} of {n} rows'
+        prov['map'] = f'a sample of {len(samp)} of {len(df)} rows'
     if engine == 'ray':
         prov['engine'] = 'ray'
+    return prov
 
+
+def _assemble_metrics(df, T: dict, lengths, vocab, div, by, sent, rc, ranked, pp, tim, prov, copies) -> dict:
+    "The report's JSON-able `metrics`: balance, lengths, vocabulary, embedding, rounds, bias, realism, findings, timings, provenance, copies, spread."
+    nl, ns = int((lengths['length_outlier'] == 'long').sum()), int((lengths['length_outlier'] == 'short').sum())
     lsum = {
         c: dict(
             mean=float(lengths[c].mean()),
@@ -664,7 +704,7 @@ def audit(
         )
         for c in ('total_tokens', 'total_chars', 'prompt_tokens', 'response_tokens')
     }
-    metrics = jsonable(
+    return jsonable(
         dict(
             n=len(df),
             balance={
@@ -691,7 +731,7 @@ def audit(
                 top_skews=T['skews'].head(10).to_dict('records') if len(T['skews']) else [],
             ),
             real_vs_synthetic=rc,
-            findings=findings,
+            findings=[t for _, _, t in ranked],
             timings_s=tim,
             provenance=prov,
             copies=dict(
@@ -703,8 +743,54 @@ def audit(
             **({'preference_pairs': pp} if pp else {}),
         )
     )
+
+
+def audit(
+    df: pd.DataFrame,  # example table to audit
+    real: pd.DataFrame | None = None,  # real examples to compare with (same kind of table)
+    spec=None,  # TaskSpec or path to task.yaml / its folder (axis targets)
+    embeddings=None,  # embeddings of `df` (default: synthbench.llm.embed.embed_table(df))
+    real_embeddings=None,  # embeddings of `real`
+    embed: str = 'auto',  # 'auto' | 'model' | 'tfidf' when embeddings are not given
+    projection: str = 'auto',  # map: 'auto' (UMAP, PCA under 15 rows) | 'umap' | 'pca'
+    k: int | None = None,  # clusters (default √(n/2), at most 20)
+    sample: int = 2000,  # rows for the quadratic measures (near-dups, two-sample tests)
+    progress: bool = True,  # progress bar and UMAP messages (stderr)
+    source: str | None = None,  # where the table came from (a file name), for the report's provenance
+    map_sample: int | None = 20_000,  # the 2-D map is drawn on a sample of at most this many rows (clusters still cover every row)
+    engine: str
+    | None = None,  # 'local' | 'ray' (embeddings from an actor pool, per-row measures per batch); None: the CLI's --engine, else local
+    address: str | None = None,  # with engine='ray': the cluster ('auto', 'ray://host:10001'); None: start a local one
+    embed_cache=None,  # with engine='ray': folder of the Parquet embedding cache (default: the embedding cache folder)
+) -> AuditReport:
+    "Audit `df` for balance, length, vocabulary and embedding diversity, mode collapse, bias and (with `real`) realism."
+    df, real, spec, engine, address = _audit_inputs(df, real, spec, engine, address, map_sample)
+    T: dict = {}
+    notes: list = []
+    t0 = time.time()
+    st = _Steps(progress)
+    R = _row_measures(df, engine, address)
+    _balance_part(df, spec, T)
+    st.next('balance', 'length')
+    lengths = _length_part(df, R, T)
+    st.next('length', 'vocabulary')
+    texts, resp, cg, copies, vocab = _vocabulary_part(df, T)
+    st.next('vocabulary', 'embeddings')
+    x, real_embeddings, how = _embeddings(df, real, embeddings, real_embeddings, embed, engine, embed_cache, progress)
+    notes.append(f'Embeddings: {how}.')
+    st.next('embeddings', 'diversity')
+    div, samp, labels, by, emap = _embedding_part(df, x, texts, k, sample, map_sample, projection, progress, T, notes, st)
+    st.next('map', 'bias')
+    sent, lab = _bias_part(df, spec, resp, R, T)
+    st.next('bias', 'real')
+    rc, real_rows = _real_part(df, real, x, real_embeddings, sample, T, notes)
+    st.close('real')
+    rows = _row_table(df, lengths, cg, sent, labels, emap, samp, texts, resp, R)
+    ranked, pp = _findings(df, spec, T, div, by, copies, rc, lab, sent, texts, lengths, how)
+    prov = _provenance(df, real, spec, source, how, emap, samp, engine)
+    metrics = _assemble_metrics(df, T, lengths, vocab, div, by, sent, rc, ranked, pp, st.tim, prov, copies)
     notes.append(f'Audit took {time.time() - t0:.1f} s.')
-    return AuditReport(df, rows, T, metrics, findings, emap, spec, real, real_rows, notes)
+    return AuditReport(df, rows, T, metrics, [t for _, _, t in ranked], emap, spec, real, real_rows, notes)
 
 
 def _row_metrics(df: pd.DataFrame) -> pd.DataFrame:
