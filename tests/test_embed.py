@@ -73,13 +73,13 @@ def emb_server():
 def test_openai_embedder_batches_normalises_and_caches(emb_server, tmp_path, monkeypatch):
     monkeypatch.setenv('SYNTHBENCH_CACHE_DIR', str(tmp_path / 'home_cache'))  # the engine's ledger too: checked for the key below
     texts = [f'text number {i}' for i in range(7)] + ['text number 0']  # one repeat
-    emb = OpenAIEmbedder('fake-emb', base_url=emb_server.base_url, api_key='sk-test-SECRET', max_batch=3)
+    emb = OpenAIEmbedder('fake-emb', base_url=emb_server.base_url, api_key='test-SECRET-placeholder', max_batch=3)
     X = embed_texts(texts, model=emb, cache_dir=tmp_path, progress=False)
     assert X.shape == (8, DIM) and X.dtype == np.float32
     want = np.array([fake_vector(t) for t in texts], dtype=np.float32)
     np.testing.assert_allclose(X, want / np.linalg.norm(want, axis=1, keepdims=True), rtol=1e-5)
     assert sorted(len(r['input']) for r in emb_server.requests) == [1, 3, 3]  # 7 distinct texts, batches of 3 (sent concurrently)
-    assert emb_server.headers[0]['authorization'] == 'Bearer sk-test-SECRET'
+    assert emb_server.headers[0]['authorization'] == 'Bearer test-SECRET-placeholder'
     # second call: everything from the cache, no request
     n = len(emb_server.requests)
     X2 = embed_texts(texts[::-1], model=emb, cache_dir=tmp_path, progress=False)
@@ -91,7 +91,7 @@ def test_openai_embedder_batches_normalises_and_caches(emb_server, tmp_path, mon
     # the key is never written to disk nor shown
     for f in tmp_path.rglob('*'):
         if f.is_file():
-            assert b'sk-test-SECRET' not in f.read_bytes()
+            assert b'test-SECRET-placeholder' not in f.read_bytes()
     assert 'SECRET' not in repr(emb)
 
 

@@ -9,7 +9,7 @@ ray = pytest.importorskip('ray')
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'benchmarks'))
-KEY = 'sk-' + 'ray-0123456789abcdef'
+KEY = 'placeholder-ray-0123456789abcdef'  # a stand-in secret: the tests prove it never leaves the driver
 
 
 def _free_port() -> int:
@@ -450,16 +450,15 @@ def test_key_variable_unset_on_workers_is_one_line(cluster, tmp_path, monkeypatc
     from synthbench.llm.engine import LLM
     from synthbench.run.rayengine import run_row_local
 
-    monkeypatch.setenv('SB_DRIVER_ONLY_KEY', 'sk-driver-only-0123456789')
+    DRIVER_ONLY = 'placeholder-driver-only'  # a stand-in, not a key: the point is that workers never see it
+    monkeypatch.setenv('SB_DRIVER_ONLY_KEY', DRIVER_ONLY)
     spec = load_spec(REPO / 'seeds' / 'task_api')
     rows = spec.seeds().drop_duplicates('id').reset_index(drop=True)
-    llm = LLM(model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key='sk-driver-only-0123456789', progress=False, cache_dir=None)
+    llm = LLM(model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key=DRIVER_ONLY, progress=False, cache_dir=None)
     res = run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm, batch_rows=len(rows))
     assert res.status == 'failed' and res.error_kind == 'config', res.line()
     assert '$SB_DRIVER_ONLY_KEY is not set on the Ray worker' in res.reason and 'ray start' in res.reason and '\n' not in res.reason
-    llm2 = LLM(
-        model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key='sk-in-no-variable-0123456789', progress=False, cache_dir=None
-    )
+    llm2 = LLM(model='gpt-4o-mini', base_url='http://127.0.0.1:9/v1', api_key='placeholder-in-no-variable', progress=False, cache_dir=None)
     with pytest.raises(Exception, match='not in an environment variable'):
         run_row_local('judge', rows, {}, RunContext(spec=spec, run_dir=tmp_path), llm=llm2)
 
