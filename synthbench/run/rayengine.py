@@ -999,29 +999,8 @@ def ray_dedup_stage(
             shared_use.update(
                 shared_requests=st['requests'] - st0['requests'], shared_spent_usd=round(st['spent_usd'] - st0['spent_usd'], 9)
             )
-    s = D.dedup_summary(out)
-    out.attrs = {}
-    report = {
-        'rows': s.n_rows,
-        'kept': s.n_kept,
-        'duplicates': s.n_dup,
-        'by_method': {m: s.by_method.get(m, 0) for m in ms},
-        'groups': s.n_groups,
-        'largest': s.largest,
-        'methods': ms,
-        'thresholds': {k: v for k, v in (('minhash', mt), ('embedding', et)) if k in ms},
-        'ignored': ignored,
-        'copies_of_seeds': seed_copies,
-        'engine': {'engine': 'ray', 'kind': 'global', 'seconds': {k: round(v, 3) for k, v in timings.items()}, **shared_use},
-    }
-    if paid is not None:
-        report['embeddings'] = {
-            'model': paid.model,
-            'llm': embed_llm or 'main',
-            'base_url': paid.base_url,
-            'texts': paid.n_computed,
-            'usd': paid.usd,
-        }
+    report = D.dedup_report(out, ms, mt, et, ignored, seed_copies, paid, embed_llm)
+    report['engine'] = {'engine': 'ray', 'kind': 'global', 'seconds': {k: round(v, 3) for k, v in timings.items()}, **shared_use}
     return StageResult(out, report=report)
 
 # %% ../../nbs/07_rayengine.ipynb #6c7fa952

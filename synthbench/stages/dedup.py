@@ -23,7 +23,7 @@ __all__ = ['METHODS', 'NEAR_DUP_COSINE', 'SEMANTIC_COSINE', 'SCORE_COLUMNS', 'SH
            'minhash_signatures_from_hashes', 'lsh_params', 'minhash_pairs', 'similar_pairs', 'score_column',
            'keep_order', 'scaffold_turns', 'compare_texts', 'marks_table', 'dedup', 'dup_groups', 'dup_groups_html',
            'show_dup_groups', 'DedupSummary', 'dedup_summary', 'check_methods', 'stage_embedder', 'dedup_stage',
-           'cross_duplicates', 'CrossSetReport', 'check_copying', 'check_leakage', 'cli_dedup']
+           'dedup_report', 'cross_duplicates', 'CrossSetReport', 'check_copying', 'check_leakage', 'cli_dedup']
 
 # %% ../../nbs/32_dedup.ipynb #bb405c98
 METHODS = ('exact', 'minhash', 'embedding')
@@ -869,6 +869,12 @@ def dedup_stage(
     except ImportError as e:
         raise StageError('config', f"dedup: {e}; install it, or run methods: [exact, minhash]") from None
     seed_copies = _mark_seed_copies(out, ctx.spec, ms, mt, et, num_perm, shingle, ngram, roles, exact_max, kw) if against_seeds else 0
+    report = dedup_report(out, ms, mt, et, ignored, seed_copies, None if isinstance(emb, str) else emb, embed_llm)
+    return StageResult(out, report=report)
+
+
+def dedup_report(out: pd.DataFrame, ms, mt, et, ignored, seed_copies: int, embedder=None, embed_llm: str | None = None) -> dict:
+    "The dedup stage's report (both engines): counts per method, groups, thresholds, and the paid embeddings' spend if any. Clears `out.attrs`."
     s = dedup_summary(out)
     out.attrs = {}
     report = {
@@ -883,15 +889,15 @@ def dedup_stage(
         'ignored': ignored,
         'copies_of_seeds': seed_copies,
     }
-    if emb is not None and not isinstance(emb, str):
+    if embedder is not None:
         report['embeddings'] = {
-            'model': emb.model,
+            'model': embedder.model,
             'llm': embed_llm or 'main',
-            'base_url': emb.base_url,
-            'texts': emb.n_computed,
-            'usd': emb.usd,
+            'base_url': embedder.base_url,
+            'texts': embedder.n_computed,
+            'usd': embedder.usd,
         }
-    return StageResult(out, report=report)
+    return report
 
 # %% ../../nbs/32_dedup.ipynb #e7a25b78
 def cross_duplicates(
