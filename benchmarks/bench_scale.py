@@ -4,6 +4,12 @@ plus the measured per-row cost of MiniLM embeddings on both engines and the proj
 
     python benchmarks/bench_scale.py                       # 10k, 100k, 1M dedup; 2k-row embedding sample
     python benchmarks/bench_scale.py --sizes 10000,100000 --embed-rows 1000
+    python benchmarks/bench_scale.py --pipeline 1000000 --run-dir /data/scale1m   # embed + exact + MinHash + embedding dedup
+
+`--pipeline N` runs the whole dedup stage on the Ray engine over N rows (MiniLM embeddings from the actor pool, cached in
+`--run-dir`; exact, MinHash and the SemDeDup-style embedding search), then the local engine on the same rows and the same
+vectors, and checks that `dup_of` is equal. The embedding cache is resumable: a killed run (or one stopped by `--timeout`)
+keeps every finished shard, and the same command goes on from there; the figures say how many vectors this run embedded.
 
 Each (engine, size) runs in a fresh subprocess so peak memory is its own. Every Ray measurement checks that its `dup_of`
 equals the local one on the same input (stored next to the timings). Timings on a shared 2-core machine are noisy."""
@@ -92,7 +98,7 @@ def measure(engine: str, n: int, data_dir: str) -> dict:
 
 
 def measure_embed(engine: str, n: int, data_dir: str) -> dict:
-    "Seconds per row of MiniLM embeddings (no cache) on `n` texts."
+    "Seconds per row of MiniLM embeddings (no cache) on `n` texts (on Ray: the start of the actor pool left out)."
     import pandas as pd
 
     texts = pd.read_parquet(Path(data_dir) / 'texts_10000.parquet')['text'].tolist()[:n]
@@ -104,10 +110,15 @@ def measure_embed(engine: str, n: int, data_dir: str) -> dict:
 
         connect(None, num_cpus=2)
         with tempfile.TemporaryDirectory() as d:
-            ray_embed_texts(texts[:64], run_dir=d)  # actors load the model: not per-row cost
+            # each call starts its actor pool, and each actor loads the model: the per-row cost is the slope between two sizes
+            q = max(64, n // 4)
+            t = time.perf_counter()
+            ray_embed_texts(texts[-q:], run_dir=d)
+            t_q = time.perf_counter() - t
             t = time.perf_counter()
             ray_embed_texts(texts, run_dir=d + '/b')
-            secs = time.perf_counter() - t
+            t_n = time.perf_counter() - t
+            secs = (t_n - t_q) * n / (n - q)
     else:
         from synthbench.llm.embed import embed_texts
 
@@ -125,6 +136,80 @@ def measure_embed(engine: str, n: int, data_dir: str) -> dict:
         'rows_per_s': round(n / secs, 1),
         'peak_rss_gb': round(mem.get('peak', 0) / 2**30, 2),
     }
+
+
+def measure_pipeline(engine: str, n: int, data_dir: str) -> dict:
+    "The dedup stage's three methods on `n` rows: Ray with its actor-pool embeddings (cached in `data_dir`), or local on those vectors."
+    import pandas as pd
+    from synthbench.core import make_table
+
+    texts = pd.read_parquet(Path(data_dir) / f'texts_{n}.parquet')['text'].tolist()
+    df = make_table([{'text': t, 'id': f'r{k}'} for k, t in enumerate(texts)], source='generated')
+    stop, mem = threading.Event(), {}
+    th = threading.Thread(target=_peak_sampler, args=(stop, mem), daemon=True)
+    th.start()
+    T: dict = {}
+    from synthbench.run.rayengine import connect, ray_dedup, ray_embed_texts
+
+    connect(None, num_cpus=2)
+    t = time.perf_counter()
+    if engine == 'ray':
+        st: dict = {}
+        ray_embed_texts(texts, run_dir=data_dir, stats=st)  # what the stage's embedding pass does first; counted apart
+        T['pool_embed_s'], T['embedded_now'], T['cached'] = time.perf_counter() - t, st['embedded'], st['cached']
+        out = ray_dedup(df, ['exact', 'minhash', 'embedding'], run_dir=data_dir, timings=T)
+    else:
+        from synthbench.stages.dedup import dedup
+
+        X = ray_embed_texts(texts, run_dir=data_dir)  # the same vectors, read from the cache (nothing embedded)
+        T['read_vectors_s'] = time.perf_counter() - t
+        out = dedup(df, ['exact', 'minhash', 'embedding'], embeddings=X, progress=False)
+    secs = time.perf_counter() - t
+    stop.set()
+    th.join()
+    search = out.attrs.get('embedding_search', {})
+    out[['dup_of', 'dup_method']].to_parquet(Path(data_dir) / f'pipe_{engine}_{n}.parquet')
+    return {
+        'engine': engine,
+        'rows': n,
+        'seconds': round(secs, 1),
+        'peak_rss_gb': round(mem.get('peak', 0) / 2**30, 2),
+        'marked': {m: int((out['dup_method'] == m).sum()) for m in ('exact', 'minhash', 'embedding')},
+        'search': search,
+        'steps': {k: round(v, 1) if isinstance(v, float) else v for k, v in T.items()},
+    }
+
+
+def pipeline(n: int, run_dir: str, timeout: int) -> int:
+    import pandas as pd
+
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    f = Path(run_dir) / f'texts_{n}.parquet'
+    if not f.exists():
+        pd.DataFrame({'text': scale_texts(n)}).to_parquet(f)
+    print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {n} rows in {run_dir}", flush=True)
+    res = {}
+    for eng in ('ray', 'local'):
+        r = _sub('pipeline', eng, n, run_dir, timeout)
+        res[eng] = r
+        if 'error' in r:
+            print(f"{eng}: ERROR {r['error']} (the embedding cache keeps what was done: run the same command again)", flush=True)
+            return 1
+        print(f"{eng:<6} {r['seconds']:>8.1f}s  peak {r['peak_rss_gb']:.2f} GB  marked {r['marked']}  search {r['search']}", flush=True)
+        print(f"       steps {r['steps']}", flush=True)
+    a, b = (pd.read_parquet(Path(run_dir) / f'pipe_{e}_{n}.parquet') for e in ('ray', 'local'))
+    print(
+        f"ray dup_of equals local: {a['dup_of'].equals(b['dup_of'])}; dup_method equal: {a['dup_method'].equals(b['dup_method'])}",
+        flush=True,
+    )
+    e = res['ray']['steps']
+    if e.get('embedded_now'):
+        print(
+            f"embedded in this run: {e['embedded_now']} vectors in {e['pool_embed_s']:.0f}s = {e['embedded_now'] / e['pool_embed_s']:.1f} rows/s",
+            flush=True,
+        )
+    print(f"load average at the end {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+    return 0
 
 
 def _sub(kind: str, engine: str, n: int, data_dir: str, timeout: int) -> dict:
@@ -161,12 +246,18 @@ def main(argv=None):
     ap.add_argument('--embed-rows', type=int, default=2000)
     ap.add_argument('--timeout', type=int, default=1800, help='seconds per measurement')
     ap.add_argument('--out', default=None, help='write the figures as JSON here')
+    ap.add_argument('--pipeline', type=int, default=0, metavar='N', help='embed + dedup (all three methods) on N rows, Ray then local')
+    ap.add_argument('--run-dir', default=None, help='with --pipeline: the folder of texts and the resumable embedding cache')
     ap.add_argument('--one', nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
         kind, engine, n, d = a.one
-        print(json.dumps((measure if kind == 'dedup' else measure_embed)(engine, int(n), d)))
+        print(json.dumps({'dedup': measure, 'embed': measure_embed, 'pipeline': measure_pipeline}[kind](engine, int(n), d)))
         return 0
+    if a.pipeline:
+        if not a.run_dir:
+            ap.error('--pipeline needs --run-dir (the embedding cache lives there, so a stopped run goes on)')
+        return pipeline(a.pipeline, a.run_dir, a.timeout)
     import pandas as pd
 
     sizes = [int(s) for s in a.sizes.split(',')]

@@ -169,6 +169,32 @@ def test_dedup_100k_rows_ray_equals_local(cluster):
     np.testing.assert_allclose(got['dup_sim'].fillna(-1).to_numpy(), loc['dup_sim'].fillna(-1).to_numpy())
 
 
+def _clustered_vectors(n: int, d: int = 64, centers: int = 400, dup_frac: float = 0.05, seed: int = 0) -> np.ndarray:
+    "Unit vectors around `centers` topics, plus `dup_frac` near-copies (cosine ~0.99 to their original): what MiniLM gives on paraphrases."
+    rng = np.random.default_rng(seed)
+    C = rng.normal(size=(centers, d))
+    X = C[rng.integers(0, centers, n)] + rng.normal(scale=0.6, size=(n, d))
+    k = int(n * dup_frac)
+    X[rng.choice(n, k, replace=False)] = X[rng.choice(n, k, replace=False)] + rng.normal(scale=0.08, size=(k, d))
+    return (X / np.linalg.norm(X, axis=1, keepdims=True)).astype(np.float32)
+
+
+def test_embedding_pairs_semdedup_on_workers_equal_local(cluster):
+    "Embedding dedup beyond exact_max: k-means clusters on the driver, nearest clusters and in-cluster cosine by tasks; the same pairs as the local search."
+    from synthbench.stages.dedup import similar_pairs
+    from synthbench.run.rayengine import ray_similar_pairs
+
+    X = _clustered_vectors(60_000)
+    s_loc, s_ray, T = {}, {}, {}
+    li, lj, ls = similar_pairs(X, 0.95, exact_max=20_000, progress=False, search=s_loc)
+    ri, rj, rs = ray_similar_pairs(X, 0.95, exact_max=20_000, search=s_ray, timings=T)
+    assert 2_000 < len(li) < 10_000, len(li)  # the planted near-copies are found (and the test can fail)
+    assert ri.tolist() == li.tolist() and rj.tolist() == lj.tolist()
+    np.testing.assert_array_equal(rs, ls)
+    assert s_ray == s_loc and s_loc['mode'] == 'ivf' and s_loc['clusters'] == int(2 * np.sqrt(60_000)), s_loc
+    assert T['pair_tasks'] >= 2, T  # the clusters were spread over tasks
+
+
 def test_cli_dedup_engine_ray_writes_what_local_writes(cluster, tmp_path):
     from synthbench.cli import main
     from synthbench.formats import save_table, load_table

@@ -6,7 +6,7 @@ Docs: https://synthbench.github.io/synthbench/rayengine.html.md"""
 
 # %% ../../nbs/07_rayengine.ipynb #857e8a8c
 from __future__ import annotations
-import asyncio, contextlib, contextvars, hashlib, os, pickle, time, uuid
+import asyncio, contextlib, contextvars, hashlib, os, pickle, time, uuid, warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, cast
 from pathlib import Path
@@ -17,8 +17,8 @@ from .stage import RunContext, StageError, StageResult
 # %% auto #0
 __all__ = ['STAGE_KINDS', 'KINDS', 'GLOBAL_STAGES', 'stage_kind', 'current_engine', 'engine_scope', 'connect',
            'from_pandas_blocks', 'ray_map_table', 'merge_reports', 'EndpointLimiter', 'key_env', 'llm_config',
-           'worker_key', 'worker_llm', 'shared_driver_llm', 'endpoint_limiter', 'run_row_local', 'ray_dedup',
-           'EmbedActor', 'embed_cache_dir', 'read_embed_cache', 'ray_embed_texts', 'ray_dedup_stage',
+           'worker_key', 'worker_llm', 'shared_driver_llm', 'endpoint_limiter', 'run_row_local', 'ray_similar_pairs',
+           'ray_dedup', 'EmbedActor', 'embed_cache_dir', 'read_embed_cache', 'ray_embed_texts', 'ray_dedup_stage',
            'llm_config_check', 'ray_stage', 'augment_new_rows', 'ray_augment']
 
 # %% ../../nbs/07_rayengine.ipynb #7a2d838c
@@ -540,7 +540,7 @@ def run_row_local(
         _StageBatch,
         batch_size=batch_rows,
         batch_format='pandas',
-        concurrency=concurrency or cpus,
+        compute=ray.data.ActorPoolStrategy(size=concurrency or cpus),
         num_cpus=1,
         fn_constructor_kwargs=dict(
             fn_path=fn_path,
@@ -702,6 +702,70 @@ def _pairs_by_shuffle(ds, key_cols, parts: int, anchor: bool) -> np.ndarray:
     return np.unique(got[['i', 'j']].to_numpy(np.int64), axis=0)
 
 
+def _top_lists_part(X, s: int, e: int, C, p: int):
+    from synthbench.stages.dedup import _top_lists
+
+    return _top_lists(X[s:e], C, p)
+
+
+def _list_pairs_part(X, plan, lists, threshold: float):
+    from synthbench.stages.dedup import ivf_list_pairs
+
+    return ivf_list_pairs(X, X, plan, lists, threshold)
+
+
+def ray_similar_pairs(
+    X: np.ndarray,  # (n, d) L2-normalised vectors
+    threshold: float,
+    exact_max: int = 20_000,  # exact search on the driver up to this many rows (as `dedup.similar_pairs`)
+    ann: str = 'ivf',
+    nprobe: int = 3,
+    search: dict | None = None,
+    timings: dict | None = None,
+    tasks_per_cpu: int = 4,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`dedup.similar_pairs` on the cluster, the SemDeDup way: k-means clusters on the driver (the same centroids as the
+    local engine), each row's nearest clusters found by tasks over row ranges, then pairwise cosine inside each cluster by
+    tasks over ranges of clusters of about equal work. The vectors go to the object store once. Same pairs as the local
+    engine: each task does the same arithmetic on the same blocks, and the parts are joined in cluster order."""
+    from synthbench.stages import dedup as D
+
+    if len(X) <= exact_max or ann != 'ivf':
+        return D.similar_pairs(X, threshold, exact_max=exact_max, ann=ann, nprobe=nprobe, progress=False, search=search)
+    ray = _ray()
+    T = timings if timings is not None else {}
+    X = np.ascontiguousarray(X, np.float32)
+    n = len(X)
+    cpus = max(1, int(ray.cluster_resources().get('CPU', 1)))
+    xref = ray.put(X)
+    top, pairs = ray.remote(num_cpus=1)(_top_lists_part), ray.remote(num_cpus=1)(_list_pairs_part)
+
+    def top_lists(A, C, p):
+        assert A is X
+        step = 8192 * max(1, -(-n // (8192 * tasks_per_cpu * cpus)))  # row ranges on `_top_lists`'s block grid: the same sums
+        return np.concatenate(ray.get([top.remote(xref, s, min(s + step, n), C, p) for s in range(0, n, step)]))
+
+    t = time.perf_counter()
+    plan = D.ivf_plan(X, None, nprobe, top_lists=top_lists)
+    T['clusters_s'] = time.perf_counter() - t
+    t = time.perf_counter()
+    work = np.cumsum(np.diff(plan['bcut']).astype(np.float64) * np.diff(plan['qcut']))
+    k = min(plan['clusters'], tasks_per_cpu * cpus)
+    cuts = (
+        np.unique(np.r_[0, np.searchsorted(work, work[-1] * np.arange(1, k) / k), plan['clusters']])
+        if work[-1]
+        else np.array([0, plan['clusters']])
+    )
+    pref = ray.put(plan)
+    parts = ray.get([pairs.remote(xref, pref, range(int(a), int(b)), threshold) for a, b in zip(cuts[:-1], cuts[1:])])
+    T['cluster_pairs_s'] = time.perf_counter() - t
+    T['pair_tasks'] = len(parts)
+    if search is not None:
+        search.update(rows=n, threshold=threshold, mode='ivf', clusters=plan['clusters'], nprobe=plan['nprobe'])
+    i, j, sim = (np.concatenate([p[c] for p in parts]) for c in range(3))
+    return D.ivf_unique_pairs(i, j, sim.astype(np.float32), True, n)
+
+
 def ray_dedup(
     df: pd.DataFrame,
     methods='all',
@@ -726,7 +790,7 @@ def ray_dedup(
 ) -> pd.DataFrame:
     "`synthbench.stages.dedup.dedup` on a Ray cluster: the same `dup_of`, `dup_sim`, `dup_method` for the same input. `embedder` (e.g. an `OpenAIEmbedder`): used here on the driver instead of the actor pool."
     from synthbench.core import check_table
-    from synthbench.stages.dedup import _methods, compare_texts, keep_order, lsh_params, similar_pairs, NEAR_DUP_COSINE
+    from synthbench.stages.dedup import _methods, compare_texts, keep_order, lsh_params, NEAR_DUP_COSINE
 
     ray = connect()
     T = timings if timings is not None else {}
@@ -805,6 +869,7 @@ def ray_dedup(
             T['verified_pairs'] = int(len(gi))
     else:
         active = np.arange(n)
+    search: dict[str, Any] = {}  # how the embedding pairs were searched (as the local engine reports it)
     if 'embedding' in ms and len(active) >= 2:
         t = time.perf_counter()
         if embeddings is None and embedder is not None:
@@ -813,24 +878,31 @@ def ray_dedup(
             embeddings = embed_texts(texts, model=embedder, progress=False)
         elif embeddings is None:
             embeddings = ray_embed_texts(texts, run_dir=run_dir, model=embed_model)
+        T['embed_s'] = time.perf_counter() - t
+        t = time.perf_counter()
         X = np.ascontiguousarray(np.asarray(embeddings, np.float32)[active])
-        i, j, _ = similar_pairs(X, et, exact_max=exact_max, ann=ann, progress=False)
+        i, j, _ = ray_similar_pairs(X, et, exact_max=exact_max, ann=ann, search=search, timings=T)
         _mark_groups(parent, psim, pmeth, active, i, j, lambda a, b: float(X[a] @ X[b]), 'embedding', rank)
-        T['embedding_s'] = time.perf_counter() - t
+        T['embedding_pairs_s'] = time.perf_counter() - t
     from synthbench.stages.dedup import marks_table
 
     out = marks_table(df, parent, psim, pmeth)
+    if search:
+        out.attrs['embedding_search'] = search
     T['total_s'] = time.perf_counter() - t0
     return out
 
 # %% ../../nbs/07_rayengine.ipynb #85fbf518
 class EmbedActor:
-    "A Ray Data callable class: the embedding model loaded once per actor; each batch of (`key`, `text`) gets L2-normalised vectors."
+    """A Ray Data callable class: the embedding model loaded once per actor; each batch of (`key`, `text`) gets L2-normalised
+    vectors. With `folder`, the actor writes each batch as one Parquet shard there (written whole, then renamed into place) and
+    returns only its keys: a killed run keeps every finished shard, and the vectors never queue in the object store."""
 
-    def __init__(self, model: str | None = None):
+    def __init__(self, model: str | None = None, folder: str | None = None):
         from synthbench.llm.embed import get_embedder
 
         self.emb = get_embedder(model)
+        self.folder = folder
 
     def __call__(self, batch: pd.DataFrame):
         import pyarrow as pa
@@ -838,7 +910,15 @@ class EmbedActor:
 
         X = l2_normalize(self.emb.encode(batch['text'].tolist(), batch_size=64)).astype(np.float32)
         vec = pa.FixedSizeListArray.from_arrays(pa.array(X.ravel(), pa.float32()), X.shape[1])
-        return pa.table({'key': pa.array(batch['key'].tolist(), pa.string()), 'vec': vec})
+        keys = pa.array(batch['key'].tolist(), pa.string())
+        if not self.folder:
+            return pa.table({'key': keys, 'vec': vec})
+        import pyarrow.parquet as pq
+
+        f = Path(self.folder) / f'shard-{uuid.uuid4().hex}.parquet'
+        pq.write_table(pa.table({'key': keys, 'vec': vec}), tmp := f.with_suffix('.tmp'))
+        os.replace(tmp, f)  # a shard is there whole or not at all
+        return pa.table({'key': keys})
 
 
 def embed_cache_dir(run_dir, model: str | None = None) -> Path:
@@ -849,29 +929,54 @@ def embed_cache_dir(run_dir, model: str | None = None) -> Path:
     return Path(run_dir or '.') / 'embed_cache' / re.sub(r'[^A-Za-z0-9_.-]+', '_', model or DEFAULT_MODEL)
 
 
-def read_embed_cache(folder: Path) -> dict[str, np.ndarray]:
-    "{key: vector} of every shard under `folder` (empty when there is none)."
+def _read_cache(folder: Path, stats: dict | None = None) -> tuple[dict[str, int], np.ndarray]:
+    """({key: row}, vectors) of every shard under `folder`. A shard that cannot be read (cut short by a killed run of an
+    older version, or by a full disk) is set aside as `*.broken`, counted in `stats['broken_shards']` and re-embedded."""
     import pyarrow.parquet as pq
 
-    out: dict[str, np.ndarray] = {}
+    index: dict[str, int] = {}
+    parts: list[np.ndarray] = []
+    n = broken = 0
     for f in sorted(Path(folder).rglob('*.parquet')):
-        t = pq.read_table(f)
-        keys = t.column('key').to_pylist()
-        v = t.column('vec').combine_chunks()
-        X = np.asarray(v.values.to_numpy(zero_copy_only=False), np.float32).reshape(len(keys), -1)
-        out.update(zip(keys, X))
-    return out
+        try:
+            t = pq.read_table(f)
+            keys = t.column('key').to_pylist()
+            v = t.column('vec').combine_chunks()
+            X = np.asarray(v.values.to_numpy(zero_copy_only=False), np.float32).reshape(len(keys), -1)
+        except Exception as e:
+            broken += 1
+            warnings.warn(
+                f"embedding cache: {f} cannot be read ({type(e).__name__}); set aside as .broken, its texts are embedded again",
+                stacklevel=3,
+            )
+            with contextlib.suppress(OSError):
+                os.replace(f, f.with_suffix('.broken'))
+            continue
+        parts.append(X)
+        for k in keys:
+            index[k] = n
+            n += 1
+    if stats is not None:
+        stats['broken_shards'] = stats.get('broken_shards', 0) + broken
+    return index, (np.concatenate(parts) if parts else np.zeros((0, 0), np.float32))
+
+
+def read_embed_cache(folder: Path) -> dict[str, np.ndarray]:
+    "{key: vector} of every shard under `folder` (empty when there is none; unreadable shards are set aside, see `_read_cache`)."
+    index, X = _read_cache(folder)
+    return {k: X[i] for k, i in index.items()}
 
 
 def ray_embed_texts(
     texts: Sequence[str],
     run_dir=None,
     model: str | None = None,
-    batch_rows: int = 256,
+    batch_rows: int = 2048,  # rows per actor call, and per shard written
     concurrency: int | None = None,
     stats: dict | None = None,
 ) -> np.ndarray:
-    "`embed.embed_texts` on Ray: repeats embedded once, new vectors from an `EmbedActor` pool, cached as Parquet shards in the run folder."
+    """`embed.embed_texts` on Ray: repeats embedded once, new vectors from an `EmbedActor` pool, written by the actors as
+    Parquet shards in the run folder as they finish (a killed run resumes from the last shard; a re-run embeds nothing)."""
     ray = connect()
     texts = ['' if t is None else str(t) for t in texts]
     from synthbench.llm.embed import text_key
@@ -880,28 +985,31 @@ def ray_embed_texts(
     uniq = dict(zip(keys, texts))
     folder = embed_cache_dir(run_dir, model)
     folder.mkdir(parents=True, exist_ok=True)
-    found = read_embed_cache(folder)
+    found, X = _read_cache(folder, stats)
     todo = [k for k in uniq if k not in found]
     if stats is not None:
         stats.update(texts=len(texts), unique=len(uniq), cached=len(uniq) - len(todo), embedded=len(todo))
     if todo:
         cpus = max(1, int(ray.cluster_resources().get('CPU', 1)))
-        ds = from_pandas_blocks(pd.DataFrame({'key': todo, 'text': [uniq[k] for k in todo]}), max(batch_rows, -(-len(todo) // (4 * cpus))))
-        new = ds.map_batches(
+        per = max(1, min(batch_rows, -(-len(todo) // cpus)))
+        ds = from_pandas_blocks(pd.DataFrame({'key': todo, 'text': [uniq[k] for k in todo]}), per)
+        done = ds.map_batches(
             EmbedActor,
-            batch_size=batch_rows,
+            batch_size=per,
             batch_format='pandas',
-            concurrency=concurrency or cpus,
+            compute=ray.data.ActorPoolStrategy(size=concurrency or cpus),
             num_cpus=1,
-            fn_constructor_kwargs={'model': model},
+            fn_constructor_kwargs={'model': model, 'folder': str(folder.resolve())},
         )
-        new.write_parquet(str(folder / f'shard-{time.strftime("%Y%m%d%H%M%S")}-{uuid.uuid4().hex[:8]}'))
-        found = read_embed_cache(folder)
+        written = sum(len(b['key']) for b in done.iter_batches(batch_format='pyarrow', batch_size=None))
+        if written != len(todo):
+            raise RuntimeError(f"embedding: {written} of {len(todo)} vectors came back from the workers")
+        found, X = _read_cache(folder, stats)
     if not texts:
         return np.zeros((0, 0), np.float32)
     from synthbench.llm.embed import l2_normalize
 
-    return l2_normalize(np.stack([found[k] for k in keys]))
+    return l2_normalize(X[[found[k] for k in keys]])
 
 # %% ../../nbs/07_rayengine.ipynb #dffe20f8
 def ray_dedup_stage(

@@ -11,6 +11,7 @@ import argparse, difflib, html, re, sys, time, unicodedata
 from collections import Counter
 from pathlib import Path
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
@@ -20,10 +21,11 @@ from ..run.stage import StageError, StageResult
 # %% auto #0
 __all__ = ['METHODS', 'NEAR_DUP_COSINE', 'SEMANTIC_COSINE', 'SCORE_COLUMNS', 'SHARED_SHARE', 'SHARED_MIN', 'connected_groups',
            'shingles', 'minhash_signatures', 'minhash_similarity', 'char_shingle_hashes',
-           'minhash_signatures_from_hashes', 'lsh_params', 'minhash_pairs', 'similar_pairs', 'score_column',
-           'keep_order', 'scaffold_turns', 'compare_texts', 'marks_table', 'dedup', 'dup_groups', 'dup_groups_html',
-           'show_dup_groups', 'DedupSummary', 'dedup_summary', 'check_methods', 'stage_embedder', 'dedup_stage',
-           'dedup_report', 'cross_duplicates', 'CrossSetReport', 'check_copying', 'check_leakage', 'cli_dedup']
+           'minhash_signatures_from_hashes', 'lsh_params', 'minhash_pairs', 'ivf_plan', 'ivf_list_pairs',
+           'ivf_unique_pairs', 'similar_pairs', 'score_column', 'keep_order', 'scaffold_turns', 'compare_texts',
+           'marks_table', 'dedup', 'dup_groups', 'dup_groups_html', 'show_dup_groups', 'DedupSummary', 'dedup_summary',
+           'check_methods', 'stage_embedder', 'dedup_stage', 'dedup_report', 'cross_duplicates', 'CrossSetReport',
+           'check_copying', 'check_leakage', 'cli_dedup']
 
 # %% ../../nbs/32_dedup.ipynb #bb405c98
 METHODS = ('exact', 'minhash', 'embedding')
@@ -320,22 +322,36 @@ def _top_lists(X, C, p, block=8192):
     return out
 
 
-def _ivf_pairs(X, Y, threshold, nprobe, nlist=None, block=4096):
-    same = Y is None
-    base = X if same else Y
+def ivf_plan(X: np.ndarray, Y: np.ndarray | None, nprobe: int, nlist: int | None = None, top_lists=None) -> dict:
+    """The global step of the inverted-file search (SemDeDup's clustering): spherical k-means centroids on a sample of the
+    base rows, each base row in its nearest cluster, each query row in its `nprobe` nearest. `top_lists(X, C, p)` may be
+    given to spread the assignment over workers; it must return what `_top_lists` returns."""
+    top_lists = top_lists or _top_lists
+    base = X if Y is None else Y
     nlist = nlist or max(1, min(len(base) // 8, int(2 * np.sqrt(len(base)))))
     C = _spherical_kmeans(base, nlist)
-    bl = _top_lists(base, C, 1)[:, 0]
-    ql = _top_lists(X, C, min(nprobe, len(C)))
+    bl = top_lists(base, C, 1)[:, 0]
+    ql = top_lists(X, C, min(nprobe, len(C)))
     qi = np.repeat(np.arange(len(X)), ql.shape[1])
     qlist = ql.ravel()
     border, qorder = np.argsort(bl, kind='stable'), np.argsort(qlist, kind='stable')
-    bcut = np.searchsorted(bl[border], np.arange(len(C) + 1))
-    qcut = np.searchsorted(qlist[qorder], np.arange(len(C) + 1))
+    return {
+        'clusters': len(C),
+        'nprobe': int(ql.shape[1]),
+        'border': border,
+        'bcut': np.searchsorted(bl[border], np.arange(len(C) + 1)),
+        'qsorted': qi[qorder],
+        'qcut': np.searchsorted(qlist[qorder], np.arange(len(C) + 1)),
+    }
+
+
+def ivf_list_pairs(X: np.ndarray, base: np.ndarray, plan: dict, lists, threshold: float, block: int = 4096):
+    "Pairs `(i, j, cosine)` with cosine >= `threshold` inside clusters `lists` of `plan`, in list order (one worker's share)."
+    border, bcut, qs, qcut = plan['border'], plan['bcut'], plan['qsorted'], plan['qcut']
     out_i, out_j, out_s = [], [], []
-    for L in range(len(C)):
+    for L in lists:
         bidx = border[bcut[L] : bcut[L + 1]]
-        qidx = qi[qorder[qcut[L] : qcut[L + 1]]]
+        qidx = qs[qcut[L] : qcut[L + 1]]
         if not len(bidx) or not len(qidx):
             continue
         B = base[bidx]
@@ -348,13 +364,25 @@ def _ivf_pairs(X, Y, threshold, nprobe, nlist=None, block=4096):
             out_s.append(S[a, c])
     if not out_i:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
-    i, j, sim = np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s).astype(np.float32)
+    return np.concatenate(out_i), np.concatenate(out_j), np.concatenate(out_s).astype(np.float32)
+
+
+def ivf_unique_pairs(i, j, sim, same: bool, n_base: int):
+    "Each pair once (the first found, in list order); within one table, `i < j` and no row paired with itself."
     if same:
         ok = i != j
         i, j, sim = np.minimum(i, j)[ok], np.maximum(i, j)[ok], sim[ok]
-    key = i * len(base) + j
-    _, first = np.unique(key, return_index=True)
+    _, first = np.unique(i * n_base + j, return_index=True)
     return i[first], j[first], sim[first]
+
+
+def _ivf_pairs(X, Y, threshold, nprobe, nlist=None, block=4096, search: dict | None = None):
+    plan = ivf_plan(X, Y, nprobe, nlist)
+    if search is not None:
+        search.update(mode='ivf', clusters=plan['clusters'], nprobe=plan['nprobe'])
+    base = X if Y is None else Y
+    i, j, sim = ivf_list_pairs(X, base, plan, range(plan['clusters']), threshold, block)
+    return ivf_unique_pairs(i, j, sim, Y is None, len(base))
 
 
 def similar_pairs(
@@ -368,6 +396,7 @@ def similar_pairs(
     block: int | None = None,  # rows per block in exact mode (default: ~80 MB of scores)
     threads: int = 0,  # ANN threads (0: all cores)
     progress: bool = True,
+    search: dict | None = None,  # filled with how the pairs were searched: mode, rows, and for 'ivf' the clusters and nprobe
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     "Pairs `(i, j, cosine)` with cosine >= `threshold` (i<j within `X`; or i in `X`, j in `Y`)."
     X = np.ascontiguousarray(X, dtype=np.float32)
@@ -378,11 +407,15 @@ def similar_pairs(
     m = len(X) if Y is None else len(Y)
     if not len(X) or not m:
         return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.float32)
+    search = {} if search is None else search
+    search.update(rows=len(X), threshold=threshold)
     if max(len(X), m) <= exact_max:
+        search['mode'] = 'exact'
         return _exact_pairs(X, Y, threshold, block or max(64, int(2e7 // m)), progress)
     if ann == 'ivf':
-        return _ivf_pairs(X, Y, threshold, nprobe)
+        return _ivf_pairs(X, Y, threshold, nprobe, search=search)
     if ann == 'usearch':
+        search.update(mode='usearch', k=k)
         return _ann_pairs(X, Y, threshold, k, threads)
     raise ValueError(f"similar_pairs: ann={ann!r}; use 'ivf' or 'usearch'.")
 
@@ -574,6 +607,7 @@ def dedup(
     psim = np.full(n, np.nan)
     pmeth = np.array([''] * n, dtype=object)
     active = np.arange(n)
+    search: dict[str, Any] = {}  # how the embedding pairs were searched
     simf: Callable[..., float]  # (a, b) -> similarity of two rows of `active`, by the method that paired them
     for m in ms:
         if len(active) < 2:
@@ -595,7 +629,7 @@ def dedup(
 
                 embeddings = embed_texts(texts, progress=progress, **embed_kw)
             X = np.ascontiguousarray(np.asarray(embeddings, np.float32)[active])
-            i, j, _ = similar_pairs(X, embedding_threshold, exact_max=exact_max, ann=ann, progress=progress)
+            i, j, _ = similar_pairs(X, embedding_threshold, exact_max=exact_max, ann=ann, progress=progress, search=search)
             simf = lambda a, b, X=X: float(X[a] @ X[b])
         for g in connected_groups(len(active), i, j):
             keep = min(g, key=lambda a: rank[active[a]])
@@ -604,6 +638,8 @@ def dedup(
                     parent[active[a]], psim[active[a]], pmeth[active[a]] = active[keep], simf(a, keep), m
         active = active[parent[active] < 0]
     out = marks_table(df, parent, psim, pmeth)
+    if 'embedding' in ms and search:
+        out.attrs['embedding_search'] = search  # how the embedding pairs were found (the stage's report shows it)
     return out[out['dup_of'] == ''].reset_index(drop=True) if drop else out
 
 # %% ../../nbs/32_dedup.ipynb #c6ce704f
@@ -876,6 +912,7 @@ def dedup_stage(
 def dedup_report(out: pd.DataFrame, ms, mt, et, ignored, seed_copies: int, embedder=None, embed_llm: str | None = None) -> dict:
     "The dedup stage's report (both engines): counts per method, groups, thresholds, and the paid embeddings' spend if any. Clears `out.attrs`."
     s = dedup_summary(out)
+    search = out.attrs.get('embedding_search')
     out.attrs = {}
     report = {
         'rows': s.n_rows,
@@ -889,6 +926,8 @@ def dedup_report(out: pd.DataFrame, ms, mt, et, ignored, seed_copies: int, embed
         'ignored': ignored,
         'copies_of_seeds': seed_copies,
     }
+    if search:  # exact below exact_max rows; beyond, the k-means clusters searched (SemDeDup's way) and lists probed per row
+        report['embedding_search'] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in search.items()}
     if embedder is not None:
         report['embeddings'] = {
             'model': embedder.model,
