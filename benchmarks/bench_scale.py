@@ -5,6 +5,7 @@ plus the measured per-row cost of MiniLM embeddings on both engines and the proj
     python benchmarks/bench_scale.py                       # 10k, 100k, 1M dedup; 2k-row embedding sample
     python benchmarks/bench_scale.py --sizes 10000,100000 --embed-rows 1000
     python benchmarks/bench_scale.py --pipeline 1000000 --run-dir /data/scale1m   # embed + exact + MinHash + embedding dedup
+    python benchmarks/bench_scale.py --search 100000,1000000   # the embedding-dedup search alone, on synthetic 384-d vectors
 
 `--pipeline N` runs the whole dedup stage on the Ray engine over N rows (MiniLM embeddings from the actor pool, cached in
 `--run-dir`; exact, MinHash and the SemDeDup-style embedding search), then the local engine on the same rows and the same
@@ -138,6 +139,70 @@ def measure_embed(engine: str, n: int, data_dir: str) -> dict:
     }
 
 
+def clustered_vectors(n: int, d: int = 384, centers: int = 2000, dup_frac: float = 0.05, seed: int = 0) -> np.ndarray:
+    "Unit vectors around `centers` topics plus `dup_frac` near-copies (cosine ~0.99): the shape of MiniLM vectors of paraphrases."
+    rng = np.random.default_rng(seed)
+    C = rng.normal(size=(centers, d)).astype(np.float32)
+    X = C[rng.integers(0, centers, n)] + rng.normal(scale=0.6, size=(n, d)).astype(np.float32)
+    k = int(n * dup_frac)
+    X[rng.choice(n, k, replace=False)] = X[rng.choice(n, k, replace=False)] + rng.normal(scale=0.08, size=(k, d)).astype(np.float32)
+    return X / np.linalg.norm(X, axis=1, keepdims=True)
+
+
+def measure_search(engine: str, n: int, data_dir: str) -> dict:
+    "The embedding-dedup search alone on `n` synthetic 384-d vectors: local `similar_pairs` or `ray_similar_pairs`; pairs stored."
+    X = np.load(Path(data_dir) / f'vectors_{n}.npy')
+    stop, mem = threading.Event(), {}
+    th = threading.Thread(target=_peak_sampler, args=(stop, mem), daemon=True)
+    th.start()
+    T: dict = {}
+    search: dict = {}
+    if engine == 'ray':
+        from synthbench.run.rayengine import connect, ray_similar_pairs
+
+        connect(None, num_cpus=2)
+        t = time.perf_counter()
+        i, j, s = ray_similar_pairs(X, 0.95, search=search, timings=T)
+    else:
+        from synthbench.stages.dedup import similar_pairs
+
+        t = time.perf_counter()
+        i, j, s = similar_pairs(X, 0.95, progress=False, search=search)
+    secs = time.perf_counter() - t
+    stop.set()
+    th.join()
+    np.savez(Path(data_dir) / f'pairs_{engine}_{n}.npz', i=i, j=j, s=s)
+    return {
+        'engine': engine,
+        'rows': n,
+        'seconds': round(secs, 1),
+        'peak_rss_gb': round(mem.get('peak', 0) / 2**30, 2),
+        'pairs': int(len(i)),
+        'search': search,
+        'steps': {k: round(v, 1) if isinstance(v, float) else v for k, v in T.items()},
+    }
+
+
+def search_curve(sizes: list[int], timeout: int) -> None:
+    with tempfile.TemporaryDirectory() as d:
+        print(f"{'rows':>9} {'engine':<6} {'seconds':>8} {'peak GB':>8} {'pairs':>8}  equal  clusters  steps", flush=True)
+        for n in sizes:
+            np.save(Path(d) / f'vectors_{n}.npy', clustered_vectors(n))
+            for eng in ('local', 'ray'):
+                r = _sub('search', eng, n, d, timeout)
+                if 'error' in r:
+                    print(f"{n:>9} {eng:<6} ERROR {r['error']}", flush=True)
+                    continue
+                eq = ''
+                if eng == 'ray' and (Path(d) / f'pairs_local_{n}.npz').exists():
+                    a, b = np.load(Path(d) / f'pairs_ray_{n}.npz'), np.load(Path(d) / f'pairs_local_{n}.npz')
+                    eq = str(all(np.array_equal(a[k], b[k]) for k in 'ijs'))
+                print(
+                    f"{n:>9} {eng:<6} {r['seconds']:>8.1f} {r['peak_rss_gb']:>8.2f} {r['pairs']:>8}  {eq:<5}  {r['search'].get('clusters', '-'):>8}  {r['steps']}",
+                    flush=True,
+                )
+
+
 def measure_pipeline(engine: str, n: int, data_dir: str) -> dict:
     "The dedup stage's three methods on `n` rows: Ray with its actor-pool embeddings (cached in `data_dir`), or local on those vectors."
     import pandas as pd
@@ -247,12 +312,20 @@ def main(argv=None):
     ap.add_argument('--timeout', type=int, default=1800, help='seconds per measurement')
     ap.add_argument('--out', default=None, help='write the figures as JSON here')
     ap.add_argument('--pipeline', type=int, default=0, metavar='N', help='embed + dedup (all three methods) on N rows, Ray then local')
+    ap.add_argument('--search', default='', metavar='SIZES', help='the embedding search alone on synthetic vectors, e.g. 100000,1000000')
     ap.add_argument('--run-dir', default=None, help='with --pipeline: the folder of texts and the resumable embedding cache')
     ap.add_argument('--one', nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.one:
         kind, engine, n, d = a.one
-        print(json.dumps({'dedup': measure, 'embed': measure_embed, 'pipeline': measure_pipeline}[kind](engine, int(n), d)))
+        print(
+            json.dumps(
+                {'dedup': measure, 'embed': measure_embed, 'pipeline': measure_pipeline, 'search': measure_search}[kind](engine, int(n), d)
+            )
+        )
+        return 0
+    if a.search:
+        search_curve([int(x) for x in a.search.split(',')], a.timeout)
         return 0
     if a.pipeline:
         if not a.run_dir:

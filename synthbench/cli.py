@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib, os, sys
 
 # %% auto #0
-__all__ = ['COMMANDS', 'ENGINE_COMMANDS', 'ENGINE_HELP', 'engine_args', 'main', 'error_line']
+__all__ = ['COMMANDS', 'ENGINE_COMMANDS', 'ENGINE_HELP', 'DRIVER_COMMANDS', 'engine_args', 'main', 'error_line']
 
 # %% ../nbs/90_cli.ipynb #6c9858d8
 COMMANDS = {
@@ -75,6 +75,42 @@ def _run_engine_command(cmd: str, fn, rest: list[str]) -> int:
         return int(fn(rest) or 0)
 
 
+DRIVER_COMMANDS = {
+    'generate': 'its model calls are bound by the endpoint, already concurrent and under one rate limit',
+    'hub': 'it writes one DatasetDict and its card',
+    'finetune': 'training runs where the trainer is',
+}  # stages the Ray engine runs in this process, in a pipeline as from the command line: --engine is accepted and says so
+
+
+def _run_driver_command(cmd: str, fn, rest: list[str]) -> int:
+    "Run `fn(rest)` for a command of `DRIVER_COMMANDS`: `--engine ray` is accepted (so one script can pass it to every stage) and said to run here."
+    engine, address, other = engine_args(rest)
+    if engine is None and address is None:
+        other = rest  # the command's own arguments, untouched
+    if engine not in (None, 'local', 'ray'):
+        print(f"synthbench {cmd}: --engine {engine!r} is not an engine; use --engine local or --engine ray.", file=sys.stderr)
+        return 2
+    if address and engine != 'ray':
+        print(f"synthbench {cmd}: --address {address} needs --engine ray.", file=sys.stderr)
+        return 2
+    if '-h' in rest or '--help' in rest:
+        try:
+            fn(other)
+        except SystemExit:
+            pass
+        print(
+            f"engine options (synthbench):\n  --engine {{local,ray}}  accepted; {cmd} runs in this process on either engine ({DRIVER_COMMANDS[cmd]})"
+        )
+        return 0
+    if engine == 'ray':
+        print(
+            f"synthbench {cmd}: runs in this process on the Ray engine too ({DRIVER_COMMANDS[cmd]}); "
+            "the stages spread over the cluster are validate, judge, augment, dedup and audit.",
+            file=sys.stderr,
+        )
+    return int(fn(other) or 0)
+
+
 def _usage() -> str:
     w = max(map(len, COMMANDS))
     lines = ['usage: synthbench <command> [options]   (synthbench <command> --help for its options)', '', 'commands:']
@@ -103,7 +139,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synthbench {cmd}: this command is not available in this install ({e}).", file=sys.stderr)
         return 2
     try:
-        return _run_engine_command(cmd, fn, rest) if cmd in ENGINE_COMMANDS else int(fn(rest) or 0)
+        if cmd in ENGINE_COMMANDS:
+            return _run_engine_command(cmd, fn, rest)
+        return _run_driver_command(cmd, fn, rest) if cmd in DRIVER_COMMANDS else int(fn(rest) or 0)
     except KeyboardInterrupt:
         print(f"synthbench {cmd}: interrupted; finished model calls are cached, re-run to resume.", file=sys.stderr)
         return 130

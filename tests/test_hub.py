@@ -215,6 +215,27 @@ def test_cli_hub_failures_are_one_line(tmp_path):
     assert code == 2 and 'not a Hub license id' in err
 
 
+def test_cli_hub_engine_ray_runs_here_and_says_so(tmp_path):
+    "A script that passes --engine ray to every stage: hub (a whole stage) runs in this process, says so in one line, writes what local writes."
+    rows = [
+        {'messages': [{'role': 'user', 'content': f'Add a task: call the bank {i}'}, {'role': 'assistant', 'content': f'Created task {i}'}]}
+        for i in range(30)
+    ]
+    (tmp_path / 'x.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    outs = {}
+    for eng in ('local', 'ray'):
+        code, out, err = cli('hub', str(tmp_path / 'x.jsonl'), '-o', str(tmp_path / eng), '--no-pii', '--engine', eng)
+        assert code == 0, err
+        outs[eng] = err
+        assert (tmp_path / eng / 'README.md').exists()
+    assert 'runs in this process on the Ray engine too' in outs['ray'] and 'Ray engine' not in outs['local']
+    assert sorted(p.name for p in (tmp_path / 'ray').iterdir()) == sorted(p.name for p in (tmp_path / 'local').iterdir())
+    code, out, err = cli('hub', str(tmp_path / 'x.jsonl'), '-o', str(tmp_path / 'o'), '--engine', 'rey')
+    assert code == 2 and "'rey' is not an engine" in err and err.strip().count('\n') == 0
+    code, out, err = cli('generate', '--address', 'auto', str(tmp_path))
+    assert code == 2 and 'needs --engine ray' in err
+
+
 def test_estimate_prices_judge_and_augment_and_roi(tmp_path):
     from synthbench.llm.cost import estimate_run, roi
 
