@@ -220,7 +220,7 @@ def measure_pipeline(engine: str, n: int, data_dir: str) -> dict:
     t = time.perf_counter()
     if engine == 'ray':
         st: dict = {}
-        ray_embed_texts(texts, run_dir=data_dir, stats=st)  # what the stage's embedding pass does first; counted apart
+        X = ray_embed_texts(texts, run_dir=data_dir, stats=st)  # what the stage's embedding pass does first; counted apart
         T['pool_embed_s'], T['embedded_now'], T['cached'] = time.perf_counter() - t, st['embedded'], st['cached']
         out = ray_dedup(df, ['exact', 'minhash', 'embedding'], run_dir=data_dir, timings=T)
     else:
@@ -234,6 +234,15 @@ def measure_pipeline(engine: str, n: int, data_dir: str) -> dict:
     th.join()
     search = out.attrs.get('embedding_search', {})
     out[['dup_of', 'dup_method']].to_parquet(Path(data_dir) / f'pipe_{engine}_{n}.parquet')
+    audit_n = None
+    if os.environ.get('BENCH_SCALE_AUDIT') == '1':  # --with-audit: the audit of the same rows on the same engine, same vectors
+        from synthbench.analysis.audit import audit
+
+        t = time.perf_counter()
+        rep = audit(df, embeddings=X, engine=engine, progress=False)  # the same vectors on both engines: the audit's own work
+        T['audit_s'] = time.perf_counter() - t
+        audit_n = {'n': rep.metrics.get('n'), 'clusters': rep.metrics.get('embedding', {}).get('n_clusters')}
+        secs = time.perf_counter() - t + secs
     return {
         'engine': engine,
         'rows': n,
@@ -241,6 +250,7 @@ def measure_pipeline(engine: str, n: int, data_dir: str) -> dict:
         'peak_rss_gb': round(mem.get('peak', 0) / 2**30, 2),
         'marked': {m: int((out['dup_method'] == m).sum()) for m in ('exact', 'minhash', 'embedding')},
         'search': search,
+        'audit': audit_n,
         'steps': {k: round(v, 1) if isinstance(v, float) else v for k, v in T.items()},
     }
 
@@ -260,7 +270,10 @@ def pipeline(n: int, run_dir: str, timeout: int) -> int:
         if 'error' in r:
             print(f"{eng}: ERROR {r['error']} (the embedding cache keeps what was done: run the same command again)", flush=True)
             return 1
-        print(f"{eng:<6} {r['seconds']:>8.1f}s  peak {r['peak_rss_gb']:.2f} GB  marked {r['marked']}  search {r['search']}", flush=True)
+        print(
+            f"{eng:<6} {r['seconds']:>8.1f}s  peak {r['peak_rss_gb']:.2f} GB  marked {r['marked']}  search {r['search']}  audit {r['audit']}",
+            flush=True,
+        )
         print(f"       steps {r['steps']}", flush=True)
     a, b = (pd.read_parquet(Path(run_dir) / f'pipe_{e}_{n}.parquet') for e in ('ray', 'local'))
     print(
@@ -313,6 +326,7 @@ def main(argv=None):
     ap.add_argument('--out', default=None, help='write the figures as JSON here')
     ap.add_argument('--pipeline', type=int, default=0, metavar='N', help='embed + dedup (all three methods) on N rows, Ray then local')
     ap.add_argument('--search', default='', metavar='SIZES', help='the embedding search alone on synthetic vectors, e.g. 100000,1000000')
+    ap.add_argument('--with-audit', action='store_true', help='with --pipeline: the audit of the same rows too')
     ap.add_argument('--run-dir', default=None, help='with --pipeline: the folder of texts and the resumable embedding cache')
     ap.add_argument('--one', nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -330,6 +344,8 @@ def main(argv=None):
     if a.pipeline:
         if not a.run_dir:
             ap.error('--pipeline needs --run-dir (the embedding cache lives there, so a stopped run goes on)')
+        if a.with_audit:
+            os.environ['BENCH_SCALE_AUDIT'] = '1'  # read by the measuring subprocesses
         return pipeline(a.pipeline, a.run_dir, a.timeout)
     import pandas as pd
 
