@@ -195,6 +195,35 @@ def test_embedding_pairs_semdedup_on_workers_equal_local(cluster):
     assert T['pair_tasks'] >= 2, T  # the clusters were spread over tasks
 
 
+def test_embedding_cache_resumes_after_lost_and_cut_shards(cluster, tmp_path):
+    "The actors write a shard per batch: with shards lost (a killed run) and one cut short, the next run embeds exactly those rows."
+    import warnings
+    from synthbench.run.rayengine import embed_cache_dir, ray_embed_texts
+    from synthbench.llm.embed import embed_texts
+
+    texts = [f'Ticket {i}: the {w} export fails after the {i % 7}th retry.' for i, w in enumerate(['CSV', 'PDF', 'invoice', 'audit'] * 150)]
+    st: dict = {}
+    X = ray_embed_texts(texts, run_dir=tmp_path, batch_rows=50, stats=st)
+    assert st['embedded'] == 600 and X.shape == (600, 384)
+    shards = sorted(embed_cache_dir(tmp_path).glob('*.parquet'))
+    assert len(shards) == 12 and not list(embed_cache_dir(tmp_path).glob('*.tmp'))  # one per batch, each renamed into place
+    for f in shards[:2]:
+        f.unlink()
+    cut = shards[2].read_bytes()
+    shards[2].write_bytes(cut[: len(cut) // 3])
+    st = {}
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter('always')
+        Y = ray_embed_texts(texts, run_dir=tmp_path, batch_rows=50, stats=st)
+    assert st['embedded'] == 150 and st['cached'] == 450 and st['broken_shards'] == 1, st
+    assert any('cannot be read' in str(x.message) for x in w) and shards[2].with_suffix('.broken').exists()
+    np.testing.assert_allclose(Y, X, atol=1e-5)  # the same vectors again
+    np.testing.assert_allclose(Y[:40], embed_texts(texts[:40], cache_dir=False, progress=False), atol=1e-4)  # and the local engine's
+    st = {}
+    ray_embed_texts(texts, run_dir=tmp_path, stats=st)
+    assert st['embedded'] == 0 and st['broken_shards'] == 0
+
+
 def test_cli_dedup_engine_ray_writes_what_local_writes(cluster, tmp_path):
     from synthbench.cli import main
     from synthbench.formats import save_table, load_table
@@ -539,6 +568,20 @@ def test_audit_ray_equals_local_and_map_sample(cluster, tmp_path, monkeypatch):
     assert rep.metrics['n'] == 300 and rep.metrics['copies'] == loc['copies']
     small = audit(df, embed='model', projection='pca', progress=False, engine='ray')  # map_sample not hit: every row on the map
     assert len(small.map.points) == 300 and 'sample' not in small.map.figure('cluster').layout.title.text
+    # embed='auto' and the actor pool fails: the driver embeds instead, and the report says so (never a silent change of engine)
+    from synthbench.run import rayengine as RE
+
+    def broken_pool(*a, **k):
+        raise RuntimeError('actor died: no model on the worker')
+
+    monkeypatch.setattr(RE, 'ray_embed_texts', broken_pool)
+    fell = audit(df, projection='pca', progress=False, engine='ray')
+    assert fell.metrics['provenance']['embeddings'].startswith('the Ray actor pool failed (RuntimeError: actor died'), fell.metrics[
+        'provenance'
+    ]
+    assert fell.metrics['embedding']['n_clusters'] == loc['embedding']['n_clusters']
+    with pytest.raises(RuntimeError, match='actor died'):
+        audit(df, embed='model', projection='pca', progress=False, engine='ray')  # embed='model' asked for the model: the failure ends it
 
 
 def test_cli_export_engine_ray_writes_what_local_writes(cluster, tmp_path):

@@ -487,6 +487,7 @@ def _vocabulary_part(df: pd.DataFrame, T: dict) -> tuple:
 def _embeddings(df, real, embeddings, real_embeddings, embed: str, engine: str, embed_cache, progress: bool) -> tuple:
     "(unit-row embeddings of `df`, embeddings of `real`, how they were made): the caller's, else the Ray actor pool's (engine='ray'), else `audit_embeddings`."
     how = None
+    pool_failed = ''  # why the Ray actor pool gave no vectors, when the driver embedded instead
     if engine == 'ray' and embed != 'tfidf' and (embeddings is None or (real is not None and real_embeddings is None)):
         try:
             from synthbench.llm.embed import DEFAULT_MODEL, default_cache_dir
@@ -499,11 +500,13 @@ def _embeddings(df, real, embeddings, real_embeddings, embed: str, engine: str, 
             if real is not None and real_embeddings is None:
                 real_embeddings = RE.ray_embed_texts([example_text(r) for r in real.to_dict('records')], run_dir=run)
             how = f'sentence embeddings ({DEFAULT_MODEL}, Ray actor pool)'
-        except Exception:
+        except Exception as ex:
             if embed == 'model':
                 raise
+            pool_failed = f'the Ray actor pool failed ({type(ex).__name__}: {" ".join(str(ex).split())[:160]}), so '
     if embeddings is None or (real is not None and real_embeddings is None):
         e, r, how = audit_embeddings(df, real, embed, progress)
+        how = pool_failed + how  # said in the report: never a silent change of engine
         embeddings = e if embeddings is None else embeddings
         real_embeddings = r if real_embeddings is None else real_embeddings
     elif how is None:
