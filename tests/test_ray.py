@@ -195,7 +195,7 @@ def test_embedding_pairs_semdedup_on_workers_equal_local(cluster):
     assert T['pair_tasks'] >= 2, T  # the clusters were spread over tasks
 
 
-def test_embedding_cache_resumes_after_lost_and_cut_shards(cluster, tmp_path):
+def test_embedding_cache_resumes_after_lost_and_cut_shards(cluster, tmp_path, monkeypatch):
     "The actors write a shard per batch: with shards lost (a killed run) and one cut short, the next run embeds exactly those rows."
     import warnings
     from synthbench.run.rayengine import embed_cache_dir, ray_embed_texts
@@ -222,6 +222,19 @@ def test_embedding_cache_resumes_after_lost_and_cut_shards(cluster, tmp_path):
     st = {}
     ray_embed_texts(texts, run_dir=tmp_path, stats=st)
     assert st['embedded'] == 0 and st['broken_shards'] == 0
+    # shards written where this machine cannot read them (a worker node's own disk): one clear error, not a KeyError
+    from synthbench.run import rayengine as RE
+
+    real, seen = RE._read_cache, []
+
+    def half_seen(folder, stats=None):
+        index, X = real(folder, stats)
+        seen.append(folder)
+        return ({k: v for n, (k, v) in enumerate(index.items()) if n % 2} if len(seen) > 1 else index), X
+
+    monkeypatch.setattr(RE, '_read_cache', half_seen)
+    with pytest.raises(RuntimeError, match='storage that every node shares'):
+        ray_embed_texts([f'A text no run has embedded, number {i}.' for i in range(20)], run_dir=tmp_path / 'other')
 
 
 def test_cli_dedup_engine_ray_writes_what_local_writes(cluster, tmp_path):

@@ -1005,6 +1005,12 @@ def ray_embed_texts(
         if written != len(todo):
             raise RuntimeError(f"embedding: {written} of {len(todo)} vectors came back from the workers")
         found, X = _read_cache(folder, stats)
+        lost = sum(k not in found for k in todo)
+        if lost:  # written on a node whose disk this machine does not see
+            raise RuntimeError(
+                f"embedding: the workers wrote {len(todo)} vectors but {lost} are not in {folder} on this machine; "
+                "on a cluster of several nodes the run folder must be on storage that every node shares"
+            )
     if not texts:
         return np.zeros((0, 0), np.float32)
     from synthbench.llm.embed import l2_normalize
