@@ -310,6 +310,12 @@ def _sub(kind: str, engine: str, n: int, data_dir: str, timeout: int) -> dict:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
         return {'engine': engine, 'rows': n, 'error': f'timed out after {timeout}s'}
+    except BaseException:  # Ctrl-C or SIGTERM here: the measurement (its own session) and its Ray cluster stop too
+        import signal
+
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise
     line = next((l for l in reversed(out.splitlines()) if l.startswith('{')), None)
     errs = err.strip().splitlines() or ['?']
     why = next((l for l in reversed(errs) if re.search(r'\b\w*(Error|Exception)\b', l)), errs[-1])  # the exception, not Ray's retry advice
@@ -319,6 +325,9 @@ def _sub(kind: str, engine: str, n: int, data_dir: str, timeout: int) -> dict:
 
 
 def main(argv=None):
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a killed benchmark stops its measurement subprocess as well
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--sizes', default='10000,100000,1000000')
     ap.add_argument('--embed-rows', type=int, default=2000)
