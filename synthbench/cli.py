@@ -51,30 +51,6 @@ def engine_args(rest: list[str]) -> tuple[str | None, str | None, list[str]]:
     return a.engine, a.address, other
 
 
-def _run_engine_command(cmd: str, fn, rest: list[str]) -> int:
-    "Run `fn(rest)` for a command of `ENGINE_COMMANDS` on the engine its `--engine`/`--address` name."
-    from synthbench.run.rayengine import engine_scope, connect
-
-    engine, address, rest = engine_args(rest)
-    if engine not in (None, 'local', 'ray'):
-        print(f"synthbench {cmd}: --engine {engine!r} is not an engine; use --engine local or --engine ray.", file=sys.stderr)
-        return 2
-    if address and engine != 'ray':
-        print(f"synthbench {cmd}: --address {address} needs --engine ray.", file=sys.stderr)
-        return 2
-    if '-h' in rest or '--help' in rest:
-        try:
-            fn(rest)
-        except SystemExit:
-            pass
-        print(ENGINE_HELP)
-        return 0
-    if engine == 'ray':
-        connect(address)
-    with engine_scope(engine or 'local', address):
-        return int(fn(rest) or 0)
-
-
 DRIVER_COMMANDS = {
     'generate': 'its model calls are bound by the endpoint, already concurrent and under one rate limit',
     'hub': 'it writes one DatasetDict and its card',
@@ -82,8 +58,9 @@ DRIVER_COMMANDS = {
 }  # stages the Ray engine runs in this process, in a pipeline as from the command line: --engine is accepted and says so
 
 
-def _run_driver_command(cmd: str, fn, rest: list[str]) -> int:
-    "Run `fn(rest)` for a command of `DRIVER_COMMANDS`: `--engine ray` is accepted (so one script can pass it to every stage) and said to run here."
+def _run_engine_command(cmd: str, fn, rest: list[str]) -> int:
+    """Run `fn` for a command of `ENGINE_COMMANDS` on the engine its `--engine`/`--address` name, or for one of
+    `DRIVER_COMMANDS` in this process (`--engine ray` accepted, so one script can pass it to every stage, and said to run here)."""
     engine, address, other = engine_args(rest)
     if engine is None and address is None:
         other = rest  # the command's own arguments, untouched
@@ -93,22 +70,31 @@ def _run_driver_command(cmd: str, fn, rest: list[str]) -> int:
     if address and engine != 'ray':
         print(f"synthbench {cmd}: --address {address} needs --engine ray.", file=sys.stderr)
         return 2
+    here = DRIVER_COMMANDS.get(cmd)
     if '-h' in rest or '--help' in rest:
         try:
             fn(other)
         except SystemExit:
             pass
-        print(
-            f"engine options (synthbench):\n  --engine {{local,ray}}  accepted; {cmd} runs in this process on either engine ({DRIVER_COMMANDS[cmd]})"
-        )
+        if here:
+            print(f"engine options (synthbench):\n  --engine {{local,ray}}  accepted; {cmd} runs in this process on either engine ({here})")
+        else:
+            print(ENGINE_HELP)
         return 0
+    if here:
+        if engine == 'ray':
+            print(
+                f"synthbench {cmd}: runs in this process on the Ray engine too ({here}); "
+                "the stages spread over the cluster are validate, judge, augment, dedup and audit.",
+                file=sys.stderr,
+            )
+        return int(fn(other) or 0)
+    from synthbench.run.rayengine import engine_scope, connect
+
     if engine == 'ray':
-        print(
-            f"synthbench {cmd}: runs in this process on the Ray engine too ({DRIVER_COMMANDS[cmd]}); "
-            "the stages spread over the cluster are validate, judge, augment, dedup and audit.",
-            file=sys.stderr,
-        )
-    return int(fn(other) or 0)
+        connect(address)
+    with engine_scope(engine or 'local', address):
+        return int(fn(other) or 0)
 
 
 def _usage() -> str:
@@ -139,9 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"synthbench {cmd}: this command is not available in this install ({e}).", file=sys.stderr)
         return 2
     try:
-        if cmd in ENGINE_COMMANDS:
-            return _run_engine_command(cmd, fn, rest)
-        return _run_driver_command(cmd, fn, rest) if cmd in DRIVER_COMMANDS else int(fn(rest) or 0)
+        return _run_engine_command(cmd, fn, rest) if cmd in ENGINE_COMMANDS or cmd in DRIVER_COMMANDS else int(fn(rest) or 0)
     except KeyboardInterrupt:
         print(f"synthbench {cmd}: interrupted; finished model calls are cached, re-run to resume.", file=sys.stderr)
         return 130
