@@ -216,17 +216,18 @@ def measure_pipeline(engine: str, n: int, data_dir: str) -> dict:
     T: dict = {}
     from synthbench.run.rayengine import connect, ray_dedup, ray_embed_texts
 
+    model = os.environ.get('BENCH_SCALE_MODEL') or None  # --embed-model (e.g. all-MiniLM-L6-v2@bfloat16)
     connect(None, num_cpus=2)
     t = time.perf_counter()
     if engine == 'ray':
         st: dict = {}
-        X = ray_embed_texts(texts, run_dir=data_dir, stats=st)  # what the stage's embedding pass does first; counted apart
+        X = ray_embed_texts(texts, run_dir=data_dir, model=model, stats=st)  # what the stage's embedding pass does first; counted apart
         T['pool_embed_s'], T['embedded_now'], T['cached'] = time.perf_counter() - t, st['embedded'], st['cached']
-        out = ray_dedup(df, ['exact', 'minhash', 'embedding'], run_dir=data_dir, timings=T)
+        out = ray_dedup(df, ['exact', 'minhash', 'embedding'], run_dir=data_dir, embed_model=model, timings=T)
     else:
         from synthbench.stages.dedup import dedup
 
-        X = ray_embed_texts(texts, run_dir=data_dir)  # the same vectors, read from the cache (nothing embedded)
+        X = ray_embed_texts(texts, run_dir=data_dir, model=model)  # the same vectors, read from the cache (nothing embedded)
         T['read_vectors_s'] = time.perf_counter() - t
         out = dedup(df, ['exact', 'minhash', 'embedding'], embeddings=X, progress=False)
     secs = time.perf_counter() - t
@@ -262,7 +263,11 @@ def pipeline(n: int, run_dir: str, timeout: int) -> int:
     f = Path(run_dir) / f'texts_{n}.parquet'
     if not f.exists():
         pd.DataFrame({'text': scale_texts(n)}).to_parquet(f)
-    print(f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {n} rows in {run_dir}", flush=True)
+    model = os.environ.get('BENCH_SCALE_MODEL') or 'all-MiniLM-L6-v2 (float32)'
+    print(
+        f"{os.cpu_count()} CPUs, load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; {n} rows in {run_dir}; embeddings {model}",
+        flush=True,
+    )
     res = {}
     for eng in ('ray', 'local'):
         r = _sub('pipeline', eng, n, run_dir, timeout)
@@ -336,6 +341,9 @@ def main(argv=None):
     ap.add_argument('--pipeline', type=int, default=0, metavar='N', help='embed + dedup (all three methods) on N rows, Ray then local')
     ap.add_argument('--search', default='', metavar='SIZES', help='the embedding search alone on synthetic vectors, e.g. 100000,1000000')
     ap.add_argument('--with-audit', action='store_true', help='with --pipeline: the audit of the same rows too')
+    ap.add_argument(
+        '--embed-model', default=None, help='with --pipeline: the embedding model spec, e.g. all-MiniLM-L6-v2@bfloat16 (default float32)'
+    )
     ap.add_argument('--run-dir', default=None, help='with --pipeline: the folder of texts and the resumable embedding cache')
     ap.add_argument('--one', nargs=4, help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
@@ -353,6 +361,10 @@ def main(argv=None):
     if a.pipeline:
         if not a.run_dir:
             ap.error('--pipeline needs --run-dir (the embedding cache lives there, so a stopped run goes on)')
+        if a.embed_model:
+            from synthbench.llm.embed import canonical_model
+
+            os.environ['BENCH_SCALE_MODEL'] = canonical_model(a.embed_model)  # a misspelt precision ends here, with one line
         if a.with_audit:
             os.environ['BENCH_SCALE_AUDIT'] = '1'  # read by the measuring subprocesses
         return pipeline(a.pipeline, a.run_dir, a.timeout)

@@ -923,10 +923,10 @@ class EmbedActor:
 
 def embed_cache_dir(run_dir, model: str | None = None) -> Path:
     "`RUN/embed_cache/MODEL/`: the Parquet shards of cached vectors for `model` (default all-MiniLM-L6-v2)."
-    from synthbench.llm.embed import DEFAULT_MODEL
+    from synthbench.llm.embed import canonical_model
     import re
 
-    return Path(run_dir or '.') / 'embed_cache' / re.sub(r'[^A-Za-z0-9_.-]+', '_', model or DEFAULT_MODEL)
+    return Path(run_dir or '.') / 'embed_cache' / re.sub(r'[^A-Za-z0-9_.-]+', '_', canonical_model(model))
 
 
 def _read_cache(folder: Path, stats: dict | None = None) -> tuple[dict[str, int], np.ndarray]:
