@@ -126,7 +126,14 @@ def test_cli(tmp_path, demo):
     assert bad.returncode == 2 and 'broken.jsonl, line 3: not valid JSON' in bad.stderr and 'Fix:' in bad.stderr, bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
     h = subprocess.run(['synthbench', 'audit', '--help'], capture_output=True, text=True)
-    assert h.returncode == 0 and '--real' in h.stdout and '--html' in h.stdout
+    assert h.returncode == 0 and '--real' in h.stdout and '--html' in h.stdout and '--embed-model' in h.stdout
+    # a misspelt embedding model is an error (exit 2, one line), never a silent fall back to TF-IDF vectors
+    for args, says in [
+        (['--embed-model', 'all-MiniLM-L6-v2@bf17'], "audit: Embedding model 'all-MiniLM-L6-v2@bf17': unknown precision 'bf17'"),
+        (['--embed-model', 'all-MiniLM-L6-v2@bf16', '--embed', 'tfidf'], "embed='tfidf' uses none"),
+    ]:
+        bad = subprocess.run(['synthbench', 'audit', str(src), *args], capture_output=True, text=True, timeout=300)
+        assert bad.returncode == 2 and says in bad.stderr and len(bad.stderr.strip().splitlines()) == 1, (args, bad.stderr)
 
 
 @pytest.mark.slow
@@ -140,6 +147,11 @@ def test_umap_and_model_path():
     assert any(x.startswith('Round 2') for x in rep.findings), rep.findings
     assert rep.rows[['x', 'y']].notna().all().all()
     assert len(rep.to_html()) > 1_000_000
+    b = audit(df, real=real, progress=False, embed_model='all-MiniLM-L6-v2@bfloat16', projection='pca')
+    assert b.notes[0] == 'Embeddings: sentence embeddings (all-MiniLM-L6-v2@bfloat16).', b.notes
+    m = audit(df, real=real, progress=False, projection='pca').metrics['embedding']
+    for k in ('mean_cosine_distance', 'near_duplicate_rate', 'top_cluster_share'):  # bfloat16 vectors tell float32's story
+        assert abs(b.metrics['embedding'][k] - m[k]) < 0.01, (k, b.metrics['embedding'][k], m[k])
 
 
 # ---- "See collapse, imbalance and bias at a glance": 430 real chatterbot pairs + 170 collapsed rows from 3 templates

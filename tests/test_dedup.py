@@ -241,7 +241,21 @@ def test_cli_dedup(tmp_path):
     )
     assert r.returncode == 2 and '--method minhash or embedding' in r.stderr
     r = subprocess.run(['synthbench', 'dedup', '--help'], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and 'dup_of' in r.stdout and '--drop' in r.stdout
+    assert r.returncode == 0 and 'dup_of' in r.stdout and '--drop' in r.stdout and '--embed-model' in r.stdout
+    # --embed-model: checked before the input is read, one line naming the fix, exit 2
+    for args, says in [
+        (['--embed-model', 'all-MiniLM-L6-v2@bf17'], "unknown precision 'bf17' after '@'; use all-MiniLM-L6-v2@float32"),
+        (['--embed-model', 'no-such-model'], 'synthbench never downloads models'),
+        (['--embed-model', 'openai:text-embedding-3-small'], 'needs a run'),
+        (['--method', 'exact', '--embed-model', 'all-MiniLM-L6-v2@bf16'], '--embed-model applies to --method embedding'),
+    ]:
+        r = subprocess.run(
+            ['synthbench', 'dedup', str(tmp_path / 'missing.jsonl'), '-o', str(tmp_path / 'o.jsonl'), *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert r.returncode == 2 and says in r.stderr and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
 
 
 @pytest.mark.slow
@@ -261,6 +275,20 @@ def test_cli_dedup_all_with_embeddings(tmp_path, monkeypatch):
     assert r.returncode == 0, r.stderr
     assert 'embedding: 1' in r.stdout
     assert (tmp_path / 'cache' / 'embeddings' / 'embeddings.sqlite').exists()
+    r = subprocess.run(
+        ['synthbench', 'dedup', str(inp), '-o', str(tmp_path / 'bf16.jsonl'), '--embedding-threshold', '0.85', '--no-progress']
+        + ['--embed-model', 'all-MiniLM-L6-v2@bf16'],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr
+    a, b = (pd.read_json(tmp_path / f, lines=True) for f in ('out.jsonl', 'bf16.jsonl'))
+    assert a['dup_of'].tolist() == b['dup_of'].tolist() and (a['dup_sim'] - b['dup_sim']).abs().max() < 1e-3
+    from synthbench.llm.embed import EmbeddingCache
+
+    cache = EmbeddingCache(tmp_path / 'cache' / 'embeddings')  # the bfloat16 vectors are kept apart from the float32 ones
+    assert cache.count('st:all-MiniLM-L6-v2') == cache.count('st:all-MiniLM-L6-v2@bfloat16') == len(rows)
 
 
 # ---------- the example, not the scaffolding ----------

@@ -581,6 +581,12 @@ def test_audit_ray_equals_local_and_map_sample(cluster, tmp_path, monkeypatch):
     assert rep.metrics['n'] == 300 and rep.metrics['copies'] == loc['copies']
     small = audit(df, embed='model', projection='pca', progress=False, engine='ray')  # map_sample not hit: every row on the map
     assert len(small.map.points) == 300 and 'sample' not in small.map.figure('cluster').layout.title.text
+    # a bfloat16 model: the actors load it so, its vectors cached apart, and the figures are float32's to two decimals
+    bf = audit(df, embed='model', embed_model='all-MiniLM-L6-v2@bf16', projection='pca', progress=False, engine='ray').metrics
+    assert bf['provenance']['embeddings'] == 'sentence embeddings (all-MiniLM-L6-v2@bfloat16, Ray actor pool)', bf['provenance']
+    assert len(read_embed_cache(embed_cache_dir(default_cache_dir(), 'all-MiniLM-L6-v2@bfloat16'))) >= 250
+    for k in ('mean_cosine_distance', 'near_duplicate_rate', 'top_cluster_share'):
+        assert bf['embedding'][k] == pytest.approx(loc['embedding'][k], abs=0.01), k
     # embed='auto' and the actor pool fails: the driver embeds instead, and the report says so (never a silent change of engine)
     from synthbench.run import rayengine as RE
 

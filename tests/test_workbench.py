@@ -176,6 +176,18 @@ def test_pipeline_errors(tmp_path, capsys):
     assert main(['run', str(p)]) == 2
     assert "line 2: stages[0] (generate).bogus_param: stage 'generate' has no parameter 'bogus_param'" in capsys.readouterr().err
     assert main(['run', str(tmp_path / 'missing.yaml')]) == 2
+    assert 'no such pipeline file' in capsys.readouterr().err
+    # a local embedding model's precision and name are checked with the file, before any stage runs (and any money is spent)
+    p.write_text('stages:\n  - generate: {n: 3}\n  - dedup:\n      embed_model: all-MiniLM-L6-v2@bf17\n')
+    assert main(['run', str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml, line 4: stages[1] (dedup).embed_model: Embedding model 'all-MiniLM-L6-v2@bf17': unknown precision 'bf17'" in err
+    assert 'all-MiniLM-L6-v2@bfloat16' in err and len(err.strip().splitlines()) == 1, err
+    p.write_text('stages:\n  - generate: {n: 3}\n  - audit: {embed_model: no-such-model}\n')
+    with pytest.raises(PipelineError, match=r"line 3: stages\[1\] \(audit\).embed_model: .*never downloads"):
+        load_pipeline(p)
+    p.write_text('stages:\n  - generate: {n: 3}\n  - dedup: {embed_model: all-MiniLM-L6-v2@bf16}\n')
+    assert load_pipeline(p)['stages'][1]['params'] == {'embed_model': 'all-MiniLM-L6-v2@bf16'}
 
 
 @pytest.mark.slow

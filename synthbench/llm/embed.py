@@ -19,7 +19,7 @@ from ..core import example_text
 # %% auto #0
 __all__ = ['DEFAULT_MODEL', 'DTYPES', 'default_cache_dir', 'text_key', 'EmbeddingCache', 'local_model_path',
            'load_sentence_transformer', 'split_model_dtype', 'cpu_has_bf16', 'LocalEmbedder', 'OpenAIEmbedder',
-           'canonical_model', 'get_embedder', 'l2_normalize', 'embed_texts', 'embed_table']
+           'canonical_model', 'check_local_model', 'get_embedder', 'l2_normalize', 'embed_texts', 'embed_table']
 
 # %% ../../nbs/15_embed.ipynb #fd87cfff
 DEFAULT_MODEL = 'all-MiniLM-L6-v2'
@@ -292,6 +292,23 @@ def canonical_model(model: str | None) -> str:
         return model
     base, d = split_model_dtype(model)
     return base if d == 'float32' else f'{base}@{d}'
+
+
+def check_local_model(model: str | None) -> str:
+    """`canonical_model` of a local model spec `MODEL[@DTYPE]`, checked before any work: ValueError naming the fix for an
+    unknown precision, an `openai:` name or a model that is neither the bundled MiniLM nor a folder (a missing model package
+    is left to the load, which says how to install it)."""
+    if str(model or '').startswith('openai:'):
+        raise ValueError(
+            f"Embedding model {model!r} is an OpenAI-compatible one, which needs a run's LLM client (its budget and ledger count "
+            "the calls): set embed_model in a pipeline with `llm:` and run it with `synthbench run`, or use a local model."
+        )
+    base, _ = split_model_dtype(model or DEFAULT_MODEL)
+    try:
+        local_model_path(base)
+    except ImportError:
+        pass
+    return canonical_model(model)
 
 
 def get_embedder(

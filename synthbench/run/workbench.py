@@ -339,6 +339,15 @@ def _norm_stage(s, i: int, file, line) -> dict:
     for k, problem in check_params(fn, s['params'], s['name']):
         path = f"{where}.{s['name']}.{k}" if short else f"{where}.params.{k}"
         raise PipelineError(file, f"{where} ({s['name']}).{k}", problem, 'fix or remove the key', line(path))
+    em = s['params'].get('embed_model')
+    if em is not None and not str(em).startswith('openai:'):  # a local model spec is checked now, before any stage runs
+        from synthbench.llm.embed import check_local_model
+
+        try:
+            check_local_model(str(em))
+        except ValueError as e:
+            path = f"{where}.{s['name']}.embed_model" if short else f"{where}.params.embed_model"
+            raise PipelineError(file, f"{where} ({s['name']}).embed_model", str(e).rstrip('.'), '', line(path)) from None
     return s
 
 
