@@ -66,13 +66,13 @@ def audit_embeddings(
         raise ValueError(f"audit: embed must be 'auto', 'model' or 'tfidf', got {embed!r}.")
     if embed != 'tfidf':
         try:
-            from synthbench.llm.embed import embed_table, canonical_model
+            from synthbench.llm.embed import embed_table, canonical_model, DEFAULT_MODEL
 
-            kw = {'model': model} if model else {}
+            model = model or DEFAULT_MODEL
             g = copy_groups(field_texts(df))['copy_group'].to_numpy()
             first = pd.Series(range(len(g))).groupby(g).first().to_numpy()
-            e = np.asarray(embed_table(df.iloc[first], progress=progress, **kw))[g]  # each distinct text once
-            r = embed_table(real, progress=progress, **kw) if real is not None else None
+            e = np.asarray(embed_table(df.iloc[first], progress=progress, model=model))[g]  # each distinct text once
+            r = embed_table(real, progress=progress, model=model) if real is not None else None
             return e, r, f'sentence embeddings ({canonical_model(model)})'
         except Exception as ex:
             if embed == 'model':

@@ -1174,7 +1174,7 @@ def cli_dedup(argv: list[str]) -> int:
             num_perm=a.num_perm,
             score_col=a.score_col,
             progress=not a.no_progress,
-            **({'embed_model': a.embed_model} if a.embed_model is not None else {}),
+            embed_model=a.embed_model,
         )
     except StageError as e:
         print(f"synthbench dedup: {a.input}: {e.reason}", file=sys.stderr)
